@@ -1,0 +1,39 @@
+# natlab: sudo make demo runs the main job; sudo make test passes the tests.
+# Both install what they need (scripts/deps.sh) on a Debian machine.
+
+GO := $(shell scripts/go.sh)
+export CGO_ENABLED := 0
+
+.PHONY: all build deps demo test lint unit fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh >/dev/null
+
+build: deps
+	$(GO) build -o bin/natlab ./cmd/natlab
+
+# The main job on a built-in scenario: build the binary, bring up a lab with
+# two NATs, show it, reach the internet through a NAT, tear it down.
+demo: build
+	@scripts/demo.sh bin/natlab
+
+# Everything CI checks: formatting, vet, staticcheck, unit tests and, as
+# root, the integration tests on real namespaces, and a short fuzz run.
+test: deps lint
+	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+lint: deps
+	@out=$$($(GO)fmt -l $$(find . -name '*.go' -not -path './.tools/*' -not -path './.git/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+FUZZTIME ?= 30s
+fuzz: deps
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./topology
+
+clean:
+	rm -rf bin

@@ -1,0 +1,135 @@
+// Package cli is natlab's command line: it parses arguments and flags,
+// calls the packages that do the work, and prints what they return. It
+// holds no logic of its own beyond presentation.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natlab/natlab/topology"
+)
+
+// Exit codes.
+const (
+	exitFailure = 1 // something went wrong while doing the work
+	exitUsage   = 2 // bad arguments or a bad scenario file: nothing was changed
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{exitUsage, fmt.Errorf(format, args...)}
+}
+
+// Version is set at build time (make release) with -ldflags.
+var Version = "dev"
+
+// Main runs natlab with args (without the program name) and returns the
+// process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var list topology.ErrorList
+	var ee *exitError
+	switch {
+	case errors.As(err, &list):
+		for _, e := range list {
+			fmt.Fprintln(stderr, e)
+		}
+		return exitUsage
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "natlab: %v\n", ee.err)
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "natlab: %v\n", err)
+		return exitFailure
+	}
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "natlab",
+		Short: "NAT traversal you can run: virtual NATs in network namespaces, real sockets, real rules",
+		Long: `natlab builds virtual routers in Linux network namespaces, gives each one real
+nftables NAT rules for its type (full cone, address-restricted cone,
+port-restricted cone, symmetric, and the RFC 4787 knobs beneath those names),
+and lets you run real programs between them.
+
+A lab is described by a scenario file; natlab ships a library of them
+(natlab list). Commands that touch the kernel need root.`,
+		Example: `  natlab list
+  sudo natlab up symmetric
+  sudo natlab status
+  sudo natlab exec symmetric alice -- ping -c1 203.0.113.10
+  sudo natlab down symmetric`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       Version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitUsage, err} })
+	root.AddCommand(
+		newUpCmd(),
+		newDownCmd(),
+		newStatusCmd(),
+		newExecCmd(),
+		newValidateCmd(),
+		newListCmd(),
+		newRulesCmd(),
+		newVersionCmd(),
+	)
+	return root
+}
+
+// args wraps a cobra argument check so that its failure is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return &exitError{exitUsage, fmt.Errorf("%s: %w (see natlab %s --help)", cmd.CommandPath(), err, cmd.Name())}
+		}
+		return nil
+	}
+}
+
+// requireRoot stops a command that needs root before it does anything.
+func requireRoot(cmd *cobra.Command) error {
+	if os.Geteuid() != 0 {
+		return &exitError{exitFailure, fmt.Errorf("%s needs root: it changes network namespaces; run it with sudo", cmd.CommandPath())}
+	}
+	return nil
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short:   "Print natlab's version",
+		Example: "  natlab version",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "natlab %s\n", Version)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,245 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/internal/testutil"
+)
+
+// The CLI is tested as a user runs it: the natlab binary, built once.
+var natlab string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "natlab-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	natlab = filepath.Join(dir, "natlab")
+	build := exec.Command("go", "build", "-o", natlab, "github.com/natlab/natlab/cmd/natlab")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func run(t *testing.T, args ...string) result {
+	t.Helper()
+	return runAs(t, nil, args...)
+}
+
+func runAs(t *testing.T, prefix []string, args ...string) result {
+	t.Helper()
+	argv := append(append([]string{}, prefix...), natlab)
+	argv = append(argv, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = repoRoot(t)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestValidate(t *testing.T) {
+	r := run(t, "validate", "scenarios/symmetric.yaml", "full-cone")
+	if r.code != 0 || !strings.Contains(r.stdout, "scenarios/symmetric.yaml: ok: lab symmetric, 2 NATs, 2 hosts, 1 server") {
+		t.Errorf("validate good files: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("nodes:\n  a: {kind: nat, type: cone}\n  b: {kind: host, behind: c}\n"), 0o644)
+	r = run(t, "validate", bad)
+	if r.code != 2 {
+		t.Errorf("validate a bad file: exit %d, want 2", r.code)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], bad+":2:") || !strings.HasPrefix(lines[1], bad+":3:") {
+		t.Errorf("want one FILE:LINE:COL line per problem, got:\n%s", r.stderr)
+	}
+	r = run(t, "validate", "no-such-file.yaml")
+	if r.code != 2 || !strings.Contains(r.stderr, "no-such-file.yaml") {
+		t.Errorf("missing file: exit %d, %s", r.code, r.stderr)
+	}
+	r = run(t, "validate", t.TempDir())
+	if r.code != 2 || !strings.Contains(r.stderr, "directory") {
+		t.Errorf("a directory: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+func TestList(t *testing.T) {
+	r := run(t, "list")
+	for _, name := range []string{"symmetric", "full-cone", "restricted-cone", "port-restricted-cone"} {
+		if !strings.Contains(r.stdout, name) {
+			t.Errorf("list does not show %s:\n%s", name, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "does not parse") {
+		t.Errorf("a built-in scenario does not parse:\n%s", r.stdout)
+	}
+}
+
+func TestRulesFromFileNeedsNoRoot(t *testing.T) {
+	r := run(t, "rules", "scenarios/symmetric.yaml", "nat-a")
+	if r.code != 0 || !strings.Contains(r.stdout, "table ip natlab {") || !strings.Contains(r.stdout, "snat to 203.0.113.1 random") {
+		t.Errorf("rules: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "rules", "symmetric", "alice"); r.code != 2 || !strings.Contains(r.stderr, "not a nat") {
+		t.Errorf("rules of a host: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"up"}, {"down"}, {"down", "x", "--all"}, {"exec", "lab"}, {"rules", "x"}, {"up", "--bogus", "x"},
+	} {
+		r := run(t, args...)
+		if r.code != 2 || r.stderr == "" || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
+			t.Errorf("natlab %v: exit %d, stderr %q; want exit 2 and a short message", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestNeedsRootSaysSoFirst(t *testing.T) {
+	testutil.RequireRoot(t)
+	setpriv := testutil.RequireTool(t, "setpriv")
+	nobody := []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}
+	for _, args := range [][]string{{"up", "symmetric"}, {"down", "--all"}, {"exec", "symmetric", "alice", "--", "true"}} {
+		r := runAs(t, nobody, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "needs root") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("natlab %v as nobody: exit %d, stderr %q; want one line saying it needs root", args, r.code, r.stderr)
+		}
+	}
+	if r := runAs(t, nobody, "validate", "symmetric"); r.code != 0 {
+		t.Errorf("validate as nobody: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+func TestUpStatusExecDown(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	t.Cleanup(func() { run(t, "down", name) })
+	r := run(t, "up", "symmetric", "--name", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "lab "+name+" is up") {
+		t.Fatalf("up: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "up", "symmetric", "--name", name); r.code == 0 || !strings.Contains(r.stderr, "lab exists") {
+		t.Errorf("second up: exit %d, %s", r.code, r.stderr)
+	}
+
+	r = run(t, "status", name, "--json")
+	var labs []struct {
+		Name  string
+		State string
+		Nodes []struct {
+			Name, Namespace string
+			Addresses       []string
+			NAT             *struct{ Type, Mapping string }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &labs); err != nil || len(labs) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if labs[0].State != "up" || len(labs[0].Nodes) != 5 {
+		t.Errorf("status: %+v", labs[0])
+	}
+	for _, n := range labs[0].Nodes {
+		if n.Name == "nat-a" && (n.NAT == nil || n.NAT.Type != "symmetric" || n.NAT.Mapping != "address-and-port-dependent") {
+			t.Errorf("nat-a in status: %+v", n)
+		}
+		if n.Namespace != "natlab-"+name+"-"+n.Name {
+			t.Errorf("node %s in namespace %s", n.Name, n.Namespace)
+		}
+	}
+
+	r = run(t, "exec", name, "alice", "--", "sh", "-c", "echo $NATLAB_NODE; ip -4 -o addr show eth0")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "alice\n") || !strings.Contains(r.stdout, "192.168.1.2/24") {
+		t.Errorf("exec in alice: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "exec", name, "alice", "--", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("exec passes the exit code on: got %d, want 7", r.code)
+	}
+	if r := run(t, "exec", name, "nobody", "--", "true"); r.code != 2 || !strings.Contains(r.stderr, "no node nobody") {
+		t.Errorf("exec in a missing node: exit %d, %s", r.code, r.stderr)
+	}
+	r = run(t, "rules", name, "nat-b")
+	if r.code != 0 || !strings.Contains(r.stdout, "natlab-"+name+"-nat-b, port-restricted-cone") {
+		t.Errorf("rules of a running lab: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	if r := run(t, "down", name); r.code != 0 || !strings.Contains(r.stdout, "removed lab "+name) {
+		t.Errorf("down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "down", name); r.code != 0 || !strings.Contains(r.stdout, "not up") {
+		t.Errorf("second down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "status", name); r.code != 2 {
+		t.Errorf("status of a removed lab: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Ctrl-C during up removes everything built so far, wherever it lands.
+func TestInterruptedUpLeavesNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	var scenario strings.Builder
+	scenario.WriteString("nodes:\n  nat: {kind: nat, type: full-cone}\n")
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&scenario, "  h%d: {kind: host, behind: nat}\n", i)
+	}
+	file := filepath.Join(t.TempDir(), "big.yaml")
+	os.WriteFile(file, []byte(scenario.String()), 0o644)
+	for _, delay := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond} {
+		name := testutil.UniqueName(t)
+		cmd := exec.Command(natlab, "up", file, "--name", name)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		if err == nil {
+			run(t, "down", name) // it finished first
+		} else if !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("interrupted after %v: %v, stderr %q", delay, err, stderr.String())
+		}
+		left, _ := filepath.Glob("/run/netns/natlab-" + name + "-*")
+		if _, err := os.Stat("/run/natlab/" + name + ".json"); err == nil {
+			left = append(left, "/run/natlab/"+name+".json")
+		}
+		if len(left) > 0 {
+			t.Errorf("interrupted after %v, left behind: %v", delay, left)
+			run(t, "down", name)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/topology"
+)
+
+func newRulesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rules LAB|FILE|NAME NODE",
+		Short: "Print a NAT node's nftables ruleset",
+		Long: `Print the nftables table natlab loads into a NAT node, in nft syntax, with a
+comment on every rule saying what it is for. For a lab that is up it is the
+table that was loaded; for a scenario file or built-in name it is the table
+that would be, so you can read it without root.
+
+This is the text nft lists for the table. Rules that draw a port with numgen
+show the numgen once per use although it is drawn once (and converted to
+network byte order, which nft does not show), so those rules cannot be
+loaded back with nft -f as they are printed.`,
+		Example: `  natlab rules symmetric nat-a
+  natlab rules scenarios/full-cone.yaml nat-a
+  sudo ip netns exec natlab-symmetric-nat-a nft list ruleset`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var topo *topology.Topology
+			if _, err := labstate.Load(a[0]); err == nil {
+				if _, topo, err = runningLab(a[0]); err != nil {
+					return err
+				}
+			} else if !errors.Is(err, labstate.ErrNotFound) {
+				return err
+			} else {
+				sc, err := loadScenario(a[0])
+				if err != nil {
+					return err
+				}
+				topo = sc.topo
+			}
+			n := topo.Node(a[1])
+			if n == nil {
+				return usageError("%s has no node %s", a[0], a[1])
+			}
+			if n.NAT == nil {
+				return usageError("%s is a %s, not a nat: only NAT nodes have natlab rules", a[1], n.Kind)
+			}
+			rs, err := lab.Rules(n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s, %s\n%s", lab.NamespaceName(topo.Name, n.Name), n.NAT.Behaviour, rs)
+			return nil
+		},
+	}
+}

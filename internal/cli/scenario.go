@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/scenarios"
+	"github.com/natlab/natlab/topology"
+)
+
+// scenario is a parsed scenario file and where it came from.
+type scenario struct {
+	topo   *topology.Topology
+	data   []byte
+	source string // a path, or builtin:NAME
+}
+
+// loadScenario reads arg as a file if one exists at that path, otherwise
+// as the name of a built-in scenario.
+func loadScenario(arg string) (*scenario, error) {
+	data, err := os.ReadFile(arg)
+	switch {
+	case err == nil:
+		topo, err := topology.Parse(arg, data)
+		if err != nil {
+			return nil, err
+		}
+		return &scenario{topo, data, arg}, nil
+	case errors.Is(err, os.ErrNotExist):
+		data, path, ok := scenarios.Read(arg)
+		if !ok {
+			return nil, usageError("%s: no such file, and no built-in scenario of that name (natlab list shows them)", arg)
+		}
+		topo, err := topology.Parse(path, data)
+		if err != nil {
+			return nil, err
+		}
+		return &scenario{topo, data, "builtin:" + arg}, nil
+	default:
+		// A directory, a file we may not read: topology says it clearly.
+		_, err := topology.ParseFile(arg)
+		if err == nil {
+			err = fmt.Errorf("%s: cannot read", arg)
+		}
+		return nil, err
+	}
+}
+
+// renamed returns topo under another lab name.
+func renamed(topo *topology.Topology, name string) *topology.Topology {
+	t := *topo
+	t.Name = name
+	return &t
+}
+
+// runningLab reads a lab's record and its topology.
+func runningLab(name string) (*labstate.State, *topology.Topology, error) {
+	st, err := labstate.Load(name)
+	if errors.Is(err, labstate.ErrNotFound) {
+		return nil, nil, usageError("lab %s is not up (natlab status lists the labs that are)", name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	source := st.Source
+	if name, ok := cutBuiltin(source); ok {
+		_, source, _ = scenarios.Read(name)
+	}
+	topo, err := topology.Parse(source, st.Scenario)
+	if err != nil {
+		return st, nil, fmt.Errorf("lab %s: its recorded scenario no longer parses (natlab changed?): %w", name, err)
+	}
+	return st, renamed(topo, st.Name), nil
+}
+
+func cutBuiltin(source string) (string, bool) {
+	const prefix = "builtin:"
+	if len(source) > len(prefix) && source[:len(prefix)] == prefix {
+		return source[len(prefix):], true
+	}
+	return "", false
+}

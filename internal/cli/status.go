@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/topology"
+)
+
+// labStatus is what `natlab status --json` prints for one lab.
+type labStatus struct {
+	Name    string       `json:"name"`
+	Source  string       `json:"source"`
+	Created time.Time    `json:"created"`
+	State   string       `json:"state"` // up, building, broken
+	Problem string       `json:"problem,omitempty"`
+	Nodes   []nodeStatus `json:"nodes"`
+}
+
+type nodeStatus struct {
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"`
+	Namespace string   `json:"namespace"`
+	Behind    string   `json:"behind,omitempty"`
+	Addresses []string `json:"addresses"`
+	Services  []string `json:"services,omitempty"`
+	NAT       *natInfo `json:"nat,omitempty"`
+}
+
+type natInfo struct {
+	Type      string        `json:"type,omitempty"`
+	Mapping   string        `json:"mapping"`
+	Filtering string        `json:"filtering"`
+	Ports     string        `json:"ports"`
+	PortRange string        `json:"port_range"`
+	Hairpin   bool          `json:"hairpin"`
+	Timeout   string        `json:"timeout"`
+	LAN       string        `json:"lan"`
+	Gateway   string        `json:"gateway"`
+	Forwards  []forwardInfo `json:"forwards,omitempty"`
+}
+
+type forwardInfo struct {
+	Proto string `json:"proto"`
+	Port  uint16 `json:"port"`
+	To    string `json:"to"`
+}
+
+func newStatusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [LAB...]",
+		Short: "Show the labs that are up: nodes, addresses, NAT types",
+		Long: `Show every lab that is up (or only the ones named): each node with its
+namespace, addresses and, for NATs, the behaviour natlab gave it. A lab whose
+bring-up is still running, or died, is shown as such; natlab down removes it.`,
+		Example: `  natlab status
+  natlab status symmetric --json | jq '.[0].nodes[].namespace'`,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			names := a
+			if len(names) == 0 {
+				var err error
+				if names, err = labstate.Names(); err != nil {
+					return err
+				}
+			}
+			var labs []labStatus
+			var topos []*topology.Topology
+			for _, name := range names {
+				st, topo, err := runningLab(name)
+				if st == nil {
+					return err
+				}
+				labs = append(labs, describeLab(st, topo, err))
+				topos = append(topos, topo)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if labs == nil {
+					labs = []labStatus{}
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(labs)
+			}
+			if len(labs) == 0 {
+				fmt.Fprintln(out, "no labs are up (sudo natlab up NAME builds one; natlab list shows the built-in ones)")
+				return nil
+			}
+			for i, l := range labs {
+				if i > 0 {
+					fmt.Fprintln(out)
+				}
+				printLab(out, l, topos[i])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) labStatus {
+	l := labStatus{Name: st.Name, Source: st.Source, Created: st.Created, State: "up"}
+	if !st.Complete {
+		l.State = "building"
+		if lock, err := labstate.Acquire(st.Name); err == nil {
+			// Nobody holds the lock: the bring-up died.
+			lock.Release(false)
+			l.State = "broken"
+			l.Problem = "its bring-up did not finish; natlab down " + st.Name + " removes what it left"
+		}
+	}
+	var missing []string
+	for _, ns := range st.Namespaces {
+		if _, err := os.Stat(namedns.Path(ns.Name)); err != nil {
+			missing = append(missing, ns.Name)
+		}
+	}
+	if len(missing) > 0 && l.State == "up" {
+		l.State = "broken"
+		l.Problem = fmt.Sprintf("%d of its namespaces are gone (%s ...); natlab down %s cleans up", len(missing), missing[0], st.Name)
+	}
+	if topoErr != nil {
+		l.Problem = topoErr.Error()
+		return l
+	}
+	for _, n := range topo.Nodes {
+		ns := nodeStatus{Name: n.Name, Kind: string(n.Kind), Namespace: lab.NamespaceName(st.Name, n.Name), Behind: n.Behind}
+		for _, a := range n.Addresses {
+			ns.Addresses = append(ns.Addresses, a.String())
+		}
+		for _, s := range n.Services {
+			ns.Services = append(ns.Services, string(s))
+		}
+		if n.NAT != nil {
+			b := n.NAT.Behaviour
+			ns.NAT = &natInfo{Type: string(n.NAT.Type), Mapping: string(b.Mapping), Filtering: string(b.Filtering),
+				Ports: string(b.Ports), PortRange: b.PortRange.String(), Hairpin: b.Hairpin, Timeout: b.Timeout.String(),
+				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
+			for _, f := range n.NAT.Forwards {
+				ns.NAT.Forwards = append(ns.NAT.Forwards, forwardInfo{string(f.Proto), f.Port, f.To.String()})
+			}
+		}
+		l.Nodes = append(l.Nodes, ns)
+	}
+	return l
+}
+
+func printLab(w io.Writer, l labStatus, topo *topology.Topology) {
+	fmt.Fprintf(w, "lab %s: %s since %s, from %s\n", l.Name, l.State, l.Created.Local().Format("2006-01-02 15:04:05"), l.Source)
+	if l.Problem != "" {
+		fmt.Fprintf(w, "  problem: %s\n", l.Problem)
+	}
+	if topo != nil {
+		fmt.Fprintf(w, "  namespaces: %s\n", lab.NamespaceName(l.Name, "NODE"))
+		printNodes(w, topo)
+	}
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natlab/natlab/lab"
+)
+
+func newUpCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "up FILE|NAME",
+		Short: "Build a lab and leave it running",
+		Long: `Build the lab a scenario describes: one network namespace per node, named
+natlab-LAB-NODE, an internet between them, and real nftables NAT rules in
+every NAT node. The lab keeps running until natlab down.
+
+FILE is a scenario file; NAME is a built-in scenario (natlab list).
+If anything fails, or you press Ctrl-C, everything built so far is removed.`,
+		Example: `  sudo natlab up symmetric
+  sudo natlab up scenarios/full-cone.yaml
+  sudo natlab up my-lab.yaml --name second-copy
+  sudo ip netns exec natlab-symmetric-alice ip addr`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			sc, err := loadScenario(a[0])
+			if err != nil {
+				return err
+			}
+			topo := sc.topo
+			if name != "" {
+				if err := checkLabName(name); err != nil {
+					return err
+				}
+				topo = renamed(topo, name)
+			}
+			if err := requireRoot(cmd); err != nil {
+				return err
+			}
+			start := time.Now()
+			st, err := lab.Up(cmd.Context(), topo, lab.Options{Source: sc.source, Scenario: sc.data})
+			if err != nil {
+				if cmd.Context().Err() != nil {
+					return fmt.Errorf("interrupted; everything built was removed: %w", err)
+				}
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "lab %s is up: %d nodes in %v\n\n", st.Name, len(topo.Nodes), time.Since(start).Round(time.Millisecond))
+			printNodes(out, topo)
+			fmt.Fprintf(out, "\nLook inside:\n")
+			if host := firstOfKind(topo, "host"); host != "" {
+				fmt.Fprintf(out, "  sudo natlab exec %s %s -- ip addr\n", st.Name, host)
+			}
+			if nat := firstOfKind(topo, "nat"); nat != "" {
+				fmt.Fprintf(out, "  sudo natlab rules %s %s\n", st.Name, nat)
+				fmt.Fprintf(out, "  sudo ip netns exec %s nft list ruleset\n", lab.NamespaceName(st.Name, nat))
+			}
+			fmt.Fprintf(out, "Remove it:\n  sudo natlab down %s\n", st.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "bring the lab up under this name instead of the file's")
+	return cmd
+}
+
+func newDownCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "down LAB | --all",
+		Short: "Remove a lab completely",
+		Long: `Remove a lab: its namespaces, and with them every link, address, route and
+rule in them, and natlab's record of it. It needs no scenario file, works
+on labs whose bring-up crashed half way, and does nothing (successfully)
+for a lab that is not up. natlab only removes namespaces it marked as its
+own when it built them.
+
+With --all, every lab is removed, and so is any namespace natlab marked
+whose lab record is gone.`,
+		Example: `  sudo natlab down symmetric
+  sudo natlab down --all`,
+		Args: args(func(cmd *cobra.Command, a []string) error {
+			if all && len(a) > 0 {
+				return fmt.Errorf("give a lab name or --all, not both")
+			}
+			if !all && len(a) != 1 {
+				return fmt.Errorf("give one lab name, or --all")
+			}
+			return nil
+		}),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := requireRoot(cmd); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if all {
+				removed, err := lab.DownAll()
+				for _, name := range removed {
+					fmt.Fprintf(out, "removed lab %s\n", name)
+				}
+				if len(removed) == 0 && err == nil {
+					fmt.Fprintln(out, "no labs are up")
+				}
+				return err
+			}
+			removed, err := lab.Down(a[0])
+			if err != nil {
+				return err
+			}
+			if removed {
+				fmt.Fprintf(out, "removed lab %s\n", a[0])
+			} else {
+				fmt.Fprintf(out, "lab %s is not up; nothing to remove\n", a[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "remove every lab")
+	return cmd
+}

@@ -1,0 +1,219 @@
+// Package labtest brings labs up inside Go tests and talks between their
+// nodes with real sockets. Every lab gets a unique name and is removed
+// when the test ends, pass or fail.
+package labtest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/topology"
+)
+
+// Lab is a lab that is up for the length of one test.
+type Lab struct {
+	t     testing.TB
+	Topo  *topology.Topology
+	State *labstate.State
+}
+
+// Up parses scenario (YAML; its name: is replaced by a unique one), brings
+// it up and registers its removal.
+func Up(t testing.TB, scenario string) *Lab {
+	t.Helper()
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	topo, err := topology.Parse(name+".yaml", []byte(scenario))
+	if err != nil {
+		t.Fatalf("scenario: %v", err)
+	}
+	topo.Name = name
+	st, err := lab.Up(context.Background(), topo, lab.Options{Source: "test:" + t.Name(), Scenario: []byte(scenario)})
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := lab.Down(name); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	return &Lab{t: t, Topo: topo, State: st}
+}
+
+// Namespace returns the name of node's namespace.
+func (l *Lab) Namespace(node string) string { return lab.NamespaceName(l.Topo.Name, node) }
+
+// Do runs fn inside node's namespace.
+func (l *Lab) Do(node string, fn func() error) {
+	l.t.Helper()
+	ns, err := namedns.Open(l.Namespace(node))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := namedns.Do(ns, fn); err != nil {
+		l.t.Fatalf("in %s: %v", node, err)
+	}
+}
+
+// Addr returns node's i-th address.
+func (l *Lab) Addr(node string, i int) netip.Addr {
+	l.t.Helper()
+	n := l.Topo.Node(node)
+	if n == nil || i >= len(n.Addresses) {
+		l.t.Fatalf("no address %d on node %s", i, node)
+	}
+	return n.Addresses[i]
+}
+
+// UDP opens a UDP socket inside node, bound to local ("" or ":0" for any
+// address and a free port), closed when the test ends.
+func (l *Lab) UDP(node, local string) *UDPConn {
+	l.t.Helper()
+	if local == "" {
+		local = ":0"
+	}
+	var c *net.UDPConn
+	l.Do(node, func() error {
+		addr, err := net.ResolveUDPAddr("udp4", local)
+		if err != nil {
+			return err
+		}
+		c, err = net.ListenUDP("udp4", addr)
+		return err
+	})
+	l.t.Cleanup(func() { c.Close() })
+	return &UDPConn{t: l.t, c: c, node: node}
+}
+
+// TCPListen listens on TCP inside node and accepts connections, each of
+// which it answers with one line: "hello from NODE". It returns the
+// listener's port.
+func (l *Lab) TCPListen(node, local string) {
+	l.t.Helper()
+	var ln net.Listener
+	l.Do(node, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", local)
+		return err
+	})
+	l.t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello from " + node + "\n"))
+			c.Close()
+		}
+	}()
+}
+
+// TCPDial connects from node to addr and returns the first line it reads,
+// or an error if the connection fails within timeout.
+func (l *Lab) TCPDial(node, addr string, timeout time.Duration) (string, error) {
+	l.t.Helper()
+	var line string
+	var dialErr error
+	l.Do(node, func() error {
+		c, err := net.DialTimeout("tcp4", addr, timeout)
+		if err != nil {
+			dialErr = err
+			return nil
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(timeout))
+		buf := make([]byte, 128)
+		n, err := c.Read(buf)
+		if err != nil {
+			dialErr = err
+			return nil
+		}
+		line = strings.TrimSpace(string(buf[:n]))
+		return nil
+	})
+	return line, dialErr
+}
+
+// UDPConn is a UDP socket inside a lab node.
+type UDPConn struct {
+	t    testing.TB
+	c    *net.UDPConn
+	node string
+}
+
+// LocalPort is the socket's port.
+func (u *UDPConn) LocalPort() uint16 {
+	return uint16(u.c.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// Send sends payload to to.
+func (u *UDPConn) Send(to netip.AddrPort, payload string) {
+	u.t.Helper()
+	if _, err := u.c.WriteToUDPAddrPort([]byte(payload), to); err != nil {
+		u.t.Fatalf("%s: send to %v: %v", u.node, to, err)
+	}
+}
+
+// Recv waits up to timeout for a datagram and returns its payload and the
+// source it came from; ok is false if none came.
+func (u *UDPConn) Recv(timeout time.Duration) (payload string, from netip.AddrPort, ok bool) {
+	u.t.Helper()
+	u.c.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 2048)
+	n, from, err := u.c.ReadFromUDPAddrPort(buf)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "", netip.AddrPort{}, false
+	}
+	if err != nil {
+		u.t.Fatalf("%s: receive: %v", u.node, err)
+	}
+	return string(buf[:n]), netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), true
+}
+
+// Expect waits for payload and returns its source, failing the test if it
+// does not arrive within timeout.
+func (u *UDPConn) Expect(payload string, timeout time.Duration) netip.AddrPort {
+	u.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			u.t.Fatalf("%s: %q did not arrive within %v", u.node, payload, timeout)
+		}
+		got, from, ok := u.Recv(left)
+		if ok && got == payload {
+			return from
+		}
+	}
+}
+
+// Arrives reports whether payload arrives within timeout.
+func (u *UDPConn) Arrives(payload string, timeout time.Duration) bool {
+	u.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		got, _, ok := u.Recv(left)
+		if !ok {
+			return false
+		}
+		if got == payload {
+			return true
+		}
+	}
+}

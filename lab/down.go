@@ -1,0 +1,195 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/labstate"
+)
+
+// Down removes lab name completely: its namespaces (and with them every
+// link, address, route and rule in them) and its record. Without a record
+// it still removes the namespaces natlab marked as this lab's, which a
+// bring-up that died before writing one, or a deleted record, leaves. A
+// lab that is not up is no error: removed is false.
+func Down(name string) (removed bool, err error) {
+	lock, err := labstate.Acquire(name)
+	if err != nil {
+		return false, err
+	}
+	st, err := labstate.Load(name)
+	if errors.Is(err, labstate.ErrNotFound) {
+		removed, err := removeOrphans("natlab-"+name+"-", name)
+		lock.Release(err == nil)
+		return removed, err
+	}
+	if err != nil {
+		lock.Release(false)
+		return false, err
+	}
+	if err := remove(st); err != nil {
+		lock.Release(false)
+		return false, fmt.Errorf("lab %s: %w", name, err)
+	}
+	if err := labstate.Remove(name); err != nil {
+		lock.Release(false)
+		return false, fmt.Errorf("lab %s: remove record: %w", name, err)
+	}
+	lock.Release(true)
+	return true, nil
+}
+
+// DownAll removes every lab natlab has a record of, and then every
+// namespace that carries a natlab marker but whose lab has no record. It
+// returns the names of the labs it removed.
+func DownAll() ([]string, error) {
+	names, err := labstate.Names()
+	if err != nil {
+		return nil, err
+	}
+	marked, err := markedLabs()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range marked {
+		if !slices.Contains(names, l) {
+			names = append(names, l)
+		}
+	}
+	var removed []string
+	var errs []error
+	for _, name := range names {
+		ok, err := Down(name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			removed = append(removed, name)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// remove deletes the namespaces of a lab's record that carry its marker.
+func remove(st *labstate.State) error {
+	var errs []error
+	for _, ns := range st.Namespaces {
+		lab, _, id, ok, err := readMarker(ns.Name)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			continue
+		case errors.Is(err, errNotMounted):
+			// A crash between creating the mount point and mounting on it
+			// leaves an empty file; nothing else would be at this path.
+			if err := os.Remove(namedns.Path(ns.Name)); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("namespace %s: %w", ns.Name, err))
+			continue
+		case !ok || lab != st.Name || id != st.ID:
+			errs = append(errs, fmt.Errorf("namespace %s is not this lab's (its marker is not lab=%s id=%s); left alone", ns.Name, st.Name, st.ID))
+			continue
+		}
+		if err := namedns.Delete(ns.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var errNotMounted = errors.New("not a mounted namespace")
+
+// readMarker reads the marker of a named namespace.
+func readMarker(nsName string) (lab, node, id string, ok bool, err error) {
+	path := namedns.Path(nsName)
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return "", "", "", false, err
+	}
+	if fs.Type != unix.NSFS_MAGIC && fs.Type != unix.PROC_SUPER_MAGIC {
+		var st unix.Stat_t
+		if unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 {
+			return "", "", "", false, errNotMounted
+		}
+		return "", "", "", false, fmt.Errorf("%s is not a namespace", path)
+	}
+	ns, err := namedns.Open(nsName)
+	if err != nil {
+		return "", "", "", false, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return "", "", "", false, err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return "", "", "", false, err
+	}
+	lab, node, id, ok = parseMarker(lo.Attrs().Alias)
+	return lab, node, id, ok, nil
+}
+
+// markedNamespaces lists the named namespaces whose name starts with
+// prefix and that carry a natlab marker, with the lab the marker names.
+func markedNamespaces(prefix string) (map[string]string, error) {
+	entries, err := os.ReadDir(namedns.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	found := map[string]string{}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if lab, _, _, ok, err := readMarker(e.Name()); err == nil && ok {
+			found[e.Name()] = lab
+		}
+	}
+	return found, nil
+}
+
+// markedLabs lists the labs that have marked namespaces.
+func markedLabs() ([]string, error) {
+	found, err := markedNamespaces("natlab-")
+	var labs []string
+	for _, l := range found {
+		if !slices.Contains(labs, l) {
+			labs = append(labs, l)
+		}
+	}
+	return labs, err
+}
+
+// removeOrphans deletes the marked namespaces of lab whose names start
+// with prefix. The caller holds the lab's lock and has found no record.
+func removeOrphans(prefix, lab string) (bool, error) {
+	found, err := markedNamespaces(prefix)
+	removed := false
+	var errs []error
+	for ns, l := range found {
+		if l != lab {
+			continue
+		}
+		if err := namedns.Delete(ns); err != nil {
+			errs = append(errs, err)
+		} else {
+			removed = true
+		}
+	}
+	return removed, errors.Join(append(errs, err)...)
+}

@@ -1,0 +1,344 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/topology"
+)
+
+// Options describe where a topology came from, for the lab's record.
+type Options struct {
+	// Source is the scenario's path, or "builtin:NAME".
+	Source string
+	// Scenario is the scenario file's content.
+	Scenario []byte
+}
+
+// Up builds topo in the kernel and records it. If anything fails, or ctx
+// is cancelled (Ctrl-C), everything built so far is removed before Up
+// returns, and the record with it.
+func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.State, error) {
+	lock, err := labstate.Acquire(topo.Name)
+	if err != nil {
+		return nil, err
+	}
+	// The lock file stays while the lab has a record.
+	keepLockFile := false
+	defer func() { lock.Release(!keepLockFile) }()
+	if _, err := labstate.Load(topo.Name); err == nil {
+		keepLockFile = true
+		return nil, fmt.Errorf("lab %s: %w (take it down with `natlab down %s`, or bring this file up under another name with --name)", topo.Name, ErrExists, topo.Name)
+	} else if !errors.Is(err, labstate.ErrNotFound) {
+		return nil, err
+	}
+
+	st := &labstate.State{
+		Version:  labstate.FormatVersion,
+		Name:     topo.Name,
+		ID:       newID(),
+		Source:   opts.Source,
+		Scenario: opts.Scenario,
+		Created:  time.Now().UTC().Truncate(time.Second),
+	}
+	st.Namespaces = append(st.Namespaces, labstate.Namespace{Name: NamespaceName(topo.Name, topology.Internet)})
+	for _, n := range topo.Nodes {
+		st.Namespaces = append(st.Namespaces, labstate.Namespace{Name: NamespaceName(topo.Name, n.Name), Node: n.Name})
+	}
+	for _, ns := range st.Namespaces {
+		if _, err := os.Lstat(namedns.Path(ns.Name)); err == nil {
+			return nil, fmt.Errorf("lab %s: namespace %s exists already and is not this lab's; another lab's names may overlap (lab a-b node c and lab a node b-c are both natlab-a-b-c): choose another lab name with --name", topo.Name, ns.Name)
+		}
+	}
+	// The record goes first, so a crash at any later point leaves enough
+	// for `natlab down` to find everything.
+	if err := labstate.Save(st); err != nil {
+		return nil, fmt.Errorf("lab %s: write record: %w", topo.Name, err)
+	}
+
+	b := &builder{topo: topo, st: st, ns: map[string]*namedns.NS{}, nl: map[string]*netlink.Handle{}}
+	err = b.build(ctx)
+	b.close()
+	if err == nil {
+		st.Complete = true
+		err = labstate.Save(st)
+	}
+	if err != nil {
+		if rerr := remove(st); rerr != nil {
+			keepLockFile = true
+			err = fmt.Errorf("%w; removing what was built also failed: %v (run `natlab down %s`)", err, rerr, topo.Name)
+		} else {
+			labstate.Remove(topo.Name)
+		}
+		return nil, fmt.Errorf("lab %s: %w", topo.Name, err)
+	}
+	keepLockFile = true
+	return st, nil
+}
+
+// builder holds the open handles of one bring-up.
+type builder struct {
+	topo *topology.Topology
+	st   *labstate.State
+	// ns and nl are keyed by node name; the internet's by topology.Internet.
+	ns map[string]*namedns.NS
+	nl map[string]*netlink.Handle
+}
+
+func (b *builder) close() {
+	for _, h := range b.nl {
+		h.Close()
+	}
+	for _, ns := range b.ns {
+		ns.Close()
+	}
+}
+
+func (b *builder) build(ctx context.Context) error {
+	if err := namedns.Prepare(); err != nil {
+		return err
+	}
+	if err := b.createNamespace(ctx, topology.Internet, nil); err != nil {
+		return err
+	}
+	for _, n := range b.topo.Nodes {
+		if err := b.createNamespace(ctx, n.Name, n); err != nil {
+			return err
+		}
+	}
+	bridges := map[string]int{}
+	idx, err := b.addBridge(topology.Internet, InternetBridge, netip.Prefix{})
+	if err != nil {
+		return err
+	}
+	bridges[""] = idx
+	for _, n := range b.topo.Nodes {
+		if n.Kind != topology.KindNAT {
+			continue
+		}
+		gw := netip.PrefixFrom(n.NAT.Gateway, n.NAT.LAN.Bits())
+		if bridges[n.Name], err = b.addBridge(n.Name, NATLAN, gw); err != nil {
+			return err
+		}
+	}
+	if err := b.plugUplinks(ctx, bridges); err != nil {
+		return err
+	}
+	for _, n := range b.topo.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.configureNode(n); err != nil {
+			return err
+		}
+	}
+	for _, n := range b.topo.Nodes {
+		if n.Kind == topology.KindNAT {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := b.loadNAT(n); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// createNamespace makes the namespace of node n (nil for the internet),
+// marked and with its sysctls set before it gets its name.
+func (b *builder) createNamespace(ctx context.Context, node string, n *topology.Node) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name := NamespaceName(b.topo.Name, node)
+	markerNode := node
+	if n == nil {
+		markerNode = ""
+	}
+	ns, err := namedns.Create(name, func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetAlias(lo, marker(b.topo.Name, markerNode, b.st.ID)); err != nil {
+			return fmt.Errorf("mark: %w", err)
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("loopback up: %w", err)
+		}
+		return initSysctls(n)
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	b.ns[node] = ns
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("node %s: netlink: %w", node, err)
+	}
+	b.nl[node] = h
+	return nil
+}
+
+// initSysctls runs inside a new namespace. IPv6 is off: natlab's NATs
+// translate IPv4, and IPv6 link-local traffic would cross a lab's wall.
+// A bridge must not hand bridged frames to the NAT's filter rules, which
+// br_netfilter does when loaded (Docker loads it).
+func initSysctls(n *topology.Node) error {
+	settings := [][2]string{
+		{"net.ipv6.conf.all.disable_ipv6", "1"},
+		{"net.ipv6.conf.default.disable_ipv6", "1"},
+	}
+	if n != nil && n.Kind == topology.KindNAT {
+		settings = append(settings, [2]string{"net.ipv4.ip_forward", "1"})
+	}
+	for _, s := range settings {
+		if err := writeSysctl(s[0], s[1]); err != nil {
+			return err
+		}
+	}
+	if n == nil || n.Kind == topology.KindNAT {
+		return writeSysctlIfPresent("net.bridge.bridge-nf-call-iptables", "0")
+	}
+	return nil
+}
+
+// addBridge creates a bridge in node's namespace, up, with an address if
+// one is given, and returns its index.
+func (b *builder) addBridge(node, name string, addr netip.Prefix) (int, error) {
+	h := b.nl[node]
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp}}
+	if err := h.LinkAdd(br); err != nil {
+		return 0, fmt.Errorf("node %s: add bridge %s: %w", node, name, err)
+	}
+	if addr.IsValid() {
+		if err := h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+			return 0, fmt.Errorf("node %s: address %v on %s: %w", node, addr, name, err)
+		}
+	}
+	return br.Index, nil
+}
+
+// plugUplinks creates every node's veth pair from the namespace of the
+// bridge it plugs into, with the other end created directly in the node's
+// namespace: no link ever exists in the root namespace.
+func (b *builder) plugUplinks(ctx context.Context, bridges map[string]int) error {
+	segments := map[string][]*topology.Node{}
+	for _, n := range b.topo.Nodes {
+		segments[n.Behind] = append(segments[n.Behind], n)
+	}
+	for owner, nodes := range segments {
+		nsKey := owner
+		if owner == "" {
+			nsKey = topology.Internet
+		}
+		h := b.nl[nsKey]
+		ports := portNames(nodes)
+		for _, n := range nodes {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			veth := &netlink.Veth{
+				LinkAttrs:     netlink.LinkAttrs{Name: ports[n.Name], Flags: net.FlagUp, MasterIndex: bridges[owner]},
+				PeerName:      Uplink(n),
+				PeerNamespace: netlink.NsFd(b.ns[n.Name].Fd()),
+			}
+			if err := h.LinkAdd(veth); err != nil {
+				return fmt.Errorf("node %s: add veth %s/%s: %w", n.Name, ports[n.Name], Uplink(n), err)
+			}
+		}
+	}
+	return nil
+}
+
+// configureNode brings a node's uplink up with its addresses and, behind a
+// NAT, a default route to the NAT's LAN address.
+func (b *builder) configureNode(n *topology.Node) error {
+	h := b.nl[n.Name]
+	link, err := h.LinkByName(Uplink(n))
+	if err != nil {
+		return fmt.Errorf("node %s: find %s: %w", n.Name, Uplink(n), err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("node %s: %s up: %w", n.Name, Uplink(n), err)
+	}
+	bits := b.topo.Uplink(n).Bits()
+	for _, a := range n.Addresses {
+		if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(a, bits))}); err != nil {
+			return fmt.Errorf("node %s: address %v/%d: %w", n.Name, a, bits, err)
+		}
+	}
+	if gw, ok := b.topo.Gateway(n); ok {
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice()}
+		if err := h.RouteAdd(route); err != nil {
+			return fmt.Errorf("node %s: default route via %v: %w", n.Name, gw, err)
+		}
+	}
+	return nil
+}
+
+// loadNAT loads the NAT's nftables table in one transaction, then sets
+// conntrack's UDP timeouts to the mapping timeout, so that conntrack and
+// natlab's maps forget a mapping together. Conntrack counts whole seconds.
+func (b *builder) loadNAT(n *topology.Node) error {
+	rs, err := Rules(n)
+	if err != nil {
+		return err
+	}
+	conn, err := nftables.New(nftables.WithNetNSFd(b.ns[n.Name].Fd()))
+	if err != nil {
+		return fmt.Errorf("node %s: nftables: %w", n.Name, err)
+	}
+	if err := rs.AddTo(conn); err != nil {
+		return fmt.Errorf("node %s: rules: %w", n.Name, err)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("node %s: load nftables table: %w", n.Name, err)
+	}
+	seconds := fmt.Sprint(int(math.Ceil(n.NAT.Behaviour.Timeout.Seconds())))
+	return namedns.Do(b.ns[n.Name], func() error {
+		for _, name := range []string{"net.netfilter.nf_conntrack_udp_timeout", "net.netfilter.nf_conntrack_udp_timeout_stream"} {
+			if err := writeSysctl(name, seconds); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Rules returns the ruleset of NAT node n, as Up loads it.
+func Rules(n *topology.Node) (*natrules.Ruleset, error) {
+	cfg := natrules.Config{
+		Public:    n.Addresses[0],
+		WAN:       NATUplink,
+		LAN:       NATLAN,
+		Behaviour: n.NAT.Behaviour,
+	}
+	for _, f := range n.NAT.Forwards {
+		cfg.Forwards = append(cfg.Forwards, natrules.Forward{Proto: string(f.Proto), Port: f.Port, To: f.To, Name: f.ToNode})
+	}
+	rs, err := natrules.Build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: rules: %w", n.Name, err)
+	}
+	return rs, nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,193 @@
+// Package labstate records what natlab has built, so that a later process
+// (`natlab status`, `natlab down`, a test) can find every object of a lab
+// without its scenario file, and serialises the processes that change a lab.
+//
+// Each lab has two files in Dir: LAB.json, the record, and LAB.lock, held
+// with flock by whichever process is building or removing the lab.
+package labstate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is where lab records live. /run is a tmpfs, so records vanish on
+// reboot together with the namespaces they describe.
+const Dir = "/run/natlab"
+
+// FormatVersion is written into every record; a natlab that finds another
+// version still removes the lab but says it cannot describe it fully.
+const FormatVersion = 1
+
+// State is everything natlab knows about one lab.
+type State struct {
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	// ID is random per bring-up. It tags the lab's objects in the kernel,
+	// so removal can check that an object is this lab's and not merely
+	// named like it.
+	ID string `json:"id"`
+	// Source says where the scenario came from: a path or "builtin:NAME".
+	Source string `json:"source"`
+	// Scenario is the scenario file as it was brought up, so status and
+	// rules work after the file changed or was deleted.
+	Scenario []byte    `json:"scenario"`
+	Created  time.Time `json:"created"`
+	// Complete is false while `up` is still building (or if it died).
+	Complete bool `json:"complete"`
+	// Namespaces are written before they are created: a crash between the
+	// two leaves a record that still lets `down` find them.
+	Namespaces []Namespace `json:"namespaces"`
+	// Processes natlab started inside the lab (services).
+	Processes []Process `json:"processes,omitempty"`
+}
+
+// Namespace is one network namespace of the lab.
+type Namespace struct {
+	Name string `json:"name"`
+	// Node is the node it belongs to, or "" for the internet segment.
+	Node string `json:"node"`
+}
+
+// Process is a process natlab started inside a lab.
+type Process struct {
+	PID  int    `json:"pid"`
+	Node string `json:"node"`
+	What string `json:"what"`
+	// StartTime is the process's start time in clock ticks since boot
+	// (/proc/PID/stat field 22), which tells it apart from a later process
+	// that reuses the PID.
+	StartTime uint64 `json:"start_time"`
+}
+
+func path(name, ext string) string { return filepath.Join(Dir, name+ext) }
+
+// ErrNotFound means no record exists for the lab.
+var ErrNotFound = errors.New("no such lab")
+
+// Load reads the record of lab name.
+func Load(name string) (*State, error) {
+	data, err := os.ReadFile(path(name, ".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lab %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("lab %s: corrupt record %s: %w", name, path(name, ".json"), err)
+	}
+	return &s, nil
+}
+
+// Save writes the record atomically: readers see the old or the new one.
+func Save(s *State) error {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(Dir, "."+s.Name+".json.*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path(s.Name, ".json"))
+}
+
+// Remove deletes the record of lab name; a missing record is no error.
+func Remove(name string) error {
+	if err := os.Remove(path(name, ".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Names lists the labs that have a record, sorted.
+func Names() ([]string, error) {
+	entries, err := os.ReadDir(Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".") {
+			names = append(names, strings.TrimSuffix(n, ".json"))
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// ErrBusy means another process holds the lab's lock.
+var ErrBusy = errors.New("lab busy: another natlab process is changing it")
+
+// Lock is an exclusive hold on one lab.
+type Lock struct {
+	f    *os.File
+	name string
+}
+
+// Acquire takes the lock of lab name without waiting; it fails with
+// ErrBusy if another process has it. The kernel releases the lock if the
+// holder dies, so a crashed `up` never blocks a later `down`.
+func Acquire(name string) (*Lock, error) {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
+		return nil, err
+	}
+	for {
+		f, err := os.OpenFile(path(name, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("lab %s: %w", name, ErrBusy)
+			}
+			return nil, fmt.Errorf("lab %s: lock: %w", name, err)
+		}
+		// The previous holder may have removed the file between our open
+		// and our flock; then we hold a lock nobody else can see. Retry.
+		var held, current unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path(name, ".lock"), &current) == nil && held.Ino == current.Ino {
+			return &Lock{f: f, name: name}, nil
+		}
+		f.Close()
+	}
+}
+
+// Release gives the lock up. With removeFile, the lock file goes too; only
+// a holder that has just removed the lab passes true.
+func (l *Lock) Release(removeFile bool) {
+	if removeFile {
+		os.Remove(path(l.name, ".lock"))
+	}
+	l.f.Close()
+}

@@ -1,0 +1,226 @@
+// Package nat names NAT behaviour in the terms of RFC 4787 (NAT behavioural
+// requirements for unicast UDP) and maps the four classic names onto them.
+//
+// The same words are used in scenario files, in the rules natrules builds and
+// in what a classification reports, so a user reads one vocabulary throughout.
+package nat
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Dependence is how much of a remote endpoint a NAT looks at: nothing, its
+// address, or its address and port. RFC 4787 uses the same three words for
+// both mapping (section 4.1) and filtering (section 5).
+type Dependence string
+
+const (
+	EndpointIndependent     Dependence = "endpoint-independent"
+	AddressDependent        Dependence = "address-dependent"
+	AddressAndPortDependent Dependence = "address-and-port-dependent"
+)
+
+// Dependences lists the three in order of increasing strictness.
+var Dependences = []Dependence{EndpointIndependent, AddressDependent, AddressAndPortDependent}
+
+// ParseDependence accepts the RFC 4787 words.
+func ParseDependence(s string) (Dependence, error) {
+	for _, d := range Dependences {
+		if s == string(d) {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("unknown value %q; want %s", s, joinQuoted(Dependences))
+}
+
+// PortAllocation is how a NAT picks the public port of a new mapping
+// (RFC 4787 section 4.2).
+type PortAllocation string
+
+const (
+	// PortPreserve keeps the private port when no other mapping holds it and
+	// picks a random free port otherwise, as Linux and most home routers do.
+	PortPreserve PortAllocation = "preserve"
+	// PortSequential hands out consecutive ports from the start of the range
+	// (48721, 48722, ...), which makes the next mapping predictable.
+	PortSequential PortAllocation = "sequential"
+	// PortRandom picks a random free port for every new mapping.
+	PortRandom PortAllocation = "random"
+)
+
+// PortAllocations lists the accepted values.
+var PortAllocations = []PortAllocation{PortPreserve, PortSequential, PortRandom}
+
+// ParsePortAllocation accepts preserve, sequential or random.
+func ParsePortAllocation(s string) (PortAllocation, error) {
+	for _, p := range PortAllocations {
+		if s == string(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown value %q; want %s", s, joinQuoted(PortAllocations))
+}
+
+// Type is one of the four classic NAT names, each a shorthand for a mapping
+// and a filtering behaviour.
+type Type string
+
+const (
+	FullCone              Type = "full-cone"
+	AddressRestrictedCone Type = "address-restricted-cone"
+	PortRestrictedCone    Type = "port-restricted-cone"
+	Symmetric             Type = "symmetric"
+)
+
+// Types lists the classic names in order from most to least permissive.
+var Types = []Type{FullCone, AddressRestrictedCone, PortRestrictedCone, Symmetric}
+
+// typeAliases are other spellings people use for the same types.
+var typeAliases = map[string]Type{
+	"restricted-cone": AddressRestrictedCone,
+}
+
+// ParseType accepts a classic name or one of its common aliases.
+func ParseType(s string) (Type, error) {
+	for _, t := range Types {
+		if s == string(t) {
+			return t, nil
+		}
+	}
+	if t, ok := typeAliases[s]; ok {
+		return t, nil
+	}
+	return "", fmt.Errorf("unknown NAT type %q; want %s (restricted-cone is accepted for address-restricted-cone)", s, joinQuoted(Types))
+}
+
+// Mapping is the mapping behaviour the classic name stands for.
+func (t Type) Mapping() Dependence {
+	if t == Symmetric {
+		return AddressAndPortDependent
+	}
+	return EndpointIndependent
+}
+
+// Filtering is the filtering behaviour the classic name stands for.
+func (t Type) Filtering() Dependence {
+	switch t {
+	case FullCone:
+		return EndpointIndependent
+	case AddressRestrictedCone:
+		return AddressDependent
+	default:
+		return AddressAndPortDependent
+	}
+}
+
+// DefaultPorts is the port allocation a type gets when a scenario does not
+// say: cone NATs preserve ports, symmetric NATs pick them at random, which is
+// the variant that defeats hole punching and port prediction.
+func (t Type) DefaultPorts() PortAllocation {
+	if t == Symmetric {
+		return PortRandom
+	}
+	return PortPreserve
+}
+
+// TypeOf names a mapping and filtering combination with its classic name.
+// Combinations the classic names do not cover (for example
+// address-dependent mapping) report ok=false.
+func TypeOf(mapping, filtering Dependence) (t Type, ok bool) {
+	for _, t := range Types {
+		if t.Mapping() == mapping && t.Filtering() == filtering {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+// PortRange is an inclusive range of public ports a NAT allocates from.
+type PortRange struct {
+	First, Last uint16
+}
+
+// DefaultPortRange is where new public ports come from unless a scenario says
+// otherwise: everything above the well-known ports.
+var DefaultPortRange = PortRange{First: 1024, Last: 65535}
+
+// Size is the number of ports in the range.
+func (r PortRange) Size() int { return int(r.Last) - int(r.First) + 1 }
+
+// Contains reports whether port lies in the range.
+func (r PortRange) Contains(port uint16) bool { return port >= r.First && port <= r.Last }
+
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
+
+// DefaultTimeout is the mapping lifetime when a scenario does not set one:
+// the two minutes RFC 4787 REQ-5 asks for at least.
+const DefaultTimeout = 2 * time.Minute
+
+// Behaviour is the complete observable behaviour of one NAT for UDP.
+type Behaviour struct {
+	Mapping   Dependence
+	Filtering Dependence
+	Ports     PortAllocation
+	PortRange PortRange
+	// Hairpin loops packets from inside to one of the NAT's own public
+	// endpoints back to the owner of that mapping (RFC 4787 section 6).
+	Hairpin bool
+	// Timeout is how long a mapping lives without traffic; traffic in
+	// either direction refreshes it.
+	Timeout time.Duration
+}
+
+// Type names the behaviour with its classic name where one fits.
+func (b Behaviour) Type() (Type, bool) { return TypeOf(b.Mapping, b.Filtering) }
+
+// String describes the behaviour in one line, classic name first where one
+// fits, for status output and logs.
+func (b Behaviour) String() string {
+	var s strings.Builder
+	if t, ok := b.Type(); ok {
+		s.WriteString(string(t))
+	} else {
+		fmt.Fprintf(&s, "mapping %s, filtering %s", b.Mapping, b.Filtering)
+	}
+	fmt.Fprintf(&s, ", ports %s", b.Ports)
+	if b.PortRange != DefaultPortRange {
+		fmt.Fprintf(&s, " %s", b.PortRange)
+	}
+	if b.Hairpin {
+		s.WriteString(", hairpin")
+	} else {
+		s.WriteString(", no hairpin")
+	}
+	fmt.Fprintf(&s, ", timeout %s", FormatDuration(b.Timeout))
+	return s.String()
+}
+
+// FormatDuration prints a duration the way nft does and people write
+// timeouts: 2m, 1m30s, 30s500ms, 1d2h.
+func FormatDuration(d time.Duration) string {
+	var b strings.Builder
+	units := []struct {
+		suffix string
+		size   time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}}
+	for _, u := range units {
+		if n := d / u.size; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.suffix)
+			d -= n * u.size
+		}
+	}
+	if b.Len() == 0 {
+		return "0s"
+	}
+	return b.String()
+}
+
+func joinQuoted[T ~string](values []T) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = string(v)
+	}
+	return strings.Join(q, ", ")
+}

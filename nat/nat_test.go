@@ -1,0 +1,69 @@
+package nat
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTypesMapToRFC4787(t *testing.T) {
+	tests := []struct {
+		typ                Type
+		mapping, filtering Dependence
+		ports              PortAllocation
+	}{
+		{FullCone, EndpointIndependent, EndpointIndependent, PortPreserve},
+		{AddressRestrictedCone, EndpointIndependent, AddressDependent, PortPreserve},
+		{PortRestrictedCone, EndpointIndependent, AddressAndPortDependent, PortPreserve},
+		{Symmetric, AddressAndPortDependent, AddressAndPortDependent, PortRandom},
+	}
+	for _, tc := range tests {
+		if tc.typ.Mapping() != tc.mapping || tc.typ.Filtering() != tc.filtering || tc.typ.DefaultPorts() != tc.ports {
+			t.Errorf("%s = %s/%s/%s, want %s/%s/%s", tc.typ, tc.typ.Mapping(), tc.typ.Filtering(), tc.typ.DefaultPorts(), tc.mapping, tc.filtering, tc.ports)
+		}
+		if got, ok := TypeOf(tc.mapping, tc.filtering); !ok || got != tc.typ {
+			t.Errorf("TypeOf(%s, %s) = %s, %v; want %s", tc.mapping, tc.filtering, got, ok, tc.typ)
+		}
+	}
+	if got, ok := TypeOf(AddressDependent, EndpointIndependent); ok {
+		t.Errorf("TypeOf(address-dependent, endpoint-independent) = %s, want no classic name", got)
+	}
+}
+
+func TestParse(t *testing.T) {
+	if typ, err := ParseType("restricted-cone"); err != nil || typ != AddressRestrictedCone {
+		t.Errorf("ParseType(restricted-cone) = %v, %v", typ, err)
+	}
+	for _, bad := range []func() error{
+		func() error { _, err := ParseType("cone"); return err },
+		func() error { _, err := ParseDependence("independent"); return err },
+		func() error { _, err := ParsePortAllocation("linear"); return err },
+	} {
+		if err := bad(); err == nil || !strings.Contains(err.Error(), "want") {
+			t.Errorf("error %v does not say what is accepted", err)
+		}
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		2 * time.Minute: "2m", 90 * time.Second: "1m30s", 1500 * time.Millisecond: "1s500ms",
+		25 * time.Hour: "1d1h", 0: "0s",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestBehaviourString(t *testing.T) {
+	b := Behaviour{Mapping: EndpointIndependent, Filtering: AddressDependent, Ports: PortSequential,
+		PortRange: PortRange{48721, 65535}, Timeout: 30 * time.Second}
+	if got, want := b.String(), "address-restricted-cone, ports sequential 48721-65535, no hairpin, timeout 30s"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	b.Mapping = AddressDependent
+	if got := b.String(); !strings.HasPrefix(got, "mapping address-dependent, filtering address-dependent") {
+		t.Errorf("String() = %q", got)
+	}
+}

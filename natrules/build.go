@@ -1,0 +1,286 @@
+package natrules
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/nat"
+)
+
+// Names of the sets and chains, as `natlab rules` and the table show them.
+const (
+	setPorts    = "ports"
+	setMappings = "mappings"
+	setPermits  = "permits"
+
+	chainPrerouting  = "prerouting"
+	chainPostrouting = "postrouting"
+	chainOutbound    = "outbound"
+	chainTrack       = "track"
+	chainPermit      = "permit"
+	chainForward     = "forward"
+	chainInput       = "input"
+)
+
+// randomAttempts is how many random ports a new mapping tries when its
+// preferred port is taken. With T of N ports taken all of them fail with
+// probability (T/N)^3; the mapping is then refused, as a full NAT would.
+const randomAttempts = 3
+
+// Build returns the ruleset that makes a NAT behave as c describes.
+func Build(c Config) (*Ruleset, error) {
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("natrules: %w", err)
+	}
+	b := &builder{Config: c, b: c.Behaviour, r: &Ruleset{
+		table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4},
+	}}
+	b.sets()
+	b.prerouting()
+	b.postrouting()
+	b.outbound()
+	b.track()
+	b.permit()
+	b.forward()
+	b.input()
+	return b.r, nil
+}
+
+type builder struct {
+	Config
+	b nat.Behaviour
+	r *Ruleset
+}
+
+func (b *builder) sets() {
+	t := b.r.table
+	inetService, ipv4 := nftables.TypeInetService, nftables.TypeIPAddr
+
+	ports := newSet(t, setPorts, "public port -> private endpoint: the owner of every public UDP port",
+		[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
+	for _, f := range b.Forwards {
+		if f.Proto == "udp" {
+			ports.elements = append(ports.elements, nftables.SetElement{Key: be16(f.Port), Val: addrPort(f.To)})
+			ports.elementText = append(ports.elementText, fmt.Sprintf("%d : %v . %d", f.Port, f.To.Addr(), f.To.Port()))
+		}
+	}
+	b.r.sets = append(b.r.sets, ports)
+
+	switch b.b.Mapping {
+	case nat.EndpointIndependent:
+		m := newSet(t, setMappings, "private endpoint -> public port (endpoint-independent mapping)",
+			[]nftables.SetDatatype{ipv4, inetService}, []nftables.SetDatatype{inetService})
+		for _, f := range b.Forwards {
+			if f.Proto == "udp" {
+				m.elements = append(m.elements, nftables.SetElement{Key: addrPort(f.To), Val: be16(f.Port)})
+				m.elementText = append(m.elementText, fmt.Sprintf("%v . %d : %d", f.To.Addr(), f.To.Port(), f.Port))
+			}
+		}
+		b.r.sets = append(b.r.sets, m)
+	case nat.AddressDependent:
+		b.r.sets = append(b.r.sets, newSet(t, setMappings, "private endpoint . remote address -> public port (address-dependent mapping)",
+			[]nftables.SetDatatype{ipv4, inetService, ipv4}, []nftables.SetDatatype{inetService}))
+	}
+
+	if b.b.Filtering == nat.AddressDependent {
+		b.r.sets = append(b.r.sets, newSet(t, setPermits, "remote address . public port: whom each mapping has sent to (address-dependent filtering)",
+			[]nftables.SetDatatype{ipv4, inetService}, nil))
+	}
+}
+
+// addrPort encodes an address and port as a concatenation does: the port
+// padded to four bytes.
+func addrPort(ap netip.AddrPort) []byte {
+	return append(ap.Addr().AsSlice(), append(be16(ap.Port()), 0, 0)...)
+}
+
+func (b *builder) chain(name string, hook *nftables.ChainHook, typ nftables.ChainType, prio *nftables.ChainPriority, policy nftables.ChainPolicy) *chain {
+	c := &chain{spec: &nftables.Chain{Name: name, Table: b.r.table}}
+	if hook != nil {
+		c.spec.Hooknum, c.spec.Type, c.spec.Priority, c.spec.Policy = hook, typ, prio, &policy
+	}
+	b.r.chains = append(b.r.chains, c)
+	return c
+}
+
+func (c *chain) add(comment string, stmts ...stmt) {
+	c.rules = append(c.rules, rule{stmts: stmts, comment: comment})
+}
+
+// prerouting admits new inbound connections to the public address by
+// destination NAT: static forwards, then whatever the filtering knob allows.
+// What it does not translate is addressed to the NAT itself and meets the
+// input chain's wall.
+func (b *builder) prerouting() {
+	c := b.chain(chainPrerouting, nftables.ChainHookPrerouting, nftables.ChainTypeNAT, nftables.ChainPriorityNATDest, nftables.ChainPolicyAccept)
+	for _, f := range b.Forwards {
+		var stmts []stmt
+		if !b.b.Hairpin {
+			stmts = append(stmts, iifname(b.WAN))
+		}
+		name := f.Name
+		if name == "" {
+			name = f.To.String()
+		}
+		stmts = append(stmts, ipDaddr(b.Public), l4proto(f.Proto, false), dport(f.Proto, f.Port), dnatTo(f.To))
+		c.add(fmt.Sprintf("forward %s %d to %s", f.Proto, f.Port, name), stmts...)
+	}
+	switch b.b.Filtering {
+	case nat.EndpointIndependent:
+		c.add("endpoint-independent filtering: anyone may reach a mapped port",
+			iifname(b.WAN), ipDaddr(b.Public), l4proto("udp", false), dnatToOwner())
+	case nat.AddressDependent:
+		c.add("address-dependent filtering: remotes the mapping has sent to may reach it",
+			iifname(b.WAN), ipDaddr(b.Public), l4proto("udp", false), inSet(setPermits, ipSaddr, udpDport), dnatToOwner())
+	case nat.AddressAndPortDependent:
+		// Conntrack admits replies from the exact remote endpoint, and
+		// nothing else needs translating.
+	}
+	if b.b.Hairpin {
+		c.add("hairpin: a packet from inside to a mapped public port goes to its owner",
+			iifname(b.LAN), ipDaddr(b.Public), l4proto("udp", false), dnatToOwner())
+	}
+}
+
+// postrouting sends everything leaving the LAN (and, with hairpinning,
+// everything looped back into it) through the outbound chain.
+func (b *builder) postrouting() {
+	c := b.chain(chainPostrouting, nftables.ChainHookPostrouting, nftables.ChainTypeNAT, nftables.ChainPriorityNATSource, nftables.ChainPolicyAccept)
+	c.add("", iifname(b.LAN), oifname(b.WAN), jump(chainOutbound))
+	if b.b.Hairpin {
+		c.add("", iifname(b.LAN), oifname(b.LAN), ctStatusDNAT(), jump(chainOutbound))
+	}
+}
+
+// outbound picks the public source of a new flow. UDP follows the mapping
+// and port knobs exactly and records a new mapping as it makes it;
+// everything else is left to conntrack.
+func (b *builder) outbound() {
+	c := b.chain(chainOutbound, nil, "", nil, 0)
+	priv := []field{ipSaddr, udpSport}
+	switch b.b.Mapping {
+	case nat.EndpointIndependent:
+		c.add("endpoint-independent mapping: reuse this private endpoint's public port",
+			l4proto("udp", true), snatFromMap(b.Public, priv...))
+	case nat.AddressDependent:
+		c.add("address-dependent mapping: reuse the public port this private endpoint uses towards that address",
+			l4proto("udp", true), snatFromMap(b.Public, append(priv, ipDaddrF)...))
+	}
+	pr := b.b.PortRange
+	allocate := func(comment string, pick stmt, port field) {
+		stmts := []stmt{l4proto("udp", false), pick}
+		stmts = append(stmts, b.recordNew(port)...)
+		c.add(comment, append(stmts, snatToPort(b.Public, port))...)
+	}
+	switch b.b.Ports {
+	case nat.PortPreserve:
+		pick, port := keepSport()
+		allocate("new mapping: keep the private port when no other mapping owns it", pick, port)
+	case nat.PortSequential:
+		pick, port := numgen(unix.NFT_NG_INCREMENTAL, pr)
+		allocate(fmt.Sprintf("new mapping: the next port from %d, if free", pr.First), pick, port)
+	}
+	for i := 0; i < randomAttempts; i++ {
+		pick, port := numgen(unix.NFT_NG_RANDOM, pr)
+		allocate(fmt.Sprintf("new mapping: a random port from %v, if free", pr), pick, port)
+	}
+	c.add("no free public port: refuse the mapping", l4proto("udp", true), counter(), drop())
+	random := b.b.Mapping == nat.AddressAndPortDependent
+	c.add("TCP, ICMP and the rest: conntrack picks the port", snatTo(b.Public, random))
+}
+
+// recordNew enters a new mapping from the private source of the packet to
+// the public port just picked.
+func (b *builder) recordNew(public field) []stmt {
+	t := b.b.Timeout
+	priv := []field{ipSaddr, udpSport}
+	stmts := []stmt{update(setPorts, t, []field{public}, priv)}
+	switch b.b.Mapping {
+	case nat.EndpointIndependent:
+		stmts = append(stmts, update(setMappings, t, priv, []field{public}))
+	case nat.AddressDependent:
+		stmts = append(stmts, update(setMappings, t, append(priv, ipDaddrF), []field{public}))
+	}
+	return stmts
+}
+
+// track keeps natlab's maps alive while a flow carries traffic, in either
+// direction, as conntrack keeps its entry alive. It runs on forwarded
+// packets, where the private endpoint is still (or already) in the header
+// and conntrack knows the public port. The first packet of a flow started
+// inside is recorded by outbound instead: before its source NAT,
+// conntrack does not know the public port yet, and "ct status snat" does
+// not match.
+func (b *builder) track() {
+	c := b.chain(chainTrack, nftables.ChainHookForward, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityFilter-10), nftables.ChainPolicyAccept)
+	t := b.b.Timeout
+	out := []field{ipSaddr, udpSport}
+	in := []field{ipDaddrF, udpDport}
+	for _, flow := range []struct {
+		status  stmt
+		public  field
+		comment string
+	}{
+		{ctStatusSNAT(), ctPort(expr.CtKeyPROTODST, reply), "a flow started inside"},
+		{ctStatusDNAT(), ctPort(expr.CtKeyPROTODST, original), "a flow let in"},
+	} {
+		for _, dir := range []struct {
+			iif, oif string
+			priv     []field
+			remote   field
+			comment  string
+		}{
+			{b.LAN, b.WAN, out, ipDaddrF, "outbound"},
+			{b.WAN, b.LAN, in, ipSaddr, "inbound"},
+		} {
+			stmts := []stmt{iifname(dir.iif), oifname(dir.oif), l4proto("udp", false), flow.status,
+				update(setPorts, t, []field{flow.public}, dir.priv)}
+			switch b.b.Mapping {
+			case nat.EndpointIndependent:
+				stmts = append(stmts, update(setMappings, t, dir.priv, []field{flow.public}))
+			case nat.AddressDependent:
+				stmts = append(stmts, update(setMappings, t, append(dir.priv, dir.remote), []field{flow.public}))
+			}
+			c.add(fmt.Sprintf("%s: %s traffic refreshes the mapping", flow.comment, dir.comment), stmts...)
+		}
+	}
+}
+
+// permit remembers whom each mapping has sent to, for address-dependent
+// filtering. It runs after source NAT, where every packet leaving by the
+// WAN shows its public port and its remote address.
+func (b *builder) permit() {
+	if b.b.Filtering != nat.AddressDependent {
+		return
+	}
+	c := b.chain(chainPermit, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
+	c.add("a mapping that sends to an address may hear back from it",
+		oifname(b.WAN), ipSaddrIs(b.Public), l4proto("udp", false),
+		update(setPermits, b.b.Timeout, []field{ipDaddrF, udpSport}, nil))
+}
+
+// forward lets the inside out and only admitted traffic in.
+func (b *builder) forward() {
+	c := b.chain(chainForward, nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter, nftables.ChainPolicyDrop)
+	c.add("", ctEstablishedRelated(), accept())
+	c.add("the inside may start flows out", iifname(b.LAN), oifname(b.WAN), accept())
+	c.add("admitted by destination NAT: forwards, filtering, hairpin", ctStatusDNAT(), accept())
+	c.add("the wall: nothing else is forwarded", counter(), drop())
+}
+
+// input protects the NAT itself. Dropping unsolicited inbound packets here,
+// before conntrack confirms them, also keeps an early packet from a peer
+// from claiming a public port that a mapping is about to take.
+func (b *builder) input() {
+	c := b.chain(chainInput, nftables.ChainHookInput, nftables.ChainTypeFilter, nftables.ChainPriorityFilter, nftables.ChainPolicyDrop)
+	c.add("", ctEstablishedRelated(), accept())
+	c.add("", iifname("lo"), accept())
+	c.add("the LAN may reach the router", iifname(b.LAN), accept())
+	c.add("the wall: unsolicited packets from outside are dropped", counter(), drop())
+}
+
+func prio(p nftables.ChainPriority) *nftables.ChainPriority { return &p }

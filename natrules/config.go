@@ -1,0 +1,82 @@
+package natrules
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/natlab/natlab/nat"
+)
+
+// Config is everything the rules of one NAT depend on.
+type Config struct {
+	// Public is the NAT's address on its uplink, the source every
+	// translated packet leaves with.
+	Public netip.Addr
+	// WAN is the uplink interface (towards the internet or the next NAT).
+	WAN string
+	// LAN is the interface the private network is on.
+	LAN string
+	// Behaviour holds the RFC 4787 knobs.
+	Behaviour nat.Behaviour
+	// Forwards are static port forwards, applied whatever the filtering.
+	Forwards []Forward
+}
+
+// Forward sends new connections to Port on the public address to To.
+type Forward struct {
+	Proto string // "tcp" or "udp"
+	Port  uint16
+	To    netip.AddrPort
+	// Name says what is forwarded to, for the rule's comment (a node name).
+	Name string
+}
+
+// maxIfName is IFNAMSIZ minus the terminating NUL.
+const maxIfName = 15
+
+func (c *Config) validate() error {
+	var errs []error
+	if !c.Public.Is4() {
+		errs = append(errs, fmt.Errorf("public address %v is not IPv4", c.Public))
+	}
+	for _, ifc := range []struct{ role, name string }{{"WAN", c.WAN}, {"LAN", c.LAN}} {
+		if ifc.name == "" || len(ifc.name) > maxIfName {
+			errs = append(errs, fmt.Errorf("%s interface name %q must have 1 to %d bytes", ifc.role, ifc.name, maxIfName))
+		}
+	}
+	if c.WAN == c.LAN {
+		errs = append(errs, fmt.Errorf("WAN and LAN are both %q", c.WAN))
+	}
+	b := c.Behaviour
+	if _, err := nat.ParseDependence(string(b.Mapping)); err != nil {
+		errs = append(errs, fmt.Errorf("mapping: %w", err))
+	}
+	if _, err := nat.ParseDependence(string(b.Filtering)); err != nil {
+		errs = append(errs, fmt.Errorf("filtering: %w", err))
+	}
+	if _, err := nat.ParsePortAllocation(string(b.Ports)); err != nil {
+		errs = append(errs, fmt.Errorf("ports: %w", err))
+	}
+	if b.PortRange.First == 0 || b.PortRange.First > b.PortRange.Last {
+		errs = append(errs, fmt.Errorf("port range %v is empty or starts at 0", b.PortRange))
+	}
+	if b.Timeout < time.Second || b.Timeout%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("timeout %v must be at least 1s, in whole milliseconds", b.Timeout))
+	}
+	seen := map[string]bool{}
+	for _, f := range c.Forwards {
+		key := fmt.Sprintf("%s/%d", f.Proto, f.Port)
+		switch {
+		case f.Proto != "tcp" && f.Proto != "udp":
+			errs = append(errs, fmt.Errorf("forward %s: protocol must be tcp or udp", key))
+		case f.Port == 0 || f.To.Port() == 0 || !f.To.Addr().Is4():
+			errs = append(errs, fmt.Errorf("forward %s to %v: want nonzero ports and an IPv4 target", key, f.To))
+		case seen[key]:
+			errs = append(errs, fmt.Errorf("forward %s: given twice", key))
+		}
+		seen[key] = true
+	}
+	return errors.Join(errs...)
+}

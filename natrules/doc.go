@@ -1,0 +1,40 @@
+// Package natrules turns the behaviour of one NAT, in RFC 4787 terms, into
+// the nftables table that makes a Linux network namespace behave that way.
+//
+// Building is pure: Build returns a Ruleset that can be rendered as nft text
+// (for golden files, `natlab rules` and teaching) and queued on an
+// nftables.Conn, which loads it in one atomic transaction. Every rule carries
+// its nft text next to its expressions, the way google/nftables' own tests
+// do; a root-only test loads each golden ruleset into a fresh namespace and
+// checks that the kernel lists exactly that text back.
+//
+// # How the knobs become rules
+//
+// Conntrack alone gives a port-preserving NAT with address-and-port-dependent
+// filtering, but it is not faithful to endpoint-independent mapping: two
+// private hosts using the same port may both be given that public port
+// towards different destinations. So UDP mappings are kept in natlab's own
+// dynamic maps, refreshed by traffic and expiring after the mapping timeout:
+//
+//   - ports: public port -> private endpoint, one owner per public port. New
+//     mappings only take a port that is not in it.
+//   - mappings (endpoint-independent and address-dependent mapping): private
+//     endpoint [. remote address] -> public port, consulted before a new
+//     public port is allocated, so the same private endpoint keeps its port.
+//   - permits (address-dependent filtering): remote address . public port,
+//     the remotes a mapping has sent to.
+//
+// A chain at postrouting, after source NAT, records every UDP flow in those
+// maps from its conntrack tuples. Inbound packets to the public address are
+// let in by destination NAT only where the filtering knob allows:
+// endpoint-independent filtering admits anyone to a mapped port,
+// address-dependent filtering requires an entry in permits, and
+// address-and-port-dependent filtering admits conntrack replies only.
+// Anything else addressed to the NAT from outside is dropped in its input
+// chain (the wall), which also keeps an early inbound packet from claiming a
+// port the NAT is about to map (nat-behaviour.md, trap 1).
+//
+// TCP and ICMP echo are translated by conntrack (source NAT to the public
+// address, random ports for address-and-port-dependent mapping) and admitted
+// inbound only as replies or through static forwards.
+package natrules

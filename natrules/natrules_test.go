@@ -1,0 +1,203 @@
+package natrules
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/nat"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+type goldenCase struct {
+	name string
+	cfg  Config
+}
+
+var short = map[nat.Dependence]string{
+	nat.EndpointIndependent:     "ei",
+	nat.AddressDependent:        "ad",
+	nat.AddressAndPortDependent: "apd",
+}
+
+func baseConfig(b nat.Behaviour) Config {
+	return Config{Public: netip.MustParseAddr("203.0.113.1"), WAN: "eth0", LAN: "lan0", Behaviour: b}
+}
+
+// goldenCases is every combination of mapping, filtering, port allocation
+// and hairpinning, plus forwards and non-default ranges and timeouts.
+func goldenCases() []goldenCase {
+	var cases []goldenCase
+	for _, m := range nat.Dependences {
+		for _, f := range nat.Dependences {
+			for _, p := range nat.PortAllocations {
+				for _, hairpin := range []bool{true, false} {
+					name := fmt.Sprintf("%sm-%sf-%s", short[m], short[f], p)
+					if !hairpin {
+						name += "-nohairpin"
+					}
+					cases = append(cases, goldenCase{name, baseConfig(nat.Behaviour{
+						Mapping: m, Filtering: f, Ports: p, PortRange: nat.DefaultPortRange,
+						Hairpin: hairpin, Timeout: nat.DefaultTimeout,
+					})})
+				}
+			}
+		}
+	}
+	forwards := []Forward{
+		{Proto: "tcp", Port: 25565, To: netip.MustParseAddrPort("192.168.1.2:25565"), Name: "minecraft"},
+		{Proto: "udp", Port: 27015, To: netip.MustParseAddrPort("192.168.1.3:27016")},
+	}
+	for _, t := range nat.Types {
+		c := baseConfig(nat.Behaviour{Mapping: t.Mapping(), Filtering: t.Filtering(), Ports: t.DefaultPorts(),
+			PortRange: nat.DefaultPortRange, Hairpin: false, Timeout: nat.DefaultTimeout})
+		c.Forwards = forwards
+		cases = append(cases, goldenCase{string(t) + "-forwards", c})
+	}
+	story := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
+		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 48721, Last: 65535}, Hairpin: true, Timeout: 30*time.Second + 500*time.Millisecond})
+	story.Public = netip.MustParseAddr("203.0.113.50")
+	story.WAN, story.LAN = "wan", "lan"
+	cases = append(cases, goldenCase{"story-sequential", story})
+	return cases
+}
+
+func goldenPath(name string) string { return filepath.Join("testdata", name+".nft") }
+
+func TestGolden(t *testing.T) {
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, err := Build(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rs.String()
+			path := goldenPath(tc.name)
+			if *updateGolden {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run `go test ./natrules -update` to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("ruleset differs from %s (run with -update to accept):\n%s", path, lineDiff(string(want), got))
+			}
+		})
+	}
+}
+
+func TestBuildRejectsBadConfig(t *testing.T) {
+	good := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.EndpointIndependent,
+		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Timeout: time.Minute})
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"ipv6 public", func(c *Config) { c.Public = netip.MustParseAddr("2001:db8::1") }, "not IPv4"},
+		{"long interface", func(c *Config) { c.WAN = "a-very-long-interface" }, "WAN interface name"},
+		{"same interfaces", func(c *Config) { c.LAN = c.WAN }, "both"},
+		{"bad mapping", func(c *Config) { c.Behaviour.Mapping = "cone" }, "mapping: unknown value"},
+		{"bad filtering", func(c *Config) { c.Behaviour.Filtering = "" }, "filtering: unknown value"},
+		{"bad ports", func(c *Config) { c.Behaviour.Ports = "odd" }, "ports: unknown value"},
+		{"empty range", func(c *Config) { c.Behaviour.PortRange = nat.PortRange{First: 10, Last: 9} }, "port range"},
+		{"short timeout", func(c *Config) { c.Behaviour.Timeout = time.Millisecond }, "timeout"},
+		{"bad forward proto", func(c *Config) {
+			c.Forwards = []Forward{{Proto: "sctp", Port: 1, To: netip.MustParseAddrPort("10.0.0.1:1")}}
+		}, "tcp or udp"},
+		{"forward twice", func(c *Config) {
+			f := Forward{Proto: "udp", Port: 1, To: netip.MustParseAddrPort("10.0.0.1:1")}
+			c.Forwards = []Forward{f, f}
+		}, "given twice"},
+	}
+	if _, err := Build(good); err != nil {
+		t.Fatalf("good config rejected: %v", err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.change(&c)
+			_, err := Build(c)
+			if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+				t.Errorf("Build error = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+var counters = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+
+// TestKernelListsGolden loads every golden ruleset into a fresh namespace
+// through netlink and checks that nft, an independent reader of the
+// kernel's state, lists exactly the golden text back. This is what keeps
+// the text next to each rule honest.
+func TestKernelListsGolden(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "nft")
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, name := testutil.NewNS(t, "rules")
+			rs, err := Build(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rs.AddTo(conn); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Flush(); err != nil {
+				t.Fatalf("kernel refused the ruleset: %v", err)
+			}
+			out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "ruleset").CombinedOutput()
+			if err != nil {
+				t.Fatalf("nft list ruleset: %v\n%s", err, out)
+			}
+			want, err := os.ReadFile(goldenPath(tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := counters.ReplaceAllString(string(out), "counter packets 0 bytes 0")
+			if got != string(want) {
+				t.Errorf("nft lists something else than %s:\n%s", goldenPath(tc.name), lineDiff(string(want), got))
+			}
+		})
+	}
+}
+
+// lineDiff shows the lines that differ, enough to see what went wrong.
+func lineDiff(want, got string) string {
+	wl := bytes.Split([]byte(want), []byte("\n"))
+	gl := bytes.Split([]byte(got), []byte("\n"))
+	var b bytes.Buffer
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g []byte
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if !bytes.Equal(w, g) {
+			fmt.Fprintf(&b, "line %d:\n  want: %s\n  got:  %s\n", i+1, w, g)
+		}
+	}
+	return b.String()
+}

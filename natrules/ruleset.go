@@ -1,0 +1,227 @@
+package natrules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+
+	"github.com/natlab/natlab/nat"
+)
+
+// TableName is the table natlab owns in a NAT node's namespace. It is the
+// only table there; natlab never creates tables elsewhere.
+const TableName = "natlab"
+
+// Ruleset is the complete nftables table of one NAT. It is built once and
+// read many times; its methods do not modify it.
+type Ruleset struct {
+	table  *nftables.Table
+	sets   []*set
+	chains []*chain
+}
+
+type set struct {
+	spec *nftables.Set
+	// keyText and dataText are the type names as nft prints them.
+	keyText, dataText string
+	elements          []nftables.SetElement
+	elementText       []string
+}
+
+type chain struct {
+	spec  *nftables.Chain
+	rules []rule
+}
+
+type rule struct {
+	stmts   []stmt
+	comment string
+}
+
+func (r rule) exprs() []expr.Any {
+	var exprs []expr.Any
+	for _, s := range r.stmts {
+		exprs = append(exprs, s.exprs...)
+	}
+	return exprs
+}
+
+func (r rule) text() string {
+	var words []string
+	for _, s := range r.stmts {
+		if s.text != "" {
+			words = append(words, s.text)
+		}
+	}
+	if r.comment != "" {
+		words = append(words, fmt.Sprintf("comment %q", r.comment))
+	}
+	return strings.Join(words, " ")
+}
+
+// Table returns the table the ruleset lives in.
+func (r *Ruleset) Table() *nftables.Table { return r.table }
+
+// AddTo queues the whole table on conn: the table, its sets with their
+// static elements, its chains and their rules. Nothing reaches the kernel
+// until the caller flushes conn, which applies it all in one transaction.
+func (r *Ruleset) AddTo(conn *nftables.Conn) error {
+	conn.AddTable(r.table)
+	for _, s := range r.sets {
+		if err := conn.AddSet(s.spec, s.elements); err != nil {
+			return fmt.Errorf("set %s: %w", s.spec.Name, err)
+		}
+	}
+	// Chains before rules: rules jump to chains declared later in the text.
+	for _, c := range r.chains {
+		conn.AddChain(c.spec)
+	}
+	for _, c := range r.chains {
+		for _, rl := range c.rules {
+			r := &nftables.Rule{Table: r.table, Chain: c.spec, Exprs: rl.exprs()}
+			if rl.comment != "" {
+				r.UserData = userdata.AppendString(nil, userdata.TypeComment, rl.comment)
+			}
+			conn.AddRule(r)
+		}
+	}
+	return nil
+}
+
+// String renders the table as `nft list table ip natlab` prints it on a
+// freshly loaded ruleset, so it can be compared with the kernel and loaded
+// with `nft -f`.
+func (r *Ruleset) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table ip %s {\n", r.table.Name)
+	var blocks []string
+	for _, s := range r.sets {
+		blocks = append(blocks, s.text())
+	}
+	for _, c := range r.chains {
+		blocks = append(blocks, c.text())
+	}
+	b.WriteString(strings.Join(blocks, "\n"))
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func (s *set) text() string {
+	var b strings.Builder
+	kind := "set"
+	typ := s.keyText
+	if s.spec.IsMap {
+		kind = "map"
+		typ += " : " + s.dataText
+	}
+	fmt.Fprintf(&b, "\t%s %s {\n", kind, s.spec.Name)
+	fmt.Fprintf(&b, "\t\ttype %s\n", typ)
+	if s.spec.Size != 0 {
+		fmt.Fprintf(&b, "\t\tsize %d\n", s.spec.Size)
+	}
+	var flags []string
+	if s.spec.Dynamic {
+		flags = append(flags, "dynamic")
+	}
+	if s.spec.HasTimeout {
+		flags = append(flags, "timeout")
+	}
+	if len(flags) > 0 {
+		fmt.Fprintf(&b, "\t\tflags %s\n", strings.Join(flags, ","))
+	}
+	if s.spec.Timeout != 0 {
+		fmt.Fprintf(&b, "\t\ttimeout %s\n", nat.FormatDuration(s.spec.Timeout))
+	}
+	if s.spec.Comment != "" {
+		fmt.Fprintf(&b, "\t\tcomment %q\n", s.spec.Comment)
+	}
+	if len(s.elementText) > 0 {
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(s.elementText, ", "))
+	}
+	b.WriteString("\t}\n")
+	return b.String()
+}
+
+func (c *chain) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\tchain %s {\n", c.spec.Name)
+	if c.spec.Hooknum != nil {
+		policy := "accept"
+		if c.spec.Policy != nil && *c.spec.Policy == nftables.ChainPolicyDrop {
+			policy = "drop"
+		}
+		fmt.Fprintf(&b, "\t\ttype %s hook %s priority %s; policy %s;\n",
+			c.spec.Type, hookName[*c.spec.Hooknum], priorityName(*c.spec.Priority), policy)
+	}
+	for _, r := range c.rules {
+		fmt.Fprintf(&b, "\t\t%s\n", r.text())
+	}
+	b.WriteString("\t}\n")
+	return b.String()
+}
+
+var hookName = map[nftables.ChainHook]string{
+	*nftables.ChainHookPrerouting:  "prerouting",
+	*nftables.ChainHookInput:       "input",
+	*nftables.ChainHookForward:     "forward",
+	*nftables.ChainHookOutput:      "output",
+	*nftables.ChainHookPostrouting: "postrouting",
+}
+
+// priorityName prints a priority as nft does: by the standard name it
+// equals or is closest above or below.
+func priorityName(p nftables.ChainPriority) string {
+	names := []struct {
+		name  string
+		value nftables.ChainPriority
+	}{
+		{"dstnat", *nftables.ChainPriorityNATDest},
+		{"filter", *nftables.ChainPriorityFilter},
+		{"srcnat", *nftables.ChainPriorityNATSource},
+	}
+	for _, n := range names {
+		switch d := p - n.value; {
+		case d == 0:
+			return n.name
+		case d > 0 && d <= 10:
+			return fmt.Sprintf("%s + %d", n.name, d)
+		case d < 0 && d >= -10:
+			return fmt.Sprintf("%s - %d", n.name, -d)
+		}
+	}
+	return fmt.Sprint(int32(p))
+}
+
+// newSet declares a dynamic set or map (data non-empty) whose elements expire
+// unless refreshed. Elements added with the table (static forwards) get no
+// timeout and stay.
+func newSet(t *nftables.Table, name, comment string, key, data []nftables.SetDatatype) *set {
+	s := &set{spec: &nftables.Set{
+		Table:        t,
+		Name:         name,
+		Dynamic:      true,
+		HasTimeout:   true,
+		KeyByteOrder: binaryutil.BigEndian,
+		Comment:      comment,
+		Size:         65535,
+	}}
+	s.spec.KeyType, s.keyText = datatype(key)
+	s.spec.Concatenation = len(key) > 1
+	if len(data) > 0 {
+		s.spec.IsMap = true
+		s.spec.DataType, s.dataText = datatype(data)
+	}
+	return s
+}
+
+func datatype(types []nftables.SetDatatype) (nftables.SetDatatype, string) {
+	if len(types) == 1 {
+		return types[0], types[0].Name
+	}
+	t := nftables.MustConcatSetType(types...)
+	return t, t.Name
+}

@@ -1,0 +1,232 @@
+package topology
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/natlab/natlab/nat"
+)
+
+// knobs are the NAT behaviour settings a file gives, each with the value
+// it was read from (nil when not given, or not valid) so that defaults and
+// contradictions can be worked out once all keys are read.
+type knobs struct {
+	typ                  nat.Type
+	mapping, filtering   nat.Dependence
+	ports                nat.PortAllocation
+	portRange            nat.PortRange
+	hairpin              bool
+	timeout              time.Duration
+	typVal               *value
+	mappingVal           *value
+	filteringVal         *value
+	portsVal, portRangeV *value
+	hairpinVal           *value
+	timeoutVal           *value
+}
+
+// Limits of timeout:. Under a second no test can keep a mapping alive; over
+// a day the lab outlives any test that would notice it expire.
+const (
+	minTimeout = time.Second
+	maxTimeout = 24 * time.Hour
+)
+
+// readNATKey decodes key f of NAT n, reporting whether it is a NAT key.
+func (p *parser) readNATKey(n *nodeSpec, f entry, path string) bool {
+	k := &n.nat.knobs
+	v := f.val
+	switch f.key {
+	case "type":
+		if s, ok := p.str(v, path, "a NAT type"); ok {
+			if t, err := nat.ParseType(s); err != nil {
+				p.errs.errorf(v.pos, "%s: %v", path, err)
+			} else {
+				k.typ, k.typVal = t, v
+			}
+		}
+	case "mapping", "filtering":
+		if s, ok := p.str(v, path, "endpoint-independent, address-dependent or address-and-port-dependent"); ok {
+			d, err := nat.ParseDependence(s)
+			switch {
+			case err != nil:
+				p.errs.errorf(v.pos, "%s: %v", path, err)
+			case f.key == "mapping":
+				k.mapping, k.mappingVal = d, v
+			default:
+				k.filtering, k.filteringVal = d, v
+			}
+		}
+	case "ports":
+		if s, ok := p.str(v, path, "a port allocation"); ok {
+			if a, err := nat.ParsePortAllocation(s); err != nil {
+				p.errs.errorf(v.pos, "%s: %v", path, err)
+			} else {
+				k.ports, k.portsVal = a, v
+			}
+		}
+	case "port-range":
+		if r, ok := p.portRange(v, path); ok {
+			k.portRange, k.portRangeV = r, v
+		}
+	case "hairpin":
+		switch v.kind {
+		case kindInvalid:
+		case kindBool:
+			k.hairpin, k.hairpinVal = v.boolean, v
+		case kindString:
+			if b := strings.ToLower(v.text); b == "true" || b == "false" {
+				p.errs.errorf(v.pos, "%s: want true or false without quotes, not the string %q", path, v.text)
+				break
+			}
+			p.errs.errorf(v.pos, "%s: want true or false, not %s", path, v.describe())
+		default:
+			p.errs.errorf(v.pos, "%s: want true or false, not %s", path, v.describe())
+		}
+	case "timeout":
+		if d, ok := p.timeout(v, path); ok {
+			k.timeout, k.timeoutVal = d, v
+		}
+	case "lan":
+		n.nat.lanVal = v
+	case "forward":
+		n.nat.forwardVal, n.nat.forwardPath = v, path
+	default:
+		return false
+	}
+	return true
+}
+
+const portRangeWant = "FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 49152-65535"
+
+func (p *parser) portRange(v *value, path string) (nat.PortRange, bool) {
+	switch v.kind {
+	case kindInvalid:
+		return nat.PortRange{}, false
+	case kindString:
+	default:
+		p.errs.errorf(v.pos, "%s: want %s, not %s", path, portRangeWant, v.describe())
+		return nat.PortRange{}, false
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(v.text), "-")
+	a, errA := strconv.ParseUint(strings.TrimSpace(first), 10, 32)
+	b, errB := strconv.ParseUint(strings.TrimSpace(last), 10, 32)
+	switch {
+	case !found || errA != nil || errB != nil:
+		p.errs.errorf(v.pos, "%s: invalid port range %q; want %s", path, v.text, portRangeWant)
+	case a < 1 || a > 65535 || b < 1 || b > 65535:
+		p.errs.errorf(v.pos, "%s: port range %q goes beyond the ports 1 to 65535; want %s", path, v.text, portRangeWant)
+	case a > b:
+		p.errs.errorf(v.pos, "%s: port range %q starts after it ends; want %s", path, v.text, portRangeWant)
+	default:
+		return nat.PortRange{First: uint16(a), Last: uint16(b)}, true
+	}
+	return nat.PortRange{}, false
+}
+
+const timeoutWant = "a duration such as 30s or 2m, or a number of seconds"
+
+func (p *parser) timeout(v *value, path string) (time.Duration, bool) {
+	var d time.Duration
+	if secs, ok := v.integer(); ok {
+		if secs > int64(maxTimeout/time.Second) {
+			p.errs.errorf(v.pos, "%s: %s seconds is longer than the maximum %s", path, v.text, fmtDuration(maxTimeout))
+			return 0, false
+		}
+		d = time.Duration(secs) * time.Second
+	} else {
+		switch v.kind {
+		case kindInvalid:
+			return 0, false
+		case kindString:
+		default:
+			p.errs.errorf(v.pos, "%s: want %s, not %s", path, timeoutWant, v.describe())
+			return 0, false
+		}
+		var err error
+		if d, err = time.ParseDuration(strings.TrimSpace(v.text)); err != nil {
+			p.errs.errorf(v.pos, "%s: invalid duration %q; want %s", path, v.text, timeoutWant)
+			return 0, false
+		}
+	}
+	switch {
+	case d < minTimeout:
+		p.errs.errorf(v.pos, "%s: %s is shorter than the minimum %s", path, fmtDuration(d), fmtDuration(minTimeout))
+	case d > maxTimeout:
+		p.errs.errorf(v.pos, "%s: %s is longer than the maximum %s", path, fmtDuration(d), fmtDuration(maxTimeout))
+	default:
+		return d, true
+	}
+	return 0, false
+}
+
+// fmtDuration writes d the short way people write it in a file: 2m, not
+// 2m0s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// behaviour works out the NAT's type and complete behaviour from its knobs.
+// A type stands for a mapping and a filtering; a knob that says the same
+// is fine, one that says otherwise is an error, since one of the two is
+// not what the author meant.
+func (p *parser) behaviour(n *nodeSpec) (nat.Type, nat.Behaviour) {
+	k := &n.nat.knobs
+	base := nat.PortRestrictedCone
+	if k.typVal != nil {
+		base = k.typ
+		p.contradicts(n, "mapping", k.mapping, k.mappingVal, base.Mapping())
+		p.contradicts(n, "filtering", k.filtering, k.filteringVal, base.Filtering())
+	}
+	b := nat.Behaviour{
+		Mapping:   base.Mapping(),
+		Filtering: base.Filtering(),
+		Ports:     nat.PortPreserve,
+		PortRange: nat.DefaultPortRange,
+		// RFC 4787 REQ-9: a NAT MUST support hairpinning.
+		Hairpin: true,
+		Timeout: nat.DefaultTimeout,
+	}
+	if k.mappingVal != nil && k.typVal == nil {
+		b.Mapping = k.mapping
+	}
+	if k.filteringVal != nil && k.typVal == nil {
+		b.Filtering = k.filtering
+	}
+	typ := k.typ
+	if k.typVal == nil {
+		typ, _ = nat.TypeOf(b.Mapping, b.Filtering)
+	}
+	if typ != "" {
+		b.Ports = typ.DefaultPorts()
+	}
+	if k.portsVal != nil {
+		b.Ports = k.ports
+	}
+	if k.portRangeV != nil {
+		b.PortRange = k.portRange
+	}
+	if k.hairpinVal != nil {
+		b.Hairpin = k.hairpin
+	}
+	if k.timeoutVal != nil {
+		b.Timeout = k.timeout
+	}
+	return typ, b
+}
+
+func (p *parser) contradicts(n *nodeSpec, knob string, got nat.Dependence, v *value, want nat.Dependence) {
+	if v == nil || got == want {
+		return
+	}
+	p.errs.errorf(v.pos, "%s.%s: %s contradicts type: %s, which means %s: %s; remove one of them",
+		n.path, knob, got, n.nat.knobs.typ, knob, want)
+}

@@ -1,0 +1,81 @@
+package topology
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MaxNameLen is the longest lab or node name. Names become network
+// namespace names (natlab-LAB-NODE) and parts of interface names, which the
+// kernel keeps short.
+const MaxNameLen = 32
+
+// nameRule says what validName accepts, for messages.
+const nameRule = "a name is 1 to 32 characters of a-z, 0-9 and -, starting and ending with a letter or digit"
+
+// validName reports whether s matches ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ and
+// is at most MaxNameLen bytes long.
+func validName(s string) bool {
+	if s == "" || len(s) > MaxNameLen || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxListed is how many names a message lists before it says "and N more":
+// a lab may have thousands.
+const maxListed = 10
+
+// listNames formats names, which the caller has sorted, for a message the
+// way accepted keys are listed: "a, b, c".
+func listNames(names []string) string {
+	if len(names) > maxListed {
+		return strings.Join(names[:maxListed], ", ") + fmt.Sprintf(", and %d more", len(names)-maxListed)
+	}
+	return strings.Join(names, ", ")
+}
+
+// suggest returns the accepted word closest to a misspelt one, or "" when
+// none is close enough to be a likely typo.
+func suggest(word string, accepted []string) string {
+	best, bestDist := "", 3
+	if len(word) < 4 {
+		bestDist = 2
+	}
+	for _, a := range accepted {
+		if d := editDistance(word, a); d < bestDist {
+			best, bestDist = a, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return max(len(a), len(b))
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,297 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// MaxFileSize is the largest scenario file ParseFile reads. A lab of
+// thousands of nodes takes a few hundred kilobytes; anything larger is
+// most likely the wrong file.
+const MaxFileSize = 1 << 20
+
+// ParseFile reads and parses the scenario file at path. Its errors are an
+// ErrorList, each naming path.
+func ParseFile(path string) (*Topology, error) {
+	fail := func(msg string, err error) (*Topology, error) {
+		return nil, ErrorList{{Pos: Position{File: path}, Msg: msg, err: err}}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fail(fileProblem(err), err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fail(fileProblem(err), err)
+	}
+	if info.IsDir() {
+		return fail("is a directory; want a scenario file", nil)
+	}
+	if info.Size() > MaxFileSize {
+		return fail(fmt.Sprintf("file is %s; a scenario file is at most 1 MiB", mebibytes(info.Size())), nil)
+	}
+	// The file may grow between Stat and ReadAll; read one byte more than
+	// allowed to notice.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return fail(fileProblem(err), err)
+	}
+	if len(data) > MaxFileSize {
+		return fail("file is larger than 1 MiB; a scenario file is at most 1 MiB", nil)
+	}
+	return Parse(path, data)
+}
+
+// fileProblem describes err without repeating the file name, which the
+// Error's position already gives.
+func fileProblem(err error) string {
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		err = pathErr.Err
+	}
+	return "cannot read it: " + err.Error()
+}
+
+func mebibytes(n int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// Parse parses a scenario held in data; filename is used for the default
+// lab name, for Topology.Source and in messages. It has no side effects.
+//
+// Its error is an ErrorList holding every problem in the file, sorted by
+// position.
+//
+// A scenario is one YAML mapping with these keys:
+//
+//	name         the lab name; default: the file name without extension
+//	description  one line of text for listings
+//	internet     the internet's IPv4 prefix; default DefaultInternet
+//	nodes        required: node names to nodes, in the order to build them
+//
+// Every node has kind: server, nat or host, and by kind:
+//
+//	server  addresses (default: two with stun, else one), services
+//	host    behind (a nat; default: on the internet), address
+//	nat     behind, public (its uplink address), lan (default: a free
+//	        192.168.N.0/24), type, mapping, filtering, ports, port-range,
+//	        hairpin, timeout, forward (a list of {proto, port, to})
+//
+// Lab and node names are 1 to 32 characters of a-z, 0-9 and -, starting
+// and ending with a letter or digit; internet is not a node name. Addresses
+// left out are allocated in file order, lowest free first, once every
+// written one is reserved. Anchors, aliases and merge keys (<<: *defaults)
+// may be used to reuse settings.
+func Parse(filename string, data []byte) (*Topology, error) {
+	p := &parser{
+		file:    filename,
+		topo:    &Topology{Source: filename, Internet: DefaultInternet},
+		byName:  make(map[string]*nodeSpec),
+		inetOK:  true,
+		inetPos: Position{File: filename},
+	}
+	if root := decodeYAML(filename, data, &p.errs); root != nil {
+		p.scenario(root)
+	}
+	if err := p.errs.Err(); err != nil {
+		return nil, err
+	}
+	p.topo.index = make(map[string]*Node, len(p.topo.Nodes))
+	for _, n := range p.topo.Nodes {
+		p.topo.index[n.Name] = n
+	}
+	return p.topo, nil
+}
+
+// parser holds the state of one Parse call.
+type parser struct {
+	file string
+	errs ErrorList
+	topo *Topology
+
+	// inetOK is false when the internet: key was invalid, so that
+	// addresses are not checked against a prefix the user did not mean.
+	inetOK  bool
+	inetSet bool
+	inetPos Position
+
+	// nodes are the file's nodes in order; byName indexes them, broken
+	// ones included, so that references to them are not reported as
+	// missing.
+	nodes  []*nodeSpec
+	byName map[string]*nodeSpec
+	// natNames lists the names of the NAT nodes sorted, for messages.
+	natNames []string
+}
+
+// topLevelKeys are the keys a scenario file may have.
+var topLevelKeys = []string{"name", "description", "internet", "nodes"}
+
+func (p *parser) scenario(root *value) {
+	if root.kind == kindInvalid {
+		return
+	}
+	if root.kind != kindMap {
+		p.errs.errorf(root.pos, "top level: want a mapping with the keys %s, not %s", strings.Join(topLevelKeys, ", "), root.describe())
+		return
+	}
+	var nodes *entry
+	for i := range root.entries {
+		e := &root.entries[i]
+		switch e.key {
+		case "name":
+			p.labName(e.val)
+		case "description":
+			p.description(e.val)
+		case "internet":
+			p.internet(e.val)
+		case "nodes":
+			nodes = e
+		default:
+			p.unknownKey(*e, e.key, "the top level", topLevelKeys)
+		}
+	}
+	if p.topo.Name == "" && root.get("name") == nil {
+		p.defaultLabName()
+	}
+	if nodes == nil {
+		p.errs.errorf(Position{File: p.file}, "missing nodes; a scenario needs at least one node, for example %s", minimalScenario)
+		return
+	}
+	if !p.readNodes(nodes) {
+		return
+	}
+	p.validate()
+}
+
+func (p *parser) labName(v *value) {
+	name, ok := p.str(v, "name", "a lab name")
+	if !ok {
+		return
+	}
+	if !validName(name) {
+		p.errs.errorf(v.pos, "name: invalid lab name %q; %s", name, nameRule)
+		return
+	}
+	p.topo.Name = name
+}
+
+// defaultLabName names the lab after its file, as natlab list shows it.
+func (p *parser) defaultLabName() {
+	base := filepath.Base(p.file)
+	name := strings.TrimSuffix(base, filepath.Ext(base))
+	if !validName(name) {
+		p.errs.errorf(Position{File: p.file}, "the file name gives the lab name %q, which is not valid (%s); add name: with a valid one", name, nameRule)
+		return
+	}
+	p.topo.Name = name
+}
+
+func (p *parser) description(v *value) {
+	s, ok := p.str(v, "description", "one line of text")
+	if !ok {
+		return
+	}
+	// A block scalar (description: |) ends in a newline; that is still
+	// one line.
+	s = strings.TrimSpace(s)
+	if strings.ContainsAny(s, "\n\r") {
+		p.errs.errorf(v.pos, "description: want one line of text; it is shown in lab listings")
+		return
+	}
+	p.topo.Description = s
+}
+
+func (p *parser) internet(v *value) {
+	p.inetSet, p.inetPos = true, v.pos
+	prefix, ok := p.prefix(v, "internet", "203.0.113.0/24")
+	if ok && prefix.Masked() != prefix {
+		p.errs.errorf(v.pos, "internet: %s has host bits set; write %s", prefix, prefix.Masked())
+		ok = false
+	}
+	if !ok {
+		p.inetOK = false
+		return
+	}
+	p.topo.Internet = prefix
+}
+
+// readNodes decodes each node on its own; it reports false when there is
+// nothing to validate across nodes.
+func (p *parser) readNodes(e *entry) bool {
+	v := e.val
+	switch v.kind {
+	case kindInvalid:
+		return false
+	case kindNull:
+		p.errs.errorf(e.keyPos, "nodes: no nodes; a scenario needs at least one, for example %s", minimalScenario)
+		return false
+	case kindMap:
+	default:
+		p.errs.errorf(v.pos, "nodes: want a mapping of node names to nodes, such as {alice: {kind: host}}, not %s", v.describe())
+		return false
+	}
+	if len(v.entries) == 0 {
+		p.errs.errorf(v.pos, "nodes: no nodes; a scenario needs at least one, for example %s", minimalScenario)
+		return false
+	}
+	if len(v.entries) > MaxNodes {
+		p.errs.errorf(e.keyPos, "nodes: %d nodes; a lab has at most %d", len(v.entries), MaxNodes)
+	}
+	p.nodes = make([]*nodeSpec, 0, len(v.entries))
+	for _, ne := range v.entries {
+		n := p.readNode(ne)
+		p.nodes = append(p.nodes, n)
+		p.byName[n.node.Name] = n
+		if n.ok && n.node.Kind == KindNAT {
+			p.natNames = append(p.natNames, n.node.Name)
+		}
+	}
+	slices.Sort(p.natNames)
+	return true
+}
+
+// MaxNodes is the largest number of nodes a lab may have. Each node is a
+// network namespace with its own interfaces and rules; far beyond a few
+// thousand the kernel, not natlab, becomes the limit.
+const MaxNodes = 5000
+
+// str returns v as a string; want says what is wanted if it is not one.
+// Numbers and booleans count as strings: a node may well be called 1.
+func (p *parser) str(v *value, path, want string) (string, bool) {
+	switch {
+	case v.kind == kindInvalid:
+		return "", false
+	case v.isScalar():
+		return v.text, true
+	}
+	p.errs.errorf(v.pos, "%s: want %s, not %s", path, want, v.describe())
+	return "", false
+}
+
+// unknownKey reports a key that what does not take, suggesting the closest
+// accepted one when there is a close one.
+func (p *parser) unknownKey(e entry, path, what string, accepted []string) {
+	msg := fmt.Sprintf("%s: unknown key; %s takes %s", path, what, strings.Join(accepted, ", "))
+	if s := suggest(e.key, accepted); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	p.errs.errorf(e.keyPos, "%s", msg)
+}
+
+// internetSegment names the internet in messages.
+func (p *parser) internetSegment() string {
+	return segmentName(p.topo.Internet, "the internet")
+}
+
+func segmentName(prefix netip.Prefix, what string) string {
+	return prefix.String() + ", " + what
+}

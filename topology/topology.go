@@ -1,0 +1,183 @@
+// Package topology reads a natlab scenario file into one validated,
+// immutable description of a lab: its internet, its NATs with their RFC 4787
+// behaviour, the hosts behind them and the servers on the internet.
+//
+// Parsing has no side effects: it never touches the kernel, so
+// `natlab validate` needs no privileges. Every problem in a file is reported
+// at once, each with its file, line and column and what would be accepted.
+//
+// The value Parse returns is shared read-only by everything downstream (rule
+// building, the kernel layer, the scenario runner); nothing may modify it.
+package topology
+
+import (
+	"net/netip"
+
+	"github.com/natlab/natlab/nat"
+)
+
+// Kind says what a node is.
+type Kind string
+
+const (
+	// KindServer is a machine on the internet with one or more public
+	// addresses, running services such as STUN or TURN.
+	KindServer Kind = "server"
+	// KindNAT is a router that translates between its LAN and its uplink
+	// (the internet, or another NAT's LAN as in carrier-grade NAT).
+	KindNAT Kind = "nat"
+	// KindHost is an end device behind a NAT or directly on the internet.
+	KindHost Kind = "host"
+)
+
+// Kinds lists the node kinds a scenario may use.
+var Kinds = []Kind{KindServer, KindNAT, KindHost}
+
+// Service is a program natlab runs on a server node.
+type Service string
+
+// The services a server can run.
+const (
+	// ServiceSTUN answers STUN binding requests, with RFC 5780 NAT
+	// behaviour discovery when the server has two addresses.
+	ServiceSTUN Service = "stun"
+	// ServiceTURN relays traffic for clients that cannot connect directly.
+	ServiceTURN Service = "turn"
+	// ServiceRendezvous introduces peers to each other for hole punching.
+	ServiceRendezvous Service = "rendezvous"
+)
+
+// Services lists the services a server may run.
+var Services = []Service{ServiceSTUN, ServiceTURN, ServiceRendezvous}
+
+// Internet is the name of the segment every top-level node is attached to.
+// It cannot be used as a node name.
+const Internet = "internet"
+
+// DefaultInternet is the internet's subnet unless a scenario sets one:
+// TEST-NET-3 from RFC 5737, the range the story's addresses come from.
+var DefaultInternet = netip.MustParsePrefix("203.0.113.0/24")
+
+// Position is a place in a scenario file; lines and columns count from 1.
+type Position struct {
+	File         string
+	Line, Column int
+}
+
+// Topology is a validated lab description with every default filled in.
+type Topology struct {
+	// Name is the lab name: the file's name: key, or the file name without
+	// its extension.
+	Name string
+	// Description is the file's one-line description: key, for listings.
+	Description string
+	// Source is the path the topology was read from, for messages.
+	Source string
+	// Internet is the subnet every top-level node's uplink is on.
+	Internet netip.Prefix
+	// Nodes in the order the file lists them.
+	Nodes []*Node
+
+	// index finds nodes by name; Parse fills it.
+	index map[string]*Node
+}
+
+// Node is one machine of the lab, which natlab builds as one network namespace.
+type Node struct {
+	Name string
+	Kind Kind
+	// Pos is where the node is defined, for messages about it.
+	Pos Position
+	// Behind names the NAT whose LAN this node's uplink is on; empty for
+	// nodes on the internet. Servers are always on the internet.
+	Behind string
+	// Addresses are the node's addresses on its uplink segment, first one
+	// primary. Hosts and NATs have exactly one (for a NAT, its public
+	// address); servers have one or more.
+	Addresses []netip.Addr
+	// NAT is set for nodes of KindNAT.
+	NAT *NAT
+	// Services run on a server node.
+	Services []Service
+}
+
+// NAT is the translating side of a NAT node.
+type NAT struct {
+	// Type is the classic name the file gave, or the one the knobs amount
+	// to; empty when the knobs match no classic name.
+	Type nat.Type
+	// Behaviour holds every knob, defaults filled in.
+	Behaviour nat.Behaviour
+	// LAN is the subnet behind the NAT.
+	LAN netip.Prefix
+	// Gateway is the NAT's own address on its LAN, the default route of
+	// every node behind it.
+	Gateway netip.Addr
+	// Forwards are static port forwards from the public address to a node
+	// behind this NAT.
+	Forwards []Forward
+}
+
+// Protocol is a transport protocol a port forward applies to.
+type Protocol string
+
+// The protocols a port forward can apply to.
+const (
+	TCP Protocol = "tcp"
+	UDP Protocol = "udp"
+)
+
+// Forward sends new connections to Port on the NAT's public address to To.
+type Forward struct {
+	Proto Protocol
+	Port  uint16
+	// ToNode is the node behind this NAT that receives the traffic.
+	ToNode string
+	// To is ToNode's address and the port traffic is sent to.
+	To  netip.AddrPort
+	Pos Position
+}
+
+// Node returns the node called name, or nil.
+func (t *Topology) Node(name string) *Node {
+	if t.index != nil {
+		return t.index[name]
+	}
+	for _, n := range t.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Uplink returns the subnet node n's uplink is on: the internet, or the LAN
+// of the NAT it is behind.
+func (t *Topology) Uplink(n *Node) netip.Prefix {
+	if n.Behind == "" {
+		return t.Internet
+	}
+	return t.Node(n.Behind).NAT.LAN
+}
+
+// Gateway returns the address node n sends traffic for other subnets to:
+// the LAN address of the NAT it is behind. Nodes on the internet have none
+// (ok=false): the internet is one flat subnet.
+func (t *Topology) Gateway(n *Node) (addr netip.Addr, ok bool) {
+	if n.Behind == "" {
+		return netip.Addr{}, false
+	}
+	return t.Node(n.Behind).NAT.Gateway, true
+}
+
+// Behind returns the nodes whose uplink is the LAN of the NAT called name,
+// in file order.
+func (t *Topology) Behind(name string) []*Node {
+	var nodes []*Node
+	for _, n := range t.Nodes {
+		if n.Behind == name {
+			nodes = append(nodes, n)
+		}
+	}
+	return nodes
+}
