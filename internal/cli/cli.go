@@ -123,7 +123,7 @@ func requireRoot(cmd *cobra.Command) error {
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
+		Use:     "version",
 		Short:   "Print natlab's version",
 		Example: "  natlab version",
 		Args:    args(cobra.NoArgs),
