@@ -1,7 +1,7 @@
 # natlab: sudo make demo runs the main job; sudo make test passes the tests.
 # Both install what they need (scripts/deps.sh) on a Debian machine.
 
-GO := $(shell scripts/go.sh)
+GO = $(shell scripts/go.sh)
 export CGO_ENABLED := 0
 
 .PHONY: all build deps demo test lint unit fuzz clean
