@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -39,53 +40,32 @@ func (p *parser) readNATKey(n *nodeSpec, f entry, path string) bool {
 	v := f.val
 	switch f.key {
 	case "type":
-		if s, ok := p.str(v, path, "a NAT type"); ok {
-			if t, err := nat.ParseType(s); err != nil {
-				p.errs.errorf(v.pos, "%s: %v", path, err)
-			} else {
-				k.typ, k.typVal = t, v
-			}
+		if t, ok := p.natType(v, path); ok {
+			k.typ, k.typVal = t, v
 		}
 	case "mapping", "filtering":
-		if s, ok := p.str(v, path, "endpoint-independent, address-dependent or address-and-port-dependent"); ok {
-			d, err := nat.ParseDependence(s)
-			switch {
-			case err != nil:
-				p.errs.errorf(v.pos, "%s: %v", path, err)
-			case f.key == "mapping":
-				k.mapping, k.mappingVal = d, v
-			default:
-				k.filtering, k.filteringVal = d, v
-			}
+		d, ok := p.dependence(v, path)
+		switch {
+		case !ok:
+		case f.key == "mapping":
+			k.mapping, k.mappingVal = d, v
+		default:
+			k.filtering, k.filteringVal = d, v
 		}
 	case "ports":
-		if s, ok := p.str(v, path, "a port allocation"); ok {
-			if a, err := nat.ParsePortAllocation(s); err != nil {
-				p.errs.errorf(v.pos, "%s: %v", path, err)
-			} else {
-				k.ports, k.portsVal = a, v
-			}
+		if a, ok := p.portAllocation(v, path); ok {
+			k.ports, k.portsVal = a, v
 		}
 	case "port-range":
 		if r, ok := p.portRange(v, path); ok {
 			k.portRange, k.portRangeV = r, v
 		}
 	case "hairpin":
-		switch v.kind {
-		case kindInvalid:
-		case kindBool:
-			k.hairpin, k.hairpinVal = v.boolean, v
-		case kindString:
-			if b := strings.ToLower(v.text); b == "true" || b == "false" {
-				p.errs.errorf(v.pos, "%s: want true or false without quotes, not the string %q", path, v.text)
-				break
-			}
-			p.errs.errorf(v.pos, "%s: want true or false, not %s", path, v.describe())
-		default:
-			p.errs.errorf(v.pos, "%s: want true or false, not %s", path, v.describe())
+		if b, ok := p.boolean(v, path); ok {
+			k.hairpin, k.hairpinVal = b, v
 		}
 	case "timeout":
-		if d, ok := p.timeout(v, path); ok {
+		if d, ok := p.duration(v, path, minTimeout, maxTimeout); ok {
 			k.timeout, k.timeoutVal = d, v
 		}
 	case "lan":
@@ -96,6 +76,67 @@ func (p *parser) readNATKey(n *nodeSpec, f entry, path string) bool {
 		return false
 	}
 	return true
+}
+
+// natType reads a classic NAT type name.
+func (p *parser) natType(v *value, path string) (nat.Type, bool) {
+	s, ok := p.str(v, path, "a NAT type")
+	if !ok {
+		return "", false
+	}
+	t, err := nat.ParseType(s)
+	if err != nil {
+		p.errs.errorf(v.pos, "%s: %v", path, err)
+		return "", false
+	}
+	return t, true
+}
+
+// dependence reads a mapping or filtering behaviour.
+func (p *parser) dependence(v *value, path string) (nat.Dependence, bool) {
+	s, ok := p.str(v, path, "endpoint-independent, address-dependent or address-and-port-dependent")
+	if !ok {
+		return "", false
+	}
+	d, err := nat.ParseDependence(s)
+	if err != nil {
+		p.errs.errorf(v.pos, "%s: %v", path, err)
+		return "", false
+	}
+	return d, true
+}
+
+// portAllocation reads how a NAT picks public ports.
+func (p *parser) portAllocation(v *value, path string) (nat.PortAllocation, bool) {
+	s, ok := p.str(v, path, "a port allocation")
+	if !ok {
+		return "", false
+	}
+	a, err := nat.ParsePortAllocation(s)
+	if err != nil {
+		p.errs.errorf(v.pos, "%s: %v", path, err)
+		return "", false
+	}
+	return a, true
+}
+
+// boolean reads true or false. Quoted, they are strings that someone
+// probably did not mean as such, so the message says so.
+func (p *parser) boolean(v *value, path string) (bool, bool) {
+	switch v.kind {
+	case kindInvalid:
+	case kindBool:
+		return v.boolean, true
+	case kindString:
+		if b := strings.ToLower(v.text); b == "true" || b == "false" {
+			p.errs.errorf(v.pos, "%s: want true or false without quotes, not the string %q", path, v.text)
+			break
+		}
+		p.errs.errorf(v.pos, "%s: want true or false, not %s", path, v.describe())
+	default:
+		p.errs.errorf(v.pos, "%s: want true or false, not %s", path, v.describe())
+	}
+	return false, false
 }
 
 const portRangeWant = "FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 49152-65535"
@@ -127,11 +168,22 @@ func (p *parser) portRange(v *value, path string) (nat.PortRange, bool) {
 
 const timeoutWant = "a duration such as 30s or 2m, or a number of seconds"
 
-func (p *parser) timeout(v *value, path string) (time.Duration, bool) {
+// maxSeconds is the largest number of seconds a time.Duration holds.
+const maxSeconds = math.MaxInt64 / int64(time.Second)
+
+// duration reads a Go duration (30s, 1m30s, 500ms) or a whole number of
+// seconds, from lo to hi.
+func (p *parser) duration(v *value, path string, lo, hi time.Duration) (time.Duration, bool) {
 	var d time.Duration
 	if secs, ok := v.integer(); ok {
-		if secs > int64(maxTimeout/time.Second) {
-			p.errs.errorf(v.pos, "%s: %s seconds is longer than the maximum %s", path, v.text, fmtDuration(maxTimeout))
+		// Numbers of seconds beyond what a Duration holds would wrap
+		// around, possibly into the allowed range.
+		switch {
+		case secs > int64(hi/time.Second):
+			p.errs.errorf(v.pos, "%s: %s seconds is longer than the maximum %s", path, v.text, fmtDuration(hi))
+			return 0, false
+		case secs < -maxSeconds:
+			p.errs.errorf(v.pos, "%s: %s seconds is shorter than the minimum %s", path, v.text, fmtDuration(lo))
 			return 0, false
 		}
 		d = time.Duration(secs) * time.Second
@@ -151,10 +203,10 @@ func (p *parser) timeout(v *value, path string) (time.Duration, bool) {
 		}
 	}
 	switch {
-	case d < minTimeout:
-		p.errs.errorf(v.pos, "%s: %s is shorter than the minimum %s", path, fmtDuration(d), fmtDuration(minTimeout))
-	case d > maxTimeout:
-		p.errs.errorf(v.pos, "%s: %s is longer than the maximum %s", path, fmtDuration(d), fmtDuration(maxTimeout))
+	case d < lo:
+		p.errs.errorf(v.pos, "%s: %s is shorter than the minimum %s", path, fmtDuration(d), fmtDuration(lo))
+	case d > hi:
+		p.errs.errorf(v.pos, "%s: %s is longer than the maximum %s", path, fmtDuration(d), fmtDuration(hi))
 	default:
 		return d, true
 	}
@@ -183,8 +235,8 @@ func (p *parser) behaviour(n *nodeSpec) (nat.Type, nat.Behaviour) {
 	base := nat.PortRestrictedCone
 	if k.typVal != nil {
 		base = k.typ
-		p.contradicts(n, "mapping", k.mapping, k.mappingVal, base.Mapping())
-		p.contradicts(n, "filtering", k.filtering, k.filteringVal, base.Filtering())
+		p.contradicts(n.path, base, "mapping", k.mapping, k.mappingVal)
+		p.contradicts(n.path, base, "filtering", k.filtering, k.filteringVal)
 	}
 	b := nat.Behaviour{
 		Mapping:   base.Mapping(),
@@ -223,10 +275,16 @@ func (p *parser) behaviour(n *nodeSpec) (nat.Type, nat.Behaviour) {
 	return typ, b
 }
 
-func (p *parser) contradicts(n *nodeSpec, knob string, got nat.Dependence, v *value, want nat.Dependence) {
+// contradicts reports a mapping or filtering knob, read from v, that says
+// otherwise than the type of the same mapping at path.
+func (p *parser) contradicts(path string, typ nat.Type, knob string, got nat.Dependence, v *value) {
+	want := typ.Mapping()
+	if knob == "filtering" {
+		want = typ.Filtering()
+	}
 	if v == nil || got == want {
 		return
 	}
 	p.errs.errorf(v.pos, "%s.%s: %s contradicts type: %s, which means %s: %s; remove one of them",
-		n.path, knob, got, n.nat.knobs.typ, knob, want)
+		path, knob, got, typ, knob, want)
 }

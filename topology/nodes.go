@@ -39,6 +39,11 @@ type nodeSpec struct {
 	wantAddrs int
 
 	nat *natSpec
+
+	// servicesBad says the services: value or one of its items was
+	// invalid, so a step that wants a service this server lacks is not
+	// reported again.
+	servicesBad bool
 }
 
 // natSpec is what a NAT node's entry gives beyond what every node has.
@@ -197,10 +202,12 @@ func (p *parser) readAddressList(n *nodeSpec, v *value, path string) {
 func (p *parser) readServices(n *nodeSpec, v *value, path string) {
 	switch v.kind {
 	case kindInvalid:
+		n.servicesBad = true
 		return
 	case kindSeq:
 	default:
 		p.errs.errorf(v.pos, "%s: want a list of services such as [stun, turn], not %s", path, v.describe())
+		n.servicesBad = true
 		return
 	}
 	seen := make(map[Service]int)
@@ -208,11 +215,13 @@ func (p *parser) readServices(n *nodeSpec, v *value, path string) {
 		ipath := indexPath(path, i)
 		s, ok := p.str(item, ipath, "a service ("+serviceList()+")")
 		if !ok {
+			n.servicesBad = true
 			continue
 		}
 		svc := Service(s)
 		if !slices.Contains(Services, svc) {
 			p.errs.errorf(item.pos, "%s: unknown service %q; want %s", ipath, s, serviceList())
+			n.servicesBad = true
 			continue
 		}
 		if first, dup := seen[svc]; dup {

@@ -75,13 +75,9 @@ func (l *Lab) Addr(node string, i int) netip.Addr {
 	return n.Addresses[i]
 }
 
-// UDP opens a UDP socket inside node, bound to local ("" or ":0" for any
-// address and a free port), closed when the test ends.
-func (l *Lab) UDP(node, local string) *UDPConn {
-	l.t.Helper()
-	if local == "" {
-		local = ":0"
-	}
+// ListenUDP opens a UDP socket inside node bound to local, closed when
+// the test ends.
+func (l *Lab) ListenUDP(node, local string) (*net.UDPConn, error) {
 	var c *net.UDPConn
 	l.Do(node, func() error {
 		addr, err := net.ResolveUDPAddr("udp4", local)
@@ -91,7 +87,20 @@ func (l *Lab) UDP(node, local string) *UDPConn {
 		c, err = net.ListenUDP("udp4", addr)
 		return err
 	})
-	l.t.Cleanup(func() { c.Close() })
+	if c != nil {
+		l.t.Cleanup(func() { c.Close() })
+	}
+	return c, nil
+}
+
+// UDP opens a UDP socket inside node, bound to local ("" or ":0" for any
+// address and a free port), closed when the test ends.
+func (l *Lab) UDP(node, local string) *UDPConn {
+	l.t.Helper()
+	if local == "" {
+		local = ":0"
+	}
+	c, _ := l.ListenUDP(node, local)
 	return &UDPConn{t: l.t, c: c, node: node}
 }
 

@@ -1,0 +1,405 @@
+// Package classify discovers a NAT's behaviour from behind it, as RFC 5780
+// describes, against a STUN server with two addresses and two ports:
+// mapping (section 4.3), filtering (4.4), hairpinning (4.5) and the
+// mapping lifetime (4.6), plus how new public ports are allocated. It
+// names what it finds in the words of RFC 4787 that scenario files use,
+// so a result can be compared with the NAT natlab was asked to build.
+package classify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/stunclient"
+)
+
+// Options says where to probe from and to.
+type Options struct {
+	// Server is the STUN server's primary address and port.
+	Server netip.AddrPort
+	// Local is the probing machine's address: if the server sees it, there
+	// is no NAT in between.
+	Local netip.Addr
+	// Listen opens a UDP socket on the machine being classified, bound to
+	// local (":0" for a free port).
+	Listen func(local string) (*net.UDPConn, error)
+	// Lifetime estimates the mapping lifetime too, which takes as long as
+	// the lifetime (up to LifetimeMax).
+	Lifetime    bool
+	LifetimeMax time.Duration
+	// Log, if set, is told every test as it runs.
+	Log func(Test)
+}
+
+// Result is what discovery found.
+type Result struct {
+	// Local is the address the first probe was sent from, Public the
+	// address the server saw it come from.
+	Local  netip.AddrPort `json:"local"`
+	Public netip.AddrPort `json:"public"`
+	// Behind is false when the server saw the local address: no NAT.
+	Behind    bool               `json:"behind_nat"`
+	Mapping   nat.Dependence     `json:"mapping"`
+	Filtering nat.Dependence     `json:"filtering"`
+	Ports     nat.PortAllocation `json:"ports"`
+	// PortsSeen are the public ports of the port-allocation probes, with
+	// the local ports they were sent from.
+	PortsSeen []PortPair `json:"ports_seen"`
+	Hairpin   bool       `json:"hairpin"`
+	// Type is the classic name of the mapping and filtering, if one fits.
+	Type nat.Type `json:"type,omitempty"`
+	// Lifetime is set when asked for.
+	Lifetime *Lifetime `json:"lifetime,omitempty"`
+	Tests    []Test    `json:"tests"`
+}
+
+// PortPair is one probe's local port and the public port it got.
+type PortPair struct {
+	Local  uint16 `json:"local"`
+	Public uint16 `json:"public"`
+}
+
+// Lifetime brackets the mapping lifetime: alive after Alive, gone after
+// Gone (zero if it outlived every probe).
+type Lifetime struct {
+	Alive time.Duration `json:"alive_after"`
+	Gone  time.Duration `json:"gone_after,omitempty"`
+}
+
+// Test is one request of the discovery and what came of it.
+type Test struct {
+	Name     string         `json:"name"`
+	From     netip.AddrPort `json:"from"`
+	To       netip.AddrPort `json:"to"`
+	Answered bool           `json:"answered"`
+	Mapped   netip.AddrPort `json:"mapped,omitempty"`
+	Source   netip.AddrPort `json:"source,omitempty"`
+}
+
+// ErrNoServer means the STUN server did not answer a plain request, so
+// nothing can be learnt.
+var ErrNoServer = errors.New("the STUN server does not answer")
+
+// ErrNoAlternate means the server has one address, which RFC 5780
+// discovery needs two of.
+var ErrNoAlternate = errors.New("the STUN server has no alternate address (RFC 5780 needs two addresses)")
+
+type discovery struct {
+	opts Options
+	res  *Result
+}
+
+// Discover runs the tests and returns the behaviour they show.
+func Discover(ctx context.Context, opts Options) (*Result, error) {
+	d := &discovery{opts: opts, res: &Result{}}
+	if err := d.mapping(ctx); err != nil {
+		return d.res, err
+	}
+	if err := d.filtering(ctx); err != nil {
+		return d.res, err
+	}
+	if err := d.ports(ctx); err != nil {
+		return d.res, err
+	}
+	if err := d.hairpin(ctx); err != nil {
+		return d.res, err
+	}
+	if opts.Lifetime {
+		if err := d.lifetime(ctx); err != nil {
+			return d.res, err
+		}
+	}
+	if t, ok := nat.TypeOf(d.res.Mapping, d.res.Filtering); ok && d.res.Behind {
+		d.res.Type = t
+	}
+	return d.res, nil
+}
+
+func (d *discovery) open() (*net.UDPConn, error) {
+	c, err := d.opts.Listen(":0")
+	if err != nil {
+		return nil, fmt.Errorf("open a socket: %w", err)
+	}
+	return c, nil
+}
+
+// probe sends one request and records the test.
+func (d *discovery) probe(ctx context.Context, name string, c *net.UDPConn, to netip.AddrPort, req stunclient.Request) (stunclient.Response, bool, error) {
+	resp, err := stunclient.Binding(ctx, c, to, req)
+	t := Test{Name: name, From: localAddr(c), To: to}
+	if err == nil {
+		t.Answered, t.Mapped, t.Source = true, resp.Mapped, resp.Source
+	}
+	d.res.Tests = append(d.res.Tests, t)
+	if d.opts.Log != nil {
+		d.opts.Log(t)
+	}
+	if errors.Is(err, stunclient.ErrNoResponse) {
+		return resp, false, nil
+	}
+	return resp, err == nil, err
+}
+
+func localAddr(c *net.UDPConn) netip.AddrPort {
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// mapping is RFC 5780 section 4.3: the same socket to the primary address,
+// the alternate address, and the alternate address and port.
+func (d *discovery) mapping(ctx context.Context) error {
+	c, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r1, ok, err := d.probe(ctx, "mapping I: primary address and port", c, d.opts.Server, stunclient.Request{})
+	if err != nil || !ok {
+		return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+	}
+	if !r1.Other.IsValid() {
+		return ErrNoAlternate
+	}
+	d.res.Public = r1.Mapped
+	d.res.Local = netip.AddrPortFrom(d.opts.Local, localAddr(c).Port())
+	d.res.Behind = r1.Mapped != d.res.Local
+	alternateAddr := netip.AddrPortFrom(r1.Other.Addr(), d.opts.Server.Port())
+	r2, ok, err := d.probe(ctx, "mapping II: alternate address, primary port", c, alternateAddr, stunclient.Request{})
+	if err != nil || !ok {
+		return fmt.Errorf("the STUN server's alternate address %v does not answer: %v", alternateAddr, err)
+	}
+	if r2.Mapped == r1.Mapped {
+		d.res.Mapping = nat.EndpointIndependent
+		return nil
+	}
+	r3, ok, err := d.probe(ctx, "mapping III: alternate address and port", c, r1.Other, stunclient.Request{})
+	if err != nil || !ok {
+		return fmt.Errorf("the STUN server's alternate endpoint %v does not answer: %v", r1.Other, err)
+	}
+	if r3.Mapped == r2.Mapped {
+		d.res.Mapping = nat.AddressDependent
+	} else {
+		d.res.Mapping = nat.AddressAndPortDependent
+	}
+	return nil
+}
+
+// filtering is RFC 5780 section 4.4, from a fresh socket that has only
+// talked to the primary endpoint: may the server answer from its other
+// address (endpoint-independent), or its other port (address-dependent)?
+func (d *discovery) filtering(ctx context.Context) error {
+	c, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, ok, err := d.probe(ctx, "filtering I: primary address and port", c, d.opts.Server, stunclient.Request{}); err != nil || !ok {
+		return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+	}
+	_, ok, err := d.probe(ctx, "filtering II: answer from the alternate address and port", c, d.opts.Server, stunclient.Request{ChangeIP: true, ChangePort: true})
+	if err != nil {
+		return err
+	}
+	if ok {
+		d.res.Filtering = nat.EndpointIndependent
+		return nil
+	}
+	_, ok, err = d.probe(ctx, "filtering III: answer from the alternate port", c, d.opts.Server, stunclient.Request{ChangePort: true})
+	if err != nil {
+		return err
+	}
+	if ok {
+		d.res.Filtering = nat.AddressDependent
+	} else {
+		d.res.Filtering = nat.AddressAndPortDependent
+	}
+	return nil
+}
+
+// portProbes is how many fresh sockets show how ports are allocated.
+const portProbes = 4
+
+// ports opens fresh sockets one after another: a NAT that preserves ports
+// shows the local ports; one that allocates sequentially shows
+// consecutive ports; anything else counts as random.
+func (d *discovery) ports(ctx context.Context) error {
+	var pairs []PortPair
+	for i := 0; i < portProbes; i++ {
+		c, err := d.open()
+		if err != nil {
+			return err
+		}
+		r, ok, err := d.probe(ctx, fmt.Sprintf("ports %d: a new mapping", i+1), c, d.opts.Server, stunclient.Request{})
+		c.Close()
+		if err != nil || !ok {
+			return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+		}
+		pairs = append(pairs, PortPair{Local: localAddr(c).Port(), Public: r.Mapped.Port()})
+	}
+	d.res.PortsSeen = pairs
+	d.res.Ports = allocation(pairs)
+	return nil
+}
+
+// allocation names the pattern of a series of new mappings' ports.
+func allocation(pairs []PortPair) nat.PortAllocation {
+	preserved, consecutive := true, true
+	for i, p := range pairs {
+		preserved = preserved && p.Public == p.Local
+		if i > 0 {
+			consecutive = consecutive && p.Public == pairs[i-1].Public+1
+		}
+	}
+	switch {
+	case preserved:
+		return nat.PortPreserve
+	case consecutive:
+		return nat.PortSequential
+	default:
+		return nat.PortRandom
+	}
+}
+
+// hairpin is RFC 5780 section 4.5: a request from a second socket to the
+// first socket's public endpoint must come back in to the first.
+func (d *discovery) hairpin(ctx context.Context) error {
+	a, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	r, ok, err := d.probe(ctx, "hairpin: learn a public endpoint", a, d.opts.Server, stunclient.Request{})
+	if err != nil || !ok {
+		return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+	}
+	m, err := stunclient.Build(stunclient.Request{})
+	if err != nil {
+		return err
+	}
+	got := false
+	for _, wait := range stunclient.Retransmissions {
+		if _, err := b.WriteToUDPAddrPort(m.Raw, r.Mapped); err != nil {
+			break // hairpin-less NATs may answer with an error
+		}
+		if arrived(a, m.Raw, time.Now().Add(wait)) {
+			got = true
+			break
+		}
+	}
+	t := Test{Name: "hairpin: a request to that endpoint from a second socket", From: localAddr(b), To: r.Mapped, Answered: got}
+	d.res.Tests = append(d.res.Tests, t)
+	if d.opts.Log != nil {
+		d.opts.Log(t)
+	}
+	d.res.Hairpin = got
+	return nil
+}
+
+// arrived reads c until want arrives or the deadline passes.
+func arrived(c *net.UDPConn, want []byte, deadline time.Time) bool {
+	c.SetReadDeadline(deadline)
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return false
+		}
+		if slices.Equal(buf[:n], want) {
+			return true
+		}
+	}
+}
+
+// lifetimeProbes are the idle times after which a mapping is checked.
+var lifetimeProbes = []time.Duration{
+	time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second,
+	45 * time.Second, time.Minute, 90 * time.Second, 2 * time.Minute, 150 * time.Second, 3 * time.Minute,
+	4 * time.Minute, 5 * time.Minute, 10 * time.Minute,
+}
+
+// lifetime is RFC 5780 section 4.6, run in parallel: one mapping per
+// probe time, created together; after its idle time each is asked about
+// from another socket with RESPONSE-PORT, so that the question does not
+// refresh it. The answer comes back to the mapping only if it is alive.
+func (d *discovery) lifetime(ctx context.Context) error {
+	max := d.opts.LifetimeMax
+	if max == 0 {
+		max = 3 * time.Minute
+	}
+	type mapping struct {
+		idle   time.Duration
+		conn   *net.UDPConn
+		public netip.AddrPort
+	}
+	var maps []mapping
+	defer func() {
+		for _, m := range maps {
+			m.conn.Close()
+		}
+	}()
+	for _, idle := range lifetimeProbes {
+		if idle > max {
+			break
+		}
+		c, err := d.open()
+		if err != nil {
+			return err
+		}
+		r, ok, err := d.probe(ctx, fmt.Sprintf("lifetime: a mapping to check after %v", idle), c, d.opts.Server, stunclient.Request{})
+		if err != nil || !ok {
+			c.Close()
+			return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+		}
+		maps = append(maps, mapping{idle, c, r.Mapped})
+	}
+	start := time.Now()
+	lt := &Lifetime{}
+	d.res.Lifetime = lt
+	for _, m := range maps {
+		select {
+		case <-time.After(time.Until(start.Add(m.idle))):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q, err := d.open()
+		if err != nil {
+			return err
+		}
+		req, err := stunclient.Build(stunclient.Request{ResponsePort: m.public.Port()})
+		if err != nil {
+			q.Close()
+			return err
+		}
+		alive := false
+		for _, wait := range stunclient.Retransmissions {
+			q.WriteToUDPAddrPort(req.Raw, d.opts.Server)
+			if _, err := stunclient.Await(m.conn, req.TransactionID, time.Now().Add(wait)); err == nil {
+				alive = true
+				break
+			}
+		}
+		q.Close()
+		t := Test{Name: fmt.Sprintf("lifetime: is the mapping alive after %v idle?", m.idle), From: localAddr(q), To: d.opts.Server, Answered: alive, Mapped: m.public}
+		d.res.Tests = append(d.res.Tests, t)
+		if d.opts.Log != nil {
+			d.opts.Log(t)
+		}
+		if !alive {
+			lt.Gone = m.idle
+			return nil
+		}
+		lt.Alive = m.idle
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package classify_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/classify"
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/stunserver"
+)
+
+// startSTUN runs natlab's STUN server inside the lab's server node for the
+// length of the test.
+func startSTUN(t *testing.T, l *labtest.Lab) netip.AddrPort {
+	t.Helper()
+	layout := stunserver.Layout{
+		Addrs: [2]netip.Addr{l.Addr("server", 0), l.Addr("server", 1)},
+		Ports: [2]uint16{stunserver.DefaultPort, stunserver.DefaultAltPort},
+	}
+	var srv *stunserver.Server
+	l.Do("server", func() error {
+		var err error
+		srv, err = stunserver.Listen(layout)
+		return err
+	})
+	go srv.Serve(t.Logf)
+	t.Cleanup(func() { srv.Close() })
+	return layout.At(stunserver.Endpoint{})
+}
+
+func discover(t *testing.T, l *labtest.Lab, node string, lifetime bool, max time.Duration) *classify.Result {
+	t.Helper()
+	server := startSTUN(t, l)
+	res, err := classify.Discover(context.Background(), classify.Options{
+		Server: server,
+		Local:  l.Addr(node, 0),
+		Listen: func(local string) (*net.UDPConn, error) {
+			return l.ListenUDP(node, local)
+		},
+		Lifetime:    lifetime,
+		LifetimeMax: max,
+	})
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	return res
+}
+
+const lab = `
+nodes:
+  server: {kind: server, services: [stun]}
+  nat:    {kind: nat, %s}
+  h1:     {kind: host, behind: nat}
+`
+
+// Every mapping, filtering and port allocation natlab can build is
+// reported exactly as configured.
+func TestDiscoverEveryCombination(t *testing.T) {
+	for _, m := range nat.Dependences {
+		for _, f := range nat.Dependences {
+			for _, p := range nat.PortAllocations {
+				t.Run(fmt.Sprintf("%s/%s/%s", m, f, p), func(t *testing.T) {
+					t.Parallel()
+					l := labtest.Up(t, fmt.Sprintf(lab, fmt.Sprintf("mapping: %s, filtering: %s, ports: %s", m, f, p)))
+					res := discover(t, l, "h1", false, 0)
+					if !res.Behind || res.Public.Addr() != l.Addr("nat", 0) {
+						t.Errorf("behind=%v public=%v; want behind the NAT at %v", res.Behind, res.Public, l.Addr("nat", 0))
+					}
+					if res.Mapping != m || res.Filtering != f || res.Ports != p || !res.Hairpin {
+						t.Errorf("discovered mapping %s, filtering %s, ports %s (%v), hairpin %v; configured %s, %s, %s, hairpin true",
+							res.Mapping, res.Filtering, res.Ports, res.PortsSeen, res.Hairpin, m, f, p)
+					}
+					if typ, ok := nat.TypeOf(m, f); ok && res.Type != typ {
+						t.Errorf("type %q, want %q", res.Type, typ)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestDiscoverHairpinOff(t *testing.T) {
+	for _, typ := range nat.Types {
+		t.Run(string(typ), func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(lab, "type: "+string(typ)+", hairpin: false"))
+			if res := discover(t, l, "h1", false, 0); res.Hairpin || res.Type != typ {
+				t.Errorf("hairpin=%v type=%s, want no hairpinning and %s", res.Hairpin, res.Type, typ)
+			}
+		})
+	}
+}
+
+func TestDiscoverNoNAT(t *testing.T) {
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, services: [stun]}
+  h1:     {kind: host}
+`)
+	res := discover(t, l, "h1", false, 0)
+	if res.Behind || res.Type != "" || res.Mapping != nat.EndpointIndependent || res.Filtering != nat.EndpointIndependent || res.Ports != nat.PortPreserve {
+		t.Errorf("on the internet: %+v", res)
+	}
+}
+
+func TestDiscoverLifetime(t *testing.T) {
+	l := labtest.Up(t, fmt.Sprintf(lab, "type: port-restricted-cone, timeout: 5s"))
+	res := discover(t, l, "h1", true, 30*time.Second)
+	if lt := res.Lifetime; lt == nil || lt.Alive != 4*time.Second || lt.Gone != 8*time.Second {
+		t.Errorf("lifetime %+v, want alive after 4s and gone after 8s for a 5s timeout", lt)
+	}
+}
+
+func TestDiscoverWithoutServer(t *testing.T) {
+	l := labtest.Up(t, fmt.Sprintf(lab, "type: full-cone"))
+	_, err := classify.Discover(context.Background(), classify.Options{
+		Server: netip.AddrPortFrom(l.Addr("server", 0), 3478),
+		Local:  l.Addr("h1", 0),
+		Listen: func(local string) (*net.UDPConn, error) { return l.ListenUDP("h1", local) },
+	})
+	if err == nil {
+		t.Fatal("discovery without a STUN server succeeded")
+	}
+}
