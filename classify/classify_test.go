@@ -11,31 +11,13 @@ import (
 	"github.com/natlab/natlab/classify"
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/nat"
-	"github.com/natlab/natlab/stunserver"
+	"github.com/natlab/natlab/service"
 )
-
-// startSTUN runs natlab's STUN server inside the lab's server node for the
-// length of the test.
-func startSTUN(t *testing.T, l *labtest.Lab) netip.AddrPort {
-	t.Helper()
-	layout := stunserver.Layout{
-		Addrs: [2]netip.Addr{l.Addr("server", 0), l.Addr("server", 1)},
-		Ports: [2]uint16{stunserver.DefaultPort, stunserver.DefaultAltPort},
-	}
-	var srv *stunserver.Server
-	l.Do("server", func() error {
-		var err error
-		srv, err = stunserver.Listen(layout)
-		return err
-	})
-	go srv.Serve(t.Logf)
-	t.Cleanup(func() { srv.Close() })
-	return layout.At(stunserver.Endpoint{})
-}
 
 func discover(t *testing.T, l *labtest.Lab, node string, lifetime bool, max time.Duration) *classify.Result {
 	t.Helper()
-	server := startSTUN(t, l)
+	// The lab's own STUN service, started by lab.Up in the server node.
+	server := service.PlanFor(l.Topo.Node("server")).STUNServer()
 	res, err := classify.Discover(context.Background(), classify.Options{
 		Server: server,
 		Local:  l.Addr(node, 0),
@@ -117,7 +99,12 @@ func TestDiscoverLifetime(t *testing.T) {
 }
 
 func TestDiscoverWithoutServer(t *testing.T) {
-	l := labtest.Up(t, fmt.Sprintf(lab, "type: full-cone"))
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server}
+  nat:    {kind: nat}
+  h1:     {kind: host, behind: nat}
+`)
 	_, err := classify.Discover(context.Background(), classify.Options{
 		Server: netip.AddrPortFrom(l.Addr("server", 0), 3478),
 		Local:  l.Addr("h1", 0),

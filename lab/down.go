@@ -78,9 +78,11 @@ func DownAll() ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// remove deletes the namespaces of a lab's record that carry its marker.
+// remove stops every process inside the lab and deletes the namespaces of
+// its record that carry its marker.
 func remove(st *labstate.State) error {
 	var errs []error
+	var ours []string
 	for _, ns := range st.Namespaces {
 		lab, _, id, ok, err := readMarker(ns.Name)
 		switch {
@@ -100,7 +102,30 @@ func remove(st *labstate.State) error {
 			errs = append(errs, fmt.Errorf("namespace %s is not this lab's (its marker is not lab=%s id=%s); left alone", ns.Name, st.Name, st.ID))
 			continue
 		}
-		if err := namedns.Delete(ns.Name); err != nil {
+		ours = append(ours, ns.Name)
+	}
+	errs = append(errs, deleteNamespaces(ours))
+	return errors.Join(errs...)
+}
+
+// deleteNamespaces stops the processes inside the namespaces, then
+// deletes them. A process would keep its namespace alive after the name
+// is gone, so processes go first.
+func deleteNamespaces(names []string) error {
+	inodes := map[uint64]bool{}
+	for _, name := range names {
+		if ino, err := nsInode(name); err == nil {
+			inodes[ino] = true
+		}
+	}
+	var errs []error
+	if pids, err := processesIn(inodes); err != nil {
+		errs = append(errs, err)
+	} else if err := stopProcesses(pids); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range names {
+		if err := namedns.Delete(name); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -179,17 +204,14 @@ func markedLabs() ([]string, error) {
 // with prefix. The caller holds the lab's lock and has found no record.
 func removeOrphans(prefix, lab string) (bool, error) {
 	found, err := markedNamespaces(prefix)
-	removed := false
-	var errs []error
+	var names []string
 	for ns, l := range found {
-		if l != lab {
-			continue
-		}
-		if err := namedns.Delete(ns); err != nil {
-			errs = append(errs, err)
-		} else {
-			removed = true
+		if l == lab {
+			names = append(names, ns)
 		}
 	}
-	return removed, errors.Join(append(errs, err)...)
+	if len(names) == 0 {
+		return false, err
+	}
+	return true, errors.Join(err, deleteNamespaces(names), labstate.Remove(lab))
 }

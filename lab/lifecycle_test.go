@@ -106,7 +106,7 @@ func TestUpDownLeavesNoTrace(t *testing.T) {
 	if out, err := runIn(lab.NamespaceName(name, "alice"), "ip", "route"); err != nil || !strings.Contains(out, "default via") {
 		t.Errorf("alice's routes: %v\n%s", err, out)
 	}
-	if _, err := lab.Up(context.Background(), topo, lab.Options{}); !errors.Is(err, lab.ErrExists) {
+	if _, err := lab.Up(context.Background(), topo, lab.Options{Scenario: []byte(twoNATs)}); !errors.Is(err, lab.ErrExists) {
 		t.Errorf("second up of the same lab: %v, want ErrExists", err)
 	}
 
@@ -139,7 +139,7 @@ func TestUpRollsBackOnFailure(t *testing.T) {
 	// A behaviour the rule builder refuses: it fails after every
 	// namespace, link and address exists.
 	topo.Node("nat-b").NAT.Behaviour.Timeout = 0
-	_, err = lab.Up(context.Background(), topo, lab.Options{})
+	_, err = lab.Up(context.Background(), topo, lab.Options{Scenario: []byte(twoNATs)})
 	if err == nil || !strings.Contains(err.Error(), "nat-b") {
 		t.Fatalf("up with a broken NAT: %v, want an error naming nat-b", err)
 	}
@@ -165,7 +165,7 @@ func TestUpCancelled(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(delay, cancel)
-		_, err = lab.Up(ctx, topo, lab.Options{})
+		_, err = lab.Up(ctx, topo, lab.Options{Scenario: []byte(scenario)})
 		cancel()
 		if err == nil {
 			// It finished before the cancel: fine, take it down.
@@ -234,7 +234,7 @@ func TestDownWithoutRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lab.Up(context.Background(), topo, lab.Options{}); err != nil {
+	if _, err := lab.Up(context.Background(), topo, lab.Options{Scenario: []byte(twoNATs)}); err != nil {
 		t.Fatal(err)
 	}
 	labstate.Remove(name)

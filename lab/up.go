@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -18,6 +20,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -33,6 +36,9 @@ type Options struct {
 // is cancelled (Ctrl-C), everything built so far is removed before Up
 // returns, and the record with it.
 func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.State, error) {
+	if len(opts.Scenario) == 0 {
+		return nil, fmt.Errorf("lab %s: no scenario to record (Options.Scenario)", topo.Name)
+	}
 	lock, err := labstate.Acquire(topo.Name)
 	if err != nil {
 		return nil, err
@@ -59,6 +65,12 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 	for _, n := range topo.Nodes {
 		st.Namespaces = append(st.Namespaces, labstate.Namespace{Name: NamespaceName(topo.Name, n.Name), Node: n.Name})
 	}
+	for _, n := range topo.Nodes {
+		if slices.Contains(n.Services, topology.ServiceTURN) {
+			st.TURN = labstate.TURNCredentials{Realm: "natlab", User: "natlab", Password: newID()}
+			break
+		}
+	}
 	for _, ns := range st.Namespaces {
 		if _, err := os.Lstat(namedns.Path(ns.Name)); err == nil {
 			return nil, fmt.Errorf("lab %s: namespace %s exists already and is not this lab's; another lab's names may overlap (lab a-b node c and lab a node b-c are both natlab-a-b-c): choose another lab name with --name", topo.Name, ns.Name)
@@ -72,6 +84,9 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 
 	b := &builder{topo: topo, st: st, ns: map[string]*namedns.NS{}, nl: map[string]*netlink.Handle{}}
 	err = b.build(ctx)
+	if err == nil {
+		err = b.startServices(ctx)
+	}
 	b.close()
 	if err == nil {
 		st.Complete = true
@@ -319,6 +334,30 @@ func (b *builder) loadNAT(n *topology.Node) error {
 		}
 		return nil
 	})
+}
+
+// startServices starts a service process in every server node that runs
+// services, and records it.
+func (b *builder) startServices(ctx context.Context) error {
+	for _, n := range b.topo.Nodes {
+		if len(n.Services) == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(labstate.LogDir(b.topo.Name), 0o755); err != nil {
+			return err
+		}
+		logPath := filepath.Join(labstate.LogDir(b.topo.Name), n.Name+".log")
+		proc, err := service.Start(b.ns[n.Name], b.topo.Name, n.Name, logPath)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		start, _ := startTime(proc.Pid)
+		b.st.Processes = append(b.st.Processes, labstate.Process{PID: proc.Pid, Node: n.Name, What: "services", StartTime: start})
+	}
+	return nil
 }
 
 // Rules returns the ruleset of NAT node n, as Up loads it.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/topology"
 )
 
 // Dir is where lab records live. /run is a tmpfs, so records vanish on
@@ -48,7 +50,33 @@ type State struct {
 	Namespaces []Namespace `json:"namespaces"`
 	// Processes natlab started inside the lab (services).
 	Processes []Process `json:"processes,omitempty"`
+	// TURN holds the lab's TURN credentials, made up at bring-up.
+	TURN TURNCredentials `json:"turn"`
 }
+
+// Topology parses the recorded scenario again, under the lab's name.
+func (s *State) Topology() (*topology.Topology, error) {
+	file := s.Source
+	if !strings.HasSuffix(file, ".yaml") && !strings.HasSuffix(file, ".yml") {
+		file = s.Name + ".yaml"
+	}
+	topo, err := topology.Parse(file, s.Scenario)
+	if err != nil {
+		return nil, fmt.Errorf("lab %s: its recorded scenario does not parse: %w", s.Name, err)
+	}
+	topo.Name = s.Name
+	return topo, nil
+}
+
+// TURNCredentials are long-term TURN credentials (RFC 8656 section 9.2).
+type TURNCredentials struct {
+	Realm    string `json:"realm"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// LogDir is where the logs of a lab's services go.
+func LogDir(name string) string { return filepath.Join(Dir, name+".d") }
 
 // Namespace is one network namespace of the lab.
 type Namespace struct {
@@ -117,8 +145,12 @@ func Save(s *State) error {
 	return os.Rename(tmp.Name(), path(s.Name, ".json"))
 }
 
-// Remove deletes the record of lab name; a missing record is no error.
+// Remove deletes the record of lab name and its logs; a missing record is
+// no error.
 func Remove(name string) error {
+	if err := os.RemoveAll(LogDir(name)); err != nil {
+		return err
+	}
 	if err := os.Remove(path(name, ".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

@@ -74,16 +74,8 @@ func (p *parser) readForward(v *value, path string) (*forwardSpec, bool) {
 		epath := joinPath(path, e.key)
 		switch e.key {
 		case "proto":
-			s, sok := p.str(e.val, epath, "tcp or udp")
-			switch {
-			case !sok:
-				ok = false
-			case s != string(TCP) && s != string(UDP):
-				p.errs.errorf(e.val.pos, "%s: unknown protocol %q; want tcp or udp", epath, s)
-				ok = false
-			default:
-				f.proto = Protocol(s)
-			}
+			proto, pok := p.protocol(e.val, epath)
+			f.proto, ok = proto, ok && pok
 		case "port":
 			port, pok := p.port(e.val, epath)
 			f.port, ok = port, ok && pok
@@ -108,6 +100,19 @@ func (p *parser) readForward(v *value, path string) (*forwardSpec, bool) {
 		return nil, false
 	}
 	return f, ok
+}
+
+// protocol reads tcp or udp.
+func (p *parser) protocol(v *value, path string) (Protocol, bool) {
+	s, ok := p.str(v, path, "tcp or udp")
+	switch {
+	case !ok:
+	case s != string(TCP) && s != string(UDP):
+		p.errs.errorf(v.pos, "%s: unknown protocol %q; want tcp or udp", path, s)
+	default:
+		return Protocol(s), true
+	}
+	return "", false
 }
 
 // port reads a port number.

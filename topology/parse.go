@@ -76,6 +76,11 @@ func mebibytes(n int64) string {
 //	description  one line of text for listings
 //	internet     the internet's IPv4 prefix; default DefaultInternet
 //	nodes        required: node names to nodes, in the order to build them
+//	steps        the script natlab runs on the lab: a list of steps
+//
+// Keys starting with x- are ignored, so that they can hold anchors for
+// the rest of the file (x-home: &home {kind: nat, type: full-cone}), as in
+// Docker Compose files.
 //
 // Every node has kind: server, nat or host, and by kind:
 //
@@ -90,6 +95,29 @@ func mebibytes(n int64) string {
 // left out are allocated in file order, lowest free first, once every
 // written one is reserved. Anchors, aliases and merge keys (<<: *defaults)
 // may be used to reuse settings.
+//
+// Each step is a mapping with one key, its kind, whose value is a mapping
+// of its fields; only wait takes a duration instead. Every step but wait
+// may have a name: for reports (default: made from the step, such as
+// "punch alice bob"). Below, defaults are in parentheses and the first
+// outcome of expect is its default; a server left out is the first in the
+// file that runs the service named, and durations are Go's (1m30s) or a
+// number of seconds:
+//
+//	stun   from (a host or a server), server (stun), port (the local UDP
+//	       port; any), expect: ok, fail, or the classification RFC 5780
+//	       discovery must report: {type, mapping, filtering, ports, hairpin}
+//	punch  between (two hosts), server (stun), rendezvous (rendezvous; if
+//	       none, natlab passes the endpoints on), timeout (5s), predict
+//	       (false), expect: ok or fail
+//	relay  between, server (turn), timeout (5s), expect: ok or fail
+//	ice    between, timeout (10s), expect (any success): host, srflx,
+//	       prflx, relay or fail
+//	send   from, to (a host, a server or ADDRESS:PORT), proto (udp), port
+//	       (5000), expect: delivered or dropped
+//	wait   a duration: wait: 2s
+//	exec   node (or internet), command (a string for sh -c, or a list),
+//	       timeout (30s), expect: ok or fail
 func Parse(filename string, data []byte) (*Topology, error) {
 	p := &parser{
 		file:    filename,
@@ -128,12 +156,19 @@ type parser struct {
 	// missing.
 	nodes  []*nodeSpec
 	byName map[string]*nodeSpec
+	// nodesOK says the nodes could be read, so that steps' references to
+	// them can be checked.
+	nodesOK bool
 	// natNames lists the names of the NAT nodes sorted, for messages.
 	natNames []string
 }
 
-// topLevelKeys are the keys a scenario file may have.
-var topLevelKeys = []string{"name", "description", "internet", "nodes"}
+// topLevelKeys are the keys a scenario file may have, besides x- keys.
+var topLevelKeys = []string{"name", "description", "internet", "nodes", "steps"}
+
+// ignoredPrefix starts top-level keys that natlab ignores: a place to
+// park anchors, as Docker Compose's x- keys are.
+const ignoredPrefix = "x-"
 
 func (p *parser) scenario(root *value) {
 	if root.kind == kindInvalid {
@@ -143,7 +178,7 @@ func (p *parser) scenario(root *value) {
 		p.errs.errorf(root.pos, "top level: want a mapping with the keys %s, not %s", strings.Join(topLevelKeys, ", "), root.describe())
 		return
 	}
-	var nodes *entry
+	var nodes, steps *entry
 	for i := range root.entries {
 		e := &root.entries[i]
 		switch e.key {
@@ -155,21 +190,32 @@ func (p *parser) scenario(root *value) {
 			p.internet(e.val)
 		case "nodes":
 			nodes = e
+		case "steps":
+			steps = e
 		default:
-			p.unknownKey(*e, e.key, "the top level", topLevelKeys)
+			if strings.HasPrefix(e.key, ignoredPrefix) {
+				continue
+			}
+			p.errs.errorf(e.keyPos, "%s", unknownKeyMessage(*e, e.key, "the top level", topLevelKeys,
+				"and keys starting with x-, which are ignored"))
 		}
 	}
 	if p.topo.Name == "" && root.get("name") == nil {
 		p.defaultLabName()
 	}
-	if nodes == nil {
+	switch {
+	case nodes == nil:
 		p.errs.errorf(Position{File: p.file}, "missing nodes; a scenario needs at least one node, for example %s", minimalScenario)
-		return
+	case p.readNodes(nodes):
+		p.nodesOK = true
+		p.validate()
 	}
-	if !p.readNodes(nodes) {
-		return
+	// Steps are read after the nodes have been validated, for they refer
+	// to nodes, their services and their addresses; when the nodes could
+	// not be read at all, everything else about the steps is checked.
+	if steps != nil {
+		p.readSteps(steps)
 	}
-	p.validate()
 }
 
 func (p *parser) labName(v *value) {
@@ -280,11 +326,20 @@ func (p *parser) str(v *value, path, want string) (string, bool) {
 // unknownKey reports a key that what does not take, suggesting the closest
 // accepted one when there is a close one.
 func (p *parser) unknownKey(e entry, path, what string, accepted []string) {
+	p.errs.errorf(e.keyPos, "%s", unknownKeyMessage(e, path, what, accepted, ""))
+}
+
+// unknownKeyMessage says that what does not take key e, listing the
+// accepted keys and then more, which says what else is accepted.
+func unknownKeyMessage(e entry, path, what string, accepted []string, more string) string {
 	msg := fmt.Sprintf("%s: unknown key; %s takes %s", path, what, strings.Join(accepted, ", "))
+	if more != "" {
+		msg += ", " + more
+	}
 	if s := suggest(e.key, accepted); s != "" {
 		msg += "; did you mean " + s + "?"
 	}
-	p.errs.errorf(e.keyPos, "%s", msg)
+	return msg
 }
 
 // internetSegment names the internet in messages.

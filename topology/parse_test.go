@@ -62,6 +62,9 @@ func dump(t *Topology) string {
 			}
 		}
 	}
+	for i, s := range t.Steps {
+		fmt.Fprintf(&b, "  steps[%d] %d:%d\n", i, s.Pos.Line, s.Pos.Column)
+	}
 	return b.String()
 }
 

@@ -2,12 +2,14 @@ package topology
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
 // String describes the topology in a stable, human-readable form with every
 // default spelt out, one node per line plus a line for each NAT's behaviour
-// and forwards. natlab show prints it; tests compare it with golden files.
+// and forwards, then one line per step. natlab show prints it; tests
+// compare it with golden files.
 func (t *Topology) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lab %s", t.Name)
@@ -25,6 +27,10 @@ func (t *Topology) String() string {
 		for _, f := range n.NAT.Forwards {
 			fmt.Fprintf(&b, "  %s\n", f)
 		}
+	}
+	for _, s := range t.Steps {
+		b.WriteString(s.String())
+		b.WriteByte('\n')
 	}
 	return b.String()
 }
@@ -78,4 +84,91 @@ func (f Forward) String() string {
 		to = f.ToNode + " " + to
 	}
 	return fmt.Sprintf("forward %s %d to %s", f.Proto, f.Port, to)
+}
+
+// String describes the step on one line with every default spelt out:
+// `step "punch alice bob": punch between alice and bob, stun server stun, ...`.
+func (s Step) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "step %s: %s", strconv.Quote(s.Name), s.Kind)
+	switch s.Kind {
+	case StepSTUN:
+		port := "any"
+		if s.Port != 0 {
+			port = strconv.Itoa(int(s.Port))
+		}
+		fmt.Fprintf(&b, " from %s, local port %s, server %s", s.From, port, s.Server)
+	case StepPunch:
+		rendezvous := "by natlab"
+		if s.Rendezvous != "" {
+			rendezvous = "server " + s.Rendezvous
+		}
+		predict := "no port prediction"
+		if s.Predict {
+			predict = "port prediction"
+		}
+		fmt.Fprintf(&b, " between %s and %s, stun server %s, rendezvous %s, %s, timeout %s",
+			s.Between[0], s.Between[1], s.Server, rendezvous, predict, fmtDuration(s.Timeout))
+	case StepRelay:
+		fmt.Fprintf(&b, " between %s and %s, turn server %s, timeout %s", s.Between[0], s.Between[1], s.Server, fmtDuration(s.Timeout))
+	case StepICE:
+		fmt.Fprintf(&b, " between %s and %s, timeout %s", s.Between[0], s.Between[1], fmtDuration(s.Timeout))
+	case StepSend:
+		to := fmt.Sprintf("%s port %d", s.To, s.Port)
+		if s.ToAddr.IsValid() {
+			to = s.ToAddr.String()
+		}
+		fmt.Fprintf(&b, " %s from %s to %s", s.Proto, s.From, to)
+	case StepWait:
+		fmt.Fprintf(&b, " %s", fmtDuration(s.Duration))
+		return b.String()
+	case StepExec:
+		fmt.Fprintf(&b, " on %s", s.Node)
+		if s.Shell && len(s.Command) == 1 {
+			fmt.Fprintf(&b, ", sh -c %s", strconv.Quote(s.Command[0]))
+		} else {
+			b.WriteString(", argv")
+			for _, arg := range s.Command {
+				fmt.Fprintf(&b, " %s", strconv.Quote(arg))
+			}
+		}
+		fmt.Fprintf(&b, ", timeout %s", fmtDuration(s.Timeout))
+	}
+	fmt.Fprintf(&b, ", expect %s", s.Expect)
+	return b.String()
+}
+
+// String describes the expectation: "ok", "dropped", "any connection" for
+// an ice step without one, or the classification a stun step expects.
+func (e Expect) String() string {
+	switch {
+	case e.Classification != nil:
+		return e.Classification.String()
+	case e.Outcome == "":
+		return "any connection"
+	}
+	return e.Outcome
+}
+
+// String lists what the classification gives, in braces:
+// "{type symmetric, mapping address-and-port-dependent, ...}".
+func (c *Classification) String() string {
+	var parts []string
+	add := func(key, val string) {
+		if val != "" {
+			parts = append(parts, key+" "+val)
+		}
+	}
+	add("type", string(c.Type))
+	add("mapping", string(c.Mapping))
+	add("filtering", string(c.Filtering))
+	add("ports", string(c.Ports))
+	if c.Hairpin != nil {
+		if *c.Hairpin {
+			parts = append(parts, "hairpin")
+		} else {
+			parts = append(parts, "no hairpin")
+		}
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }

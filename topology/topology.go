@@ -12,6 +12,7 @@ package topology
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/natlab/natlab/nat"
 )
@@ -77,6 +78,9 @@ type Topology struct {
 	Internet netip.Prefix
 	// Nodes in the order the file lists them.
 	Nodes []*Node
+	// Steps are the script natlab runs on the lab, in order; none when
+	// the file has no steps: key.
+	Steps []Step
 
 	// index finds nodes by name; Parse fills it.
 	index map[string]*Node
@@ -118,10 +122,11 @@ type NAT struct {
 	Forwards []Forward
 }
 
-// Protocol is a transport protocol a port forward applies to.
+// Protocol is a transport protocol: the one a port forward applies to, or
+// the one a send step uses.
 type Protocol string
 
-// The protocols a port forward can apply to.
+// The protocols of forwards and send steps.
 const (
 	TCP Protocol = "tcp"
 	UDP Protocol = "udp"
@@ -136,6 +141,111 @@ type Forward struct {
 	// To is ToNode's address and the port traffic is sent to.
 	To  netip.AddrPort
 	Pos Position
+}
+
+// StepKind names what a step does.
+type StepKind string
+
+// The kinds of step.
+const (
+	// StepSTUN asks a STUN server for a node's public endpoint and, with
+	// an expected classification, runs RFC 5780 NAT behaviour discovery.
+	StepSTUN StepKind = "stun"
+	// StepPunch has two hosts punch a hole for UDP to each other.
+	StepPunch StepKind = "punch"
+	// StepRelay connects two hosts through a TURN server.
+	StepRelay StepKind = "relay"
+	// StepICE connects two hosts with ICE (RFC 8445), using every STUN and
+	// TURN server of the lab.
+	StepICE StepKind = "ice"
+	// StepSend sends one message from a node to a node or an address.
+	StepSend StepKind = "send"
+	// StepWait pauses the script, for instance to let mappings expire.
+	StepWait StepKind = "wait"
+	// StepExec runs a command on a node.
+	StepExec StepKind = "exec"
+)
+
+// StepKinds lists the kinds of step in the order messages list them.
+var StepKinds = []StepKind{StepSTUN, StepPunch, StepRelay, StepICE, StepSend, StepWait, StepExec}
+
+// Step is one action of a scenario's script with what it must observe,
+// every default filled in. Which fields are used depends on Kind; the
+// others are zero.
+type Step struct {
+	Kind StepKind
+	// Name labels the step in reports: the file's name:, or one made up
+	// from the step such as "punch alice bob".
+	Name string
+	// Pos is where the step's kind key is, for messages about it.
+	Pos Position
+	// From is the node a stun or send step starts from; To is the node a
+	// send step sends to, empty when ToAddr is set instead.
+	From, To string
+	// ToAddr is the address a send step sends to when it names one
+	// rather than a node, such as a NAT's public address and a
+	// forwarded port.
+	ToAddr netip.AddrPort
+	// Between are the two hosts a punch, relay or ice step connects, in
+	// the order the file gives them.
+	Between [2]string
+	// Node is where an exec step runs its command: a node, or Internet
+	// for the internet segment's own namespace.
+	Node string
+	// Server is the STUN server of a stun or punch step, or the TURN
+	// server of a relay step.
+	Server string
+	// Rendezvous is the server that introduces the hosts of a punch step
+	// to each other; empty when the lab has none, and natlab passes
+	// their endpoints on itself.
+	Rendezvous string
+	// Proto is the protocol of a send step.
+	Proto Protocol
+	// Port is, for a stun step, the local UDP port to send from (0: any);
+	// for a send step, the port the receiver listens on (ToAddr's port
+	// when ToAddr is set).
+	Port uint16
+	// Command is what an exec step runs: an argv, or when Shell is set
+	// one string for sh -c.
+	Command []string
+	Shell   bool
+	// Duration is how long a wait step waits.
+	Duration time.Duration
+	// Timeout bounds a punch, relay, ice or exec step.
+	Timeout time.Duration
+	// Predict makes a punch step predict the ports of a NAT that
+	// allocates them sequentially.
+	Predict bool
+	// Expect is what the step must observe to pass.
+	Expect Expect
+}
+
+// Expect is what a step must observe.
+type Expect struct {
+	// Outcome is the expected word: ok or fail (stun, punch, relay,
+	// exec), delivered or dropped (send), the kind of candidate pair ICE
+	// must select (host, srflx, prflx, relay) or fail, or "" for an ice
+	// step that passes with any successful connection. A wait step has
+	// none.
+	Outcome string
+	// Classification, for stun, is the NAT behaviour RFC 5780 discovery
+	// must report; nil if not given. Outcome is ok when it is set.
+	Classification *Classification
+}
+
+// Classification is the NAT behaviour a stun step expects discovery to
+// report. Only what the file gives is checked; the rest is zero.
+type Classification struct {
+	// Type is the classic name expected, "" if not given.
+	Type nat.Type
+	// Mapping and Filtering are "" if not given; when only Type is given
+	// they are filled in from it.
+	Mapping   nat.Dependence
+	Filtering nat.Dependence
+	// Ports is "" if not given.
+	Ports nat.PortAllocation
+	// Hairpin is nil if not given.
+	Hairpin *bool
 }
 
 // Node returns the node called name, or nil.

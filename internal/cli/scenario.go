@@ -64,15 +64,8 @@ func runningLab(name string) (*labstate.State, *topology.Topology, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	source := st.Source
-	if name, ok := cutBuiltin(source); ok {
-		_, source, _ = scenarios.Read(name)
-	}
-	topo, err := topology.Parse(source, st.Scenario)
-	if err != nil {
-		return st, nil, fmt.Errorf("lab %s: its recorded scenario no longer parses (natlab changed?): %w", name, err)
-	}
-	return st, renamed(topo, st.Name), nil
+	topo, err := st.Topology()
+	return st, topo, err
 }
 
 func cutBuiltin(source string) (string, bool) {

@@ -1,0 +1,122 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/internal/namedns"
+)
+
+// nsInode returns the inode of a named namespace: the number that
+// /proc/PID/ns/net shows for processes inside it.
+func nsInode(nsName string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(namedns.Path(nsName), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// processesIn lists the processes whose network namespace is one of
+// inodes: the lab's services, and anything else running inside the lab
+// (a shell from natlab exec, a program a scenario started).
+func processesIn(inodes map[uint64]bool) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) != nil {
+			continue // gone, or a kernel thread
+		}
+		if inodes[st.Ino] {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// stopTimeout is how long processes get to exit after SIGTERM.
+const stopTimeout = 2 * time.Second
+
+// stopProcesses ends the processes: SIGTERM, then SIGKILL for those still
+// there after stopTimeout. It waits on pidfds, so it returns as soon as
+// they are gone.
+func stopProcesses(pids []int) error {
+	var fds []int
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // already gone
+		}
+		fds = append(fds, fd)
+		unix.PidfdSendSignal(fd, syscall.SIGTERM, nil, 0)
+	}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	deadline := time.Now().Add(stopTimeout)
+	for _, fd := range fds {
+		if !waitExit(fd, time.Until(deadline)) {
+			unix.PidfdSendSignal(fd, syscall.SIGKILL, nil, 0)
+			if !waitExit(fd, time.Second) {
+				return errors.New("a process inside the lab survived SIGKILL")
+			}
+		}
+	}
+	return nil
+}
+
+// waitExit waits until the process behind pidfd has exited.
+func waitExit(pidfd int, timeout time.Duration) bool {
+	if timeout < 0 {
+		timeout = 0
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return err == nil && n > 0
+	}
+}
+
+// startTime reads a process's start time (clock ticks after boot), which
+// tells it from a later process that reuses its PID.
+func startTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	rest := string(data[strings.LastIndexByte(string(data), ')')+2:])
+	fields := strings.Fields(rest)
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// ProcessAlive reports whether pid is still the process that started at
+// start.
+func ProcessAlive(pid int, start uint64) bool {
+	got, err := startTime(pid)
+	return err == nil && got == start
+}

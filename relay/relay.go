@@ -1,0 +1,192 @@
+// Package relay connects two peers through a TURN relay (RFC 8656), the
+// fallback when hole punching fails: peer A allocates a relayed address
+// and gives it to peer B, which sends to it from its ordinary socket; A's
+// permission for B's address lets B's packets through, and A answers
+// through the relay. It works whatever NATs the peers are behind, because
+// each only ever talks to the relay, which is on the internet.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/turn/v4"
+
+	"github.com/natlab/natlab/stunclient"
+)
+
+// Peer is one side: a name and a UDP socket inside its node.
+type Peer struct {
+	Name string
+	Conn *net.UDPConn
+}
+
+// Config says which relay and how long to try.
+type Config struct {
+	Server                netip.AddrPort
+	Realm, User, Password string
+	Timeout               time.Duration
+	// Pings is how many round trips measure the RTT (default 5).
+	Pings int
+}
+
+// Result is what a relayed connection showed.
+type Result struct {
+	// Relayed is the address the relay allocated for A.
+	Relayed netip.AddrPort `json:"relayed"`
+	// BPublic is B's public endpoint as its STUN request to the relay
+	// showed it; BSeen is where B's data came from at the relay (they
+	// differ behind a symmetric NAT).
+	BPublic netip.AddrPort `json:"b_public"`
+	BSeen   netip.AddrPort `json:"b_seen"`
+	// FirstExchange is from B's first packet to its first answer.
+	FirstExchange time.Duration   `json:"first_exchange"`
+	RTTs          []time.Duration `json:"rtts"`
+}
+
+// MedianRTT is the middle RTT measured.
+func (r *Result) MedianRTT() time.Duration {
+	if len(r.RTTs) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.RTTs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// ErrRefused means the relay refused the credentials or the allocation.
+var ErrRefused = errors.New("relay refused the allocation")
+
+// Connect relays between a and b. It takes over a's socket for the TURN
+// client until it returns.
+func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Pings == 0 {
+		cfg.Pings = 5
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	res := &Result{}
+
+	// B learns its public address, which A's permission must name.
+	sb, err := stunclient.Binding(ctx, b.Conn, cfg.Server, stunclient.Request{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: learn its public address from %v: %w", b.Name, cfg.Server, err)
+	}
+	res.BPublic = sb.Mapped
+
+	client, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: cfg.Server.String(),
+		TURNServerAddr: cfg.Server.String(),
+		Username:       cfg.User,
+		Password:       cfg.Password,
+		Realm:          cfg.Realm,
+		Software:       "natlab",
+		RTO:            100 * time.Millisecond,
+		Conn:           a.Conn,
+		LoggerFactory:  quiet{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	if err := client.Listen(); err != nil {
+		return nil, err
+	}
+	relayConn, err := client.Allocate()
+	if err != nil {
+		if strings.Contains(err.Error(), "error response") {
+			return nil, fmt.Errorf("%s: %w: %v", a.Name, ErrRefused, err)
+		}
+		return nil, fmt.Errorf("%s: allocate on %v: %w", a.Name, cfg.Server, err)
+	}
+	defer relayConn.Close()
+	res.Relayed = relayConn.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	// A opens the permission for B's address (sending creates it).
+	if _, err := relayConn.WriteTo([]byte("natlab relay: open"), net.UDPAddrFromAddrPort(res.BPublic)); err != nil {
+		return nil, fmt.Errorf("%s: permission for %v: %w", a.Name, res.BPublic, err)
+	}
+
+	// A answers every ping through the relay, to wherever it came from.
+	served := make(chan netip.AddrPort, 1)
+	go func() {
+		buf := make([]byte, 1500)
+		first := true
+		for {
+			n, from, err := relayConn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if !strings.HasPrefix(string(buf[:n]), "PING ") {
+				continue
+			}
+			reply := "PONG " + strings.TrimPrefix(string(buf[:n]), "PING ")
+			relayConn.WriteTo([]byte(reply), from)
+			if first {
+				served <- from.(*net.UDPAddr).AddrPort()
+				first = false
+			}
+		}
+	}()
+
+	// B pings the relayed address until an answer comes back.
+	start := time.Now()
+	if _, err := pingUntil(ctx, b.Conn, res.Relayed, "first", 30*time.Millisecond); err != nil {
+		return res, fmt.Errorf("%s -> relay %v -> %s: no answer within %v: %w", b.Name, res.Relayed, a.Name, cfg.Timeout, err)
+	}
+	res.FirstExchange = time.Since(start)
+	select {
+	case res.BSeen = <-served:
+	default:
+	}
+	for i := 0; i < cfg.Pings; i++ {
+		rtt, err := pingUntil(ctx, b.Conn, res.Relayed, fmt.Sprint(i), 200*time.Millisecond)
+		if err != nil {
+			return res, fmt.Errorf("%s <-> %s through the relay: ping %d: %w", a.Name, b.Name, i, err)
+		}
+		res.RTTs = append(res.RTTs, rtt)
+	}
+	return res, nil
+}
+
+// pingUntil sends "PING id" every interval until "PONG id" comes back,
+// and returns the round-trip time of the answered ping.
+func pingUntil(ctx context.Context, c *net.UDPConn, to netip.AddrPort, id string, interval time.Duration) (time.Duration, error) {
+	buf := make([]byte, 1500)
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		sent := time.Now()
+		if _, err := c.WriteToUDPAddrPort([]byte("PING "+id), to); err != nil {
+			return 0, err
+		}
+		c.SetReadDeadline(sent.Add(interval))
+		for {
+			n, _, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				break
+			}
+			if string(buf[:n]) == "PONG "+id {
+				return time.Since(sent), nil
+			}
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+type quiet struct{}
+
+func (quiet) NewLogger(string) logging.LeveledLogger {
+	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, nil)
+}
