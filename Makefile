@@ -22,7 +22,7 @@ demo: build
 # Everything CI checks: formatting, vet, staticcheck, unit tests and, as
 # root, the integration tests on real namespaces, and a short fuzz run.
 test: deps lint
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -parallel 8 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 lint: deps

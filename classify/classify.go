@@ -201,7 +201,7 @@ func (d *discovery) filtering(ctx context.Context) error {
 	if _, ok, err := d.probe(ctx, "filtering I: primary address and port", c, d.opts.Server, stunclient.Request{}); err != nil || !ok {
 		return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
 	}
-	_, ok, err := d.probe(ctx, "filtering II: answer from the alternate address and port", c, d.opts.Server, stunclient.Request{ChangeIP: true, ChangePort: true})
+	_, ok, err := d.probe(ctx, "filtering II: answer from the alternate address and port", c, d.opts.Server, stunclient.Request{ChangeIP: true, ChangePort: true, Waits: stunclient.Probes})
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func (d *discovery) filtering(ctx context.Context) error {
 		d.res.Filtering = nat.EndpointIndependent
 		return nil
 	}
-	_, ok, err = d.probe(ctx, "filtering III: answer from the alternate port", c, d.opts.Server, stunclient.Request{ChangePort: true})
+	_, ok, err = d.probe(ctx, "filtering III: answer from the alternate port", c, d.opts.Server, stunclient.Request{ChangePort: true, Waits: stunclient.Probes})
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func (d *discovery) hairpin(ctx context.Context) error {
 		return err
 	}
 	got := false
-	for _, wait := range stunclient.Retransmissions {
+	for _, wait := range stunclient.Probes {
 		if _, err := b.WriteToUDPAddrPort(m.Raw, r.Mapped); err != nil {
 			break // hairpin-less NATs may answer with an error
 		}
@@ -382,7 +382,7 @@ func (d *discovery) lifetime(ctx context.Context) error {
 			return err
 		}
 		alive := false
-		for _, wait := range stunclient.Retransmissions {
+		for _, wait := range stunclient.Probes {
 			q.WriteToUDPAddrPort(req.Raw, d.opts.Server)
 			if _, err := stunclient.Await(m.conn, req.TransactionID, time.Now().Add(wait)); err == nil {
 				alive = true

@@ -23,6 +23,9 @@ type Request struct {
 	// address instead of the source port (RFC 5780 RESPONSE-PORT); 0 for
 	// none.
 	ResponsePort uint16
+	// Waits is how long to wait after each transmission; nil means
+	// Retransmissions.
+	Waits []time.Duration
 }
 
 // Response is what a Binding success response said.
@@ -41,10 +44,14 @@ type Response struct {
 	RTT time.Duration
 }
 
-// Retransmissions is how long to wait after each transmission. A lab has
-// no loss and sub-millisecond latency, so the schedule is far shorter than
-// RFC 5389's 500ms RTO; a missing answer means a filter dropped it.
-var Retransmissions = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
+// Retransmissions is how long to wait after each transmission when an
+// answer is expected: 3s in all. A lab has no loss and sub-millisecond
+// latency, but a busy machine may not run the server for a while.
+var Retransmissions = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1500 * time.Millisecond}
+
+// Probes is the shorter schedule for requests whose answer a NAT may
+// filter, where silence is the finding: 900ms in all.
+var Probes = []time.Duration{150 * time.Millisecond, 300 * time.Millisecond, 450 * time.Millisecond}
 
 // ErrNoResponse means no response came after every retransmission.
 var ErrNoResponse = errors.New("no STUN response")
@@ -84,7 +91,11 @@ func Binding(ctx context.Context, conn *net.UDPConn, server netip.AddrPort, req 
 	if err != nil {
 		return Response{}, err
 	}
-	for _, wait := range Retransmissions {
+	waits := req.Waits
+	if waits == nil {
+		waits = Retransmissions
+	}
+	for _, wait := range waits {
 		sent := time.Now()
 		if _, err := conn.WriteToUDPAddrPort(m.Raw, server); err != nil {
 			return Response{}, fmt.Errorf("send binding request to %v: %w", server, err)
@@ -105,7 +116,7 @@ func Binding(ctx context.Context, conn *net.UDPConn, server netip.AddrPort, req 
 			return Response{}, ctx.Err()
 		}
 	}
-	return Response{}, fmt.Errorf("%w from %v after %d tries", ErrNoResponse, server, len(Retransmissions))
+	return Response{}, fmt.Errorf("%w from %v after %d tries", ErrNoResponse, server, len(waits))
 }
 
 // Await reads conn until the response to transaction id arrives or the
