@@ -154,6 +154,21 @@ func (l *Lab) TCPDial(node, addr string, timeout time.Duration) (string, error) 
 	return line, dialErr
 }
 
+// DialContext returns a dial function whose connections start in node,
+// for an http.Transport.
+func (l *Lab) DialContext(node string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		var dialErr error
+		l.Do(node, func() error {
+			var d net.Dialer
+			c, dialErr = d.DialContext(ctx, network, addr)
+			return nil
+		})
+		return c, dialErr
+	}
+}
+
 // UDPConn is a UDP socket inside a lab node.
 type UDPConn struct {
 	t    testing.TB

@@ -1,0 +1,206 @@
+// Package ice connects two lab nodes with real ICE agents (RFC 8445,
+// pion/ice): each gathers host, server-reflexive and relayed candidates
+// from the lab's STUN and TURN servers, they exchange candidates and
+// credentials, check every pair and nominate one. Which kind of candidates
+// the chosen pair has shows the ladder of the story's last act: directly
+// (host), through punched NATs (server- or peer-reflexive), or through a
+// relay.
+package ice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	pionice "github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"github.com/pion/stun/v3"
+	"github.com/pion/transport/v3"
+)
+
+// Rung is how directly the selected pair connects.
+type Rung string
+
+const (
+	Host  Rung = "host"  // both host candidates: same network, no NAT between
+	Srflx Rung = "srflx" // through NATs, with server-reflexive candidates
+	Prflx Rung = "prflx" // through NATs, with a peer-reflexive candidate
+	Relay Rung = "relay" // through a TURN relay
+)
+
+// Server is a STUN or TURN server the agents use.
+type Server struct {
+	TURN           bool
+	Addr           netip.AddrPort
+	User, Password string
+}
+
+// Agent is one side: a name and a transport.Net that makes its sockets in
+// its node (nodenet.Node.PionNet).
+type Agent struct {
+	Name string
+	Net  transport.Net
+}
+
+// Config is one connection attempt.
+type Config struct {
+	Servers []Server
+	Timeout time.Duration
+}
+
+// Candidate is one end of the selected pair.
+type Candidate struct {
+	Type    string         `json:"type"`
+	Address netip.AddrPort `json:"address"`
+	// Related is the address a reflexive or relayed candidate derives
+	// from.
+	Related string `json:"related,omitempty"`
+}
+
+// Result is the selected pair and how it was found.
+type Result struct {
+	// Local is A's end, Remote B's end, as A sees them.
+	Local, Remote Candidate
+	Rung          Rung
+	// Gathered counts A's and B's candidates by type.
+	Gathered [2]map[string]int
+	// Connected is the time from the start of the checks to a connection.
+	Connected time.Duration
+	RTT       time.Duration
+}
+
+// ErrFailed means no candidate pair worked.
+var ErrFailed = errors.New("ICE failed")
+
+// Connect runs a controlling agent for a and a controlled one for b until
+// they are connected, then measures the RTT over the chosen pair.
+func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var urls []*stun.URI
+	for _, s := range cfg.Servers {
+		u := &stun.URI{Scheme: stun.SchemeTypeSTUN, Host: s.Addr.Addr().String(), Port: int(s.Addr.Port()), Proto: stun.ProtoTypeUDP}
+		if s.TURN {
+			u.Scheme, u.Username, u.Password = stun.SchemeTypeTURN, s.User, s.Password
+		}
+		urls = append(urls, u)
+	}
+	agents := make([]*pionice.Agent, 2)
+	res := &Result{Gathered: [2]map[string]int{{}, {}}}
+	var mu sync.Mutex
+	for i, side := range []Agent{a, b} {
+		check := 50 * time.Millisecond
+		failed := cfg.Timeout
+		ag, err := pionice.NewAgent(&pionice.AgentConfig{
+			Urls:             urls,
+			NetworkTypes:     []pionice.NetworkType{pionice.NetworkTypeUDP4},
+			Net:              side.Net,
+			MulticastDNSMode: pionice.MulticastDNSModeDisabled,
+			CheckInterval:    &check,
+			FailedTimeout:    &failed,
+			LoggerFactory:    quiet{},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: ICE agent: %w", side.Name, err)
+		}
+		defer ag.Close()
+		agents[i] = ag
+	}
+	// Trickle each agent's candidates to the other as they are found.
+	for i, ag := range agents {
+		other := agents[1-i]
+		if err := ag.OnCandidate(func(c pionice.Candidate) {
+			if c == nil {
+				return
+			}
+			mu.Lock()
+			res.Gathered[i][c.Type().String()]++
+			mu.Unlock()
+			other.AddRemoteCandidate(c)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	for i, ag := range agents {
+		if err := ag.GatherCandidates(); err != nil {
+			return nil, fmt.Errorf("%s: gather candidates: %w", []Agent{a, b}[i].Name, err)
+		}
+	}
+	ufragA, pwdA, _ := agents[0].GetLocalUserCredentials()
+	ufragB, pwdB, _ := agents[1].GetLocalUserCredentials()
+
+	start := time.Now()
+	type conn struct {
+		c   *pionice.Conn
+		err error
+	}
+	accepted := make(chan conn, 1)
+	go func() {
+		c, err := agents[1].Accept(ctx, ufragA, pwdA)
+		accepted <- conn{c, err}
+	}()
+	ca, err := agents[0].Dial(ctx, ufragB, pwdB)
+	cb := <-accepted
+	if err == nil {
+		err = cb.err
+	}
+	if err != nil {
+		return res, fmt.Errorf("%w between %s and %s within %v (%s gathered %v, %s gathered %v)", ErrFailed, a.Name, b.Name, cfg.Timeout, a.Name, res.Gathered[0], b.Name, res.Gathered[1])
+	}
+	res.Connected = time.Since(start)
+	pair, err := agents[0].GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return res, fmt.Errorf("no selected pair: %v", err)
+	}
+	res.Local, res.Remote = candidate(pair.Local), candidate(pair.Remote)
+	res.Rung = rung(res.Local.Type, res.Remote.Type)
+
+	// A round trip over the chosen pair.
+	sent := time.Now()
+	if _, err := ca.Write([]byte("natlab ice ping")); err != nil {
+		return res, err
+	}
+	buf := make([]byte, 1500)
+	if _, err := cb.c.Read(buf); err != nil {
+		return res, err
+	}
+	if _, err := cb.c.Write([]byte("natlab ice pong")); err != nil {
+		return res, err
+	}
+	if _, err := ca.Read(buf); err != nil {
+		return res, err
+	}
+	res.RTT = time.Since(sent)
+	return res, nil
+}
+
+func candidate(c pionice.Candidate) Candidate {
+	addr, _ := netip.ParseAddr(c.Address())
+	out := Candidate{Type: c.Type().String(), Address: netip.AddrPortFrom(addr, uint16(c.Port()))}
+	if r := c.RelatedAddress(); r != nil && r.Address != "" {
+		out.Related = fmt.Sprintf("%s:%d", r.Address, r.Port)
+	}
+	return out
+}
+
+// rung names a pair by its least direct candidate.
+func rung(local, remote string) Rung {
+	rank := map[string]int{"host": 0, "srflx": 1, "prflx": 2, "relay": 3}
+	worst := local
+	if rank[remote] > rank[worst] {
+		worst = remote
+	}
+	return Rung(worst)
+}
+
+type quiet struct{}
+
+func (quiet) NewLogger(string) logging.LeveledLogger {
+	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, nil)
+}

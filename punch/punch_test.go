@@ -1,0 +1,168 @@
+package punch_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/punch"
+	"github.com/natlab/natlab/rendezvous"
+	"github.com/natlab/natlab/service"
+)
+
+func peer(t *testing.T, l *labtest.Lab, name string) punch.Peer {
+	c, _ := l.ListenUDP(name, ":0")
+	return punch.Peer{Name: name, Conn: c, Local: netip.AddrPortFrom(l.Addr(name, 0), uint16(c.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port()))}
+}
+
+func twoHomes(ta, tb string) string {
+	return fmt.Sprintf(`
+nodes:
+  stun:  {kind: server, services: [stun]}
+  nat-a: {kind: nat, %s}
+  nat-b: {kind: nat, %s}
+  alice: {kind: host, behind: nat-a}
+  bob:   {kind: host, behind: nat-b}
+`, ta, tb)
+}
+
+func punchIn(t *testing.T, l *labtest.Lab, cfg punch.Config) (*punch.Outcome, error) {
+	cfg.STUN = service.PlanFor(l.Topo.Node("stun")).STUNServer()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	return punch.Pair(context.Background(), cfg, punch.NewBoard(), peer(t, l, "alice"), peer(t, l, "bob"))
+}
+
+// The expected direct-connection matrix of nat-behaviour.md: with
+// peer-reflexive learning and random-port symmetric NATs, only
+// port-restricted vs symmetric and symmetric vs symmetric fail.
+var matrix = map[[2]string]bool{}
+
+func init() {
+	types := []string{"full-cone", "restricted-cone", "port-restricted-cone", "symmetric"}
+	fails := map[string]bool{"port-restricted-cone/symmetric": true, "symmetric/port-restricted-cone": true, "symmetric/symmetric": true}
+	for _, a := range types {
+		for _, b := range types {
+			matrix[[2]string{a, b}] = !fails[a+"/"+b]
+		}
+	}
+}
+
+func TestPunchMatrix(t *testing.T) {
+	for cell, want := range matrix {
+		t.Run(cell[0]+"/"+cell[1], func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, twoHomes("type: "+cell[0], "type: "+cell[1]))
+			out, err := punchIn(t, l, punch.Config{})
+			if got := err == nil; got != want {
+				t.Fatalf("punch %s vs %s: ok=%v (%v), want ok=%v", cell[0], cell[1], got, err, want)
+			}
+			if !want {
+				if !errors.Is(err, punch.ErrNoPath) || !strings.Contains(err.Error(), "heard nothing") {
+					t.Errorf("failure without a clear reason: %v", err)
+				}
+				return
+			}
+			if len(out.A.RTTs) != 5 || out.A.Confirmed == 0 || out.B.Confirmed == 0 {
+				t.Errorf("outcome %+v %+v", out.A, out.B)
+			}
+			// Behind a symmetric NAT, the peer's packets come from a port
+			// nobody announced: only peer-reflexive learning finds it.
+			if cell[0] == "symmetric" && !out.B.Reflexive {
+				t.Errorf("bob saw alice at %v, an announced endpoint %v; want peer-reflexive", out.B.Seen, out.B.Announced)
+			}
+		})
+	}
+}
+
+// Sequential port allocation is beaten by port prediction; random is not.
+func TestPortPrediction(t *testing.T) {
+	for _, tc := range []struct {
+		alice   string
+		predict bool
+		want    bool
+	}{
+		{"type: symmetric, ports: sequential", false, false},
+		{"type: symmetric, ports: sequential", true, true},
+		{"type: symmetric, ports: random", true, false},
+	} {
+		t.Run(fmt.Sprintf("%s/predict=%v", tc.alice, tc.predict), func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, twoHomes(tc.alice, "type: port-restricted-cone"))
+			_, err := punchIn(t, l, punch.Config{Predict: tc.predict})
+			if got := err == nil; got != tc.want {
+				t.Errorf("ok=%v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// Two hosts on one LAN connect through their local addresses.
+func TestSameLAN(t *testing.T) {
+	l := labtest.Up(t, `
+nodes:
+  stun:  {kind: server, services: [stun]}
+  home:  {kind: nat, type: symmetric, hairpin: false}
+  alice: {kind: host, behind: home}
+  bob:   {kind: host, behind: home}
+`)
+	out, err := punchIn(t, l, punch.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.A.Seen.Addr() != l.Addr("bob", 0) {
+		t.Errorf("alice reached bob at %v, want his LAN address %v", out.A.Seen, l.Addr("bob", 0))
+	}
+}
+
+// A peer that never shows up, or never punches, fails the punch in time,
+// with a reason.
+func TestAbsentPeer(t *testing.T) {
+	l := labtest.Up(t, twoHomes("type: full-cone", "type: full-cone"))
+	cfg := punch.Config{STUN: service.PlanFor(l.Topo.Node("stun")).STUNServer(), Timeout: time.Second}
+	for name, setup := range map[string]func(*punch.Board){
+		"never registers": func(*punch.Board) {},
+		"never punches": func(b *punch.Board) {
+			b.Register(context.Background(), "punch", "bob", []netip.AddrPort{netip.AddrPortFrom(l.Addr("nat-b", 0), 4000)})
+		},
+	} {
+		board := punch.NewBoard()
+		setup(board)
+		start := time.Now()
+		_, _, err := punch.Run(context.Background(), cfg, board, peer(t, l, "alice"), "bob", 0)
+		if !errors.Is(err, punch.ErrNoPath) || time.Since(start) > 2*time.Second {
+			t.Errorf("%s: %v after %v; want ErrNoPath within the 1s timeout", name, err, time.Since(start))
+		}
+		t.Logf("%s: %v", name, err)
+	}
+}
+
+// The lab's rendezvous service carries the endpoints.
+func TestThroughRendezvous(t *testing.T) {
+	l := labtest.Up(t, `
+nodes:
+  stun:  {kind: server, services: [stun, rendezvous]}
+  nat-a: {kind: nat, type: full-cone}
+  nat-b: {kind: nat, type: symmetric}
+  alice: {kind: host, behind: nat-a}
+  bob:   {kind: host, behind: nat-b}
+`)
+	plan := service.PlanFor(l.Topo.Node("stun"))
+	// Each peer's HTTP requests start in its own node; here one client
+	// from alice's node serves both, which a real app would not do.
+	client := &rendezvous.Client{HTTP: &http.Client{Transport: &http.Transport{DialContext: l.DialContext("alice")}}, Base: plan.RendezvousURL()}
+	out, err := punch.Pair(context.Background(), punch.Config{STUN: plan.STUNServer(), Timeout: 3 * time.Second}, client, peer(t, l, "alice"), peer(t, l, "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Events) < 10 {
+		t.Errorf("events: %v", out.Events)
+	}
+}
