@@ -224,3 +224,34 @@ func joinQuoted[T ~string](values []T) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// rank orders dependences from least to most strict.
+func (d Dependence) rank() int {
+	switch d {
+	case EndpointIndependent:
+		return 0
+	case AddressDependent:
+		return 1
+	}
+	return 2
+}
+
+// Compose is the behaviour a peer sees through inner NAT behind outer NAT
+// (carrier-grade NAT): each layer can only make mapping and filtering
+// stricter, and the outer NAT's port allocation shows unless it preserves
+// the ports the inner one picked.
+func Compose(inner, outer Behaviour) Behaviour {
+	b := outer
+	if inner.Mapping.rank() > b.Mapping.rank() {
+		b.Mapping = inner.Mapping
+	}
+	if inner.Filtering.rank() > b.Filtering.rank() {
+		b.Filtering = inner.Filtering
+	}
+	if outer.Ports == PortPreserve {
+		b.Ports = inner.Ports
+	}
+	b.Hairpin = inner.Hairpin && outer.Hairpin
+	b.Timeout = min(inner.Timeout, outer.Timeout)
+	return b
+}

@@ -67,3 +67,36 @@ func TestBehaviourString(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// The expected matrix of nat-behaviour.md, rows a, columns b.
+func TestPunchWorksMatrix(t *testing.T) {
+	want := map[Type]map[Type]bool{
+		FullCone:              {FullCone: true, AddressRestrictedCone: true, PortRestrictedCone: true, Symmetric: true},
+		AddressRestrictedCone: {FullCone: true, AddressRestrictedCone: true, PortRestrictedCone: true, Symmetric: true},
+		PortRestrictedCone:    {FullCone: true, AddressRestrictedCone: true, PortRestrictedCone: true, Symmetric: false},
+		Symmetric:             {FullCone: true, AddressRestrictedCone: true, PortRestrictedCone: false, Symmetric: false},
+	}
+	behaviour := func(t Type, ports PortAllocation) Behaviour {
+		return Behaviour{Mapping: t.Mapping(), Filtering: t.Filtering(), Ports: ports}
+	}
+	for a, row := range want {
+		for b, ok := range row {
+			if got := PunchWorks(behaviour(a, a.DefaultPorts()), behaviour(b, b.DefaultPorts()), false); got != ok {
+				t.Errorf("%s vs %s: %v, want %v", a, b, got, ok)
+			}
+			// Prediction does not help against random ports.
+			if got := PunchWorks(behaviour(a, a.DefaultPorts()), behaviour(b, b.DefaultPorts()), true); got != ok {
+				t.Errorf("%s vs %s with prediction: %v, want %v", a, b, got, ok)
+			}
+		}
+	}
+	// Sequential symmetric NAT vs port-restricted cone: prediction wins.
+	seq := behaviour(Symmetric, PortSequential)
+	prc := behaviour(PortRestrictedCone, PortPreserve)
+	if PunchWorks(seq, prc, false) || !PunchWorks(seq, prc, true) {
+		t.Error("sequential symmetric vs port-restricted: want fail without prediction, ok with it")
+	}
+	if PunchWorks(seq, seq, true) {
+		t.Error("sequential symmetric on both sides: want fail, even with prediction")
+	}
+}

@@ -36,8 +36,13 @@ type Peer struct {
 	// Conn is the peer's UDP socket, inside its node.
 	Conn *net.UDPConn
 	// Local is the peer's own address and Conn's port: its host
-	// candidate, which works when both peers share a LAN.
+	// candidate, which works when both peers share a LAN. Leave it
+	// invalid to announce the public endpoint only.
 	Local netip.AddrPort
+	// Exchange carries this peer's endpoints to the other and back: a
+	// rendezvous client whose connections start in the peer's node, or a
+	// Board shared by both peers.
+	Exchange Exchange
 }
 
 // Exchange carries endpoints between the peers: a rendezvous service,
@@ -114,13 +119,13 @@ var ErrNoPath = errors.New("no direct path")
 // Pair punches between a and b at once and measures the RTT. It returns
 // an error wrapping ErrNoPath, with what each side heard, if the punch
 // fails within the timeout; the Outcome is filled in as far as it got.
-func Pair(ctx context.Context, cfg Config, ex Exchange, a, b Peer) (*Outcome, error) {
+func Pair(ctx context.Context, cfg Config, a, b Peer) (*Outcome, error) {
 	cfg = withDefaults(cfg)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	log := &eventLog{start: time.Now()}
-	sa := newSide(cfg, ex, a, b.Name, log)
-	sb := newSide(cfg, ex, b, a.Name, log)
+	sa := newSide(cfg, a, b.Name, log)
+	sb := newSide(cfg, b, a.Name, log)
 	out := &Outcome{A: sa.res, B: sb.res}
 
 	// Both sides run until both are confirmed: a side that is done still
@@ -160,12 +165,12 @@ func Pair(ctx context.Context, cfg Config, ex Exchange, a, b Peer) (*Outcome, er
 // elsewhere: it punches until both directions are confirmed, then keeps
 // answering the other side's punches for linger, so that it can confirm
 // too.
-func Run(ctx context.Context, cfg Config, ex Exchange, self Peer, other string, linger time.Duration) (*Result, []Event, error) {
+func Run(ctx context.Context, cfg Config, self Peer, other string, linger time.Duration) (*Result, []Event, error) {
 	cfg = withDefaults(cfg)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	log := &eventLog{start: time.Now()}
-	s := newSide(cfg, ex, self, other, log)
+	s := newSide(cfg, self, other, log)
 	lingered := make(chan struct{})
 	go func() {
 		select {
@@ -222,7 +227,6 @@ func (l *eventLog) events() []Event {
 // side is one peer's agent.
 type side struct {
 	cfg       Config
-	ex        Exchange
 	self      Peer
 	other     string
 	log       *eventLog
@@ -232,8 +236,8 @@ type side struct {
 	acked     bool // the other side acknowledged one of ours
 }
 
-func newSide(cfg Config, ex Exchange, self Peer, other string, log *eventLog) *side {
-	return &side{cfg: cfg, ex: ex, self: self, other: other, log: log,
+func newSide(cfg Config, self Peer, other string, log *eventLog) *side {
+	return &side{cfg: cfg, self: self, other: other, log: log,
 		res: &Result{Peer: self.Name}, confirmed: make(chan struct{})}
 }
 
@@ -270,17 +274,17 @@ func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
 
 	// 2. Register public and local endpoints.
 	mine := []netip.AddrPort{r.Mapped}
-	if s.self.Local != r.Mapped {
+	if s.self.Local.IsValid() && s.self.Local != r.Mapped {
 		mine = append(mine, s.self.Local)
 	}
-	if err := s.ex.Register(ctx, s.cfg.Session, name, mine); err != nil {
+	if err := s.self.Exchange.Register(ctx, s.cfg.Session, name, mine); err != nil {
 		return fmt.Errorf("%s: register: %w", name, err)
 	}
 	s.log.add(name, "%s registers %v with the rendezvous", name, mine)
 
 	// 3. Fetch the other side's.
 	wait := time.Until(deadline(ctx))
-	reg, err := s.ex.Fetch(ctx, s.cfg.Session, s.other, wait)
+	reg, err := s.self.Exchange.Fetch(ctx, s.cfg.Session, s.other, wait)
 	if err != nil {
 		return fmt.Errorf("%s: %w: %s never registered its endpoints", name, ErrNoPath, s.other)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -16,9 +17,10 @@ import (
 	"github.com/natlab/natlab/service"
 )
 
-func peer(t *testing.T, l *labtest.Lab, name string) punch.Peer {
+func peer(t *testing.T, l *labtest.Lab, name string, ex punch.Exchange) punch.Peer {
 	c, _ := l.ListenUDP(name, ":0")
-	return punch.Peer{Name: name, Conn: c, Local: netip.AddrPortFrom(l.Addr(name, 0), uint16(c.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port()))}
+	port := c.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	return punch.Peer{Name: name, Conn: c, Local: netip.AddrPortFrom(l.Addr(name, 0), port), Exchange: ex}
 }
 
 func twoHomes(ta, tb string) string {
@@ -37,7 +39,8 @@ func punchIn(t *testing.T, l *labtest.Lab, cfg punch.Config) (*punch.Outcome, er
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Second
 	}
-	return punch.Pair(context.Background(), cfg, punch.NewBoard(), peer(t, l, "alice"), peer(t, l, "bob"))
+	board := punch.NewBoard()
+	return punch.Pair(context.Background(), cfg, peer(t, l, "alice", board), peer(t, l, "bob", board))
 }
 
 // The expected direct-connection matrix of nat-behaviour.md: with
@@ -136,7 +139,7 @@ func TestAbsentPeer(t *testing.T) {
 		board := punch.NewBoard()
 		setup(board)
 		start := time.Now()
-		_, _, err := punch.Run(context.Background(), cfg, board, peer(t, l, "alice"), "bob", 0)
+		_, _, err := punch.Run(context.Background(), cfg, peer(t, l, "alice", board), "bob", 0)
 		if !errors.Is(err, punch.ErrNoPath) || time.Since(start) > 2*time.Second {
 			t.Errorf("%s: %v after %v; want ErrNoPath within the 1s timeout", name, err, time.Since(start))
 		}
@@ -155,10 +158,12 @@ nodes:
   bob:   {kind: host, behind: nat-b}
 `)
 	plan := service.PlanFor(l.Topo.Node("stun"))
-	// Each peer's HTTP requests start in its own node; here one client
-	// from alice's node serves both, which a real app would not do.
-	client := &rendezvous.Client{HTTP: &http.Client{Transport: &http.Transport{DialContext: l.DialContext("alice")}}, Base: plan.RendezvousURL()}
-	out, err := punch.Pair(context.Background(), punch.Config{STUN: plan.STUNServer(), Timeout: 3 * time.Second}, client, peer(t, l, "alice"), peer(t, l, "bob"))
+	// Each peer's HTTP requests start in its own node.
+	client := func(node string) *rendezvous.Client {
+		return &rendezvous.Client{HTTP: &http.Client{Transport: &http.Transport{DialContext: l.DialContext(node)}}, Base: plan.RendezvousURL()}
+	}
+	out, err := punch.Pair(context.Background(), punch.Config{STUN: plan.STUNServer(), Timeout: 3 * time.Second},
+		peer(t, l, "alice", client("alice")), peer(t, l, "bob", client("bob")))
 	if err != nil {
 		t.Fatal(err)
 	}

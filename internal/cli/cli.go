@@ -98,6 +98,9 @@ A lab is described by a scenario file; natlab ships a library of them
 		newValidateCmd(),
 		newListCmd(),
 		newRulesCmd(),
+		newRunCmd(),
+		newClassifyCmd(),
+		newMatrixCmd(),
 		newVersionCmd(),
 	)
 	return root

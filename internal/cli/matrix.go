@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natlab/natlab/matrix"
+	"github.com/natlab/natlab/nat"
+)
+
+func newMatrixCmd() *cobra.Command {
+	var asJSON, variants bool
+	var types []string
+	var parallel int
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "matrix",
+		Short: "Punch every NAT type against every other, expected vs observed",
+		Long: `Build a lab for every pair of NAT types (in parallel), punch between a host
+behind each, and, where punching fails, connect them through a TURN relay.
+Rows are alice's NAT, columns bob's. Every cell is compared with what RFC
+4787 theory predicts; a cell that differs is marked UNEXPECTED and the exit
+code is 1.
+
+With --variants, extra rows show the story's knob variants: a symmetric NAT
+with sequential ports beaten by port prediction, two hosts behind one NAT
+with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
+		Example: `  sudo natlab matrix
+  sudo natlab matrix --variants --json > matrix.json
+  sudo natlab matrix --types full-cone,symmetric`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cols []nat.Type
+			for _, t := range types {
+				typ, err := nat.ParseType(strings.TrimSpace(t))
+				if err != nil {
+					return usageError("--types: %v", err)
+				}
+				cols = append(cols, typ)
+			}
+			if len(cols) == 0 {
+				cols = nat.Types
+			}
+			if err := requireRoot(cmd); err != nil {
+				return err
+			}
+			rows := matrix.Rows(cols)
+			if variants {
+				rows = append(rows, matrix.Variants...)
+			}
+			out := cmd.OutOrStdout()
+			start := time.Now()
+			cells, err := matrix.Run(cmd.Context(), matrix.Options{Rows: rows, Columns: cols, Parallel: parallel, Timeout: timeout})
+			if err != nil {
+				return err
+			}
+			bad := 0
+			for _, c := range cells {
+				if !c.OK() {
+					bad++
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"cells": cells, "seconds": time.Since(start).Seconds(), "unexpected": bad}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(out, matrix.Markdown(cells, rows, cols))
+				fmt.Fprintf(out, "\n%d labs in %v. ok: a direct path; no: punching failed (relay ok: TURN connected them instead).\n",
+					len(cells), time.Since(start).Round(10*time.Millisecond))
+				for _, c := range cells {
+					if !c.OK() {
+						fmt.Fprintf(out, "  %s vs %s: %s %s\n", c.Row, c.Column, c.Reason, c.Err)
+					}
+				}
+			}
+			if bad > 0 {
+				return &exitError{exitFailure, fmt.Errorf("%d cells differ from theory or could not be relayed", bad)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&variants, "variants", false, "add rows for knob variants: port prediction, hairpinning, CGNAT")
+	cmd.Flags().StringSliceVar(&types, "types", nil, "NAT types to include (default: all four)")
+	cmd.Flags().IntVar(&parallel, "parallel", 8, "labs up at once")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long each punch may take")
+	return cmd
+}

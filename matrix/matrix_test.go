@@ -1,0 +1,27 @@
+package matrix_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/matrix"
+	"github.com/natlab/natlab/nat"
+)
+
+// Every cell of the classic matrix and of the variants matches theory, and
+// the relay connects every cell punching cannot.
+func TestMatrix(t *testing.T) {
+	testutil.RequireRoot(t)
+	rows := append(matrix.Rows(nat.Types), matrix.Variants...)
+	cells, err := matrix.Run(context.Background(), matrix.Options{Rows: rows, Columns: nat.Types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", matrix.Markdown(cells, rows, nat.Types))
+	for _, c := range cells {
+		if !c.OK() {
+			t.Errorf("%s vs %s: %s; %s%s", c.Row, c.Column, c, c.Reason, c.Err)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+// Package report writes a scenario run's results for machines: JSON, and
+// JUnit XML so CI systems show every step as a test case.
+package report
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+
+	"github.com/natlab/natlab/runner"
+)
+
+// WriteJSON writes the whole report, with each step's full findings.
+func WriteJSON(w io.Writer, r *runner.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Time     string       `xml:"time,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name      string      `xml:"name,attr"`
+	Tests     int         `xml:"tests,attr"`
+	Failures  int         `xml:"failures,attr"`
+	Time      string      `xml:"time,attr"`
+	Timestamp string      `xml:"timestamp,attr"`
+	Cases     []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Classname string        `xml:"classname,attr"`
+	Name      string        `xml:"name,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes one test suite for the run, one test case per step.
+func WriteJUnit(w io.Writer, r *runner.Report) error {
+	suite := junitSuite{
+		Name:      "natlab " + r.Lab,
+		Tests:     len(r.Steps),
+		Failures:  r.Failed(),
+		Time:      seconds(r.Duration.Seconds()),
+		Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05"),
+	}
+	for _, s := range r.Steps {
+		c := junitCase{
+			Classname: "natlab." + r.Lab,
+			Name:      fmt.Sprintf("%02d %s", s.Index+1, s.Name),
+			Time:      seconds(s.Duration.Seconds()),
+			SystemOut: s.Detail,
+		}
+		if !s.Pass {
+			c.Failure = &junitFailure{
+				Message: fmt.Sprintf("expected %s, observed %s", s.Expect, s.Observed),
+				Type:    string(s.Kind),
+				Text:    s.Reason,
+			}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	doc := junitSuites{Tests: suite.Tests, Failures: suite.Failures, Time: suite.Time, Suites: []junitSuite{suite}}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func seconds(s float64) string { return fmt.Sprintf("%.3f", s) }

@@ -1,0 +1,64 @@
+package report
+
+import (
+	"bytes"
+	"encoding/xml"
+	"flag"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/topology"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata goldens")
+
+func sample() *runner.Report {
+	return &runner.Report{
+		Lab: "symmetric", Source: "scenarios/symmetric.yaml",
+		Started:  time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC),
+		Duration: 3500 * time.Millisecond,
+		Steps: []runner.StepResult{
+			{Index: 0, Name: "stun from alice", Kind: topology.StepSTUN, Expect: "ok", Observed: "ok", Pass: true, Duration: 2 * time.Millisecond, Detail: "alice 192.168.1.2:40000 is 203.0.113.1:51234 to the STUN server"},
+			{Index: 1, Name: "punch alice bob", Kind: topology.StepPunch, Expect: "ok", Observed: "fail", Pass: false, Duration: 3 * time.Second, Detail: "alice and bob found no direct path within 3s", Reason: "alice: no direct path within 3s: alice sent 150 punches & heard <nothing>"},
+			{Index: 2, Name: "relay alice bob", Kind: topology.StepRelay, Expect: "ok", Observed: "ok", Pass: true, Duration: 20 * time.Millisecond},
+		},
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := "testdata/" + name
+	if *update {
+		os.WriteFile(path, got, 0o644)
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run with -update to accept):\n%s", path, got)
+	}
+}
+
+func TestJUnit(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteJUnit(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sample.junit.xml", b.Bytes())
+	var doc junitSuites
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil || doc.Failures != 1 || len(doc.Suites[0].Cases) != 3 {
+		t.Errorf("the JUnit does not read back: %v %+v", err, doc)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteJSON(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sample.json", b.Bytes())
+}

@@ -1,0 +1,253 @@
+// Package runner runs a scenario's steps against a lab that is up: STUN
+// queries and RFC 5780 classification, hole punches, TURN relays, ICE,
+// single packets, waits and commands, each from real sockets inside the
+// lab's nodes, and checks what happened against each step's expectation.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/nodenet"
+	"github.com/natlab/natlab/topology"
+)
+
+// StepResult is what one step did.
+type StepResult struct {
+	Index    int               `json:"index"`
+	Name     string            `json:"name"`
+	Kind     topology.StepKind `json:"kind"`
+	Expect   string            `json:"expect"`
+	Observed string            `json:"observed"`
+	Pass     bool              `json:"pass"`
+	Duration time.Duration     `json:"duration_ns"`
+	// Detail is a one-line summary of what was seen.
+	Detail string `json:"detail"`
+	// Reason says why the step failed its expectation, or why what it
+	// observed happened (a punch's failure, for instance).
+	Reason string `json:"reason,omitempty"`
+	// Data holds the step's full findings (a punch outcome, a
+	// classification, ...), for --json.
+	Data any `json:"data,omitempty"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Lab      string        `json:"lab"`
+	Source   string        `json:"source"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	Steps    []StepResult  `json:"steps"`
+	Passed   bool          `json:"passed"`
+}
+
+// Failed counts the steps whose expectation did not hold.
+func (r *Report) Failed() int {
+	n := 0
+	for _, s := range r.Steps {
+		if !s.Pass {
+			n++
+		}
+	}
+	return n
+}
+
+// Options adjust a run.
+type Options struct {
+	// Started is called before each step, Finished after it.
+	Started  func(i int, s topology.Step)
+	Finished func(StepResult)
+}
+
+// Run runs every step of topo on the lab st describes and returns the
+// report. It stops early only if ctx is cancelled.
+func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts Options) (*Report, error) {
+	r := &run{st: st, topo: topo, nodes: map[string]*nodenet.Node{}, socks: map[sockKey]*net.UDPConn{},
+		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{}}
+	defer r.close()
+	rep := &Report{Lab: st.Name, Source: st.Source, Started: time.Now(), Passed: true}
+	for i, step := range topo.Steps {
+		if err := ctx.Err(); err != nil {
+			rep.Duration = time.Since(rep.Started)
+			return rep, err
+		}
+		if opts.Started != nil {
+			opts.Started(i, step)
+		}
+		start := time.Now()
+		res := r.step(ctx, step)
+		res.Index, res.Name, res.Kind = i, step.Name, step.Kind
+		res.Duration = time.Since(start)
+		if ctx.Err() != nil && !res.Pass {
+			res.Reason = "interrupted"
+		}
+		rep.Steps = append(rep.Steps, res)
+		rep.Passed = rep.Passed && res.Pass
+		if opts.Finished != nil {
+			opts.Finished(res)
+		}
+	}
+	rep.Duration = time.Since(rep.Started)
+	return rep, ctx.Err()
+}
+
+// run is the state of one run: handles on nodes, the sockets steps share,
+// and what steps learnt that later steps use.
+type run struct {
+	st    *labstate.State
+	topo  *topology.Topology
+	mu    sync.Mutex
+	nodes map[string]*nodenet.Node
+	socks map[sockKey]*net.UDPConn
+	// seen[{a, b}] is where a last saw b's packets come from.
+	seen map[[2]string]netip.AddrPort
+	// directRTT[{a, b}] is the RTT of a punched path, to compare relays
+	// with.
+	directRTT map[[2]string]time.Duration
+}
+
+type sockKey struct {
+	node string
+	port uint16
+}
+
+func (r *run) close() {
+	for _, c := range r.socks {
+		c.Close()
+	}
+	for _, n := range r.nodes {
+		n.Close()
+	}
+}
+
+func (r *run) node(name string) (*nodenet.Node, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.nodes[name]; ok {
+		return n, nil
+	}
+	n, err := nodenet.Open(lab.NamespaceName(r.st.Name, name), name)
+	if err != nil {
+		return nil, err
+	}
+	r.nodes[name] = n
+	return n, nil
+}
+
+// socket returns node's shared UDP socket on port, opening it the first
+// time: steps that name the same node and port talk through one socket,
+// as one application would.
+func (r *run) socket(node string, port uint16) (*net.UDPConn, error) {
+	key := sockKey{node, port}
+	r.mu.Lock()
+	c, ok := r.socks[key]
+	r.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	n, err := r.node(node)
+	if err != nil {
+		return nil, err
+	}
+	c, err = n.ListenUDP(fmt.Sprintf(":%d", port))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: UDP port %d: %w", node, port, err)
+	}
+	r.mu.Lock()
+	r.socks[key] = c
+	r.mu.Unlock()
+	return c, nil
+}
+
+// fresh opens a new UDP socket on a free port in node, for steps that
+// must not share state with others; the run closes it at the end.
+func (r *run) fresh(node string) (*net.UDPConn, error) {
+	n, err := r.node(node)
+	if err != nil {
+		return nil, err
+	}
+	c, err := n.ListenUDP(":0")
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.socks[sockKey{node: node, port: localPort(c)}] = c
+	r.mu.Unlock()
+	return c, nil
+}
+
+func localPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
+
+// httpClient makes HTTP requests whose connections start in node.
+func (r *run) httpClient(node string) (*http.Client, error) {
+	n, err := r.node(node)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: &http.Transport{DialContext: n.DialContext}, Timeout: time.Minute}, nil
+}
+
+// outermost returns the public address of the NAT chain node sits behind
+// (its own address on the internet if it sits there).
+func (r *run) outermost(node string) netip.Addr {
+	n := r.topo.Node(node)
+	for n.Behind != "" {
+		n = r.topo.Node(n.Behind)
+	}
+	return n.Addresses[0]
+}
+
+func (r *run) step(ctx context.Context, s topology.Step) StepResult {
+	var res StepResult
+	var err error
+	switch s.Kind {
+	case topology.StepSTUN:
+		res, err = r.stun(ctx, s)
+	case topology.StepPunch:
+		res, err = r.punch(ctx, s)
+	case topology.StepRelay:
+		res, err = r.relay(ctx, s)
+	case topology.StepICE:
+		res, err = r.ice(ctx, s)
+	case topology.StepSend:
+		res, err = r.send(ctx, s)
+	case topology.StepWait:
+		res, err = r.wait(ctx, s)
+	case topology.StepExec:
+		res, err = r.exec(ctx, s)
+	default:
+		err = fmt.Errorf("unknown step kind %q", s.Kind)
+	}
+	if err != nil {
+		// The step could not be carried out at all (a node missing, a
+		// socket refused): that fails it whatever it expected.
+		return StepResult{Expect: expectWord(s), Observed: "error", Reason: err.Error()}
+	}
+	return res
+}
+
+func expectWord(s topology.Step) string {
+	if s.Expect.Classification != nil {
+		return s.Expect.Classification.String()
+	}
+	if s.Expect.Outcome == "" {
+		return "any connection"
+	}
+	return s.Expect.Outcome
+}
+
+// verdict fills in the pass/fail of an outcome step.
+func verdict(s topology.Step, observed string, res StepResult) StepResult {
+	res.Expect = expectWord(s)
+	res.Observed = observed
+	res.Pass = observed == s.Expect.Outcome
+	return res
+}
+
