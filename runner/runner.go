@@ -250,4 +250,3 @@ func verdict(s topology.Step, observed string, res StepResult) StepResult {
 	res.Pass = observed == s.Expect.Outcome
 	return res
 }
-

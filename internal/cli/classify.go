@@ -144,4 +144,3 @@ func printClassification(w interface{ Write([]byte) (int, error) }, n *topology.
 	}
 	tw.Flush()
 }
-
