@@ -4,7 +4,7 @@
 GO = $(shell scripts/go.sh)
 export CGO_ENABLED := 0
 
-.PHONY: all build deps demo test lint unit fuzz clean
+.PHONY: all build deps demo test lint fuzz bench clean
 
 all: build
 
@@ -23,7 +23,7 @@ demo: build
 # root, the integration tests on real namespaces, and a short fuzz run.
 test: deps lint
 	$(GO) test -count=1 -parallel 8 ./...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 lint: deps
 	@out=$$($(GO)fmt -l $$(find . -name '*.go' -not -path './.tools/*' -not -path './.git/*')); \
@@ -31,9 +31,20 @@ lint: deps
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
+# Every fuzzer of the parsers and decoders that face untrusted input, for
+# FUZZTIME each (CI runs a short round; the seeds are in testdata/).
 FUZZTIME ?= 30s
+FUZZERS = ./topology:FuzzParse ./stunserver:FuzzAnswer ./stunclient:FuzzParse ./rendezvous:FuzzHandler
 fuzz: deps
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./topology
+	@for f in $(FUZZERS); do \
+	  echo "fuzz $$f for $(FUZZTIME)"; \
+	  out=$$($(GO) test -run='^$$' -fuzz="^$${f#*:}$$" -fuzztime=$(FUZZTIME) "$${f%%:*}" 2>&1) || { echo "$$out"; exit 1; }; \
+	  echo "$$out" | tail -n 1; \
+	done
+
+# Benchmarks that need root: the punch matrix's wall time.
+bench: deps
+	$(GO) test -run='^$$' -bench=. -benchtime=3x ./matrix
 
 clean:
 	rm -rf bin

@@ -25,3 +25,21 @@ func TestMatrix(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMatrix records the wall time of the classic 4x4 matrix: 16
+// labs, 16 punches, relays where punching fails.
+func BenchmarkMatrix(b *testing.B) {
+	testutil.RequireRoot(b)
+	rows := matrix.Rows(nat.Types)
+	for i := 0; i < b.N; i++ {
+		cells, err := matrix.Run(context.Background(), matrix.Options{Rows: rows, Columns: nat.Types})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range cells {
+			if !c.OK() {
+				b.Fatalf("%s vs %s: %s", c.Row, c.Column, c)
+			}
+		}
+	}
+}

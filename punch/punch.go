@@ -467,3 +467,20 @@ func ping(ctx context.Context, a, b *net.UDPConn, bSeen, aSeen netip.AddrPort, i
 		}
 	}
 }
+
+// KeepAlive keeps a punched path open: it sends a small packet from conn
+// to peer every interval until ctx is done. Both NATs on the path refresh
+// their mapping with each one; without them a mapping expires after the
+// NAT's timeout and the path closes.
+func KeepAlive(ctx context.Context, conn *net.UDPConn, peer netip.AddrPort, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			conn.WriteToUDPAddrPort([]byte("NATLAB KEEPALIVE"), peer)
+		}
+	}
+}

@@ -171,3 +171,45 @@ nodes:
 		t.Errorf("events: %v", out.Events)
 	}
 }
+
+// A punched path dies with its mappings when idle longer than the NATs'
+// timeout, and lives on with keepalives.
+func TestKeepAlive(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keepalive=%v", keep), func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, twoHomes("type: port-restricted-cone, timeout: 2s", "type: port-restricted-cone, timeout: 2s"))
+			board := punch.NewBoard()
+			a, b := peer(t, l, "alice", board), peer(t, l, "bob", board)
+			cfg := punch.Config{STUN: service.PlanFor(l.Topo.Node("stun")).STUNServer(), Timeout: 2 * time.Second}
+			out, err := punch.Pair(context.Background(), cfg, a, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if keep {
+				go punch.KeepAlive(ctx, a.Conn, out.A.Seen, time.Second)
+				go punch.KeepAlive(ctx, b.Conn, out.B.Seen, time.Second)
+			}
+			<-ctx.Done()
+			a.Conn.WriteToUDPAddrPort([]byte("still there?"), out.A.Seen)
+			b.Conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			got := false
+			buf := make([]byte, 100)
+			for {
+				n, _, err := b.Conn.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					break
+				}
+				if string(buf[:n]) == "still there?" {
+					got = true
+					break
+				}
+			}
+			if got != keep {
+				t.Errorf("after 3s with 2s mapping timeouts (keepalive=%v), the path works: %v", keep, got)
+			}
+		})
+	}
+}

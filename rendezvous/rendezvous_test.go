@@ -101,3 +101,21 @@ func TestLimits(t *testing.T) {
 		t.Error("an expired session was kept")
 	}
 }
+
+func FuzzHandler(f *testing.F) {
+	f.Add("PUT", "/v1/sessions/s/peers/a", `{"endpoints":["1.2.3.4:5"]}`)
+	f.Add("GET", "/v1/sessions/s/peers/a?wait=1ms", "")
+	f.Add("PUT", "/v1/sessions/../peers/%00", "{{{{")
+	h := NewServer().Handler()
+	f.Fuzz(func(t *testing.T, method, path, body string) {
+		req, err := http.NewRequest(method, "http://x"+path, strings.NewReader(body))
+		if err != nil || req.URL.Query().Get("wait") != "" && !strings.HasSuffix(req.URL.Query().Get("wait"), "ms") {
+			return // no long waits in a fuzz run
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s %s: %d", method, path, rec.Code)
+		}
+	})
+}

@@ -108,6 +108,9 @@ func describeTest(t classify.Test) string {
 	if !t.Answered {
 		return fmt.Sprintf("%-58s no answer", t.Name)
 	}
+	if !t.Mapped.IsValid() {
+		return fmt.Sprintf("%-58s arrived", t.Name)
+	}
 	return fmt.Sprintf("%-58s mapped %v, answer from %v", t.Name, t.Mapped, t.Source)
 }
 

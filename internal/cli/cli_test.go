@@ -243,3 +243,83 @@ func TestInterruptedUpLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestRunBuiltin(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	name := testutil.UniqueName(t)
+	r := run(t, "run", "symmetric", "--name", name, "--json", dir+"/r.json", "--junit", dir+"/r.xml")
+	if r.code != 0 || !strings.Contains(r.stdout, "5 passed, 0 failed") {
+		t.Fatalf("run symmetric: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	junit, err := os.ReadFile(dir + "/r.xml")
+	if err != nil || strings.Count(string(junit), "<testcase ") != 5 || strings.Contains(string(junit), "<failure") {
+		t.Errorf("JUnit: %v\n%s", err, junit)
+	}
+	var rep struct {
+		Passed bool
+		Steps  []struct{ Observed string }
+	}
+	data, _ := os.ReadFile(dir + "/r.json")
+	if err := json.Unmarshal(data, &rep); err != nil || !rep.Passed || len(rep.Steps) != 5 || rep.Steps[4].Observed != "relay" {
+		t.Errorf("JSON report: %v %+v", err, rep)
+	}
+	if left, _ := filepath.Glob("/run/netns/natlab-" + name + "-*"); len(left) > 0 {
+		t.Errorf("run left namespaces: %v", left)
+	}
+}
+
+func TestRunFailingExpectation(t *testing.T) {
+	testutil.RequireRoot(t)
+	file := filepath.Join(t.TempDir(), "wrong.yaml")
+	os.WriteFile(file, []byte(`
+nodes:
+  stun:  {kind: server, services: [stun]}
+  nat-a: {kind: nat, type: full-cone}
+  alice: {kind: host, behind: nat-a}
+  friend: {kind: host}
+steps:
+  - send: {from: friend, to: alice, expect: delivered}
+  - send: {from: alice, to: friend}
+  - send: {from: friend, to: alice}
+  - exec: {node: alice, command: "exit 3"}
+`), 0o644)
+	name := testutil.UniqueName(t)
+	r := run(t, "run", file, "--name", name)
+	// The first send cannot get in (no mapping yet) and the exec fails.
+	if r.code != 1 || !strings.Contains(r.stdout, "2 passed, 2 failed") || !strings.Contains(r.stdout, "exit status 3") {
+		t.Errorf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if left, _ := filepath.Glob("/run/netns/natlab-" + name + "-*"); len(left) > 0 {
+		t.Errorf("a failed run left namespaces: %v", left)
+	}
+}
+
+func TestClassifyCommand(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	t.Cleanup(func() { run(t, "down", name) })
+	if r := run(t, "up", "restricted-cone", "--name", name); r.code != 0 {
+		t.Fatalf("up: %s%s", r.stdout, r.stderr)
+	}
+	r := run(t, "classify", name, "bob", "--json")
+	var res struct{ Type, Mapping, Filtering, Ports string }
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Type != "address-restricted-cone" || res.Filtering != "address-dependent" || res.Ports != "preserve" {
+		t.Errorf("classify: exit %d %v %+v\n%s", r.code, err, res, r.stderr)
+	}
+}
+
+func TestMatrixCommand(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := run(t, "matrix", "--types", "full-cone,symmetric", "--json")
+	var out struct {
+		Cells      []struct{ Punched, Expected bool }
+		Unexpected int
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 || len(out.Cells) != 4 || out.Unexpected != 0 {
+		t.Errorf("matrix: exit %d %v %+v\n%s", r.code, err, out, r.stderr)
+	}
+	if r := run(t, "matrix", "--types", "cone"); r.code != 2 {
+		t.Errorf("matrix with a bad type: exit %d", r.code)
+	}
+}

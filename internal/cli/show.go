@@ -3,10 +3,15 @@ package cli
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/service"
+	"github.com/natlab/natlab/stunserver"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -60,11 +65,42 @@ func nodeDetails(n *topology.Node) string {
 		}
 		return d
 	case len(n.Services) > 0:
-		var s []string
-		for _, svc := range n.Services {
-			s = append(s, string(svc))
-		}
-		return "services: " + strings.Join(s, ", ") + " (declared; natlab does not start services yet)"
+		return serviceSummary(n)
 	}
 	return ""
+}
+
+// serviceSummary says where a server's services listen.
+func serviceSummary(n *topology.Node) string {
+	plan := service.PlanFor(n)
+	var s []string
+	if a := plan.STUNServer(); a.IsValid() {
+		alt := "no RFC 5780: one address"
+		if plan.STUN.Addrs[1].IsValid() {
+			alt = "RFC 5780 alternate " + plan.STUN.At(stunserver.Endpoint{Addr: 1, Port: 1}).String()
+		}
+		s = append(s, fmt.Sprintf("stun %v (%s)", a, alt))
+	}
+	if plan.TURN.IsValid() {
+		s = append(s, fmt.Sprintf("turn %v udp+tcp", plan.TURN))
+	}
+	if plan.Rendezvous.IsValid() {
+		s = append(s, "rendezvous "+plan.RendezvousURL())
+	}
+	return strings.Join(s, "; ")
+}
+
+// printServices says whether each service process runs, and the TURN
+// credentials.
+func printServices(w io.Writer, st *labstate.State, topo *topology.Topology) {
+	for _, p := range st.Processes {
+		state := "running"
+		if !lab.ProcessAlive(p.PID, p.StartTime) {
+			state = "NOT RUNNING (natlab down and up again)"
+		}
+		fmt.Fprintf(w, "  services of %s: %s, pid %d, log %s\n", p.Node, state, p.PID, filepath.Join(labstate.LogDir(st.Name), p.Node+".log"))
+	}
+	if st.TURN.User != "" {
+		fmt.Fprintf(w, "  turn credentials: user %s, password %s, realm %s\n", st.TURN.User, st.TURN.Password, st.TURN.Realm)
+	}
 }

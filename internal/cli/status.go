@@ -12,6 +12,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -23,16 +24,27 @@ type labStatus struct {
 	State   string       `json:"state"` // up, building, broken
 	Problem string       `json:"problem,omitempty"`
 	Nodes   []nodeStatus `json:"nodes"`
+	// TURN is the lab's TURN credentials, if it runs TURN.
+	TURN *labstate.TURNCredentials `json:"turn,omitempty"`
+
+	st   *labstate.State
+	topo *topology.Topology
 }
 
 type nodeStatus struct {
-	Name      string   `json:"name"`
-	Kind      string   `json:"kind"`
-	Namespace string   `json:"namespace"`
-	Behind    string   `json:"behind,omitempty"`
-	Addresses []string `json:"addresses"`
-	Services  []string `json:"services,omitempty"`
-	NAT       *natInfo `json:"nat,omitempty"`
+	Name      string          `json:"name"`
+	Kind      string          `json:"kind"`
+	Namespace string          `json:"namespace"`
+	Behind    string          `json:"behind,omitempty"`
+	Addresses []string        `json:"addresses"`
+	Services  []serviceStatus `json:"services,omitempty"`
+	NAT       *natInfo        `json:"nat,omitempty"`
+}
+
+type serviceStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Running bool   `json:"running"`
 }
 
 type natInfo struct {
@@ -73,14 +85,12 @@ bring-up is still running, or died, is shown as such; natlab down removes it.`,
 				}
 			}
 			var labs []labStatus
-			var topos []*topology.Topology
 			for _, name := range names {
 				st, topo, err := runningLab(name)
 				if st == nil {
 					return err
 				}
 				labs = append(labs, describeLab(st, topo, err))
-				topos = append(topos, topo)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -99,7 +109,7 @@ bring-up is still running, or died, is shown as such; natlab down removes it.`,
 				if i > 0 {
 					fmt.Fprintln(out)
 				}
-				printLab(out, l, topos[i])
+				printLab(out, l)
 			}
 			return nil
 		},
@@ -109,7 +119,10 @@ bring-up is still running, or died, is shown as such; natlab down removes it.`,
 }
 
 func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) labStatus {
-	l := labStatus{Name: st.Name, Source: st.Source, Created: st.Created, State: "up"}
+	l := labStatus{Name: st.Name, Source: st.Source, Created: st.Created, State: "up", st: st, topo: topo}
+	if st.TURN.User != "" {
+		l.TURN = &st.TURN
+	}
 	if !st.Complete {
 		l.State = "building"
 		if lock, err := labstate.Acquire(st.Name); err == nil {
@@ -138,8 +151,18 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 		for _, a := range n.Addresses {
 			ns.Addresses = append(ns.Addresses, a.String())
 		}
+		running := false
+		for _, p := range st.Processes {
+			running = running || (p.Node == n.Name && lab.ProcessAlive(p.PID, p.StartTime))
+		}
+		plan := service.PlanFor(n)
 		for _, s := range n.Services {
-			ns.Services = append(ns.Services, string(s))
+			addr := map[topology.Service]string{
+				topology.ServiceSTUN:       plan.STUNServer().String(),
+				topology.ServiceTURN:       plan.TURN.String(),
+				topology.ServiceRendezvous: plan.RendezvousURL(),
+			}[s]
+			ns.Services = append(ns.Services, serviceStatus{string(s), addr, running})
 		}
 		if n.NAT != nil {
 			b := n.NAT.Behaviour
@@ -155,13 +178,14 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 	return l
 }
 
-func printLab(w io.Writer, l labStatus, topo *topology.Topology) {
+func printLab(w io.Writer, l labStatus) {
 	fmt.Fprintf(w, "lab %s: %s since %s, from %s\n", l.Name, l.State, l.Created.Local().Format("2006-01-02 15:04:05"), l.Source)
 	if l.Problem != "" {
 		fmt.Fprintf(w, "  problem: %s\n", l.Problem)
 	}
-	if topo != nil {
+	if l.topo != nil {
 		fmt.Fprintf(w, "  namespaces: %s\n", lab.NamespaceName(l.Name, "NODE"))
-		printNodes(w, topo)
+		printServices(w, l.st, l.topo)
+		printNodes(w, l.topo)
 	}
 }

@@ -51,6 +51,7 @@ If anything fails, or you press Ctrl-C, everything built so far is removed.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "lab %s is up: %d nodes in %v\n\n", st.Name, len(topo.Nodes), time.Since(start).Round(time.Millisecond))
 			printNodes(out, topo)
+			printServices(out, st, topo)
 			fmt.Fprintf(out, "\nLook inside:\n")
 			if host := firstOfKind(topo, "host"); host != "" {
 				fmt.Fprintf(out, "  sudo natlab exec %s %s -- ip addr\n", st.Name, host)
