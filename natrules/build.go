@@ -11,9 +11,13 @@ import (
 	"github.com/natlab/natlab/nat"
 )
 
+// PortsSet is the map of every public UDP port a mapping owns: public port
+// -> private address . private port. nattable reads it.
+const PortsSet = "ports"
+
 // Names of the sets and chains, as `natlab rules` and the table show them.
 const (
-	setPorts    = "ports"
+	setPorts    = PortsSet
 	setMappings = "mappings"
 	setPermits  = "permits"
 

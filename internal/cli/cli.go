@@ -101,6 +101,7 @@ A lab is described by a scenario file; natlab ships a library of them
 		newRunCmd(),
 		newClassifyCmd(),
 		newMatrixCmd(),
+		newTableCmd(),
 		newVersionCmd(),
 	)
 	return root

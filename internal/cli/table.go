@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"github.com/spf13/cobra"
+	"github.com/ti-mo/conntrack"
+	"github.com/ti-mo/netfilter"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/nattable"
+)
+
+func newTableCmd() *cobra.Command {
+	var asJSON, watch bool
+	cmd := &cobra.Command{
+		Use:   "table LAB NODE",
+		Short: "Show a NAT's live translation table",
+		Long: `Show a NAT node's translation table as the story draws it: each translated
+flow as private endpoint -> public endpoint -> remote endpoint, with its
+protocol, conntrack state and the seconds it has left, then natlab's UDP
+mappings (which private endpoint owns each public port). It is read from the
+kernel: conntrack and the NAT's nftables maps.
+
+With --watch the table is redrawn whenever a flow starts, changes or ends.`,
+		Example: `  sudo natlab table symmetric nat-a
+  sudo natlab table symmetric nat-a --watch
+  sudo natlab table symmetric nat-b --json`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := requireRoot(cmd); err != nil {
+				return err
+			}
+			_, topo, err := runningLab(a[0])
+			if err != nil {
+				return err
+			}
+			n := topo.Node(a[1])
+			if n == nil {
+				return usageError("lab %s has no node %s", a[0], a[1])
+			}
+			if n.NAT == nil {
+				return usageError("%s is a %s: only NAT nodes have a translation table", a[1], n.Kind)
+			}
+			ns, err := namedns.Open(lab.NamespaceName(topo.Name, n.Name))
+			if err != nil {
+				return err
+			}
+			defer ns.Close()
+			out := cmd.OutOrStdout()
+			show := func() error {
+				t, err := nattable.Read(ns.Fd(), n.Addresses[0])
+				if err != nil {
+					return fmt.Errorf("%s: %w", n.Name, err)
+				}
+				if asJSON {
+					enc := json.NewEncoder(out)
+					if !watch {
+						enc.SetIndent("", "  ")
+					}
+					return enc.Encode(t)
+				}
+				if watch {
+					fmt.Fprint(out, "\033[H\033[2J")
+				}
+				fmt.Fprintf(out, "%s (%v), %s, at %s\n\n", n.Name, n.Addresses[0], n.NAT.Behaviour, time.Now().Format("15:04:05"))
+				return nattable.Write(out, t)
+			}
+			if !watch {
+				return show()
+			}
+			// Redraw on every conntrack event in the NAT, and every second
+			// for the countdowns.
+			ct, err := conntrack.Dial(&netlink.Config{NetNS: ns.Fd()})
+			if err != nil {
+				return err
+			}
+			defer ct.Close()
+			events := make(chan conntrack.Event, 256)
+			errs, err := ct.Listen(events, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
+			if err != nil {
+				return fmt.Errorf("watch conntrack: %w", err)
+			}
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				if err := show(); err != nil {
+					return err
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case err := <-errs:
+					return fmt.Errorf("watch conntrack: %w", err)
+				case <-events:
+					// Let a burst of events settle into one redraw.
+					time.Sleep(50 * time.Millisecond)
+					for len(events) > 0 {
+						<-events
+					}
+				case <-tick.C:
+				}
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (one object per redraw with --watch)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw as the table changes, until Ctrl-C")
+	return cmd
+}

@@ -1,0 +1,199 @@
+// Package nattable reads a NAT node's translation table, the one the
+// story draws: private endpoint -> public endpoint -> remote endpoint. It
+// comes from two places in the NAT's namespace: the kernel's conntrack
+// entries (every translated flow, TCP, UDP and ICMP) and natlab's own UDP
+// mappings (the ports map of the node's nftables table), which outlive a
+// single flow under endpoint-independent mapping.
+package nattable
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/natrules"
+)
+
+// Flow is one translated conntrack flow.
+type Flow struct {
+	Proto string `json:"proto"`
+	// Private is the inside endpoint, Public what it is translated to,
+	// Remote the other end on the outside. For ICMP echo the port is the
+	// echo identifier.
+	Private netip.AddrPort `json:"private"`
+	Public  netip.AddrPort `json:"public"`
+	Remote  netip.AddrPort `json:"remote"`
+	// Inbound is true for flows started from outside (a forward, or a
+	// packet the filtering admitted).
+	Inbound bool `json:"inbound"`
+	// Hairpin is true for flows between two hosts behind this NAT
+	// through its public address; Remote is then the sender's public
+	// endpoint.
+	Hairpin bool `json:"hairpin,omitempty"`
+	// State is "unreplied", "replied" or "assured"; TCP flows add their
+	// TCP state.
+	State   string        `json:"state"`
+	Expires time.Duration `json:"expires_ns"`
+	Packets uint64        `json:"packets"`
+}
+
+// Mapping is one of natlab's UDP mappings: who owns a public port.
+type Mapping struct {
+	Public  netip.AddrPort `json:"public"`
+	Private netip.AddrPort `json:"private"`
+	// Expires is zero for static forwards, which never expire.
+	Expires time.Duration `json:"expires_ns"`
+}
+
+// Table is a NAT's translation table at one moment.
+type Table struct {
+	Flows    []Flow    `json:"flows"`
+	Mappings []Mapping `json:"mappings"`
+}
+
+// Read reads the table of the NAT whose namespace is open as nsFd and
+// whose public address is public.
+func Read(nsFd int, public netip.Addr) (*Table, error) {
+	t := &Table{}
+	ct, err := conntrack.Dial(&netlink.Config{NetNS: nsFd})
+	if err != nil {
+		return nil, fmt.Errorf("conntrack: %w", err)
+	}
+	defer ct.Close()
+	flows, err := ct.Dump(nil)
+	if err != nil {
+		return nil, fmt.Errorf("conntrack dump: %w", err)
+	}
+	for _, f := range flows {
+		if fl, ok := translated(f); ok {
+			t.Flows = append(t.Flows, fl)
+		}
+	}
+	slices.SortFunc(t.Flows, func(a, b Flow) int {
+		return cmp.Or(cmp.Compare(a.Public.Port(), b.Public.Port()), a.Remote.Compare(b.Remote), cmp.Compare(a.Proto, b.Proto))
+	})
+	maps, err := readMappings(nsFd, public)
+	if err != nil {
+		return nil, err
+	}
+	t.Mappings = maps
+	return t, nil
+}
+
+// translated turns a conntrack flow into a table row, if the NAT
+// translated it.
+func translated(f conntrack.Flow) (Flow, bool) {
+	o, r := f.TupleOrig, f.TupleReply
+	fl := Flow{Proto: protoName(o.Proto), Expires: time.Duration(f.Timeout) * time.Second,
+		Packets: f.CountersOrig.Packets + f.CountersReply.Packets}
+	port := func(t conntrack.Tuple, src bool) uint16 {
+		if t.Proto.Protocol == unix.IPPROTO_ICMP {
+			return t.Proto.ICMPID
+		}
+		if src {
+			return t.Proto.SourcePort
+		}
+		return t.Proto.DestinationPort
+	}
+	ap := func(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a.Unmap(), p) }
+	switch {
+	case f.Status.SrcNAT() && !f.Status.DstNAT():
+		// Started inside: private -> remote, answers to the public side.
+		fl.Private = ap(o.IP.SourceAddress, port(o, true))
+		fl.Remote = ap(o.IP.DestinationAddress, port(o, false))
+		fl.Public = ap(r.IP.DestinationAddress, port(r, false))
+		if o.Proto.Protocol == unix.IPPROTO_ICMP {
+			fl.Public = ap(r.IP.DestinationAddress, r.Proto.ICMPID)
+		}
+	case f.Status.DstNAT():
+		// Let in from outside, or looped back (hairpin): remote ->
+		// public, answered by the private side.
+		fl.Inbound = true
+		fl.Remote = ap(o.IP.SourceAddress, port(o, true))
+		fl.Public = ap(o.IP.DestinationAddress, port(o, false))
+		fl.Private = ap(r.IP.SourceAddress, port(r, true))
+		if f.Status.SrcNAT() {
+			// The sender is inside too; it appears as its own mapping.
+			fl.Hairpin = true
+			fl.Remote = ap(r.IP.DestinationAddress, port(r, false))
+		}
+	default:
+		return Flow{}, false
+	}
+	switch {
+	case f.Status.Assured():
+		fl.State = "assured"
+	case f.Status.SeenReply():
+		fl.State = "replied"
+	default:
+		fl.State = "unreplied"
+	}
+	if o.Proto.Protocol == unix.IPPROTO_TCP {
+		fl.State += " " + tcpState(f.ProtoInfo)
+	}
+	return fl, true
+}
+
+func protoName(p conntrack.ProtoTuple) string {
+	switch p.Protocol {
+	case unix.IPPROTO_UDP:
+		return "udp"
+	case unix.IPPROTO_TCP:
+		return "tcp"
+	case unix.IPPROTO_ICMP:
+		return "icmp"
+	}
+	return fmt.Sprint(p.Protocol)
+}
+
+var tcpStates = []string{"none", "syn-sent", "syn-recv", "established", "fin-wait", "close-wait", "last-ack", "time-wait", "close", "syn-sent2"}
+
+func tcpState(pi conntrack.ProtoInfo) string {
+	if pi.TCP == nil || int(pi.TCP.State) >= len(tcpStates) {
+		return "?"
+	}
+	return tcpStates[pi.TCP.State]
+}
+
+// readMappings lists natlab's ports map: public UDP port -> private
+// endpoint.
+func readMappings(nsFd int, public netip.Addr) ([]Mapping, error) {
+	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
+	if err != nil {
+		return nil, err
+	}
+	table := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
+	set, err := conn.GetSetByName(table, natrules.PortsSet)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("no natlab table here: not a NAT node")
+		}
+		return nil, fmt.Errorf("read the ports map: %w", err)
+	}
+	elems, err := conn.GetSetElements(set)
+	if err != nil {
+		return nil, fmt.Errorf("read the ports map: %w", err)
+	}
+	var maps []Mapping
+	for _, e := range elems {
+		if len(e.Key) < 2 || len(e.Val) < 6 {
+			continue
+		}
+		priv, _ := netip.AddrFromSlice(e.Val[:4])
+		maps = append(maps, Mapping{
+			Public:  netip.AddrPortFrom(public, uint16(e.Key[0])<<8|uint16(e.Key[1])),
+			Private: netip.AddrPortFrom(priv, uint16(e.Val[4])<<8|uint16(e.Val[5])),
+			Expires: e.Expires,
+		})
+	}
+	slices.SortFunc(maps, func(a, b Mapping) int { return cmp.Compare(a.Public.Port(), b.Public.Port()) })
+	return maps, nil
+}

@@ -1,0 +1,76 @@
+package nattable_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/nattable"
+)
+
+// The table shows exactly the public ports the server saw, in order, the
+// way the story's NAT at 203.0.113.50 hands out 48721, 48722, ...
+func TestTableMatchesSockets(t *testing.T) {
+	l := labtest.Up(t, `
+internet: 203.0.113.0/24
+nodes:
+  server:  {kind: server, addresses: [203.0.113.10]}
+  nat:     {kind: nat, public: 203.0.113.50, type: port-restricted-cone, ports: sequential, port-range: 48721-65535}
+  phone:   {kind: host, behind: nat}
+  laptop:  {kind: host, behind: nat}
+  console: {kind: host, behind: nat}
+`)
+	srv := l.UDP("server", ":3478")
+	to := netip.MustParseAddrPort("203.0.113.10:3478")
+	seen := map[string]netip.AddrPort{}
+	for _, dev := range []string{"phone", "laptop", "console"} {
+		c := l.UDP(dev, ":5000")
+		c.Send(to, dev)
+		seen[dev] = srv.Expect(dev, 2*time.Second)
+	}
+	ns, err := namedns.Open(l.Namespace("nat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tab, err := nattable.Read(ns.Fd(), l.Addr("nat", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Flows) != 3 || len(tab.Mappings) != 3 {
+		t.Fatalf("table has %d flows and %d mappings, want 3 and 3:\n%+v", len(tab.Flows), len(tab.Mappings), tab)
+	}
+	for i, dev := range []string{"phone", "laptop", "console"} {
+		f := tab.Flows[i]
+		want := netip.AddrPortFrom(l.Addr(dev, 0), 5000)
+		if f.Private != want || f.Public != seen[dev] || f.Remote != to || f.Proto != "udp" || f.Inbound {
+			t.Errorf("flow %d: %+v; want %v -> %v (what the server saw) -> %v", i, f, want, seen[dev], to)
+		}
+		if f.Public.Port() != uint16(48721+i) {
+			t.Errorf("%s got public port %d, want %d", dev, f.Public.Port(), 48721+i)
+		}
+		m := tab.Mappings[i]
+		if m.Public != seen[dev] || m.Private != want || m.Expires <= 0 {
+			t.Errorf("mapping %d: %+v", i, m)
+		}
+	}
+	var b bytes.Buffer
+	nattable.Write(&b, tab)
+	if !strings.Contains(b.String(), fmt.Sprintf("%v", seen["laptop"])) {
+		t.Errorf("formatted table lacks the laptop's mapping:\n%s", b.String())
+	}
+}
+
+func TestNotANAT(t *testing.T) {
+	l := labtest.Up(t, "nodes:\n  h: {kind: host}\n")
+	ns, _ := namedns.Open(l.Namespace("h"))
+	defer ns.Close()
+	if _, err := nattable.Read(ns.Fd(), l.Addr("h", 0)); err == nil || !strings.Contains(err.Error(), "not a NAT") {
+		t.Errorf("table of a host: %v", err)
+	}
+}
