@@ -11,6 +11,14 @@ import (
 	"github.com/natlab/natlab/nat"
 )
 
+// The prefixes of the rules that drop packets, as natlab trace reports
+// them.
+const (
+	DropInput   = "wall: unsolicited, to the NAT"
+	DropForward = "wall: not admitted through"
+	DropNoPort  = "no free public port"
+)
+
 // PortsSet is the map of every public UDP port a mapping owns: public port
 // -> private address . private port. nattable reads it.
 const PortsSet = "ports"
@@ -192,7 +200,7 @@ func (b *builder) outbound() {
 		pick, port := numgen(unix.NFT_NG_RANDOM, pr)
 		allocate(fmt.Sprintf("new mapping: a random port from %v, if free", pr), pick, port)
 	}
-	c.add("no free public port: refuse the mapping", l4proto("udp", true), counter(), drop())
+	c.add("no free public port: refuse the mapping", l4proto("udp", true), counter(), logDrop(DropNoPort), drop())
 	random := b.b.Mapping == nat.AddressAndPortDependent
 	c.add("TCP, ICMP and the rest: conntrack picks the port", snatTo(b.Public, random))
 }
@@ -273,7 +281,7 @@ func (b *builder) forward() {
 	c.add("", ctEstablishedRelated(), accept())
 	c.add("the inside may start flows out", iifname(b.LAN), oifname(b.WAN), accept())
 	c.add("admitted by destination NAT: forwards, filtering, hairpin", ctStatusDNAT(), accept())
-	c.add("the wall: nothing else is forwarded", counter(), drop())
+	c.add("the wall: nothing else is forwarded", counter(), logDrop(DropForward), drop())
 }
 
 // input protects the NAT itself. Dropping unsolicited inbound packets here,
@@ -284,7 +292,7 @@ func (b *builder) input() {
 	c.add("", ctEstablishedRelated(), accept())
 	c.add("", iifname("lo"), accept())
 	c.add("the LAN may reach the router", iifname(b.LAN), accept())
-	c.add("the wall: unsolicited packets from outside are dropped", counter(), drop())
+	c.add("the wall: unsolicited packets from outside are dropped", counter(), logDrop(DropInput), drop())
 }
 
 func prio(p nftables.ChainPriority) *nftables.ChainPriority { return &p }

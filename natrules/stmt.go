@@ -125,6 +125,18 @@ const (
 func ctStatusSNAT() stmt { return ctBits(expr.CtKeySTATUS, ipsSrcNAT, "ct status snat") }
 func ctStatusDNAT() stmt { return ctBits(expr.CtKeySTATUS, ipsDstNAT, "ct status dnat") }
 
+// LogGroup is the NFLOG group natlab's NATs log dropped packets to, with
+// a prefix naming the rule; natlab trace listens on it.
+const LogGroup = 7
+
+// logDrop sends the packet to LogGroup with a prefix saying why it is
+// dropped. Nothing is logged while nobody listens on the group.
+func logDrop(prefix string) stmt {
+	return stmt{fmt.Sprintf("log prefix %q group %d", prefix, LogGroup), []expr.Any{
+		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: LogGroup, Data: []byte(prefix)},
+	}}
+}
+
 func counter() stmt {
 	return stmt{"counter packets 0 bytes 0", []expr.Any{&expr.Counter{}}}
 }

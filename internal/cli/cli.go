@@ -102,6 +102,7 @@ A lab is described by a scenario file; natlab ships a library of them
 		newClassifyCmd(),
 		newMatrixCmd(),
 		newTableCmd(),
+		newTraceCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,261 @@
+// Package trace shows every packet that crosses a NAT node, before and
+// after the NAT rewrote it, and every packet the NAT dropped with the rule
+// that dropped it. It adds a small nftables table to the NAT's namespace
+// that logs each packet as it enters (before any NAT) and as it leaves
+// (after all NAT) to an NFLOG group, listens on that group, and pairs the
+// two logs of each packet by what NAT does not change in it. Drops come
+// from the log statements of natlab's own wall rules.
+package trace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/natrules"
+)
+
+// Kind says what happened to a packet at the NAT.
+type Kind string
+
+const (
+	// Forwarded packets went through: Before is as it came in, After as
+	// it left.
+	Forwarded Kind = "forwarded"
+	// Dropped packets met a rule that dropped them: Rule says which.
+	Dropped Kind = "dropped"
+	// Local packets were addressed to the NAT itself and taken in.
+	Local Kind = "to the NAT"
+	// Sent packets came from the NAT itself.
+	Sent Kind = "from the NAT"
+)
+
+// Event is one packet's passage.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Kind   Kind      `json:"kind"`
+	In     string    `json:"in,omitempty"`
+	Out    string    `json:"out,omitempty"`
+	Before Packet    `json:"before"`
+	After  *Packet   `json:"after,omitempty"`
+	Rule   string    `json:"rule,omitempty"`
+}
+
+// Rewritten says what the NAT changed.
+func (e Event) Rewritten() string {
+	if e.After == nil {
+		return ""
+	}
+	switch src, dst := e.Before.Src != e.After.Src, e.Before.Dst != e.After.Dst; {
+	case src && dst:
+		return "source and destination rewritten"
+	case src:
+		return "source rewritten"
+	case dst:
+		return "destination rewritten"
+	}
+	return "unchanged"
+}
+
+func (e Event) String() string {
+	ts := e.Time.Format("15:04:05.000000")
+	switch e.Kind {
+	case Forwarded:
+		if r := e.Rewritten(); r != "unchanged" {
+			return fmt.Sprintf("%s  %-5s -> %-5s %v  =>  %s  (%s)", ts, e.In, e.Out, e.Before, e.After.endpoints(), r)
+		}
+		return fmt.Sprintf("%s  %-5s -> %-5s %v", ts, e.In, e.Out, e.Before)
+	case Dropped:
+		return fmt.Sprintf("%s  %-5s DROP     %v  (%s)", ts, e.In, e.Before, e.Rule)
+	case Local:
+		return fmt.Sprintf("%s  %-5s -> NAT   %v", ts, e.In, e.Before)
+	default:
+		return fmt.Sprintf("%s  NAT   -> %-5s %v", ts, e.Out, e.Before)
+	}
+}
+
+// tableName is the trace table; it exists only while a trace runs.
+const tableName = "natlab_trace"
+
+// Prefixes of the trace table's two log rules.
+const (
+	prefixBefore = "natlab before"
+	prefixAfter  = "natlab after"
+)
+
+// Tracer traces one NAT node.
+type Tracer struct {
+	nsFd   int
+	log    *nflogConn
+	ifname map[uint32]string
+	events chan Event
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// pairWindow is how long a packet that came in may take to leave before
+// it counts as taken in by the NAT itself.
+const pairWindow = 300 * time.Millisecond
+
+// Start begins tracing the NAT whose namespace is open as nsFd.
+func Start(nsFd int) (*Tracer, error) {
+	t := &Tracer{nsFd: nsFd, ifname: map[uint32]string{}, events: make(chan Event, 1024), done: make(chan struct{})}
+	h, err := netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	links, err := h.LinkList()
+	h.Close()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		t.ifname[uint32(l.Attrs().Index)] = l.Attrs().Name
+	}
+	if t.log, err = dialNFLOG(nsFd, natrules.LogGroup); err != nil {
+		return nil, err
+	}
+	if err := t.addTable(); err != nil {
+		t.log.close()
+		return nil, err
+	}
+	t.wg.Add(1)
+	go t.loop()
+	return t, nil
+}
+
+// Events delivers each traced packet once its passage is known (a packet
+// that stays in the NAT is known only after pairWindow), until Stop.
+func (t *Tracer) Events() <-chan Event { return t.events }
+
+// Stop removes the trace table and stops listening.
+func (t *Tracer) Stop() error {
+	err := t.delTable()
+	close(t.done)
+	t.log.c.SetReadDeadline(time.Now())
+	t.wg.Wait()
+	t.log.close()
+	return err
+}
+
+func (t *Tracer) addTable() error {
+	conn, err := nftables.New(nftables.WithNetNSFd(t.nsFd))
+	if err != nil {
+		return err
+	}
+	tab := &nftables.Table{Name: tableName, Family: nftables.TableFamilyIPv4}
+	// A trace that was killed may have left its table: start afresh.
+	conn.AddTable(tab)
+	conn.DelTable(tab)
+	conn.AddTable(tab)
+	for _, c := range []struct {
+		name   string
+		hook   *nftables.ChainHook
+		prio   nftables.ChainPriority
+		prefix string
+	}{
+		// Before conntrack and any NAT, and after all of it.
+		{"before", nftables.ChainHookPrerouting, *nftables.ChainPriorityRaw, prefixBefore},
+		{"after", nftables.ChainHookPostrouting, 300, prefixAfter},
+	} {
+		prio := c.prio
+		policy := nftables.ChainPolicyAccept
+		ch := conn.AddChain(&nftables.Chain{Name: c.name, Table: tab, Hooknum: c.hook, Priority: &prio, Type: nftables.ChainTypeFilter, Policy: &policy})
+		conn.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: natrules.LogGroup, Data: []byte(c.prefix)},
+		}})
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("add the trace table: %w", err)
+	}
+	return nil
+}
+
+func (t *Tracer) delTable() error {
+	conn, err := nftables.New(nftables.WithNetNSFd(t.nsFd))
+	if err != nil {
+		return err
+	}
+	conn.DelTable(&nftables.Table{Name: tableName, Family: nftables.TableFamilyIPv4})
+	return conn.Flush()
+}
+
+type pending struct {
+	at  logged
+	pkt Packet
+}
+
+func (t *Tracer) loop() {
+	defer t.wg.Done()
+	defer close(t.events)
+	waiting := map[uint64]pending{}
+	var order []uint64
+	emit := func(e Event) {
+		select {
+		case t.events <- e:
+		case <-t.done:
+		}
+	}
+	expire := func(now time.Time) {
+		for len(order) > 0 {
+			p, ok := waiting[order[0]]
+			if ok && now.Sub(p.at.time) < pairWindow {
+				return
+			}
+			if ok {
+				emit(Event{Time: p.at.time, Kind: Local, In: t.ifname[p.at.in], Before: p.pkt})
+				delete(waiting, order[0])
+			}
+			order = order[1:]
+		}
+	}
+	for {
+		t.log.c.SetReadDeadline(time.Now().Add(pairWindow))
+		batch, err := t.log.receive()
+		select {
+		case <-t.done:
+			return
+		default:
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		for _, l := range batch {
+			pkt, ok := decode(l.payload)
+			if !ok || pkt.Dst.Addr().IsMulticast() {
+				// Not IPv4, or the bridge's own multicast chatter.
+				continue
+			}
+			key := identity(l.payload)
+			switch {
+			case l.prefix == prefixBefore:
+				waiting[key] = pending{l, pkt}
+				order = append(order, key)
+			case l.prefix == prefixAfter:
+				if p, ok := waiting[key]; ok {
+					delete(waiting, key)
+					after := pkt
+					emit(Event{Time: p.at.time, Kind: Forwarded, In: t.ifname[p.at.in], Out: t.ifname[l.out], Before: p.pkt, After: &after})
+				} else {
+					emit(Event{Time: l.time, Kind: Sent, Out: t.ifname[l.out], Before: pkt})
+				}
+			default: // a drop rule's prefix
+				before, in := pkt, t.ifname[l.in]
+				if p, ok := waiting[key]; ok {
+					delete(waiting, key)
+					before = p.pkt
+				}
+				emit(Event{Time: l.time, Kind: Dropped, In: in, Before: before, Rule: l.prefix})
+			}
+		}
+		expire(time.Now())
+	}
+}
