@@ -103,6 +103,7 @@ A lab is described by a scenario file; natlab ships a library of them
 		newMatrixCmd(),
 		newTableCmd(),
 		newTraceCmd(),
+		newGraphCmd(),
 		newVersionCmd(),
 	)
 	return root
