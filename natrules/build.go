@@ -19,14 +19,27 @@ const (
 	DropNoPort  = "no free public port"
 )
 
+// The maps of port-mapping forwards (NAT-PMP): public port -> private
+// endpoint, one per protocol, with the lifetime the host asked for.
+const (
+	PortMapTCP = "portmap_tcp"
+	PortMapUDP = "portmap_udp"
+)
+
 // PortsSet is the map of every public UDP port a mapping owns: public port
-// -> private address . private port. nattable reads it.
-const PortsSet = "ports"
+// -> private address . private port. nattable reads it. MappingsSet maps
+// private endpoints to their public port (keyed by the remote address too
+// under address-dependent mapping; absent under address-and-port-dependent
+// mapping).
+const (
+	PortsSet    = "ports"
+	MappingsSet = "mappings"
+)
 
 // Names of the sets and chains, as `natlab rules` and the table show them.
 const (
 	setPorts    = PortsSet
-	setMappings = "mappings"
+	setMappings = MappingsSet
 	setPermits  = "permits"
 
 	chainPrerouting  = "prerouting"
@@ -98,6 +111,14 @@ func (b *builder) sets() {
 			[]nftables.SetDatatype{ipv4, inetService, ipv4}, []nftables.SetDatatype{inetService}))
 	}
 
+	if b.PortMapping {
+		for _, p := range []struct{ name, proto string }{{PortMapTCP, "TCP"}, {PortMapUDP, "UDP"}} {
+			m := newSet(t, p.name, "public "+p.proto+" port -> private endpoint, as hosts asked by NAT-PMP",
+				[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
+			m.spec.Dynamic = false
+			b.r.sets = append(b.r.sets, m)
+		}
+	}
 	if b.b.Filtering == nat.AddressDependent {
 		b.r.sets = append(b.r.sets, newSet(t, setPermits, "remote address . public port: whom each mapping has sent to (address-dependent filtering)",
 			[]nftables.SetDatatype{ipv4, inetService}, nil))
@@ -140,6 +161,16 @@ func (b *builder) prerouting() {
 		}
 		stmts = append(stmts, ipDaddr(b.Public), l4proto(f.Proto, false), dport(f.Proto, f.Port), dnatTo(f.To))
 		c.add(fmt.Sprintf("forward %s %d to %s", f.Proto, f.Port, name), stmts...)
+	}
+	if b.PortMapping {
+		for _, p := range []struct{ proto, set string }{{"tcp", PortMapTCP}, {"udp", PortMapUDP}} {
+			var stmts []stmt
+			if !b.b.Hairpin {
+				stmts = append(stmts, iifname(b.WAN))
+			}
+			stmts = append(stmts, ipDaddr(b.Public), l4proto(p.proto, false), dnatViaMap(p.proto, p.set))
+			c.add("a forward a host asked for by NAT-PMP", stmts...)
+		}
 	}
 	switch b.b.Filtering {
 	case nat.EndpointIndependent:

@@ -22,6 +22,9 @@ type Config struct {
 	Behaviour nat.Behaviour
 	// Forwards are static port forwards, applied whatever the filtering.
 	Forwards []Forward
+	// PortMapping adds the maps a port-mapping protocol (NAT-PMP) fills
+	// at run time: hosts ask the NAT itself for forwards.
+	PortMapping bool
 }
 
 // Forward sends new connections to Port on the public address to To.

@@ -28,6 +28,16 @@ func dnatTo(to netip.AddrPort) stmt {
 	}}
 }
 
+// dnatViaMap translates to the private endpoint a map holds for the
+// destination port.
+func dnatViaMap(proto, set string) stmt {
+	return stmt{fmt.Sprintf("dnat ip to %s dport map @%s", proto, set), []expr.Any{
+		loadPort(dportOffset, reg1),
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set},
+		natExpr(expr.NATTypeDestNAT, reg1, reg32(1)),
+	}}
+}
+
 // dnatToOwner translates to the private endpoint that owns the destination
 // port; packets to ports nobody owns are left alone.
 func dnatToOwner() stmt {

@@ -70,6 +70,10 @@ func goldenCases() []goldenCase {
 	story.Public = netip.MustParseAddr("203.0.113.50")
 	story.WAN, story.LAN = "wan", "lan"
 	cases = append(cases, goldenCase{"story-sequential", story})
+	pmp := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
+		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeout})
+	pmp.PortMapping = true
+	cases = append(cases, goldenCase{"port-mapping", pmp})
 	return cases
 }
 

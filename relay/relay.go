@@ -37,6 +37,81 @@ type Config struct {
 	Pings int
 }
 
+// Allocation is A's relayed address on the TURN server, usable as a
+// PacketConn: what is written to it leaves the relay, what reaches the
+// relayed address from a permitted peer is read from it.
+type Allocation struct {
+	net.PacketConn
+	client *turn.Client
+	tcp    net.Conn
+}
+
+// Relayed is the relayed transport address.
+func (a *Allocation) Relayed() netip.AddrPort {
+	return a.PacketConn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// Close releases the allocation and the client.
+func (a *Allocation) Close() error {
+	err := a.PacketConn.Close()
+	a.client.Close()
+	a.closeTCP()
+	return err
+}
+
+func (a *Allocation) closeTCP() {
+	if a.tcp != nil {
+		a.tcp.Close()
+	}
+}
+
+// Allocate makes an allocation for a client that talks to the server
+// over conn (a UDP socket), or, if conn is nil, over a TCP connection
+// made with dial: TURN over TCP, for networks that let no UDP out.
+func Allocate(cfg Config, conn net.PacketConn, dial func(network, addr string) (net.Conn, error)) (*Allocation, error) {
+	a := &Allocation{}
+	if conn == nil {
+		c, err := dial("tcp4", cfg.Server.String())
+		if err != nil {
+			return nil, fmt.Errorf("TURN over TCP to %v: %w", cfg.Server, err)
+		}
+		a.tcp = c
+		conn = turn.NewSTUNConn(c)
+	}
+	client, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: cfg.Server.String(),
+		TURNServerAddr: cfg.Server.String(),
+		Username:       cfg.User,
+		Password:       cfg.Password,
+		Realm:          cfg.Realm,
+		Software:       "natlab",
+		RTO:            100 * time.Millisecond,
+		Conn:           conn,
+		LoggerFactory:  quiet{},
+	})
+	if err != nil {
+		a.closeTCP()
+		return nil, err
+	}
+	a.client = client
+	if err := client.Listen(); err != nil {
+		client.Close()
+		a.closeTCP()
+		return nil, err
+	}
+	relayConn, err := client.Allocate()
+	if err != nil {
+		client.Close()
+		a.closeTCP()
+		if strings.Contains(err.Error(), "error response") {
+			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		return nil, fmt.Errorf("allocate on %v: %w", cfg.Server, err)
+	}
+	a.PacketConn = relayConn
+	return a, nil
+}
+
 // Result is what a relayed connection showed.
 type Result struct {
 	// Relayed is the address the relay allocated for A.
@@ -84,33 +159,12 @@ func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	}
 	res.BPublic = sb.Mapped
 
-	client, err := turn.NewClient(&turn.ClientConfig{
-		STUNServerAddr: cfg.Server.String(),
-		TURNServerAddr: cfg.Server.String(),
-		Username:       cfg.User,
-		Password:       cfg.Password,
-		Realm:          cfg.Realm,
-		Software:       "natlab",
-		RTO:            100 * time.Millisecond,
-		Conn:           a.Conn,
-		LoggerFactory:  quiet{},
-	})
+	relayConn, err := Allocate(cfg, a.Conn, nil)
 	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
-	if err := client.Listen(); err != nil {
-		return nil, err
-	}
-	relayConn, err := client.Allocate()
-	if err != nil {
-		if strings.Contains(err.Error(), "error response") {
-			return nil, fmt.Errorf("%s: %w: %v", a.Name, ErrRefused, err)
-		}
-		return nil, fmt.Errorf("%s: allocate on %v: %w", a.Name, cfg.Server, err)
+		return nil, fmt.Errorf("%s: %w", a.Name, err)
 	}
 	defer relayConn.Close()
-	res.Relayed = relayConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	res.Relayed = relayConn.Relayed()
 
 	// A opens the permission for B's address (sending creates it).
 	if _, err := relayConn.WriteTo([]byte("natlab relay: open"), net.UDPAddrFromAddrPort(res.BPublic)); err != nil {

@@ -21,8 +21,6 @@ var reservedRanges = []struct {
 // two host addresses, a NAT's gateway and one node.
 const maxSegmentBits = 30
 
-const ipv6Unsupported = "IPv6 is not supported yet"
-
 // prefix reads an IPv4 prefix a segment can use; example shows the form.
 // Host bits are left as written: for a LAN they name the gateway.
 func (p *parser) prefix(v *value, path, example string) (netip.Prefix, bool) {
@@ -37,12 +35,12 @@ func (p *parser) prefix(v *value, path, example string) (netip.Prefix, bool) {
 		if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
 			p.errs.errorf(v.pos, "%s: %s is an address; want a prefix with its length, such as %s", path, s, example)
 		} else if strings.Contains(s, ":") {
-			p.errs.errorf(v.pos, "%s: %s is IPv6; %s, so want an IPv4 prefix such as %s", path, s, ipv6Unsupported, example)
+			p.errs.errorf(v.pos, "%s: %s is IPv6; want an IPv4 prefix such as %s (IPv6 goes in %s)", path, s, example, key6(path))
 		} else {
 			p.errs.errorf(v.pos, "%s: invalid prefix %q; want an IPv4 prefix such as %s", path, s, example)
 		}
 	case !pfx.Addr().Is4():
-		p.errs.errorf(v.pos, "%s: %s is IPv6; %s, so want an IPv4 prefix such as %s", path, s, ipv6Unsupported, example)
+		p.errs.errorf(v.pos, "%s: %s is IPv6; want an IPv4 prefix such as %s (IPv6 goes in %s)", path, s, example, key6(path))
 	case pfx.Bits() > maxSegmentBits:
 		p.errs.errorf(v.pos, "%s: %s is too small; a segment needs at least a /%d, which has two host addresses", path, s, maxSegmentBits)
 	default:
@@ -70,17 +68,31 @@ func (p *parser) addr(v *value, path string) (netip.Addr, bool) {
 		if pfx, err := netip.ParsePrefix(s); err == nil && pfx.Addr().Is4() {
 			p.errs.errorf(v.pos, "%s: want an address without a length, such as %s; the length comes from the segment it is on", path, pfx.Addr())
 		} else if strings.Contains(s, ":") {
-			p.errs.errorf(v.pos, "%s: %s is IPv6; %s, so want an IPv4 address such as 203.0.113.10", path, s, ipv6Unsupported)
+			p.errs.errorf(v.pos, "%s: %s is IPv6; want an IPv4 address such as 203.0.113.10 (IPv6 goes in %s)", path, s, key6(path))
 		} else {
 			p.errs.errorf(v.pos, "%s: invalid IPv4 address %q; want an address such as 203.0.113.10", path, s)
 		}
 	case !a.Is4():
-		p.errs.errorf(v.pos, "%s: %s is IPv6; %s, so want an IPv4 address such as 203.0.113.10", path, s, ipv6Unsupported)
+		p.errs.errorf(v.pos, "%s: %s is IPv6; want an IPv4 address such as 203.0.113.10 (IPv6 goes in %s)", path, s, key6(path))
 	default:
 		return a, true
 	}
 	return netip.Addr{}, false
 }
+
+// lastKey is the key path ends in, without an index: addresses for
+// nodes.stun.addresses[1].
+func lastKey(path string) string {
+	k := path[strings.LastIndexByte(path, '.')+1:]
+	if i := strings.IndexByte(k, '['); i >= 0 {
+		k = k[:i]
+	}
+	return k
+}
+
+// key6 names the IPv6 counterpart of the key path ends in: lan6 for
+// nodes.home.lan.
+func key6(path string) string { return lastKey(path) + "6" }
 
 // IPv4 arithmetic on addresses as numbers.
 

@@ -158,7 +158,7 @@ func (p *parser) resolveForward(n *nodeSpec, f forwardSpec) (Forward, bool) {
 		lanName = seg.name
 	}
 	if strings.Count(target, ":") > 1 || strings.HasPrefix(target, "[") {
-		p.errs.errorf(v.pos, "%s: %q is IPv6; %s, so want NODE, NODE:PORT or an IPv4 address on %s", path, target, ipv6Unsupported, lanName)
+		p.errs.errorf(v.pos, "%s: %q is IPv6, which needs no forward: nodes behind a nat have IPv6 addresses of their own, and its firewall6 decides what reaches them; want NODE, NODE:PORT or an IPv4 address on %s", path, target, lanName)
 		return fw, false
 	}
 	host, portText, hasPort := strings.Cut(target, ":")

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -25,6 +26,15 @@ type knobs struct {
 	portsVal, portRangeV *value
 	hairpinVal           *value
 	timeoutVal           *value
+
+	// portMapping is "" or PortMappingNATPMP; portMappingBad says the
+	// value was invalid, so that a portmap step from behind this NAT is
+	// not reported again.
+	portMapping    string
+	portMappingBad bool
+	// firewall6 is "" for off; firewall6Val is nil when not given.
+	firewall6    nat.Dependence
+	firewall6Val *value
 }
 
 // Limits of timeout:. Under a second no test can keep a mapping alive; over
@@ -68,8 +78,21 @@ func (p *parser) readNATKey(n *nodeSpec, f entry, path string) bool {
 		if d, ok := p.duration(v, path, minTimeout, maxTimeout); ok {
 			k.timeout, k.timeoutVal = d, v
 		}
+	case "port-mapping":
+		k.portMapping, k.portMappingBad = p.portMapping(v, path)
+	case "firewall6":
+		if !p.needInternet6(f, path) {
+			break
+		}
+		if d, ok := p.firewall6(v, path); ok {
+			k.firewall6, k.firewall6Val = d, v
+		}
 	case "lan":
 		n.nat.lanVal = v
+	case "lan6":
+		if p.needInternet6(f, path) {
+			n.nat.lan6Val = v
+		}
 	case "forward":
 		n.nat.forwardVal, n.nat.forwardPath = v, path
 	default:
@@ -137,6 +160,74 @@ func (p *parser) boolean(v *value, path string) (bool, bool) {
 		p.errs.errorf(v.pos, "%s: want true or false, not %s", path, v.describe())
 	}
 	return false, false
+}
+
+const portMappingWant = "nat-pmp or none"
+
+// portMapping reads how nodes behind a NAT can ask it for a mapping. It
+// reports bad=true after reporting an invalid value.
+func (p *parser) portMapping(v *value, path string) (mapping string, bad bool) {
+	if v.kind == kindBool {
+		p.errs.errorf(v.pos, "%s: want %s, not %s", path, portMappingWant, v.describe())
+		return "", true
+	}
+	s, ok := p.str(v, path, portMappingWant)
+	switch {
+	case !ok:
+		return "", true
+	case s == PortMappingNATPMP:
+		return s, false
+	case s == "none":
+		return "", false
+	}
+	msg := fmt.Sprintf("%s: unknown value %q; want %s", path, s, portMappingWant)
+	switch lower := strings.ToLower(s); {
+	case lower == "upnp" || lower == "pcp" || strings.HasPrefix(lower, "upnp-"):
+		msg += "; natlab's nats speak NAT-PMP (RFC 6886) only"
+	default:
+		if sug := suggest(lower, []string{PortMappingNATPMP, "none"}); sug != "" {
+			msg += "; did you mean " + sug + "?"
+		}
+	}
+	p.errs.errorf(v.pos, "%s", msg)
+	return "", true
+}
+
+// firewall6Want is what firewall6 takes.
+const firewall6Want = "endpoint-independent, address-dependent, address-and-port-dependent or off"
+
+// firewall6 reads the filtering of a NAT's IPv6 firewall; off is "".
+func (p *parser) firewall6(v *value, path string) (nat.Dependence, bool) {
+	if v.kind == kindBool {
+		msg := fmt.Sprintf("%s: want %s, not %s", path, firewall6Want, v.describe())
+		if !v.boolean {
+			msg += "; write off to turn the firewall off"
+		}
+		p.errs.errorf(v.pos, "%s", msg)
+		return "", false
+	}
+	s, ok := p.str(v, path, firewall6Want)
+	if !ok {
+		return "", false
+	}
+	if s == "off" {
+		return "", true
+	}
+	if d, err := nat.ParseDependence(s); err == nil {
+		return d, true
+	}
+	msg := fmt.Sprintf("%s: unknown value %q; want %s", path, s, firewall6Want)
+	accepted := []string{"off"}
+	for _, d := range nat.Dependences {
+		accepted = append(accepted, string(d))
+	}
+	if t, err := nat.ParseType(s); err == nil {
+		msg += fmt.Sprintf("; firewall6 takes a filtering behaviour, and %s filters %s", s, t.Filtering())
+	} else if sug := suggest(s, accepted); sug != "" {
+		msg += "; did you mean " + sug + "?"
+	}
+	p.errs.errorf(v.pos, "%s", msg)
+	return "", false
 }
 
 const portRangeWant = "FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 49152-65535"

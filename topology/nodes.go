@@ -3,6 +3,8 @@ package topology
 import (
 	"slices"
 	"strings"
+
+	"github.com/natlab/natlab/nat"
 )
 
 // nodeSpec is a node as its entry in the file gives it, with what the checks
@@ -37,6 +39,10 @@ type nodeSpec struct {
 	addrsGiven bool
 	// wantAddrs is how many addresses to allocate when none are given.
 	wantAddrs int
+	// addrs6 and addrs6Given are the same for IPv6: address6, public6 or
+	// addresses6.
+	addrs6      []addrSpec
+	addrs6Given bool
 
 	nat *natSpec
 
@@ -62,6 +68,13 @@ type natSpec struct {
 	// seg is the LAN as a segment of addresses, once lanOK.
 	seg *segment
 
+	// lan6Val is the lan6: value, nil when the /64 is to be allocated;
+	// lan6OK says node.NAT.LAN6 and Gateway6 hold a usable one, and
+	// seg6 is it as a segment of addresses.
+	lan6Val *value
+	lan6OK  bool
+	seg6    *segment6
+
 	// forwardVal is the forward: value, resolved once addresses are known.
 	forwardVal  *value
 	forwardPath string
@@ -77,9 +90,10 @@ type addrSpec struct {
 // kindKeys lists the keys each kind of node takes, in the order messages
 // list them.
 var kindKeys = map[Kind][]string{
-	KindServer: {"kind", "addresses", "services"},
-	KindHost:   {"kind", "behind", "address"},
-	KindNAT:    {"kind", "behind", "type", "mapping", "filtering", "ports", "port-range", "hairpin", "timeout", "public", "lan", "forward"},
+	KindServer: {"kind", "addresses", "addresses6", "services"},
+	KindHost:   {"kind", "behind", "address", "address6"},
+	KindNAT: {"kind", "behind", "type", "mapping", "filtering", "ports", "port-range", "hairpin", "timeout", "port-mapping",
+		"public", "lan", "forward", "public6", "lan6", "firewall6"},
 }
 
 // kindList is the accepted kinds for messages: "server, nat or host".
@@ -131,6 +145,13 @@ func (p *parser) readNode(e entry) *nodeSpec {
 	}
 	if n.nat != nil {
 		n.node.NAT.Type, n.node.NAT.Behaviour = p.behaviour(n)
+		n.node.NAT.PortMapping = n.nat.knobs.portMapping
+		if p.inet6Set {
+			n.node.NAT.Firewall6 = nat.AddressAndPortDependent
+			if n.nat.knobs.firewall6Val != nil {
+				n.node.NAT.Firewall6 = n.nat.knobs.firewall6
+			}
+		}
 		p.readForwards(n)
 	}
 	if n.node.Kind == KindServer && slices.Contains(n.node.Services, ServiceSTUN) {
@@ -156,12 +177,22 @@ func (p *parser) readNodeKey(n *nodeSpec, f entry) {
 		p.readBehind(n, f.val, path)
 	case f.key == "addresses" && kind == KindServer:
 		n.addrsGiven = true
-		p.readAddressList(n, f.val, path)
+		n.addrs = p.readAddressList(f.val, path, "203.0.113.10")
 	case f.key == "services" && kind == KindServer:
 		p.readServices(n, f.val, path)
 	case f.key == "address" && kind == KindHost, f.key == "public" && kind == KindNAT:
 		n.addrsGiven = true
 		n.addrs = append(n.addrs, addrSpec{val: f.val, path: path})
+	case f.key == "addresses6" && kind == KindServer:
+		if p.needInternet6(f, path) {
+			n.addrs6Given = true
+			n.addrs6 = p.readAddressList(f.val, path, "2001:db8::10")
+		}
+	case f.key == "address6" && kind == KindHost, f.key == "public6" && kind == KindNAT:
+		if p.needInternet6(f, path) {
+			n.addrs6Given = true
+			n.addrs6 = append(n.addrs6, addrSpec{val: f.val, path: path})
+		}
 	case kind == KindNAT && p.readNATKey(n, f, path):
 	default:
 		p.unknownKey(f, path, "a "+string(kind), kindKeys[kind])
@@ -181,22 +212,26 @@ func (p *parser) readBehind(n *nodeSpec, v *value, path string) {
 	}
 }
 
-func (p *parser) readAddressList(n *nodeSpec, v *value, path string) {
+// readAddressList reads a server's addresses: or addresses6: list;
+// example is an address of the family for messages.
+func (p *parser) readAddressList(v *value, path, example string) []addrSpec {
 	switch v.kind {
 	case kindInvalid:
-		return
+		return nil
 	case kindSeq:
 	default:
-		p.errs.errorf(v.pos, "%s: want a list of addresses such as [203.0.113.10], not %s", path, v.describe())
-		return
+		p.errs.errorf(v.pos, "%s: want a list of addresses such as [%s], not %s", path, example, v.describe())
+		return nil
 	}
 	if len(v.items) == 0 {
-		p.errs.errorf(v.pos, "%s: want at least one address; leave addresses out to get a default", path)
-		return
+		p.errs.errorf(v.pos, "%s: want at least one address; leave %s out to get a default", path, lastKey(path))
+		return nil
 	}
+	addrs := make([]addrSpec, 0, len(v.items))
 	for i, item := range v.items {
-		n.addrs = append(n.addrs, addrSpec{val: item, path: indexPath(path, i)})
+		addrs = append(addrs, addrSpec{val: item, path: indexPath(path, i)})
 	}
+	return addrs
 }
 
 func (p *parser) readServices(n *nodeSpec, v *value, path string) {

@@ -75,6 +75,8 @@ func mebibytes(n int64) string {
 //	name         the lab name; default: the file name without extension
 //	description  one line of text for listings
 //	internet     the internet's IPv4 prefix; default DefaultInternet
+//	internet6    an IPv6 prefix, /32 to /48, that makes the lab dual stack;
+//	             default: none, the lab is IPv4 only
 //	nodes        required: node names to nodes, in the order to build them
 //	steps        the script natlab runs on the lab: a list of steps
 //
@@ -84,11 +86,23 @@ func mebibytes(n int64) string {
 //
 // Every node has kind: server, nat or host, and by kind:
 //
-//	server  addresses (default: two with stun, else one), services
-//	host    behind (a nat; default: on the internet), address
+//	server  addresses (default: two with stun, else one), addresses6,
+//	        services (stun, turn, rendezvous, tunnel)
+//	host    behind (a nat; default: on the internet), address, address6
 //	nat     behind, public (its uplink address), lan (default: a free
 //	        192.168.N.0/24), type, mapping, filtering, ports, port-range,
-//	        hairpin, timeout, forward (a list of {proto, port, to})
+//	        hairpin, timeout, port-mapping (nat-pmp or none; none),
+//	        forward (a list of {proto, port, to}), public6, lan6,
+//	        firewall6 (endpoint-independent, address-dependent,
+//	        address-and-port-dependent or off; address-and-port-dependent)
+//
+// A dual-stack lab gives every segment a /64 of internet6: the internet
+// the first, each nat's LAN the next free one in file order unless lan6
+// gives one, with the nat's gateway on ::1. IPv6 is not translated: a nat
+// routes it and filters what comes in with its firewall6. Every node has
+// an IPv6 address on its uplink's /64 (address6, public6, or addresses6,
+// by default as many as its IPv4 addresses), allocated from ::2 upwards
+// (::1 on the internet). The keys ending in 6 need internet6.
 //
 // Lab and node names are 1 to 32 characters of a-z, 0-9 and -, starting
 // and ending with a letter or digit; internet is not a node name. Addresses
@@ -104,20 +118,35 @@ func mebibytes(n int64) string {
 // file that runs the service named, and durations are Go's (1m30s) or a
 // number of seconds:
 //
-//	stun   from (a host or a server), server (stun), port (the local UDP
-//	       port; any), expect: ok, fail, or the classification RFC 5780
-//	       discovery must report: {type, mapping, filtering, ports, hairpin}
-//	punch  between (two hosts), server (stun), rendezvous (rendezvous; if
-//	       none, natlab passes the endpoints on), timeout (5s), predict
-//	       (false), expect: ok or fail
-//	relay  between, server (turn), timeout (5s), expect: ok or fail
-//	ice    between, timeout (10s), expect (any success): host, srflx,
-//	       prflx, relay or fail
-//	send   from, to (a host, a server or ADDRESS:PORT), proto (udp), port
-//	       (5000), expect: delivered or dropped
-//	wait   a duration: wait: 2s
-//	exec   node (or internet), command (a string for sh -c, or a list),
-//	       timeout (30s), expect: ok or fail
+//	stun     from (a host or a server), server (stun), or servers (two
+//	         or more with stun, to compare what they see), port (the
+//	         local UDP port; any), expect: ok, fail, the classification
+//	         RFC 5780 discovery must report with server: {type, mapping,
+//	         filtering, ports, hairpin}, or with servers: same or different
+//	punch    between (two hosts), family (ipv4), server (stun), rendezvous
+//	         (rendezvous; if none, natlab passes the endpoints on),
+//	         timeout (5s), predict (false), explain (false), expect: ok
+//	         or fail
+//	relay    between, server (turn), timeout (5s), expect: ok or fail
+//	upgrade  between, server (turn; the STUN server is the first with
+//	         stun), timeout (10s), expect: direct or relay
+//	ice      between, timeout (10s), expect (any success): host, srflx,
+//	         prflx, relay or fail
+//	send     from, to (a host, a server, ADDRESS:PORT, or with ipv6
+//	         [ADDRESS]:PORT), family (ipv4 or ipv6), proto (udp), port
+//	         (5000), seen-as (a node, ADDRESS or ADDRESS:PORT the
+//	         receiver must see it come from; unchecked), expect:
+//	         delivered or dropped
+//	portmap  from (a host behind a nat with port-mapping: nat-pmp), proto
+//	         (tcp), port, public-port (port), lifetime (1h), expect: ok
+//	         or fail
+//	tunnel   from (a host), server (tunnel), port (its local TCP port),
+//	         public-port (1024 to 65535; the server picks), expect: ok or
+//	         fail
+//	table    node (a nat), expect (none): {mappings, flows}
+//	wait     a duration: wait: 2s
+//	exec     node (or internet), command (a string for sh -c, or a
+//	         list), timeout (30s), expect: ok or fail
 func Parse(filename string, data []byte) (*Topology, error) {
 	p := &parser{
 		file:    filename,
@@ -150,6 +179,10 @@ type parser struct {
 	inetOK  bool
 	inetSet bool
 	inetPos Position
+	// inet6Set says the file has an internet6: key, so the lab is dual
+	// stack; inet6OK that its value is usable, so that IPv6 addresses and
+	// LANs can be checked against it.
+	inet6Set, inet6OK bool
 
 	// nodes are the file's nodes in order; byName indexes them, broken
 	// ones included, so that references to them are not reported as
@@ -164,7 +197,7 @@ type parser struct {
 }
 
 // topLevelKeys are the keys a scenario file may have, besides x- keys.
-var topLevelKeys = []string{"name", "description", "internet", "nodes", "steps"}
+var topLevelKeys = []string{"name", "description", "internet", "internet6", "nodes", "steps"}
 
 // ignoredPrefix starts top-level keys that natlab ignores: a place to
 // park anchors, as Docker Compose's x- keys are.
@@ -188,6 +221,8 @@ func (p *parser) scenario(root *value) {
 			p.description(e.val)
 		case "internet":
 			p.internet(e.val)
+		case "internet6":
+			p.internet6(e.val)
 		case "nodes":
 			nodes = e
 		case "steps":

@@ -53,15 +53,17 @@ var okFail = []string{"ok", "fail"}
 
 var stepSpecs = map[StepKind]*stepSpec{
 	StepSTUN: {
-		fields:     []string{"from", "server", "port", "expect", "name"},
-		required:   []string{"from"},
-		example:    "stun: {from: alice}",
-		outcomes:   okFail,
+		fields:   []string{"from", "server", "servers", "port", "expect", "name"},
+		required: []string{"from"},
+		example:  "stun: {from: alice}",
+		// same and different only with servers:, where stunServersWant
+		// replaces expectWant.
+		outcomes:   []string{"ok", "fail", "same", "different"},
 		outcome:    "ok",
 		expectWant: "ok, fail or a classification such as {type: symmetric}",
 	},
 	StepPunch: {
-		fields:     []string{"between", "server", "rendezvous", "timeout", "predict", "expect", "name"},
+		fields:     []string{"between", "family", "server", "rendezvous", "timeout", "predict", "explain", "expect", "name"},
 		required:   []string{"between"},
 		example:    "punch: {between: [alice, bob]}",
 		outcomes:   okFail,
@@ -78,6 +80,15 @@ var stepSpecs = map[StepKind]*stepSpec{
 		expectWant: "ok or fail",
 		timeout:    5 * time.Second, maxTimeout: maxStepTimeout,
 	},
+	StepUpgrade: {
+		fields:     []string{"between", "server", "timeout", "expect", "name"},
+		required:   []string{"between"},
+		example:    "upgrade: {between: [alice, bob]}",
+		outcomes:   []string{"direct", "relay"},
+		outcome:    "direct",
+		expectWant: "direct or relay",
+		timeout:    10 * time.Second, maxTimeout: maxStepTimeout,
+	},
 	StepICE: {
 		fields:     []string{"between", "timeout", "expect", "name"},
 		required:   []string{"between"},
@@ -87,12 +98,34 @@ var stepSpecs = map[StepKind]*stepSpec{
 		timeout:    10 * time.Second, maxTimeout: maxStepTimeout,
 	},
 	StepSend: {
-		fields:     []string{"from", "to", "proto", "port", "expect", "name"},
+		fields:     []string{"from", "to", "family", "proto", "port", "seen-as", "expect", "name"},
 		required:   []string{"from", "to"},
 		example:    "send: {from: friend, to: alice}",
 		outcomes:   []string{"delivered", "dropped"},
 		outcome:    "delivered",
 		expectWant: "delivered or dropped",
+	},
+	StepPortmap: {
+		fields:     []string{"from", "proto", "port", "public-port", "lifetime", "expect", "name"},
+		required:   []string{"from", "port"},
+		example:    "portmap: {from: alice, port: 8080}",
+		outcomes:   okFail,
+		outcome:    "ok",
+		expectWant: "ok or fail",
+	},
+	StepTunnel: {
+		fields:     []string{"from", "server", "port", "public-port", "expect", "name"},
+		required:   []string{"from", "port"},
+		example:    "tunnel: {from: alice, port: 8080}",
+		outcomes:   okFail,
+		outcome:    "ok",
+		expectWant: "ok or fail",
+	},
+	StepTable: {
+		fields:     []string{"node", "expect", "name"},
+		required:   []string{"node"},
+		example:    "table: {node: nat-a}",
+		expectWant: tableExpectWant,
 	},
 	StepWait: {
 		example: "wait: 2s",
@@ -110,8 +143,9 @@ var stepSpecs = map[StepKind]*stepSpec{
 
 // outcomeHints answer expect words that belong to another kind of step.
 var outcomeHints = map[StepKind]map[string]string{
-	StepSend: {"ok": "did you mean delivered?", "fail": "did you mean dropped?"},
-	StepICE:  {"ok": "leave expect out to accept any successful connection"},
+	StepSend:    {"ok": "did you mean delivered?", "fail": "did you mean dropped?"},
+	StepICE:     {"ok": "leave expect out to accept any successful connection"},
+	StepUpgrade: {"ok": "did you mean direct?", "fail": "a failed upgrade leaves the hosts on the relay; did you mean relay?"},
 }
 
 // classificationKeys are the keys an expected classification takes.
@@ -266,6 +300,9 @@ type stepReader struct {
 	fields *value
 	// serverNode is the node of Server once it is resolved and usable.
 	serverNode *nodeSpec
+	// familyBad says the step's family: was invalid, so that addresses
+	// are not checked against a family the file did not mean.
+	familyBad bool
 	// ok is false once a value of the step turned out unusable, whether
 	// that was reported here or before (an unknown alias, a node whose
 	// kind is wrong).
@@ -314,19 +351,29 @@ func (r *stepReader) read() (*Step, bool) {
 		r.stun()
 	case StepPunch:
 		r.between()
+		s.Family = r.family()
 		s.Server, _ = r.server("server", ServiceSTUN, true)
 		s.Rendezvous, _ = r.server("rendezvous", ServiceRendezvous, false)
 		s.Predict = r.flag("predict")
-		s.Name = fmt.Sprintf("punch %s %s", s.Between[0], s.Between[1])
+		s.Explain = r.flag("explain")
+		s.Name = fmt.Sprintf("punch %s%s %s", familyWord(s.Family), s.Between[0], s.Between[1])
 	case StepRelay:
 		r.between()
 		s.Server, _ = r.server("server", ServiceTURN, true)
 		s.Name = fmt.Sprintf("relay %s %s", s.Between[0], s.Between[1])
+	case StepUpgrade:
+		r.upgrade()
 	case StepICE:
 		r.between()
 		s.Name = fmt.Sprintf("ice %s %s", s.Between[0], s.Between[1])
 	case StepSend:
 		r.send()
+	case StepPortmap:
+		r.portmap()
+	case StepTunnel:
+		r.tunnel()
+	case StepTable:
+		r.table()
 	case StepExec:
 		r.exec()
 	}
@@ -339,6 +386,9 @@ func (r *stepReader) read() (*Step, bool) {
 		}
 	}
 	r.expect()
+	if s.Kind == StepSend {
+		r.seenAsDropped()
+	}
 	if v := r.field("name"); v != nil {
 		s.Name = r.name(v)
 	}
@@ -351,7 +401,11 @@ func (r *stepReader) stun() {
 	if v := r.field("from"); v != nil {
 		s.From, from = r.node(v, joinPath(r.path, "from"), hostOrServer)
 	}
-	s.Server, r.serverNode = r.server("server", ServiceSTUN, true)
+	if v := r.field("servers"); v != nil {
+		r.stunServers(v, joinPath(r.path, "servers"), from)
+	} else {
+		s.Server, r.serverNode = r.server("server", ServiceSTUN, true)
+	}
 	if v := r.field("port"); v != nil {
 		port, ok := r.p.port(v, joinPath(r.path, "port"))
 		s.Port = port
@@ -365,6 +419,56 @@ func (r *stepReader) stun() {
 		r.errorf(r.field("from").pos, "%s.from: %s is this step's STUN server too; a node cannot find its public address by asking itself, so %s or run the step from a host", r.path, s.From, msg)
 	}
 	s.Name = "stun from " + s.From
+	if len(s.Servers) > 0 {
+		s.Name = clip(fmt.Sprintf("stun from %s to %s", s.From, strings.Join(s.Servers, ", ")), MaxStepNameLen)
+	}
+}
+
+// stunServersWant is what a stun step's expect takes with servers:.
+const stunServersWant = "ok, fail, same or different"
+
+// stunServers reads the servers: of a stun step: two or more distinct
+// STUN servers whose view of one socket the step compares.
+func (r *stepReader) stunServers(v *value, path string, from *nodeSpec) {
+	if r.field("server") != nil {
+		r.errorf(v.pos, "%s: server: names a STUN server already; give either server: to ask one, or servers: to compare what two or more see", path)
+	}
+	switch v.kind {
+	case kindInvalid:
+		r.ok = false
+		return
+	case kindSeq:
+	default:
+		r.errorf(v.pos, "%s: want a list of two or more servers with services: [stun], such as [stun1, stun2], not %s", path, v.describe())
+		return
+	}
+	switch len(v.items) {
+	case 0:
+		r.errorf(v.pos, "%s: want two or more servers with services: [stun], such as [stun1, stun2], not an empty list", path)
+	case 1:
+		one := "stun1"
+		if item := v.items[0]; item.isScalar() {
+			one = item.text
+		}
+		r.errorf(v.pos, "%s: want two or more servers to compare, not a list of 1; to ask one server, write server: %s", path, one)
+	}
+	seen := make(map[string]int)
+	for i, item := range v.items {
+		ipath := indexPath(path, i)
+		name, n := r.node(item, ipath, serverWith(ServiceSTUN))
+		if name == "" {
+			continue
+		}
+		if first, dup := seen[name]; dup {
+			r.errorf(item.pos, "%s: %s is already listed at %s; want different servers", ipath, name, indexPath(path, first))
+			continue
+		}
+		seen[name] = i
+		r.s.Servers = append(r.s.Servers, name)
+		if from != nil && n == from {
+			r.errorf(r.field("from").pos, "%s.from: %s is one of this step's STUN servers too; a node cannot find its public address by asking itself, so leave it out of servers: or run the step from a host", r.path, name)
+		}
+	}
 }
 
 // between reads the two distinct hosts a step connects.
@@ -411,6 +515,8 @@ func (r *stepReader) between() {
 // send reads a send step.
 func (r *stepReader) send() {
 	s := r.s
+	// The family comes first: it says what to: and seen-as: take.
+	s.Family = r.family()
 	if v := r.field("from"); v != nil {
 		s.From, _ = r.node(v, joinPath(r.path, "from"), hostOrServer)
 	}
@@ -434,6 +540,9 @@ func (r *stepReader) send() {
 			r.check(ok)
 		}
 	}
+	if v := r.field("seen-as"); v != nil {
+		r.seenAs(v, joinPath(r.path, "seen-as"))
+	}
 	to := s.To
 	if s.ToAddr.IsValid() {
 		s.Port = s.ToAddr.Port()
@@ -446,23 +555,34 @@ func (r *stepReader) send() {
 	if s.Proto == TCP {
 		proto = "tcp "
 	}
-	s.Name = fmt.Sprintf("send %s%s -> %s", proto, s.From, to)
+	s.Name = fmt.Sprintf("send %s%s%s -> %s", familyWord(s.Family), proto, s.From, to)
 }
 
 // sendToWant says what a send step's to: takes.
-const sendToWant = "a host, a server, or ADDRESS:PORT such as 203.0.113.1:5000"
+func (r *stepReader) sendToWant() string {
+	if r.s.Family == FamilyIPv6 {
+		return fmt.Sprintf("a host, a server, or [ADDRESS]:PORT such as [%s]:5000", r.p.example6())
+	}
+	return "a host, a server, or ADDRESS:PORT such as 203.0.113.1:5000"
+}
 
-// sendTo reads the destination of a send step: a node, or an IPv4
-// address with a port.
+// sendTo reads the destination of a send step: a node, or an address
+// of the step's family with a port.
 func (r *stepReader) sendTo(v *value, path string) {
-	text, ok := r.p.str(v, path, sendToWant)
+	text, ok := r.p.str(v, path, r.sendToWant())
 	if !ok {
 		r.ok = false
 		return
 	}
 	target := strings.TrimSpace(text)
-	if strings.Count(target, ":") > 1 || strings.HasPrefix(target, "[") {
-		r.errorf(v.pos, "%s: %q is IPv6; %s, so want %s", path, target, ipv6Unsupported, sendToWant)
+	if isIPv6Text(target) {
+		if r.wrongFamily(v, path, target, FamilyIPv6, r.sendToWant()) {
+			return
+		}
+		ap, ok := r.addr6Text(v, path, target, r.sendToWant(), true)
+		if ok {
+			r.s.ToAddr = ap
+		}
 		return
 	}
 	host, portText, hasPort := strings.Cut(target, ":")
@@ -474,7 +594,11 @@ func (r *stepReader) sendTo(v *value, path string) {
 			return
 		}
 		if n := r.p.byName[host]; r.p.nodesOK && n != nil && n.ok && n.node.Kind == KindNAT && len(n.node.Addresses) > 0 {
-			r.errorf(v.pos, "%s: %s is a nat, not a host or a server; to send to its public address, as to a forwarded port, write to: \"%s:PORT\"", path, host, n.node.Addresses[0])
+			if r.s.Family == FamilyIPv6 {
+				r.errorf(v.pos, "%s: %s is a nat, not a host or a server; over IPv6 the nodes behind it have addresses of their own, so send to one of them", path, host)
+			} else {
+				r.errorf(v.pos, "%s: %s is a nat, not a host or a server; to send to its public address, as to a forwarded port, write to: \"%s:PORT\"", path, host, n.node.Addresses[0])
+			}
 			return
 		}
 		r.s.To, _ = r.node(v, path, hostOrServer)
@@ -482,7 +606,10 @@ func (r *stepReader) sendTo(v *value, path string) {
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil || !a.Is4() {
-		r.errorf(v.pos, "%s: invalid IPv4 address %q; want %s", path, host, sendToWant)
+		r.errorf(v.pos, "%s: invalid IPv4 address %q; want %s", path, host, r.sendToWant())
+		return
+	}
+	if r.wrongFamily(v, path, target, FamilyIPv4, r.sendToWant()) {
 		return
 	}
 	if !hasPort {
@@ -494,13 +621,22 @@ func (r *stepReader) sendTo(v *value, path string) {
 		r.errorf(v.pos, "%s: invalid port %q in %q; want ADDRESS:PORT with a port from 1 to 65535", path, portText, target)
 		return
 	}
+	if r.reserved4(v, path, a) {
+		return
+	}
+	r.s.ToAddr = netip.AddrPortFrom(a, uint16(port))
+}
+
+// reserved4 reports an IPv4 address in a range no node has an address
+// in.
+func (r *stepReader) reserved4(v *value, path string, a netip.Addr) bool {
 	for _, rr := range reservedRanges {
 		if rr.prefix.Contains(a) {
 			r.errorf(v.pos, "%s: %s is in %s, the %s range, where no node of a lab has an address", path, a, rr.prefix, rr.what)
-			return
+			return true
 		}
 	}
-	r.s.ToAddr = netip.AddrPortFrom(a, uint16(port))
+	return false
 }
 
 // exec reads an exec step.
@@ -608,23 +744,42 @@ func (r *stepReader) expect() {
 		return
 	}
 	path := joinPath(r.path, "expect")
+	// A stun step compares servers or asks one; each takes its own words.
+	want, outcomes := spec.expectWant, spec.outcomes
+	servers := s.Kind == StepSTUN && r.field("servers") != nil
+	switch {
+	case servers:
+		want = stunServersWant
+	case s.Kind == StepSTUN:
+		outcomes = okFail
+	}
 	switch {
 	case v.kind == kindInvalid:
 		r.ok = false
+		return
+	case s.Kind == StepTable:
+		r.tableExpect(v, path)
+		return
+	case v.kind == kindMap && servers:
+		r.errorf(v.pos, "%s: a classification comes from one STUN server with two addresses (RFC 5780), not from servers:; with servers:, want %s", path, stunServersWant)
 		return
 	case v.kind == kindMap && s.Kind == StepSTUN:
 		s.Expect.Classification = r.classification(v, path)
 		return
 	case !v.isScalar():
-		r.errorf(v.pos, "%s: want %s, not %s", path, spec.expectWant, v.describe())
+		r.errorf(v.pos, "%s: want %s, not %s", path, want, v.describe())
 		return
 	}
 	word := v.text
-	if !slices.Contains(spec.outcomes, word) {
-		msg := fmt.Sprintf("%s: unknown outcome %q; want %s", path, word, spec.expectWant)
+	if s.Kind == StepSTUN && !servers && (word == "same" || word == "different") {
+		r.errorf(v.pos, "%s: %s compares the public endpoints two or more STUN servers see from one socket; name them with servers: [stun1, stun2], or want %s", path, word, want)
+		return
+	}
+	if !slices.Contains(outcomes, word) {
+		msg := fmt.Sprintf("%s: unknown outcome %q; want %s", path, word, want)
 		if hint := outcomeHints[s.Kind][word]; hint != "" {
 			msg += "; " + hint
-		} else if sug := suggest(word, spec.outcomes); sug != "" {
+		} else if sug := suggest(word, outcomes); sug != "" {
 			msg += "; did you mean " + sug + "?"
 		}
 		r.errorf(v.pos, "%s", msg)
@@ -724,7 +879,10 @@ type nodeWant struct {
 var (
 	hostsOnly    = nodeWant{kinds: []Kind{KindHost}}
 	hostOrServer = nodeWant{kinds: []Kind{KindHost, KindServer}}
+	natsOnly     = nodeWant{kinds: []Kind{KindNAT}}
 	anyNode      = nodeWant{internet: true}
+	// nodesOnly is any node, but not the internet segment.
+	nodesOnly = nodeWant{}
 )
 
 func serverWith(svc Service) nodeWant {
@@ -856,6 +1014,12 @@ func (r *stepReader) server(key string, svc Service, needed bool) (string, *node
 	if v := r.field(key); v != nil {
 		return r.node(v, joinPath(r.path, key), serverWith(svc))
 	}
+	return r.defaultServer(svc, needed)
+}
+
+// defaultServer picks the first server in the file that runs svc; it
+// reports at the step when there is none and the step needs one.
+func (r *stepReader) defaultServer(svc Service, needed bool) (string, *nodeSpec) {
 	if !r.p.nodesOK {
 		return "", nil
 	}

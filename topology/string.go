@@ -7,9 +7,9 @@ import (
 )
 
 // String describes the topology in a stable, human-readable form with every
-// default spelt out, one node per line plus a line for each NAT's behaviour
-// and forwards, then one line per step. natlab show prints it; tests
-// compare it with golden files.
+// default spelt out, one node per line plus a line for each NAT's behaviour,
+// its IPv6 firewall in a dual-stack lab, and its forwards, then one line
+// per step. natlab show prints it; tests compare it with golden files.
 func (t *Topology) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lab %s", t.Name)
@@ -17,6 +17,9 @@ func (t *Topology) String() string {
 		fmt.Fprintf(&b, ": %s", t.Description)
 	}
 	fmt.Fprintf(&b, "\ninternet %s\n", t.Internet)
+	if t.Internet6.IsValid() {
+		fmt.Fprintf(&b, "internet6 %s, internet segment %s\n", t.Internet6, t.Internet6Segment)
+	}
 	for _, n := range t.Nodes {
 		b.WriteString(n.String())
 		b.WriteByte('\n')
@@ -24,6 +27,13 @@ func (t *Topology) String() string {
 			continue
 		}
 		fmt.Fprintf(&b, "  %s\n", n.NAT.describeBehaviour())
+		if t.Internet6.IsValid() {
+			firewall := string(n.NAT.Firewall6)
+			if firewall == "" {
+				firewall = "off"
+			}
+			fmt.Fprintf(&b, "  firewall6 %s\n", firewall)
+		}
 		for _, f := range n.NAT.Forwards {
 			fmt.Fprintf(&b, "  %s\n", f)
 		}
@@ -36,7 +46,8 @@ func (t *Topology) String() string {
 }
 
 // String describes the node on one line: name, kind, where it is and its
-// addresses, then its LAN or services.
+// addresses (IPv4, then "and" IPv6 in a dual-stack lab), then its LANs or
+// services.
 func (n *Node) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s ", n.Kind, n.Name)
@@ -49,8 +60,17 @@ func (n *Node) String() string {
 	for _, a := range n.Addresses {
 		fmt.Fprintf(&b, " %s", a)
 	}
+	if len(n.Addresses6) > 0 {
+		b.WriteString(" and")
+		for _, a := range n.Addresses6 {
+			fmt.Fprintf(&b, " %s", a)
+		}
+	}
 	if n.NAT != nil {
 		fmt.Fprintf(&b, ", lan %s gateway %s", n.NAT.LAN, n.NAT.Gateway)
+		if n.NAT.LAN6.IsValid() {
+			fmt.Fprintf(&b, ", lan6 %s gateway %s", n.NAT.LAN6, n.NAT.Gateway6)
+		}
 	}
 	if len(n.Services) > 0 {
 		b.WriteString(", services")
@@ -73,8 +93,12 @@ func (t *NAT) describeBehaviour() string {
 	if !b.Hairpin {
 		hairpin = "no hairpin"
 	}
-	return fmt.Sprintf("%s: mapping %s, filtering %s, ports %s %s, %s, timeout %s",
-		typ, b.Mapping, b.Filtering, b.Ports, b.PortRange, hairpin, fmtDuration(b.Timeout))
+	portMapping := t.PortMapping
+	if portMapping == "" {
+		portMapping = "none"
+	}
+	return fmt.Sprintf("%s: mapping %s, filtering %s, ports %s %s, %s, timeout %s, port-mapping %s",
+		typ, b.Mapping, b.Filtering, b.Ports, b.PortRange, hairpin, fmtDuration(b.Timeout), portMapping)
 }
 
 // String describes the forward: "forward udp 3478 to alice 192.168.1.2:3478".
@@ -97,7 +121,11 @@ func (s Step) String() string {
 		if s.Port != 0 {
 			port = strconv.Itoa(int(s.Port))
 		}
-		fmt.Fprintf(&b, " from %s, local port %s, server %s", s.From, port, s.Server)
+		server := "server " + s.Server
+		if len(s.Servers) > 0 {
+			server = "servers " + strings.Join(s.Servers, " ")
+		}
+		fmt.Fprintf(&b, " from %s, local port %s, %s", s.From, port, server)
 	case StepPunch:
 		rendezvous := "by natlab"
 		if s.Rendezvous != "" {
@@ -107,10 +135,17 @@ func (s Step) String() string {
 		if s.Predict {
 			predict = "port prediction"
 		}
-		fmt.Fprintf(&b, " between %s and %s, stun server %s, rendezvous %s, %s, timeout %s",
-			s.Between[0], s.Between[1], s.Server, rendezvous, predict, fmtDuration(s.Timeout))
+		explain := "no explanation"
+		if s.Explain {
+			explain = "explanation"
+		}
+		fmt.Fprintf(&b, " over %s between %s and %s, stun server %s, rendezvous %s, %s, %s, timeout %s",
+			s.Family, s.Between[0], s.Between[1], s.Server, rendezvous, predict, explain, fmtDuration(s.Timeout))
 	case StepRelay:
 		fmt.Fprintf(&b, " between %s and %s, turn server %s, timeout %s", s.Between[0], s.Between[1], s.Server, fmtDuration(s.Timeout))
+	case StepUpgrade:
+		fmt.Fprintf(&b, " between %s and %s, turn server %s, stun server %s, timeout %s",
+			s.Between[0], s.Between[1], s.Server, s.STUN, fmtDuration(s.Timeout))
 	case StepICE:
 		fmt.Fprintf(&b, " between %s and %s, timeout %s", s.Between[0], s.Between[1], fmtDuration(s.Timeout))
 	case StepSend:
@@ -118,7 +153,28 @@ func (s Step) String() string {
 		if s.ToAddr.IsValid() {
 			to = s.ToAddr.String()
 		}
-		fmt.Fprintf(&b, " %s from %s to %s", s.Proto, s.From, to)
+		fmt.Fprintf(&b, " %s over %s from %s to %s", s.Proto, s.Family, s.From, to)
+		if s.SeenAsAddr.IsValid() || s.SeenAs != "" {
+			b.WriteString(", seen as ")
+			if s.SeenAs != "" {
+				fmt.Fprintf(&b, "%s ", s.SeenAs)
+			}
+			if s.SeenAsAddr.Port() == 0 {
+				fmt.Fprintf(&b, "%s any port", s.SeenAsAddr.Addr())
+			} else {
+				b.WriteString(s.SeenAsAddr.String())
+			}
+		}
+	case StepPortmap:
+		fmt.Fprintf(&b, " %s from %s port %d, public port %d, lifetime %s", s.Proto, s.From, s.Port, s.PublicPort, fmtDuration(s.Lifetime))
+	case StepTunnel:
+		public := "any"
+		if s.PublicPort != 0 {
+			public = strconv.Itoa(int(s.PublicPort))
+		}
+		fmt.Fprintf(&b, " from %s port %d, server %s, public port %s", s.From, s.Port, s.Server, public)
+	case StepTable:
+		fmt.Fprintf(&b, " of %s", s.Node)
 	case StepWait:
 		fmt.Fprintf(&b, " %s", fmtDuration(s.Duration))
 		return b.String()
@@ -134,16 +190,31 @@ func (s Step) String() string {
 		}
 		fmt.Fprintf(&b, ", timeout %s", fmtDuration(s.Timeout))
 	}
+	if s.Kind == StepTable && s.Expect.Mappings == nil && s.Expect.Flows == nil {
+		b.WriteString(", expect anything")
+		return b.String()
+	}
 	fmt.Fprintf(&b, ", expect %s", s.Expect)
 	return b.String()
 }
 
 // String describes the expectation: "ok", "dropped", "any connection" for
-// an ice step without one, or the classification a stun step expects.
+// an ice step without one, the classification a stun step expects, or the
+// size of the table a table step expects ("{mappings 2, flows 3}", or
+// "anything" when it expects none).
 func (e Expect) String() string {
 	switch {
 	case e.Classification != nil:
 		return e.Classification.String()
+	case e.Mappings != nil || e.Flows != nil:
+		var parts []string
+		if e.Mappings != nil {
+			parts = append(parts, fmt.Sprintf("mappings %d", *e.Mappings))
+		}
+		if e.Flows != nil {
+			parts = append(parts, fmt.Sprintf("flows %d", *e.Flows))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
 	case e.Outcome == "":
 		return "any connection"
 	}

@@ -46,10 +46,14 @@ const (
 	ServiceTURN Service = "turn"
 	// ServiceRendezvous introduces peers to each other for hole punching.
 	ServiceRendezvous Service = "rendezvous"
+	// ServiceTunnel relays connections from a public port of the server
+	// to a host that dialled out to it, as ngrok does: a reverse tunnel
+	// that works from behind any NAT.
+	ServiceTunnel Service = "tunnel"
 )
 
 // Services lists the services a server may run.
-var Services = []Service{ServiceSTUN, ServiceTURN, ServiceRendezvous}
+var Services = []Service{ServiceSTUN, ServiceTURN, ServiceRendezvous, ServiceTunnel}
 
 // Internet is the name of the segment every top-level node is attached to.
 // It cannot be used as a node name.
@@ -58,6 +62,16 @@ const Internet = "internet"
 // DefaultInternet is the internet's subnet unless a scenario sets one:
 // TEST-NET-3 from RFC 5737, the range the story's addresses come from.
 var DefaultInternet = netip.MustParsePrefix("203.0.113.0/24")
+
+// The address families a send or punch step can use.
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+)
+
+// PortMappingNATPMP is the NAT.PortMapping of a NAT that answers NAT-PMP
+// (RFC 6886) requests from its LAN; "" means it maps no ports on request.
+const PortMappingNATPMP = "nat-pmp"
 
 // Position is a place in a scenario file; lines and columns count from 1.
 type Position struct {
@@ -76,6 +90,12 @@ type Topology struct {
 	Source string
 	// Internet is the subnet every top-level node's uplink is on.
 	Internet netip.Prefix
+	// Internet6 is the IPv6 prefix, /32 to /48, of a dual-stack lab: every
+	// segment has a /64 of it. It is the zero Prefix when the lab is
+	// IPv4 only, and then so is every other IPv6 field.
+	Internet6 netip.Prefix
+	// Internet6Segment is the internet's /64: the first of Internet6.
+	Internet6Segment netip.Prefix
 	// Nodes in the order the file lists them.
 	Nodes []*Node
 	// Steps are the script natlab runs on the lab, in order; none when
@@ -99,6 +119,10 @@ type Node struct {
 	// primary. Hosts and NATs have exactly one (for a NAT, its public
 	// address); servers have one or more.
 	Addresses []netip.Addr
+	// Addresses6 are the node's IPv6 addresses on its uplink segment's
+	// /64, first one primary, in a dual-stack lab: one for hosts and
+	// NATs, one or more for servers. None when the lab is IPv4 only.
+	Addresses6 []netip.Addr
 	// NAT is set for nodes of KindNAT.
 	NAT *NAT
 	// Services run on a server node.
@@ -120,6 +144,21 @@ type NAT struct {
 	// Forwards are static port forwards from the public address to a node
 	// behind this NAT.
 	Forwards []Forward
+	// PortMapping is how nodes behind the NAT can ask it for a port
+	// mapping: PortMappingNATPMP, or "" when they cannot.
+	PortMapping string
+
+	// LAN6 is the LAN's /64 in a dual-stack lab. IPv6 is not translated:
+	// the NAT routes it, and filters what comes in with a stateful
+	// firewall.
+	LAN6 netip.Prefix
+	// Gateway6 is the NAT's own IPv6 address on its LAN: ::1 of LAN6.
+	Gateway6 netip.Addr
+	// Firewall6 is the filtering of the NAT's IPv6 firewall, in the RFC
+	// 4787 words filtering uses: which inbound packets are let through
+	// once a node behind it has sent out. "" when the firewall is off
+	// or the lab is IPv4 only.
+	Firewall6 nat.Dependence
 }
 
 // Protocol is a transport protocol: the one a port forward applies to, or
@@ -155,11 +194,23 @@ const (
 	StepPunch StepKind = "punch"
 	// StepRelay connects two hosts through a TURN server.
 	StepRelay StepKind = "relay"
+	// StepUpgrade connects two hosts through a TURN server first and then
+	// upgrades them to a direct path found with a STUN server, as
+	// Tailscale does.
+	StepUpgrade StepKind = "upgrade"
 	// StepICE connects two hosts with ICE (RFC 8445), using every STUN and
 	// TURN server of the lab.
 	StepICE StepKind = "ice"
 	// StepSend sends one message from a node to a node or an address.
 	StepSend StepKind = "send"
+	// StepPortmap has a host ask the NAT it is behind for a port mapping
+	// with NAT-PMP (RFC 6886).
+	StepPortmap StepKind = "portmap"
+	// StepTunnel has a host expose a local TCP port on a public port of
+	// a tunnel server.
+	StepTunnel StepKind = "tunnel"
+	// StepTable reads a NAT's translation table.
+	StepTable StepKind = "table"
 	// StepWait pauses the script, for instance to let mappings expire.
 	StepWait StepKind = "wait"
 	// StepExec runs a command on a node.
@@ -167,7 +218,7 @@ const (
 )
 
 // StepKinds lists the kinds of step in the order messages list them.
-var StepKinds = []StepKind{StepSTUN, StepPunch, StepRelay, StepICE, StepSend, StepWait, StepExec}
+var StepKinds = []StepKind{StepSTUN, StepPunch, StepRelay, StepUpgrade, StepICE, StepSend, StepPortmap, StepTunnel, StepTable, StepWait, StepExec}
 
 // Step is one action of a scenario's script with what it must observe,
 // every default filled in. Which fields are used depends on Kind; the
@@ -179,43 +230,70 @@ type Step struct {
 	Name string
 	// Pos is where the step's kind key is, for messages about it.
 	Pos Position
-	// From is the node a stun or send step starts from; To is the node a
-	// send step sends to, empty when ToAddr is set instead.
+	// From is the node a stun, send, portmap or tunnel step starts from;
+	// To is the node a send step sends to, empty when ToAddr is set
+	// instead.
 	From, To string
 	// ToAddr is the address a send step sends to when it names one
 	// rather than a node, such as a NAT's public address and a
 	// forwarded port.
 	ToAddr netip.AddrPort
-	// Between are the two hosts a punch, relay or ice step connects, in
-	// the order the file gives them.
+	// Family is the address family of a send or punch step: FamilyIPv4
+	// or FamilyIPv6.
+	Family string
+	// SeenAs is the node a send step's receiver must see the message come
+	// from, empty when not checked or when the file gave an address.
+	// SeenAsAddr is that address, of the step's family (for a node, its
+	// first address); port 0 accepts any port.
+	SeenAs     string
+	SeenAsAddr netip.AddrPort
+	// Between are the two hosts a punch, relay, upgrade or ice step
+	// connects, in the order the file gives them.
 	Between [2]string
 	// Node is where an exec step runs its command: a node, or Internet
-	// for the internet segment's own namespace.
+	// for the internet segment's own namespace; or the NAT whose table a
+	// table step reads.
 	Node string
-	// Server is the STUN server of a stun or punch step, or the TURN
-	// server of a relay step.
+	// Server is the STUN server of a stun or punch step, the TURN
+	// server of a relay or upgrade step, or the tunnel server of a tunnel
+	// step. It is empty for a stun step with Servers.
 	Server string
+	// Servers are the STUN servers, two or more, a stun step compares
+	// the public endpoints of one socket with.
+	Servers []string
+	// STUN is the STUN server an upgrade step finds the direct path with.
+	STUN string
 	// Rendezvous is the server that introduces the hosts of a punch step
 	// to each other; empty when the lab has none, and natlab passes
 	// their endpoints on itself.
 	Rendezvous string
-	// Proto is the protocol of a send step.
+	// Proto is the protocol of a send or portmap step.
 	Proto Protocol
 	// Port is, for a stun step, the local UDP port to send from (0: any);
 	// for a send step, the port the receiver listens on (ToAddr's port
-	// when ToAddr is set).
+	// when ToAddr is set); for a portmap or tunnel step, the host's port
+	// to expose.
 	Port uint16
+	// PublicPort is the public port a portmap step asks for (Port unless
+	// the file says otherwise) or a tunnel step asks for (0: the tunnel
+	// server picks one).
+	PublicPort uint16
+	// Lifetime is how long a portmap step asks the mapping to last.
+	Lifetime time.Duration
 	// Command is what an exec step runs: an argv, or when Shell is set
 	// one string for sh -c.
 	Command []string
 	Shell   bool
 	// Duration is how long a wait step waits.
 	Duration time.Duration
-	// Timeout bounds a punch, relay, ice or exec step.
+	// Timeout bounds a punch, relay, upgrade, ice or exec step.
 	Timeout time.Duration
 	// Predict makes a punch step predict the ports of a NAT that
 	// allocates them sequentially.
 	Predict bool
+	// Explain makes a punch step explain its outcome from what the NATs
+	// on the way did.
+	Explain bool
 	// Expect is what the step must observe to pass.
 	Expect Expect
 }
@@ -223,14 +301,19 @@ type Step struct {
 // Expect is what a step must observe.
 type Expect struct {
 	// Outcome is the expected word: ok or fail (stun, punch, relay,
-	// exec), delivered or dropped (send), the kind of candidate pair ICE
-	// must select (host, srflx, prflx, relay) or fail, or "" for an ice
-	// step that passes with any successful connection. A wait step has
-	// none.
+	// portmap, tunnel, exec), same or different (a stun step with
+	// Servers: whether they all saw the same public endpoint), direct or
+	// relay (upgrade: the path the hosts end up on), delivered or dropped
+	// (send), the kind of candidate pair ICE must select (host, srflx,
+	// prflx, relay) or fail, or "" for an ice step that passes with any
+	// successful connection. Wait and table steps have none.
 	Outcome string
 	// Classification, for stun, is the NAT behaviour RFC 5780 discovery
 	// must report; nil if not given. Outcome is ok when it is set.
 	Classification *Classification
+	// Mappings and Flows, for table, are how many mappings and flows the
+	// NAT's table must hold; nil if not given.
+	Mappings, Flows *int
 }
 
 // Classification is the NAT behaviour a stun step expects discovery to
@@ -278,6 +361,28 @@ func (t *Topology) Gateway(n *Node) (addr netip.Addr, ok bool) {
 		return netip.Addr{}, false
 	}
 	return t.Node(n.Behind).NAT.Gateway, true
+}
+
+// Uplink6 returns the /64 node n's uplink is on: the internet's, or the
+// LAN6 of the NAT it is behind. It is the zero Prefix when the lab is IPv4
+// only.
+func (t *Topology) Uplink6(n *Node) netip.Prefix {
+	if n.Behind == "" {
+		return t.Internet6Segment
+	}
+	return t.Node(n.Behind).NAT.LAN6
+}
+
+// Gateway6 returns the IPv6 address node n sends traffic for other subnets
+// to: the NAT it is behind's Gateway6. Nodes on the internet have none
+// (ok=false), as they have no IPv4 gateway, and neither has any node when
+// the lab is IPv4 only.
+func (t *Topology) Gateway6(n *Node) (addr netip.Addr, ok bool) {
+	if n.Behind == "" {
+		return netip.Addr{}, false
+	}
+	gw := t.Node(n.Behind).NAT.Gateway6
+	return gw, gw.IsValid()
 }
 
 // Behind returns the nodes whose uplink is the LAN of the NAT called name,

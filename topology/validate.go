@@ -7,8 +7,8 @@ import (
 
 // validate checks what involves more than one node and fills in defaults,
 // in the order the checks depend on each other: who is behind whom, then
-// the LANs, then the addresses on them, then the forwards to those
-// addresses.
+// the LANs, then the addresses on them (IPv4, then IPv6), then the
+// forwards to those addresses.
 func (p *parser) validate() {
 	p.resolveBehind()
 	p.findCycles()
@@ -16,6 +16,8 @@ func (p *parser) validate() {
 	p.defaultLANs()
 	p.checkNestedLANs()
 	p.addresses()
+	p.lans6()
+	p.addresses6()
 	p.resolveForwards()
 	for _, n := range p.nodes {
 		if n.ok {

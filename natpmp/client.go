@@ -1,0 +1,76 @@
+package natpmp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+)
+
+// Client asks a NAT-PMP server (the gateway) from a socket of the host's.
+type Client struct {
+	Conn    *net.UDPConn
+	Gateway netip.Addr
+}
+
+// tries is the retransmission schedule: RFC 6886 starts at 250ms and
+// doubles; a lab answers at once or not at all.
+var tries = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
+
+func (c *Client) exchange(req []byte, ok func([]byte) bool) ([]byte, error) {
+	to := netip.AddrPortFrom(c.Gateway, Port)
+	buf := make([]byte, 64)
+	defer c.Conn.SetReadDeadline(time.Time{})
+	for _, wait := range tries {
+		if _, err := c.Conn.WriteToUDPAddrPort(req, to); err != nil {
+			return nil, err
+		}
+		c.Conn.SetReadDeadline(time.Now().Add(wait))
+		for {
+			n, from, err := c.Conn.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if from.Addr().Unmap() == c.Gateway && ok(buf[:n]) {
+				return append([]byte(nil), buf[:n]...), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("NAT-PMP: no answer from %v", to)
+}
+
+// ExternalAddress asks for the NAT's public address.
+func (c *Client) ExternalAddress() (netip.Addr, error) {
+	b, err := c.exchange([]byte{0, opAddress}, func(b []byte) bool { return len(b) == 12 && b[1] == opReply+opAddress })
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if res := binary.BigEndian.Uint16(b[2:4]); res != ResultSuccess {
+		return netip.Addr{}, fmt.Errorf("NAT-PMP: %s (result %d)", resultText[res], res)
+	}
+	return netip.AddrFrom4([4]byte(b[8:12])), nil
+}
+
+// Map asks for a forward of proto ("tcp" or "udp") from a public port
+// (suggested, which the NAT may not grant) to the host's internal port.
+// A zero lifetime deletes the mapping.
+func (c *Client) Map(proto string, internal, suggested uint16, lifetime time.Duration) (Mapping, error) {
+	op := opcode(proto)
+	req := []byte{0, op, 0, 0}
+	req = binary.BigEndian.AppendUint16(req, internal)
+	req = binary.BigEndian.AppendUint16(req, suggested)
+	req = binary.BigEndian.AppendUint32(req, uint32(lifetime/time.Second))
+	b, err := c.exchange(req, func(b []byte) bool { return len(b) == 16 && b[1] == opReply+op })
+	if err != nil {
+		return Mapping{}, err
+	}
+	m, err := parseMapReply(b, op)
+	m.Proto = proto
+	return m, err
+}
