@@ -403,3 +403,21 @@ func (d *discovery) lifetime(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Summary names the behaviour in one line: "symmetric, ports random,
+// hairpin", or the two dependences where no classic name fits, or "no
+// NAT".
+func (r *Result) Summary() string {
+	if !r.Behind {
+		return "no NAT"
+	}
+	name := string(r.Type)
+	if name == "" {
+		name = fmt.Sprintf("mapping %s, filtering %s", r.Mapping, r.Filtering)
+	}
+	hairpin := "no hairpin"
+	if r.Hairpin {
+		hairpin = "hairpin"
+	}
+	return fmt.Sprintf("%s, ports %s, %s", name, r.Ports, hairpin)
+}

@@ -161,7 +161,11 @@ func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
 	res.Local, res.Remote = candidate(pair.Local), candidate(pair.Remote)
 	res.Rung = rung(res.Local.Type, res.Remote.Type)
 
-	// A round trip over the chosen pair.
+	// A round trip over the chosen pair, bounded by the context.
+	if d, ok := ctx.Deadline(); ok {
+		ca.SetDeadline(d)
+		cb.c.SetDeadline(d)
+	}
 	sent := time.Now()
 	if _, err := ca.Write([]byte("natlab ice ping")); err != nil {
 		return res, err

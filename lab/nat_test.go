@@ -351,3 +351,37 @@ func TestTCPAndPingGoOut(t *testing.T) {
 		t.Errorf("ping from behind the NAT: %v\n%s", err, out)
 	}
 }
+
+// A NAT whose range has room for four mappings gives out exactly those
+// four ports, whichever is free, and refuses a fifth.
+func TestSmallPortRange(t *testing.T) {
+	l := natLab(t, "type: symmetric, port-range: 40000-40003")
+	s := openServers(l)
+	h := l.UDP("h1", ":5000")
+	seen := map[uint16]bool{}
+	for _, to := range []*labtest.UDPConn{s.a1p1, s.a1p2, s.a2p1, s.a2p2} {
+		p := s.seen(t, h, to).Port()
+		if p < 40000 || p > 40003 || seen[p] {
+			t.Errorf("public port %d: want each of 40000-40003 once", p)
+		}
+		seen[p] = true
+	}
+	// A fifth destination: no port left.
+	h2 := l.UDP("h2", "")
+	h2.Send(netip.MustParseAddrPort("203.0.113.10:3478"), "one too many")
+	if s.a1p1.Arrives("one too many", silence) {
+		t.Error("a fifth mapping was made in a range of four ports")
+	}
+}
+
+// Port preservation keeps a private port only when it lies in the range.
+func TestPreserveWithinRange(t *testing.T) {
+	l := natLab(t, "type: full-cone, ports: preserve, port-range: 40000-40100")
+	s := openServers(l)
+	if p := s.seen(t, l.UDP("h1", ":40050"), s.a1p1).Port(); p != 40050 {
+		t.Errorf("a private port in the range: public %d, want it kept", p)
+	}
+	if p := s.seen(t, l.UDP("h2", ":5000"), s.a1p1).Port(); p < 40000 || p > 40100 {
+		t.Errorf("a private port outside the range: public %d, want one from 40000-40100", p)
+	}
+}

@@ -340,7 +340,7 @@ func (b *builder) loadNAT(n *topology.Node) error {
 // services, and records it.
 func (b *builder) startServices(ctx context.Context) error {
 	for _, n := range b.topo.Nodes {
-		if len(n.Services) == 0 {
+		if !service.PlanFor(n).Any() {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -363,10 +363,11 @@ func (b *builder) startServices(ctx context.Context) error {
 // Rules returns the ruleset of NAT node n, as Up loads it.
 func Rules(n *topology.Node) (*natrules.Ruleset, error) {
 	cfg := natrules.Config{
-		Public:    n.Addresses[0],
-		WAN:       NATUplink,
-		LAN:       NATLAN,
-		Behaviour: n.NAT.Behaviour,
+		Public:      n.Addresses[0],
+		WAN:         NATUplink,
+		LAN:         NATLAN,
+		Behaviour:   n.NAT.Behaviour,
+		PortMapping: n.NAT.PortMapping != "",
 	}
 	for _, f := range n.NAT.Forwards {
 		cfg.Forwards = append(cfg.Forwards, natrules.Forward{Proto: string(f.Proto), Port: f.Port, To: f.To, Name: f.ToNode})

@@ -50,13 +50,14 @@ func Rows(types []nat.Type) []Row {
 }
 
 // Variants are extra rows: port prediction against a sequential-port
-// symmetric NAT, hairpinning through one shared NAT, and carrier-grade NAT
-// in front of a cone NAT.
+// symmetric NAT, hairpinning through one shared NAT, carrier-grade NAT in
+// front of a cone NAT, and a knob combination no classic name covers.
 var Variants = []Row{
 	{Name: "symmetric, sequential ports, prediction", NAT: "type: symmetric, ports: sequential", Predict: true},
 	{Name: "same NAT, hairpin", SameNAT: true, NAT: "hairpin: true"},
 	{Name: "same NAT, no hairpin", SameNAT: true, NAT: "hairpin: false"},
 	{Name: "full cone behind a port-restricted CGNAT", NAT: "type: full-cone", Carrier: "type: port-restricted-cone"},
+	{Name: "address-dependent mapping and filtering", NAT: "mapping: address-dependent, filtering: address-dependent"},
 }
 
 // Cell is one punch between alice (row) and bob (column).

@@ -239,7 +239,10 @@ func (d Dependence) rank() int {
 // Compose is the behaviour a peer sees through inner NAT behind outer NAT
 // (carrier-grade NAT): each layer can only make mapping and filtering
 // stricter, and the outer NAT's port allocation shows unless it preserves
-// the ports the inner one picked.
+// the ports the inner one picked. A packet to the peer's own public
+// endpoint loops back at the outer NAT, if that hairpins, and then comes
+// to the inner NAT from the outer's public address, which only
+// endpoint-independent filtering lets in.
 func Compose(inner, outer Behaviour) Behaviour {
 	b := outer
 	if inner.Mapping.rank() > b.Mapping.rank() {
@@ -251,7 +254,7 @@ func Compose(inner, outer Behaviour) Behaviour {
 	if outer.Ports == PortPreserve {
 		b.Ports = inner.Ports
 	}
-	b.Hairpin = inner.Hairpin && outer.Hairpin
+	b.Hairpin = outer.Hairpin && inner.Filtering == EndpointIndependent
 	b.Timeout = min(inner.Timeout, outer.Timeout)
 	return b
 }

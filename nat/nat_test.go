@@ -100,3 +100,22 @@ func TestPunchWorksMatrix(t *testing.T) {
 		t.Error("sequential symmetric on both sides: want fail, even with prediction")
 	}
 }
+
+func TestCompose(t *testing.T) {
+	prc := Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: true, Timeout: time.Minute}
+	fc := Behaviour{Mapping: EndpointIndependent, Filtering: EndpointIndependent, Ports: PortPreserve, Hairpin: true, Timeout: 2 * time.Minute}
+	sym := Behaviour{Mapping: AddressAndPortDependent, Filtering: AddressAndPortDependent, Ports: PortRandom, Hairpin: false, Timeout: time.Minute}
+	for _, tc := range []struct {
+		name         string
+		inner, outer Behaviour
+		want         Behaviour
+	}{
+		{"full cone behind port-restricted", fc, prc, Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: true, Timeout: time.Minute}},
+		{"port-restricted behind port-restricted: no hairpin", prc, prc, Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: false, Timeout: time.Minute}},
+		{"full cone behind symmetric", fc, sym, Behaviour{Mapping: AddressAndPortDependent, Filtering: AddressAndPortDependent, Ports: PortRandom, Hairpin: false, Timeout: time.Minute}},
+	} {
+		if got := Compose(tc.inner, tc.outer); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

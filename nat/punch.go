@@ -14,6 +14,13 @@ package nat
 // port allocation is assumed unpredictable, and both peers are assumed to
 // be behind different NATs with addresses different from the STUN
 // server's.
+//
+// It assumes each peer's first punch leaves before the other's arrives.
+// That decides nothing for the classic types, but a NAT whose mapping
+// depends on the destination while its filter admits strangers can go
+// either way: if the other's punch arrives first, the filter admits it,
+// and the peer's own punches then belong to that admitted session and
+// leave through the same mapping, which opens the path.
 func PunchWorks(a, b Behaviour, predict bool) bool {
 	return reaches(a, b, predict) || reaches(b, a, predict)
 }
@@ -45,10 +52,11 @@ func reaches(x, y Behaviour, predict bool) bool {
 		return false
 	}
 	// y answers to where the punch came from. The answer leaves from My
-	// again if y's mapping is endpoint-independent; from y's mapping
-	// towards x's address (its punches made one) if address-dependent;
-	// from a new mapping otherwise, unless x's punch came from the very
-	// endpoint y punched to.
+	// again if y's mapping is endpoint-independent. Otherwise it leaves
+	// through the mapping of y's own punches to x's address (or a new
+	// one), not My. (natlab's NAT drops x's punch in that case rather than
+	// invent a port for it; see natrules' clash chain. The outcome is the
+	// same: x never hears an answer from My.)
 	answerFromMy := y.Mapping == EndpointIndependent
 	// x's mapping has sent to My only, so it admits the answer if its
 	// filter ignores the port, or the answer comes from My.

@@ -17,6 +17,7 @@ const (
 	DropInput   = "wall: unsolicited, to the NAT"
 	DropForward = "wall: not admitted through"
 	DropNoPort  = "no free public port"
+	DropClash   = "the host talks to this remote through another mapping"
 )
 
 // The maps of port-mapping forwards (NAT-PMP): public port -> private
@@ -47,14 +48,20 @@ const (
 	chainOutbound    = "outbound"
 	chainTrack       = "track"
 	chainPermit      = "permit"
+	chainClash       = "clash"
 	chainForward     = "forward"
 	chainInput       = "input"
 )
 
 // randomAttempts is how many random ports a new mapping tries when its
 // preferred port is taken. With T of N ports taken all of them fail with
-// probability (T/N)^3; the mapping is then refused, as a full NAT would.
-const randomAttempts = 3
+// probability (T/N)^8: about 1 in 400 with three quarters of the range
+// taken. Ranges of up to scanLimit ports are then also tried port by
+// port, so a mapping is refused only when every port is taken.
+const (
+	randomAttempts = 8
+	scanLimit      = 64
+)
 
 // Build returns the ruleset that makes a NAT behave as c describes.
 func Build(c Config) (*Ruleset, error) {
@@ -65,11 +72,15 @@ func Build(c Config) (*Ruleset, error) {
 		table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4},
 	}}
 	b.sets()
+	for i, s := range b.r.sets {
+		s.spec.ID = uint32(i + 1)
+	}
 	b.prerouting()
 	b.postrouting()
 	b.outbound()
 	b.track()
 	b.permit()
+	b.clash()
 	b.forward()
 	b.input()
 	return b.r, nil
@@ -221,15 +232,21 @@ func (b *builder) outbound() {
 	}
 	switch b.b.Ports {
 	case nat.PortPreserve:
-		pick, port := keepSport()
+		pick, port := keepSport(pr)
 		allocate("new mapping: keep the private port when no other mapping owns it", pick, port)
 	case nat.PortSequential:
 		pick, port := numgen(unix.NFT_NG_INCREMENTAL, pr)
 		allocate(fmt.Sprintf("new mapping: the next port from %d, if free", pr.First), pick, port)
 	}
-	for i := 0; i < randomAttempts; i++ {
+	for i := 0; i < min(randomAttempts, pr.Size()); i++ {
 		pick, port := numgen(unix.NFT_NG_RANDOM, pr)
 		allocate(fmt.Sprintf("new mapping: a random port from %v, if free", pr), pick, port)
+	}
+	if pr.Size() <= scanLimit {
+		for p := int(pr.First); p <= int(pr.Last); p++ {
+			pick, port := portFree(uint16(p))
+			allocate(fmt.Sprintf("new mapping: port %d, if free", p), pick, port)
+		}
 	}
 	c.add("no free public port: refuse the mapping", l4proto("udp", true), counter(), logDrop(DropNoPort), drop())
 	random := b.b.Mapping == nat.AddressAndPortDependent
@@ -304,6 +321,25 @@ func (b *builder) permit() {
 	c.add("a mapping that sends to an address may hear back from it",
 		oifname(b.WAN), ipSaddrIs(b.Public), l4proto("udp", false),
 		update(setPermits, b.b.Timeout, []field{ipDaddrF, udpSport}, nil))
+}
+
+// clash drops the one kind of inbound packet natlab cannot deliver as an
+// RFC 4787 NAT would. With address- or port-dependent mapping, a host may
+// talk to a remote through one mapping while the filter admits a packet
+// from that same remote to another of its mappings. A NAT delivers it
+// unchanged and answers through the first mapping; conntrack cannot hold
+// both flows, so Linux would invent a new source port for the remote to
+// keep them apart. Dropping the packet instead keeps every port real, and
+// leaves hole punching with the outcome theory predicts (nat.PunchWorks).
+// Endpoint-independent mapping never meets this: the answer to the same
+// remote is the same flow.
+func (b *builder) clash() {
+	if b.b.Mapping == nat.EndpointIndependent || (b.b.Filtering == nat.AddressAndPortDependent && len(b.Forwards) == 0) {
+		return
+	}
+	c := b.chain(chainClash, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+5), nftables.ChainPolicyAccept)
+	c.add("an admitted packet that conntrack could only deliver with an invented source port",
+		iifname(b.WAN), ctStatusDNAT(), ctStatusSNAT(), counter(), logDrop(DropClash), drop())
 }
 
 // forward lets the inside out and only admitted traffic in.

@@ -67,7 +67,11 @@ func snatFromMap(public netip.Addr, key ...field) stmt {
 
 // snatToPort translates to the public port in reg.
 func snatToPort(public netip.Addr, port field) stmt {
-	return stmt{fmt.Sprintf("snat to %v:%s", public, port.text), []expr.Any{
+	text := port.text
+	if port.natText != "" {
+		text = port.natText
+	}
+	return stmt{fmt.Sprintf("snat to %v:%s", public, text), []expr.Any{
 		immediate(reg1, public.AsSlice()),
 		natExpr(expr.NATTypeSourceNAT, reg1, port.reg),
 	}}
@@ -86,12 +90,28 @@ func numgen(kind uint32, r nat.PortRange) (stmt, field) {
 	}}, inRegister(reg3, text)
 }
 
-// keepSport puts the source port in reg3 and matches if no mapping owns it.
-func keepSport() (stmt, field) {
-	return stmt{"udp sport != @" + setPorts, []expr.Any{
-		loadPort(sportOffset, reg3),
+// keepSport puts the source port in reg3 and matches if it lies in the
+// range and no mapping owns it.
+func keepSport(r nat.PortRange) (stmt, field) {
+	exprs := []expr.Any{loadPort(sportOffset, reg3)}
+	text := ""
+	if r != (nat.PortRange{First: 1, Last: 65535}) {
+		exprs = append(exprs, &expr.Range{Op: expr.CmpOpEq, Register: reg3, FromData: be16(r.First), ToData: be16(r.Last)})
+		text = fmt.Sprintf("udp sport %d-%d ", r.First, r.Last)
+	}
+	exprs = append(exprs, &expr.Lookup{SourceRegister: reg3, SetName: setPorts, Invert: true})
+	return stmt{text + "udp sport != @" + setPorts, exprs}, inRegister(reg3, "udp sport")
+}
+
+// portFree puts a fixed port in reg3 and matches if no mapping owns it.
+// nft lists a constant looked up in a set without its type, as
+// "0x9c40 [invalid type]"; the rule's comment names the port.
+func portFree(port uint16) (stmt, field) {
+	text := fmt.Sprintf("0x%04x [invalid type]", port)
+	return stmt{text + " != @" + setPorts, []expr.Any{
+		immediate(reg3, be16(port)),
 		&expr.Lookup{SourceRegister: reg3, SetName: setPorts, Invert: true},
-	}}, inRegister(reg3, "udp sport")
+	}}, field{text: text, natText: fmt.Sprint(port), reg: reg3}
 }
 
 // snatTo translates the source address and lets conntrack choose the port:

@@ -74,6 +74,9 @@ func goldenCases() []goldenCase {
 		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeout})
 	pmp.PortMapping = true
 	cases = append(cases, goldenCase{"port-mapping", pmp})
+	small := baseConfig(nat.Behaviour{Mapping: nat.AddressAndPortDependent, Filtering: nat.EndpointIndependent,
+		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 40000, Last: 40003}, Hairpin: false, Timeout: nat.DefaultTimeout})
+	cases = append(cases, goldenCase{"small-range", small})
 	return cases
 }
 

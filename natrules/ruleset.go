@@ -72,6 +72,9 @@ func (r *Ruleset) Table() *nftables.Table { return r.table }
 func (r *Ruleset) AddTo(conn *nftables.Conn) error {
 	conn.AddTable(r.table)
 	for _, s := range r.sets {
+		// Build numbered the sets: google/nftables would otherwise number
+		// them from an unguarded global counter, a race when labs come up
+		// in parallel.
 		if err := conn.AddSet(s.spec, s.elements); err != nil {
 			return fmt.Errorf("set %s: %w", s.spec.Name, err)
 		}

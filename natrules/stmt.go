@@ -163,8 +163,10 @@ const (
 // a register.
 type field struct {
 	text string
-	load func(reg uint32) expr.Any // nil: the value is already in reg
-	reg  uint32
+	// natText, if set, is how nft shows the value as a NAT port.
+	natText string
+	load    func(reg uint32) expr.Any // nil: the value is already in reg
+	reg     uint32
 }
 
 // ctPort is a port of a conntrack tuple. (natlab uses no conntrack

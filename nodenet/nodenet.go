@@ -88,3 +88,17 @@ func (n *Node) DialTimeout(network, addr string, timeout time.Duration) (net.Con
 	defer cancel()
 	return n.DialContext(ctx, network, addr)
 }
+
+// ListenUDP6 opens an IPv6 UDP socket in the node.
+func (n *Node) ListenUDP6(local string) (*net.UDPConn, error) {
+	var c *net.UDPConn
+	err := n.Do(func() error {
+		addr, err := net.ResolveUDPAddr("udp6", local)
+		if err != nil {
+			return err
+		}
+		c, err = net.ListenUDP("udp6", addr)
+		return err
+	})
+	return c, err
+}

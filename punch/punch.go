@@ -54,7 +54,8 @@ type Exchange interface {
 
 // Config is one punch.
 type Config struct {
-	// STUN is the STUN server both peers ask for their public endpoint.
+	// STUN is the STUN server both peers ask for their public endpoint;
+	// invalid for none (IPv6).
 	STUN netip.AddrPort
 	// Session names this punch at the rendezvous.
 	Session string
@@ -141,8 +142,13 @@ func Pair(ctx context.Context, cfg Config, a, b Peer) (*Outcome, error) {
 		}()
 	}
 	go func() {
-		<-sa.confirmed
-		<-sb.confirmed
+		for _, c := range []chan struct{}{sa.confirmed, sb.confirmed} {
+			select {
+			case <-c:
+			case <-ctx.Done():
+				return
+			}
+		}
 		close(bothDone)
 	}()
 	wg.Wait()
@@ -264,17 +270,23 @@ func (s *side) parse(b []byte) (kind string, n int, ok bool) {
 
 func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
 	name := s.self.Name
-	// 1. Ask STUN for the public endpoint.
-	r, err := stunclient.Binding(ctx, s.self.Conn, s.cfg.STUN, stunclient.Request{})
-	if err != nil {
-		return fmt.Errorf("%s: ask STUN at %v for its public endpoint: %w", name, s.cfg.STUN, err)
+	// 1. Ask STUN for the public endpoint. Without a STUN server (IPv6,
+	// where no NAT rewrites addresses) the local endpoint is public.
+	if s.cfg.STUN.IsValid() {
+		r, err := stunclient.Binding(ctx, s.self.Conn, s.cfg.STUN, stunclient.Request{})
+		if err != nil {
+			return fmt.Errorf("%s: ask STUN at %v for its public endpoint: %w", name, s.cfg.STUN, err)
+		}
+		s.res.Public = r.Mapped
+		s.log.add(name, "STUN says %s's public endpoint is %v (local %v)", name, r.Mapped, s.self.Local)
+	} else {
+		s.res.Public = s.self.Local
+		s.log.add(name, "%s's address %v is public: no STUN needed", name, s.self.Local)
 	}
-	s.res.Public = r.Mapped
-	s.log.add(name, "STUN says %s's public endpoint is %v (local %v)", name, r.Mapped, s.self.Local)
 
 	// 2. Register public and local endpoints.
-	mine := []netip.AddrPort{r.Mapped}
-	if s.self.Local.IsValid() && s.self.Local != r.Mapped {
+	mine := []netip.AddrPort{s.res.Public}
+	if s.self.Local.IsValid() && s.self.Local != s.res.Public {
 		mine = append(mine, s.self.Local)
 	}
 	if err := s.self.Exchange.Register(ctx, s.cfg.Session, name, mine); err != nil {
@@ -285,8 +297,11 @@ func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
 	// 3. Fetch the other side's.
 	wait := time.Until(deadline(ctx))
 	reg, err := s.self.Exchange.Fetch(ctx, s.cfg.Session, s.other, wait)
-	if err != nil {
+	if errors.Is(err, rendezvous.ErrNotRegistered) || (err != nil && ctx.Err() != nil) {
 		return fmt.Errorf("%s: %w: %s never registered its endpoints", name, ErrNoPath, s.other)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: fetch %s's endpoints: %w", name, s.other, err)
 	}
 	s.res.Announced = reg.Endpoints
 	s.log.add(name, "%s learns %s's endpoints %v", name, s.other, reg.Endpoints)

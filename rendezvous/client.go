@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,8 +40,22 @@ func (c *Client) Register(ctx context.Context, session, peer string, endpoints [
 }
 
 // Fetch returns peer's registration under session, waiting up to wait for
-// it to register.
+// it to register (in long polls of at most MaxWait each).
 func (c *Client) Fetch(ctx context.Context, session, peer string, wait time.Duration) (Registration, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		slice := min(time.Until(deadline), MaxWait)
+		reg, err := c.fetch(ctx, session, peer, max(slice, 0))
+		if !errors.Is(err, ErrNotRegistered) || time.Until(deadline) <= 0 {
+			if errors.Is(err, ErrNotRegistered) {
+				err = fmt.Errorf("rendezvous: %s: %w within %v", peer, ErrNotRegistered, wait)
+			}
+			return reg, err
+		}
+	}
+}
+
+func (c *Client) fetch(ctx context.Context, session, peer string, wait time.Duration) (Registration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(session, peer, wait), nil)
 	if err != nil {
 		return Registration{}, err
@@ -51,7 +66,7 @@ func (c *Client) Fetch(ctx context.Context, session, peer string, wait time.Dura
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return Registration{}, fmt.Errorf("rendezvous: %s: %w within %v", peer, ErrNotRegistered, wait)
+		return Registration{}, ErrNotRegistered
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

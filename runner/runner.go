@@ -69,8 +69,11 @@ type Options struct {
 // Run runs every step of topo on the lab st describes and returns the
 // report. It stops early only if ctx is cancelled.
 func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts Options) (*Report, error) {
-	r := &run{st: st, topo: topo, nodes: map[string]*nodenet.Node{}, socks: map[sockKey]*net.UDPConn{},
-		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{}}
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	r := &run{st: st, topo: topo, bg: bg, nodes: map[string]*nodenet.Node{}, socks: map[sockKey]*net.UDPConn{},
+		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{},
+		paths: map[[2]string]path{}, forwards: map[forwardKey]netip.AddrPort{}}
 	defer r.close()
 	rep := &Report{Lab: st.Name, Source: st.Source, Started: time.Now(), Passed: true}
 	for i, step := range topo.Steps {
@@ -86,7 +89,7 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 		res.Index, res.Name, res.Kind = i, step.Name, step.Kind
 		res.Duration = time.Since(start)
 		if ctx.Err() != nil && !res.Pass {
-			res.Reason = "interrupted"
+			res.Observed, res.Reason = "interrupted", "the run was interrupted"
 		}
 		rep.Steps = append(rep.Steps, res)
 		rep.Passed = rep.Passed && res.Pass
@@ -101,8 +104,11 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 // run is the state of one run: handles on nodes, the sockets steps share,
 // and what steps learnt that later steps use.
 type run struct {
-	st    *labstate.State
-	topo  *topology.Topology
+	st   *labstate.State
+	topo *topology.Topology
+	// bg lives as long as the run: keepalives and tunnels started by
+	// steps use it.
+	bg    context.Context
 	mu    sync.Mutex
 	nodes map[string]*nodenet.Node
 	socks map[sockKey]*net.UDPConn
@@ -111,14 +117,39 @@ type run struct {
 	// directRTT[{a, b}] is the RTT of a punched path, to compare relays
 	// with.
 	directRTT map[[2]string]time.Duration
+	// paths[{a, b}] is a's end of the path a punch opened to b; later
+	// sends between them use it.
+	paths map[[2]string]path
+	// forwards are public endpoints a host obtained for one of its ports
+	// (by NAT-PMP or a tunnel), where sends to that port go.
+	forwards map[forwardKey]netip.AddrPort
+	// closers run at the end of the run.
+	closers []func() error
 }
 
 type sockKey struct {
-	node string
-	port uint16
+	node   string
+	port   uint16
+	family string
+}
+
+// path is one end of a punched path: the socket and where the other end
+// was seen.
+type path struct {
+	conn *net.UDPConn
+	to   netip.AddrPort
+}
+
+type forwardKey struct {
+	node  string
+	proto topology.Protocol
+	port  uint16
 }
 
 func (r *run) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
 	for _, c := range r.socks {
 		c.Close()
 	}
@@ -144,8 +175,8 @@ func (r *run) node(name string) (*nodenet.Node, error) {
 // socket returns node's shared UDP socket on port, opening it the first
 // time: steps that name the same node and port talk through one socket,
 // as one application would.
-func (r *run) socket(node string, port uint16) (*net.UDPConn, error) {
-	key := sockKey{node, port}
+func (r *run) socket(node string, port uint16, family string) (*net.UDPConn, error) {
+	key := sockKey{node, port, family}
 	r.mu.Lock()
 	c, ok := r.socks[key]
 	r.mu.Unlock()
@@ -156,7 +187,11 @@ func (r *run) socket(node string, port uint16) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err = n.ListenUDP(fmt.Sprintf(":%d", port))
+	if family == topology.FamilyIPv6 {
+		c, err = n.ListenUDP6(fmt.Sprintf("[::]:%d", port))
+	} else {
+		c, err = n.ListenUDP(fmt.Sprintf(":%d", port))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("node %s: UDP port %d: %w", node, port, err)
 	}
@@ -168,19 +203,33 @@ func (r *run) socket(node string, port uint16) (*net.UDPConn, error) {
 
 // fresh opens a new UDP socket on a free port in node, for steps that
 // must not share state with others; the run closes it at the end.
-func (r *run) fresh(node string) (*net.UDPConn, error) {
+func (r *run) fresh(node, family string) (*net.UDPConn, error) {
 	n, err := r.node(node)
 	if err != nil {
 		return nil, err
 	}
-	c, err := n.ListenUDP(":0")
+	var c *net.UDPConn
+	if family == topology.FamilyIPv6 {
+		c, err = n.ListenUDP6("[::]:0")
+	} else {
+		c, err = n.ListenUDP(":0")
+	}
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
-	r.socks[sockKey{node: node, port: localPort(c)}] = c
+	r.socks[sockKey{node: node, port: localPort(c), family: family + "-fresh"}] = c
 	r.mu.Unlock()
 	return c, nil
+}
+
+// address is node's first address of the family.
+func (r *run) address(node, family string) netip.Addr {
+	n := r.topo.Node(node)
+	if family == topology.FamilyIPv6 {
+		return n.Addresses6[0]
+	}
+	return n.Addresses[0]
 }
 
 func localPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
@@ -195,9 +244,13 @@ func (r *run) httpClient(node string) (*http.Client, error) {
 }
 
 // outermost returns the public address of the NAT chain node sits behind
-// (its own address on the internet if it sits there).
-func (r *run) outermost(node string) netip.Addr {
+// (its own address on the internet if it sits there). IPv6 has no NAT:
+// a node's IPv6 address is public.
+func (r *run) outermost(node, family string) netip.Addr {
 	n := r.topo.Node(node)
+	if family == topology.FamilyIPv6 {
+		return n.Addresses6[0]
+	}
 	for n.Behind != "" {
 		n = r.topo.Node(n.Behind)
 	}
@@ -214,6 +267,14 @@ func (r *run) step(ctx context.Context, s topology.Step) StepResult {
 		res, err = r.punch(ctx, s)
 	case topology.StepRelay:
 		res, err = r.relay(ctx, s)
+	case topology.StepUpgrade:
+		res, err = r.upgrade(ctx, s)
+	case topology.StepPortmap:
+		res, err = r.portmap(ctx, s)
+	case topology.StepTunnel:
+		res, err = r.tunnel(ctx, s)
+	case topology.StepTable:
+		res, err = r.table(s)
 	case topology.StepICE:
 		res, err = r.ice(ctx, s)
 	case topology.StepSend:
@@ -234,13 +295,10 @@ func (r *run) step(ctx context.Context, s topology.Step) StepResult {
 }
 
 func expectWord(s topology.Step) string {
-	if s.Expect.Classification != nil {
-		return s.Expect.Classification.String()
+	if s.Kind == topology.StepTable && s.Expect.Mappings == nil && s.Expect.Flows == nil {
+		return "anything"
 	}
-	if s.Expect.Outcome == "" {
-		return "any connection"
-	}
-	return s.Expect.Outcome
+	return s.Expect.String()
 }
 
 // verdict fills in the pass/fail of an outcome step.

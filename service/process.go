@@ -13,7 +13,6 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/labstate"
-	"github.com/natlab/natlab/topology"
 )
 
 // The environment of a service process.
@@ -100,8 +99,8 @@ func serve(lab, node string) int {
 		return fail(err)
 	}
 	n := topo.Node(node)
-	if n == nil || n.Kind != topology.KindServer {
-		return fail(fmt.Errorf("no server node %s in lab %s", node, lab))
+	if n == nil || !PlanFor(n).Any() {
+		return fail(fmt.Errorf("no node %s with services in lab %s", node, lab))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -19,9 +19,11 @@ import (
 	"net/netip"
 
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/rendezvous"
 	"github.com/natlab/natlab/stunserver"
 	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/tunnel"
 	"github.com/natlab/natlab/turnserver"
 )
 
@@ -34,11 +36,24 @@ type Plan struct {
 	// Rendezvous is the HTTP rendezvous service's address, invalid
 	// without rendezvous.
 	Rendezvous netip.AddrPort
+	// Tunnel is the reverse-tunnel relay's control address, invalid
+	// without tunnel.
+	Tunnel netip.AddrPort
+	// NATPMP is a NAT node's NAT-PMP server, on its LAN address; invalid
+	// unless the NAT offers port mapping.
+	NATPMP netip.AddrPort
+}
+
+// Any reports whether the node runs any service.
+func (p Plan) Any() bool {
+	return p.STUN.Addrs[0].IsValid() || p.TURN.IsValid() || p.Rendezvous.IsValid() || p.Tunnel.IsValid() || p.NATPMP.IsValid()
 }
 
 // PlanFor says where node n's services listen: STUN on 3478 and 3479 of
 // its first two addresses, TURN on 3478 of its first address (sharing the
-// UDP socket with STUN when both run), rendezvous on 7000.
+// UDP socket with STUN when both run), rendezvous on 7000, the tunnel
+// relay's control port on 4443; and NAT-PMP on 5351 of a NAT's LAN
+// address.
 func PlanFor(n *topology.Node) Plan {
 	var p Plan
 	for _, s := range n.Services {
@@ -53,7 +68,12 @@ func PlanFor(n *topology.Node) Plan {
 			p.TURN = netip.AddrPortFrom(n.Addresses[0], turnserver.DefaultPort)
 		case topology.ServiceRendezvous:
 			p.Rendezvous = netip.AddrPortFrom(n.Addresses[0], rendezvous.DefaultPort)
+		case topology.ServiceTunnel:
+			p.Tunnel = netip.AddrPortFrom(n.Addresses[0], tunnel.ControlPort)
 		}
+	}
+	if n.NAT != nil && n.NAT.PortMapping == topology.PortMappingNATPMP {
+		p.NATPMP = netip.AddrPortFrom(n.NAT.Gateway, natpmp.Port)
 	}
 	return p
 }
@@ -73,7 +93,8 @@ func (p Plan) RendezvousURL() string {
 
 // Run serves node n's services from the calling process, which must be
 // inside the node's namespace, until ctx is done. ready is called once
-// every socket is open.
+// every socket is open. NAT-PMP edits the NAT's nftables table, in the
+// process's namespace.
 func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, logf func(string, ...any), ready func()) error {
 	plan := PlanFor(n)
 	var closers []func() error
@@ -138,6 +159,24 @@ func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, 
 		}()
 		closers = append(closers, srv.Close)
 		logf("rendezvous: listening on %s", plan.RendezvousURL())
+	}
+	if plan.Tunnel.IsValid() {
+		ts, err := tunnel.Listen(plan.Tunnel.Addr())
+		if err != nil {
+			return err
+		}
+		go ts.Serve(logf)
+		closers = append(closers, ts.Close)
+		logf("tunnel: relay control on %v", plan.Tunnel)
+	}
+	if plan.NATPMP.IsValid() {
+		ps, err := natpmp.Listen(plan.NATPMP.Addr(), n.NAT.LAN, n.Addresses[0], n.NAT.Behaviour.PortRange)
+		if err != nil {
+			return err
+		}
+		go ps.Serve(logf)
+		closers = append(closers, ps.Close)
+		logf("nat-pmp: listening on %v", plan.NATPMP)
 	}
 	ready()
 	<-ctx.Done()

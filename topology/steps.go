@@ -63,7 +63,7 @@ var stepSpecs = map[StepKind]*stepSpec{
 		expectWant: "ok, fail or a classification such as {type: symmetric}",
 	},
 	StepPunch: {
-		fields:     []string{"between", "family", "server", "rendezvous", "timeout", "predict", "explain", "expect", "name"},
+		fields:     []string{"between", "family", "server", "rendezvous", "timeout", "predict", "explain", "keepalive", "expect", "name"},
 		required:   []string{"between"},
 		example:    "punch: {between: [alice, bob]}",
 		outcomes:   okFail,
@@ -356,6 +356,11 @@ func (r *stepReader) read() (*Step, bool) {
 		s.Rendezvous, _ = r.server("rendezvous", ServiceRendezvous, false)
 		s.Predict = r.flag("predict")
 		s.Explain = r.flag("explain")
+		if v := r.field("keepalive"); v != nil {
+			d, ok := p.duration(v, joinPath(r.path, "keepalive"), minStepTimeout, maxWait)
+			s.Keepalive = d
+			r.check(ok)
+		}
 		s.Name = fmt.Sprintf("punch %s%s %s", familyWord(s.Family), s.Between[0], s.Between[1])
 	case StepRelay:
 		r.between()

@@ -141,6 +141,9 @@ func (s Step) String() string {
 		}
 		fmt.Fprintf(&b, " over %s between %s and %s, stun server %s, rendezvous %s, %s, %s, timeout %s",
 			s.Family, s.Between[0], s.Between[1], s.Server, rendezvous, predict, explain, fmtDuration(s.Timeout))
+		if s.Keepalive > 0 {
+			fmt.Fprintf(&b, ", keepalive every %s", fmtDuration(s.Keepalive))
+		}
 	case StepRelay:
 		fmt.Fprintf(&b, " between %s and %s, turn server %s, timeout %s", s.Between[0], s.Between[1], s.Server, fmtDuration(s.Timeout))
 	case StepUpgrade:

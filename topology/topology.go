@@ -294,6 +294,10 @@ type Step struct {
 	// Explain makes a punch step explain its outcome from what the NATs
 	// on the way did.
 	Explain bool
+	// Keepalive, for a punch step, keeps the punched path open for the
+	// rest of the run by sending over it this often; zero sends nothing,
+	// and the NATs forget the path after their mapping timeout.
+	Keepalive time.Duration
 	// Expect is what the step must observe to pass.
 	Expect Expect
 }

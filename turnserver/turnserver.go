@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/pion/logging"
 	"github.com/pion/turn/v4"
@@ -54,9 +55,58 @@ const (
 type Server struct {
 	turn *turn.Server
 
+	// Quota accounting. The quota check and the allocation happen apart,
+	// so an admitted request holds a reservation until its allocation is
+	// made (or, if it fails, until the reservation expires); parallel
+	// requests cannot slip past the limit together.
 	mu       sync.Mutex
 	total    int
 	byClient map[string]int
+	reserved []reservation
+}
+
+type reservation struct {
+	client string
+	at     time.Time
+}
+
+// reservationTTL is how long an admitted allocation request may take.
+const reservationTTL = 5 * time.Second
+
+// admit checks the quotas for a new allocation from client and reserves
+// a place; s.mu is held.
+func (s *Server) admit(client string, max, maxPerClient int) bool {
+	now := time.Now()
+	live := s.reserved[:0]
+	for _, r := range s.reserved {
+		if now.Sub(r.at) < reservationTTL {
+			live = append(live, r)
+		}
+	}
+	s.reserved = live
+	mine := s.byClient[client]
+	for _, r := range s.reserved {
+		if r.client == client {
+			mine++
+		}
+	}
+	if s.total+len(s.reserved) >= max || mine >= maxPerClient {
+		return false
+	}
+	s.reserved = append(s.reserved, reservation{client, now})
+	return true
+}
+
+// created turns client's oldest reservation into an allocation.
+func (s *Server) created(client string) {
+	for i, r := range s.reserved {
+		if r.client == client {
+			s.reserved = append(s.reserved[:i], s.reserved[i+1:]...)
+			break
+		}
+	}
+	s.total++
+	s.byClient[client]++
 }
 
 // Start serves TURN until Close.
@@ -99,7 +149,7 @@ func Start(cfg Config) (*Server, error) {
 		QuotaHandler: func(_, _ string, src net.Addr) bool {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			ok := s.total < cfg.MaxAllocations && s.byClient[clientIP(src)] < cfg.MaxPerClient
+			ok := s.admit(clientIP(src), cfg.MaxAllocations, cfg.MaxPerClient)
 			if !ok {
 				logf("turn: allocation quota reached for %v (%d in all, %d for this client)", src, s.total, s.byClient[clientIP(src)])
 			}
@@ -108,8 +158,7 @@ func Start(cfg Config) (*Server, error) {
 		EventHandler: turn.EventHandler{
 			OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, _ net.Addr, _ int) {
 				s.mu.Lock()
-				s.total++
-				s.byClient[clientIP(src)]++
+				s.created(clientIP(src))
 				s.mu.Unlock()
 			},
 			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) {

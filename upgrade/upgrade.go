@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 
 	var mu sync.Mutex
 	echoes := map[int]string{}
+	relayed := make(chan struct{}) // closed at the first echo through the relay
 	var bAtRelay atomic.Pointer[net.UDPAddr]
 	var direct atomic.Pointer[path]
 	stop := make(chan struct{})
@@ -138,6 +139,7 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 					echoes[seq] = via
 					if res.FirstData == 0 {
 						res.FirstData = time.Since(start)
+						close(relayed)
 					}
 				}
 				mu.Unlock()
@@ -148,9 +150,17 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	go echo(b.Data)
 	go count(alloc, "relay")
 
-	// The punch runs beside the relayed data, on its own sockets.
+	// The punch runs beside the relayed data, on its own sockets, from
+	// the moment data flows through the relay: in a lab a punch can beat
+	// the relay's handshake, and the story is relay first.
 	punched := make(chan error, 1)
 	go func() {
+		select {
+		case <-relayed:
+		case <-ctx.Done():
+			punched <- ctx.Err()
+			return
+		}
 		out, err := punch.Pair(ctx, cfg.Punch, a.Punch, b.Punch)
 		if err == nil {
 			wg.Add(2)

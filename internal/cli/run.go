@@ -120,20 +120,13 @@ func printStep(w io.Writer, r runner.StepResult, total, width int) {
 	if !r.Pass {
 		fmt.Fprintf(w, " (expected %s)", r.Expect)
 	}
-	fmt.Fprintf(w, "  %v\n", round(r.Duration))
+	fmt.Fprintf(w, "  %v\n", runner.Round(r.Duration))
 	if r.Detail != "" {
-		fmt.Fprintf(w, "         %s\n", r.Detail)
+		fmt.Fprintf(w, "         %s\n", strings.ReplaceAll(r.Detail, "\n", "\n         "))
 	}
 	if r.Reason != "" && (!r.Pass || r.Observed == "fail") {
 		fmt.Fprintf(w, "         %s\n", strings.ReplaceAll(r.Reason, "\n", "\n         "))
 	}
-}
-
-func round(d time.Duration) time.Duration {
-	if d > time.Second {
-		return d.Round(10 * time.Millisecond)
-	}
-	return d.Round(100 * time.Microsecond)
 }
 
 func writeReports(rep *runner.Report, jsonPath, junitPath string) error {

@@ -1,0 +1,74 @@
+package natpmp_test
+
+import (
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/natpmp"
+)
+
+const scenario = `
+nodes:
+  friend:  {kind: host}
+  home:    {kind: nat, type: port-restricted-cone, port-mapping: nat-pmp}
+  console: {kind: host, behind: home}
+`
+
+// natlab's own client asks; a friend outside then reaches the console.
+func TestMapThroughNATPMP(t *testing.T) {
+	l := labtest.Up(t, scenario)
+	c, _ := l.ListenUDP("console", ":0")
+	client := natpmp.Client{Conn: c, Gateway: l.Topo.Node("home").NAT.Gateway}
+	ext, err := client.ExternalAddress()
+	if err != nil || ext != l.Addr("home", 0) {
+		t.Fatalf("external address %v, %v; want %v", ext, err, l.Addr("home", 0))
+	}
+	l.TCPListen("console", ":25565")
+	public := netip.AddrPortFrom(ext, 25565)
+	if _, err := l.TCPDial("friend", public.String(), 500*time.Millisecond); err == nil {
+		t.Fatal("the friend reached the console before any mapping")
+	}
+	m, err := client.Map("tcp", 25565, 25565, time.Hour)
+	if err != nil || m.External != 25565 || m.Lifetime != time.Hour {
+		t.Fatalf("map: %+v, %v", m, err)
+	}
+	if got, err := l.TCPDial("friend", public.String(), 2*time.Second); err != nil || got != "hello from console" {
+		t.Errorf("friend -> %v after the mapping: %q, %v", public, got, err)
+	}
+	// UDP too.
+	u, err := client.Map("udp", 5000, 5000, time.Minute)
+	if err != nil || u.External != 5000 {
+		t.Fatalf("map udp: %+v, %v", u, err)
+	}
+	game := l.UDP("console", ":5000")
+	l.UDP("friend", "").Send(netip.AddrPortFrom(ext, 5000), "udp through nat-pmp")
+	game.Expect("udp through nat-pmp", 2*time.Second)
+	// Deleting the TCP mapping closes the door again.
+	if _, err := client.Map("tcp", 25565, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TCPDial("friend", public.String(), 500*time.Millisecond); err == nil {
+		t.Error("the friend still reached the console after the mapping was deleted")
+	}
+}
+
+// natpmpc, an independent client from Debian, gets a mapping too.
+func TestNatpmpc(t *testing.T) {
+	testutil.RequireTool(t, "natpmpc")
+	l := labtest.Up(t, scenario)
+	gw := l.Topo.Node("home").NAT.Gateway.String()
+	out, err := exec.Command("ip", "netns", "exec", l.Namespace("console"), "natpmpc", "-g", gw, "-a", "8080", "8080", "tcp", "600").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Mapped public port 8080 protocol TCP to local port 8080") ||
+		!strings.Contains(string(out), "Public IP address : "+l.Addr("home", 0).String()) {
+		t.Fatalf("natpmpc: %v\n%s", err, out)
+	}
+	l.TCPListen("console", ":8080")
+	if got, err := l.TCPDial("friend", l.Addr("home", 0).String()+":8080", 2*time.Second); err != nil || got != "hello from console" {
+		t.Errorf("friend through natpmpc's mapping: %q, %v", got, err)
+	}
+}
