@@ -84,7 +84,17 @@ type Test struct {
 
 // ErrNoServer means the STUN server did not answer a plain request, so
 // nothing can be learnt.
-var ErrNoServer = errors.New("the STUN server does not answer")
+var ErrNoServer = errors.New("no answer from the STUN server")
+
+// noAnswer explains a request that should have been answered and was not:
+// either the server is not there, or the NAT refused to make a mapping
+// for it (a full port range) or dropped the answer.
+func (d *discovery) noAnswer(to netip.AddrPort, err error) error {
+	if err != nil && !errors.Is(err, stunclient.ErrNoResponse) {
+		return fmt.Errorf("request to %v: %w", to, err)
+	}
+	return fmt.Errorf("%w at %v to a request it must answer: is the stun service running there, or is the NAT out of ports?", ErrNoServer, to)
+}
 
 // ErrNoAlternate means the server has one address, which RFC 5780
 // discovery needs two of.
@@ -160,7 +170,7 @@ func (d *discovery) mapping(ctx context.Context) error {
 	defer c.Close()
 	r1, ok, err := d.probe(ctx, "mapping I: primary address and port", c, d.opts.Server, stunclient.Request{})
 	if err != nil || !ok {
-		return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+		return d.noAnswer(d.opts.Server, err)
 	}
 	if !r1.Other.IsValid() {
 		return ErrNoAlternate
@@ -171,7 +181,7 @@ func (d *discovery) mapping(ctx context.Context) error {
 	alternateAddr := netip.AddrPortFrom(r1.Other.Addr(), d.opts.Server.Port())
 	r2, ok, err := d.probe(ctx, "mapping II: alternate address, primary port", c, alternateAddr, stunclient.Request{})
 	if err != nil || !ok {
-		return fmt.Errorf("the STUN server's alternate address %v does not answer: %v", alternateAddr, err)
+		return d.noAnswer(alternateAddr, err)
 	}
 	if r2.Mapped == r1.Mapped {
 		d.res.Mapping = nat.EndpointIndependent
@@ -179,7 +189,7 @@ func (d *discovery) mapping(ctx context.Context) error {
 	}
 	r3, ok, err := d.probe(ctx, "mapping III: alternate address and port", c, r1.Other, stunclient.Request{})
 	if err != nil || !ok {
-		return fmt.Errorf("the STUN server's alternate endpoint %v does not answer: %v", r1.Other, err)
+		return d.noAnswer(r1.Other, err)
 	}
 	if r3.Mapped == r2.Mapped {
 		d.res.Mapping = nat.AddressDependent
@@ -199,7 +209,7 @@ func (d *discovery) filtering(ctx context.Context) error {
 	}
 	defer c.Close()
 	if _, ok, err := d.probe(ctx, "filtering I: primary address and port", c, d.opts.Server, stunclient.Request{}); err != nil || !ok {
-		return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+		return d.noAnswer(d.opts.Server, err)
 	}
 	_, ok, err := d.probe(ctx, "filtering II: answer from the alternate address and port", c, d.opts.Server, stunclient.Request{ChangeIP: true, ChangePort: true, Waits: stunclient.Probes})
 	if err != nil {
@@ -237,7 +247,7 @@ func (d *discovery) ports(ctx context.Context) error {
 		r, ok, err := d.probe(ctx, fmt.Sprintf("ports %d: a new mapping", i+1), c, d.opts.Server, stunclient.Request{})
 		c.Close()
 		if err != nil || !ok {
-			return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+			return d.noAnswer(d.opts.Server, err)
 		}
 		pairs = append(pairs, PortPair{Local: localAddr(c).Port(), Public: r.Mapped.Port()})
 	}
@@ -280,7 +290,7 @@ func (d *discovery) hairpin(ctx context.Context) error {
 	defer b.Close()
 	r, ok, err := d.probe(ctx, "hairpin: learn a public endpoint", a, d.opts.Server, stunclient.Request{})
 	if err != nil || !ok {
-		return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+		return d.noAnswer(d.opts.Server, err)
 	}
 	m, err := stunclient.Build(stunclient.Request{})
 	if err != nil {
@@ -359,7 +369,7 @@ func (d *discovery) lifetime(ctx context.Context) error {
 		r, ok, err := d.probe(ctx, fmt.Sprintf("lifetime: a mapping to check after %v", idle), c, d.opts.Server, stunclient.Request{})
 		if err != nil || !ok {
 			c.Close()
-			return fmt.Errorf("%w at %v: %v", ErrNoServer, d.opts.Server, err)
+			return d.noAnswer(d.opts.Server, err)
 		}
 		maps = append(maps, mapping{idle, c, r.Mapped})
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // ErrExists means a lab of that name is already up.
-var ErrExists = errors.New("lab exists")
+var ErrExists = errors.New("already up")
 
 func newID() string {
 	b := make([]byte, 6)

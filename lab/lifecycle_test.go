@@ -53,6 +53,17 @@ func rootSnapshot(t *testing.T) map[string]string {
 		}
 		snap[name] = string(out)
 	}
+	// The sysctls natlab sets inside labs, as the root namespace has them.
+	var sysctls []string
+	for _, name := range []string{
+		"net/ipv4/ip_forward", "net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6",
+		"net/ipv6/conf/all/forwarding", "net/netfilter/nf_conntrack_udp_timeout",
+		"net/netfilter/nf_conntrack_udp_timeout_stream", "net/bridge/bridge-nf-call-iptables",
+	} {
+		v, _ := os.ReadFile("/proc/sys/" + name)
+		sysctls = append(sysctls, name+"="+strings.TrimSpace(string(v)))
+	}
+	snap["sysctls"] = strings.Join(sysctls, "\n")
 	entries, _ := os.ReadDir(namedns.Dir)
 	var others []string
 	for _, e := range entries {

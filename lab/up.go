@@ -48,7 +48,7 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 	defer func() { lock.Release(!keepLockFile) }()
 	if _, err := labstate.Load(topo.Name); err == nil {
 		keepLockFile = true
-		return nil, fmt.Errorf("lab %s: %w (take it down with `natlab down %s`, or bring this file up under another name with --name)", topo.Name, ErrExists, topo.Name)
+		return nil, fmt.Errorf("lab %s is %w: take it down with `natlab down %s`, or bring the file up under another name with --name", topo.Name, ErrExists, topo.Name)
 	} else if !errors.Is(err, labstate.ErrNotFound) {
 		return nil, err
 	}

@@ -50,8 +50,9 @@ type State struct {
 	Namespaces []Namespace `json:"namespaces"`
 	// Processes natlab started inside the lab (services).
 	Processes []Process `json:"processes,omitempty"`
-	// TURN holds the lab's TURN credentials, made up at bring-up.
-	TURN TURNCredentials `json:"turn"`
+	// TURN holds the lab's TURN credentials, made up at bring-up. They are
+	// kept in a file of their own that only root may read (LAB.secret).
+	TURN TURNCredentials `json:"-"`
 }
 
 // Topology parses the recorded scenario again, under the lab's name.
@@ -114,6 +115,10 @@ func Load(name string) (*State, error) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("lab %s: corrupt record %s: %w", name, path(name, ".json"), err)
 	}
+	// Without root the secret is unreadable: the credentials stay empty.
+	if secret, err := os.ReadFile(path(name, ".secret")); err == nil {
+		json.Unmarshal(secret, &s.TURN)
+	}
 	return &s, nil
 }
 
@@ -122,11 +127,21 @@ func Save(s *State) error {
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return err
 	}
+	if s.TURN.User != "" {
+		secret, _ := json.Marshal(s.TURN)
+		if err := writeAtomic(s.Name, ".secret", secret, 0o600); err != nil {
+			return err
+		}
+	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(Dir, "."+s.Name+".json.*")
+	return writeAtomic(s.Name, ".json", data, 0o644)
+}
+
+func writeAtomic(name, ext string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(Dir, "."+name+ext+".*")
 	if err != nil {
 		return err
 	}
@@ -135,20 +150,23 @@ func Save(s *State) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path(s.Name, ".json"))
+	return os.Rename(tmp.Name(), path(name, ext))
 }
 
 // Remove deletes the record of lab name and its logs; a missing record is
 // no error.
 func Remove(name string) error {
 	if err := os.RemoveAll(LogDir(name)); err != nil {
+		return err
+	}
+	if err := os.Remove(path(name, ".secret")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if err := os.Remove(path(name, ".json")); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -73,6 +73,8 @@ type Cell struct {
 	// FirstPacket is the punch's time to the first direct packet.
 	FirstPacket time.Duration `json:"first_packet_ns,omitempty"`
 	Err         string        `json:"error,omitempty"`
+	// Done is false for cells an interrupted run did not get to.
+	Done bool `json:"done"`
 }
 
 // OK reports whether the cell matches theory and, where it cannot
@@ -127,6 +129,9 @@ func Run(ctx context.Context, opts Options) ([]Cell, error) {
 				return
 			}
 			c := job()
+			if ctx.Err() != nil {
+				return // interrupted half way: not a result
+			}
 			mu.Lock()
 			cells[i] = c
 			mu.Unlock()
@@ -168,7 +173,7 @@ func Expected(topo *topology.Topology, row Row) bool {
 }
 
 func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout time.Duration) Cell {
-	cell := Cell{Row: row.Name, Column: col}
+	cell := Cell{Row: row.Name, Column: col, Done: true}
 	scenario := Scenario(row, col)
 	topo, err := topology.Parse(name+".yaml", []byte(scenario))
 	if err != nil {
@@ -272,6 +277,8 @@ func Markdown(cells []Cell, rows []Row, cols []nat.Type) string {
 func (c Cell) String() string {
 	var s string
 	switch {
+	case !c.Done:
+		return "(not run)"
 	case c.Err != "":
 		return "ERROR"
 	case c.Punched:

@@ -44,7 +44,8 @@ const (
 	// picks a random free port otherwise, as Linux and most home routers do.
 	PortPreserve PortAllocation = "preserve"
 	// PortSequential hands out consecutive ports from the start of the range
-	// (48721, 48722, ...), which makes the next mapping predictable.
+	// (with port-range 48721-65535: 48721, 48722, ...), which makes the
+	// next mapping predictable.
 	PortSequential PortAllocation = "sequential"
 	// PortRandom picks a random free port for every new mapping.
 	PortRandom PortAllocation = "random"

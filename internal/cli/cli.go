@@ -21,6 +21,8 @@ import (
 const (
 	exitFailure = 1 // something went wrong while doing the work
 	exitUsage   = 2 // bad arguments or a bad scenario file: nothing was changed
+
+	exitInterrupted = 130 // Ctrl-C: whatever was built was removed again
 )
 
 // exitError carries an exit code through cobra.
@@ -49,6 +51,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	if ctx.Err() != nil {
+		// Interrupted: the shell's convention for death by SIGINT.
+		fmt.Fprintf(stderr, "natlab: %v\n", err)
+		return exitInterrupted
 	}
 	var list topology.ErrorList
 	var ee *exitError

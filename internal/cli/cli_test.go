@@ -152,7 +152,7 @@ func TestUpStatusExecDown(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "lab "+name+" is up") {
 		t.Fatalf("up: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := run(t, "up", "symmetric", "--name", name); r.code == 0 || !strings.Contains(r.stderr, "lab exists") {
+	if r := run(t, "up", "symmetric", "--name", name); r.code == 0 || !strings.Contains(r.stderr, "already up") {
 		t.Errorf("second up: exit %d, %s", r.code, r.stderr)
 	}
 

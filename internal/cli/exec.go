@@ -20,7 +20,8 @@ func newExecCmd() *cobra.Command {
 		Short: "Run a command inside a node",
 		Long: `Run a command inside a node's network namespace, as root, with the node's
 interfaces, addresses and routes. Without a command, start a shell there.
-The same works with ip netns exec natlab-LAB-NODE COMMAND.
+ip netns exec natlab-LAB-NODE COMMAND works too, and also mounts the
+namespace's own /sys (which only tools that read /sys/class/net notice).
 
 NODE may also be internet, the namespace of the bridge every node on the
 internet is plugged into: tcpdump there sees the traffic between NATs and

@@ -56,7 +56,10 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 			start := time.Now()
 			cells, err := matrix.Run(cmd.Context(), matrix.Options{Rows: rows, Columns: cols, Parallel: parallel, Timeout: timeout})
 			if err != nil {
-				return err
+				if cmd.Context().Err() != nil && !asJSON {
+					fmt.Fprint(out, matrix.Markdown(cells, rows, cols))
+				}
+				return fmt.Errorf("interrupted; every lab it built was taken down: %w", err)
 			}
 			bad := 0
 			for _, c := range cells {

@@ -16,9 +16,10 @@ func newRulesCmd() *cobra.Command {
 		Use:   "rules LAB|FILE|NAME NODE",
 		Short: "Print a NAT node's nftables ruleset",
 		Long: `Print the nftables table natlab loads into a NAT node, in nft syntax, with a
-comment on every rule saying what it is for. For a lab that is up it is the
-table that was loaded; for a scenario file or built-in name it is the table
-that would be, so you can read it without root.
+comment on every rule saying what it is for. It is built from the scenario
+(for a lab that is up, the one recorded when it came up), exactly as up
+builds it, so it needs no root; to see the live table with its counters and
+map entries, use nft list ruleset inside the node.
 
 This is the text nft lists for the table. Rules that draw a port with numgen
 show the numgen once per use although it is drawn once (and converted to

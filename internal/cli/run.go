@@ -52,6 +52,13 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 			if err := requireRoot(cmd); err != nil {
 				return err
 			}
+			// Open the report files first: a path that cannot be written
+			// fails now, not after the whole run.
+			reports, err := createReports(jsonPath, junitPath)
+			if err != nil {
+				return err
+			}
+			defer reports.close()
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
 			start := time.Now()
@@ -85,7 +92,7 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 					printStep(out, r, len(topo.Steps), width)
 				},
 			})
-			if err := writeReports(rep, jsonPath, junitPath); err != nil {
+			if err := reports.write(rep); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "\n%d passed, %d failed\n", len(rep.Steps)-rep.Failed(), rep.Failed())
@@ -129,7 +136,14 @@ func printStep(w io.Writer, r runner.StepResult, total, width int) {
 	}
 }
 
-func writeReports(rep *runner.Report, jsonPath, junitPath string) error {
+// reportFiles are the --json and --junit files of a run.
+type reportFiles struct {
+	files  []*os.File
+	writes []func(io.Writer, *runner.Report) error
+}
+
+func createReports(jsonPath, junitPath string) (*reportFiles, error) {
+	r := &reportFiles{}
 	for _, out := range []struct {
 		path  string
 		write func(io.Writer, *runner.Report) error
@@ -139,17 +153,28 @@ func writeReports(rep *runner.Report, jsonPath, junitPath string) error {
 		}
 		f, err := os.Create(out.path)
 		if err != nil {
-			return err
+			r.close()
+			return nil, usageError("%v", err)
 		}
-		if err := out.write(f, rep); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+		r.files = append(r.files, f)
+		r.writes = append(r.writes, out.write)
+	}
+	return r, nil
+}
+
+func (r *reportFiles) write(rep *runner.Report) error {
+	for i, f := range r.files {
+		if err := r.writes[i](f, rep); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (r *reportFiles) close() {
+	for _, f := range r.files {
+		f.Close()
+	}
 }
 
 func isTerminal(w io.Writer) bool {

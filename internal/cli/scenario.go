@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/scenarios"
@@ -68,10 +69,4 @@ func runningLab(name string) (*labstate.State, *topology.Topology, error) {
 	return st, topo, err
 }
 
-func cutBuiltin(source string) (string, bool) {
-	const prefix = "builtin:"
-	if len(source) > len(prefix) && source[:len(prefix)] == prefix {
-		return source[len(prefix):], true
-	}
-	return "", false
-}
+func cutBuiltin(source string) (string, bool) { return strings.CutPrefix(source, "builtin:") }

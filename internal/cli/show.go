@@ -100,7 +100,19 @@ func printServices(w io.Writer, st *labstate.State, topo *topology.Topology) {
 		}
 		fmt.Fprintf(w, "  services of %s: %s, pid %d, log %s\n", p.Node, state, p.PID, filepath.Join(labstate.LogDir(st.Name), p.Node+".log"))
 	}
-	if st.TURN.User != "" {
+	switch {
+	case st.TURN.User != "":
 		fmt.Fprintf(w, "  turn credentials: user %s, password %s, realm %s\n", st.TURN.User, st.TURN.Password, st.TURN.Realm)
+	case runsTURN(topo):
+		fmt.Fprintln(w, "  turn credentials: only root may read them (sudo natlab status)")
 	}
+}
+
+func runsTURN(topo *topology.Topology) bool {
+	for _, n := range topo.Nodes {
+		if service.PlanFor(n).TURN.IsValid() {
+			return true
+		}
+	}
+	return false
 }
