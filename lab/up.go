@@ -136,7 +136,7 @@ func (b *builder) build(ctx context.Context) error {
 		}
 	}
 	bridges := map[string]int{}
-	idx, err := b.addBridge(topology.Internet, InternetBridge, netip.Prefix{})
+	idx, err := b.addBridge(topology.Internet, InternetBridge)
 	if err != nil {
 		return err
 	}
@@ -145,8 +145,11 @@ func (b *builder) build(ctx context.Context) error {
 		if n.Kind != topology.KindNAT {
 			continue
 		}
-		gw := netip.PrefixFrom(n.NAT.Gateway, n.NAT.LAN.Bits())
-		if bridges[n.Name], err = b.addBridge(n.Name, NATLAN, gw); err != nil {
+		addrs := []netip.Prefix{netip.PrefixFrom(n.NAT.Gateway, n.NAT.LAN.Bits())}
+		if n.NAT.Gateway6.IsValid() {
+			addrs = append(addrs, netip.PrefixFrom(n.NAT.Gateway6, n.NAT.LAN6.Bits()))
+		}
+		if bridges[n.Name], err = b.addBridge(n.Name, NATLAN, addrs...); err != nil {
 			return err
 		}
 	}
@@ -196,7 +199,7 @@ func (b *builder) createNamespace(ctx context.Context, node string, n *topology.
 		if err := netlink.LinkSetUp(lo); err != nil {
 			return fmt.Errorf("loopback up: %w", err)
 		}
-		return initSysctls(n)
+		return initSysctls(n, b.topo.Internet6.IsValid())
 	})
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
@@ -214,13 +217,26 @@ func (b *builder) createNamespace(ctx context.Context, node string, n *topology.
 // translate IPv4, and IPv6 link-local traffic would cross a lab's wall.
 // A bridge must not hand bridged frames to the NAT's filter rules, which
 // br_netfilter does when loaded (Docker loads it).
-func initSysctls(n *topology.Node) error {
+func initSysctls(n *topology.Node, dualStack bool) error {
 	settings := [][2]string{
 		{"net.ipv6.conf.all.disable_ipv6", "1"},
 		{"net.ipv6.conf.default.disable_ipv6", "1"},
 	}
+	if dualStack {
+		// IPv6 on, with addresses usable at once (no duplicate address
+		// detection, which would make them wait a second or two) and
+		// nothing configured behind natlab's back (no router adverts).
+		settings = [][2]string{
+			{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"},
+			{"net.ipv6.conf.all.accept_ra", "0"}, {"net.ipv6.conf.default.accept_ra", "0"},
+			{"net.ipv6.conf.all.autoconf", "0"}, {"net.ipv6.conf.default.autoconf", "0"},
+		}
+	}
 	if n != nil && n.Kind == topology.KindNAT {
 		settings = append(settings, [2]string{"net.ipv4.ip_forward", "1"})
+		if dualStack {
+			settings = append(settings, [2]string{"net.ipv6.conf.all.forwarding", "1"})
+		}
 	}
 	for _, s := range settings {
 		if err := writeSysctl(s[0], s[1]); err != nil {
@@ -233,20 +249,29 @@ func initSysctls(n *topology.Node) error {
 	return nil
 }
 
-// addBridge creates a bridge in node's namespace, up, with an address if
-// one is given, and returns its index.
-func (b *builder) addBridge(node, name string, addr netip.Prefix) (int, error) {
+// addBridge creates a bridge in node's namespace, up, with the addresses
+// given, and returns its index.
+func (b *builder) addBridge(node, name string, addrs ...netip.Prefix) (int, error) {
 	h := b.nl[node]
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp}}
 	if err := h.LinkAdd(br); err != nil {
 		return 0, fmt.Errorf("node %s: add bridge %s: %w", node, name, err)
 	}
-	if addr.IsValid() {
-		if err := h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+	for _, addr := range addrs {
+		if err := h.AddrAdd(br, addrOf(addr)); err != nil {
 			return 0, fmt.Errorf("node %s: address %v on %s: %w", node, addr, name, err)
 		}
 	}
 	return br.Index, nil
+}
+
+// addrOf is a netlink address; IPv6 ones skip duplicate address detection.
+func addrOf(p netip.Prefix) *netlink.Addr {
+	a := &netlink.Addr{IPNet: ipNet(p)}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 // plugUplinks creates every node's veth pair from the namespace of the
@@ -292,19 +317,78 @@ func (b *builder) configureNode(n *topology.Node) error {
 	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("node %s: %s up: %w", n.Name, Uplink(n), err)
 	}
-	bits := b.topo.Uplink(n).Bits()
+	var addrs []netip.Prefix
 	for _, a := range n.Addresses {
-		if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(a, bits))}); err != nil {
-			return fmt.Errorf("node %s: address %v/%d: %w", n.Name, a, bits, err)
+		addrs = append(addrs, netip.PrefixFrom(a, b.topo.Uplink(n).Bits()))
+	}
+	for _, a := range n.Addresses6 {
+		addrs = append(addrs, netip.PrefixFrom(a, b.topo.Uplink6(n).Bits()))
+	}
+	for _, a := range addrs {
+		if err := h.AddrAdd(link, addrOf(a)); err != nil {
+			return fmt.Errorf("node %s: address %v: %w", n.Name, a, err)
 		}
 	}
+	var routes []*netlink.Route
 	if gw, ok := b.topo.Gateway(n); ok {
-		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice()}
-		if err := h.RouteAdd(route); err != nil {
-			return fmt.Errorf("node %s: default route via %v: %w", n.Name, gw, err)
+		routes = append(routes, &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice()})
+	}
+	if gw, ok := b.topo.Gateway6(n); ok {
+		routes = append(routes, &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(), Family: unix.AF_INET6})
+	}
+	for _, r := range routes6(b.topo, n) {
+		// The next hop is on the uplink or, for a NAT, on its LAN: let the
+		// kernel find which.
+		routes = append(routes, &netlink.Route{Dst: ipNet(r.dst), Gw: r.via.AsSlice()})
+	}
+	for _, r := range routes {
+		if err := h.RouteAdd(r); err != nil {
+			return fmt.Errorf("node %s: route %v via %v: %w", n.Name, r.Dst, r.Gw, err)
 		}
 	}
 	return nil
+}
+
+type route struct {
+	dst netip.Prefix
+	via netip.Addr
+}
+
+// routes6 are the IPv6 routes node n needs besides its default route:
+// IPv6 has no NAT, so every LAN's prefix must be routed to the NAT in
+// front of it. A node on the internet sends a LAN's traffic to the first
+// NAT on the way to it; a NAT on that way, to the next one. Nodes behind
+// a NAT reach everything else through their default route.
+func routes6(topo *topology.Topology, n *topology.Node) []route {
+	if !topo.Internet6.IsValid() {
+		return nil
+	}
+	var routes []route
+	for _, nat := range topo.Nodes {
+		if nat.NAT == nil || !nat.NAT.LAN6.IsValid() || nat == n {
+			continue
+		}
+		var chain []*topology.Node // from the internet down to nat
+		for c := nat; c != nil; c = topo.Node(c.Behind) {
+			chain = append([]*topology.Node{c}, chain...)
+			if c.Behind == "" {
+				break
+			}
+		}
+		via := netip.Addr{}
+		for i, c := range chain[:len(chain)-1] {
+			if c == n {
+				via = chain[i+1].Addresses6[0]
+			}
+		}
+		if !via.IsValid() && n.Behind == "" {
+			via = chain[0].Addresses6[0]
+		}
+		if via.IsValid() {
+			routes = append(routes, route{nat.NAT.LAN6, via})
+		}
+	}
+	return routes
 }
 
 // loadNAT loads the NAT's nftables table in one transaction, then sets
@@ -321,6 +405,15 @@ func (b *builder) loadNAT(n *topology.Node) error {
 	}
 	if err := rs.AddTo(conn); err != nil {
 		return fmt.Errorf("node %s: rules: %w", n.Name, err)
+	}
+	if fw := n.NAT.Firewall6; fw != "" {
+		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: n.NAT.Behaviour.Timeout})
+		if err != nil {
+			return fmt.Errorf("node %s: IPv6 firewall: %w", n.Name, err)
+		}
+		if err := rs6.AddTo(conn); err != nil {
+			return fmt.Errorf("node %s: IPv6 firewall: %w", n.Name, err)
+		}
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("node %s: load nftables table: %w", n.Name, err)

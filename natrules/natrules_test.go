@@ -80,17 +80,52 @@ func goldenCases() []goldenCase {
 	return cases
 }
 
+// firewall6Cases are the IPv6 firewall's tables, one per filtering.
+func firewall6Cases() []struct {
+	name string
+	cfg  Firewall6Config
+} {
+	var cases []struct {
+		name string
+		cfg  Firewall6Config
+	}
+	for _, f := range nat.Dependences {
+		cases = append(cases, struct {
+			name string
+			cfg  Firewall6Config
+		}{"firewall6-" + short[f] + "f", Firewall6Config{WAN: "wan0", LAN: "lan0", Filtering: f, Timeout: nat.DefaultTimeout}})
+	}
+	return cases
+}
+
 func goldenPath(name string) string { return filepath.Join("testdata", name+".nft") }
 
-func TestGolden(t *testing.T) {
+// allCases builds every golden ruleset: the NAT tables and the IPv6
+// firewall tables.
+func allCases(t *testing.T) map[string]*Ruleset {
+	out := map[string]*Ruleset{}
 	for _, tc := range goldenCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			rs, err := Build(tc.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+		rs, err := Build(tc.cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		out[tc.name] = rs
+	}
+	for _, tc := range firewall6Cases() {
+		rs, err := BuildFirewall6(tc.cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		out[tc.name] = rs
+	}
+	return out
+}
+
+func TestGolden(t *testing.T) {
+	for name, rs := range allCases(t) {
+		t.Run(name, func(t *testing.T) {
 			got := rs.String()
-			path := goldenPath(tc.name)
+			path := goldenPath(name)
 			if *updateGolden {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
@@ -156,13 +191,9 @@ var counters = regexp.MustCompile(`counter packets \d+ bytes \d+`)
 func TestKernelListsGolden(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "nft")
-	for _, tc := range goldenCases() {
-		t.Run(tc.name, func(t *testing.T) {
+	for caseName, rs := range allCases(t) {
+		t.Run(caseName, func(t *testing.T) {
 			ns, name := testutil.NewNS(t, "rules")
-			rs, err := Build(tc.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
 			conn, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
 			if err != nil {
 				t.Fatal(err)
@@ -177,13 +208,13 @@ func TestKernelListsGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("nft list ruleset: %v\n%s", err, out)
 			}
-			want, err := os.ReadFile(goldenPath(tc.name))
+			want, err := os.ReadFile(goldenPath(caseName))
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := counters.ReplaceAllString(string(out), "counter packets 0 bytes 0")
 			if got != string(want) {
-				t.Errorf("nft lists something else than %s:\n%s", goldenPath(tc.name), lineDiff(string(want), got))
+				t.Errorf("nft lists something else than %s:\n%s", goldenPath(caseName), lineDiff(string(want), got))
 			}
 		})
 	}

@@ -100,7 +100,11 @@ func (r *Ruleset) AddTo(conn *nftables.Conn) error {
 // with `nft -f`.
 func (r *Ruleset) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "table ip %s {\n", r.table.Name)
+	family := "ip"
+	if r.table.Family == nftables.TableFamilyIPv6 {
+		family = "ip6"
+	}
+	fmt.Fprintf(&b, "table %s %s {\n", family, r.table.Name)
 	var blocks []string
 	for _, s := range r.sets {
 		blocks = append(blocks, s.text())

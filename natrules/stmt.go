@@ -54,7 +54,7 @@ func oifname(name string) stmt {
 // l4proto matches the transport protocol. nft leaves it out of the text
 // where a later transport header match implies it (shown=false).
 func l4proto(proto string, shown bool) stmt {
-	num := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP}[proto]
+	num := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "ipv6-icmp": unix.IPPROTO_ICMPV6}[proto]
 	s := stmt{exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{num}},
@@ -162,6 +162,8 @@ const (
 // field, a conntrack port, or a value an earlier expression already left in
 // a register.
 type field struct {
+	// size is the value's length in bytes; 0 means up to 4.
+	size uint32
 	text string
 	// natText, if set, is how nft shows the value as a NAT port.
 	natText string
@@ -211,16 +213,18 @@ func concat(start uint32, fields ...field) (reg uint32, text string, exprs []exp
 		return fields[0].reg, fields[0].text, nil
 	}
 	var texts []string
+	words := uint32(0)
 	for i, f := range fields {
 		if f.load == nil {
 			panic("natrules: a register value cannot be part of a concatenation")
 		}
 		r := start
 		if i > 0 {
-			r = reg32(4*(start-reg1) + uint32(i))
+			r = reg32(4*(start-reg1) + words)
 		}
 		exprs = append(exprs, f.load(r))
 		texts = append(texts, f.text)
+		words += max(f.size, 4) / 4
 	}
 	return start, strings.Join(texts, " . "), exprs
 }

@@ -241,3 +241,23 @@ func (u *UDPConn) Arrives(payload string, timeout time.Duration) bool {
 		}
 	}
 }
+
+// UDP6 opens an IPv6 UDP socket inside node, bound to local ("" for any
+// address and port), closed when the test ends.
+func (l *Lab) UDP6(node, local string) *UDPConn {
+	l.t.Helper()
+	if local == "" {
+		local = "[::]:0"
+	}
+	var c *net.UDPConn
+	l.Do(node, func() error {
+		addr, err := net.ResolveUDPAddr("udp6", local)
+		if err != nil {
+			return err
+		}
+		c, err = net.ListenUDP("udp6", addr)
+		return err
+	})
+	l.t.Cleanup(func() { c.Close() })
+	return &UDPConn{t: l.t, c: c, node: node}
+}

@@ -1,0 +1,87 @@
+package lab_test
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/natlab/natlab/internal/labtest"
+)
+
+const dualStack = `
+internet6: 2001:db8::/32
+nodes:
+  server: {kind: server}
+  other:  {kind: server}
+  home:   {kind: nat, type: symmetric, firewall6: %s}
+  alice:  {kind: host, behind: home}
+  cgnat:  {kind: nat, type: symmetric, lan: 100.64.0.0/10}
+  inner:  {kind: nat, type: full-cone, behind: cgnat, firewall6: off}
+  bob:    {kind: host, behind: inner}
+`
+
+func v6(l *labtest.Lab, node string, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(l.Topo.Node(node).Addresses6[0], port)
+}
+
+// IPv6 needs no NAT: every host has a global address, routed through the
+// NATs, and the NATs' firewalls filter what comes in.
+func TestIPv6Firewall(t *testing.T) {
+	for _, tc := range []struct {
+		filtering           string
+		sameRemoteOtherPort bool
+		otherRemote         bool
+	}{
+		{"endpoint-independent", true, true},
+		{"address-dependent", true, false},
+		{"address-and-port-dependent", false, false},
+	} {
+		t.Run(tc.filtering, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(dualStack, tc.filtering))
+			a := l.UDP6("alice", "[::]:5000")
+			srv := l.UDP6("server", "[::]:3478")
+			srv2 := l.UDP6("server", "[::]:3479")
+			oth := l.UDP6("other", "[::]:3478")
+			// Unsolicited: dropped whatever the filtering.
+			srv.Send(v6(l, "alice", 5000), "knock")
+			if a.Arrives("knock", silence) {
+				t.Error("an unsolicited IPv6 packet reached alice")
+			}
+			a.Send(v6(l, "server", 3478), "hello")
+			from := srv.Expect("hello", arrival)
+			if from != v6(l, "alice", 5000) {
+				t.Errorf("the server saw alice as %v, want her own address %v: no NAT for IPv6", from, v6(l, "alice", 5000))
+			}
+			srv.Send(from, "reply")
+			a.Expect("reply", arrival)
+			srv2.Send(from, "other port")
+			if got := a.Arrives("other port", silence); got != tc.sameRemoteOtherPort {
+				t.Errorf("from another port of the server: arrived=%v, want %v", got, tc.sameRemoteOtherPort)
+			}
+			oth.Send(from, "other remote")
+			if got := a.Arrives("other remote", silence); got != tc.otherRemote {
+				t.Errorf("from another remote: arrived=%v, want %v", got, tc.otherRemote)
+			}
+		})
+	}
+	t.Run("off, through two NATs", func(t *testing.T) {
+		t.Parallel()
+		l := labtest.Up(t, fmt.Sprintf(dualStack, "address-and-port-dependent"))
+		b := l.UDP6("bob", "[::]:6000")
+		// cgnat's firewall (the default) stops strangers even though
+		// inner's is off.
+		l.UDP6("server", "").Send(v6(l, "bob", 6000), "knock")
+		if b.Arrives("knock", silence) {
+			t.Error("an unsolicited packet crossed cgnat's firewall")
+		}
+		srv := l.UDP6("server", "[::]:3478")
+		b.Send(v6(l, "server", 3478), "out")
+		from := srv.Expect("out", arrival)
+		if from != v6(l, "bob", 6000) {
+			t.Errorf("the server saw bob as %v, want %v", from, v6(l, "bob", 6000))
+		}
+		srv.Send(from, "back")
+		b.Expect("back", arrival)
+	})
+}
