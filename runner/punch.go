@@ -63,8 +63,8 @@ func (r *run) punch(ctx context.Context, s topology.Step) (StepResult, error) {
 	rtt := out.A.MedianRTT()
 	r.mu.Lock()
 	r.directRTT[[2]string{a, b}], r.directRTT[[2]string{b, a}] = rtt, rtt
-	r.paths[[2]string{a, b}] = path{peers[0].Conn, out.A.Seen}
-	r.paths[[2]string{b, a}] = path{peers[1].Conn, out.B.Seen}
+	r.paths[[3]string{a, b, s.Family}] = path{peers[0].Conn, out.A.Seen}
+	r.paths[[3]string{b, a, s.Family}] = path{peers[1].Conn, out.B.Seen}
 	r.mu.Unlock()
 	r.remember(a, b, out.A.Seen)
 	r.remember(b, a, out.B.Seen)

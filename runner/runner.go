@@ -73,7 +73,7 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 	defer stopBackground()
 	r := &run{st: st, topo: topo, bg: bg, nodes: map[string]*nodenet.Node{}, socks: map[sockKey]*net.UDPConn{},
 		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{},
-		paths: map[[2]string]path{}, forwards: map[forwardKey]netip.AddrPort{}}
+		paths: map[[3]string]path{}, forwards: map[forwardKey]netip.AddrPort{}}
 	defer r.close()
 	rep := &Report{Lab: st.Name, Source: st.Source, Started: time.Now(), Passed: true}
 	for i, step := range topo.Steps {
@@ -117,9 +117,9 @@ type run struct {
 	// directRTT[{a, b}] is the RTT of a punched path, to compare relays
 	// with.
 	directRTT map[[2]string]time.Duration
-	// paths[{a, b}] is a's end of the path a punch opened to b; later
-	// sends between them use it.
-	paths map[[2]string]path
+	// paths[{a, b, family}] is a's end of the path a punch opened to b;
+	// later sends between them use it.
+	paths map[[3]string]path
 	// forwards are public endpoints a host obtained for one of its ports
 	// (by NAT-PMP or a tunnel), where sends to that port go.
 	forwards map[forwardKey]netip.AddrPort

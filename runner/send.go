@@ -28,7 +28,7 @@ func (r *run) send(ctx context.Context, s topology.Step) (StepResult, error) {
 	if err != nil {
 		return StepResult{}, err
 	}
-	if p, ok := r.punched(s.From, s.To); ok && s.Family == topology.FamilyIPv4 {
+	if p, ok := r.punched(s.From, s.To, s.Family); ok {
 		dest = p.to
 	}
 	payload := fmt.Sprintf("natlab send %d from %s", time.Now().UnixNano(), s.From)
@@ -63,10 +63,10 @@ func seenAs(s topology.Step, from netip.AddrPort, res StepResult) StepResult {
 }
 
 // punched returns a's end of a path a punch opened to b.
-func (r *run) punched(a, b string) (path, bool) {
+func (r *run) punched(a, b, family string) (path, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, ok := r.paths[[2]string{a, b}]
+	p, ok := r.paths[[3]string{a, b, family}]
 	return p, ok
 }
 
@@ -74,12 +74,10 @@ func (r *run) punched(a, b string) (path, bool) {
 // path between the nodes if there is one, else each node's socket on the
 // step's port.
 func (r *run) sendSockets(s topology.Step, receiver string, port uint16) (out, in *net.UDPConn, err error) {
-	if s.Family == topology.FamilyIPv4 {
-		pa, okA := r.punched(s.From, receiver)
-		pb, okB := r.punched(receiver, s.From)
-		if okA && okB {
-			return pa.conn, pb.conn, nil
-		}
+	pa, okA := r.punched(s.From, receiver, s.Family)
+	pb, okB := r.punched(receiver, s.From, s.Family)
+	if okA && okB {
+		return pa.conn, pb.conn, nil
 	}
 	if in, err = r.socket(receiver, port, s.Family); err != nil {
 		return nil, nil, err
@@ -93,15 +91,25 @@ func (r *run) sendSockets(s topology.Step, receiver string, port uint16) (out, i
 // resolveSend works out where a send goes and which node should get it.
 // To a node, it goes: to a public endpoint the node obtained for the port
 // (NAT-PMP, a tunnel); over IPv4 UDP to where the sender last saw that
-// node's packets come from; else to the node's public address (its own on
-// the internet or over IPv6, its outermost NAT's behind NATs) at the
-// port. To an address, the node that owns it, or that a NAT forwards it
-// to, is the receiver.
+// node's packets come from, or else where anyone on the internet last saw
+// them come from (as a rendezvous would tell); else to the node's public
+// address (its own on the internet or over IPv6, its outermost NAT's
+// behind NATs) at the port. To an address, the node that owns it, or that
+// a NAT forwards it to, is the receiver.
 func (r *run) resolveSend(s topology.Step) (receiver string, port uint16, dest netip.AddrPort, err error) {
 	if s.To != "" {
 		r.mu.Lock()
 		fwd, forwarded := r.forwards[forwardKey{s.To, s.Proto, s.Port}]
 		seen, ok := r.seen[[2]string{s.From, s.To}]
+		if !ok {
+			for _, n := range r.topo.Nodes {
+				if n.Behind == "" && n.Name != s.From {
+					if seen, ok = r.seen[[2]string{n.Name, s.To}]; ok {
+						break
+					}
+				}
+			}
+		}
 		r.mu.Unlock()
 		switch {
 		case forwarded && s.Family == topology.FamilyIPv4:
