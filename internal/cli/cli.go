@@ -111,6 +111,7 @@ A lab is described by a scenario file; natlab ships a library of them
 		newTableCmd(),
 		newTraceCmd(),
 		newGraphCmd(),
+		newTourCmd(),
 		newVersionCmd(),
 	)
 	return root

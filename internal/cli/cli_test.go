@@ -323,3 +323,51 @@ func TestMatrixCommand(t *testing.T) {
 		t.Errorf("matrix with a bad type: exit %d", r.code)
 	}
 }
+
+func TestTourRunsThrough(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := run(t, "tour", "--no-pause", "--act", "III")
+	if r.code != 0 || !strings.Contains(r.stdout, "Act III: The wall") || !strings.Contains(r.stdout, "DROP") || strings.Contains(r.stdout, "FAIL") {
+		t.Errorf("tour --act III: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "tour", "--act", "IX"); r.code != 2 {
+		t.Errorf("tour --act IX: exit %d", r.code)
+	}
+}
+
+func TestGraphAndTableAndTrace(t *testing.T) {
+	if r := run(t, "graph", "symmetric", "--format", "svg"); r.code != 0 || !strings.HasPrefix(r.stdout, "<svg") {
+		t.Errorf("graph: exit %d %s", r.code, r.stderr)
+	}
+	if r := run(t, "graph", "symmetric", "--format", "png"); r.code != 2 {
+		t.Errorf("graph --format png: exit %d", r.code)
+	}
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	t.Cleanup(func() { run(t, "down", name) })
+	if r := run(t, "up", "act1-address-problem", "--name", name); r.code != 0 {
+		t.Fatalf("up: %s", r.stderr)
+	}
+	// Trace the NAT while a device pings out; the table then shows the flow.
+	tr := exec.Command(natlab, "trace", name, "home", "--count", "2", "--duration", "5s", "--json")
+	var out bytes.Buffer
+	tr.Stdout = &out
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	run(t, "exec", name, "phone", "--", "ping", "-c", "1", "-W", "1", "203.0.113.10")
+	tr.Wait()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"kind":"forwarded"`) || !strings.Contains(lines[0], "203.0.113.50") {
+		t.Errorf("trace --json:\n%s", out.String())
+	}
+	r := run(t, "table", name, "home", "--json")
+	var table struct{ Flows []struct{ Proto, Public string } }
+	if err := json.Unmarshal([]byte(r.stdout), &table); err != nil || len(table.Flows) != 1 || table.Flows[0].Proto != "icmp" {
+		t.Errorf("table --json: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	if r := run(t, "table", name, "phone"); r.code != 2 {
+		t.Errorf("table of a host: exit %d", r.code)
+	}
+}

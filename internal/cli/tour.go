@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/scenarios"
+	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/tour"
+	"github.com/natlab/natlab/trace"
+)
+
+func newTourCmd() *cobra.Command {
+	var noPause bool
+	var only string
+	cmd := &cobra.Command{
+		Use:   "tour",
+		Short: "Walk the story of NAT traversal, act by act, on the real kernel",
+		Long: `Walk the seven acts of the story: for each, a short explanation, then its
+scenario built and run for real, step by step, with what each step saw and,
+where it helps, every packet that crossed the NAT. The tour waits for Enter
+before each step, for a class to follow; --no-pause runs straight through.`,
+		Example: `  sudo natlab tour
+  sudo natlab tour --act V
+  sudo natlab tour --no-pause`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var acts []tour.Act
+			for _, a := range tour.Acts {
+				if only == "" || strings.EqualFold(only, a.Number) {
+					acts = append(acts, a)
+				}
+			}
+			if len(acts) == 0 {
+				return usageError("--act %q: want one of I, II, III, IV, V, VI, VII", only)
+			}
+			if err := requireRoot(cmd); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			in := bufio.NewReader(cmd.InOrStdin())
+			pause := func(prompt string) {
+				if noPause {
+					return
+				}
+				fmt.Fprintf(out, "\033[2m%s\033[0m", prompt)
+				in.ReadString('\n')
+			}
+			failed := 0
+			for i, a := range acts {
+				if cmd.Context().Err() != nil {
+					break
+				}
+				n, err := playAct(cmd, out, a, pause)
+				if err != nil {
+					return err
+				}
+				failed += n
+				if i < len(acts)-1 {
+					pause("\n[Enter: the next act] ")
+				}
+			}
+			fmt.Fprintln(out)
+			if failed > 0 {
+				return &exitError{exitFailure, fmt.Errorf("%d steps of the tour did not do what the story says", failed)}
+			}
+			fmt.Fprintln(out, "That is the story. Every scenario is in natlab list; natlab run NAME runs one, natlab up NAME keeps one running.")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noPause, "no-pause", false, "do not wait for Enter")
+	cmd.Flags().StringVar(&only, "act", "", "play only this act (I to VII)")
+	return cmd
+}
+
+// playAct tells an act, brings its scenario up, runs its steps with the
+// trace of its NAT, and takes it down. It returns how many steps failed.
+func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) (int, error) {
+	fmt.Fprintf(out, "\n\033[1mAct %s: %s\033[0m\n\n", a.Number, a.Title)
+	for _, p := range a.Text {
+		fmt.Fprintf(out, "%s\n\n", wrap(p, 76))
+	}
+	data, path, ok := scenarios.Read(a.Scenario)
+	if !ok {
+		return 0, fmt.Errorf("tour: no built-in scenario %s", a.Scenario)
+	}
+	topo, err := topology.Parse(path, data)
+	if err != nil {
+		return 0, err
+	}
+	topo = renamed(topo, "tour-"+strings.TrimPrefix(a.Scenario, "act"))
+	if len(topo.Name) > 32 {
+		topo = renamed(topo, topo.Name[:32])
+	}
+	pause(fmt.Sprintf("[Enter: build %s] ", a.Scenario))
+	st, err := lab.Up(cmd.Context(), topo, lab.Options{Source: "builtin:" + a.Scenario, Scenario: data})
+	if err != nil {
+		return 0, err
+	}
+	defer lab.Down(st.Name)
+	printNodes(out, topo)
+	fmt.Fprintln(out)
+
+	var tr *trace.Tracer
+	if a.Trace != "" {
+		if ns, err := namedns.Open(lab.NamespaceName(st.Name, a.Trace)); err == nil {
+			tr, _ = trace.Start(ns.Fd())
+			ns.Close()
+		}
+	}
+	if tr != nil {
+		defer tr.Stop()
+	}
+	width := 0
+	for _, s := range topo.Steps {
+		width = max(width, len(s.Name))
+	}
+	rep, err := runner.Run(cmd.Context(), st, topo, runner.Options{
+		Started: func(i int, s topology.Step) {
+			pause(fmt.Sprintf("[Enter: %s] ", s.Name))
+		},
+		Finished: func(r runner.StepResult) {
+			printStep(out, r, len(topo.Steps), width)
+			if tr != nil {
+				for _, e := range drain(tr) {
+					fmt.Fprintf(out, "           %s: %s\n", a.Trace, e)
+				}
+			}
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	return rep.Failed(), nil
+}
+
+// drain takes the trace events of the step that just ended: those that
+// arrive until the NAT has been quiet for a moment (the kernel delivers
+// its logs a little after the packets).
+func drain(tr *trace.Tracer) []trace.Event {
+	var evs []trace.Event
+	for {
+		select {
+		case e, ok := <-tr.Events():
+			if !ok {
+				return evs
+			}
+			evs = append(evs, e)
+		case <-time.After(50 * time.Millisecond):
+			return evs
+		}
+	}
+}
+
+// wrap breaks text into lines of at most width columns.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	col := 0
+	for _, w := range strings.Fields(text) {
+		if col > 0 && col+1+len(w) > width {
+			b.WriteByte('\n')
+			col = 0
+		} else if col > 0 {
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}

@@ -1,0 +1,60 @@
+// Package tour is the story natlab tells, act by act: what each act is
+// about, in a few sentences, and the built-in scenario that shows it on
+// the real kernel. `natlab tour` walks it.
+package tour
+
+// Act is one part of the story.
+type Act struct {
+	Number string
+	Title  string
+	// Text explains, in a few short paragraphs, what the scenario shows.
+	Text []string
+	// Scenario is the built-in scenario that shows it.
+	Scenario string
+	// Trace is the NAT whose packets the tour shows as the steps run
+	// ("" for none).
+	Trace string
+}
+
+// Acts are the seven acts, some in several scenes.
+var Acts = []Act{
+	{"I", "The address problem", []string{
+		"There are not enough IPv4 addresses for every device. A home gets one public address, and its router gives the devices private ones (192.168.1.x) that mean nothing on the internet.",
+		"The router is a NAT: it rewrites the source of every packet going out to its public address, and keeps the devices' conversations apart by port. Watch the trace: each packet leaves with 203.0.113.50 as its source.",
+	}, "act1-address-problem", "home"},
+	{"II", "The translation table", []string{
+		"To send answers back to the right device, the NAT keeps a table: private ip:port -> public ip:port -> destination. Every new conversation adds a row.",
+		"How the public port is chosen differs: this NAT hands them out in order (48721, 48722, ...); others keep the device's own port, or pick one at random.",
+	}, "act2-translation-table", "home"},
+	{"III", "The wall", []string{
+		"A packet from the internet that matches no row of the table has nowhere to go: the NAT drops it. Nobody outside can start a conversation with a device behind a NAT.",
+		"Once the device has sent out, answers from where it sent get in. Whether anyone else may use that opening depends on the NAT's filtering. And the friend who wants to join a game server behind the NAT is stuck.",
+	}, "act3-the-wall", "strict"},
+	{"IV", "The mirror", []string{
+		"A device cannot see its own public address: the NAT changes it on the way out. A STUN server on the internet is a mirror that says \"I see you as 203.0.113.x:port\".",
+		"Behind a cone NAT every STUN server sees the same endpoint. Behind a symmetric NAT every destination gets a new port, so what one server sees is useless to anyone else.",
+	}, "act4-the-mirror", ""},
+	{"V", "The trick", []string{
+		"Two devices behind NATs cannot reach each other cold. The hole punch: both learn their public endpoints by STUN, swap them through a rendezvous server, and send to each other at the same time.",
+		"Each packet going out opens its sender's own NAT for answers from where it went. The first ones may hit the other NAT's wall; then one gets through, is answered, and the path works both ways.",
+	}, "act5-the-trick", ""},
+	{"VI", "When it breaks", []string{
+		"Symmetric NATs give every destination a new port, so a peer cannot know where to send: punching between two of them fails. A TURN relay on the internet still connects them, at the cost of every packet taking a detour.",
+		"natlab matrix punches every NAT type against every other; this act shows the worst case.",
+	}, "turn-fallback", ""},
+	{"VII", "The real world: ICE", []string{
+		"Real applications do not guess: ICE agents gather every way to be reached (their own addresses, what STUN sees, a relay) and try them all, keeping the most direct that works.",
+	}, "act7-ice-ladder", ""},
+	{"VII", "The real world: relay first, then direct", []string{
+		"Tailscale does not wait for a punch: traffic starts through its relay (DERP) at once, a punch runs beside it, and the traffic moves to the direct path the moment one works.",
+	}, "act7-relay-then-direct", ""},
+	{"VII", "The real world: port forwarding", []string{
+		"The old fix for the game server: tell the router to forward a port. Better, let the console ask the router itself, with NAT-PMP.",
+	}, "act7-nat-pmp", "home"},
+	{"VII", "The real world: a reverse tunnel", []string{
+		"Behind carrier-grade NAT there is no router to configure. ngrok and playit keep a connection open from the device to a relay on the internet, which passes visitors down it.",
+	}, "act7-reverse-tunnel", ""},
+	{"VII", "The real world: IPv6", []string{
+		"With IPv6 every device has a public address and needs no NAT and no STUN. Routers still run stateful firewalls that drop unsolicited packets, so two devices behind them may still need to punch.",
+	}, "act7-ipv6", ""},
+}
