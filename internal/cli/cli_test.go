@@ -363,7 +363,9 @@ func TestGraphAndTableAndTrace(t *testing.T) {
 		t.Errorf("trace --json:\n%s", out.String())
 	}
 	r := run(t, "table", name, "home", "--json")
-	var table struct{ Flows []struct{ Proto, Public string } }
+	var table struct {
+		Flows []struct{ Proto, Public string }
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &table); err != nil || len(table.Flows) != 1 || table.Flows[0].Proto != "icmp" {
 		t.Errorf("table --json: %v\n%s%s", err, r.stdout, r.stderr)
 	}
