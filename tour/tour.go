@@ -37,7 +37,7 @@ var Acts = []Act{
 	{"V", "The trick", []string{
 		"Two devices behind NATs cannot reach each other cold. The hole punch: both learn their public endpoints by STUN, swap them through a rendezvous server, and send to each other at the same time.",
 		"Each packet going out opens its sender's own NAT for answers from where it went. The first ones may hit the other NAT's wall; then one gets through, is answered, and the path works both ways.",
-	}, "act5-the-trick", ""},
+	}, "act5-the-trick", "nat-a"},
 	{"VI", "When it breaks", []string{
 		"Symmetric NATs give every destination a new port, so a peer cannot know where to send: punching between two of them fails. A TURN relay on the internet still connects them, at the cost of every packet taking a detour.",
 		"natlab matrix punches every NAT type against every other; this act shows the worst case.",

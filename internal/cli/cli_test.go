@@ -324,11 +324,17 @@ func TestMatrixCommand(t *testing.T) {
 	}
 }
 
+// The whole tour, end to end, as a class would see it.
 func TestTourRunsThrough(t *testing.T) {
 	testutil.RequireRoot(t)
-	r := run(t, "tour", "--no-pause", "--act", "III")
-	if r.code != 0 || !strings.Contains(r.stdout, "Act III: The wall") || !strings.Contains(r.stdout, "DROP") || strings.Contains(r.stdout, "FAIL") {
-		t.Errorf("tour --act III: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := run(t, "tour", "--no-pause")
+	for _, act := range []string{"Act I: The address problem", "Act III: The wall", "Act V: The trick", "Act VII: The real world: IPv6", "That is the story"} {
+		if !strings.Contains(r.stdout, act) {
+			t.Errorf("the tour did not show %q", act)
+		}
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, "DROP") || strings.Contains(r.stdout, "FAIL") {
+		t.Errorf("tour: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := run(t, "tour", "--act", "IX"); r.code != 2 {
 		t.Errorf("tour --act IX: exit %d", r.code)
