@@ -174,7 +174,7 @@ func (b *builder) build(ctx context.Context) error {
 			}
 		}
 	}
-	return ctx.Err()
+	return b.waitLinksUp(ctx)
 }
 
 // createNamespace makes the namespace of node n (nil for the internet),
