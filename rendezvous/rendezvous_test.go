@@ -104,13 +104,13 @@ func TestLimits(t *testing.T) {
 
 func FuzzHandler(f *testing.F) {
 	f.Add("PUT", "/v1/sessions/s/peers/a", `{"endpoints":["1.2.3.4:5"]}`)
-	f.Add("GET", "/v1/sessions/s/peers/a?wait=1ms", "")
+	f.Add("GET", "/v1/sessions/s/peers/a", "")
 	f.Add("PUT", "/v1/sessions/../peers/%00", "{{{{")
 	h := NewServer().Handler()
 	f.Fuzz(func(t *testing.T, method, path, body string) {
 		req, err := http.NewRequest(method, "http://x"+path, strings.NewReader(body))
-		if err != nil || req.URL.Query().Get("wait") != "" && !strings.HasSuffix(req.URL.Query().Get("wait"), "ms") {
-			return // no long waits in a fuzz run
+		if err != nil || req.URL.Query().Has("wait") {
+			return // a fuzz run cannot afford long polls
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
