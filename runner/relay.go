@@ -70,8 +70,11 @@ func (r *run) upgrade(ctx context.Context, s topology.Step) (StepResult, error) 
 			}}
 	}
 	cfg := upgrade.Config{
-		Relay: r.relayConfig(s.Server, s),
+		TURN:  r.relayConfig(s.Server, s),
 		Punch: punch.Config{STUN: r.plan(s.STUN).STUNServer(), Timeout: s.Timeout},
+	}
+	if d := r.plan(s.Server).DERP; d.IsValid() {
+		cfg.DERP = upgrade.DERPURL(d.Addr())
 	}
 	out, err := upgrade.Run(ctx, cfg, peers[0], peers[1])
 	res := StepResult{Data: out}
@@ -81,12 +84,12 @@ func (r *run) upgrade(ctx context.Context, s topology.Step) (StepResult, error) 
 	}
 	a, b := s.Between[0], s.Between[1]
 	if out.Upgraded {
-		res.Detail = fmt.Sprintf("%s -> relay %v -> %s from %v; direct after %v; %d packets over the relay, %d direct, %d lost",
-			a, out.Relayed, b, Round(out.FirstData), Round(out.UpgradedAt), out.OverRelay, out.Direct, out.Lost())
+		res.Detail = fmt.Sprintf("%s -> %s: through %s from %v, direct after %v; %d packets over the relay, %d direct, %d lost",
+			a, b, out.Relay, Round(out.FirstData), Round(out.UpgradedAt), out.OverRelay, out.Direct, out.Lost())
 		return verdict(s, "direct", res), nil
 	}
-	res.Detail = fmt.Sprintf("%s -> relay %v -> %s from %v; no direct path, so the data stays on the relay (%d packets, %d lost)",
-		a, out.Relayed, b, Round(out.FirstData), out.OverRelay, out.Lost())
+	res.Detail = fmt.Sprintf("%s -> %s: through %s from %v; no direct path, so the data stays on the relay (%d packets, %d lost)",
+		a, b, out.Relay, Round(out.FirstData), out.OverRelay, out.Lost())
 	res.Reason = out.PunchError
 	return verdict(s, "relay", res), nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/tunnel"
 	"github.com/natlab/natlab/turnserver"
+	"github.com/natlab/natlab/upgrade"
 )
 
 // Plan is where a server node's services listen.
@@ -42,18 +43,20 @@ type Plan struct {
 	// NATPMP is a NAT node's NAT-PMP server, on its LAN address; invalid
 	// unless the NAT offers port mapping.
 	NATPMP netip.AddrPort
+	// DERP is the DERP relay's HTTP address, invalid without derp.
+	DERP netip.AddrPort
 }
 
 // Any reports whether the node runs any service.
 func (p Plan) Any() bool {
-	return p.STUN.Addrs[0].IsValid() || p.TURN.IsValid() || p.Rendezvous.IsValid() || p.Tunnel.IsValid() || p.NATPMP.IsValid()
+	return p.STUN.Addrs[0].IsValid() || p.TURN.IsValid() || p.Rendezvous.IsValid() || p.Tunnel.IsValid() || p.NATPMP.IsValid() || p.DERP.IsValid()
 }
 
 // PlanFor says where node n's services listen: STUN on 3478 and 3479 of
 // its first two addresses, TURN on 3478 of its first address (sharing the
 // UDP socket with STUN when both run), rendezvous on 7000, the tunnel
-// relay's control port on 4443; and NAT-PMP on 5351 of a NAT's LAN
-// address.
+// relay's control port on 4443, DERP on HTTP port 80; and NAT-PMP on 5351
+// of a NAT's LAN address.
 func PlanFor(n *topology.Node) Plan {
 	var p Plan
 	for _, s := range n.Services {
@@ -70,6 +73,8 @@ func PlanFor(n *topology.Node) Plan {
 			p.Rendezvous = netip.AddrPortFrom(n.Addresses[0], rendezvous.DefaultPort)
 		case topology.ServiceTunnel:
 			p.Tunnel = netip.AddrPortFrom(n.Addresses[0], tunnel.ControlPort)
+		case topology.ServiceDERP:
+			p.DERP = netip.AddrPortFrom(n.Addresses[0], upgrade.DERPPort)
 		}
 	}
 	if n.NAT != nil && n.NAT.PortMapping == topology.PortMappingNATPMP {
@@ -168,6 +173,14 @@ func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, 
 		go ts.Serve(logf)
 		closers = append(closers, ts.Close)
 		logf("tunnel: relay control on %v", plan.Tunnel)
+	}
+	if plan.DERP.IsValid() {
+		stop, err := upgrade.ServeDERP(plan.DERP.Addr(), logf)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, stop)
+		logf("derp: listening on %s", upgrade.DERPURL(plan.DERP.Addr()))
 	}
 	if plan.NATPMP.IsValid() {
 		ps, err := natpmp.Listen(plan.NATPMP.Addr(), n.NAT.LAN, n.Addresses[0], n.NAT.Behaviour.PortRange)

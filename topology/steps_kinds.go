@@ -25,16 +25,39 @@ const (
 // ports below are the well-known ones.
 const minTunnelPort = 1024
 
-// upgrade reads an upgrade step: a TURN server to start on, and a STUN
-// server to find the direct path with.
+// upgrade reads an upgrade step: a relay to start on (a DERP server, or a
+// TURN server), and a STUN server to find the direct path with.
 func (r *stepReader) upgrade() {
 	s, p := r.s, r.p
 	r.between()
-	if r.field("server") == nil && p.servicesKnown() && p.firstServer(ServiceTURN) == nil && p.firstServer(ServiceSTUN) == nil {
-		// One message for both.
-		r.errorf(s.Pos, "%s: upgrade needs a server with services: [turn] to start on and one with services: [stun] to find the direct path, and the lab has neither; add one such as relay: {kind: server, services: [turn, stun]}", r.path)
+	relay := ServiceDERP
+	if v := r.field("server"); v != nil {
+		// A server with derp or turn.
+		name, n := r.node(v, joinPath(r.path, "server"), nodeWant{kinds: []Kind{KindServer}})
+		switch {
+		case n == nil:
+		case slices.Contains(n.node.Services, ServiceDERP):
+			s.Server = name
+		case slices.Contains(n.node.Services, ServiceTURN):
+			s.Server = name
+		default:
+			r.errorf(v.pos, "%s.server: %s runs neither derp nor turn, and upgrade starts on one of them", r.path, name)
+		}
+		if n != nil && s.Server == "" && !n.servicesBad {
+			r.ok = false
+		}
+	} else if p.firstServer(ServiceDERP) != nil {
+		s.Server, _ = r.defaultServer(ServiceDERP, true)
 	} else {
-		s.Server, _ = r.server("server", ServiceTURN, true)
+		relay = ServiceTURN
+	}
+	if r.field("server") == nil && relay == ServiceTURN && p.servicesKnown() && p.firstServer(ServiceTURN) == nil && p.firstServer(ServiceSTUN) == nil {
+		// One message for both.
+		r.errorf(s.Pos, "%s: upgrade needs a server with services: [derp] or [turn] to start on and one with services: [stun] to find the direct path, and the lab has neither; add one such as relay: {kind: server, services: [derp, stun]}", r.path)
+	} else {
+		if r.field("server") == nil && relay == ServiceTURN {
+			s.Server, _ = r.defaultServer(ServiceTURN, true)
+		}
 		s.STUN, _ = r.defaultServer(ServiceSTUN, true)
 	}
 	s.Name = fmt.Sprintf("upgrade %s %s", s.Between[0], s.Between[1])

@@ -50,10 +50,13 @@ const (
 	// to a host that dialled out to it, as ngrok does: a reverse tunnel
 	// that works from behind any NAT.
 	ServiceTunnel Service = "tunnel"
+	// ServiceDERP is Tailscale's relay (tailscale.com/derp), which an
+	// upgrade step starts on before it finds a direct path.
+	ServiceDERP Service = "derp"
 )
 
 // Services lists the services a server may run.
-var Services = []Service{ServiceSTUN, ServiceTURN, ServiceRendezvous, ServiceTunnel}
+var Services = []Service{ServiceSTUN, ServiceTURN, ServiceRendezvous, ServiceTunnel, ServiceDERP}
 
 // Internet is the name of the segment every top-level node is attached to.
 // It cannot be used as a node name.

@@ -2,8 +2,8 @@
 // through a relay at once, so data flows from the first moment, while a
 // hole punch runs beside it; when the punch finds a direct path, the data
 // moves there, without a gap. If the punch fails, the data simply stays on
-// the relay. natlab uses TURN over TCP as the relay (DERP, like TURN over
-// TCP, works from networks that let only TCP out).
+// the relay. The relay is a real DERP server (tailscale.com/derp), or TURN
+// over TCP; both work from networks that let only TCP out.
 package upgrade
 
 import (
@@ -18,14 +18,13 @@ import (
 
 	"github.com/natlab/natlab/punch"
 	"github.com/natlab/natlab/relay"
-	"github.com/natlab/natlab/stunclient"
 )
 
 // Peer is one side.
 type Peer struct {
 	Name string
-	// Data is the socket the relayed data uses (B sends from it to A's
-	// relayed address); Punch is the punch agent's.
+	// Data is the socket B's relayed data uses with a TURN relay (B sends
+	// from it to A's relayed address); Punch is the punch agent's.
 	Data  *net.UDPConn
 	Punch punch.Peer
 	// Dial makes TCP connections from the peer's node (for TURN over TCP).
@@ -34,7 +33,10 @@ type Peer struct {
 
 // Config is one connection.
 type Config struct {
-	Relay relay.Config
+	// DERP is the URL of a DERP server to relay through; if empty, the
+	// relay is the TURN server in TURN, over TCP.
+	DERP  string
+	TURN  relay.Config
 	Punch punch.Config
 	// Interval is the time between data packets (default 20ms).
 	Interval time.Duration
@@ -45,10 +47,10 @@ type Config struct {
 
 // Result says how the connection went.
 type Result struct {
-	// Relayed is A's relayed address; FirstData the time to the first
-	// packet through it.
-	Relayed   netip.AddrPort `json:"relayed"`
-	FirstData time.Duration  `json:"first_data_ns"`
+	// Relay says which relay carried the first packets.
+	Relay string `json:"relay"`
+	// FirstData is the time to the first packet through the relay.
+	FirstData time.Duration `json:"first_data_ns"`
 	// Upgraded tells whether the data moved to a direct path, and when.
 	Upgraded   bool          `json:"upgraded"`
 	UpgradedAt time.Duration `json:"upgraded_at_ns,omitempty"`
@@ -75,84 +77,51 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 		cfg.Settle = 300 * time.Millisecond
 	}
 	start := time.Now()
-	alloc, err := relay.Allocate(cfg.Relay, nil, a.Dial)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.Name, err)
+	var link relayLink = &turnLink{cfg: cfg.TURN, a: a, b: b}
+	if cfg.DERP != "" {
+		link = &derpLink{url: cfg.DERP, a: a, b: b}
 	}
-	defer alloc.Close()
-	res := &Result{Relayed: alloc.Relayed()}
-	// A permits B's address at the relay by sending to it; B's public
-	// address comes from a STUN request to the relay.
-	bPublic, err := publicOf(ctx, b.Data, cfg.Relay.Server)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name, err)
-	}
-	if _, err := alloc.WriteTo([]byte("NATLAB OPEN"), net.UDPAddrFromAddrPort(bPublic)); err != nil {
-		return nil, fmt.Errorf("%s: permission for %v: %w", a.Name, bPublic, err)
-	}
+	defer link.close()
 
+	res := &Result{}
 	var mu sync.Mutex
 	echoes := map[int]string{}
 	relayed := make(chan struct{}) // closed at the first echo through the relay
-	var bAtRelay atomic.Pointer[net.UDPAddr]
-	var direct atomic.Pointer[path]
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	read := func(c net.PacketConn, handle func(msg string, from net.Addr)) {
-		defer wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			n, from, err := c.ReadFrom(buf)
-			select {
-			case <-stop:
+	count := func(via string) func([]byte) {
+		return func(data []byte) {
+			var seq int
+			if _, err := fmt.Sscanf(string(data), "NATLAB ECHO %d", &seq); err != nil {
 				return
-			default:
 			}
-			if err == nil {
-				handle(string(buf[:n]), from)
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := echoes[seq]; dup {
+				return
+			}
+			echoes[seq] = via
+			if res.FirstData == 0 {
+				res.FirstData = time.Since(start)
+				close(relayed)
 			}
 		}
 	}
-	// B echoes data back the way it came.
-	echo := func(c net.PacketConn) {
-		read(c, func(msg string, from net.Addr) {
-			var seq int
-			if _, err := fmt.Sscanf(msg, "NATLAB DATA %d", &seq); err == nil {
-				c.WriteTo(fmt.Appendf(nil, "NATLAB ECHO %d", seq), from)
-			}
-		})
+	echo := func(data []byte, reply func([]byte)) {
+		var seq int
+		if _, err := fmt.Sscanf(string(data), "NATLAB DATA %d", &seq); err == nil {
+			reply(fmt.Appendf(nil, "NATLAB ECHO %d", seq))
+		}
 	}
-	// A counts echoes by the path they took, and learns where the relay
-	// sees B.
-	count := func(c net.PacketConn, via string) {
-		read(c, func(msg string, from net.Addr) {
-			var seq int
-			switch {
-			case msg == "NATLAB HELLO" && via == "relay":
-				if u, ok := from.(*net.UDPAddr); ok {
-					bAtRelay.CompareAndSwap(nil, u)
-				}
-			case func() bool { _, err := fmt.Sscanf(msg, "NATLAB ECHO %d", &seq); return err == nil }():
-				mu.Lock()
-				if _, dup := echoes[seq]; !dup {
-					echoes[seq] = via
-					if res.FirstData == 0 {
-						res.FirstData = time.Since(start)
-						close(relayed)
-					}
-				}
-				mu.Unlock()
-			}
-		})
+	if err := link.start(ctx, count("relay"), echo); err != nil {
+		return nil, err
 	}
-	wg.Add(2)
-	go echo(b.Data)
-	go count(alloc, "relay")
+	res.Relay = link.describe()
 
 	// The punch runs beside the relayed data, on its own sockets, from
 	// the moment data flows through the relay: in a lab a punch can beat
 	// the relay's handshake, and the story is relay first.
+	var direct atomic.Pointer[path]
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
 	punched := make(chan error, 1)
 	go func() {
 		select {
@@ -164,8 +133,10 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 		out, err := punch.Pair(ctx, cfg.Punch, a.Punch, b.Punch)
 		if err == nil {
 			wg.Add(2)
-			go echo(b.Punch.Conn)
-			go count(a.Punch.Conn, "direct")
+			go readLoop(&wg, stop, b.Punch.Conn, func(data []byte, from net.Addr) {
+				echo(data, func(answer []byte) { b.Punch.Conn.WriteTo(answer, from) })
+			})
+			go readLoop(&wg, stop, a.Punch.Conn, func(data []byte, _ net.Addr) { count("direct")(data) })
 			direct.Store(&path{conn: a.Punch.Conn, to: out.A.Seen})
 		}
 		punched <- err
@@ -176,16 +147,12 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	var settled time.Time // when the data may stop, once the punch is over
 	seq := 0
 	for settled.IsZero() || time.Now().Before(settled) {
-		switch p, at := direct.Load(), bAtRelay.Load(); {
-		case p != nil:
-			p.conn.WriteToUDPAddrPort(fmt.Appendf(nil, "NATLAB DATA %d", seq), p.to)
+		msg := fmt.Appendf(nil, "NATLAB DATA %d", seq)
+		if p := direct.Load(); p != nil {
+			p.conn.WriteToUDPAddrPort(msg, p.to)
 			seq++
-		case at != nil:
-			alloc.WriteTo(fmt.Appendf(nil, "NATLAB DATA %d", seq), at)
+		} else if link.sendAtoB(msg) == nil {
 			seq++
-		default:
-			// B opens its side of the relayed path until A hears it.
-			b.Data.WriteToUDPAddrPort([]byte("NATLAB HELLO"), res.Relayed)
 		}
 		select {
 		case <-ctx.Done():
@@ -226,13 +193,4 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 type path struct {
 	conn *net.UDPConn
 	to   netip.AddrPort
-}
-
-// publicOf asks the relay's STUN side where c's packets come from.
-func publicOf(ctx context.Context, c *net.UDPConn, server netip.AddrPort) (netip.AddrPort, error) {
-	r, err := stunclient.Binding(ctx, c, server, stunclient.Request{})
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("learn its public address from %v: %w", server, err)
-	}
-	return r.Mapped, nil
 }

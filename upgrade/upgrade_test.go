@@ -17,17 +17,20 @@ import (
 
 func TestRelayThenDirect(t *testing.T) {
 	for _, tc := range []struct {
+		relay    string
 		a, b     string
 		upgraded bool
 	}{
-		{"port-restricted-cone", "port-restricted-cone", true},
-		{"symmetric", "port-restricted-cone", false},
+		{"derp", "port-restricted-cone", "port-restricted-cone", true},
+		{"derp", "symmetric", "port-restricted-cone", false},
+		{"turn", "port-restricted-cone", "port-restricted-cone", true},
+		{"turn", "symmetric", "port-restricted-cone", false},
 	} {
-		t.Run(tc.a+"/"+tc.b, func(t *testing.T) {
+		t.Run(tc.relay+"/"+tc.a+"/"+tc.b, func(t *testing.T) {
 			t.Parallel()
 			l := labtest.Up(t, fmt.Sprintf(`
 nodes:
-  derp:  {kind: server, services: [stun, turn]}
+  derp:  {kind: server, services: [stun, turn, derp]}
   nat-a: {kind: nat, type: %s}
   nat-b: {kind: nat, type: %s}
   alice: {kind: host, behind: nat-a}
@@ -45,8 +48,11 @@ nodes:
 			}
 			cred := l.State.TURN
 			cfg := upgrade.Config{
-				Relay: relay.Config{Server: plan.TURN, Realm: cred.Realm, User: cred.User, Password: cred.Password},
+				TURN:  relay.Config{Server: plan.TURN, Realm: cred.Realm, User: cred.User, Password: cred.Password},
 				Punch: punch.Config{STUN: plan.STUNServer(), Timeout: time.Second},
+			}
+			if tc.relay == "derp" {
+				cfg.DERP = upgrade.DERPURL(plan.DERP.Addr())
 			}
 			res, err := upgrade.Run(context.Background(), cfg, peer("alice"), peer("bob"))
 			if err != nil {
