@@ -109,6 +109,23 @@ func TestTraceShowsRewritesAndDrops(t *testing.T) {
 		}
 	}
 
+	// The trace as a pcap reads back with tcpdump: the five packets, each
+	// forwarded one before and after its rewrite.
+	pcapFile := filepath.Join(t.TempDir(), "trace.pcap")
+	f, _ := os.Create(pcapFile)
+	pw, _ := trace.NewPcapWriter(f)
+	for _, e := range evs {
+		pw.Write(e.Time, e.Before.Raw)
+		if e.After != nil {
+			pw.Write(e.Time, e.After.Raw)
+		}
+	}
+	f.Close()
+	back, err := exec.Command("tcpdump", "-n", "-r", pcapFile).CombinedOutput()
+	if err != nil || strings.Count(string(back), " IP ") != 5 || !strings.Contains(string(back), tcpdumpAddr(priv)+" > 203.0.113.10.3478: UDP, length 5") {
+		t.Errorf("the trace's pcap read back with tcpdump: %v\n%s", err, back)
+	}
+
 	// tcpdump saw the same: each forwarded packet on the way in and on the
 	// way out, and the dropped one on the way in only.
 	out, err := exec.Command("tcpdump", "-n", "-r", capture).CombinedOutput()
