@@ -105,57 +105,8 @@ func dot(w io.Writer, topo *topology.Topology) error {
 	return err
 }
 
-// Layout of the SVG picture, in pixels.
-const (
-	boxW, boxH = 170, 74
-	gapX, gapY = 20, 56
-	margin     = 20
-	lineH      = 15
-)
-
-type placed struct {
-	name     string
-	lines    []string
-	kind     topology.Kind
-	x, y     int // top-left corner
-	children []*placed
-}
-
-// layout places a tree: leaves side by side, each parent centred over its
-// children, one row per level.
-func layout(topo *topology.Topology) (*placed, int, int) {
-	byParent := map[string][]*topology.Node{}
-	for _, n := range topo.Nodes {
-		byParent[parent(n)] = append(byParent[parent(n)], n)
-	}
-	root := &placed{name: topology.Internet, lines: []string{"internet", topo.Internet.String()}}
-	var build func(p *placed)
-	build = func(p *placed) {
-		for _, n := range byParent[p.name] {
-			c := &placed{name: n.Name, lines: label(n), kind: n.Kind}
-			p.children = append(p.children, c)
-			build(c)
-		}
-	}
-	build(root)
-	nextX, maxY := margin, 0
-	var place func(p *placed, depth int)
-	place = func(p *placed, depth int) {
-		p.y = margin + depth*(boxH+gapY)
-		maxY = max(maxY, p.y+boxH)
-		if len(p.children) == 0 {
-			p.x = nextX
-			nextX += boxW + gapX
-			return
-		}
-		for _, c := range p.children {
-			place(c, depth+1)
-		}
-		p.x = (p.children[0].x + p.children[len(p.children)-1].x) / 2
-	}
-	place(root, 0)
-	return root, max(nextX-gapX+margin, boxW+2*margin), maxY + margin
-}
+// lineH is the SVG picture's line height, in pixels.
+const lineH = 15
 
 var fills = map[topology.Kind]string{
 	"":                  "#e8f1fb",
@@ -165,36 +116,40 @@ var fills = map[topology.Kind]string{
 }
 
 func svg(w io.Writer, topo *topology.Topology) error {
-	root, width, height := layout(topo)
+	l := Place(topo, DefaultSizes)
 	var b strings.Builder
-	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n", width, height, width, height)
+	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n", l.Width, l.Height, l.Width, l.Height)
 	fmt.Fprintf(&b, "  <title>natlab lab %s</title>\n", html.EscapeString(topo.Name))
-	var edges, boxes strings.Builder
-	var draw func(p *placed)
-	draw = func(p *placed) {
-		for _, c := range p.children {
-			fmt.Fprintf(&edges, "  <line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\" stroke-width=\"1.5\"/>\n",
-				p.x+boxW/2, p.y+boxH, c.x+boxW/2, c.y)
-			draw(c)
+	for _, box := range l.Boxes {
+		if len(box.Up) == 0 {
+			continue
+		}
+		var pts []string
+		for _, p := range box.Up {
+			pts = append(pts, fmt.Sprintf("%d,%d", p.X, p.Y))
+		}
+		fmt.Fprintf(&b, "  <polyline points=\"%s\" fill=\"none\" stroke=\"#888\" stroke-width=\"1.5\"/>\n", strings.Join(pts, " "))
+	}
+	for _, box := range l.Boxes {
+		lines := []string{"internet", topo.Internet.String()}
+		if n := topo.Node(box.Name); n != nil {
+			lines = label(n)
 		}
 		rx := 6
-		if p.kind == "" {
+		if box.Kind == "" {
 			rx = 30
 		}
-		fmt.Fprintf(&boxes, "  <g><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"%d\" fill=\"%s\" stroke=\"#555\"/>\n", p.x, p.y, boxW, boxH, rx, fills[p.kind])
-		top := p.y + (boxH-len(p.lines)*lineH)/2 + lineH - 3
-		for i, line := range p.lines {
+		fmt.Fprintf(&b, "  <g><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"%d\" fill=\"%s\" stroke=\"#555\"/>\n", box.X, box.Y, box.W, box.H, rx, fills[box.Kind])
+		top := box.Y + (box.H-len(lines)*lineH)/2 + lineH - 3
+		for i, line := range lines {
 			weight := ""
 			if i == 0 {
 				weight = " font-weight=\"bold\""
 			}
-			fmt.Fprintf(&boxes, "    <text x=\"%d\" y=\"%d\" text-anchor=\"middle\"%s>%s</text>\n", p.x+boxW/2, top+i*lineH, weight, html.EscapeString(line))
+			fmt.Fprintf(&b, "    <text x=\"%d\" y=\"%d\" text-anchor=\"middle\"%s>%s</text>\n", box.X+box.W/2, top+i*lineH, weight, html.EscapeString(line))
 		}
-		boxes.WriteString("  </g>\n")
+		b.WriteString("  </g>\n")
 	}
-	draw(root)
-	b.WriteString(edges.String())
-	b.WriteString(boxes.String())
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -53,19 +54,44 @@ type State struct {
 	// TURN holds the lab's TURN credentials, made up at bring-up. They are
 	// kept in a file of their own that only root may read (LAB.secret).
 	TURN TURNCredentials `json:"-"`
+	// NATChanges are NAT behaviours changed on the running lab (natlab
+	// ui's switch between NAT types), by node. Topology applies them, so
+	// status and rules show what the kernel has.
+	NATChanges map[string]NATChange `json:"nat_changes,omitempty"`
+}
+
+// NATChange is the behaviour a NAT node was switched to.
+type NATChange struct {
+	Type      nat.Type      `json:"type,omitempty"`
+	Behaviour nat.Behaviour `json:"behaviour"`
+}
+
+// scenarioFile is the recorded scenario's name in messages.
+func (s *State) scenarioFile() string {
+	if strings.HasSuffix(s.Source, ".yaml") || strings.HasSuffix(s.Source, ".yml") {
+		return s.Source
+	}
+	return s.Name + ".yaml"
+}
+
+// ParseStep parses a step against the lab's nodes, as the scenario's own
+// steps are (topology.ParseStep).
+func (s *State) ParseStep(stepFile string, step []byte) (*topology.Step, error) {
+	return topology.ParseStep(s.scenarioFile(), s.Scenario, stepFile, step)
 }
 
 // Topology parses the recorded scenario again, under the lab's name.
 func (s *State) Topology() (*topology.Topology, error) {
-	file := s.Source
-	if !strings.HasSuffix(file, ".yaml") && !strings.HasSuffix(file, ".yml") {
-		file = s.Name + ".yaml"
-	}
-	topo, err := topology.Parse(file, s.Scenario)
+	topo, err := topology.Parse(s.scenarioFile(), s.Scenario)
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: its recorded scenario does not parse: %w", s.Name, err)
 	}
 	topo.Name = s.Name
+	for node, c := range s.NATChanges {
+		if n := topo.Node(node); n != nil && n.NAT != nil {
+			n.NAT.Type, n.NAT.Behaviour = c.Type, c.Behaviour
+		}
+	}
 	return topo, nil
 }
 

@@ -49,8 +49,15 @@ const (
 	chainTrack       = "track"
 	chainPermit      = "permit"
 	chainClash       = "clash"
-	chainForward     = "forward"
-	chainInput       = "input"
+	chainForward     = ChainForward
+	chainInput       = ChainInput
+)
+
+// The chains that hold the wall: what is forwarded through the NAT, and
+// what is addressed to it.
+const (
+	ChainForward = "forward"
+	ChainInput   = "input"
 )
 
 // randomAttempts is how many random ports a new mapping tries when its

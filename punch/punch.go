@@ -495,7 +495,9 @@ func KeepAlive(ctx context.Context, conn *net.UDPConn, peer netip.AddrPort, inte
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			conn.WriteToUDPAddrPort([]byte("NATLAB KEEPALIVE"), peer)
+			if _, err := conn.WriteToUDPAddrPort([]byte("NATLAB KEEPALIVE"), peer); errors.Is(err, net.ErrClosed) {
+				return
+			}
 		}
 	}
 }

@@ -213,3 +213,49 @@ func TestKeepAlive(t *testing.T) {
 		})
 	}
 }
+
+// A walk reaches the same verdict as Pair for each kind of cell of the
+// matrix, and says where the first packets were dropped.
+func TestWalk(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		ok   bool
+	}{
+		{"port-restricted-cone", "port-restricted-cone", true},
+		{"symmetric", "restricted-cone", true},
+		{"symmetric", "port-restricted-cone", false},
+		{"symmetric", "symmetric", false},
+	} {
+		t.Run(tc.a+"/"+tc.b, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, twoHomes("type: "+tc.a, "type: "+tc.b))
+			board := punch.NewBoard()
+			cfg := punch.Config{STUN: service.PlanFor(l.Topo.Node("stun")).STUNServer(), Session: "walk"}
+			w := punch.NewWalk(cfg, peer(t, l, "alice", board), peer(t, l, "bob", board))
+			var story []string
+			var last punch.WalkStep
+			for i := 1; i <= punch.WalkSteps; i++ {
+				st, err := w.Next(context.Background())
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if st.Number != i || st.Title == "" || len(st.Lines) == 0 {
+					t.Errorf("step %d came back as %+v", i, st)
+				}
+				story = append(story, st.Lines...)
+				last = st
+			}
+			text := strings.Join(story, "\n")
+			if !last.Done || last.OK != tc.ok {
+				t.Errorf("walk ended done=%v ok=%v, want ok=%v:\n%s", last.Done, last.OK, tc.ok, text)
+			}
+			// In every one of these cells alice's first packet meets bob's wall.
+			if !strings.Contains(text, "It never reaches bob: bob's NAT dropped it.") {
+				t.Errorf("the story does not tell of the first drop:\n%s", text)
+			}
+			if _, err := w.Next(context.Background()); err == nil || !w.Over() {
+				t.Error("a sixth step was taken")
+			}
+		})
+	}
+}

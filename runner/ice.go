@@ -9,7 +9,7 @@ import (
 	"github.com/natlab/natlab/topology"
 )
 
-func (r *run) ice(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) ice(ctx context.Context, s topology.Step) (StepResult, error) {
 	var servers []ice.Server
 	cred := r.st.TURN
 	for _, n := range r.topo.Nodes {

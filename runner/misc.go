@@ -19,7 +19,7 @@ import (
 	"github.com/natlab/natlab/tunnel"
 )
 
-func (r *run) wait(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) wait(ctx context.Context, s topology.Step) (StepResult, error) {
 	select {
 	case <-time.After(s.Duration):
 	case <-ctx.Done():
@@ -28,7 +28,7 @@ func (r *run) wait(ctx context.Context, s topology.Step) (StepResult, error) {
 	return StepResult{Expect: "ok", Observed: "ok", Pass: true, Detail: fmt.Sprintf("waited %v", s.Duration)}, nil
 }
 
-func (r *run) exec(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) exec(ctx context.Context, s topology.Step) (StepResult, error) {
 	n, err := r.node(s.Node)
 	if err != nil {
 		return StepResult{}, err
@@ -76,7 +76,7 @@ func (r *run) exec(ctx context.Context, s topology.Step) (StepResult, error) {
 }
 
 // table shows a NAT's translation table and checks its size.
-func (r *run) table(s topology.Step) (StepResult, error) {
+func (r *Session) table(s topology.Step) (StepResult, error) {
 	ns, err := namedns.Open(lab.NamespaceName(r.st.Name, s.Node))
 	if err != nil {
 		return StepResult{}, err
@@ -109,7 +109,7 @@ func (r *run) table(s topology.Step) (StepResult, error) {
 }
 
 // portmap asks the host's NAT for a forward by NAT-PMP.
-func (r *run) portmap(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) portmap(ctx context.Context, s topology.Step) (StepResult, error) {
 	host := r.topo.Node(s.From)
 	nat := r.topo.Node(host.Behind)
 	c, err := r.fresh(s.From, topology.FamilyIPv4)
@@ -135,7 +135,7 @@ func (r *run) portmap(ctx context.Context, s topology.Step) (StepResult, error) 
 
 // tunnel opens a reverse tunnel from the host through the relay; it stays
 // open until the end of the run.
-func (r *run) tunnel(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) tunnel(ctx context.Context, s topology.Step) (StepResult, error) {
 	n, err := r.node(s.From)
 	if err != nil {
 		return StepResult{}, err

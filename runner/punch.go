@@ -17,33 +17,11 @@ import (
 	"github.com/natlab/natlab/trace"
 )
 
-func (r *run) punch(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) punch(ctx context.Context, s topology.Step) (StepResult, error) {
 	a, b := s.Between[0], s.Between[1]
-	var peers [2]punch.Peer
-	board := punch.NewBoard()
-	for i, name := range s.Between {
-		c, err := r.fresh(name, s.Family)
-		if err != nil {
-			return StepResult{}, err
-		}
-		p := punch.Peer{Name: name, Conn: c, Local: netip.AddrPortFrom(r.address(name, s.Family), localPort(c)), Exchange: board}
-		if s.Rendezvous != "" {
-			hc, err := r.httpClient(name)
-			if err != nil {
-				return StepResult{}, err
-			}
-			p.Exchange = &rendezvous.Client{HTTP: hc, Base: r.plan(s.Rendezvous).RendezvousURL()}
-		}
-		peers[i] = p
-	}
-	cfg := punch.Config{
-		Session: fmt.Sprintf("%s-%d", r.st.Name, time.Now().UnixNano()),
-		Timeout: s.Timeout,
-		Predict: s.Predict,
-	}
-	// IPv6 needs no STUN: a host's own address is its public one.
-	if s.Family == topology.FamilyIPv4 {
-		cfg.STUN = r.plan(s.Server).STUNServer()
+	peers, cfg, err := r.punchPeers(s)
+	if err != nil {
+		return StepResult{}, err
 	}
 	var tracers map[string]*trace.Tracer
 	if s.Explain {
@@ -98,8 +76,54 @@ func reflexive(out *punch.Outcome) string {
 	return strings.Join(parts, ", ")
 }
 
+// punchPeers opens a fresh socket for each host of a punch step and
+// gives each a way to exchange endpoints: the step's rendezvous server,
+// reached from the host's node, or a board natlab passes them on with.
+func (r *Session) punchPeers(s topology.Step) ([2]punch.Peer, punch.Config, error) {
+	var peers [2]punch.Peer
+	board := punch.NewBoard()
+	for i, name := range s.Between {
+		c, err := r.fresh(name, s.Family)
+		if err != nil {
+			return peers, punch.Config{}, err
+		}
+		p := punch.Peer{Name: name, Conn: c, Local: netip.AddrPortFrom(r.address(name, s.Family), localPort(c)), Exchange: board}
+		if s.Rendezvous != "" {
+			hc, err := r.httpClient(name)
+			if err != nil {
+				return peers, punch.Config{}, err
+			}
+			p.Exchange = &rendezvous.Client{HTTP: hc, Base: r.plan(s.Rendezvous).RendezvousURL()}
+		}
+		peers[i] = p
+	}
+	cfg := punch.Config{
+		Session: fmt.Sprintf("%s-%d", r.st.Name, time.Now().UnixNano()),
+		Timeout: s.Timeout,
+		Predict: s.Predict,
+	}
+	// IPv6 needs no STUN: a host's own address is its public one.
+	if s.Family == topology.FamilyIPv4 {
+		cfg.STUN = r.plan(s.Server).STUNServer()
+	}
+	return peers, cfg, nil
+}
+
+// Walk prepares the punch of step s to be taken one step at a time
+// (punch.Walk), with the sockets and rendezvous the step would use.
+func (r *Session) Walk(s topology.Step) (*punch.Walk, error) {
+	if s.Kind != topology.StepPunch {
+		return nil, fmt.Errorf("a walk is a punch step taken slowly, not a %s step", s.Kind)
+	}
+	peers, cfg, err := r.punchPeers(s)
+	if err != nil {
+		return nil, err
+	}
+	return punch.NewWalk(cfg, peers[0], peers[1]), nil
+}
+
 // natsOf lists the NATs in front of the hosts, nearest first.
-func (r *run) natsOf(hosts []string) []string {
+func (r *Session) natsOf(hosts []string) []string {
 	var nats []string
 	seen := map[string]bool{}
 	for _, h := range hosts {
@@ -114,7 +138,7 @@ func (r *run) natsOf(hosts []string) []string {
 }
 
 // traceNATs starts a trace on every NAT in front of the hosts.
-func (r *run) traceNATs(hosts []string) map[string]*trace.Tracer {
+func (r *Session) traceNATs(hosts []string) map[string]*trace.Tracer {
 	tracers := map[string]*trace.Tracer{}
 	for _, nat := range r.natsOf(hosts) {
 		ns, err := namedns.Open(lab.NamespaceName(r.st.Name, nat))
@@ -166,7 +190,7 @@ func stopTracers(tracers map[string]*trace.Tracer) map[string][]string {
 }
 
 // tablesOf reads the tables of the NATs in front of the hosts.
-func (r *run) tablesOf(hosts []string) map[string]*nattable.Table {
+func (r *Session) tablesOf(hosts []string) map[string]*nattable.Table {
 	tables := map[string]*nattable.Table{}
 	for _, nat := range r.natsOf(hosts) {
 		ns, err := namedns.Open(lab.NamespaceName(r.st.Name, nat))

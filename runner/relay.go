@@ -12,12 +12,12 @@ import (
 	"github.com/natlab/natlab/upgrade"
 )
 
-func (r *run) relayConfig(server string, s topology.Step) relay.Config {
+func (r *Session) relayConfig(server string, s topology.Step) relay.Config {
 	cred := r.st.TURN
 	return relay.Config{Server: r.plan(server).TURN, Realm: cred.Realm, User: cred.User, Password: cred.Password, Timeout: s.Timeout}
 }
 
-func (r *run) relay(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) relay(ctx context.Context, s topology.Step) (StepResult, error) {
 	a, b := s.Between[0], s.Between[1]
 	ca, err := r.fresh(a, topology.FamilyIPv4)
 	if err != nil {
@@ -47,7 +47,7 @@ func (r *run) relay(ctx context.Context, s topology.Step) (StepResult, error) {
 
 // upgrade relays first, over TURN over TCP, and moves to a direct path if
 // a punch beside it finds one.
-func (r *run) upgrade(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) upgrade(ctx context.Context, s topology.Step) (StepResult, error) {
 	board := punch.NewBoard()
 	var peers [2]upgrade.Peer
 	for i, name := range s.Between {

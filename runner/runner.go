@@ -69,12 +69,8 @@ type Options struct {
 // Run runs every step of topo on the lab st describes and returns the
 // report. It stops early only if ctx is cancelled.
 func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts Options) (*Report, error) {
-	bg, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
-	r := &run{st: st, topo: topo, bg: bg, nodes: map[string]*nodenet.Node{}, socks: map[sockKey]*net.UDPConn{},
-		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{},
-		paths: map[[3]string]path{}, forwards: map[forwardKey]netip.AddrPort{}}
-	defer r.close()
+	sess := New(st, topo)
+	defer sess.Close()
 	rep := &Report{Lab: st.Name, Source: st.Source, Started: time.Now(), Passed: true}
 	for i, step := range topo.Steps {
 		if err := ctx.Err(); err != nil {
@@ -84,13 +80,8 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 		if opts.Started != nil {
 			opts.Started(i, step)
 		}
-		start := time.Now()
-		res := r.step(ctx, step)
-		res.Index, res.Name, res.Kind = i, step.Name, step.Kind
-		res.Duration = time.Since(start)
-		if ctx.Err() != nil && !res.Pass {
-			res.Observed, res.Reason = "interrupted", "the run was interrupted"
-		}
+		res := sess.Step(ctx, step)
+		res.Index = i
 		rep.Steps = append(rep.Steps, res)
 		rep.Passed = rep.Passed && res.Pass
 		if opts.Finished != nil {
@@ -101,17 +92,21 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 	return rep, ctx.Err()
 }
 
-// run is the state of one run: handles on nodes, the sockets steps share,
-// and what steps learnt that later steps use.
-type run struct {
+// Session runs steps one at a time against a lab, keeping what steps
+// share between them: handles on nodes, the sockets steps share, and what
+// steps learnt that later steps use (a punched path, a forwarded port).
+// Run uses one for a whole scenario; natlab ui keeps one for as long as it
+// serves a lab. Its methods may be called from several goroutines.
+type Session struct {
 	st   *labstate.State
 	topo *topology.Topology
-	// bg lives as long as the run: keepalives and tunnels started by
+	// bg lives as long as the session: keepalives and tunnels started by
 	// steps use it.
-	bg    context.Context
-	mu    sync.Mutex
-	nodes map[string]*nodenet.Node
-	socks map[sockKey]*net.UDPConn
+	bg     context.Context
+	stopBg context.CancelFunc
+	mu     sync.Mutex
+	nodes  map[string]*nodenet.Node
+	socks  map[sockKey]*net.UDPConn
 	// seen[{a, b}] is where a last saw b's packets come from.
 	seen map[[2]string]netip.AddrPort
 	// directRTT[{a, b}] is the RTT of a punched path, to compare relays
@@ -123,8 +118,49 @@ type run struct {
 	// forwards are public endpoints a host obtained for one of its ports
 	// (by NAT-PMP or a tunnel), where sends to that port go.
 	forwards map[forwardKey]netip.AddrPort
-	// closers run at the end of the run.
+	// closers run when the session closes.
 	closers []func() error
+}
+
+// New starts a session on the lab st describes, whose topology is topo
+// (st.Topology() or a scenario file's, which must describe the same lab).
+func New(st *labstate.State, topo *topology.Topology) *Session {
+	bg, stop := context.WithCancel(context.Background())
+	return &Session{st: st, topo: topo, bg: bg, stopBg: stop, nodes: map[string]*nodenet.Node{}, socks: map[sockKey]*net.UDPConn{},
+		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{},
+		paths: map[[3]string]path{}, forwards: map[forwardKey]netip.AddrPort{}}
+}
+
+// Step runs one step and says what it did. Index is left 0 for the caller
+// to set.
+func (r *Session) Step(ctx context.Context, step topology.Step) StepResult {
+	start := time.Now()
+	res := r.step(ctx, step)
+	res.Name, res.Kind = step.Name, step.Kind
+	res.Duration = time.Since(start)
+	if ctx.Err() != nil && !res.Pass {
+		res.Observed, res.Reason = "interrupted", "the run was interrupted"
+	}
+	return res
+}
+
+// Forget drops what the session learnt about paths through the NATs
+// (punched paths, where peers were seen, forwarded ports) and closes the
+// sockets behind them: after a NAT's rules change, none of it holds.
+func (r *Session) Forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.paths {
+		p.conn.Close()
+	}
+	clear(r.paths)
+	clear(r.seen)
+	clear(r.directRTT)
+	clear(r.forwards)
+	for k, c := range r.socks {
+		c.Close()
+		delete(r.socks, k)
+	}
 }
 
 type sockKey struct {
@@ -146,7 +182,10 @@ type forwardKey struct {
 	port  uint16
 }
 
-func (r *run) close() {
+// Close stops what the session's steps started in the background and
+// closes its sockets.
+func (r *Session) Close() {
+	r.stopBg()
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		r.closers[i]()
 	}
@@ -158,7 +197,7 @@ func (r *run) close() {
 	}
 }
 
-func (r *run) node(name string) (*nodenet.Node, error) {
+func (r *Session) node(name string) (*nodenet.Node, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n, ok := r.nodes[name]; ok {
@@ -175,10 +214,15 @@ func (r *run) node(name string) (*nodenet.Node, error) {
 // socket returns node's shared UDP socket on port, opening it the first
 // time: steps that name the same node and port talk through one socket,
 // as one application would.
-func (r *run) socket(node string, port uint16, family string) (*net.UDPConn, error) {
+func (r *Session) socket(node string, port uint16, family string) (*net.UDPConn, error) {
 	key := sockKey{node, port, family}
 	r.mu.Lock()
 	c, ok := r.socks[key]
+	if !ok {
+		// A step's own socket on that port, such as a punch's, is the
+		// one that holds the port's mappings.
+		c, ok = r.socks[sockKey{node, port, family + "-fresh"}]
+	}
 	r.mu.Unlock()
 	if ok {
 		return c, nil
@@ -203,7 +247,7 @@ func (r *run) socket(node string, port uint16, family string) (*net.UDPConn, err
 
 // fresh opens a new UDP socket on a free port in node, for steps that
 // must not share state with others; the run closes it at the end.
-func (r *run) fresh(node, family string) (*net.UDPConn, error) {
+func (r *Session) fresh(node, family string) (*net.UDPConn, error) {
 	n, err := r.node(node)
 	if err != nil {
 		return nil, err
@@ -224,7 +268,7 @@ func (r *run) fresh(node, family string) (*net.UDPConn, error) {
 }
 
 // address is node's first address of the family.
-func (r *run) address(node, family string) netip.Addr {
+func (r *Session) address(node, family string) netip.Addr {
 	n := r.topo.Node(node)
 	if family == topology.FamilyIPv6 {
 		return n.Addresses6[0]
@@ -235,7 +279,7 @@ func (r *run) address(node, family string) netip.Addr {
 func localPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
 
 // httpClient makes HTTP requests whose connections start in node.
-func (r *run) httpClient(node string) (*http.Client, error) {
+func (r *Session) httpClient(node string) (*http.Client, error) {
 	n, err := r.node(node)
 	if err != nil {
 		return nil, err
@@ -246,7 +290,7 @@ func (r *run) httpClient(node string) (*http.Client, error) {
 // outermost returns the public address of the NAT chain node sits behind
 // (its own address on the internet if it sits there). IPv6 has no NAT:
 // a node's IPv6 address is public.
-func (r *run) outermost(node, family string) netip.Addr {
+func (r *Session) outermost(node, family string) netip.Addr {
 	n := r.topo.Node(node)
 	if family == topology.FamilyIPv6 {
 		return n.Addresses6[0]
@@ -257,7 +301,7 @@ func (r *run) outermost(node, family string) netip.Addr {
 	return n.Addresses[0]
 }
 
-func (r *run) step(ctx context.Context, s topology.Step) StepResult {
+func (r *Session) step(ctx context.Context, s topology.Step) StepResult {
 	var res StepResult
 	var err error
 	switch s.Kind {

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -16,10 +19,13 @@ const silence = time.Second
 
 // send sends one UDP packet (or opens one TCP connection) and sees whether
 // it arrives.
-func (r *run) send(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) send(ctx context.Context, s topology.Step) (StepResult, error) {
 	receiver, port, dest, err := r.resolveSend(s)
 	if err != nil {
 		return StepResult{}, err
+	}
+	if receiver == "" {
+		return r.knock(ctx, s, dest)
 	}
 	if s.Proto == topology.TCP {
 		return r.sendTCP(ctx, s, receiver, port, dest)
@@ -63,7 +69,7 @@ func seenAs(s topology.Step, from netip.AddrPort, res StepResult) StepResult {
 }
 
 // punched returns a's end of a path a punch opened to b.
-func (r *run) punched(a, b, family string) (path, bool) {
+func (r *Session) punched(a, b, family string) (path, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, ok := r.paths[[3]string{a, b, family}]
@@ -73,7 +79,7 @@ func (r *run) punched(a, b, family string) (path, bool) {
 // sendSockets are the sockets a UDP send uses: the two ends of a punched
 // path between the nodes if there is one, else each node's socket on the
 // step's port.
-func (r *run) sendSockets(s topology.Step, receiver string, port uint16) (out, in *net.UDPConn, err error) {
+func (r *Session) sendSockets(s topology.Step, receiver string, port uint16) (out, in *net.UDPConn, err error) {
 	pa, okA := r.punched(s.From, receiver, s.Family)
 	pb, okB := r.punched(receiver, s.From, s.Family)
 	if okA && okB {
@@ -96,7 +102,7 @@ func (r *run) sendSockets(s topology.Step, receiver string, port uint16) (out, i
 // address (its own on the internet or over IPv6, its outermost NAT's
 // behind NATs) at the port. To an address, the node that owns it, or that
 // a NAT forwards it to, is the receiver.
-func (r *run) resolveSend(s topology.Step) (receiver string, port uint16, dest netip.AddrPort, err error) {
+func (r *Session) resolveSend(s topology.Step) (receiver string, port uint16, dest netip.AddrPort, err error) {
 	if s.To != "" {
 		r.mu.Lock()
 		fwd, forwarded := r.forwards[forwardKey{s.To, s.Proto, s.Port}]
@@ -131,13 +137,17 @@ func (r *run) resolveSend(s topology.Step) (receiver string, port uint16, dest n
 				}
 			}
 			r.mu.Lock()
-			defer r.mu.Unlock()
 			for k, fwd := range r.forwards {
 				if fwd == dest && k.proto == s.Proto {
+					r.mu.Unlock()
 					return k.node, k.port, dest, nil
 				}
 			}
-			return "", 0, dest, fmt.Errorf("%v is %s's public address, which forwards no %s port %d to a node", dest.Addr(), n.Name, s.Proto, dest.Port())
+			r.mu.Unlock()
+			// Whoever holds the public port in the NAT's table now: the
+			// knock of the story's third act, on an opening or not.
+			owner, port, err := r.holder(n, s.Proto, dest)
+			return owner, port, dest, err
 		}
 		return n.Name, dest.Port(), dest, nil
 	}
@@ -165,7 +175,7 @@ func awaitPayload(ctx context.Context, c *net.UDPConn, payload string, wait time
 	}
 }
 
-func (r *run) sendTCP(ctx context.Context, s topology.Step, receiver string, port uint16, dest netip.AddrPort) (StepResult, error) {
+func (r *Session) sendTCP(ctx context.Context, s topology.Step, receiver string, port uint16, dest netip.AddrPort) (StepResult, error) {
 	rn, err := r.node(receiver)
 	if err != nil {
 		return StepResult{}, err
@@ -206,5 +216,99 @@ func (r *run) sendTCP(ctx context.Context, s topology.Step, receiver string, por
 		return seenAs(s, src, res), nil
 	case <-time.After(silence):
 		return verdict(s, "dropped", StepResult{Detail: fmt.Sprintf("%s -> %v connected, but not to %s:%d", s.From, dest, receiver, port)}), nil
+	}
+}
+
+// holder finds who holds public endpoint dest of NAT n: the node behind
+// it whose private endpoint a mapping or a translated flow of its table
+// links to dest, and that endpoint's port. With no such row, the receiver
+// is "": nobody behind the NAT can receive the packet.
+func (r *Session) holder(n *topology.Node, proto topology.Protocol, dest netip.AddrPort) (string, uint16, error) {
+	ns, err := namedns.Open(lab.NamespaceName(r.st.Name, n.Name))
+	if err != nil {
+		return "", 0, err
+	}
+	defer ns.Close()
+	t, err := nattable.Read(ns.Fd(), n.Addresses[0])
+	if err != nil {
+		return "", 0, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	var private netip.AddrPort
+	for _, m := range t.Mappings {
+		if m.Public == dest && proto == topology.UDP {
+			private = m.Private
+		}
+	}
+	for _, f := range t.Flows {
+		if f.Public == dest && f.Proto == string(proto) && !private.IsValid() {
+			private = f.Private
+		}
+	}
+	if !private.IsValid() {
+		return "", 0, nil
+	}
+	for _, c := range r.topo.Nodes {
+		if c.Behind == n.Name && slices.Contains(c.Addresses, private.Addr()) {
+			if c.NAT != nil {
+				return "", 0, fmt.Errorf("%v leads to %s, another NAT: send to the node behind it instead", dest, c.Name)
+			}
+			return c.Name, private.Port(), nil
+		}
+	}
+	return "", 0, fmt.Errorf("%v leads to %v, which is no node of the lab", dest, private)
+}
+
+// knock sends to a public endpoint of a NAT that nobody behind it holds,
+// and reads the NAT's wall counters to see the packet dropped.
+func (r *Session) knock(ctx context.Context, s topology.Step, dest netip.AddrPort) (StepResult, error) {
+	var nat *topology.Node
+	for _, n := range r.topo.Nodes {
+		if n.NAT != nil && slices.Contains(n.Addresses, dest.Addr()) {
+			nat = n
+		}
+	}
+	ns, err := namedns.Open(lab.NamespaceName(r.st.Name, nat.Name))
+	if err != nil {
+		return StepResult{}, err
+	}
+	defer ns.Close()
+	before, err := nattable.WallDrops(ns.Fd())
+	if err != nil {
+		return StepResult{}, fmt.Errorf("node %s: %w", nat.Name, err)
+	}
+	if s.Proto == topology.TCP {
+		sn, err := r.node(s.From)
+		if err != nil {
+			return StepResult{}, err
+		}
+		dctx, cancel := context.WithTimeout(ctx, silence)
+		if c, err := sn.DialContext(dctx, "tcp4", dest.String()); err == nil {
+			c.Close()
+		}
+		cancel()
+	} else {
+		out, err := r.fresh(s.From, s.Family)
+		if err != nil {
+			return StepResult{}, err
+		}
+		if _, err := out.WriteToUDPAddrPort([]byte(fmt.Sprintf("natlab knock from %s", s.From)), dest); err != nil {
+			return verdict(s, "dropped", StepResult{Reason: err.Error(), Detail: fmt.Sprintf("%s could not send to %v", s.From, dest)}), nil
+		}
+	}
+	// The counter rises as the packet meets the wall, well within the
+	// time a send waits for a packet to arrive.
+	deadline := time.Now().Add(silence)
+	for {
+		after, err := nattable.WallDrops(ns.Fd())
+		if err != nil {
+			return StepResult{}, fmt.Errorf("node %s: %w", nat.Name, err)
+		}
+		if after > before {
+			return verdict(s, "dropped", StepResult{Detail: fmt.Sprintf("%s -> %v: no row of %s's table holds that public port, and its wall dropped the packet", s.From, dest, nat.Name)}), nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return verdict(s, "lost", StepResult{Detail: fmt.Sprintf("%s -> %v: no row of %s's table holds that public port, yet its wall did not count the packet", s.From, dest, nat.Name)}), nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -13,12 +13,12 @@ import (
 	"github.com/natlab/natlab/topology"
 )
 
-func (r *run) plan(server string) service.Plan { return service.PlanFor(r.topo.Node(server)) }
+func (r *Session) plan(server string) service.Plan { return service.PlanFor(r.topo.Node(server)) }
 
 // stun asks the STUN server for the sender's public endpoint; asks several
 // servers from one socket and compares what they saw; or, when the step
 // expects a classification, runs RFC 5780 discovery.
-func (r *run) stun(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) stun(ctx context.Context, s topology.Step) (StepResult, error) {
 	if c := s.Expect.Classification; c != nil {
 		return r.classify(ctx, s, c)
 	}
@@ -71,7 +71,7 @@ func (r *run) stun(ctx context.Context, s topology.Step) (StepResult, error) {
 	return verdict(s, observed, res), nil
 }
 
-func (r *run) classify(ctx context.Context, s topology.Step, c *topology.Classification) (StepResult, error) {
+func (r *Session) classify(ctx context.Context, s topology.Step, c *topology.Classification) (StepResult, error) {
 	n, err := r.node(s.From)
 	if err != nil {
 		return StepResult{}, err
@@ -103,7 +103,7 @@ func matchClassification(want *topology.Classification, got *classify.Result) (b
 	return len(wrong) == 0, strings.Join(wrong, "; ")
 }
 
-func (r *run) remember(at, from string, addr netip.AddrPort) {
+func (r *Session) remember(at, from string, addr netip.AddrPort) {
 	r.mu.Lock()
 	r.seen[[2]string{at, from}] = addr
 	r.mu.Unlock()

@@ -148,13 +148,7 @@ func mebibytes(n int64) string {
 //	exec     node (or internet), command (a string for sh -c, or a
 //	         list), timeout (30s), expect: ok or fail
 func Parse(filename string, data []byte) (*Topology, error) {
-	p := &parser{
-		file:    filename,
-		topo:    &Topology{Source: filename, Internet: DefaultInternet},
-		byName:  make(map[string]*nodeSpec),
-		inetOK:  true,
-		inetPos: Position{File: filename},
-	}
+	p := newParser(filename)
 	if root := decodeYAML(filename, data, &p.errs); root != nil {
 		p.scenario(root)
 	}
@@ -166,6 +160,44 @@ func Parse(filename string, data []byte) (*Topology, error) {
 		p.topo.index[n.Name] = n
 	}
 	return p.topo, nil
+}
+
+func newParser(filename string) *parser {
+	return &parser{
+		file:    filename,
+		topo:    &Topology{Source: filename, Internet: DefaultInternet},
+		byName:  make(map[string]*nodeSpec),
+		inetOK:  true,
+		inetPos: Position{File: filename},
+	}
+}
+
+// ParseStep parses one step, written as an item of steps: would be (YAML
+// or JSON, which is YAML too), against the nodes of the scenario in
+// scenario. It is how natlab checks a step that comes from elsewhere than
+// the file, such as an action taken in natlab ui, exactly as it checks the
+// file's own. stepFile names the step's source in messages; the errors
+// are an ErrorList.
+func ParseStep(scenarioFile string, scenario []byte, stepFile string, step []byte) (*Step, error) {
+	p := newParser(scenarioFile)
+	if root := decodeYAML(scenarioFile, scenario, &p.errs); root != nil {
+		p.scenario(root)
+	}
+	if err := p.errs.Err(); err != nil {
+		return nil, err
+	}
+	v := decodeYAML(stepFile, step, &p.errs)
+	if v == nil {
+		return nil, p.errs.Err()
+	}
+	s, ok := p.readStep(v, "step")
+	if err := p.errs.Err(); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrorList{{Pos: Position{File: stepFile}, Msg: "not a step"}}
+	}
+	return s, nil
 }
 
 // parser holds the state of one Parse call.

@@ -3,6 +3,7 @@ package topology
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,44 @@ func TestStepValues(t *testing.T) {
 	}
 	if s := topo.Steps[1]; s.Kind != StepPunch || s.Server != "stun" || s.Rendezvous != "" {
 		t.Errorf("punch without a rendezvous server: %+v", s)
+	}
+}
+
+func TestParseStep(t *testing.T) {
+	scenario := []byte(`
+nodes:
+  stun:  {kind: server, services: [stun]}
+  nat:   {kind: nat}
+  alice: {kind: host, behind: nat}
+  bob:   {kind: host, behind: nat}
+`)
+	for _, tc := range []struct {
+		step string
+		want string // the step's name, or the error
+	}{
+		{`{"send": {"from": "alice", "to": "stun"}}`, "send alice -> stun"},
+		{`{punch: {between: [alice, bob]}}`, "punch alice bob"},
+		{`{"stun": {"from": "alice"}}`, "stun from alice"},
+		{`{"send": {"from": "carol", "to": "stun"}}`, `action:1:19: step.send.from: no node named "carol"; the hosts and servers are alice, bob, stun`},
+		{`{"send": {"from": "alice"}}`, "action:1:2: step.send: missing to"},
+		{`{"relay": {"between": [alice, bob]}}`, "action:1:2: step.relay: relay needs a server with services: [turn]"},
+		{`[1, 2]`, "action:1:1: step: want a step"},
+		{`{"send": `, "action:1:"},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			s, err := ParseStep("lab.yaml", scenario, "action", []byte(tc.step))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			} else {
+				got = s.Name
+			}
+			if !strings.HasPrefix(got, tc.want) {
+				t.Errorf("ParseStep(%s) = %q, want it to start %q", tc.step, got, tc.want)
+			}
+		})
+	}
+	if _, err := ParseStep("lab.yaml", []byte("nodes: 3"), "action", []byte(`{wait: 1s}`)); err == nil || !strings.HasPrefix(err.Error(), "lab.yaml:1:8:") {
+		t.Errorf("a scenario that does not parse: err = %v, want its own position", err)
 	}
 }

@@ -10,6 +10,7 @@ package trace
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -34,6 +35,10 @@ const (
 	Dropped Kind = "dropped"
 	// Local packets were addressed to the NAT itself and taken in.
 	Local Kind = "to the NAT"
+	// NoRoute is the Rule of a packet that came in for another address
+	// and never left: the NAT had no route for it (a private address of
+	// another network, say), so the kernel dropped it.
+	NoRoute = "no route: the NAT cannot forward to that address"
 	// Sent packets came from the NAT itself.
 	Sent Kind = "from the NAT"
 )
@@ -93,7 +98,10 @@ const (
 
 // Tracer traces one NAT node.
 type Tracer struct {
-	nsFd   int
+	nsFd int
+	// local are the namespace's own addresses: a packet for one of them
+	// that does not leave was taken in, any other was dropped.
+	local  map[netip.Addr]bool
 	log    *nflogConn
 	ifname map[uint32]string
 	events chan Event
@@ -107,7 +115,7 @@ const pairWindow = 300 * time.Millisecond
 
 // Start begins tracing the NAT whose namespace is open as nsFd.
 func Start(nsFd int) (*Tracer, error) {
-	t := &Tracer{nsFd: nsFd, ifname: map[uint32]string{}, events: make(chan Event, 1024), done: make(chan struct{})}
+	t := &Tracer{nsFd: nsFd, ifname: map[uint32]string{}, local: map[netip.Addr]bool{}, events: make(chan Event, 1024), done: make(chan struct{})}
 	h, err := netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, err
@@ -119,6 +127,20 @@ func Start(nsFd int) (*Tracer, error) {
 	}
 	for _, l := range links {
 		t.ifname[uint32(l.Attrs().Index)] = l.Attrs().Name
+	}
+	h, err = netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
+	h.Close()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+			t.local[ip] = true
+		}
 	}
 	if t.log, err = dialNFLOG(nsFd, natrules.LogGroup); err != nil {
 		return nil, err
@@ -188,6 +210,8 @@ func (t *Tracer) delTable() error {
 	return conn.Flush()
 }
 
+var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
 type pending struct {
 	at  logged
 	pkt Packet
@@ -211,7 +235,11 @@ func (t *Tracer) loop() {
 				return
 			}
 			if ok {
-				emit(Event{Time: p.at.time, Kind: Local, In: t.ifname[p.at.in], Before: p.pkt})
+				e := Event{Time: p.at.time, Kind: Local, In: t.ifname[p.at.in], Before: p.pkt}
+				if dst := p.pkt.Dst.Addr(); !t.local[dst] && !dst.IsMulticast() && dst != netip.IPv4Unspecified() && dst != broadcast {
+					e.Kind, e.Rule = Dropped, NoRoute
+				}
+				emit(e)
 				delete(waiting, order[0])
 			}
 			order = order[1:]

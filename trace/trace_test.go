@@ -175,3 +175,31 @@ func TestPcapReadsBack(t *testing.T) {
 		t.Errorf("tcpdump -r: %v\n%s", err, out)
 	}
 }
+
+// A packet for an address the NAT has no route to is dropped by the
+// kernel, not taken in by the NAT.
+func TestTraceNoRoute(t *testing.T) {
+	l := labtest.Up(t, scenario)
+	ns, err := namedns.Open(l.Namespace("nat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tr, err := trace.Start(ns.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	h := l.UDP("h1", ":5000")
+	h.Send(netip.MustParseAddrPort("10.9.9.9:7"), "anyone?")
+	for _, e := range collect(tr, time.Second) {
+		if e.Before.Dst.String() != "10.9.9.9:7" {
+			continue
+		}
+		if e.Kind != trace.Dropped || e.Rule != trace.NoRoute || e.In != "lan0" {
+			t.Errorf("the packet to 10.9.9.9: %v, want dropped for want of a route", e)
+		}
+		return
+	}
+	t.Error("the packet to 10.9.9.9 was not traced")
+}

@@ -1,0 +1,63 @@
+package lab_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/nat"
+)
+
+// A full-cone NAT switched to symmetric in place: the old mapping is
+// gone, a new destination gets a new public endpoint, the packet the full
+// cone let in is dropped, and the record says what the kernel has.
+func TestSwitchNAT(t *testing.T) {
+	t.Parallel()
+	l := natLab(t, "type: full-cone")
+	s := openServers(l)
+	h := l.UDP("h1", ":40000")
+	before := s.seen(t, h, s.a1p1)
+	s.a2p2.Send(before, "full cone lets anyone in")
+	h.Expect("full cone lets anyone in", arrival)
+
+	n, err := lab.SwitchNAT(l.Topo.Name, "nat", nat.Symmetric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.NAT.Type != nat.Symmetric || n.NAT.Behaviour.Ports != nat.PortRandom {
+		t.Errorf("switched node is %v %v, want symmetric with random ports", n.NAT.Type, n.NAT.Behaviour)
+	}
+	s.a2p2.Send(before, "after the switch")
+	if h.Arrives("after the switch", silence) {
+		t.Error("after the switch to symmetric, a stranger's packet to the old full-cone mapping got in")
+	}
+	first := s.seen(t, h, s.a1p1)
+	other := s.seen(t, h, s.a2p1)
+	if first == other {
+		t.Errorf("after the switch both destinations saw %v; a symmetric NAT maps each destination apart", first)
+	}
+
+	st, err := labstate.Load(l.Topo.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topo.Node("nat").NAT.Type; got != nat.Symmetric {
+		t.Errorf("the record's topology has the NAT as %q, want symmetric", got)
+	}
+	rs, err := lab.Rules(topo.Node("nat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rs.String(), "random") && !strings.Contains(rs.String(), "numgen") {
+		t.Errorf("the recorded NAT's rules allocate no random ports:\n%v", rs)
+	}
+
+	if _, err := lab.SwitchNAT(l.Topo.Name, "h1", nat.FullCone); err == nil || !strings.Contains(err.Error(), "not a NAT") {
+		t.Errorf("switching a host: err = %v, want one saying it is not a NAT", err)
+	}
+}

@@ -1,0 +1,49 @@
+package nattable
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+
+	"github.com/natlab/natlab/natrules"
+)
+
+// WallDrops reads how many packets the wall of the NAT whose namespace is
+// open as nsFd has dropped: the counters of natlab's rules that drop
+// unsolicited packets (natrules.DropInput and DropForward), summed.
+func WallDrops(nsFd int) (uint64, error) {
+	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
+	if err != nil {
+		return 0, err
+	}
+	table := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
+	var total uint64
+	// The wall's rules are in these two chains; the others hold
+	// expressions google/nftables cannot read back.
+	for _, name := range []string{natrules.ChainForward, natrules.ChainInput} {
+		ch := &nftables.Chain{Name: name, Table: table}
+		rules, err := conn.GetRules(table, ch)
+		if err != nil {
+			return 0, fmt.Errorf("list the rules of chain %s: %w", name, err)
+		}
+		for _, r := range rules {
+			var packets uint64
+			wall := false
+			for _, e := range r.Exprs {
+				switch e := e.(type) {
+				case *expr.Counter:
+					packets = e.Packets
+				case *expr.Log:
+					p := strings.TrimRight(string(e.Data), "\x00")
+					wall = p == natrules.DropInput || p == natrules.DropForward
+				}
+			}
+			if wall {
+				total += packets
+			}
+		}
+	}
+	return total, nil
+}
