@@ -4,12 +4,15 @@
 GO = $(shell scripts/go.sh)
 export CGO_ENABLED := 0
 
-.PHONY: all build deps demo test lint fuzz bench clean
+.PHONY: all build deps test-deps demo test lint fuzz bench clean
 
 all: build
 
 deps:
-	@scripts/deps.sh >/dev/null
+	@scripts/deps.sh demo >/dev/null
+
+test-deps:
+	@scripts/deps.sh test >/dev/null
 
 build: deps
 	$(GO) build -o bin/natlab ./cmd/natlab
@@ -21,7 +24,7 @@ demo: build
 
 # Everything CI checks: formatting, vet, staticcheck, unit tests and, as
 # root, the integration tests on real namespaces, and a short fuzz run.
-test: deps lint
+test: test-deps lint
 	$(GO) test -count=1 -parallel 8 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 

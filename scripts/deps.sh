@@ -1,13 +1,24 @@
 #!/bin/sh
-# Installs the Debian packages natlab's demo and tests use, and nothing
-# that is already there: iproute2 and nftables (ip and nft, the independent
-# tools the tests cross-check natlab with), conntrack and iputils-ping (the
-# demo shows the translation table and pings through a NAT), curl and unzip
-# (scripts/go.sh fetches Go with them when it is missing).
+# Installs the Debian packages natlab needs, and nothing that is already
+# there. For the demo (the default): iproute2 and nftables, conntrack and
+# iputils-ping (the demo shows the translation table and pings through a
+# NAT), curl and unzip (scripts/go.sh fetches Go with them when it is
+# missing). With "test", also what the tests cross-check natlab with:
+# tcpdump and natpmpc, and chromium for natlab ui's browser tests.
+#
+#   scripts/deps.sh [demo|test]
 set -eu
 cd "$(dirname "$0")/.."
 
 packages="iproute2 nftables conntrack iputils-ping curl unzip ca-certificates"
+case "${1:-demo}" in
+demo) ;;
+test) packages="$packages tcpdump natpmpc chromium" ;;
+*)
+	echo "usage: scripts/deps.sh [demo|test]" >&2
+	exit 2
+	;;
+esac
 
 missing=""
 for p in $packages; do

@@ -112,6 +112,7 @@ A lab is described by a scenario file; natlab ships a library of them
 		newTraceCmd(),
 		newGraphCmd(),
 		newTourCmd(),
+		newUICmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -1,10 +1,13 @@
 package cli_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -384,5 +387,62 @@ func TestGraphAndTableAndTrace(t *testing.T) {
 	}
 	if r := run(t, "table", name, "phone"); r.code != 2 {
 		t.Errorf("table of a host: exit %d", r.code)
+	}
+}
+
+// natlab ui brings a scenario up, serves its page with the token it
+// prints, and on Ctrl-C stops and takes the lab down.
+func TestUICommand(t *testing.T) {
+	for _, args := range [][]string{{"ui", "--listen", "nonsense"}, {"ui", "a", "b"}, {"ui", "no-such-scenario"}} {
+		if r := run(t, args...); r.code != 2 || !strings.Contains(r.stderr, "natlab") {
+			t.Errorf("natlab %v: exit %d, %q; want a usage error", args, r.code, r.stderr)
+		}
+	}
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	cmd := exec.Command(natlab, "ui", "act1-address-problem", "--name", name, "--listen", "127.0.0.1:0", "--token", "tok")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			run(t, "down", name)
+		}
+	}()
+	lines := bufio.NewScanner(stdout)
+	var url string
+	for url == "" && lines.Scan() {
+		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "http://127.0.0.1:") {
+			url = l
+		}
+	}
+	if !strings.HasSuffix(url, "/?token=tok") {
+		t.Fatalf("natlab ui printed no URL with the token; stderr %q", stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+	base := strings.TrimSuffix(url, "/?token=tok")
+	resp, err := http.Get(base + "/api/state?token=tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"lab":"`+name+`"`) {
+		t.Errorf("state: %d %s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get(base + "/api/state"); err != nil || resp.StatusCode != 401 {
+		t.Errorf("state without the token: %v %v", resp.Status, err)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("natlab ui after Ctrl-C: %v; stderr %q", err, stderr.String())
+	}
+	if left, _ := filepath.Glob("/run/netns/natlab-" + name + "-*"); len(left) > 0 {
+		t.Errorf("natlab ui left %v behind", left)
 	}
 }

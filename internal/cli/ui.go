@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/ui"
+)
+
+// defaultUIAddr is where natlab ui listens unless told otherwise; when
+// the port is taken it takes any free one.
+const defaultUIAddr = "127.0.0.1:7780"
+
+func newUICmd() *cobra.Command {
+	var listen, token, name string
+	cmd := &cobra.Command{
+		Use:   "ui [LAB|FILE|NAME]",
+		Short: "A live web view of a lab: packets, rewrites, tables, drops, and buttons that act for real",
+		Long: `Serve a web page that shows a running lab as the story draws it: its
+devices, every packet crossing each NAT with its addresses before and after
+the rewrite, each NAT's live translation table, and the packets dropped at
+the wall with the reason. Buttons act on the lab for real, in the kernel:
+send a packet, knock on a NAT from outside, ask STUN, walk a hole punch
+step by step, switch a NAT to another type (its rules are replaced in
+place), run ICE or a TURN relay.
+
+LAB is a running lab. FILE or NAME (a built-in scenario) is brought up
+first and taken down when natlab ui stops. With no argument, the one lab
+that is up is shown.
+
+The page listens on 127.0.0.1 and needs the token in the URL natlab ui
+prints, as Jupyter does; several browsers can watch at once. To show it to
+a class from another machine, listen on another address (--listen
+0.0.0.0:7780): anyone who has the URL can then act on the lab.`,
+		Example: `  sudo natlab ui act5-the-trick
+  sudo natlab up symmetric && sudo natlab ui symmetric
+  sudo natlab ui scenarios/full-cone.yaml --listen 127.0.0.1:8080`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			addr, explicit := listen, cmd.Flags().Changed("listen")
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				return usageError("--listen %q: want HOST:PORT, such as 127.0.0.1:7780", addr)
+			}
+			if name != "" {
+				if err := checkLabName(name); err != nil {
+					return err
+				}
+			}
+			labName, sc, err := uiTarget(a, name)
+			if err != nil {
+				return err
+			}
+			if err := requireRoot(cmd); err != nil {
+				return err
+			}
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			ctx := cmd.Context()
+			if sc != nil {
+				topo := sc.topo
+				if name != "" {
+					topo = renamed(topo, name)
+				}
+				st, err := lab.Up(ctx, topo, lab.Options{Source: sc.source, Scenario: sc.data})
+				if err != nil {
+					return err
+				}
+				labName = st.Name
+				fmt.Fprintf(out, "lab %s is up: %d nodes; it goes down when natlab ui stops\n", st.Name, len(topo.Nodes))
+				defer func() {
+					if _, err := lab.Down(st.Name); err != nil {
+						fmt.Fprintf(errOut, "natlab: taking lab %s down: %v\n", st.Name, err)
+					}
+				}()
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil && !explicit && errors.Is(err, syscall.EADDRINUSE) {
+				l, err = net.Listen("tcp", "127.0.0.1:0")
+			}
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", addr, err)
+			}
+			srv, err := ui.New(ui.Config{Lab: labName, Token: token, Hosts: allowedHosts(l.Addr())})
+			if err != nil {
+				l.Close()
+				return err
+			}
+			defer srv.Close()
+			for _, w := range srv.Warnings() {
+				fmt.Fprintf(errOut, "natlab ui: %s\n", w)
+			}
+			fmt.Fprintf(out, "natlab ui: lab %s at\n\n    %s\n\nOpen that URL in a browser; Ctrl-C stops.\n", labName, pageURL(l.Addr(), srv.Token()))
+			if !isLoopback(l.Addr()) {
+				fmt.Fprintf(errOut, "natlab ui: listening beyond this machine: anyone with the URL can act on the lab\n")
+			}
+			err = srv.Serve(ctx, l)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", defaultUIAddr, "address to serve the page on (HOST:PORT)")
+	cmd.Flags().StringVar(&token, "token", "", "the token the page needs (default: a random one)")
+	cmd.Flags().StringVar(&name, "name", "", "with FILE or NAME: bring the lab up under this name")
+	return cmd
+}
+
+// uiTarget works out what natlab ui shows: a running lab (by name), or a
+// scenario to bring up. With no argument, the one running lab.
+func uiTarget(a []string, rename string) (string, *scenario, error) {
+	if len(a) == 0 {
+		names, err := labstate.Names()
+		if err != nil {
+			return "", nil, err
+		}
+		switch len(names) {
+		case 0:
+			return "", nil, usageError("no lab is up: name a scenario to bring up (natlab ui act1-address-problem), or see natlab list")
+		case 1:
+			return names[0], nil, nil
+		}
+		return "", nil, usageError("%d labs are up (%s): name the one to show", len(names), strings.Join(names, ", "))
+	}
+	if _, err := labstate.Load(a[0]); err == nil && rename == "" {
+		return a[0], nil, nil
+	}
+	sc, err := loadScenario(a[0])
+	if err != nil {
+		return "", nil, err
+	}
+	name := sc.topo.Name
+	if rename != "" {
+		name = rename
+	}
+	if _, err := labstate.Load(name); err == nil {
+		return "", nil, usageError("lab %s is already up: run natlab ui %s to show it, or natlab down %s first", name, name, name)
+	}
+	return "", sc, nil
+}
+
+// allowedHosts are the Host headers a loopback server answers to; a
+// server on another address answers to any (its names are not known).
+func allowedHosts(addr net.Addr) []string {
+	ap := addr.(*net.TCPAddr).AddrPort()
+	if !ap.Addr().IsLoopback() {
+		return nil
+	}
+	port := strconv.Itoa(int(ap.Port()))
+	return []string{
+		net.JoinHostPort(ap.Addr().Unmap().String(), port),
+		net.JoinHostPort("localhost", port),
+	}
+}
+
+func isLoopback(addr net.Addr) bool {
+	return addr.(*net.TCPAddr).AddrPort().Addr().IsLoopback()
+}
+
+func pageURL(addr net.Addr, token string) string {
+	ap := addr.(*net.TCPAddr).AddrPort()
+	host := ap.Addr().Unmap()
+	if host.IsUnspecified() {
+		host = netip.MustParseAddr("127.0.0.1")
+	}
+	return fmt.Sprintf("http://%s/?token=%s", net.JoinHostPort(host.String(), strconv.Itoa(int(ap.Port()))), token)
+}

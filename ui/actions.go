@@ -1,0 +1,287 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/punch"
+	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/topology"
+)
+
+// actionRequest is the body of POST /api/actions: exactly one of
+//
+//	{"step": STEP}                  a step as a scenario's steps: has it
+//	                                (send, stun, punch, relay, ice, ...)
+//	{"switch": {"node": N, "type": T}}  make NAT N a NAT of type T
+//	{"walk": {"punch": PUNCH}}      start a punch step by step, taking
+//	                                its first step
+//	{"walk-next": {}}               take the walk's next step
+type actionRequest struct {
+	Step     json.RawMessage `json:"step,omitempty"`
+	Switch   *switchRequest  `json:"switch,omitempty"`
+	Walk     json.RawMessage `json:"walk,omitempty"`
+	WalkNext *struct{}       `json:"walk-next,omitempty"`
+}
+
+type switchRequest struct {
+	Node string `json:"node"`
+	Type string `json:"type"`
+}
+
+// actionResult is what an action did: the response to the request, and
+// the "action" event every page gets.
+type actionResult struct {
+	ID    int    `json:"id"`
+	Title string `json:"title"`
+	// State is "started" or "finished".
+	State string `json:"state"`
+	// OK says whether it worked: a step's expectation held, a switch
+	// took, a walk step could be taken.
+	OK     bool               `json:"ok"`
+	Error  string             `json:"error,omitempty"`
+	Step   *runner.StepResult `json:"step,omitempty"`
+	Walk   *punch.WalkStep    `json:"walk,omitempty"`
+	Switch *nodeView          `json:"switch,omitempty"`
+	Took   time.Duration      `json:"took_ns"`
+}
+
+// maxActionBody bounds a request: an action is a few hundred bytes.
+const maxActionBody = 64 << 10
+
+// actionTimeout bounds one action: the longest steps (ICE, upgrade)
+// take seconds.
+const actionTimeout = 2 * time.Minute
+
+// requestError is a request that was refused before anything changed.
+type requestError struct {
+	code int
+	msg  string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &requestError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) serveAction(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeAction(w, r)
+	if err != nil {
+		s.refuse(w, err)
+		return
+	}
+	if !s.busy.TryLock() {
+		s.mu.Lock()
+		doing := s.doing
+		s.mu.Unlock()
+		httpError(w, http.StatusConflict, fmt.Sprintf("busy: %s is still running; try again when it ends", doing))
+		return
+	}
+	defer s.busy.Unlock()
+	act, err := s.prepare(req)
+	if err != nil {
+		s.refuse(w, err)
+		return
+	}
+	s.mu.Lock()
+	s.nextID++
+	res := &actionResult{ID: s.nextID, Title: act.title, State: "started"}
+	s.doing = act.title
+	s.mu.Unlock()
+	s.hub.publish("action", res)
+	ctx, cancel := context.WithTimeout(s.life, actionTimeout)
+	defer cancel()
+	start := time.Now()
+	act.run(ctx, res)
+	res.State, res.Took = "finished", time.Since(start)
+	s.hub.publish("action", res)
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) refuse(w http.ResponseWriter, err error) {
+	var re *requestError
+	if errors.As(err, &re) {
+		httpError(w, re.code, re.msg)
+		return
+	}
+	httpError(w, http.StatusInternalServerError, err.Error())
+}
+
+// decodeAction reads and checks the request's form, without looking at
+// the lab.
+func decodeAction(w http.ResponseWriter, r *http.Request) (*actionRequest, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, &requestError{http.StatusUnsupportedMediaType, "an action is JSON: send it with Content-Type: application/json"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("an action is at most %d bytes", maxActionBody)}
+		}
+		return nil, badRequest("read the request: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req actionRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, badRequest("the action is not valid JSON of the form {\"step\": ...}, {\"switch\": ...}, {\"walk\": ...} or {\"walk-next\": {}}: %v", err)
+	}
+	if dec.More() {
+		return nil, badRequest("one action per request: there is more after the first JSON value")
+	}
+	n := 0
+	for _, set := range []bool{len(req.Step) > 0, req.Switch != nil, len(req.Walk) > 0, req.WalkNext != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, badRequest("an action has exactly one of step, switch, walk and walk-next; this one has %d", n)
+	}
+	return &req, nil
+}
+
+// action is a checked request, ready to run.
+type action struct {
+	title string
+	run   func(ctx context.Context, res *actionResult)
+}
+
+// prepare checks the request against the lab; nothing has changed when it
+// fails.
+func (s *Server) prepare(req *actionRequest) (*action, error) {
+	s.mu.Lock()
+	st, topo, sess := s.st, s.topo, s.sess
+	s.mu.Unlock()
+	switch {
+	case len(req.Step) > 0:
+		step, err := st.ParseStep("step", req.Step)
+		if err != nil {
+			return nil, badRequest("%v", err)
+		}
+		switch step.Kind {
+		case topology.StepExec:
+			return nil, badRequest("natlab ui runs no commands: use natlab exec %s NODE -- CMD in a terminal", s.lab)
+		case topology.StepWait:
+			return nil, badRequest("a wait step does nothing to watch")
+		}
+		return &action{title: step.Name, run: func(ctx context.Context, res *actionResult) {
+			r := sess.Step(ctx, *step)
+			res.Step, res.OK = &r, r.Pass
+		}}, nil
+
+	case req.Switch != nil:
+		n := topo.Node(req.Switch.Node)
+		if n == nil || n.NAT == nil {
+			return nil, badRequest("switch: %q is not a NAT of lab %s; the NATs are %s", req.Switch.Node, s.lab, strings.Join(natNames(topo), ", "))
+		}
+		typ, err := nat.ParseType(req.Switch.Type)
+		if err != nil {
+			return nil, badRequest("switch: %v", err)
+		}
+		return &action{title: fmt.Sprintf("switch %s to %s", n.Name, typ), run: func(_ context.Context, res *actionResult) {
+			s.switchNAT(n.Name, typ, res)
+		}}, nil
+
+	case len(req.Walk) > 0:
+		step, err := st.ParseStep("walk", req.Walk)
+		if err != nil {
+			return nil, badRequest("%v", err)
+		}
+		if step.Kind != topology.StepPunch {
+			return nil, badRequest("walk: a walk takes a punch step, as in {\"walk\": {\"punch\": {\"between\": [A, B]}}}, not a %s step", step.Kind)
+		}
+		title := fmt.Sprintf("walk a punch between %s and %s", step.Between[0], step.Between[1])
+		return &action{title: title, run: func(ctx context.Context, res *actionResult) {
+			w, err := sess.Walk(*step)
+			if err != nil {
+				res.Error = err.Error()
+				return
+			}
+			s.mu.Lock()
+			s.walk, s.walkOf = w, step.Between[0]+" "+step.Between[1]
+			s.mu.Unlock()
+			s.walkStep(ctx, w, res)
+		}}, nil
+
+	default:
+		s.mu.Lock()
+		w, of := s.walk, s.walkOf
+		s.mu.Unlock()
+		if w == nil || w.Over() {
+			return nil, &requestError{http.StatusConflict, "no punch is being walked: start one with {\"walk\": {\"punch\": {\"between\": [A, B]}}}"}
+		}
+		return &action{title: "next step of the punch between " + strings.Replace(of, " ", " and ", 1), run: func(ctx context.Context, res *actionResult) {
+			s.walkStep(ctx, w, res)
+		}}, nil
+	}
+}
+
+func (s *Server) walkStep(ctx context.Context, w *punch.Walk, res *actionResult) {
+	st, err := w.Next(ctx)
+	res.Walk = &st
+	if err != nil {
+		res.Error = err.Error()
+		return
+	}
+	res.OK = !st.Done || st.OK
+}
+
+// switchNAT changes a NAT's type in the kernel, then starts afresh with
+// the new topology: a new runner session (what it learnt about paths
+// through the old NAT no longer holds), and a new state for every page.
+func (s *Server) switchNAT(node string, typ nat.Type, res *actionResult) {
+	n, err := lab.SwitchNAT(s.lab, node, typ)
+	if err != nil {
+		res.Error = err.Error()
+		return
+	}
+	st, err := labstate.Load(s.lab)
+	if err != nil {
+		res.Error = err.Error()
+		return
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		res.Error = err.Error()
+		return
+	}
+	s.mu.Lock()
+	s.sess.Close()
+	s.st, s.topo, s.sess = st, topo, runner.New(st, topo)
+	s.walk, s.walkOf = nil, ""
+	s.mu.Unlock()
+	s.watch.setTopology(topo)
+	s.watch.pokeAll()
+	for _, nv := range newStateView(st, topo, nil).Nodes {
+		if nv.Name == n.Name {
+			res.Switch = &nv
+		}
+	}
+	res.OK = true
+	s.hub.publish("state", s.state())
+}
+
+func natNames(topo *topology.Topology) []string {
+	var names []string
+	for _, n := range topo.Nodes {
+		if n.NAT != nil {
+			names = append(names, n.Name)
+		}
+	}
+	return names
+}

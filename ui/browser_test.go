@@ -1,0 +1,269 @@
+package ui_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// The page in a real browser (Debian's chromium, headless): each act of
+// the story is clicked through and what the page shows is checked, and a
+// screenshot of each is saved to the artifacts directory (NATLAB_ARTIFACTS,
+// by default artifacts/ui at the top of the repository).
+
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	var path string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Skip("needs chromium for the browser tests (`sudo make deps` installs it)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		// Root cannot use chromium's sandbox.
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1800, 1250),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	// Start the browser under the test's context: the timeouts of single
+	// actions must not end it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	return ctx
+}
+
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("NATLAB_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "artifacts")
+	}
+	dir = filepath.Join(dir, "ui")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// page drives one browser tab.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+	mu  sync.Mutex
+	// thrown are the page's uncaught JavaScript exceptions.
+	thrown []string
+}
+
+func newPage(t *testing.T, ctx context.Context, dir string) *page {
+	p := &page{t: t, ctx: ctx, dir: dir}
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			d := ev.ExceptionDetails
+			msg := fmt.Sprintf("%s (line %d)", d.Text, d.LineNumber+1)
+			if d.Exception != nil {
+				msg += ": " + d.Exception.Description
+			}
+			p.mu.Lock()
+			p.thrown = append(p.thrown, msg)
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// checkScript fails the test if the page's script threw.
+func (p *page) checkScript() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.thrown {
+		p.t.Errorf("the page threw: %s", e)
+	}
+}
+
+func (p *page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.checkScript()
+		p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// until waits for a JavaScript condition on the page.
+func until(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(15*time.Second))
+}
+
+// text waits for an element matching selector whose text has all of want.
+func text(selector string, want ...string) chromedp.Action[chromedp.Void] {
+	var conds []string
+	for _, w := range want {
+		conds = append(conds, fmt.Sprintf("e.textContent.includes(%q)", w))
+	}
+	return until(fmt.Sprintf("[...document.querySelectorAll(%q)].some(e => %s)", selector, strings.Join(conds, " && ")))
+}
+
+func choose(selector, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.SetValue(chromedp.CSS(selector), value)
+}
+
+func click(selector string) chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.CSS(selector))
+}
+
+// shot saves a screenshot; the animation of the last packets is let
+// finish first.
+func (p *page) shot(name string) {
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	chromedp.Do(ctx, chromedp.Sleep(600*time.Millisecond))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(p.dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Error(err)
+	}
+	p.t.Logf("screenshot: %s", path)
+}
+
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	s := serve(t, storyLab)
+	ctx := browser(t)
+	p := newPage(t, ctx, artifacts(t))
+	defer p.checkScript()
+
+	p.run("load the page", chromedp.Navigate(s.base+"/?token="+token))
+	p.run("see the lab",
+		chromedp.WaitVisible(chromedp.CSS("#box-alice")),
+		text("#conn", "live"),
+		text("#box-nat-a", "full-cone", "203.0.113.1"),
+	)
+	url, err := chromedp.Run(p.ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(url, token) {
+		t.Errorf("the token stays in the address bar: %s", url)
+	}
+	p.shot("0-the-lab")
+
+	// Acts I and II: click alice, then send; the page shows the packet
+	// leaving nat-a with its source rewritten, and the new table row.
+	p.run("send from alice",
+		click("#box-alice"),
+		choose("#send-to", "meet"),
+		click("#send-button"),
+		text("#result", "delivered"),
+		text("#events li.forwarded", "nat-a", "192.168.1.2:5000", "203.0.113.1:5000", "source rewritten"),
+		text("#table-nat-a tr.row", "192.168.1.2:5000", "203.0.113.1:5000"),
+	)
+	p.shot("1-2-address-problem-and-table")
+
+	// Act III: a stranger knocks on nat-b, which drops it at the wall.
+	p.run("knock on nat-b",
+		choose("#knock-from", "stranger"),
+		choose("#knock-nat", "nat-b"),
+		choose("#knock-port", "40000"),
+		click("#knock-button"),
+		text("#result", "dropped"),
+		text("#events li.dropped", "nat-b", "203.0.113.2:40000", "The wall"),
+	)
+	p.shot("3-the-wall")
+
+	// Act IV: the mirror.
+	p.run("ask STUN",
+		choose("#stun-from", "bob"),
+		choose("#stun-server", "meet"),
+		click("#stun-button"),
+		text("#result", "ok", "203.0.113.2:"),
+	)
+	p.shot("4-the-mirror")
+
+	// Act V: the punch, one step per click.
+	p.run("walk the punch",
+		choose("#pair-a", "alice"),
+		choose("#pair-b", "bob"),
+		click("#walk-start"),
+		text("#walk-steps li", "Ask the mirror"),
+	)
+	for n := 2; n <= 5; n++ {
+		p.run(fmt.Sprintf("walk step %d", n),
+			until("!document.querySelector('#walk-next').disabled"),
+			click("#walk-next"),
+			until(fmt.Sprintf("document.querySelectorAll('#walk-steps li').length === %d", n)),
+		)
+	}
+	p.run("the walk's end", text("#walk-steps li:last-child", "The path works both ways"), text("#result", "direct path"))
+	p.shot("5-the-trick")
+
+	// Act VI: full cone against symmetric punches; after nat-a becomes
+	// symmetric, it does not.
+	p.run("punch full cone vs symmetric", click("#punch-button"), text("#result", "punch alice bob", "✓ ok"))
+	p.run("switch nat-a",
+		click("#box-nat-a"),
+		choose("#switch-type", "symmetric"),
+		click("#switch-button"),
+		text("#result", "nat-a is now symmetric"),
+		text("#box-nat-a", "symmetric"),
+		text("#table-nat-a h3", "symmetric"),
+	)
+	p.run("punch symmetric vs symmetric", click("#punch-button"), text("#result", "punch alice bob", "✕ fail"))
+	p.shot("6-when-it-breaks")
+
+	// Act VII: TURN still connects them; a second window sees it too.
+	otherCtx, cancel := chromedp.NewContext(ctx)
+	defer cancel()
+	other := newPage(t, otherCtx, p.dir)
+	defer other.checkScript()
+	other.run("a second window", chromedp.Navigate(s.base+"/?token="+token), text("#conn", "live"), text("#box-nat-a", "symmetric"))
+	p.run("relay", click("#relay-button"), text("#result", "relay alice bob", "✓ ok"))
+	other.run("the second window sees the relay", text("#result", "relay alice bob", "✓ ok"), text("#events li", "203.0.113.3:3478"))
+	p.shot("7-the-relay")
+}
+
+// Without the token the page says what to do, and shows no lab.
+func TestBrowserWithoutToken(t *testing.T) {
+	t.Parallel()
+	s := serve(t, storyLab)
+	ctx := browser(t)
+	p := newPage(t, ctx, artifacts(t))
+	defer p.checkScript()
+	p.run("load the page without a token",
+		chromedp.Navigate(s.base+"/"),
+		text("#no-token", "needs the token"),
+		until("document.querySelectorAll('.box').length === 0"),
+	)
+}

@@ -1,0 +1,595 @@
+// natlab ui: draws a running lab from /api/events and sends actions to
+// /api/actions. Everything shown comes from the server; nothing here
+// simulates a packet.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+
+// The token comes in the URL natlab ui printed; it is kept for this tab
+// and taken out of the address bar, which a class may be looking at.
+const token = (() => {
+  const url = new URL(location.href);
+  const t = url.searchParams.get("token");
+  if (t) {
+    sessionStorage.setItem("natlab-token", t);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+    return t;
+  }
+  return sessionStorage.getItem("natlab-token") || "";
+})();
+
+let state = null;        // the last state event
+let boxes = {};          // name -> layout box
+let tables = {};         // nat -> table
+let seenRows = {};       // nat -> Set of row keys already shown
+let selected = null;     // the clicked node
+const dots = [];         // packets moving on the picture
+const maxDots = 40;
+const labelledDots = 4;
+const maxLog = 200;
+
+// ---- connection ----
+
+function connect() {
+  const es = new EventSource("/api/events?token=" + encodeURIComponent(token));
+  es.onopen = () => setConn(true);
+  es.onerror = () => {
+    setConn(false);
+    // The browser retries by itself unless the server refused the
+    // stream (or is gone for good): then try again ourselves.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  };
+  es.addEventListener("state", (e) => render(JSON.parse(e.data)));
+  es.addEventListener("packet", (e) => packet(JSON.parse(e.data)));
+  es.addEventListener("table", (e) => table(JSON.parse(e.data)));
+  es.addEventListener("action", (e) => actionEvent(JSON.parse(e.data)));
+}
+
+function setConn(up) {
+  const c = $("conn");
+  c.textContent = up ? "live" : "reconnecting…";
+  c.className = "conn " + (up ? "up" : "down");
+}
+
+// ---- the whole state ----
+
+function render(s) {
+  state = s;
+  boxes = {};
+  for (const b of s.layout.boxes) boxes[b.name] = b;
+  $("lab-name").textContent = s.lab;
+  $("description").textContent = s.description || s.source;
+  const w = $("warnings");
+  const warnings = s.warnings || [];
+  w.hidden = warnings.length === 0;
+  w.textContent = warnings.join(" · ");
+  drawTopology();
+  fillChoices();
+  tables = {};
+  $("tables").replaceChildren();
+  for (const nat of s.choices.nats || []) {
+    if (s.tables[nat]) table(s.tables[nat]);
+  }
+  $("walk-next").disabled = !s.walk;
+}
+
+function node(name) {
+  return state.nodes.find((n) => n.name === name);
+}
+
+function el(tag, attrs, parent) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function drawTopology() {
+  const svg = $("topo");
+  const L = state.layout;
+  svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
+  svg.replaceChildren();
+  const wires = el("g", {}, svg);
+  for (const b of L.boxes) {
+    if (!b.up) continue;
+    el("polyline", { class: "wire", points: b.up.map((p) => `${p.x},${p.y}`).join(" ") }, wires);
+  }
+  const g = el("g", {}, svg);
+  for (const b of L.boxes) {
+    const n = node(b.name);
+    const kind = n ? n.kind : "internet";
+    const box = el("g", { class: `box ${kind}`, id: "box-" + b.name, "data-node": b.name }, g);
+    el("rect", { x: b.x, y: b.y, width: b.w, height: b.h, rx: kind === "internet" ? 36 : 8 }, box);
+    const lines = labelOf(b.name, n);
+    const top = b.y + b.h / 2 - (lines.length - 1) * 10 + 5;
+    lines.forEach(([cls, text], i) => {
+      const t = el("text", { x: b.x + b.w / 2, y: top + i * 20, class: cls }, box);
+      t.textContent = text;
+    });
+    if (n) box.addEventListener("click", () => pick(n));
+  }
+  el("g", { id: "callouts" }, svg);
+  el("g", { id: "dots" }, svg);
+  if (selected) mark(selected);
+}
+
+function labelOf(name, n) {
+  if (!n) return [["name", "internet"], ["", state.internet]];
+  switch (n.kind) {
+    case "nat":
+      return [["name", n.name], ["type", n.nat.type || `${short(n.nat.mapping)} / ${short(n.nat.filtering)}`], ["", n.addresses[0]], ["", "LAN " + n.nat.lan]];
+    case "server":
+      return [["name", n.name], ["", (n.services || []).join(", ") || "server"], ...n.addresses.slice(0, 2).map((a) => ["", a])];
+    default:
+      return [["name", n.name], ["", n.addresses[0]]];
+  }
+}
+
+function short(dep) {
+  return { "endpoint-independent": "EI", "address-dependent": "AD", "address-and-port-dependent": "APD" }[dep] || dep;
+}
+
+// Clicking a device picks it in the forms: a host sends, a server
+// receives, a NAT is the one to switch.
+function pick(n) {
+  selected = n.name;
+  mark(n.name);
+  if (n.kind === "host") {
+    setSelect("send-from", n.name);
+    setSelect("stun-from", n.name);
+    setSelect("pair-a", n.name);
+    if ($("pair-b").value === n.name) setSelect("pair-b", otherHost(n.name));
+  } else if (n.kind === "server") {
+    setSelect("send-to", n.name);
+    setSelect("knock-from", n.name);
+    setSelect("stun-server", n.name);
+  } else if (n.kind === "nat") {
+    setSelect("switch-nat", n.name);
+    setSelect("knock-nat", n.name);
+    setSelect("switch-type", n.nat.type);
+  }
+}
+
+function mark(name) {
+  for (const b of document.querySelectorAll(".box.selected")) b.classList.remove("selected");
+  const b = $("box-" + name);
+  if (b) b.classList.add("selected");
+}
+
+function setSelect(id, value) {
+  const s = $(id);
+  if ([...s.options].some((o) => o.value === value)) s.value = value;
+}
+
+function options(id, values, labels) {
+  const s = $(id);
+  const keep = s.value;
+  s.replaceChildren();
+  values.forEach((v, i) => {
+    const o = document.createElement("option");
+    o.value = v;
+    o.textContent = labels ? labels[i] : v;
+    s.appendChild(o);
+  });
+  if (values.includes(keep)) s.value = keep;
+  return s;
+}
+
+function fillChoices() {
+  const c = state.choices;
+  const hosts = c.hosts || [], servers = c.servers || [], nats = c.nats || [];
+  options("send-from", [...hosts, ...servers]);
+  const to = options("send-to", [...servers, ...hosts]);
+  if (!to.value && servers.length) to.value = servers[0];
+  options("knock-from", c.outside || []);
+  options("knock-nat", nats, nats.map((n) => `${n} (${node(n).addresses[0]})`));
+  options("stun-from", hosts);
+  options("stun-server", c.stun || []);
+  const a = options("pair-a", hosts);
+  const b = options("pair-b", hosts);
+  if (a.value === b.value) {
+    // Two hosts behind different NATs, where there are such: the pair a
+    // punch is about.
+    const behind = hosts.filter((h) => node(h).behind);
+    const first = behind[0] || hosts[0];
+    a.value = first || "";
+    b.value = otherHost(first) || "";
+  }
+  options("switch-nat", nats);
+  options("switch-type", c.types || []);
+  const nat = node($("switch-nat").value);
+  if (nat && !$("switch-type").dataset.touched) setSelect("switch-type", nat.nat.type);
+  $("stun-button").disabled = !(c.stun || []).length;
+  $("relay-button").disabled = !(c.turn || []).length;
+  $("knock-button").disabled = !nats.length || !(c.outside || []).length;
+  const pair = hosts.length >= 2;
+  for (const id of ["walk-start", "punch-button", "ice-button"]) $(id).disabled = !pair || !(c.stun || []).length;
+  if (!pair) $("relay-button").disabled = true;
+  $("switch-button").disabled = !nats.length;
+}
+
+// ---- packets ----
+
+function packet(p) {
+  logPacket(p);
+  if (!boxes[p.nat]) return;
+  const inbound = p.side === "wan";
+  const from = p.from && boxes[p.from] ? p.from : neighbour(p.nat, p.side);
+  const to = p.to && boxes[p.to] ? p.to : neighbour(p.nat, p.side === "lan" ? "wan" : "lan");
+  const label = (text) => {
+    const [src, dst] = text.split(" → ");
+    return (p.dst_changed || (inbound && !p.src_changed) ? "to " + dst : "from " + src);
+  };
+  switch (p.kind) {
+    case "forwarded":
+      animate(route(from, p.nat), "before", label(p.before), () => {
+        callout(p);
+        animate(route(p.nat, to), "after", label(p.after));
+      });
+      break;
+    case "dropped":
+      animate(route(from, p.nat), "before", label(p.before), () => {
+        cross(p.nat);
+        callout(p);
+      });
+      break;
+    case "to the NAT":
+      animate(route(from, p.nat), "before", label(p.before));
+      break;
+    default: // from the NAT
+      animate(route(p.nat, to), "after", label(p.before));
+  }
+}
+
+// neighbour is where a packet whose other end is nobody in the lab came
+// from or goes: the NAT's parent on its public side, else its first node
+// behind it.
+function neighbour(nat, side) {
+  if (side === "wan") return boxes[nat].parent;
+  const child = state.layout.boxes.find((b) => b.parent === nat);
+  return child ? child.name : nat;
+}
+
+// route is the wires from box a to box b, through the tree.
+function route(a, b) {
+  const up = (n) => { const c = []; for (let x = n; x; x = boxes[x] && boxes[x].parent) c.push(x); return c; };
+  const ca = up(a), cb = up(b);
+  const lca = ca.find((n) => cb.includes(n));
+  const pts = [];
+  for (const n of ca) {
+    if (n === lca) break;
+    pts.push(...boxes[n].up);
+  }
+  const down = [];
+  for (const n of cb) {
+    if (n === lca) break;
+    down.push(n);
+  }
+  for (const n of down.reverse()) pts.push(...[...boxes[n].up].reverse());
+  if (pts.length === 0) {
+    const bx = boxes[a];
+    return [{ x: bx.x + bx.w / 2, y: bx.y + bx.h / 2 }];
+  }
+  return pts;
+}
+
+function animate(points, cls, text, done) {
+  if (dots.length >= maxDots || document.hidden) {
+    if (done) done();
+    return;
+  }
+  const g = el("g", { class: "dot " + cls }, $("dots"));
+  el("circle", { r: 9 }, g);
+  // A few labelled packets can be read; a burst is only dots.
+  if (dots.length < labelledDots) {
+    const t = el("text", { x: 14, y: -12 }, g);
+    t.textContent = text;
+  }
+  let length = 0;
+  for (let i = 1; i < points.length; i++) length += dist(points[i - 1], points[i]);
+  // Slow enough to follow with the eye, whatever the distance.
+  const duration = Math.min(1600, Math.max(700, length * 1.6));
+  dots.push({ g, points, length, start: performance.now(), duration, done });
+  if (dots.length === 1) requestAnimationFrame(tick);
+}
+
+function dist(a, b) {
+  return Math.hypot(b.x - a.x, b.y - a.y);
+}
+
+function tick(now) {
+  for (let i = dots.length - 1; i >= 0; i--) {
+    const d = dots[i];
+    const f = Math.min(1, (now - d.start) / d.duration);
+    let along = f * d.length, p = d.points[0];
+    for (let k = 1; k < d.points.length; k++) {
+      const seg = dist(d.points[k - 1], d.points[k]);
+      if (along <= seg || k === d.points.length - 1) {
+        const r = seg ? Math.min(1, along / seg) : 1;
+        p = { x: d.points[k - 1].x + (d.points[k].x - d.points[k - 1].x) * r, y: d.points[k - 1].y + (d.points[k].y - d.points[k - 1].y) * r };
+        break;
+      }
+      along -= seg;
+    }
+    d.g.setAttribute("transform", `translate(${p.x},${p.y})`);
+    if (f >= 1) {
+      d.g.remove();
+      dots.splice(i, 1);
+      if (d.done) d.done();
+    }
+  }
+  if (dots.length) requestAnimationFrame(tick);
+}
+
+// callout shows, under the NAT, what it did to the latest packet: the
+// space between a NAT and its LAN is kept free for it.
+function callout(p) {
+  const b = boxes[p.nat];
+  const layer = $("callouts");
+  if (!b || !layer) return;
+  const old = document.getElementById("callout-" + p.nat);
+  if (old) old.remove();
+  const drop = p.kind === "dropped";
+  const g = el("g", { class: "callout" + (drop ? " drop" : ""), id: "callout-" + p.nat }, layer);
+  const lines = drop
+    ? [["head", "✕ dropped"], ["", p.before]]
+    : [["head", p.rewritten || "forwarded"], ["", p.before], ["", "⇒ " + p.after]];
+  const width = 16 + 8.2 * Math.max(...lines.map(([, t]) => t.length));
+  const height = 8 + lines.length * 18;
+  const x = Math.min(Math.max(4, b.x + b.w / 2 - width / 2), state.layout.width - width - 4);
+  const y = b.y + b.h + 4;
+  el("rect", { x, y, width, height, rx: 6 }, g);
+  lines.forEach(([cls, text], i) => {
+    const t = el("text", { x: x + 8, y: y + 18 + i * 18, class: cls }, g);
+    t.textContent = text;
+  });
+  const box = $("box-" + p.nat);
+  if (box) {
+    box.classList.remove("flash");
+    void box.getBBox();
+    box.classList.add("flash");
+  }
+  setTimeout(() => g.remove(), drop ? 5000 : 3500);
+}
+
+function cross(nat) {
+  const b = boxes[nat];
+  const g = el("g", {}, $("callouts"));
+  const cx = b.x + b.w / 2, cy = b.y + b.h / 2, r = 22;
+  el("line", { class: "cross", x1: cx - r, y1: cy - r, x2: cx + r, y2: cy + r }, g);
+  el("line", { class: "cross", x1: cx - r, y1: cy + r, x2: cx + r, y2: cy - r }, g);
+  setTimeout(() => g.remove(), 2500);
+}
+
+function logPacket(p) {
+  const li = document.createElement("li");
+  li.className = p.kind === "dropped" ? "dropped" : p.kind === "forwarded" ? "forwarded" : "local";
+  li.dataset.nat = p.nat;
+  const time = new Date(p.time).toLocaleTimeString([], { hour12: false });
+  const kind = { forwarded: "→ through", dropped: "✕ DROPPED", "to the NAT": "→ NAT", "from the NAT": "NAT →" }[p.kind] || p.kind;
+  add(li, "span", "time", time + " ");
+  add(li, "span", "nat", p.nat + " ");
+  add(li, "span", "kind", kind);
+  add(li, "span", "what", p.what + " ");
+  add(li, "span", "before", p.before);
+  if (p.after && p.rewritten !== "unchanged") {
+    add(li, "span", "after", "  ⇒  " + p.after);
+    add(li, "span", "what", "  (" + p.rewritten + ")");
+  }
+  if (p.reason) add(li, "span", "why", p.reason);
+  const list = $("events");
+  list.prepend(li);
+  while (list.children.length > maxLog) list.lastChild.remove();
+}
+
+function add(parent, tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  e.textContent = text;
+  parent.appendChild(e);
+  return e;
+}
+
+// ---- tables ----
+
+function table(t) {
+  tables[t.nat] = t;
+  const n = node(t.nat);
+  if (!n) return;
+  let card = $("table-" + t.nat);
+  if (!card) {
+    card = document.createElement("div");
+    card.className = "nat-table";
+    card.id = "table-" + t.nat;
+    $("tables").appendChild(card);
+  }
+  card.replaceChildren();
+  const h = add(card, "h3", "", t.nat + "'s translation table ");
+  const nb = n.nat;
+  add(h, "small", "", `${nb.type || "custom"} · mapping ${nb.mapping} · filtering ${nb.filtering} · ports ${nb.ports}`);
+  if (t.error) add(card, "p", "empty", t.error);
+  const seen = seenRows[t.nat] || (seenRows[t.nat] = new Set());
+  const fresh = new Set();
+  const tab = add(card, "table", "", "");
+  const head = add(tab, "tr", "", "");
+  for (const c of ["", "private", "", "public", "", "remote", "state", "expires"]) add(head, "th", "", c);
+  if (!t.flows.length) {
+    const tr = add(tab, "tr", "", "");
+    const td = add(tr, "td", "empty", "no translated flows yet");
+    td.colSpan = 8;
+  }
+  for (const f of t.flows) {
+    const key = `${f.proto} ${f.private} ${f.public} ${f.remote}`;
+    fresh.add(key);
+    const tr = add(tab, "tr", "row" + (seen.has(key) ? "" : " new"), "");
+    tr.dataset.public = f.public;
+    tr.dataset.private = f.private;
+    const arrow = f.inbound ? "←" : "→";
+    add(tr, "td", "", f.proto);
+    add(tr, "td", "", f.private);
+    add(tr, "td", "", arrow);
+    add(tr, "td", "pub", f.public);
+    add(tr, "td", "", arrow);
+    add(tr, "td", "", f.remote);
+    add(tr, "td", "", f.state + (f.hairpin ? " hairpin" : ""));
+    add(tr, "td", "", secs(f.expires_ns));
+    tr.title = "knock on " + f.public;
+    tr.addEventListener("click", () => knockOn(t.nat, f.public));
+  }
+  if (t.mappings.length) {
+    add(card, "p", "hint", "UDP mappings (who owns each public port):");
+    const mt = add(card, "table", "mappings", "");
+    for (const m of t.mappings) {
+      const key = `map ${m.public} ${m.private}`;
+      fresh.add(key);
+      const tr = add(mt, "tr", "row" + (seen.has(key) ? "" : " new"), "");
+      add(tr, "td", "pub", m.public);
+      add(tr, "td", "", "←");
+      add(tr, "td", "", m.private);
+      add(tr, "td", "", secs(m.expires_ns));
+      tr.addEventListener("click", () => knockOn(t.nat, m.public));
+    }
+  }
+  seenRows[t.nat] = fresh;
+}
+
+function secs(ns) {
+  if (!ns) return "never";
+  const s = Math.round(ns / 1e9);
+  if (s < 120) return s + "s";
+  if (s < 7200) return Math.round(s / 60) + "m";
+  if (s < 172800) return Math.round(s / 3600) + "h";
+  return Math.round(s / 86400) + "d";
+}
+
+function knockOn(nat, publicEndpoint) {
+  setSelect("knock-nat", nat);
+  $("knock-port").value = publicEndpoint.split(":").pop();
+  $("knock-form").scrollIntoView({ block: "nearest" });
+}
+
+// ---- actions ----
+
+async function act(body) {
+  showResult({ state: "running", title: "…" });
+  let res;
+  try {
+    const r = await fetch("/api/actions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Natlab-Token": token },
+      body: JSON.stringify(body),
+    });
+    res = await r.json();
+    if (!r.ok) {
+      showResult({ state: "finished", ok: false, title: "refused", error: res.error || r.statusText });
+      return null;
+    }
+  } catch (e) {
+    showResult({ state: "finished", ok: false, title: "no answer", error: String(e) });
+    return null;
+  }
+  showResult(res);
+  return res;
+}
+
+// Every page hears every action, so a second screen shows what the
+// first one did.
+function actionEvent(a) {
+  showResult(a);
+  if (a.walk) walkStep(a);
+}
+
+// What a step saw that means the packet or the connection did not get
+// through. A page states no expectations: it shows what happened.
+const failures = new Set(["dropped", "fail", "error", "lost", "interrupted"]);
+
+function showResult(a) {
+  const r = $("result");
+  const good = a.step ? !failures.has(a.step.observed) : a.ok;
+  r.className = "result " + (a.state === "started" || a.state === "running" ? "running" : good ? "ok" : "fail");
+  r.replaceChildren();
+  add(r, "div", "title", a.title);
+  if (a.state === "started" || a.state === "running") {
+    add(r, "div", "verdict", "running…");
+    return;
+  }
+  if (a.error) {
+    add(r, "div", "verdict", "✕ " + a.error);
+    return;
+  }
+  if (a.step) {
+    const s = a.step;
+    add(r, "div", "verdict", (good ? "✓ " : "✕ ") + s.observed);
+    if (s.detail) add(r, "div", "detail", s.detail);
+    if (s.reason && !good) add(r, "div", "detail", s.reason);
+  } else if (a.walk) {
+    add(r, "div", "verdict", `step ${a.walk.number}: ${a.walk.title}` + (a.walk.done ? (a.walk.ok ? " ✓ direct path" : " ✕ no direct path") : ""));
+  } else if (a.switch) {
+    add(r, "div", "verdict", `✓ ${a.switch.name} is now ${a.switch.nat.type}`);
+    add(r, "div", "detail", `mapping ${a.switch.nat.mapping}, filtering ${a.switch.nat.filtering}, ports ${a.switch.nat.ports}; its table was emptied`);
+  }
+}
+
+function walkStep(a) {
+  const list = $("walk-steps");
+  if (a.walk.number === 1) list.replaceChildren();
+  const li = add(list, "li", a.walk.done ? (a.walk.ok ? "ok" : "fail") : "", "");
+  add(li, "b", "", a.walk.title);
+  for (const line of a.walk.lines || []) add(li, "p", "", line);
+  $("walk-next").disabled = a.walk.done || !!a.error;
+}
+
+// otherHost is a host to pair with h: behind another NAT if one is,
+// else any other.
+function otherHost(h) {
+  const hosts = state.choices.hosts || [];
+  const mine = h && node(h).behind;
+  return hosts.find((x) => x !== h && node(x).behind && node(x).behind !== mine) || hosts.find((x) => x !== h);
+}
+
+function pairOf() {
+  return [$("pair-a").value, $("pair-b").value];
+}
+
+function wire() {
+  $("send-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act({ step: { send: { from: $("send-from").value, to: $("send-to").value, proto: $("send-proto").value, port: Number($("send-port").value) } } });
+  });
+  $("knock-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const nat = node($("knock-nat").value);
+    act({ step: { send: { from: $("knock-from").value, to: `${nat.addresses[0]}:${$("knock-port").value}` } } });
+  });
+  $("stun-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act({ step: { stun: { from: $("stun-from").value, server: $("stun-server").value } } });
+  });
+  $("walk-start").addEventListener("click", () => {
+    $("walk-steps").replaceChildren();
+    act({ walk: { punch: { between: pairOf() } } });
+  });
+  $("walk-next").addEventListener("click", () => act({ "walk-next": {} }));
+  $("punch-button").addEventListener("click", () => act({ step: { punch: { between: pairOf() } } }));
+  $("ice-button").addEventListener("click", () => act({ step: { ice: { between: pairOf() } } }));
+  $("relay-button").addEventListener("click", () => act({ step: { relay: { between: pairOf() } } }));
+  $("switch-type").addEventListener("change", () => { $("switch-type").dataset.touched = "1"; });
+  $("switch-nat").addEventListener("change", () => {
+    const n = node($("switch-nat").value);
+    if (n) setSelect("switch-type", n.nat.type);
+  });
+  $("switch-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act({ switch: { node: $("switch-nat").value, type: $("switch-type").value } });
+  });
+  $("clear-log").addEventListener("click", () => $("events").replaceChildren());
+}
+
+if (!token) {
+  $("no-token").hidden = false;
+} else {
+  wire();
+  connect();
+}

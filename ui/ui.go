@@ -1,0 +1,288 @@
+// Package ui is natlab's live web view of a running lab: the topology,
+// every packet crossing each NAT with its addresses before and after the
+// rewrite, each NAT's translation table, the drops at the wall, and
+// buttons that act on the lab for real (send, knock, STUN, a punch step
+// by step, switching a NAT's type, ICE and relays).
+//
+// The page is static and embedded; it reads /api/state once, follows
+// /api/events (server-sent events), and posts actions to /api/actions.
+// Everything under /api needs the server's token; actions need it in a
+// header, which another site's page cannot add, and are refused from any
+// other Origin. On loopback the Host header must name the server too, so
+// that a DNS name rebound to 127.0.0.1 reaches nothing.
+package ui
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/natlab/natlab/graph"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/punch"
+	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/topology"
+)
+
+//go:embed static
+var static embed.FS
+
+// TokenHeader carries the token on actions.
+const TokenHeader = "X-Natlab-Token"
+
+// Config is what a Server serves.
+type Config struct {
+	// Lab is the running lab's name.
+	Lab string
+	// Token is what requests must carry; empty makes a random one.
+	Token string
+	// Hosts are the Host headers accepted (host:port), so that a DNS name
+	// rebound to a loopback address reaches nothing; empty accepts any,
+	// for a server listening on a network where its name is not known.
+	Hosts []string
+}
+
+// Server serves one lab's page.
+type Server struct {
+	lab   string
+	token string
+	hosts map[string]bool
+	hub   *hub
+	watch *watcher
+
+	// busy is held while an action runs: actions go one at a time, as
+	// they would in a class.
+	busy   sync.Mutex
+	doing  string
+	mu     sync.Mutex
+	st     *labstate.State
+	topo   *topology.Topology
+	sess   *runner.Session
+	walk   *punch.Walk
+	walkOf string
+	nextID int
+	// life lives as long as the server: actions run under it, so that
+	// one goes on for the other watchers when the browser that asked for
+	// it goes away.
+	life context.Context
+	end  context.CancelFunc
+}
+
+// New starts watching lab cfg.Lab, which must be up.
+func New(cfg Config) (*Server, error) {
+	st, err := labstate.Load(cfg.Lab)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Complete {
+		return nil, fmt.Errorf("lab %s is still being built, or its bring-up died (natlab down %s removes it)", st.Name, st.Name)
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		return nil, err
+	}
+	token := cfg.Token
+	if token == "" {
+		b := make([]byte, 24)
+		rand.Read(b)
+		token = hex.EncodeToString(b)
+	}
+	hosts := map[string]bool{}
+	for _, h := range cfg.Hosts {
+		hosts[strings.ToLower(h)] = true
+	}
+	life, end := context.WithCancel(context.Background())
+	s := &Server{lab: st.Name, token: token, hosts: hosts, hub: newHub(), st: st, topo: topo,
+		sess: runner.New(st, topo), life: life, end: end}
+	s.watch = newWatcher(st.Name, topo, s.hub)
+	return s, nil
+}
+
+// Token is what requests must carry.
+func (s *Server) Token() string { return s.token }
+
+// Warnings say what the page cannot show (a NAT another trace holds).
+func (s *Server) Warnings() []string { return s.watch.warnings }
+
+// Close stops watching the lab and ends every event stream. It leaves the
+// lab up.
+func (s *Server) Close() {
+	s.end()
+	s.hub.closeAll()
+	s.watch.close()
+	s.mu.Lock()
+	s.sess.Close()
+	s.mu.Unlock()
+}
+
+// Handler serves the page and the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	files, _ := fs.Sub(static, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(files)))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		http.ServeFileFS(w, r, files, "index.html")
+	})
+	mux.HandleFunc("GET /api/state", s.authorized(false, s.serveState))
+	mux.HandleFunc("GET /api/events", s.authorized(false, s.serveEvents))
+	mux.HandleFunc("POST /api/actions", s.authorized(true, s.serveAction))
+	return s.guard(mux)
+}
+
+// guard checks every request's Host, and sets headers that keep the page
+// out of other sites' frames and scripts.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.hosts) > 0 && !s.hosts[strings.ToLower(r.Host)] {
+			httpError(w, http.StatusForbidden, fmt.Sprintf("Host %s is not this server's: open the URL natlab ui printed", r.Host))
+			return
+		}
+		h := w.Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authorized checks an API request's token and Origin. Actions must carry
+// the token in TokenHeader; reads may carry it as ?token= too, since an
+// EventSource cannot set headers.
+func (s *Server) authorized(action bool, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
+			httpError(w, http.StatusForbidden, fmt.Sprintf("cross-origin request from %s refused", o))
+			return
+		}
+		token := r.Header.Get(TokenHeader)
+		if token == "" && !action {
+			token = r.URL.Query().Get("token")
+		}
+		if token == "" {
+			httpError(w, http.StatusUnauthorized, "missing token: open the URL natlab ui printed, which carries it")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.token)) != 1 {
+			httpError(w, http.StatusUnauthorized, "wrong token: open the URL natlab ui printed")
+			return
+		}
+		next(w, r)
+	}
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) serveState(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.state())
+}
+
+// keepalive is how often an idle event stream gets a comment, so that
+// proxies and browsers keep it open and a dead one is noticed.
+const keepalive = 15 * time.Second
+
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		httpError(w, http.StatusInternalServerError, "streaming is not supported here")
+		return
+	}
+	events, recent := s.hub.subscribe()
+	defer s.hub.unsubscribe(events)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	// The page reconnects a second after the stream breaks, and starts
+	// from the state sent first on every connection.
+	fmt.Fprint(w, "retry: 1000\n\n")
+	st, _ := json.Marshal(s.state())
+	writeEvent(w, event{"state", st})
+	for _, e := range recent {
+		writeEvent(w, e)
+	}
+	flusher.Flush()
+	tick := time.NewTicker(keepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			writeEvent(w, e)
+		case <-tick.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+		case <-r.Context().Done():
+			return
+		}
+		flusher.Flush()
+	}
+}
+
+func writeEvent(w http.ResponseWriter, e event) {
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.typ, e.data)
+}
+
+// Serve serves the page on l until ctx ends, then shuts down.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Event streams never go idle by themselves: end them once the
+	// listener is closed, and the pages reconnect to whatever serves next.
+	srv.RegisterOnShutdown(s.hub.dropAll)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// A running action may take a few seconds to finish.
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shut)
+	if errors.Is(err, context.DeadlineExceeded) {
+		srv.Close()
+		err = nil
+	}
+	<-done
+	return err
+}
+
+// state is everything the page draws.
+func (s *Server) state() *stateView {
+	s.mu.Lock()
+	topo, st := s.topo, s.st
+	walk := s.walkOf
+	if s.walk != nil && s.walk.Over() {
+		walk = ""
+	}
+	s.mu.Unlock()
+	v := newStateView(st, topo, graph.Place(topo, pageSizes))
+	v.Tables = s.watch.snapshot()
+	v.Warnings = append(v.Warnings, s.watch.warnings...)
+	v.Walk = walk
+	v.Watchers = s.hub.watchers()
+	return v
+}

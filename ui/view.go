@@ -1,0 +1,112 @@
+package ui
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/natlab/natlab/graph"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/topology"
+)
+
+// pageSizes are the page's boxes: larger than the SVG export's, to be read
+// across a classroom.
+var pageSizes = graph.Sizes{BoxW: 210, BoxH: 92, GapX: 26, GapY: 100, Margin: 24, MaxWidth: 1500}
+
+// stateView is what the page draws, sent whole on every (re)connection
+// and after a NAT changes type.
+type stateView struct {
+	Lab         string                `json:"lab"`
+	Source      string                `json:"source"`
+	Description string                `json:"description,omitempty"`
+	Internet    string                `json:"internet"`
+	Layout      *graph.Layout         `json:"layout"`
+	Nodes       []nodeView            `json:"nodes"`
+	Tables      map[string]*tableView `json:"tables"`
+	Warnings    []string              `json:"warnings"`
+	Choices     choices               `json:"choices"`
+	// Walk names the punch being walked step by step ("alice bob"), ""
+	// when none is under way.
+	Walk     string `json:"walk"`
+	Watchers int    `json:"watchers"`
+}
+
+type nodeView struct {
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"`
+	Behind    string   `json:"behind,omitempty"`
+	Addresses []string `json:"addresses"`
+	Services  []string `json:"services,omitempty"`
+	NAT       *natView `json:"nat,omitempty"`
+}
+
+type natView struct {
+	// Type is the classic name, or "" when the knobs match none.
+	Type      string   `json:"type"`
+	Mapping   string   `json:"mapping"`
+	Filtering string   `json:"filtering"`
+	Ports     string   `json:"ports"`
+	Hairpin   bool     `json:"hairpin"`
+	Timeout   string   `json:"timeout"`
+	LAN       string   `json:"lan"`
+	Gateway   string   `json:"gateway"`
+	Forwards  []string `json:"forwards,omitempty"`
+}
+
+// choices are what the page's forms offer.
+type choices struct {
+	// Hosts can send, punch and ask STUN; Outside are the nodes on the
+	// internet that can knock on a NAT.
+	Hosts   []string `json:"hosts"`
+	Servers []string `json:"servers"`
+	Outside []string `json:"outside"`
+	NATs    []string `json:"nats"`
+	// STUN and TURN are the servers running those services.
+	STUN  []string `json:"stun"`
+	TURN  []string `json:"turn"`
+	Types []string `json:"types"`
+}
+
+func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Layout) *stateView {
+	v := &stateView{Lab: st.Name, Source: st.Source, Description: topo.Description, Internet: topo.Internet.String(),
+		Layout: layout, Nodes: []nodeView{}, Warnings: []string{}}
+	for _, t := range nat.Types {
+		v.Choices.Types = append(v.Choices.Types, string(t))
+	}
+	for _, n := range topo.Nodes {
+		nv := nodeView{Name: n.Name, Kind: string(n.Kind), Behind: n.Behind}
+		for _, a := range n.Addresses {
+			nv.Addresses = append(nv.Addresses, a.String())
+		}
+		for _, svc := range n.Services {
+			nv.Services = append(nv.Services, string(svc))
+		}
+		switch n.Kind {
+		case topology.KindHost:
+			v.Choices.Hosts = append(v.Choices.Hosts, n.Name)
+		case topology.KindServer:
+			v.Choices.Servers = append(v.Choices.Servers, n.Name)
+			if slices.Contains(n.Services, topology.ServiceSTUN) {
+				v.Choices.STUN = append(v.Choices.STUN, n.Name)
+			}
+			if slices.Contains(n.Services, topology.ServiceTURN) {
+				v.Choices.TURN = append(v.Choices.TURN, n.Name)
+			}
+		case topology.KindNAT:
+			v.Choices.NATs = append(v.Choices.NATs, n.Name)
+			b := n.NAT.Behaviour
+			nv.NAT = &natView{Type: string(n.NAT.Type), Mapping: string(b.Mapping), Filtering: string(b.Filtering),
+				Ports: string(b.Ports), Hairpin: b.Hairpin, Timeout: nat.FormatDuration(b.Timeout),
+				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
+			for _, f := range n.NAT.Forwards {
+				nv.NAT.Forwards = append(nv.NAT.Forwards, fmt.Sprintf("%s %d → %s %v", f.Proto, f.Port, f.ToNode, f.To))
+			}
+		}
+		if n.Behind == "" && n.Kind != topology.KindNAT {
+			v.Choices.Outside = append(v.Choices.Outside, n.Name)
+		}
+		v.Nodes = append(v.Nodes, nv)
+	}
+	return v
+}

@@ -1,0 +1,280 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/nattable"
+	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/trace"
+)
+
+// packetView is one packet's passage through a NAT, as the page draws it.
+type packetView struct {
+	Seq  int64      `json:"seq"`
+	Time time.Time  `json:"time"`
+	NAT  string     `json:"nat"`
+	Kind trace.Kind `json:"kind"`
+	// Side is where the packet came in: "lan" (from behind the NAT),
+	// "wan" (from outside) or "" (made by the NAT itself).
+	Side  string `json:"side"`
+	Proto string `json:"proto"`
+	// What the packet is: "udp", "tcp [S]", "icmp echo-request".
+	What   string `json:"what"`
+	Before string `json:"before"`
+	After  string `json:"after,omitempty"`
+	// SrcChanged and DstChanged say what the NAT rewrote.
+	SrcChanged bool   `json:"src_changed"`
+	DstChanged bool   `json:"dst_changed"`
+	Rewritten  string `json:"rewritten,omitempty"`
+	// From and To are the nodes the packet travels between, as far as
+	// the lab's addresses tell: the sender and the receiver (or the next
+	// NAT on its way). Empty when the address is nobody's.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	// Reason explains a drop.
+	Reason string `json:"reason,omitempty"`
+}
+
+// tableView is a NAT's translation table.
+type tableView struct {
+	NAT      string             `json:"nat"`
+	Flows    []nattable.Flow    `json:"flows"`
+	Mappings []nattable.Mapping `json:"mappings"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// watcher traces every NAT of the lab and reads their tables, publishing
+// what it sees to the hub.
+type watcher struct {
+	lab  string
+	hub  *hub
+	mu   sync.Mutex
+	topo *topology.Topology
+	// owners maps every address in the lab to its node.
+	owners map[netip.Addr]string
+	seq    int64
+	tables map[string]*tableView
+	// warnings say what could not be watched (a NAT another trace holds).
+	warnings []string
+	// pokes have a NAT's table read soon.
+	pokes map[string]chan struct{}
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// tablePoll is how often tables are read when nothing happens, to show
+// rows expiring; tableSettle is how long after a packet they are read,
+// so that a burst of packets costs one read.
+const (
+	tablePoll   = time.Second
+	tableSettle = 100 * time.Millisecond
+)
+
+func newWatcher(labName string, topo *topology.Topology, h *hub) *watcher {
+	ctx, stop := context.WithCancel(context.Background())
+	w := &watcher{lab: labName, hub: h, tables: map[string]*tableView{}, pokes: map[string]chan struct{}{}, stop: stop}
+	w.setTopology(topo)
+	for _, n := range topo.Nodes {
+		if n.NAT == nil {
+			continue
+		}
+		ns, err := namedns.Open(lab.NamespaceName(labName, n.Name))
+		if err != nil {
+			w.warnings = append(w.warnings, fmt.Sprintf("%s: %v", n.Name, err))
+			continue
+		}
+		poke := make(chan struct{}, 1)
+		w.pokes[n.Name] = poke
+		tr, err := trace.Start(ns.Fd())
+		if err != nil {
+			w.warnings = append(w.warnings, fmt.Sprintf("packets crossing %s cannot be shown: %v (is natlab trace running on it?)", n.Name, err))
+		} else {
+			w.wg.Add(1)
+			go w.packets(ctx, n.Name, tr, poke)
+		}
+		w.wg.Add(1)
+		go w.table(ctx, n.Name, n.Addresses[0], ns, poke)
+	}
+	return w
+}
+
+// setTopology takes a new topology (after a NAT switched type).
+func (w *watcher) setTopology(topo *topology.Topology) {
+	owners := map[netip.Addr]string{}
+	for _, n := range topo.Nodes {
+		for _, a := range n.Addresses {
+			owners[a] = n.Name
+		}
+		if n.NAT != nil {
+			owners[n.NAT.Gateway] = n.Name
+		}
+	}
+	w.mu.Lock()
+	w.topo, w.owners = topo, owners
+	w.mu.Unlock()
+}
+
+func (w *watcher) close() {
+	w.stop()
+	w.wg.Wait()
+}
+
+// snapshot returns the tables as last read.
+func (w *watcher) snapshot() map[string]*tableView {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]*tableView, len(w.tables))
+	for k, v := range w.tables {
+		out[k] = v
+	}
+	return out
+}
+
+func (w *watcher) packets(ctx context.Context, nat string, tr *trace.Tracer, poke chan<- struct{}) {
+	defer w.wg.Done()
+	go func() {
+		<-ctx.Done()
+		tr.Stop()
+	}()
+	for e := range tr.Events() {
+		w.hub.publish("packet", w.view(nat, e))
+		select {
+		case poke <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *watcher) view(nat string, e trace.Event) packetView {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seq++
+	v := packetView{Seq: w.seq, Time: e.Time, NAT: nat, Kind: e.Kind, Proto: e.Before.Proto, What: what(e.Before), Before: endpoints(e.Before)}
+	switch e.In {
+	case lab.NATLAN:
+		v.Side = "lan"
+	case lab.NATUplink:
+		v.Side = "wan"
+	}
+	v.From = w.owners[e.Before.Src.Addr()]
+	v.To = w.owners[e.Before.Dst.Addr()]
+	if e.After != nil {
+		v.After = endpoints(*e.After)
+		v.SrcChanged = e.After.Src != e.Before.Src
+		v.DstChanged = e.After.Dst != e.Before.Dst
+		v.Rewritten = e.Rewritten()
+		v.To = w.owners[e.After.Dst.Addr()]
+	}
+	if e.Kind == trace.Dropped {
+		v.Reason = w.reason(nat, e.Rule)
+	}
+	if e.Kind == trace.Local {
+		v.To = nat
+	}
+	return v
+}
+
+// reason explains a drop rule to people, with the NAT's filtering where
+// it decided.
+func (w *watcher) reason(nat, rule string) string {
+	n := w.topo.Node(nat)
+	switch rule {
+	case natrules.DropInput:
+		return "The wall: nothing in " + nat + "'s table matches this packet, so there is nobody behind the NAT to give it to."
+	case natrules.DropForward:
+		f := n.NAT.Behaviour.Filtering
+		return fmt.Sprintf("The wall: %s's filtering (%s) does not let this sender in: %s.", nat, f, filteringRule(string(f)))
+	case natrules.DropNoPort:
+		return "No public port was free for a new mapping."
+	case natrules.DropClash:
+		return "The host already talks to this remote endpoint through another mapping."
+	case trace.NoRoute:
+		return "Not routed: " + nat + " has no route to that address. A private address of another network means nothing on the internet."
+	}
+	return rule
+}
+
+func filteringRule(f string) string {
+	switch f {
+	case "endpoint-independent":
+		return "anyone may answer once the host has sent out"
+	case "address-dependent":
+		return "only addresses the host has sent to may answer"
+	default:
+		return "only the exact address and port the host sent to may answer"
+	}
+}
+
+func what(p trace.Packet) string {
+	switch {
+	case p.ICMP != "":
+		return "icmp " + p.ICMP
+	case p.TCPFlags != "":
+		return p.Proto + " [" + p.TCPFlags + "]"
+	}
+	return p.Proto
+}
+
+func endpoints(p trace.Packet) string {
+	if p.ICMP != "" {
+		return fmt.Sprintf("%v → %v", p.Src.Addr(), p.Dst.Addr())
+	}
+	return fmt.Sprintf("%v → %v", p.Src, p.Dst)
+}
+
+// table reads nat's table when poked (after tableSettle) and every
+// tablePoll, and publishes it when it changed.
+func (w *watcher) table(ctx context.Context, nat string, public netip.Addr, ns *namedns.NS, poke <-chan struct{}) {
+	defer w.wg.Done()
+	defer ns.Close()
+	var last []byte
+	tick := time.NewTicker(tablePoll)
+	defer tick.Stop()
+	for {
+		v := &tableView{NAT: nat, Flows: []nattable.Flow{}, Mappings: []nattable.Mapping{}}
+		if t, err := nattable.Read(ns.Fd(), public); err != nil {
+			v.Error = err.Error()
+		} else {
+			v.Flows, v.Mappings = append(v.Flows, t.Flows...), append(v.Mappings, t.Mappings...)
+		}
+		data, _ := json.Marshal(v)
+		if !bytes.Equal(data, last) {
+			last = data
+			w.mu.Lock()
+			w.tables[nat] = v
+			w.mu.Unlock()
+			w.hub.publish("table", v)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-poke:
+			select {
+			case <-time.After(tableSettle):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// pokeAll has every table read now, as after a NAT switched type and
+// its table was emptied.
+func (w *watcher) pokeAll() {
+	for _, p := range w.pokes {
+		select {
+		case p <- struct{}{}:
+		default:
+		}
+	}
+}
