@@ -252,6 +252,52 @@ func TestBrowser(t *testing.T) {
 	p.run("relay", click("#relay-button"), text("#result", "relay alice bob", "✓ ok"))
 	other.run("the second window sees the relay", text("#result", "relay alice bob", "✓ ok"), text("#events li", "203.0.113.3:3478"))
 	p.shot("7-the-relay")
+
+	// natlab ui restarts on the same address: the page comes back by
+	// itself and goes on working.
+	addr := strings.TrimPrefix(s.base, "http://")
+	s.shutdown(t)
+	p.run("notice the server is gone", text("#conn", "reconnecting"))
+	s.listen(t, addr)
+	p.run("reconnect",
+		text("#conn", "live"),
+		click("#send-button"),
+		text("#result", "send alice -> meet", "delivered"),
+	)
+}
+
+// A lab of 50 nodes is drawn whole, every box apart from every other, at
+// a size that can be read.
+func TestBrowserLargeLab(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("nodes:\n  meet: {kind: server, services: [stun]}\n  stranger: {kind: host}\n")
+	for i := range 8 {
+		fmt.Fprintf(&b, "  nat%d: {kind: nat, type: %s}\n", i, []string{"full-cone", "restricted-cone", "port-restricted-cone", "symmetric"}[i%4])
+		for j := range 5 {
+			fmt.Fprintf(&b, "  h%d-%d: {kind: host, behind: nat%d}\n", i, j, i)
+		}
+	}
+	s := serve(t, b.String())
+	if len(s.lab.Topo.Nodes) != 50 {
+		t.Fatalf("%d nodes", len(s.lab.Topo.Nodes))
+	}
+	p := newPage(t, browser(t), artifacts(t))
+	defer p.checkScript()
+	p.run("load a large lab", chromedp.Navigate(s.base+"/?token="+token))
+	p.run("see every node",
+		until("document.querySelectorAll('.box').length === 51"),
+		// No two boxes overlap on the screen.
+		until(`(() => {
+			const r = [...document.querySelectorAll('.box rect')].map(e => e.getBoundingClientRect());
+			return r.every((a, i) => r.every((b, j) => i === j || a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top));
+		})()`),
+		// A node's name is drawn at 12 CSS pixels or more.
+		until(`document.querySelector('#box-h7-4 text.name').getBoundingClientRect().height >= 12`),
+	)
+	p.run("send from the last host", choose("#send-from", "h7-4"), choose("#send-to", "meet"), click("#send-button"),
+		text("#events li.forwarded", "nat7", "source rewritten"))
+	p.shot("large-lab")
 }
 
 // Without the token the page says what to do, and shows no lab.

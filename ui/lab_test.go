@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/ui"
 )
@@ -355,4 +356,22 @@ func TestStreamsEndWithTheServer(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// A lab taken down under the server is announced to the pages, and Gone
+// says so to the command that serves it.
+func TestLabTakenDown(t *testing.T) {
+	t.Parallel()
+	s := serve(t, storyLab)
+	st := s.events(t)
+	st.await(t, "state", func(map[string]any) bool { return true })
+	if _, err := lab.Down(s.lab.Topo.Name); err != nil {
+		t.Fatal(err)
+	}
+	st.await(t, "gone", func(v map[string]any) bool { return v["lab"] == s.lab.Topo.Name })
+	select {
+	case <-s.srv.Gone():
+	case <-time.After(5 * time.Second):
+		t.Error("Gone is not closed after the lab went down")
+	}
 }

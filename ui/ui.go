@@ -77,7 +77,12 @@ type Server struct {
 	// it goes away.
 	life context.Context
 	end  context.CancelFunc
+	// gone is closed when the lab is taken down under the server.
+	gone chan struct{}
 }
+
+// labCheck is how often the server looks whether its lab is still up.
+const labCheck = time.Second
 
 // New starts watching lab cfg.Lab, which must be up.
 func New(cfg Config) (*Server, error) {
@@ -104,10 +109,33 @@ func New(cfg Config) (*Server, error) {
 	}
 	life, end := context.WithCancel(context.Background())
 	s := &Server{lab: st.Name, token: token, hosts: hosts, hub: newHub(), st: st, topo: topo,
-		sess: runner.New(st, topo), life: life, end: end}
+		sess: runner.New(st, topo), life: life, end: end, gone: make(chan struct{})}
 	s.watch = newWatcher(st.Name, topo, s.hub)
+	go s.watchLab()
 	return s, nil
 }
+
+// watchLab closes gone, and tells the pages, when the lab's record
+// disappears (natlab down from another terminal).
+func (s *Server) watchLab() {
+	tick := time.NewTicker(labCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.life.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := labstate.Load(s.lab); errors.Is(err, labstate.ErrNotFound) {
+			s.hub.publish("gone", map[string]string{"lab": s.lab})
+			close(s.gone)
+			return
+		}
+	}
+}
+
+// Gone is closed when the lab is taken down while the server runs.
+func (s *Server) Gone() <-chan struct{} { return s.gone }
 
 // Token is what requests must carry.
 func (s *Server) Token() string { return s.token }

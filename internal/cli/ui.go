@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -101,7 +102,22 @@ a class from another machine, listen on another address (--listen
 			if !isLoopback(l.Addr()) {
 				fmt.Fprintf(errOut, "natlab ui: listening beyond this machine: anyone with the URL can act on the lab\n")
 			}
-			err = srv.Serve(ctx, l)
+			serveCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				select {
+				case <-srv.Gone():
+					fmt.Fprintf(errOut, "natlab ui: lab %s was taken down\n", labName)
+					stop()
+				case <-serveCtx.Done():
+				}
+			}()
+			err = srv.Serve(serveCtx, l)
+			select {
+			case <-srv.Gone():
+				return fmt.Errorf("lab %s was taken down while natlab ui showed it", labName)
+			default:
+			}
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -45,6 +45,13 @@ function connect() {
   es.addEventListener("packet", (e) => packet(JSON.parse(e.data)));
   es.addEventListener("table", (e) => table(JSON.parse(e.data)));
   es.addEventListener("action", (e) => actionEvent(JSON.parse(e.data)));
+  es.addEventListener("gone", () => {
+    es.close();
+    const c = $("conn");
+    c.textContent = "the lab was taken down";
+    c.className = "conn down";
+    for (const b of document.querySelectorAll("button")) b.disabled = true;
+  });
 }
 
 function setConn(up) {
