@@ -85,6 +85,15 @@ func (w *Walk) Next(ctx context.Context) (WalkStep, error) {
 	return st, nil
 }
 
+// Close closes both peers' sockets; a walk that is closed takes no more
+// steps.
+func (w *Walk) Close() {
+	for _, p := range w.peer {
+		p.Conn.Close()
+	}
+	w.next = WalkSteps + 1
+}
+
 // Over says whether every step has been taken.
 func (w *Walk) Over() bool { return w.next > WalkSteps }
 

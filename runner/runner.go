@@ -186,6 +186,8 @@ type forwardKey struct {
 // closes its sockets.
 func (r *Session) Close() {
 	r.stopBg()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		r.closers[i]()
 	}

@@ -287,10 +287,15 @@ func (r *Session) knock(ctx context.Context, s topology.Step, dest netip.AddrPor
 		}
 		cancel()
 	} else {
-		out, err := r.fresh(s.From, s.Family)
+		n, err := r.node(s.From)
 		if err != nil {
 			return StepResult{}, err
 		}
+		out, err := n.ListenUDP(":0")
+		if err != nil {
+			return StepResult{}, err
+		}
+		defer out.Close()
 		if _, err := out.WriteToUDPAddrPort([]byte(fmt.Sprintf("natlab knock from %s", s.From)), dest); err != nil {
 			return verdict(s, "dropped", StepResult{Reason: err.Error(), Detail: fmt.Sprintf("%s could not send to %v", s.From, dest)}), nil
 		}

@@ -99,10 +99,16 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request) {
 	s.nextID++
 	res := &actionResult{ID: s.nextID, Title: act.title, State: "started"}
 	s.doing = act.title
-	s.mu.Unlock()
-	s.hub.publish("action", res)
 	ctx, cancel := context.WithTimeout(s.life, actionTimeout)
 	defer cancel()
+	s.cancelAction = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.cancelAction = nil
+		s.mu.Unlock()
+	}()
+	s.hub.publish("action", res)
 	start := time.Now()
 	act.run(ctx, res)
 	res.State, res.Took = "finished", time.Since(start)
@@ -213,16 +219,20 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 				return
 			}
 			s.mu.Lock()
-			s.walk, s.walkOf = w, step.Between[0]+" "+step.Between[1]
+			if s.walk != nil {
+				// Its sockets are of no more use.
+				s.walk.Close()
+			}
+			s.walk, s.walkOf, s.walkOver = w, step.Between[0]+" "+step.Between[1], false
 			s.mu.Unlock()
 			s.walkStep(ctx, w, res)
 		}}, nil
 
 	default:
 		s.mu.Lock()
-		w, of := s.walk, s.walkOf
+		w, of, over := s.walk, s.walkOf, s.walkOver
 		s.mu.Unlock()
-		if w == nil || w.Over() {
+		if w == nil || over {
 			return nil, &requestError{http.StatusConflict, "no punch is being walked: start one with {\"walk\": {\"punch\": {\"between\": [A, B]}}}"}
 		}
 		return &action{title: "next step of the punch between " + strings.Replace(of, " ", " and ", 1), run: func(ctx context.Context, res *actionResult) {
@@ -233,6 +243,9 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 
 func (s *Server) walkStep(ctx context.Context, w *punch.Walk, res *actionResult) {
 	st, err := w.Next(ctx)
+	s.mu.Lock()
+	s.walkOver = w.Over()
+	s.mu.Unlock()
 	res.Walk = &st
 	if err != nil {
 		res.Error = err.Error()
@@ -261,9 +274,12 @@ func (s *Server) switchNAT(node string, typ nat.Type, res *actionResult) {
 		return
 	}
 	s.mu.Lock()
+	if s.walk != nil {
+		s.walk.Close()
+	}
 	s.sess.Close()
 	s.st, s.topo, s.sess = st, topo, runner.New(st, topo)
-	s.walk, s.walkOf = nil, ""
+	s.walk, s.walkOf, s.walkOver = nil, "", false
 	s.mu.Unlock()
 	s.watch.setTopology(topo)
 	s.watch.pokeAll()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/natlab/natlab/ui"
 )
 
 // The page in a real browser (Debian's chromium, headless): each act of
@@ -264,6 +266,19 @@ func TestBrowser(t *testing.T) {
 		click("#send-button"),
 		text("#result", "send alice -> meet", "delivered"),
 	)
+
+	// natlab ui started again makes a new token: the page says to open
+	// the new URL rather than retrying for ever.
+	s.shutdown(t)
+	s.srv.Close()
+	again, err := ui.New(ui.Config{Lab: s.lab.Topo.Name, Token: "another-token-entirely"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	s.srv = again
+	s.listen(t, addr)
+	p.run("a new token", text("#no-token", "started again, with a new token"))
 }
 
 // A lab of 50 nodes is drawn whole, every box apart from every other, at

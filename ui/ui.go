@@ -71,14 +71,20 @@ type Server struct {
 	sess   *runner.Session
 	walk   *punch.Walk
 	walkOf string
-	nextID int
+	// walkOver mirrors walk.Over(), for readers that must not wait for
+	// a walk step to end.
+	walkOver bool
+	// cancelAction cancels the action running now, if any.
+	cancelAction context.CancelFunc
+	nextID       int
 	// life lives as long as the server: actions run under it, so that
 	// one goes on for the other watchers when the browser that asked for
 	// it goes away.
 	life context.Context
 	end  context.CancelFunc
 	// gone is closed when the lab is taken down under the server.
-	gone chan struct{}
+	gone      chan struct{}
+	closeOnce sync.Once
 }
 
 // labCheck is how often the server looks whether its lab is still up.
@@ -146,10 +152,21 @@ func (s *Server) Warnings() []string { return s.watch.warnings }
 // Close stops watching the lab and ends every event stream. It leaves the
 // lab up.
 func (s *Server) Close() {
+	s.closeOnce.Do(s.close)
+}
+
+func (s *Server) close() {
 	s.end()
 	s.hub.closeAll()
+	// An action still running has been cancelled; let it end before its
+	// session goes.
+	s.busy.Lock()
+	defer s.busy.Unlock()
 	s.watch.close()
 	s.mu.Lock()
+	if s.walk != nil {
+		s.walk.Close()
+	}
 	s.sess.Close()
 	s.mu.Unlock()
 }
@@ -230,14 +247,26 @@ func (s *Server) serveState(w http.ResponseWriter, r *http.Request) {
 // proxies and browsers keep it open and a dead one is noticed.
 const keepalive = 15 * time.Second
 
+// writeTimeout bounds one write to a page; a page that reads nothing for
+// that long is cut off (and reconnects if it is still there).
+const writeTimeout = 10 * time.Second
+
+// maxWatchers bounds the pages watching at once.
+const maxWatchers = 64
+
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		httpError(w, http.StatusInternalServerError, "streaming is not supported here")
 		return
 	}
+	if s.hub.watchers() >= maxWatchers {
+		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d pages are watching already; close one", maxWatchers))
+		return
+	}
 	events, recent := s.hub.subscribe()
 	defer s.hub.unsubscribe(events)
+	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -246,9 +275,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	// from the state sent first on every connection.
 	fmt.Fprint(w, "retry: 1000\n\n")
 	st, _ := json.Marshal(s.state())
+	rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	writeEvent(w, event{"state", st})
+	// What happened just before, for the page's log: not to be drawn as
+	// if it happened now.
 	for _, e := range recent {
-		writeEvent(w, e)
+		writeEvent(w, event{"replay", e.data})
 	}
 	flusher.Flush()
 	tick := time.NewTicker(keepalive)
@@ -259,13 +291,18 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			writeEvent(w, e)
 		case <-tick.C:
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			fmt.Fprint(w, ": keepalive\n\n")
 		case <-r.Context().Done():
 			return
 		}
-		flusher.Flush()
+		if rc.Flush() != nil {
+			// A page that stopped reading.
+			return
+		}
 	}
 }
 
@@ -275,7 +312,7 @@ func writeEvent(w http.ResponseWriter, e event) {
 
 // Serve serves the page on l until ctx ends, then shuts down.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	// Event streams never go idle by themselves: end them once the
 	// listener is closed, and the pages reconnect to whatever serves next.
 	srv.RegisterOnShutdown(s.hub.dropAll)
@@ -286,7 +323,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	// A running action may take a few seconds to finish.
+	s.mu.Lock()
+	if s.cancelAction != nil {
+		s.cancelAction()
+	}
+	s.mu.Unlock()
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shut)
@@ -303,7 +344,7 @@ func (s *Server) state() *stateView {
 	s.mu.Lock()
 	topo, st := s.topo, s.st
 	walk := s.walkOf
-	if s.walk != nil && s.walk.Over() {
+	if s.walkOver {
 		walk = ""
 	}
 	s.mu.Unlock()

@@ -67,8 +67,12 @@ type watcher struct {
 	warnings []string
 	// pokes have a NAT's table read soon.
 	pokes map[string]chan struct{}
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	// tracers and namespaces are closed by close, after the goroutines
+	// that use them have stopped.
+	tracers    []*trace.Tracer
+	namespaces []*namedns.NS
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // tablePoll is how often tables are read when nothing happens, to show
@@ -92,14 +96,16 @@ func newWatcher(labName string, topo *topology.Topology, h *hub) *watcher {
 			w.warnings = append(w.warnings, fmt.Sprintf("%s: %v", n.Name, err))
 			continue
 		}
+		w.namespaces = append(w.namespaces, ns)
 		poke := make(chan struct{}, 1)
 		w.pokes[n.Name] = poke
 		tr, err := trace.Start(ns.Fd())
 		if err != nil {
 			w.warnings = append(w.warnings, fmt.Sprintf("packets crossing %s cannot be shown: %v (is natlab trace running on it?)", n.Name, err))
 		} else {
+			w.tracers = append(w.tracers, tr)
 			w.wg.Add(1)
-			go w.packets(ctx, n.Name, tr, poke)
+			go w.packets(n.Name, tr, poke)
 		}
 		w.wg.Add(1)
 		go w.table(ctx, n.Name, n.Addresses[0], ns, poke)
@@ -123,9 +129,17 @@ func (w *watcher) setTopology(topo *topology.Topology) {
 	w.mu.Unlock()
 }
 
+// close stops the table readers and the traces (removing the trace
+// tables from the NATs), then lets go of the namespaces.
 func (w *watcher) close() {
 	w.stop()
+	for _, tr := range w.tracers {
+		tr.Stop()
+	}
 	w.wg.Wait()
+	for _, ns := range w.namespaces {
+		ns.Close()
+	}
 }
 
 // snapshot returns the tables as last read.
@@ -139,12 +153,9 @@ func (w *watcher) snapshot() map[string]*tableView {
 	return out
 }
 
-func (w *watcher) packets(ctx context.Context, nat string, tr *trace.Tracer, poke chan<- struct{}) {
+// packets publishes nat's traced packets until the trace stops.
+func (w *watcher) packets(nat string, tr *trace.Tracer, poke chan<- struct{}) {
 	defer w.wg.Done()
-	go func() {
-		<-ctx.Done()
-		tr.Stop()
-	}()
 	for e := range tr.Events() {
 		w.hub.publish("packet", w.view(nat, e))
 		select {
@@ -235,7 +246,6 @@ func endpoints(p trace.Packet) string {
 // tablePoll, and publishes it when it changed.
 func (w *watcher) table(ctx context.Context, nat string, public netip.Addr, ns *namedns.NS, poke <-chan struct{}) {
 	defer w.wg.Done()
-	defer ns.Close()
 	var last []byte
 	tick := time.NewTicker(tablePoll)
 	defer tick.Stop()

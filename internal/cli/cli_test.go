@@ -393,14 +393,14 @@ func TestGraphAndTableAndTrace(t *testing.T) {
 // natlab ui brings a scenario up, serves its page with the token it
 // prints, and on Ctrl-C stops and takes the lab down.
 func TestUICommand(t *testing.T) {
-	for _, args := range [][]string{{"ui", "--listen", "nonsense"}, {"ui", "a", "b"}, {"ui", "no-such-scenario"}} {
+	for _, args := range [][]string{{"ui", "--listen", "nonsense"}, {"ui", "a", "b"}, {"ui", "no-such-scenario"}, {"ui", "--token", "short"}} {
 		if r := run(t, args...); r.code != 2 || !strings.Contains(r.stderr, "natlab") {
 			t.Errorf("natlab %v: exit %d, %q; want a usage error", args, r.code, r.stderr)
 		}
 	}
 	testutil.RequireRoot(t)
 	name := testutil.UniqueName(t)
-	cmd := exec.Command(natlab, "ui", "act1-address-problem", "--name", name, "--listen", "127.0.0.1:0", "--token", "tok")
+	cmd := exec.Command(natlab, "ui", "act1-address-problem", "--name", name, "--listen", "127.0.0.1:0", "--token", "a-token-of-my-own")
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -421,12 +421,12 @@ func TestUICommand(t *testing.T) {
 			url = l
 		}
 	}
-	if !strings.HasSuffix(url, "/?token=tok") {
+	if !strings.HasSuffix(url, "/?token=a-token-of-my-own") {
 		t.Fatalf("natlab ui printed no URL with the token; stderr %q", stderr.String())
 	}
 	go io.Copy(io.Discard, stdout)
-	base := strings.TrimSuffix(url, "/?token=tok")
-	resp, err := http.Get(base + "/api/state?token=tok")
+	base := strings.TrimSuffix(url, "/?token=a-token-of-my-own")
+	resp, err := http.Get(base + "/api/state?token=a-token-of-my-own")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,9 @@ import (
 // defaultUIAddr is where natlab ui listens unless told otherwise; when
 // the port is taken it takes any free one.
 const defaultUIAddr = "127.0.0.1:7780"
+
+// minTokenLen keeps a chosen token from being guessed.
+const minTokenLen = 16
 
 func newUICmd() *cobra.Command {
 	var listen, token, name string
@@ -41,7 +45,9 @@ that is up is shown.
 The page listens on 127.0.0.1 and needs the token in the URL natlab ui
 prints, as Jupyter does; several browsers can watch at once. To show it to
 a class from another machine, listen on another address (--listen
-0.0.0.0:7780): anyone who has the URL can then act on the lab.`,
+0.0.0.0:7780): then only the token guards it, and anyone who has the URL
+can act on the lab. A token of your own (--token, or NATLAB_UI_TOKEN, which
+ps does not show) keeps the URL the same from one start to the next.`,
 		Example: `  sudo natlab ui act5-the-trick
   sudo natlab up symmetric && sudo natlab ui symmetric
   sudo natlab ui scenarios/full-cone.yaml --listen 127.0.0.1:8080`,
@@ -55,6 +61,12 @@ a class from another machine, listen on another address (--listen
 				if err := checkLabName(name); err != nil {
 					return err
 				}
+			}
+			if token == "" {
+				token = os.Getenv("NATLAB_UI_TOKEN")
+			}
+			if token != "" && len(token) < minTokenLen {
+				return usageError("the token must have at least %d characters; leave it out for a random one", minTokenLen)
 			}
 			labName, sc, err := uiTarget(a, name)
 			if err != nil {
@@ -98,7 +110,11 @@ a class from another machine, listen on another address (--listen
 			for _, w := range srv.Warnings() {
 				fmt.Fprintf(errOut, "natlab ui: %s\n", w)
 			}
-			fmt.Fprintf(out, "natlab ui: lab %s at\n\n    %s\n\nOpen that URL in a browser; Ctrl-C stops.\n", labName, pageURL(l.Addr(), srv.Token()))
+			fmt.Fprintf(out, "natlab ui: lab %s at\n\n", labName)
+			for _, u := range pageURLs(l.Addr(), srv.Token()) {
+				fmt.Fprintf(out, "    %s\n", u)
+			}
+			fmt.Fprintf(out, "\nOpen that URL in a browser; Ctrl-C stops.\n")
 			if !isLoopback(l.Addr()) {
 				fmt.Fprintf(errOut, "natlab ui: listening beyond this machine: anyone with the URL can act on the lab\n")
 			}
@@ -125,7 +141,7 @@ a class from another machine, listen on another address (--listen
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", defaultUIAddr, "address to serve the page on (HOST:PORT)")
-	cmd.Flags().StringVar(&token, "token", "", "the token the page needs (default: a random one)")
+	cmd.Flags().StringVar(&token, "token", "", "the token the page needs, 16 characters or more (default: $NATLAB_UI_TOKEN, else a random one)")
 	cmd.Flags().StringVar(&name, "name", "", "with FILE or NAME: bring the lab up under this name")
 	return cmd
 }
@@ -181,11 +197,26 @@ func isLoopback(addr net.Addr) bool {
 	return addr.(*net.TCPAddr).AddrPort().Addr().IsLoopback()
 }
 
-func pageURL(addr net.Addr, token string) string {
+// pageURLs are the page's addresses: the one it listens on, or for an
+// unspecified address (0.0.0.0) loopback first and then each of this
+// machine's own addresses, for the class.
+func pageURLs(addr net.Addr, token string) []string {
 	ap := addr.(*net.TCPAddr).AddrPort()
-	host := ap.Addr().Unmap()
-	if host.IsUnspecified() {
-		host = netip.MustParseAddr("127.0.0.1")
+	port := strconv.Itoa(int(ap.Port()))
+	hosts := []netip.Addr{ap.Addr().Unmap()}
+	if ap.Addr().IsUnspecified() {
+		hosts = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() {
+					hosts = append(hosts, p.Addr())
+				}
+			}
+		}
 	}
-	return fmt.Sprintf("http://%s/?token=%s", net.JoinHostPort(host.String(), strconv.Itoa(int(ap.Port()))), token)
+	var urls []string
+	for _, h := range hosts {
+		urls = append(urls, fmt.Sprintf("http://%s/?token=%s", net.JoinHostPort(h.String(), port), token))
+	}
+	return urls
 }

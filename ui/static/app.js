@@ -34,15 +34,20 @@ const maxLog = 200;
 
 function connect() {
   const es = new EventSource("/api/events?token=" + encodeURIComponent(token));
-  es.onopen = () => setConn(true);
+  es.onopen = () => {
+    setConn(true);
+    // The server replays what happened just before this connection.
+    $("events").replaceChildren();
+  };
   es.onerror = () => {
     setConn(false);
     // The browser retries by itself unless the server refused the
-    // stream (or is gone for good): then try again ourselves.
-    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+    // stream: then find out why, and try again ourselves.
+    if (es.readyState === EventSource.CLOSED) refused();
   };
   es.addEventListener("state", (e) => render(JSON.parse(e.data)));
   es.addEventListener("packet", (e) => packet(JSON.parse(e.data)));
+  es.addEventListener("replay", (e) => logPacket(JSON.parse(e.data)));
   es.addEventListener("table", (e) => table(JSON.parse(e.data)));
   es.addEventListener("action", (e) => actionEvent(JSON.parse(e.data)));
   es.addEventListener("gone", () => {
@@ -52,6 +57,23 @@ function connect() {
     c.className = "conn down";
     for (const b of document.querySelectorAll("button")) b.disabled = true;
   });
+}
+
+// refused asks the server why the stream closed: a natlab ui started
+// again has a new token, which this tab does not have.
+async function refused() {
+  try {
+    const r = await fetch("/api/state", { headers: { "X-Natlab-Token": token } });
+    if (r.status === 401) {
+      sessionStorage.removeItem("natlab-token");
+      $("no-token").hidden = false;
+      $("no-token").querySelector("p").textContent = "natlab ui was started again, with a new token. Open the URL it printed this time.";
+      return;
+    }
+  } catch (e) {
+    // Not there at all: keep trying.
+  }
+  setTimeout(connect, 2000);
 }
 
 function setConn(up) {
@@ -442,8 +464,8 @@ function table(t) {
     add(tr, "td", "", f.remote);
     add(tr, "td", "", f.state + (f.hairpin ? " hairpin" : ""));
     add(tr, "td", "", secs(f.expires_ns));
-    tr.title = "knock on " + f.public;
-    tr.addEventListener("click", () => knockOn(t.nat, f.public));
+    tr.title = "aim a knock at " + f.public;
+    tr.addEventListener("click", () => knockOn(t.nat, f.public, f.proto));
   }
   if (t.mappings.length) {
     add(card, "p", "hint", "UDP mappings (who owns each public port):");
@@ -456,7 +478,8 @@ function table(t) {
       add(tr, "td", "", "←");
       add(tr, "td", "", m.private);
       add(tr, "td", "", secs(m.expires_ns));
-      tr.addEventListener("click", () => knockOn(t.nat, m.public));
+      tr.title = "aim a knock at " + m.public;
+      tr.addEventListener("click", () => knockOn(t.nat, m.public, "udp"));
     }
   }
   seenRows[t.nat] = fresh;
@@ -471,9 +494,10 @@ function secs(ns) {
   return Math.round(s / 86400) + "d";
 }
 
-function knockOn(nat, publicEndpoint) {
+function knockOn(nat, publicEndpoint, proto) {
   setSelect("knock-nat", nat);
   $("knock-port").value = publicEndpoint.split(":").pop();
+  if (proto === "udp" || proto === "tcp") setSelect("knock-proto", proto);
   $("knock-form").scrollIntoView({ block: "nearest" });
 }
 
@@ -488,7 +512,8 @@ async function act(body) {
       headers: { "Content-Type": "application/json", "X-Natlab-Token": token },
       body: JSON.stringify(body),
     });
-    res = await r.json();
+    const json = (r.headers.get("Content-Type") || "").startsWith("application/json");
+    res = json ? await r.json() : { error: (await r.text()).trim() || r.statusText };
     if (!r.ok) {
       showResult({ state: "finished", ok: false, title: "refused", error: res.error || r.statusText });
       return null;
@@ -568,7 +593,7 @@ function wire() {
   $("knock-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const nat = node($("knock-nat").value);
-    act({ step: { send: { from: $("knock-from").value, to: `${nat.addresses[0]}:${$("knock-port").value}` } } });
+    act({ step: { send: { from: $("knock-from").value, to: `${nat.addresses[0]}:${$("knock-port").value}`, proto: $("knock-proto").value } } });
   });
   $("stun-form").addEventListener("submit", (e) => {
     e.preventDefault();
