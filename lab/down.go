@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -81,37 +82,57 @@ func DownAll() ([]string, error) {
 // remove stops every process inside the lab and deletes the namespaces of
 // its record that carry its marker.
 func remove(st *labstate.State) error {
-	var errs []error
-	var ours []string
-	for _, ns := range st.Namespaces {
-		lab, _, id, ok, err := readMarker(ns.Name)
+	type found struct {
+		ours bool
+		err  error
+	}
+	results := make([]found, len(st.Namespaces))
+	// Each namespace's marker is read on its own: in parallel.
+	each(context.Background(), len(st.Namespaces), func(i int) error {
+		name := st.Namespaces[i].Name
+		lab, _, id, ok, err := readMarker(name)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			continue
 		case errors.Is(err, errNotMounted):
 			// A crash between creating the mount point and mounting on it
 			// leaves an empty file; nothing else would be at this path.
-			if err := os.Remove(namedns.Path(ns.Name)); err != nil {
-				errs = append(errs, err)
+			if err := os.Remove(namedns.Path(name)); err != nil {
+				results[i].err = err
 			}
-			continue
 		case err != nil:
-			errs = append(errs, fmt.Errorf("namespace %s: %w", ns.Name, err))
-			continue
+			results[i].err = fmt.Errorf("namespace %s: %w", name, err)
 		case !ok || lab != st.Name || id != st.ID:
-			errs = append(errs, fmt.Errorf("namespace %s is not this lab's (its marker is not lab=%s id=%s); left alone", ns.Name, st.Name, st.ID))
-			continue
+			results[i].err = fmt.Errorf("namespace %s is not this lab's (its marker is not lab=%s id=%s); left alone", name, st.Name, st.ID)
+		default:
+			results[i].ours = true
 		}
-		ours = append(ours, ns.Name)
+		return nil
+	})
+	var errs []error
+	var ours []string
+	for i, r := range results {
+		if r.ours {
+			ours = append(ours, st.Namespaces[i].Name)
+		}
+		errs = append(errs, r.err)
 	}
-	errs = append(errs, deleteNamespaces(ours))
+	// natlab's own service processes have nothing to save: they are
+	// killed outright. Anything else in the lab gets to exit cleanly.
+	own := map[int]bool{}
+	for _, p := range st.Processes {
+		if ProcessAlive(p.PID, p.StartTime) {
+			own[p.PID] = true
+		}
+	}
+	errs = append(errs, deleteNamespaces(ours, own))
 	return errors.Join(errs...)
 }
 
-// deleteNamespaces stops the processes inside the namespaces, then
-// deletes them. A process would keep its namespace alive after the name
-// is gone, so processes go first.
-func deleteNamespaces(names []string) error {
+// deleteNamespaces stops the processes inside the namespaces (with
+// SIGKILL those of own, with SIGTERM the others), then deletes them. A
+// process would keep its namespace alive after the name is gone, so
+// processes go first.
+func deleteNamespaces(names []string, own map[int]bool) error {
 	inodes := map[uint64]bool{}
 	for _, name := range names {
 		if ino, err := nsInode(name); err == nil {
@@ -121,7 +142,7 @@ func deleteNamespaces(names []string) error {
 	var errs []error
 	if pids, err := processesIn(inodes); err != nil {
 		errs = append(errs, err)
-	} else if err := stopProcesses(pids); err != nil {
+	} else if err := stopProcesses(pids, own); err != nil {
 		errs = append(errs, err)
 	}
 	for _, name := range names {
@@ -213,5 +234,5 @@ func removeOrphans(prefix, lab string) (bool, error) {
 	if len(names) == 0 {
 		return false, err
 	}
-	return true, errors.Join(err, deleteNamespaces(names), labstate.Remove(lab))
+	return true, errors.Join(err, deleteNamespaces(names, nil), labstate.Remove(lab))
 }

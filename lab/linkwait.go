@@ -21,8 +21,13 @@ const linkTimeout = 10 * time.Second
 // namespace's links and, where one is not up yet, waits for the kernel's
 // notification, which on an idle machine has already come.
 func (b *builder) waitLinksUp(ctx context.Context) error {
-	for node, h := range b.nl {
-		links, err := h.LinkList()
+	nodes := make([]string, 0, len(b.nl))
+	for node := range b.nl {
+		nodes = append(nodes, node)
+	}
+	return each(ctx, len(nodes), func(i int) error {
+		node := nodes[i]
+		links, err := b.nl[node].LinkList()
 		if err != nil {
 			return fmt.Errorf("node %s: list links: %w", node, err)
 		}
@@ -33,12 +38,10 @@ func (b *builder) waitLinksUp(ctx context.Context) error {
 			}
 		}
 		if len(down) > 0 {
-			if err := b.waitUp(ctx, node, down); err != nil {
-				return err
-			}
+			return b.waitUp(ctx, node, down)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // waitUp waits for the named links of node's namespace to be up.

@@ -53,10 +53,10 @@ func processesIn(inodes map[uint64]bool) ([]int, error) {
 // stopTimeout is how long processes get to exit after SIGTERM.
 const stopTimeout = 2 * time.Second
 
-// stopProcesses ends the processes: SIGTERM, then SIGKILL for those still
-// there after stopTimeout. It waits on pidfds, so it returns as soon as
-// they are gone.
-func stopProcesses(pids []int) error {
+// stopProcesses ends the processes: SIGKILL for those of kill, SIGTERM
+// for the others, then SIGKILL for those still there after stopTimeout.
+// It waits on pidfds, so it returns as soon as they are gone.
+func stopProcesses(pids []int, kill map[int]bool) error {
 	var fds []int
 	for _, pid := range pids {
 		fd, err := unix.PidfdOpen(pid, 0)
@@ -64,7 +64,11 @@ func stopProcesses(pids []int) error {
 			continue // already gone
 		}
 		fds = append(fds, fd)
-		unix.PidfdSendSignal(fd, syscall.SIGTERM, nil, 0)
+		sig := syscall.SIGTERM
+		if kill[pid] {
+			sig = syscall.SIGKILL
+		}
+		unix.PidfdSendSignal(fd, sig, nil, 0)
 	}
 	defer func() {
 		for _, fd := range fds {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -84,9 +86,6 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 
 	b := &builder{topo: topo, st: st, ns: map[string]*namedns.NS{}, nl: map[string]*netlink.Handle{}}
 	err = b.build(ctx)
-	if err == nil {
-		err = b.startServices(ctx)
-	}
 	b.close()
 	if err == nil {
 		st.Complete = true
@@ -109,9 +108,22 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 type builder struct {
 	topo *topology.Topology
 	st   *labstate.State
+	// mu guards the maps and st while the steps of a phase run in
+	// parallel.
+	mu sync.Mutex
 	// ns and nl are keyed by node name; the internet's by topology.Internet.
 	ns map[string]*namedns.NS
 	nl map[string]*netlink.Handle
+	// bridges are the segments' bridges' indexes, keyed by the NAT that
+	// owns the segment ("" for the internet).
+	bridges map[string]int
+	// services are the service processes launched, not yet serving.
+	services []*launched
+}
+
+type launched struct {
+	node string
+	l    *service.Launched
 }
 
 func (b *builder) close() {
@@ -123,58 +135,110 @@ func (b *builder) close() {
 	}
 }
 
+// build brings the lab up in phases, each a barrier for the next; within
+// a phase the nodes are independent (each works in its own namespace
+// through its own netlink handle) and are done in parallel, as the kernel
+// can do much of it at once.
 func (b *builder) build(ctx context.Context) error {
 	if err := namedns.Prepare(); err != nil {
 		return err
 	}
-	if err := b.createNamespace(ctx, topology.Internet, nil); err != nil {
-		return err
-	}
-	for _, n := range b.topo.Nodes {
+	nodes := b.topo.Nodes
+	// The internet's namespace is named for topology.Internet and has
+	// no node.
+	// A server's service process is launched as soon as its namespace
+	// exists, and starts up while the rest is built: it may bind its
+	// addresses before they are there (ip_nonlocal_bind).
+	err := each(ctx, len(nodes)+1, func(i int) error {
+		if i == len(nodes) {
+			return b.createNamespace(ctx, topology.Internet, nil)
+		}
+		n := nodes[i]
 		if err := b.createNamespace(ctx, n.Name, n); err != nil {
 			return err
 		}
-	}
-	bridges := map[string]int{}
-	idx, err := b.addBridge(topology.Internet, InternetBridge)
+		if service.PlanFor(n).Any() {
+			return b.launchServices(n)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	bridges[""] = idx
-	for _, n := range b.topo.Nodes {
-		if n.Kind != topology.KindNAT {
-			continue
+	var nats []*topology.Node
+	for _, n := range nodes {
+		if n.Kind == topology.KindNAT {
+			nats = append(nats, n)
 		}
+	}
+	b.bridges = map[string]int{}
+	err = each(ctx, len(nats)+1, func(i int) error {
+		if i == len(nats) {
+			return b.addBridge("", topology.Internet, InternetBridge)
+		}
+		n := nats[i]
 		addrs := []netip.Prefix{netip.PrefixFrom(n.NAT.Gateway, n.NAT.LAN.Bits())}
 		if n.NAT.Gateway6.IsValid() {
 			addrs = append(addrs, netip.PrefixFrom(n.NAT.Gateway6, n.NAT.LAN6.Bits()))
 		}
-		if bridges[n.Name], err = b.addBridge(n.Name, NATLAN, addrs...); err != nil {
-			return err
-		}
-	}
-	if err := b.plugUplinks(ctx, bridges); err != nil {
+		return b.addBridge(n.Name, n.Name, NATLAN, addrs...)
+	})
+	if err != nil {
 		return err
 	}
-	for _, n := range b.topo.Nodes {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	if err := b.plugUplinks(ctx); err != nil {
+		return err
+	}
+	err = each(ctx, len(nodes), func(i int) error {
+		n := nodes[i]
 		if err := b.configureNode(n); err != nil {
 			return err
 		}
-	}
-	for _, n := range b.topo.Nodes {
 		if n.Kind == topology.KindNAT {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := b.loadNAT(n); err != nil {
-				return err
-			}
+			return b.loadNAT(n)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return b.waitLinksUp(ctx)
+	if err := b.waitLinksUp(ctx); err != nil {
+		return err
+	}
+	return b.waitServices()
+}
+
+// buildWorkers is how many steps of a phase run at once: more than the
+// cores, since much of each step is waiting on the kernel.
+const buildWorkers = 8
+
+// each runs fn(0) to fn(n-1) on up to buildWorkers goroutines and returns
+// the first error; after an error, or with ctx done, no more are started.
+func each(ctx context.Context, n int, fn func(i int) error) error {
+	var next atomic.Int64
+	var failed atomic.Bool
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(n, buildWorkers) {
+		wg.Go(func() {
+			for !failed.Load() && ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 // createNamespace makes the namespace of node n (nil for the internet),
@@ -204,8 +268,10 @@ func (b *builder) createNamespace(ctx context.Context, node string, n *topology.
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
-	b.ns[node] = ns
 	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ns[node] = ns
 	if err != nil {
 		return fmt.Errorf("node %s: netlink: %w", node, err)
 	}
@@ -232,6 +298,13 @@ func initSysctls(n *topology.Node, dualStack bool) error {
 			{"net.ipv6.conf.all.autoconf", "0"}, {"net.ipv6.conf.default.autoconf", "0"},
 		}
 	}
+	if n != nil && service.PlanFor(n).Any() {
+		// Services start before their addresses are configured.
+		settings = append(settings, [2]string{"net.ipv4.ip_nonlocal_bind", "1"})
+		if dualStack {
+			settings = append(settings, [2]string{"net.ipv6.ip_nonlocal_bind", "1"})
+		}
+	}
 	if n != nil && n.Kind == topology.KindNAT {
 		settings = append(settings, [2]string{"net.ipv4.ip_forward", "1"})
 		if dualStack {
@@ -249,20 +322,23 @@ func initSysctls(n *topology.Node, dualStack bool) error {
 	return nil
 }
 
-// addBridge creates a bridge in node's namespace, up, with the addresses
-// given, and returns its index.
-func (b *builder) addBridge(node, name string, addrs ...netip.Prefix) (int, error) {
+// addBridge creates the bridge of segment (the NAT that owns it, "" for
+// the internet) in node's namespace, up, with the addresses given.
+func (b *builder) addBridge(segment, node, name string, addrs ...netip.Prefix) error {
 	h := b.nl[node]
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp}}
 	if err := h.LinkAdd(br); err != nil {
-		return 0, fmt.Errorf("node %s: add bridge %s: %w", node, name, err)
+		return fmt.Errorf("node %s: add bridge %s: %w", node, name, err)
 	}
 	for _, addr := range addrs {
 		if err := h.AddrAdd(br, addrOf(addr)); err != nil {
-			return 0, fmt.Errorf("node %s: address %v on %s: %w", node, addr, name, err)
+			return fmt.Errorf("node %s: address %v on %s: %w", node, addr, name, err)
 		}
 	}
-	return br.Index, nil
+	b.mu.Lock()
+	b.bridges[segment] = br.Index
+	b.mu.Unlock()
+	return nil
 }
 
 // addrOf is a netlink address; IPv6 ones skip duplicate address detection.
@@ -274,27 +350,44 @@ func addrOf(p netip.Prefix) *netlink.Addr {
 	return a
 }
 
+// portIndexBase numbers the bridge's end of each node's veth pair, far
+// above the indexes the kernel hands out by itself in a lab namespace.
+// The two ends of a pair live in different namespaces, which number their
+// links apart; were both ends to get the same number, the kernel would
+// take the pair for an ordinary link and delay bringing it up by as much
+// as a second (linkwatch's rate limit). The node's end gets a small
+// number, so the two never meet.
+const portIndexBase = 1 << 16
+
 // plugUplinks creates every node's veth pair from the namespace of the
 // bridge it plugs into, with the other end created directly in the node's
-// namespace: no link ever exists in the root namespace.
-func (b *builder) plugUplinks(ctx context.Context, bridges map[string]int) error {
+// namespace: no link ever exists in the root namespace. Segments are
+// plugged in parallel, the nodes of one segment in turn.
+func (b *builder) plugUplinks(ctx context.Context) error {
 	segments := map[string][]*topology.Node{}
+	var owners []string
 	for _, n := range b.topo.Nodes {
+		if _, ok := segments[n.Behind]; !ok {
+			owners = append(owners, n.Behind)
+		}
 		segments[n.Behind] = append(segments[n.Behind], n)
 	}
-	for owner, nodes := range segments {
+	return each(ctx, len(owners), func(i int) error {
+		owner := owners[i]
 		nsKey := owner
 		if owner == "" {
 			nsKey = topology.Internet
 		}
 		h := b.nl[nsKey]
+		nodes := segments[owner]
 		ports := portNames(nodes)
 		for _, n := range nodes {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			veth := &netlink.Veth{
-				LinkAttrs:     netlink.LinkAttrs{Name: ports[n.Name], Flags: net.FlagUp, MasterIndex: bridges[owner]},
+				LinkAttrs: netlink.LinkAttrs{Name: ports[n.Name], Flags: net.FlagUp, MasterIndex: b.bridges[owner],
+					Index: portIndexBase + slices.Index(b.topo.Nodes, n)},
 				PeerName:      Uplink(n),
 				PeerNamespace: netlink.NsFd(b.ns[n.Name].Fd()),
 			}
@@ -302,8 +395,8 @@ func (b *builder) plugUplinks(ctx context.Context, bridges map[string]int) error
 				return fmt.Errorf("node %s: add veth %s/%s: %w", n.Name, ports[n.Name], Uplink(n), err)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // configureNode brings a node's uplink up with its addresses and, behind a
@@ -429,28 +522,37 @@ func (b *builder) loadNAT(n *topology.Node) error {
 	})
 }
 
-// startServices starts a service process in every server node that runs
-// services, and records it.
-func (b *builder) startServices(ctx context.Context) error {
-	for _, n := range b.topo.Nodes {
-		if !service.PlanFor(n).Any() {
+// launchServices starts the service process of server node n, which
+// waitServices then waits for.
+func (b *builder) launchServices(n *topology.Node) error {
+	if err := os.MkdirAll(labstate.LogDir(b.topo.Name), 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(labstate.LogDir(b.topo.Name), n.Name+".log")
+	l, err := service.Launch(b.ns[n.Name], b.topo.Name, n.Name, logPath)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	b.mu.Lock()
+	b.services = append(b.services, &launched{n.Name, l})
+	b.mu.Unlock()
+	return nil
+}
+
+// waitServices waits for every service process to serve, and records
+// each.
+func (b *builder) waitServices() error {
+	var errs []error
+	for _, s := range b.services {
+		proc, err := s.l.Wait()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", s.node, err))
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(labstate.LogDir(b.topo.Name), 0o755); err != nil {
-			return err
-		}
-		logPath := filepath.Join(labstate.LogDir(b.topo.Name), n.Name+".log")
-		proc, err := service.Start(b.ns[n.Name], b.topo.Name, n.Name, logPath)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", n.Name, err)
-		}
 		start, _ := startTime(proc.Pid)
-		b.st.Processes = append(b.st.Processes, labstate.Process{PID: proc.Pid, Node: n.Name, What: "services", StartTime: start})
+		b.st.Processes = append(b.st.Processes, labstate.Process{PID: proc.Pid, Node: s.node, What: "services", StartTime: start})
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Rules returns the ruleset of NAT node n, as Up loads it.

@@ -127,8 +127,12 @@ func (s *set) text() string {
 	}
 	fmt.Fprintf(&b, "\t%s %s {\n", kind, s.spec.Name)
 	fmt.Fprintf(&b, "\t\ttype %s\n", typ)
-	if s.spec.Size != 0 {
+	switch {
+	case s.spec.Size != 0:
 		fmt.Fprintf(&b, "\t\tsize %d\n", s.spec.Size)
+	case s.spec.Dynamic:
+		// The kernel gives a dynamic set without a size this one.
+		fmt.Fprintf(&b, "\t\tsize %d\n", dynamicSetSize)
 	}
 	var flags []string
 	if s.spec.Dynamic {
@@ -203,6 +207,10 @@ func priorityName(p nftables.ChainPriority) string {
 	return fmt.Sprint(int32(p))
 }
 
+// dynamicSetSize is the size the kernel gives a dynamic set that was
+// created without one.
+const dynamicSetSize = 65535
+
 // newSet declares a dynamic set or map (data non-empty) whose elements expire
 // unless refreshed. Elements added with the table (static forwards) get no
 // timeout and stay.
@@ -214,7 +222,12 @@ func newSet(t *nftables.Table, name, comment string, key, data []nftables.SetDat
 		HasTimeout:   true,
 		KeyByteOrder: binaryutil.BigEndian,
 		Comment:      comment,
-		Size:         65535,
+		// No size: a size is also the kernel's hint for the hash
+		// table's first allocation, and 65535 costs several
+		// milliseconds per set to allocate and free, which is most of
+		// a small lab's bring-up. Without one the table starts small
+		// and grows; the elements stay bounded by the port space and
+		// by conntrack, whose flows they follow.
 	}}
 	s.spec.KeyType, s.keyText = datatype(key)
 	s.spec.Concatenation = len(key) > 1

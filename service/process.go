@@ -37,6 +37,26 @@ const StartTimeout = 10 * time.Second
 // with its output going to logPath, and returns once it is serving. The
 // lab's record must already hold the credentials.
 func Start(ns *namedns.NS, lab, node, logPath string) (*os.Process, error) {
+	l, err := Launch(ns, lab, node, logPath)
+	if err != nil {
+		return nil, err
+	}
+	return l.Wait()
+}
+
+// Launched is a service process that has been started and may not be
+// serving yet.
+type Launched struct {
+	cmd     *exec.Cmd
+	ready   *os.File
+	node    string
+	logPath string
+}
+
+// Launch starts the service process of a lab's server node inside ns and
+// returns at once; Wait waits for it to serve. A lab's bring-up launches
+// its services early and does the rest of its work while they start.
+func Launch(ns *namedns.NS, lab, node, logPath string) (*Launched, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -50,7 +70,6 @@ func Start(ns *namedns.NS, lab, node, logPath string) (*os.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer readyR.Close()
 	cmd := exec.Command(exe)
 	cmd.Args = []string{"natlab-service " + lab + "/" + node}
 	cmd.Env = append(os.Environ(), envLab+"="+lab, envNode+"="+node)
@@ -63,20 +82,28 @@ func Start(ns *namedns.NS, lab, node, logPath string) (*os.Process, error) {
 	err = namedns.Do(ns, cmd.Start)
 	readyW.Close()
 	if err != nil {
+		readyR.Close()
 		return nil, fmt.Errorf("start services of %s: %w", node, err)
 	}
 	go cmd.Wait() // reap it if it dies while we still run
-	readyR.SetReadDeadline(time.Now().Add(StartTimeout))
-	line, err := bufio.NewReader(readyR).ReadString('\n')
+	return &Launched{cmd: cmd, ready: readyR, node: node, logPath: logPath}, nil
+}
+
+// Wait returns the process once it says it is serving, or an error (and
+// the process killed) if it fails or says nothing within StartTimeout.
+func (l *Launched) Wait() (*os.Process, error) {
+	defer l.ready.Close()
+	l.ready.SetReadDeadline(time.Now().Add(StartTimeout))
+	line, err := bufio.NewReader(l.ready).ReadString('\n')
 	if line == "ready\n" {
-		return cmd.Process, nil
+		return l.cmd.Process, nil
 	}
-	cmd.Process.Kill()
+	l.cmd.Process.Kill()
 	msg := strings.TrimSpace(strings.TrimPrefix(line, "error "))
 	if msg == "" {
-		msg = fmt.Sprintf("it exited or hung without saying why (%v); see %s", err, logPath)
+		msg = fmt.Sprintf("it exited or hung without saying why (%v); see %s", err, l.logPath)
 	}
-	return nil, fmt.Errorf("services of %s did not start: %s", node, msg)
+	return nil, fmt.Errorf("services of %s did not start: %s", l.node, msg)
 }
 
 // serve is the service process: it reads the lab's record, serves the
