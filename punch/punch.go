@@ -93,9 +93,12 @@ type Result struct {
 	Punches int `json:"punches"`
 	// FirstPacket is the time from the start of punching to the first
 	// packet from the other side; Confirmed to both directions working.
-	FirstPacket time.Duration   `json:"first_packet"`
-	Confirmed   time.Duration   `json:"confirmed"`
-	RTTs        []time.Duration `json:"rtts,omitempty"`
+	FirstPacket time.Duration `json:"first_packet"`
+	// Heard is the time from the agents starting (before STUN and the
+	// exchange) to the first packet from the other side.
+	Heard     time.Duration   `json:"heard"`
+	Confirmed time.Duration   `json:"confirmed"`
+	RTTs      []time.Duration `json:"rtts,omitempty"`
 }
 
 // MedianRTT is the middle of the measured RTTs.
@@ -367,6 +370,7 @@ func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
 			if !s.heard {
 				s.heard = true
 				s.res.FirstPacket = time.Since(start)
+				s.res.Heard = time.Since(s.log.start)
 				s.res.Seen = p.from
 				s.res.Reflexive = !slices.Contains(reg.Endpoints, p.from)
 				how := "an announced endpoint"

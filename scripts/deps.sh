@@ -4,7 +4,8 @@
 # iputils-ping (the demo shows the translation table and pings through a
 # NAT), curl and unzip (scripts/go.sh fetches Go with them when it is
 # missing). With "test", also what the tests cross-check natlab with:
-# tcpdump and natpmpc, and chromium for natlab ui's browser tests.
+# tcpdump and natpmpc, chromium for natlab ui's browser tests, and iperf3
+# for the data path benchmark's quick run.
 #
 #   scripts/deps.sh [demo|test]
 set -eu
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 packages="iproute2 nftables conntrack iputils-ping curl unzip ca-certificates"
 case "${1:-demo}" in
 demo) ;;
-test) packages="$packages tcpdump natpmpc chromium" ;;
+test) packages="$packages tcpdump natpmpc iperf3 chromium" ;;
 *)
 	echo "usage: scripts/deps.sh [demo|test]" >&2
 	exit 2

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/natlab/natlab/internal/namedns"
+)
+
+// The floor: the least any tool must do to build the symmetric lab's
+// shape, which is to make its six namespaces and its five veth pairs
+// through netlink, and to delete the namespaces again. No bridges,
+// addresses, routes, rules or services. natlab up+down is measured
+// against it.
+
+// floorNodes are the namespaces, and floorLinks the veth pairs as (the
+// namespace of one end, its name, the namespace of the other end).
+var (
+	floorNodes = []string{"internet", "stun", "nat-a", "nat-b", "alice", "bob"}
+	floorLinks = [][3]string{
+		{"internet", "stun", "stun"},
+		{"internet", "nat-a", "nat-a"},
+		{"internet", "nat-b", "nat-b"},
+		{"nat-a", "alice", "alice"},
+		{"nat-b", "bob", "bob"},
+	}
+)
+
+// floorMain runs "floor-up PREFIX" or "floor-down PREFIX".
+func floorMain(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: natlab-bench floor-up|floor-down PREFIX")
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "floor-up":
+		err = floorUp(args[1])
+	case "floor-down":
+		err = floorDown(args[1])
+	default:
+		err = fmt.Errorf("unknown command %s", args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "natlab-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func floorUp(prefix string) error {
+	if err := namedns.Prepare(); err != nil {
+		return err
+	}
+	handles := map[string]*namedns.NS{}
+	defer func() {
+		for _, h := range handles {
+			h.Close()
+		}
+	}()
+	for _, n := range floorNodes {
+		ns, err := namedns.Create(prefix+"-"+n, nil)
+		if err != nil {
+			return err
+		}
+		handles[n] = ns
+	}
+	for _, l := range floorLinks {
+		h, err := netlink.NewHandleAt(netns.NsHandle(handles[l[0]].Fd()))
+		if err != nil {
+			return err
+		}
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: l[1]}, PeerName: "eth0", PeerNamespace: netlink.NsFd(handles[l[2]].Fd())}
+		err = h.LinkAdd(veth)
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("veth %s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+func floorDown(prefix string) error {
+	for _, n := range floorNodes {
+		if err := namedns.Delete(prefix + "-" + n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

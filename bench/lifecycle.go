@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// uniqueName is a lab or namespace prefix no other run uses.
+func uniqueName(tag string) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return "nlb" + tag + hex.EncodeToString(b)
+}
+
+// timed runs a command and returns how long it took; its output is kept
+// for the error.
+func timed(ctx context.Context, name string, args ...string) (time.Duration, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return d, fmt.Errorf("%s %v: %v\n%s", filepath.Base(name), args, err, out.String())
+	}
+	return d, nil
+}
+
+// upDown measures one tool's up and down.
+type upDown struct {
+	name     string
+	up, down func(ctx context.Context, prefix string) (time.Duration, error)
+	ups      sample
+	downs    sample
+	totals   sample
+}
+
+func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error {
+	reps := 20
+	if cfg.quick {
+		reps = 3
+	}
+	scenario := filepath.Join(cfg.repo, "scenarios", "symmetric.yaml")
+	script := filepath.Join(cfg.repo, "bench", "symmetric.sh")
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tools := []*upDown{
+		{name: "natlab",
+			up: func(ctx context.Context, p string) (time.Duration, error) {
+				return timed(ctx, cfg.natlab, "up", scenario, "--name", p)
+			},
+			down: func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, cfg.natlab, "down", p) }},
+		{name: "script",
+			up:   func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, script, "up", p) },
+			down: func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, script, "down", p) }},
+		{name: "floor",
+			up:   func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, self, "floor-up", p) },
+			down: func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, self, "floor-down", p) }},
+	}
+	// Interleaved, so that whatever else the machine does falls on all
+	// of them alike.
+	for i := 0; i < reps; i++ {
+		for _, t := range tools {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p := uniqueName("l")
+			up, err := t.up(ctx, p)
+			if err != nil {
+				t.down(context.Background(), p)
+				return fmt.Errorf("%s up: %w", t.name, err)
+			}
+			settle()
+			down, err := t.down(ctx, p)
+			if err != nil {
+				return fmt.Errorf("%s down: %w", t.name, err)
+			}
+			t.ups, t.downs, t.totals = append(t.ups, up), append(t.downs, down), append(t.totals, up+down)
+			settle()
+		}
+	}
+	measured := map[string]any{}
+	for _, t := range tools {
+		fmt.Fprintf(log, "  %-8s up %s, down %s\n", t.name, t.ups.spread(), t.downs.spread())
+		measured[t.name] = map[string][]float64{"up_s": t.ups.seconds(), "down_s": t.downs.seconds()}
+	}
+	natlab, script_, floor := tools[0], tools[1], tools[2]
+	r.add(&goal{Suite: "lifecycle", Name: "up+down vs a script of ip/nft", Value: ratio(script_.totals.median(), natlab.totals.median()), Unit: "x", Target: 10, Higher: true,
+		Detail: fmt.Sprintf("natlab %v, script %v (medians of %d)", round(natlab.totals.median()), round(script_.totals.median()), reps)})
+	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor (netlink namespaces+veths)", Value: ratio(natlab.totals.median(), floor.totals.median()), Unit: "x", Target: 1.5,
+		Detail: fmt.Sprintf("natlab %v, floor %v", round(natlab.totals.median()), round(floor.totals.median()))})
+	mn, err := mininet(ctx, cfg, reps, log)
+	switch {
+	case err != nil:
+		r.skip("lifecycle", "up+down vs Mininet", err.Error())
+	default:
+		measured["mininet"] = map[string][]float64{"up_s": mn.ups.seconds(), "down_s": mn.downs.seconds()}
+		fmt.Fprintf(log, "  %-8s up %s, down %s\n", "mininet", mn.ups.spread(), mn.downs.spread())
+		r.add(&goal{Suite: "lifecycle", Name: "up+down vs Mininet", Value: ratio(mn.totals.median(), natlab.totals.median()), Unit: "x", Target: 5, Higher: true,
+			Detail: fmt.Sprintf("natlab %v, Mininet %v", round(natlab.totals.median()), round(mn.totals.median()))})
+	}
+	r.Measured["lifecycle"] = measured
+	return nil
+}
+
+// settle lets the kernel finish destroying the namespaces of the last
+// down, which it does in the background and which would otherwise slow
+// whatever comes next; each tool is measured on a quiet kernel.
+func settle() { time.Sleep(250 * time.Millisecond) }
