@@ -112,17 +112,25 @@ func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
 		defer ag.Close()
 		agents[i] = ag
 	}
-	// Trickle each agent's candidates to the other as they are found.
+	// Vanilla ICE: each agent gathers all its candidates, they are handed
+	// to the other as text (the way signalling carries them), and only
+	// then do the checks start. Trickling them instead races the peer's
+	// checks: a check from a LAN address that arrives before that address
+	// is signalled makes it a peer-reflexive candidate, and pion does not
+	// upgrade it to host when the signal follows, so two devices on one
+	// LAN would sometimes be reported as punched.
+	gathered := [2][]string{}
+	complete := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
 	for i, ag := range agents {
-		other := agents[1-i]
 		if err := ag.OnCandidate(func(c pionice.Candidate) {
 			if c == nil {
+				close(complete[i])
 				return
 			}
 			mu.Lock()
 			res.Gathered[i][c.Type().String()]++
+			gathered[i] = append(gathered[i], c.Marshal())
 			mu.Unlock()
-			other.AddRemoteCandidate(c)
 		}); err != nil {
 			return nil, err
 		}
@@ -130,6 +138,43 @@ func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
 	for i, ag := range agents {
 		if err := ag.GatherCandidates(); err != nil {
 			return nil, fmt.Errorf("%s: gather candidates: %w", []Agent{a, b}[i].Name, err)
+		}
+	}
+	for i, side := range []Agent{a, b} {
+		select {
+		case <-complete[i]:
+		case <-ctx.Done():
+			return res, fmt.Errorf("%w: %s did not finish gathering candidates within %v", ErrFailed, side.Name, cfg.Timeout)
+		}
+	}
+	for i, side := range []Agent{a, b} {
+		other := agents[1-i]
+		for _, text := range gathered[i] {
+			c, err := pionice.UnmarshalCandidate(text)
+			if err != nil {
+				return res, fmt.Errorf("%s: candidate %q: %w", side.Name, text, err)
+			}
+			if err := other.AddRemoteCandidate(c); err != nil {
+				return res, fmt.Errorf("%s: add remote candidate %s: %w", side.Name, c, err)
+			}
+		}
+	}
+	// AddRemoteCandidate hands the candidate to the agent's own goroutine;
+	// the checks must not start before both agents hold all of them.
+	for i, ag := range agents {
+		for {
+			have, err := ag.GetRemoteCandidates()
+			if err != nil {
+				return res, err
+			}
+			if len(have) >= len(gathered[1-i]) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return res, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}
 	ufragA, pwdA, _ := agents[0].GetLocalUserCredentials()
