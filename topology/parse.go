@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // MaxFileSize is the largest scenario file ParseFile reads. A lab of
@@ -20,10 +21,23 @@ const MaxFileSize = 1 << 20
 // ParseFile reads and parses the scenario file at path. Its errors are an
 // ErrorList, each naming path.
 func ParseFile(path string) (*Topology, error) {
-	fail := func(msg string, err error) (*Topology, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// ReadFile reads a scenario file, refusing what cannot be one: a
+// directory, a FIFO or device (which could block or never end), a file
+// over MaxFileSize. Its error is an ErrorList naming path.
+func ReadFile(path string) ([]byte, error) {
+	fail := func(msg string, err error) ([]byte, error) {
 		return nil, ErrorList{{Pos: Position{File: path}, Msg: msg, err: err}}
 	}
-	f, err := os.Open(path)
+	// Non-blocking, so that opening a FIFO returns at once instead of
+	// waiting for a writer; the mode is checked on what was opened.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fail(fileProblem(err), err)
 	}
@@ -34,6 +48,9 @@ func ParseFile(path string) (*Topology, error) {
 	}
 	if info.IsDir() {
 		return fail("is a directory; want a scenario file", nil)
+	}
+	if !info.Mode().IsRegular() {
+		return fail(fmt.Sprintf("is not a regular file (%s); want a scenario file", fileKind(info.Mode())), nil)
 	}
 	if info.Size() > MaxFileSize {
 		return fail(fmt.Sprintf("file is %s; a scenario file is at most 1 MiB", mebibytes(info.Size())), nil)
@@ -47,11 +64,23 @@ func ParseFile(path string) (*Topology, error) {
 	if len(data) > MaxFileSize {
 		return fail("file is larger than 1 MiB; a scenario file is at most 1 MiB", nil)
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
-// fileProblem describes err without repeating the file name, which the
-// Error's position already gives.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
+}
+
 func fileProblem(err error) string {
 	var pathErr *fs.PathError
 	if errors.As(err, &pathErr) {

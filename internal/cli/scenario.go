@@ -21,15 +21,7 @@ type scenario struct {
 // loadScenario reads arg as a file if one exists at that path, otherwise
 // as the name of a built-in scenario.
 func loadScenario(arg string) (*scenario, error) {
-	data, err := os.ReadFile(arg)
-	switch {
-	case err == nil:
-		topo, err := topology.Parse(arg, data)
-		if err != nil {
-			return nil, err
-		}
-		return &scenario{topo, data, arg}, nil
-	case errors.Is(err, os.ErrNotExist):
+	if _, err := os.Stat(arg); errors.Is(err, os.ErrNotExist) {
 		data, path, ok := scenarios.Read(arg)
 		if !ok {
 			return nil, usageError("%s: no such file, and no built-in scenario of that name (natlab list shows them)", arg)
@@ -39,14 +31,18 @@ func loadScenario(arg string) (*scenario, error) {
 			return nil, err
 		}
 		return &scenario{topo, data, "builtin:" + arg}, nil
-	default:
-		// A directory, a file we may not read: topology says it clearly.
-		_, err := topology.ParseFile(arg)
-		if err == nil {
-			err = fmt.Errorf("%s: cannot read", arg)
-		}
+	}
+	// Whatever is at the path, topology reads it or says clearly why not
+	// (a directory, a FIFO, too large, not readable).
+	data, err := topology.ReadFile(arg)
+	if err != nil {
 		return nil, err
 	}
+	topo, err := topology.Parse(arg, data)
+	if err != nil {
+		return nil, err
+	}
+	return &scenario{topo, data, arg}, nil
 }
 
 // renamed returns topo under another lab name.
@@ -60,7 +56,9 @@ func renamed(topo *topology.Topology, name string) *topology.Topology {
 func runningLab(name string) (*labstate.State, *topology.Topology, error) {
 	st, err := labstate.Load(name)
 	if errors.Is(err, labstate.ErrNotFound) {
-		return nil, nil, usageError("lab %s is not up (natlab status lists the labs that are)", name)
+		// The message is natlab's own; ErrNotFound stays in the chain for
+		// callers that must tell "gone" from "broken".
+		return nil, nil, &exitError{exitUsage, notUpError{name, err}}
 	}
 	if err != nil {
 		return nil, nil, err
@@ -68,5 +66,16 @@ func runningLab(name string) (*labstate.State, *topology.Topology, error) {
 	topo, err := st.Topology()
 	return st, topo, err
 }
+
+type notUpError struct {
+	name string
+	err  error
+}
+
+func (e notUpError) Error() string {
+	return fmt.Sprintf("lab %s is not up (natlab status lists the labs that are)", e.name)
+}
+
+func (e notUpError) Unwrap() error { return e.err }
 
 func cutBuiltin(source string) (string, bool) { return strings.CutPrefix(source, "builtin:") }

@@ -1,0 +1,125 @@
+package cli_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// labFiles lists natlab's records and namespaces, except those of other
+// tests' labs (named by testutil.UniqueName), which come and go meanwhile.
+func labFiles(t *testing.T) map[string]bool {
+	t.Helper()
+	others := regexp.MustCompile(`^(natlab-)?t[0-9a-f]{8}[-.]`)
+	files := map[string]bool{}
+	for _, dir := range []string{"/run/natlab", "/run/netns"} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !others.MatchString(e.Name()) {
+				files[filepath.Join(dir, e.Name())] = true
+			}
+		}
+	}
+	return files
+}
+
+// Every malformed scenario of the corpus, and every kind of path that is
+// not a scenario file, gets one short error naming the file (and the line
+// and column where there is one) and exit code 2, from validate and from
+// up, and up changes nothing.
+func TestBadInputCorpus(t *testing.T) {
+	corpus, _ := filepath.Glob(filepath.Join(repoRoot(t), "topology/testdata/invalid/*.yaml"))
+	if len(corpus) < 50 {
+		t.Fatalf("the corpus has only %d files", len(corpus))
+	}
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.yaml")
+	os.WriteFile(huge, []byte(strings.Repeat("# natlab\n", 200_000)), 0o644)
+	longName := filepath.Join(dir, strings.Repeat("n", 250)+".yaml")
+	os.WriteFile(longName, []byte("nodes:\n  h: {kind: host}\n"), 0o644)
+	special := map[string]string{
+		dir:                                   "is a directory",
+		filepath.Join(dir, "missing.yaml"):    "no such file",
+		fifo:                                  "not a regular file",
+		"/dev/zero":                           "not a regular file",
+		huge:                                  "at most 1 MiB",
+		longName:                              "lab name",
+		filepath.Join(dir, "nested", "x.yml"): "no such file",
+	}
+	// Corpus files: the .err golden next to each says what the error is;
+	// here it is the command line's part: exit code, file, size.
+	hasPosition := regexp.MustCompile(`:\d+:\d+: `)
+	root := os.Geteuid() == 0 // up is checked too, where it may run
+	before := map[string]bool{}
+	if root {
+		before = labFiles(t)
+	}
+	// maxLines is one per problem in the file: natlab reports them all.
+	check := func(file, want string, maxLines int, args ...string) {
+		t.Helper()
+		r := run(t, append(args, file)...)
+		msg := strings.TrimSpace(r.stderr)
+		lines := strings.Split(msg, "\n")
+		switch {
+		case r.code != 2:
+			t.Errorf("natlab %s %s: exit %d, want 2\n%s", args[0], file, r.code, r.stderr)
+		case !strings.Contains(msg, file) && !strings.Contains(msg, filepath.Base(file)):
+			t.Errorf("natlab %s %s: the error does not name the file:\n%s", args[0], file, msg)
+		case want != "" && !strings.Contains(msg, want):
+			t.Errorf("natlab %s %s: want %q in the error:\n%s", args[0], file, want, msg)
+		case len(lines) > maxLines:
+			t.Errorf("natlab %s %s: %d lines of error; want at most %d, one per problem:\n%s", args[0], file, len(lines), maxLines, msg)
+		}
+		for _, l := range lines {
+			// Long paths and names are repeated as they are; the rest
+			// of a line must be short.
+			l = strings.ReplaceAll(l, file, "FILE")
+			l = strings.ReplaceAll(l, strings.TrimSuffix(filepath.Base(file), ".yaml"), "NAME")
+			if len(l) > 300 {
+				t.Errorf("natlab %s %s: an error line of %d characters: %.120s...", args[0], file, len(l), l)
+			}
+		}
+		if r.stdout != "" {
+			t.Errorf("natlab %s %s printed on stdout: %q", args[0], file, r.stdout)
+		}
+	}
+	for _, f := range corpus {
+		golden, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems := strings.Count(strings.TrimSpace(string(golden)), "\n") + 1
+		r := run(t, "validate", f)
+		check(f, "", problems, "validate")
+		// Where the golden error has a line and column, so does the
+		// command's.
+		if hasPosition.Match(golden) && !hasPosition.MatchString(r.stderr) {
+			t.Errorf("validate %s: no line:column in\n%s", f, r.stderr)
+		}
+		if root {
+			check(f, "", problems, "up")
+		}
+	}
+	for f, want := range special {
+		check(f, want, 1, "validate")
+		if root {
+			check(f, want, 1, "up")
+		}
+	}
+	if !root {
+		return
+	}
+	after := labFiles(t)
+	for f := range after {
+		if !before[f] {
+			t.Errorf("up of bad input left %s behind", f)
+		}
+	}
+}
