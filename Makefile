@@ -4,7 +4,7 @@
 GO = $(shell scripts/go.sh)
 export CGO_ENABLED := 0
 
-.PHONY: all build deps test-deps demo test lint fuzz bench bench-quick clean
+.PHONY: all build deps test-deps demo test lint fuzz bench bench-quick soak clean
 
 all: build
 
@@ -60,6 +60,10 @@ bench: build
 bench-quick: build
 	$(GO) build -o bin/natlab-bench ./bench
 	bin/natlab-bench -natlab bin/natlab -quick -no-install -out ""
+
+# 500 cycles of up, a small run and down in one process, as root, checking nothing piles up.
+soak: deps
+	NATLAB_SOAK=500 $(GO) test -count=1 -timeout 30m -v -run '^TestSoakUpRunDown$$' ./lab
 
 clean:
 	rm -rf bin

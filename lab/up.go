@@ -265,6 +265,17 @@ func (b *builder) createNamespace(ctx context.Context, node string, n *topology.
 		}
 		return initSysctls(n, b.topo.Internet6.IsValid())
 	})
+	if errors.Is(err, os.ErrExist) {
+		// Another lab whose names overlap this one's made it since Up's
+		// check. It is not ours: the rollback must not look at it, or it
+		// would delete the other lab's mount point before that is mounted
+		// (an empty file, as a crash leaves), or refuse to remove our
+		// record because of its marker.
+		b.mu.Lock()
+		b.st.Namespaces = slices.DeleteFunc(b.st.Namespaces, func(ns labstate.Namespace) bool { return ns.Name == name })
+		b.mu.Unlock()
+		return fmt.Errorf("namespace %s was just made by another lab; its names overlap this one's (lab a-b node c and lab a node b-c are both natlab-a-b-c): choose another lab name with --name", name)
+	}
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -87,6 +88,11 @@ bring-up is still running, or died, is shown as such; natlab down removes it.`,
 			var labs []labStatus
 			for _, name := range names {
 				st, topo, err := runningLab(name)
+				if st == nil && len(a) == 0 && errors.Is(err, labstate.ErrNotFound) {
+					// Taken down since it was listed: a `natlab down`
+					// running at the same time is no error of status.
+					continue
+				}
 				if st == nil {
 					return err
 				}
