@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/natlab/natlab/internal/rootless"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -44,13 +45,26 @@ var Version = "dev"
 // Main runs natlab with args (without the program name) and returns the
 // process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	inv := &invocation{args: args}
+	if rootless.InChild() {
+		// First of all, before anything reads or writes natlab's state.
+		if err := rootless.Setup(stateDirs); err != nil {
+			fmt.Fprintf(stderr, "natlab: rootless: %v\n", err)
+			return exitFailure
+		}
+		inv.rootless = true
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err := root.ExecuteContext(context.WithValue(ctx, invocationKey{}, inv))
 	if err == nil {
 		return 0
+	}
+	var child childExit
+	if errors.As(err, &child) {
+		return int(child)
 	}
 	if ctx.Err() != nil {
 		// Interrupted: the shell's convention for death by SIGINT.
@@ -84,7 +98,9 @@ port-restricted cone, symmetric, and the RFC 4787 knobs beneath those names),
 and lets you run real programs between them.
 
 A lab is described by a scenario file; natlab ships a library of them
-(natlab list). Commands that touch the kernel need root.`,
+(natlab list). Commands that touch the kernel need root, except run, matrix
+and tour, whose labs live only as long as the command: without root they
+run in a user namespace of natlab's own (docs/rootless.md).`,
 		Example: `  natlab list
   sudo natlab up symmetric
   sudo natlab status
@@ -129,9 +145,12 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 // requireRoot stops a command that needs root before it does anything.
+// Rootless mode cannot stand in: these commands work on labs that outlive
+// one natlab process, which a user namespace dying with its process
+// cannot hold.
 func requireRoot(cmd *cobra.Command) error {
 	if os.Geteuid() != 0 {
-		return &exitError{exitFailure, fmt.Errorf("%s needs root: it changes network namespaces; run it with sudo", cmd.CommandPath())}
+		return &exitError{exitFailure, fmt.Errorf("%s needs root: it works on labs in the host's network namespaces; run it with sudo (without root only natlab run, matrix and tour work, see docs/rootless.md)", cmd.CommandPath())}
 	}
 	return nil
 }

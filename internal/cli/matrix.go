@@ -13,7 +13,7 @@ import (
 )
 
 func newMatrixCmd() *cobra.Command {
-	var asJSON, variants bool
+	var asJSON, variants, forceRootless bool
 	var types []string
 	var parallel int
 	var timeout time.Duration
@@ -45,7 +45,7 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 			if len(cols) == 0 {
 				cols = nat.Types
 			}
-			if err := requireRoot(cmd); err != nil {
+			if err := rootOrRootless(cmd, forceRootless); err != nil {
 				return err
 			}
 			rows := matrix.Rows(cols)
@@ -90,6 +90,7 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	addRootlessFlag(cmd, &forceRootless)
 	cmd.Flags().BoolVar(&variants, "variants", false, "add rows for knob variants: port prediction, hairpinning, CGNAT")
 	cmd.Flags().StringSliceVar(&types, "types", nil, "NAT types to include (default: all four)")
 	cmd.Flags().IntVar(&parallel, "parallel", 8, "labs up at once")

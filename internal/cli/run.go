@@ -18,7 +18,7 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var name, jsonPath, junitPath string
-	var keep bool
+	var keep, forceRootless bool
 	cmd := &cobra.Command{
 		Use:   "run FILE|NAME",
 		Short: "Bring a lab up, run its steps, check their expectations, take it down",
@@ -27,12 +27,16 @@ as each finishes, print what each saw, and take the lab down again (also on
 failure and Ctrl-C, unless --keep). The exit code is 0 only if every step's
 expectation held.
 
+Without root, natlab runs in a user namespace of its own, where the lab
+lives only as long as natlab run (docs/rootless.md).
+
 Steps: stun (public endpoint, or RFC 5780 classification), punch (the
 simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 (one packet: delivered or dropped), wait, exec (a command inside a node).`,
 		Example: `  sudo natlab run symmetric
   sudo natlab run scenarios/full-cone.yaml --junit results.xml --json results.json
-  sudo natlab run my-lab.yaml --keep     # leave the lab up afterwards`,
+  sudo natlab run my-lab.yaml --keep     # leave the lab up afterwards
+  natlab run full-cone                   # without root: in a user namespace`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			sc, err := loadScenario(a[0])
@@ -49,7 +53,10 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 			if len(topo.Steps) == 0 {
 				return usageError("%s has no steps: to build its lab and leave it running, use natlab up", a[0])
 			}
-			if err := requireRoot(cmd); err != nil {
+			if keep && isRootless(cmd, forceRootless) {
+				return usageError("--keep needs root: without it the lab lives in natlab's own user namespace, which ends with natlab run (see docs/rootless.md)")
+			}
+			if err := rootOrRootless(cmd, forceRootless); err != nil {
 				return err
 			}
 			// Open the report files first: a path that cannot be written
@@ -115,6 +122,7 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 	cmd.Flags().StringVar(&jsonPath, "json", "", "write the full results as JSON to this file")
 	cmd.Flags().StringVar(&junitPath, "junit", "", "write the results as JUnit XML to this file, one test case per step")
 	cmd.Flags().BoolVar(&keep, "keep", false, "leave the lab up after the steps")
+	addRootlessFlag(cmd, &forceRootless)
 	return cmd
 }
 

@@ -19,7 +19,7 @@ import (
 )
 
 func newTourCmd() *cobra.Command {
-	var noPause bool
+	var noPause, forceRootless bool
 	var only string
 	cmd := &cobra.Command{
 		Use:   "tour",
@@ -42,7 +42,7 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 			if len(acts) == 0 {
 				return usageError("--act %q: want one of I, II, III, IV, V, VI, VII", only)
 			}
-			if err := requireRoot(cmd); err != nil {
+			if err := rootOrRootless(cmd, forceRootless); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -77,6 +77,7 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noPause, "no-pause", false, "do not wait for Enter")
+	addRootlessFlag(cmd, &forceRootless)
 	cmd.Flags().StringVar(&only, "act", "", "play only this act (I to VII)")
 	return cmd
 }
