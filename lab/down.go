@@ -29,6 +29,11 @@ func Down(name string) (removed bool, err error) {
 	st, err := labstate.Load(name)
 	if errors.Is(err, labstate.ErrNotFound) {
 		removed, err := removeOrphans("natlab-"+name+"-", name)
+		if err == nil {
+			// An up killed before its record was saved may have left a
+			// log directory or a temporary file of the record.
+			err = labstate.Remove(name)
+		}
 		lock.Release(err == nil)
 		return removed, err
 	}
@@ -48,8 +53,9 @@ func Down(name string) (removed bool, err error) {
 	return true, nil
 }
 
-// DownAll removes every lab natlab has a record of, and then every
-// namespace that carries a natlab marker but whose lab has no record. It
+// DownAll removes every lab natlab has a record of, then every namespace
+// that carries a natlab marker but whose lab has no record, and the files
+// of labs that have no record (an up killed before it saved one). It
 // returns the names of the labs it removed.
 func DownAll() ([]string, error) {
 	names, err := labstate.Names()
@@ -60,7 +66,11 @@ func DownAll() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range marked {
+	leftovers, err := labstate.Leftovers()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range append(marked, leftovers...) {
 		if !slices.Contains(names, l) {
 			names = append(names, l)
 		}

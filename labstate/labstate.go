@@ -186,17 +186,20 @@ func writeAtomic(name, ext string, data []byte, mode os.FileMode) error {
 	return os.Rename(tmp.Name(), path(name, ext))
 }
 
-// Remove deletes the record of lab name and its logs; a missing record is
-// no error.
+// Remove deletes the record of lab name, its secret and its logs, and
+// the temporary files of a Save that died half way; missing files are no
+// error. The lock file is the lock holder's to remove (Lock.Release).
 func Remove(name string) error {
 	if err := os.RemoveAll(LogDir(name)); err != nil {
 		return err
 	}
-	if err := os.Remove(path(name, ".secret")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.Remove(path(name, ".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	// Lab names have no dots, so ".NAME.json.*" is this lab's alone.
+	temps, _ := filepath.Glob(filepath.Join(Dir, "."+name+".json.*"))
+	secretTemps, _ := filepath.Glob(filepath.Join(Dir, "."+name+".secret.*"))
+	for _, f := range append(append(temps, secretTemps...), path(name, ".secret"), path(name, ".json")) {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }
@@ -219,6 +222,52 @@ func Names() ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// Leftovers lists, sorted, the labs that have any file here but no
+// record: what an `up` killed before it saved its record leaves (a lock
+// file, a temporary file of Save, a log directory).
+func Leftovers() ([]string, error) {
+	entries, err := os.ReadDir(Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	files := make([]string, len(entries))
+	for i, e := range entries {
+		files[i] = e.Name()
+	}
+	return leftoverLabs(files), nil
+}
+
+// leftoverLabs picks from the file names of Dir the labs that have files
+// but no record.
+func leftoverLabs(files []string) []string {
+	labs := map[string]bool{}
+	records := map[string]bool{}
+	for _, f := range files {
+		temp := strings.HasPrefix(f, ".")
+		name, ext, ok := strings.Cut(strings.TrimPrefix(f, "."), ".")
+		if !ok || name == "" {
+			continue
+		}
+		switch {
+		case ext == "json" && !temp:
+			records[name] = true
+		case ext == "lock", ext == "d", ext == "secret", temp:
+			labs[name] = true
+		}
+	}
+	var names []string
+	for n := range labs {
+		if !records[n] {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // ErrBusy means another process holds the lab's lock.

@@ -73,3 +73,21 @@ func TestLockIsExclusive(t *testing.T) {
 		t.Errorf("lock file still there after Release(true): %v", err)
 	}
 }
+
+func TestLeftoverLabs(t *testing.T) {
+	for _, tc := range []struct {
+		files []string
+		want  []string
+	}{
+		{nil, nil},
+		{[]string{"a.json", "a.lock", "a.secret", "a.d"}, nil},
+		{[]string{"a.lock"}, []string{"a"}},
+		{[]string{".a.secret.123", "b.json", ".b.json.9", "b.lock"}, []string{"a"}},
+		{[]string{"c.d", ".d.json.1", "e.lock", "e.json"}, []string{"c", "d"}},
+		{[]string{"stray", ".hidden", "x.txt"}, nil},
+	} {
+		if got := leftoverLabs(tc.files); !slices.Equal(got, tc.want) {
+			t.Errorf("leftoverLabs(%q) = %q, want %q", tc.files, got, tc.want)
+		}
+	}
+}

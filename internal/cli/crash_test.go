@@ -27,6 +27,8 @@ func leftovers(t *testing.T, name string) []string {
 	left = append(left, ns...)
 	files, _ := filepath.Glob("/run/natlab/" + name + ".*")
 	left = append(left, files...)
+	temps, _ := filepath.Glob("/run/natlab/." + name + ".*") // of a record being saved
+	left = append(left, temps...)
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, l := range strings.Split(string(mi), "\n") {
 			if strings.Contains(l, "/natlab-"+name+"-") {
@@ -221,4 +223,46 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// `natlab down --all` after kill -9 of up at several points. down --all
+// removes every lab on the machine, so it runs in a mount namespace of its
+// own, with private, empty /run/netns and /run/natlab: there it sees only
+// the labs this test makes.
+func TestDownAllAfterKill9(t *testing.T) {
+	testutil.RequireRoot(t)
+	unshare := testutil.RequireTool(t, "unshare")
+	if err := os.MkdirAll("/run/natlab", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{testutil.UniqueName(t), testutil.UniqueName(t)}
+	script := `set -u
+mount -t tmpfs natlab-test /run/netns && mount -t tmpfs natlab-test /run/natlab || exit 99
+for delay in 0 0.005 0.01 0.015 0.02 0.03; do
+	"$NATLAB" up symmetric --name "$A" >/dev/null 2>&1 & pid=$!
+	sleep $delay; kill -9 $pid; wait $pid
+	"$NATLAB" up full-cone --name "$B" >/dev/null || exit 98
+	"$NATLAB" down --all || exit 97
+	left=$(ls -A /run/netns /run/natlab | grep -v '^/run\|^$')
+	if [ -n "$left" ]; then echo "after kill at $delay, down --all left: $left"; exit 96; fi
+	for p in /proc/[0-9]*; do
+		case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in
+		"natlab-service $A/"*|"natlab-service $B/"*) echo "after kill at $delay, a service is left: $p"; exit 95;;
+		esac
+	done
+	"$NATLAB" up symmetric --name "$A" >/dev/null || exit 94
+	"$NATLAB" down "$A" >/dev/null || exit 93
+done
+`
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "NATLAB="+natlab, "A="+names[0], "B="+names[1])
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("%v\n%s", err, out)
+	}
+	for _, n := range names {
+		if left := leftovers(t, n); len(left) > 0 {
+			t.Errorf("left behind on the host: %v", left)
+		}
+	}
 }
