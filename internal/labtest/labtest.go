@@ -1,6 +1,8 @@
-// Package labtest brings labs up inside Go tests and talks between their
-// nodes with real sockets. Every lab gets a unique name and is removed
-// when the test ends, pass or fail.
+// Package labtest is natlab's own shorthand over the public package
+// github.com/natlab/natlab/labtest, which brings the labs up and takes
+// them down: helpers that fail the test instead of returning errors, and
+// UDP assertions its tests share. Every lab gets a unique name and is
+// removed when the test ends, pass or fail.
 package labtest
 
 import (
@@ -12,15 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natlab/natlab/internal/namedns"
-	"github.com/natlab/natlab/internal/testutil"
-	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/labtest"
 	"github.com/natlab/natlab/topology"
 )
 
 // Lab is a lab that is up for the length of one test.
 type Lab struct {
+	*labtest.Lab
 	t     testing.TB
 	Topo  *topology.Topology
 	State *labstate.State
@@ -30,37 +31,17 @@ type Lab struct {
 // it up and registers its removal.
 func Up(t testing.TB, scenario string) *Lab {
 	t.Helper()
-	testutil.RequireRoot(t)
-	name := testutil.UniqueName(t)
-	topo, err := topology.Parse(name+".yaml", []byte(scenario))
-	if err != nil {
-		t.Fatalf("scenario: %v", err)
-	}
-	topo.Name = name
-	st, err := lab.Up(context.Background(), topo, lab.Options{Source: "test:" + t.Name(), Scenario: []byte(scenario)})
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := lab.Down(name); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
-	return &Lab{t: t, Topo: topo, State: st}
+	l := labtest.Up(t, scenario)
+	return &Lab{Lab: l, t: t, Topo: l.Topology, State: l.State}
 }
 
 // Namespace returns the name of node's namespace.
-func (l *Lab) Namespace(node string) string { return lab.NamespaceName(l.Topo.Name, node) }
+func (l *Lab) Namespace(node string) string { return l.Lab.Node(node).Namespace() }
 
-// Do runs fn inside node's namespace.
+// Do runs fn inside node's namespace, failing the test if it fails.
 func (l *Lab) Do(node string, fn func() error) {
 	l.t.Helper()
-	ns, err := namedns.Open(l.Namespace(node))
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	defer ns.Close()
-	if err := namedns.Do(ns, fn); err != nil {
+	if err := l.Lab.Node(node).Do(fn); err != nil {
 		l.t.Fatalf("in %s: %v", node, err)
 	}
 }
@@ -157,16 +138,7 @@ func (l *Lab) TCPDial(node, addr string, timeout time.Duration) (string, error) 
 // DialContext returns a dial function whose connections start in node,
 // for an http.Transport.
 func (l *Lab) DialContext(node string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		var dialErr error
-		l.Do(node, func() error {
-			var d net.Dialer
-			c, dialErr = d.DialContext(ctx, network, addr)
-			return nil
-		})
-		return c, dialErr
-	}
+	return l.Lab.Node(node).DialContext
 }
 
 // UDPConn is a UDP socket inside a lab node.
