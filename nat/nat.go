@@ -7,6 +7,7 @@ package nat
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -81,6 +82,21 @@ var Types = []Type{FullCone, AddressRestrictedCone, PortRestrictedCone, Symmetri
 // typeAliases are other spellings people use for the same types.
 var typeAliases = map[string]Type{
 	"restricted-cone": AddressRestrictedCone,
+}
+
+// TypeNames lists every name ParseType accepts: the classic names, then
+// the aliases.
+func TypeNames() []string {
+	names := make([]string, 0, len(Types)+len(typeAliases))
+	for _, t := range Types {
+		names = append(names, string(t))
+	}
+	var aliases []string
+	for a := range typeAliases {
+		aliases = append(aliases, a)
+	}
+	slices.Sort(aliases)
+	return append(names, aliases...)
 }
 
 // ParseType accepts a classic name or one of its common aliases.

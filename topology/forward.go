@@ -18,7 +18,7 @@ type forwardSpec struct {
 }
 
 // forwardKeys are the keys a forward takes.
-var forwardKeys = []string{"proto", "port", "to"}
+var forwardKeys = formatKeys[PortForward]()
 
 const forwardExample = "{proto: udp, port: 3478, to: alice}"
 

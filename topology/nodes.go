@@ -90,10 +90,9 @@ type addrSpec struct {
 // kindKeys lists the keys each kind of node takes, in the order messages
 // list them.
 var kindKeys = map[Kind][]string{
-	KindServer: {"kind", "addresses", "addresses6", "services"},
-	KindHost:   {"kind", "behind", "address", "address6"},
-	KindNAT: {"kind", "behind", "type", "mapping", "filtering", "ports", "port-range", "hairpin", "timeout", "port-mapping",
-		"public", "lan", "forward", "public6", "lan6", "firewall6"},
+	KindServer: formatKeys[ServerNode](),
+	KindHost:   formatKeys[HostNode](),
+	KindNAT:    formatKeys[NATNode](),
 }
 
 // kindList is the accepted kinds for messages: "server, nat or host".

@@ -258,7 +258,7 @@ type parser struct {
 }
 
 // topLevelKeys are the keys a scenario file may have, besides x- keys.
-var topLevelKeys = []string{"name", "description", "internet", "internet6", "nodes", "steps"}
+var topLevelKeys = formatKeys[File]()
 
 // ignoredPrefix starts top-level keys that natlab ignores: a place to
 // park anchors, as Docker Compose's x- keys are.

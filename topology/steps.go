@@ -34,7 +34,8 @@ const (
 // stepSpec says what one kind of step takes.
 type stepSpec struct {
 	// fields are the keys the step takes, in the order messages list
-	// them; required are those it cannot do without.
+	// them; required are those it cannot do without. Both, and
+	// outcomes, come from the step's type in format.go.
 	fields   []string
 	required []string
 	// example is a minimal step of this kind, for messages.
@@ -53,77 +54,51 @@ var okFail = []string{"ok", "fail"}
 
 var stepSpecs = map[StepKind]*stepSpec{
 	StepSTUN: {
-		fields:   []string{"from", "server", "servers", "port", "expect", "name"},
-		required: []string{"from"},
-		example:  "stun: {from: alice}",
-		// same and different only with servers:, where stunServersWant
-		// replaces expectWant.
-		outcomes:   []string{"ok", "fail", "same", "different"},
+		example: "stun: {from: alice}",
+		// Its outcomes same and different only go with servers:, where
+		// stunServersWant replaces expectWant.
 		outcome:    "ok",
 		expectWant: "ok, fail or a classification such as {type: symmetric}",
 	},
 	StepPunch: {
-		fields:     []string{"between", "family", "server", "rendezvous", "timeout", "predict", "explain", "keepalive", "expect", "name"},
-		required:   []string{"between"},
 		example:    "punch: {between: [alice, bob]}",
-		outcomes:   okFail,
 		outcome:    "ok",
 		expectWant: "ok or fail",
 		timeout:    5 * time.Second, maxTimeout: maxStepTimeout,
 	},
 	StepRelay: {
-		fields:     []string{"between", "server", "timeout", "expect", "name"},
-		required:   []string{"between"},
 		example:    "relay: {between: [alice, bob]}",
-		outcomes:   okFail,
 		outcome:    "ok",
 		expectWant: "ok or fail",
 		timeout:    5 * time.Second, maxTimeout: maxStepTimeout,
 	},
 	StepUpgrade: {
-		fields:     []string{"between", "server", "timeout", "expect", "name"},
-		required:   []string{"between"},
 		example:    "upgrade: {between: [alice, bob]}",
-		outcomes:   []string{"direct", "relay"},
 		outcome:    "direct",
 		expectWant: "direct or relay",
 		timeout:    10 * time.Second, maxTimeout: maxStepTimeout,
 	},
 	StepICE: {
-		fields:     []string{"between", "timeout", "expect", "name"},
-		required:   []string{"between"},
 		example:    "ice: {between: [alice, bob]}",
-		outcomes:   []string{"host", "srflx", "prflx", "relay", "fail"},
 		expectWant: "host, srflx, prflx, relay or fail",
 		timeout:    10 * time.Second, maxTimeout: maxStepTimeout,
 	},
 	StepSend: {
-		fields:     []string{"from", "to", "family", "proto", "port", "seen-as", "expect", "name"},
-		required:   []string{"from", "to"},
 		example:    "send: {from: friend, to: alice}",
-		outcomes:   []string{"delivered", "dropped"},
 		outcome:    "delivered",
 		expectWant: "delivered or dropped",
 	},
 	StepPortmap: {
-		fields:     []string{"from", "proto", "port", "public-port", "lifetime", "expect", "name"},
-		required:   []string{"from", "port"},
 		example:    "portmap: {from: alice, port: 8080}",
-		outcomes:   okFail,
 		outcome:    "ok",
 		expectWant: "ok or fail",
 	},
 	StepTunnel: {
-		fields:     []string{"from", "server", "port", "public-port", "expect", "name"},
-		required:   []string{"from", "port"},
 		example:    "tunnel: {from: alice, port: 8080}",
-		outcomes:   okFail,
 		outcome:    "ok",
 		expectWant: "ok or fail",
 	},
 	StepTable: {
-		fields:     []string{"node", "expect", "name"},
-		required:   []string{"node"},
 		example:    "table: {node: nat-a}",
 		expectWant: tableExpectWant,
 	},
@@ -131,10 +106,7 @@ var stepSpecs = map[StepKind]*stepSpec{
 		example: "wait: 2s",
 	},
 	StepExec: {
-		fields:     []string{"node", "command", "timeout", "expect", "name"},
-		required:   []string{"node", "command"},
 		example:    `exec: {node: alice, command: "ping -c1 203.0.113.10"}`,
-		outcomes:   okFail,
 		outcome:    "ok",
 		expectWant: "ok or fail",
 		timeout:    30 * time.Second, maxTimeout: maxExecTimeout,
@@ -149,7 +121,7 @@ var outcomeHints = map[StepKind]map[string]string{
 }
 
 // classificationKeys are the keys an expected classification takes.
-var classificationKeys = []string{"type", "mapping", "filtering", "ports", "hairpin"}
+var classificationKeys = formatKeys[ClassificationExpect]()
 
 // stepKindList is the accepted kinds for messages: "stun, punch, ... or exec".
 func stepKindList() string {

@@ -179,7 +179,7 @@ func (r *stepReader) table() {
 }
 
 // tableExpectKeys are the keys a table step's expect takes.
-var tableExpectKeys = []string{"mappings", "flows"}
+var tableExpectKeys = formatKeys[TableExpect]()
 
 const tableExpectWant = "the size of the table, such as {mappings: 2, flows: 3}"
 

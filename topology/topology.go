@@ -174,6 +174,9 @@ const (
 	UDP Protocol = "udp"
 )
 
+// Protocols lists the protocols a file may name.
+var Protocols = []Protocol{TCP, UDP}
+
 // Forward sends new connections to Port on the NAT's public address to To.
 type Forward struct {
 	Proto Protocol
