@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/natlab/natlab/internal/shard"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
@@ -94,9 +95,12 @@ type Options struct {
 	Timeout time.Duration
 	// Done is called as each cell finishes.
 	Done func(Cell)
+	// Shard, if set, runs only its share of the cells, counted row by
+	// row; the others are left to other machines.
+	Shard shard.Shard
 }
 
-// Run fills the matrix.
+// Run fills the matrix, or, with a Shard, returns only the shard's cells.
 func Run(ctx context.Context, opts Options) ([]Cell, error) {
 	if opts.Parallel == 0 {
 		opts.Parallel = 8
@@ -109,8 +113,12 @@ func Run(ctx context.Context, opts Options) ([]Cell, error) {
 	prefix := "mx" + hex.EncodeToString(id)
 	var cells []Cell
 	var jobs []func() Cell
+	k := -1
 	for ri, row := range opts.Rows {
 		for ci, col := range opts.Columns {
+			if k++; !opts.Shard.Has(k) {
+				continue
+			}
 			cells = append(cells, Cell{Row: row.Name, Column: col})
 			name := fmt.Sprintf("%s-%d-%d", prefix, ri, ci)
 			jobs = append(jobs, func() Cell { return runCell(ctx, name, row, col, opts.Timeout) })
@@ -249,7 +257,7 @@ func open(st *labstate.State, topo *topology.Topology, withHost bool) ([2]punch.
 // Markdown draws the matrix: rows alice's NAT, columns bob's. A cell shows
 // the punch result ("ok" or "no", then "relay ok" where the relay
 // connected instead), flagged with "UNEXPECTED" where it differs from
-// theory.
+// theory. A cell missing from cells (another shard's) is left blank.
 func Markdown(cells []Cell, rows []Row, cols []nat.Type) string {
 	var b strings.Builder
 	b.WriteString("| alice \\ bob |")
@@ -261,12 +269,23 @@ func Markdown(cells []Cell, rows []Row, cols []nat.Type) string {
 		b.WriteString("---|")
 	}
 	b.WriteString("\n")
-	i := 0
+	type at struct {
+		row string
+		col nat.Type
+	}
+	byPlace := map[at]Cell{}
+	for _, c := range cells {
+		byPlace[at{c.Row, c.Column}] = c
+	}
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s |", r.Name)
-		for range cols {
-			fmt.Fprintf(&b, " %s |", cells[i].String())
-			i++
+		for _, col := range cols {
+			if c, ok := byPlace[at{r.Name, col}]; ok {
+				fmt.Fprintf(&b, " %s |", c)
+			} else {
+				// Left to another shard.
+				b.WriteString(" |")
+			}
 		}
 		b.WriteString("\n")
 	}

@@ -43,3 +43,22 @@ func BenchmarkMatrix(b *testing.B) {
 		}
 	}
 }
+
+// A sharded matrix draws every row and column, with the other shards'
+// cells blank, so that each shard's table reads on its own.
+func TestMarkdownLeavesOtherShardsBlank(t *testing.T) {
+	rows := matrix.Rows([]nat.Type{nat.FullCone, nat.Symmetric})
+	cols := []nat.Type{nat.FullCone, nat.Symmetric}
+	relayed := true
+	cells := []matrix.Cell{
+		{Row: "full-cone", Column: nat.FullCone, Expected: true, Punched: true, Done: true},
+		{Row: "symmetric", Column: nat.FullCone, Expected: true, Punched: false, Relayed: &relayed, Done: true},
+	}
+	want := "| alice \\ bob | full-cone | symmetric |\n" +
+		"|---|---|---|\n" +
+		"| full-cone | ok | |\n" +
+		"| symmetric | no, relay ok (UNEXPECTED: theory says ok) | |\n"
+	if got := matrix.Markdown(cells, rows, cols); got != want {
+		t.Errorf("Markdown =\n%s\nwant\n%s", got, want)
+	}
+}

@@ -3,7 +3,6 @@
 package report
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -13,15 +12,14 @@ import (
 
 // WriteJSON writes the whole report, with each step's full findings.
 func WriteJSON(w io.Writer, r *runner.Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return writeJSON(w, r)
 }
 
 type junitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr,omitempty"`
 	Time     string       `xml:"time,attr"`
 	Suites   []junitSuite `xml:"testsuite"`
 }
@@ -30,16 +28,18 @@ type junitSuite struct {
 	Name      string      `xml:"name,attr"`
 	Tests     int         `xml:"tests,attr"`
 	Failures  int         `xml:"failures,attr"`
+	Errors    int         `xml:"errors,attr,omitempty"`
 	Time      string      `xml:"time,attr"`
-	Timestamp string      `xml:"timestamp,attr"`
+	Timestamp string      `xml:"timestamp,attr,omitempty"`
 	Cases     []junitCase `xml:"testcase"`
 }
 
 type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Name      string        `xml:"name,attr"`
-	Time      string        `xml:"time,attr"`
+	Time      string        `xml:"time,attr,omitempty"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Error     *junitFailure `xml:"error,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
 
@@ -51,6 +51,13 @@ type junitFailure struct {
 
 // WriteJUnit writes one test suite for the run, one test case per step.
 func WriteJUnit(w io.Writer, r *runner.Report) error {
+	suite := runSuite(r)
+	doc := junitSuites{Time: suite.Time}
+	doc.add(suite)
+	return writeJUnit(w, doc)
+}
+
+func runSuite(r *runner.Report) junitSuite {
 	suite := junitSuite{
 		Name:      "natlab " + r.Lab,
 		Tests:     len(r.Steps),
@@ -74,17 +81,7 @@ func WriteJUnit(w io.Writer, r *runner.Report) error {
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
-	doc := junitSuites{Tests: suite.Tests, Failures: suite.Failures, Time: suite.Time, Suites: []junitSuite{suite}}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return suite
 }
 
 func seconds(s float64) string { return fmt.Sprintf("%.3f", s) }

@@ -1,19 +1,22 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/natlab/natlab/internal/shard"
 	"github.com/natlab/natlab/matrix"
 	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/report"
 )
 
 func newMatrixCmd() *cobra.Command {
 	var asJSON, variants, forceRootless bool
+	var shardArg, junitPath string
 	var types []string
 	var parallel int
 	var timeout time.Duration
@@ -26,12 +29,17 @@ Rows are alice's NAT, columns bob's. Every cell is compared with what RFC
 4787 theory predicts; a cell that differs is marked UNEXPECTED and the exit
 code is 1.
 
+--shard i/n runs only every n-th cell, row by row, from the i-th: n
+machines share the matrix, and natlab report merge joins their --json
+files (docs/ci.md).
+
 With --variants, extra rows show the story's knob variants: a symmetric NAT
 with sequential ports beaten by port prediction, two hosts behind one NAT
 with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 		Example: `  sudo natlab matrix
   sudo natlab matrix --variants --json > matrix.json
-  sudo natlab matrix --types full-cone,symmetric`,
+  sudo natlab matrix --types full-cone,symmetric
+  sudo natlab matrix --variants --shard 1/2 --json --junit m1.xml > m1.json`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cols []nat.Type
@@ -45,6 +53,13 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 			if len(cols) == 0 {
 				cols = nat.Types
 			}
+			var sh shard.Shard
+			if cmd.Flags().Changed("shard") {
+				var err error
+				if sh, err = shard.Parse(shardArg); err != nil {
+					return usageError("--shard: %v", err)
+				}
+			}
 			if err := rootOrRootless(cmd, forceRootless); err != nil {
 				return err
 			}
@@ -52,28 +67,41 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 			if variants {
 				rows = append(rows, matrix.Variants...)
 			}
+			var junit *os.File
+			if junitPath != "" {
+				// Now, not after the whole matrix: a path that cannot be
+				// written fails at once.
+				f, err := os.Create(junitPath)
+				if err != nil {
+					return usageError("%v", err)
+				}
+				defer f.Close()
+				junit = f
+			}
 			out := cmd.OutOrStdout()
 			start := time.Now()
-			cells, err := matrix.Run(cmd.Context(), matrix.Options{Rows: rows, Columns: cols, Parallel: parallel, Timeout: timeout})
+			cells, err := matrix.Run(cmd.Context(), matrix.Options{Rows: rows, Columns: cols, Parallel: parallel, Timeout: timeout, Shard: sh})
 			if err != nil {
 				if cmd.Context().Err() != nil && !asJSON {
 					fmt.Fprint(out, matrix.Markdown(cells, rows, cols))
 				}
 				return fmt.Errorf("interrupted; every lab it built was taken down: %w", err)
 			}
-			bad := 0
-			for _, c := range cells {
-				if !c.OK() {
-					bad++
+			doc := report.NewMatrix(sh, cells, time.Since(start))
+			bad := doc.Unexpected
+			if junit != nil {
+				if err := report.WriteMatrixJUnit(junit, doc); err != nil {
+					return fmt.Errorf("writing %s: %w", junitPath, err)
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(map[string]any{"cells": cells, "seconds": time.Since(start).Seconds(), "unexpected": bad}); err != nil {
+				if err := report.WriteMatrixJSON(out, doc); err != nil {
 					return err
 				}
 			} else {
+				if !sh.Whole() {
+					fmt.Fprintf(out, "shard %v: %d cells; the blank ones are other shards'\n\n", sh, len(cells))
+				}
 				fmt.Fprint(out, matrix.Markdown(cells, rows, cols))
 				fmt.Fprintf(out, "\n%d labs in %v. ok: a direct path; no: punching failed (relay ok: TURN connected them instead).\n",
 					len(cells), time.Since(start).Round(10*time.Millisecond))
@@ -90,6 +118,8 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&junitPath, "junit", "", "write the cells as JUnit XML to this file, one test case per cell")
+	cmd.Flags().StringVar(&shardArg, "shard", "", "run only shard `i/n` of the cells: every n-th, row by row, from the i-th")
 	addRootlessFlag(cmd, &forceRootless)
 	cmd.Flags().BoolVar(&variants, "variants", false, "add rows for knob variants: port prediction, hairpinning, CGNAT")
 	cmd.Flags().StringSliceVar(&types, "types", nil, "NAT types to include (default: all four)")

@@ -4,28 +4,37 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/natlab/natlab/internal/shard"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/report"
 	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/scenarios"
 	"github.com/natlab/natlab/topology"
 )
 
 func newRunCmd() *cobra.Command {
-	var name, jsonPath, junitPath string
-	var keep, forceRootless bool
+	var name, jsonPath, junitPath, shardArg string
+	var keep, forceRootless, all bool
 	cmd := &cobra.Command{
-		Use:   "run FILE|NAME",
+		Use:   "run FILE|NAME...",
 		Short: "Bring a lab up, run its steps, check their expectations, take it down",
 		Long: `Run a scenario: bring its lab up, run its steps in order with a line per step
 as each finishes, print what each saw, and take the lab down again (also on
 failure and Ctrl-C, unless --keep). The exit code is 0 only if every step's
 expectation held.
+
+Several scenarios (or --all, the built-in library) run one after another,
+and their reports hold every run. --shard i/n runs only every n-th of them,
+starting with the i-th, of the list sorted by name: n CI machines, each
+given its own i, run the whole list between them, and natlab report merge
+puts their --json (or --junit) files back together (docs/ci.md).
 
 Without root, natlab runs in a user namespace of its own, where the lab
 lives only as long as natlab run (docs/rootless.md).
@@ -36,9 +45,38 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 		Example: `  sudo natlab run symmetric
   sudo natlab run scenarios/full-cone.yaml --junit results.xml --json results.json
   sudo natlab run my-lab.yaml --keep     # leave the lab up afterwards
-  natlab run full-cone                   # without root: in a user namespace`,
-		Args: args(cobra.ExactArgs(1)),
+  natlab run full-cone                   # without root: in a user namespace
+  sudo natlab run --all --junit all.xml  # the whole built-in library
+  sudo natlab run --all --shard 2/4 --json shard2.json   # a quarter of it`,
+		Args: args(func(cmd *cobra.Command, a []string) error {
+			if all && len(a) > 0 {
+				return fmt.Errorf("--all runs the built-in library: give it no scenarios as well")
+			}
+			if !all && len(a) == 0 {
+				return fmt.Errorf("requires a scenario file or name, or --all")
+			}
+			return nil
+		}),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			var sh shard.Shard
+			if cmd.Flags().Changed("shard") {
+				var err error
+				if sh, err = shard.Parse(shardArg); err != nil {
+					return usageError("--shard: %v", err)
+				}
+			}
+			if all {
+				a = scenarios.Names()
+			}
+			if all || !sh.Whole() || len(a) > 1 {
+				if name != "" {
+					return usageError("--name renames one scenario's lab: it cannot be used with several, --all or --shard")
+				}
+				if keep {
+					return usageError("--keep leaves one scenario's lab up: it cannot be used with several, --all or --shard")
+				}
+				return runSuite(cmd, a, sh, jsonPath, junitPath, forceRootless)
+			}
 			sc, err := loadScenario(a[0])
 			if err != nil {
 				return err
@@ -66,51 +104,15 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 				return err
 			}
 			defer reports.close()
-			out := cmd.OutOrStdout()
-			ctx := cmd.Context()
-			start := time.Now()
-			st, err := lab.Up(ctx, topo, lab.Options{Source: sc.source, Scenario: sc.data})
-			if err != nil {
+			rep, err := runScenario(cmd, sc, topo, keep)
+			if rep == nil {
 				return err
 			}
-			if !keep {
-				defer func() {
-					if _, err := lab.Down(st.Name); err != nil {
-						fmt.Fprintf(cmd.ErrOrStderr(), "natlab: taking lab %s down: %v\n", st.Name, err)
-					}
-				}()
-			}
-			fmt.Fprintf(out, "lab %s is up (%d nodes, %v); running %d steps\n", st.Name, len(topo.Nodes), time.Since(start).Round(time.Millisecond), len(topo.Steps))
-			tty := isTerminal(out)
-			width := 0
-			for _, s := range topo.Steps {
-				width = max(width, len(s.Name))
-			}
-			rep, runErr := runner.Run(ctx, st, topo, runner.Options{
-				Started: func(i int, s topology.Step) {
-					if tty {
-						fmt.Fprintf(out, "  ...  %2d/%d %-*s", i+1, len(topo.Steps), width, s.Name)
-					}
-				},
-				Finished: func(r runner.StepResult) {
-					if tty {
-						fmt.Fprint(out, "\r\033[K")
-					}
-					printStep(out, r, len(topo.Steps), width)
-				},
-			})
 			if err := reports.write(rep); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "\n%d passed, %d failed\n", len(rep.Steps)-rep.Failed(), rep.Failed())
-			if keep {
-				fmt.Fprintf(out, "lab %s is still up: sudo natlab down %s removes it\n", st.Name, st.Name)
-			}
-			if runErr != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted after %d of %d steps; the lab was taken down", len(rep.Steps), len(topo.Steps))
-				}
-				return runErr
+			if err != nil {
+				return err
 			}
 			if !rep.Passed {
 				return &exitError{exitFailure, fmt.Errorf("%d of %d steps did not do what %s expects", rep.Failed(), len(rep.Steps), a[0])}
@@ -122,8 +124,140 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 	cmd.Flags().StringVar(&jsonPath, "json", "", "write the full results as JSON to this file")
 	cmd.Flags().StringVar(&junitPath, "junit", "", "write the results as JUnit XML to this file, one test case per step")
 	cmd.Flags().BoolVar(&keep, "keep", false, "leave the lab up after the steps")
+	cmd.Flags().BoolVar(&all, "all", false, "run every built-in scenario (natlab list)")
+	cmd.Flags().StringVar(&shardArg, "shard", "", "run only shard `i/n` of the scenarios: every n-th of the sorted list, from the i-th")
 	addRootlessFlag(cmd, &forceRootless)
 	return cmd
+}
+
+// runScenario brings topo's lab up, runs its steps with a line for each,
+// and takes the lab down unless keep. The report is nil if the lab did
+// not come up; an error with a report means the run was interrupted.
+func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep bool) (*runner.Report, error) {
+	out := cmd.OutOrStdout()
+	ctx := cmd.Context()
+	start := time.Now()
+	st, err := lab.Up(ctx, topo, lab.Options{Source: sc.source, Scenario: sc.data})
+	if err != nil {
+		return nil, err
+	}
+	if !keep {
+		defer func() {
+			if _, err := lab.Down(st.Name); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "natlab: taking lab %s down: %v\n", st.Name, err)
+			}
+		}()
+	}
+	fmt.Fprintf(out, "lab %s is up (%d nodes, %v); running %d steps\n", st.Name, len(topo.Nodes), time.Since(start).Round(time.Millisecond), len(topo.Steps))
+	tty := isTerminal(out)
+	width := 0
+	for _, s := range topo.Steps {
+		width = max(width, len(s.Name))
+	}
+	rep, runErr := runner.Run(ctx, st, topo, runner.Options{
+		Started: func(i int, s topology.Step) {
+			if tty {
+				fmt.Fprintf(out, "  ...  %2d/%d %-*s", i+1, len(topo.Steps), width, s.Name)
+			}
+		},
+		Finished: func(r runner.StepResult) {
+			if tty {
+				fmt.Fprint(out, "\r\033[K")
+			}
+			printStep(out, r, len(topo.Steps), width)
+		},
+	})
+	fmt.Fprintf(out, "\n%d passed, %d failed\n", len(rep.Steps)-rep.Failed(), rep.Failed())
+	if keep {
+		fmt.Fprintf(out, "lab %s is still up: sudo natlab down %s removes it\n", st.Name, st.Name)
+	}
+	if runErr != nil {
+		if ctx.Err() != nil {
+			return rep, fmt.Errorf("interrupted after %d of %d steps; the lab was taken down", len(rep.Steps), len(topo.Steps))
+		}
+		return rep, runErr
+	}
+	return rep, nil
+}
+
+// runSuite runs several scenarios one after another (the shard sh of
+// them, sorted by name, if sh is set) and writes one report of them all.
+// A scenario whose lab does not come up is a failed run, not the end:
+// in CI the rest still say what they can.
+func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junitPath string, forceRootless bool) error {
+	list = slices.Compact(slices.Sorted(slices.Values(list)))
+	// Every scenario is read, not only this shard's: every shard refuses
+	// a bad file, and two that would bring up the same lab, alike.
+	loaded := make([]*scenario, len(list))
+	labs := map[string]string{}
+	for i, arg := range list {
+		sc, err := loadScenario(arg)
+		if err != nil {
+			return err
+		}
+		if len(sc.topo.Steps) == 0 {
+			return usageError("%s has no steps: natlab run runs a scenario's steps", arg)
+		}
+		if other, ok := labs[sc.topo.Name]; ok {
+			return usageError("%s and %s both bring up lab %s: run them apart, or rename one with natlab run --name", other, arg, sc.topo.Name)
+		}
+		labs[sc.topo.Name] = arg
+		loaded[i] = sc
+	}
+	if err := rootOrRootless(cmd, forceRootless); err != nil {
+		return err
+	}
+	reports, err := createReports(jsonPath, junitPath)
+	if err != nil {
+		return err
+	}
+	defer reports.close()
+	out := cmd.OutOrStdout()
+	picked := shard.Select(sh, loaded)
+	what := fmt.Sprintf("%d scenarios", len(picked))
+	if !sh.Whole() {
+		what = fmt.Sprintf("shard %v: %d of %d scenarios", sh, len(picked), len(list))
+	}
+	fmt.Fprintf(out, "%s\n", what)
+	var runs []report.Run
+	var stop error
+	for i, sc := range picked {
+		fmt.Fprintf(out, "\n== %d/%d %s\n", i+1, len(picked), sc.topo.Name)
+		started := time.Now()
+		rep, err := runScenario(cmd, sc, sc.topo, false)
+		if rep == nil {
+			if cmd.Context().Err() != nil {
+				stop = fmt.Errorf("interrupted while bringing lab %s up; it was taken down", sc.topo.Name)
+				break
+			}
+			fmt.Fprintf(out, "  ERROR %v\n", err)
+			rep = &runner.Report{Lab: sc.topo.Name, Source: sc.source, Started: started, Duration: time.Since(started), Steps: []runner.StepResult{}}
+			runs = append(runs, report.Run{Report: *rep, Error: err.Error()})
+			continue
+		}
+		runs = append(runs, report.Run{Report: *rep})
+		if err != nil {
+			stop = err
+			break
+		}
+	}
+	suite := report.NewSuite(sh, runs)
+	if err := reports.writeSuite(suite); err != nil {
+		return err
+	}
+	if stop != nil {
+		return stop
+	}
+	fmt.Fprintf(out, "\n%s: %d passed, %d failed\n", what, len(runs)-suite.Failed(), suite.Failed())
+	for _, r := range runs {
+		if !r.Passed || r.Error != "" {
+			fmt.Fprintf(out, "  FAIL %s\n", r.Lab)
+		}
+	}
+	if !suite.Passed {
+		return &exitError{exitFailure, fmt.Errorf("%d of %d scenarios did not do what they expect", suite.Failed(), len(runs))}
+	}
+	return nil
 }
 
 func printStep(w io.Writer, r runner.StepResult, total, width int) {
@@ -146,16 +280,18 @@ func printStep(w io.Writer, r runner.StepResult, total, width int) {
 
 // reportFiles are the --json and --junit files of a run.
 type reportFiles struct {
-	files  []*os.File
-	writes []func(io.Writer, *runner.Report) error
+	files       []*os.File
+	writes      []func(io.Writer, *runner.Report) error
+	suiteWrites []func(io.Writer, *report.Suite) error
 }
 
 func createReports(jsonPath, junitPath string) (*reportFiles, error) {
 	r := &reportFiles{}
 	for _, out := range []struct {
-		path  string
-		write func(io.Writer, *runner.Report) error
-	}{{jsonPath, report.WriteJSON}, {junitPath, report.WriteJUnit}} {
+		path       string
+		write      func(io.Writer, *runner.Report) error
+		writeSuite func(io.Writer, *report.Suite) error
+	}{{jsonPath, report.WriteJSON, report.WriteSuiteJSON}, {junitPath, report.WriteJUnit, report.WriteSuiteJUnit}} {
 		if out.path == "" {
 			continue
 		}
@@ -166,6 +302,7 @@ func createReports(jsonPath, junitPath string) (*reportFiles, error) {
 		}
 		r.files = append(r.files, f)
 		r.writes = append(r.writes, out.write)
+		r.suiteWrites = append(r.suiteWrites, out.writeSuite)
 	}
 	return r, nil
 }
@@ -174,6 +311,15 @@ func (r *reportFiles) write(rep *runner.Report) error {
 	for i, f := range r.files {
 		if err := r.writes[i](f, rep); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+func (r *reportFiles) writeSuite(s *report.Suite) error {
+	for i, f := range r.files {
+		if err := r.suiteWrites[i](f, s); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Name(), err)
 		}
 	}
 	return nil
