@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/natlab/natlab/internal/buildinfo"
 	"github.com/natlab/natlab/internal/rootless"
 	"github.com/natlab/natlab/topology"
 )
@@ -38,9 +39,6 @@ func (e *exitError) Unwrap() error { return e.err }
 func usageError(format string, args ...any) error {
 	return &exitError{exitUsage, fmt.Errorf(format, args...)}
 }
-
-// Version is set at build time (make release) with -ldflags.
-var Version = "dev"
 
 // Main runs natlab with args (without the program name) and returns the
 // process exit code.
@@ -108,7 +106,7 @@ run in a user namespace of natlab's own (docs/rootless.md).`,
   sudo natlab down symmetric`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Version:       Version,
+		Version:       buildinfo.Get().Version,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -124,13 +122,16 @@ run in a user namespace of natlab's own (docs/rootless.md).`,
 		newRunCmd(),
 		newClassifyCmd(),
 		newMatrixCmd(),
+		newReportCmd(),
 		newTableCmd(),
 		newTraceCmd(),
 		newGraphCmd(),
 		newTourCmd(),
 		newUICmd(),
 		newVersionCmd(),
+		newGenManCmd(),
 	)
+	setCompletions(root)
 	return root
 }
 
@@ -138,7 +139,7 @@ run in a user namespace of natlab's own (docs/rootless.md).`,
 func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		if err := check(cmd, a); err != nil {
-			return &exitError{exitUsage, fmt.Errorf("%s: %w (see natlab %s --help)", cmd.CommandPath(), err, cmd.Name())}
+			return &exitError{exitUsage, fmt.Errorf("%s: %w (see %s --help)", cmd.CommandPath(), err, cmd.CommandPath())}
 		}
 		return nil
 	}
@@ -157,12 +158,15 @@ func requireRoot(cmd *cobra.Command) error {
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print natlab's version",
-		Example: "  natlab version",
+		Use:   "version",
+		Short: "Print natlab's version, commit and build date",
+		Long: `Print natlab's version, the commit it was built from and when, and the Go
+toolchain and platform. make stamps these into the binary; a natlab built by
+go install or go build says what the go command recorded instead.`,
+		Example: "  natlab version\n  natlab --version",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "natlab %s\n", Version)
+			fmt.Fprintln(cmd.OutOrStdout(), buildinfo.Get())
 			return nil
 		},
 	}

@@ -1,0 +1,272 @@
+package cli_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/natlab/natlab/internal/testutil"
+)
+
+// complete runs natlab's hidden __complete command as a shell's Tab does
+// and returns the values offered (without descriptions) and cobra's
+// directive bits.
+// It runs natlab, or the command line given as prefix when set.
+func complete(t *testing.T, prefix []string, args ...string) ([]string, int) {
+	t.Helper()
+	if prefix == nil {
+		prefix = []string{natlab}
+	}
+	argv := append(append(append([]string{}, prefix...), "__complete"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = repoRoot(t)
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%q: %v\n%s", argv, err, stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(string(stdout)), "\n")
+	last := lines[len(lines)-1]
+	directive, err := strconv.Atoi(strings.TrimPrefix(last, ":"))
+	if !strings.HasPrefix(last, ":") || err != nil {
+		t.Fatalf("__complete %q: no directive line:\n%s", args, stdout)
+	}
+	var values []string
+	for _, l := range lines[:len(lines)-1] {
+		v, _, _ := strings.Cut(l, "\t")
+		values = append(values, v)
+	}
+	return values, directive
+}
+
+// cobra's ShellCompDirective bits.
+const (
+	compNoSpace       = 2
+	compNoFileComp    = 4
+	compFilterFileExt = 8
+)
+
+func TestCompleteWithoutALab(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		want      []string
+		unwant    []string
+		directive int
+	}{
+		{[]string{"up", "sym"}, []string{"symmetric"}, nil, compNoFileComp},
+		{[]string{"run", "symmetric", "full"}, []string{"full-cone"}, nil, compNoFileComp}, // run takes several
+		{[]string{"run", "--all", ""}, nil, []string{"symmetric"}, compNoFileComp},
+		{[]string{"run", "--shard", ""}, nil, nil, compNoFileComp},
+		{[]string{"validate", "symmetric", "sym"}, []string{"yaml", "yml"}, []string{"symmetric"}, compFilterFileExt},
+		{[]string{"up", "scenarios/"}, []string{"yaml", "yml"}, nil, compFilterFileExt},
+		{[]string{"graph", "--format", ""}, []string{"mermaid", "dot", "svg"}, nil, compNoFileComp},
+		{[]string{"graph", "symmetric", "-o", ""}, nil, nil, 0},
+		{[]string{"matrix", "--types", "full-cone,s"}, []string{"full-cone,symmetric"}, nil, compNoFileComp | compNoSpace},
+		{[]string{"matrix", "--parallel", ""}, nil, nil, compNoFileComp},
+		{[]string{"tour", "--act", ""}, []string{"I", "II", "III", "IV", "V", "VI", "VII"}, nil, compNoFileComp | 32},
+		{[]string{"rules", "scenarios/symmetric.yaml", ""}, []string{"nat-a", "nat-b"}, []string{"alice", "stun"}, compNoFileComp},
+		{[]string{"rules", "cgnat", ""}, []string{"carrier", "home", "friend"}, nil, compNoFileComp},
+		{[]string{"down", "--all", ""}, nil, nil, compNoFileComp},
+		{[]string{"exec", "no-such-lab", ""}, nil, nil, compNoFileComp},
+		{[]string{"list", ""}, nil, nil, compNoFileComp},
+		{[]string{""}, []string{"up", "down", "exec", "completion", "version"}, []string{"gen-man"}, compNoFileComp},
+	} {
+		values, directive := complete(t, nil, tc.args...)
+		for _, w := range tc.want {
+			if !slices.Contains(values, w) {
+				t.Errorf("__complete %q: %q missing from %q", tc.args, w, values)
+			}
+		}
+		for _, u := range tc.unwant {
+			if slices.Contains(values, u) {
+				t.Errorf("__complete %q: %q offered: %q", tc.args, u, values)
+			}
+		}
+		if directive != tc.directive {
+			t.Errorf("__complete %q: directive %d, want %d", tc.args, directive, tc.directive)
+		}
+	}
+}
+
+// A lab that is up completes by name, and its nodes by what each command
+// works on, also for a user who is not root.
+func TestCompleteLabAndNodes(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	t.Cleanup(func() { run(t, "down", name) })
+	if r := run(t, "up", "symmetric", "--name", name); r.code != 0 {
+		t.Fatalf("up: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// nobody runs a copy of natlab outside the test's private directory,
+	// in a world-readable one.
+	var nobody []string
+	if setpriv, err := exec.LookPath("setpriv"); err == nil {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "natlab")
+		if err := copyExecutable(natlab, bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		nobody = []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin}
+	}
+	for _, who := range []struct {
+		name   string
+		prefix []string
+	}{{"root", nil}, {"nobody", nobody}} {
+		if who.name == "nobody" && who.prefix == nil {
+			t.Log("no setpriv: not tried as nobody")
+			continue
+		}
+		for _, tc := range []struct {
+			args   []string
+			want   []string
+			unwant []string
+		}{
+			{[]string{"exec", ""}, []string{name}, nil},
+			{[]string{"down", name[:3]}, []string{name}, nil},
+			{[]string{"status", name, ""}, nil, []string{name}},
+			{[]string{"ui", ""}, []string{name, "act5-the-trick"}, nil},
+			{[]string{"exec", name, ""}, []string{"alice", "bob", "nat-a", "nat-b", "stun", "internet"}, nil},
+			{[]string{"classify", name, ""}, []string{"alice", "bob"}, []string{"nat-a", "stun"}},
+			{[]string{"classify", name, "alice", "--server", ""}, []string{"stun"}, []string{"alice"}},
+			{[]string{"table", name, ""}, []string{"nat-a", "nat-b"}, []string{"alice", "stun", "internet"}},
+			{[]string{"trace", name, "nat-"}, []string{"nat-a", "nat-b"}, []string{"alice"}},
+			{[]string{"rules", name, ""}, []string{"nat-a", "nat-b"}, []string{"bob"}},
+			{[]string{"graph", name[:4]}, []string{name}, nil},
+		} {
+			values, _ := complete(t, who.prefix, tc.args...)
+			for _, w := range tc.want {
+				if !slices.Contains(values, w) {
+					t.Errorf("as %s, __complete %q: %q missing from %q", who.name, tc.args, w, values)
+				}
+			}
+			for _, u := range tc.unwant {
+				if slices.Contains(values, u) {
+					t.Errorf("as %s, __complete %q: %q offered: %q", who.name, tc.args, u, values)
+				}
+			}
+		}
+	}
+}
+
+// The completion scripts are complete programs in their shells' syntax.
+func TestCompletionScripts(t *testing.T) {
+	for _, tc := range []struct {
+		shell string
+		check []string // how the shell parses a script without running it
+	}{
+		{"bash", []string{"bash", "-n"}},
+		{"zsh", []string{"zsh", "-n"}},
+		{"fish", []string{"fish", "--no-execute"}},
+	} {
+		r := run(t, "completion", tc.shell)
+		if r.code != 0 || !strings.Contains(r.stdout, "__complete") {
+			t.Errorf("completion %s: exit %d, %s\n%.300s", tc.shell, r.code, r.stderr, r.stdout)
+			continue
+		}
+		if _, err := exec.LookPath(tc.check[0]); err != nil {
+			t.Logf("no %s here: its script is not parsed", tc.shell)
+			continue
+		}
+		file := filepath.Join(t.TempDir(), "natlab."+tc.shell)
+		if err := os.WriteFile(file, []byte(r.stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(tc.check[0], append(tc.check[1:], file)...).CombinedOutput(); err != nil {
+			t.Errorf("%s does not parse natlab completion %s: %v\n%s", tc.shell, tc.shell, err, out)
+		}
+	}
+}
+
+// The scripts, loaded into their shells, complete a command line through
+// natlab: a Tab after "natlab rules symmetric " offers its NATs.
+func TestCompletionInTheShell(t *testing.T) {
+	const bashCompletion = "/usr/share/bash-completion/bash_completion"
+	for _, tc := range []struct {
+		shell, script string
+		skip          func() bool
+	}{
+		{"bash", `source ` + bashCompletion + `; source <(natlab completion bash)
+COMP_WORDS=(natlab rules symmetric ""); COMP_CWORD=3; COMP_LINE="natlab rules symmetric "; COMP_POINT=${#COMP_LINE}
+__start_natlab; printf '%s\n' "${COMPREPLY[@]}"`, func() bool { _, err := os.Stat(bashCompletion); return err != nil }},
+		{"fish", `natlab completion fish | source; complete -C "natlab rules symmetric "`, nil},
+	} {
+		if _, err := exec.LookPath(tc.shell); err != nil || (tc.skip != nil && tc.skip()) {
+			t.Logf("no %s (or its completion framework) here: not tried", tc.shell)
+			continue
+		}
+		cmd := exec.Command(tc.shell, "-c", tc.script)
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(natlab)+":"+os.Getenv("PATH"))
+		// Only stdout: bash's compopt complains on stderr outside a real
+		// Tab, and does nothing else.
+		out, err := cmd.Output()
+		var values []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			v, _, _ := strings.Cut(l, "\t")
+			values = append(values, v)
+		}
+		if err != nil || !slices.Equal(values, []string{"nat-a", "nat-b"}) {
+			t.Errorf("%s: Tab after natlab rules symmetric: %v, %q, want nat-a and nat-b", tc.shell, err, values)
+		}
+	}
+}
+
+// natlab gen-man writes man pages (TestEveryCommandHasAManPage checks
+// that there is one for every command).
+func TestGenMan(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "man1")
+	if r := run(t, "gen-man", dir); r.code != 0 {
+		t.Fatalf("gen-man: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, p := range []string{"natlab.1", "natlab-up.1", "natlab-completion-bash.1"} {
+		data, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			t.Errorf("no man page: %v", err)
+			continue
+		}
+		page := string(data)
+		if !strings.HasPrefix(page, ".nh\n.TH ") || !strings.Contains(page, "\n.SH EXAMPLE\n") || !strings.Contains(page, "\n.SH SYNOPSIS\n") {
+			t.Errorf("%s lacks its header, synopsis or examples:\n%.400s", p, page)
+		}
+	}
+	if man, err := exec.LookPath("man"); err == nil {
+		out, err := exec.Command(man, "--warnings", "-l", "-P", "cat", filepath.Join(dir, "natlab-up.1")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "natlab up") || strings.Contains(string(out), "warning") {
+			t.Errorf("man natlab-up.1: %v\n%s", err, out)
+		}
+	}
+	if r := run(t, "gen-man"); r.code != 2 {
+		t.Errorf("gen-man without a directory: exit %d, want 2", r.code)
+	}
+}
+
+// What make stamps with -ldflags -X reaches natlab version.
+func TestVersionStamped(t *testing.T) {
+	r := run(t, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "natlab ") || !strings.Contains(r.stdout, runtime.Version()) {
+		t.Errorf("version: exit %d, %q", r.code, r.stdout)
+	}
+	bin := filepath.Join(t.TempDir(), "natlab")
+	pkg := "github.com/natlab/natlab/internal/buildinfo"
+	ldflags := "-X " + pkg + ".version=v9.8.7 -X " + pkg + ".commit=0123456789abcdef -X " + pkg + ".date=2026-11-25T10:00:00Z"
+	build := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, "github.com/natlab/natlab/cmd/natlab")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	want := "natlab v9.8.7 (commit 0123456789ab, 2026-11-25T10:00:00Z) " + runtime.Version()
+	if err != nil || !strings.HasPrefix(string(out), want) {
+		t.Errorf("stamped version: %v, %q, want %q...", err, out, want)
+	}
+	if out, _ := exec.Command(bin, "--version").Output(); !strings.Contains(string(out), "v9.8.7") {
+		t.Errorf("--version: %q", out)
+	}
+}
