@@ -4,7 +4,18 @@
 GO = $(shell scripts/go.sh)
 export CGO_ENABLED := 0
 
-.PHONY: all build deps test-deps demo test lint fuzz bench bench-quick soak clean
+# What natlab version prints (internal/buildinfo): git's name for the
+# commit (make release VERSION=v1.2.0 names it), the commit, and the build
+# time, SOURCE_DATE_EPOCH if set (a rebuild that matches a release byte for
+# byte sets it to the release's).
+VERSION := $(or $(VERSION),$(shell git describe --tags --always --dirty 2>/dev/null),dev)
+COMMIT := $(or $(COMMIT),$(shell git rev-parse HEAD 2>/dev/null))
+DATE := $(or $(DATE),$(shell date -u -d "@$${SOURCE_DATE_EPOCH:-$$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ))
+STAMP = -X github.com/natlab/natlab/internal/buildinfo.version=$(VERSION) \
+	-X github.com/natlab/natlab/internal/buildinfo.commit=$(COMMIT) \
+	-X github.com/natlab/natlab/internal/buildinfo.date=$(DATE)
+
+.PHONY: all build deps test-deps demo test lint fuzz bench bench-quick soak clean man cross release generate
 
 all: build
 
@@ -15,7 +26,7 @@ test-deps:
 	@scripts/deps.sh test >/dev/null
 
 build: deps
-	$(GO) build -o bin/natlab ./cmd/natlab
+	$(GO) build -ldflags '$(STAMP)' -o bin/natlab ./cmd/natlab
 
 # The main job on a built-in scenario: build the binary, bring up a lab with
 # two NATs, show it, reach the internet through a NAT, tear it down.
@@ -25,6 +36,7 @@ demo: build
 # Everything CI checks: formatting, vet, staticcheck, unit tests and, as
 # root, the integration tests on real namespaces, and a short fuzz run.
 test: test-deps lint
+	$(MAKE) --no-print-directory cross
 	$(GO) test -count=1 -parallel 8 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	$(MAKE) --no-print-directory bench-quick
@@ -34,6 +46,8 @@ lint: deps
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) tool actionlint
+	@vagrant/lint.sh
 
 # Every fuzzer of the parsers and decoders that face untrusted input, for
 # FUZZTIME each (CI runs a short round; the seeds are in testdata/).
@@ -65,5 +79,39 @@ bench-quick: build
 soak: deps
 	NATLAB_SOAK=500 $(GO) test -count=1 -timeout 30m -v -run '^TestSoakUpRunDown$$' ./lab
 
+# natlab's man pages, written from the commands' own help: man/man1/*.1
+# (man man/man1/natlab-up.1 reads one).
+man: build
+	bin/natlab gen-man man/man1
+
+# CI's cross-compile check: everything builds and links for linux/arm64
+# too. The binaries go to a temporary directory; only that they build counts.
+cross: deps
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	  echo "cross-compile for linux/arm64" && \
+	  GOOS=linux GOARCH=arm64 $(GO) build -o "$$d/" ./...
+
+# Static binaries for each of RELEASE_PLATFORMS, stamped with the version,
+# in dist/: natlab-VERSION-OS-ARCH, the man pages (natlab-VERSION-man.tar.gz)
+# and SHA256SUMS of them all.
+RELEASE_PLATFORMS = linux/amd64 linux/arm64
+release: deps
+	rm -rf dist && mkdir -p dist
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+	  out=dist/natlab-$(VERSION)-$${p%/*}-$${p#*/}; echo "build $$out"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '-s -w $(STAMP)' -o $$out ./cmd/natlab; \
+	done
+	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	  dist/natlab-$(VERSION)-linux-$$($(GO) env GOARCH) gen-man $$d/man1 >/dev/null; \
+	  tar -C $$d --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$(date -d $(DATE) +%s) -cf - man1 \
+	    | gzip -n > dist/natlab-$(VERSION)-man.tar.gz
+	cd dist && sha256sum natlab-* > SHA256SUMS && cat SHA256SUMS
+
+# The scenario format's JSON Schema (schema/natlab.schema.json) and its
+# reference (docs/reference.md), from the Go types in topology/format.go;
+# a test fails when the committed ones are not what this writes.
+generate:
+	$(GO) run ./internal/schemagen
+
 clean:
-	rm -rf bin
+	rm -rf bin dist man

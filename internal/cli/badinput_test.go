@@ -2,29 +2,15 @@ package cli_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
-)
 
-// labFiles lists natlab's records and namespaces, except those of other
-// tests' labs (named by testutil.UniqueName), which come and go meanwhile.
-func labFiles(t *testing.T) map[string]bool {
-	t.Helper()
-	others := regexp.MustCompile(`^(natlab-)?t[0-9a-f]{8}[-.]`)
-	files := map[string]bool{}
-	for _, dir := range []string{"/run/natlab", "/run/netns"} {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if !others.MatchString(e.Name()) {
-				files[filepath.Join(dir, e.Name())] = true
-			}
-		}
-	}
-	return files
-}
+	"github.com/natlab/natlab/internal/testutil"
+)
 
 // Every malformed scenario of the corpus, and every kind of path that is
 // not a scenario file, gets one short error naming the file (and the line
@@ -57,10 +43,6 @@ func TestBadInputCorpus(t *testing.T) {
 	// here it is the command line's part: exit code, file, size.
 	hasPosition := regexp.MustCompile(`:\d+:\d+: `)
 	root := os.Geteuid() == 0 // up is checked too, where it may run
-	before := map[string]bool{}
-	if root {
-		before = labFiles(t)
-	}
 	// maxLines is one per problem in the file: natlab reports them all.
 	check := func(file, want string, maxLines int, args ...string) {
 		t.Helper()
@@ -116,10 +98,31 @@ func TestBadInputCorpus(t *testing.T) {
 	if !root {
 		return
 	}
-	after := labFiles(t)
-	for f := range after {
-		if !before[f] {
-			t.Errorf("up of bad input left %s behind", f)
+	// Nothing created: up of every bad input again, in a mount namespace
+	// of its own whose /run/netns and /run/natlab start empty, so that
+	// other tests' labs cannot hide or fake a leftover.
+	script := `set -u
+mount -t tmpfs natlab-test /run/netns && mount -t tmpfs natlab-test /run/natlab || exit 99
+for f in "$@"; do
+	"$NATLAB" up "$f" >/dev/null 2>&1
+	if [ $? -ne 2 ]; then echo "up $f: exit code not 2"; fi
+	left=$(ls -A /run/netns /run/natlab | grep -v '^/run\|^$')
+	if [ -n "$left" ]; then echo "up $f left: $left"; rm -rf /run/natlab/* /run/netns/*; fi
+done
+`
+	for _, dir := range []string{"/run/netns", "/run/natlab"} {
+		if err := os.MkdirAll(dir, 0o755); err != nil { // mount points
+			t.Fatal(err)
 		}
+	}
+	inputs := append([]string{}, corpus...)
+	for f := range special {
+		inputs = append(inputs, f)
+	}
+	cmd := exec.Command(testutil.RequireTool(t, "unshare"), append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh"}, inputs...)...)
+	cmd.Env = append(os.Environ(), "NATLAB="+natlab)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("%v\n%s", err, out)
 	}
 }
