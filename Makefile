@@ -81,8 +81,8 @@ soak: deps
 
 # natlab's man pages, written from the commands' own help: man/man1/*.1
 # (man man/man1/natlab-up.1 reads one).
-man: build
-	bin/natlab gen-man man/man1
+man: deps
+	$(GO) run -ldflags '$(STAMP)' ./internal/mangen man/man1
 
 # CI's cross-compile check: everything builds and links for linux/arm64
 # too. The binaries go to a temporary directory; only that they build counts.
@@ -102,7 +102,7 @@ release: deps
 	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '-s -w $(STAMP)' -o $$out ./cmd/natlab; \
 	done
 	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
-	  dist/natlab-$(VERSION)-linux-$$($(GO) env GOARCH) gen-man $$d/man1 >/dev/null; \
+	  $(GO) run -ldflags '$(STAMP)' ./internal/mangen $$d/man1 >/dev/null; \
 	  tar -C $$d --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$(date -d $(DATE) +%s) -cf - man1 \
 	    | gzip -n > dist/natlab-$(VERSION)-man.tar.gz
 	cd dist && sha256sum natlab-* > SHA256SUMS && cat SHA256SUMS

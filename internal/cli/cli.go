@@ -86,6 +86,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// Commands is natlab's command tree, for programs that write from it
+// (the man pages).
+func Commands() *cobra.Command { return newRoot(io.Discard, io.Discard) }
+
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "natlab",
@@ -129,7 +133,6 @@ run in a user namespace of natlab's own (docs/rootless.md).`,
 		newTourCmd(),
 		newUICmd(),
 		newVersionCmd(),
-		newGenManCmd(),
 	)
 	setCompletions(root)
 	return root

@@ -73,7 +73,7 @@ func TestCompleteWithoutALab(t *testing.T) {
 		{[]string{"down", "--all", ""}, nil, nil, compNoFileComp},
 		{[]string{"exec", "no-such-lab", ""}, nil, nil, compNoFileComp},
 		{[]string{"list", ""}, nil, nil, compNoFileComp},
-		{[]string{""}, []string{"up", "down", "exec", "completion", "version"}, []string{"gen-man"}, compNoFileComp},
+		{[]string{""}, []string{"up", "down", "exec", "completion", "version"}, []string{"__complete"}, compNoFileComp},
 	} {
 		values, directive := complete(t, nil, tc.args...)
 		for _, w := range tc.want {
@@ -215,35 +215,6 @@ __start_natlab; printf '%s\n' "${COMPREPLY[@]}"`, func() bool { _, err := os.Sta
 		if err != nil || !slices.Equal(values, []string{"nat-a", "nat-b"}) {
 			t.Errorf("%s: Tab after natlab rules symmetric: %v, %q, want nat-a and nat-b", tc.shell, err, values)
 		}
-	}
-}
-
-// natlab gen-man writes man pages (TestEveryCommandHasAManPage checks
-// that there is one for every command).
-func TestGenMan(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "man1")
-	if r := run(t, "gen-man", dir); r.code != 0 {
-		t.Fatalf("gen-man: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	for _, p := range []string{"natlab.1", "natlab-up.1", "natlab-completion-bash.1"} {
-		data, err := os.ReadFile(filepath.Join(dir, p))
-		if err != nil {
-			t.Errorf("no man page: %v", err)
-			continue
-		}
-		page := string(data)
-		if !strings.HasPrefix(page, ".nh\n.TH ") || !strings.Contains(page, "\n.SH EXAMPLE\n") || !strings.Contains(page, "\n.SH SYNOPSIS\n") {
-			t.Errorf("%s lacks its header, synopsis or examples:\n%.400s", p, page)
-		}
-	}
-	if man, err := exec.LookPath("man"); err == nil {
-		out, err := exec.Command(man, "--warnings", "-l", "-P", "cat", filepath.Join(dir, "natlab-up.1")).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "natlab up") || strings.Contains(string(out), "warning") {
-			t.Errorf("man natlab-up.1: %v\n%s", err, out)
-		}
-	}
-	if r := run(t, "gen-man"); r.code != 2 {
-		t.Errorf("gen-man without a directory: exit %d, want 2", r.code)
 	}
 }
 
