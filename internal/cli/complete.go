@@ -252,12 +252,8 @@ func labThenNode(keep func(*topology.Node) bool, internet bool) cobra.Completion
 		case 0:
 			return labCompletions(nil, toComplete), cobra.ShellCompDirectiveNoFileComp
 		case 1:
-			st, err := labstate.Load(args[0])
-			if err != nil {
-				return nil, cobra.ShellCompDirectiveNoFileComp
-			}
-			topo, err := st.Topology()
-			if err != nil {
+			topo := labTopology(args[0])
+			if topo == nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
 			out := nodeCompletions(topo, keep, toComplete)
@@ -364,14 +360,24 @@ func stunServerFlag(_ *cobra.Command, args []string, toComplete string) ([]cobra
 	if len(args) == 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	st, err := labstate.Load(args[0])
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	topo, err := st.Topology()
-	if err != nil {
+	topo := labTopology(args[0])
+	if topo == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	stun := func(n *topology.Node) bool { return slices.Contains(n.Services, topology.ServiceSTUN) }
 	return nodeCompletions(topo, stun, toComplete), cobra.ShellCompDirectiveNoFileComp
+}
+
+// labTopology is the topology of a lab that is up, or nil: a Tab on a lab
+// that is gone or unreadable offers nothing rather than an error.
+func labTopology(name string) *topology.Topology {
+	st, err := labstate.Load(name)
+	if err != nil {
+		return nil
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		return nil
+	}
+	return topo
 }

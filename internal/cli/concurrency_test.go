@@ -70,33 +70,6 @@ func concWait(t *testing.T, cmds ...[]string) []result {
 // has a namespace for each and one for its internet.
 var fullConeNodes = []string{"stun", "nat-a", "nat-b", "alice", "bob"}
 
-// concLeft lists what is left of lab name: namespaces, files under
-// /run/natlab, mounts, and its service processes.
-func concLeft(name string) []string {
-	left, _ := filepath.Glob("/run/netns/natlab-" + name + "-*")
-	for _, ext := range []string{".json", ".lock", ".secret", ".d"} {
-		if _, err := os.Stat("/run/natlab/" + name + ext); err == nil {
-			left = append(left, "/run/natlab/"+name+ext)
-		}
-	}
-	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(mounts), "\n") {
-			if strings.Contains(line, "/natlab-"+name+"-") {
-				left = append(left, "mount: "+line)
-			}
-		}
-	}
-	// A service process calls itself "natlab-service LAB/NODE".
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		cmdline, _ := os.ReadFile(p)
-		if strings.HasPrefix(string(cmdline), "natlab-service "+name+"/") {
-			left = append(left, "process "+filepath.Base(filepath.Dir(p))+": "+strings.TrimRight(string(cmdline), "\x00"))
-		}
-	}
-	return left
-}
-
 // concWhole checks that lab name, of the built-in full-cone scenario, is
 // up and complete: status calls it up, every node's namespace exists and
 // carries the marker of the bring-up the record describes (so no two
@@ -260,7 +233,7 @@ func TestConcurrentUpDown(t *testing.T) {
 	}
 	t.Logf("%d labs down at once in %v", n, time.Since(start).Round(time.Millisecond))
 	for _, name := range names {
-		if left := concLeft(name); len(left) > 0 {
+		if left := leftovers(t, name); len(left) > 0 {
 			t.Errorf("lab %s: left behind after down: %v", name, left)
 		}
 	}
@@ -314,7 +287,7 @@ func TestRaceUpUpDownDown(t *testing.T) {
 		default:
 			t.Errorf("round %d: two downs of %s; want one to remove it and the other to say it is not up or busy:\nfirst: %v\nsecond: %v", round, name, a, b)
 		}
-		if left := concLeft(name); len(left) > 0 {
+		if left := leftovers(t, name); len(left) > 0 {
 			t.Errorf("round %d: left behind after the downs: %v", round, left)
 		}
 	}
@@ -371,7 +344,7 @@ func TestRaceUpDown(t *testing.T) {
 			concWhole(t, name)
 			outcomes["whole"]++
 		} else {
-			if left := concLeft(name); len(left) > 0 {
+			if left := leftovers(t, name); len(left) > 0 {
 				t.Errorf("round %d: the lab is gone but left behind: %v", round, left)
 			}
 			outcomes["gone"]++
@@ -379,7 +352,7 @@ func TestRaceUpDown(t *testing.T) {
 		if r := run(t, "down", name); r.code != 0 {
 			t.Errorf("round %d: down after the race: %v", round, r)
 		}
-		if left := concLeft(name); len(left) > 0 {
+		if left := leftovers(t, name); len(left) > 0 {
 			t.Errorf("round %d: left behind after the last down: %v", round, left)
 		}
 	}

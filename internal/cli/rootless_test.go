@@ -93,17 +93,7 @@ func (u *unprivileged) command(args ...string) *exec.Cmd {
 
 func (u *unprivileged) run(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := u.command(args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{stdout.String(), stderr.String(), code}
+	return runCmd(t, u.command(args...))
 }
 
 // rootlessTraces lists what lab name has in the host's /run/netns and
