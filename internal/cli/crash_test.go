@@ -266,3 +266,25 @@ done
 		}
 	}
 }
+
+// Two tours of one act at once, as two students on one machine: the
+// second takes the next free lab name instead of failing.
+func TestTwoToursAtOnce(t *testing.T) {
+	testutil.RequireRoot(t)
+	results := make([]result, 2)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i] = run(t, "tour", "--act", "I", "--no-pause") })
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 || strings.Contains(r.stdout, "FAIL") {
+			t.Errorf("tour %d: exit %d\n%s%s", i+1, r.code, r.stdout, r.stderr)
+		}
+	}
+	for _, name := range []string{"tour-1-address-problem", "tour-1-address-problem-2"} {
+		if left := leftovers(t, name); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	}
+}

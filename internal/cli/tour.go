@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/scenarios"
 	"github.com/natlab/natlab/topology"
@@ -97,15 +99,12 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 	if err != nil {
 		return 0, err
 	}
-	topo = renamed(topo, "tour-"+strings.TrimPrefix(a.Scenario, "act"))
-	if len(topo.Name) > 32 {
-		topo = renamed(topo, topo.Name[:32])
-	}
 	pause(fmt.Sprintf("[Enter: build %s] ", a.Scenario))
-	st, err := lab.Up(cmd.Context(), topo, lab.Options{Source: "builtin:" + a.Scenario, Scenario: data})
+	st, err := upTourLab(cmd, topo, "tour-"+strings.TrimPrefix(a.Scenario, "act"), data, a.Scenario)
 	if err != nil {
 		return 0, err
 	}
+	topo = renamed(topo, st.Name)
 	defer lab.Down(st.Name)
 	printNodes(out, topo)
 	fmt.Fprintln(out)
@@ -177,4 +176,30 @@ func wrap(text string, width int) string {
 		col += len(w)
 	}
 	return b.String()
+}
+
+// upTourLab brings an act's lab up under a name a class can read and type
+// (tour-1-address-problem), or, if another tour on this machine has that
+// lab up, under the first free one of base-2 ... base-9.
+func upTourLab(cmd *cobra.Command, topo *topology.Topology, base string, data []byte, scenario string) (*labstate.State, error) {
+	const maxName = 32
+	var err error
+	for i := 1; i <= 9; i++ {
+		name := base
+		if i > 1 {
+			suffix := fmt.Sprintf("-%d", i)
+			name = base[:min(len(base), maxName-len(suffix))] + suffix
+		} else if len(name) > maxName {
+			name = name[:maxName]
+		}
+		var st *labstate.State
+		st, err = lab.Up(cmd.Context(), renamed(topo, name), lab.Options{Source: "builtin:" + scenario, Scenario: data})
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, lab.ErrExists) && !errors.Is(err, labstate.ErrBusy) {
+			return nil, err
+		}
+	}
+	return nil, err
 }
