@@ -27,15 +27,19 @@ func Down(name string) (removed bool, err error) {
 		return false, err
 	}
 	st, err := labstate.Load(name)
-	if errors.Is(err, labstate.ErrNotFound) {
+	if corrupt := errors.Is(err, labstate.ErrCorrupt); corrupt || errors.Is(err, labstate.ErrNotFound) {
+		// Without a readable record, the namespaces are found by their
+		// markers, which name the lab: a lab must never become
+		// impossible to remove.
 		removed, err := removeOrphans("natlab-"+name+"-", name)
 		if err == nil {
 			// An up killed before its record was saved may have left a
-			// log directory or a temporary file of the record.
+			// log directory or a temporary file of the record; a corrupt
+			// record goes too.
 			err = labstate.Remove(name)
 		}
 		lock.Release(err == nil)
-		return removed, err
+		return removed || corrupt, err
 	}
 	if err != nil {
 		lock.Release(false)

@@ -256,3 +256,44 @@ func TestDownWithoutRecord(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// A record that cannot be read (truncated, edited by hand) does not make
+// a lab impossible to remove: down finds its namespaces by their markers,
+// stops its services and removes the record.
+func TestDownWithCorruptRecord(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	scenario := twoNATs // its stun server runs a service process
+	topo, err := topology.Parse(name+".yaml", []byte(scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := lab.Up(context.Background(), topo, lab.Options{Scenario: []byte(scenario)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Down(name) })
+	if len(st.Processes) == 0 {
+		t.Fatal("the lab has no service process")
+	}
+	if err := os.WriteFile(filepath.Join(labstate.Dir, name+".json"), []byte(`{"name": "`+name+`", "namesp`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := labstate.Load(name); !errors.Is(err, labstate.ErrCorrupt) {
+		t.Fatalf("load of the damaged record: %v, want ErrCorrupt", err)
+	}
+	if removed, err := lab.Down(name); err != nil || !removed {
+		t.Fatalf("down: removed=%v err=%v", removed, err)
+	}
+	if left := labObjects(t, name); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(labstate.Dir, name+".json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the damaged record is still there: %v", err)
+	}
+	for _, p := range st.Processes {
+		if lab.ProcessAlive(p.PID, p.StartTime) {
+			t.Errorf("the service process %d of %s is still running", p.PID, p.Node)
+		}
+	}
+}

@@ -125,6 +125,9 @@ type Process struct {
 
 func path(name, ext string) string { return filepath.Join(Dir, name+ext) }
 
+// ErrCorrupt means the lab's record exists but cannot be read.
+var ErrCorrupt = errors.New("corrupt record")
+
 // ErrNotFound means no record exists for the lab.
 var ErrNotFound = errors.New("no such lab")
 
@@ -139,7 +142,7 @@ func Load(name string) (*State, error) {
 	}
 	var s State
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("lab %s: corrupt record %s: %w", name, path(name, ".json"), err)
+		return nil, fmt.Errorf("lab %s: %w %s: %v", name, ErrCorrupt, path(name, ".json"), err)
 	}
 	// Without root the secret is unreadable: the credentials stay empty.
 	if secret, err := os.ReadFile(path(name, ".secret")); err == nil {

@@ -93,6 +93,12 @@ bring-up is still running, or died, is shown as such; natlab down removes it.`,
 					// running at the same time is no error of status.
 					continue
 				}
+				if st == nil && len(a) == 0 {
+					// One unreadable record must not hide the other labs.
+					labs = append(labs, labStatus{Name: name, State: "broken",
+						Problem: fmt.Sprintf("its record cannot be read (%v); natlab down %s removes the lab", err, name)})
+					continue
+				}
 				if st == nil {
 					return err
 				}
@@ -185,7 +191,11 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 }
 
 func printLab(w io.Writer, l labStatus) {
-	fmt.Fprintf(w, "lab %s: %s since %s, from %s\n", l.Name, l.State, l.Created.Local().Format("2006-01-02 15:04:05"), l.Source)
+	if l.st == nil {
+		fmt.Fprintf(w, "lab %s: %s\n", l.Name, l.State)
+	} else {
+		fmt.Fprintf(w, "lab %s: %s since %s, from %s\n", l.Name, l.State, l.Created.Local().Format("2006-01-02 15:04:05"), l.Source)
+	}
 	if l.Problem != "" {
 		fmt.Fprintf(w, "  problem: %s\n", l.Problem)
 	}
