@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -206,27 +207,75 @@ func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
 	res.Local, res.Remote = candidate(pair.Local), candidate(pair.Remote)
 	res.Rung = rung(res.Local.Type, res.Remote.Type)
 
-	// A round trip over the chosen pair, bounded by the context.
-	if d, ok := ctx.Deadline(); ok {
-		ca.SetDeadline(d)
-		cb.c.SetDeadline(d)
+	rtt, err := roundTrip(ctx, ca, cb.c)
+	if err != nil {
+		return res, fmt.Errorf("%w: no round trip over the selected pair %s <-> %s: %v", ErrFailed, res.Local.Address, res.Remote.Address, err)
 	}
-	sent := time.Now()
-	if _, err := ca.Write([]byte("natlab ice ping")); err != nil {
-		return res, err
-	}
-	buf := make([]byte, 1500)
-	if _, err := cb.c.Read(buf); err != nil {
-		return res, err
-	}
-	if _, err := cb.c.Write([]byte("natlab ice pong")); err != nil {
-		return res, err
-	}
-	if _, err := ca.Read(buf); err != nil {
-		return res, err
-	}
-	res.RTT = time.Since(sent)
+	res.RTT = rtt
 	return res, nil
+}
+
+// roundTrip measures the RTT over a connected pair: A sends a numbered
+// ping every 200ms until B's echo of one comes back, since a datagram may
+// be lost. pion's Conn ignores deadlines, so ctx ends the reads by closing
+// the connections.
+func roundTrip(ctx context.Context, a, b net.Conn) (time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		a.Close()
+		b.Close()
+	})
+	defer stop()
+	// B echoes what it gets.
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, err := b.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := b.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	var mu sync.Mutex
+	sentAt := map[string]time.Time{}
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for seq := 0; ; seq++ {
+			msg := fmt.Sprintf("natlab ice ping %d", seq)
+			mu.Lock()
+			sentAt[msg] = time.Now()
+			mu.Unlock()
+			if _, err := a.Write([]byte(msg)); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	buf := make([]byte, 1500)
+	for {
+		n, err := a.Read(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, err
+		}
+		mu.Lock()
+		at, ok := sentAt[string(buf[:n])]
+		mu.Unlock()
+		if ok {
+			return time.Since(at), nil
+		}
+	}
 }
 
 func candidate(c pionice.Candidate) Candidate {

@@ -540,7 +540,11 @@ func (b *builder) launchServices(n *topology.Node) error {
 		return err
 	}
 	logPath := filepath.Join(labstate.LogDir(b.topo.Name), n.Name+".log")
-	l, err := service.Launch(b.ns[n.Name], b.topo.Name, n.Name, logPath)
+	// Other namespaces of this phase are being added to b.ns meanwhile.
+	b.mu.Lock()
+	ns := b.ns[n.Name]
+	b.mu.Unlock()
+	l, err := service.Launch(ns, b.topo.Name, n.Name, logPath)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}

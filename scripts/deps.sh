@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 packages="iproute2 nftables conntrack iputils-ping curl unzip ca-certificates"
 case "${1:-demo}" in
 demo) ;;
-test) packages="$packages tcpdump natpmpc iperf3 chromium zsh fish"
+test) packages="$packages tcpdump natpmpc iperf3 chromium zsh fish gcc libc6-dev"
 	lean="vagrant vagrant-libvirt shellcheck" ;;
 *)
 	echo "usage: scripts/deps.sh [demo|test]" >&2

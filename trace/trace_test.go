@@ -1,8 +1,10 @@
 package trace_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -54,15 +56,20 @@ func TestTraceShowsRewritesAndDrops(t *testing.T) {
 	capture := filepath.Join(t.TempDir(), "tcpdump.pcap")
 	ctx, stop := context.WithCancel(context.Background())
 	tcpdump := exec.CommandContext(ctx, "ip", "netns", "exec", l.Namespace("nat"), "tcpdump", "-i", "any", "-n", "-U", "-w", capture, "udp")
-	var tcpdumpErr bytes.Buffer
-	tcpdump.Stderr = &tcpdumpErr
+	stderr, err := tcpdump.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := tcpdump.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	for !strings.Contains(tcpdumpErr.String(), "listening") {
-		time.Sleep(10 * time.Millisecond)
+	// tcpdump says "listening" once it captures; what it says later is
+	// drained so that it never blocks on a full pipe.
+	lines := bufio.NewScanner(stderr)
+	for lines.Scan() && !strings.Contains(lines.Text(), "listening") {
 	}
+	go io.Copy(io.Discard, stderr)
 
 	tr, err := trace.Start(ns.Fd())
 	if err != nil {

@@ -207,6 +207,37 @@ type Client struct {
 	Public netip.AddrPort
 	ctl    net.Conn
 	done   chan struct{}
+	// The visitors' connections: Close ends them and waits for their
+	// goroutines, which dial from the host's node, so that none of them
+	// uses the node after its owner closed it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]bool
+}
+
+// track registers a visitor's connection, or reports false once the
+// tunnel is closing.
+func (c *Client) track(conns ...net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	for _, conn := range conns {
+		c.conns[conn] = true
+	}
+	return true
+}
+
+func (c *Client) untrack(conns ...net.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range conns {
+		delete(c.conns, conn)
+	}
 }
 
 // Open asks the relay at relay for a tunnel to target (the host's local
@@ -238,7 +269,8 @@ func Open(ctx context.Context, dial Dialer, relay netip.Addr, publicPort uint16,
 		ctl.Close()
 		return nil, errors.New("tunnel: bad answer from the relay")
 	}
-	c := &Client{Public: netip.AddrPortFrom(relay, uint16(port)), ctl: ctl, done: make(chan struct{})}
+	c := &Client{Public: netip.AddrPortFrom(relay, uint16(port)), ctl: ctl, done: make(chan struct{}), conns: map[net.Conn]bool{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go func() {
 		defer close(c.done)
 		for {
@@ -250,16 +282,24 @@ func Open(ctx context.Context, dial Dialer, relay netip.Addr, publicPort uint16,
 			if len(f) != 2 || f[0] != "CONN" {
 				continue
 			}
+			c.wg.Add(1)
 			go func(id string) {
-				data, err := dial(context.Background(), "tcp4", ctlAddr)
+				defer c.wg.Done()
+				data, err := dial(c.ctx, "tcp4", ctlAddr)
 				if err != nil {
 					return
 				}
-				local, err := dial(context.Background(), "tcp4", target)
+				local, err := dial(c.ctx, "tcp4", target)
 				if err != nil {
 					data.Close()
 					return
 				}
+				if !c.track(data, local) {
+					data.Close()
+					local.Close()
+					return
+				}
+				defer c.untrack(data, local)
 				fmt.Fprintf(data, "NATLAB DATA %s\n", id)
 				splice(data, local)
 			}(f[1])
@@ -268,9 +308,19 @@ func Open(ctx context.Context, dial Dialer, relay netip.Addr, publicPort uint16,
 	return c, nil
 }
 
-// Close ends the tunnel; the relay stops listening for it.
+// Close ends the tunnel and the visitors' connections through it; the
+// relay stops listening for it. It returns once nothing of the tunnel
+// runs any more.
 func (c *Client) Close() error {
+	c.cancel()
 	err := c.ctl.Close()
 	<-c.done
+	c.mu.Lock()
+	c.closed = true
+	for conn := range c.conns {
+		conn.Close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
 	return err
 }
