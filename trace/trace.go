@@ -158,6 +158,27 @@ func Start(nsFd int) (*Tracer, error) {
 // that stays in the NAT is known only after pairWindow), until Stop.
 func (t *Tracer) Events() <-chan Event { return t.events }
 
+// Drain returns the events that arrive until none has come for quiet, or
+// the trace ends: the kernel delivers its logs a little after the
+// packets, so what a moment of traffic caused is in once the NAT is quiet.
+func (t *Tracer) Drain(quiet time.Duration) []Event {
+	var evs []Event
+	timer := time.NewTimer(quiet)
+	defer timer.Stop()
+	for {
+		select {
+		case e, ok := <-t.events:
+			if !ok {
+				return evs
+			}
+			evs = append(evs, e)
+			timer.Reset(quiet)
+		case <-timer.C:
+			return evs
+		}
+	}
+}
+
 // Stop removes the trace table and stops listening.
 func (t *Tracer) Stop() error {
 	err := t.delTable()

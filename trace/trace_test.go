@@ -27,22 +27,6 @@ nodes:
   h1:     {kind: host, behind: nat}
 `
 
-// collect gathers events until quiet for a while.
-func collect(tr *trace.Tracer, quiet time.Duration) []trace.Event {
-	var evs []trace.Event
-	for {
-		select {
-		case e, ok := <-tr.Events():
-			if !ok {
-				return evs
-			}
-			evs = append(evs, e)
-		case <-time.After(quiet):
-			return evs
-		}
-	}
-}
-
 func TestTraceShowsRewritesAndDrops(t *testing.T) {
 	testutil.RequireTool(t, "tcpdump")
 	l := labtest.Up(t, scenario)
@@ -83,7 +67,7 @@ func TestTraceShowsRewritesAndDrops(t *testing.T) {
 	srv.Send(public, "welcome")
 	h.Expect("welcome", time.Second)
 	other.Send(public, "knock") // port-restricted: dropped
-	evs := collect(tr, time.Second)
+	evs := tr.Drain(time.Second)
 	if err := tr.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +183,7 @@ func TestTraceNoRoute(t *testing.T) {
 	defer tr.Stop()
 	h := l.UDP("h1", ":5000")
 	h.Send(netip.MustParseAddrPort("10.9.9.9:7"), "anyone?")
-	for _, e := range collect(tr, time.Second) {
+	for _, e := range tr.Drain(time.Second) {
 		if e.Before.Dst.String() != "10.9.9.9:7" {
 			continue
 		}

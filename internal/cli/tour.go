@@ -130,7 +130,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 		Finished: func(r runner.StepResult) {
 			printStep(out, r, len(topo.Steps), width)
 			if tr != nil {
-				for _, e := range drain(tr) {
+				for _, e := range tr.Drain(50 * time.Millisecond) { // the step's packets
 					fmt.Fprintf(out, "           %s: %s\n", a.Trace, e)
 				}
 			}
@@ -140,24 +140,6 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 		return 0, err
 	}
 	return rep.Failed(), nil
-}
-
-// drain takes the trace events of the step that just ended: those that
-// arrive until the NAT has been quiet for a moment (the kernel delivers
-// its logs a little after the packets).
-func drain(tr *trace.Tracer) []trace.Event {
-	var evs []trace.Event
-	for {
-		select {
-		case e, ok := <-tr.Events():
-			if !ok {
-				return evs
-			}
-			evs = append(evs, e)
-		case <-time.After(50 * time.Millisecond):
-			return evs
-		}
-	}
 }
 
 // wrap breaks text into lines of at most width columns.
