@@ -101,6 +101,24 @@ func remove(st *labstate.State) error {
 		err  error
 	}
 	results := make([]found, len(st.Namespaces))
+	// Looking through /proc for the processes inside the lab takes as
+	// long as reading the markers: it is done meanwhile, for every
+	// namespace of the record, and narrowed to the lab's own afterwards.
+	type scan struct {
+		procs map[int]uint64
+		err   error
+	}
+	scanned := make(chan scan, 1)
+	go func() {
+		inodes := map[uint64]bool{}
+		for _, ns := range st.Namespaces {
+			if ino, err := nsInode(ns.Name); err == nil {
+				inodes[ino] = true
+			}
+		}
+		procs, err := processesIn(inodes)
+		scanned <- scan{procs, err}
+	}()
 	// Each namespace's marker is read on its own: in parallel.
 	each(context.Background(), len(st.Namespaces), func(i int) error {
 		name := st.Namespaces[i].Name
@@ -138,15 +156,18 @@ func remove(st *labstate.State) error {
 			own[p.PID] = true
 		}
 	}
-	errs = append(errs, deleteNamespaces(ours, own))
+	s := <-scanned
+	errs = append(errs, s.err, deleteNamespaces(ours, own, s.procs))
 	return errors.Join(errs...)
 }
 
 // deleteNamespaces stops the processes inside the namespaces (with
-// SIGKILL those of own, with SIGTERM the others), then deletes them. A
-// process would keep its namespace alive after the name is gone, so
-// processes go first.
-func deleteNamespaces(names []string, own map[int]bool) error {
+// SIGKILL those of own, with SIGTERM the others) and deletes the
+// namespaces' names. procs are the processes found inside them, or nil to
+// look for them now. A process would keep its namespace alive after the
+// name is gone: they are all signalled first, and waited for last, so
+// that they exit while the names are removed.
+func deleteNamespaces(names []string, own map[int]bool, procs map[int]uint64) error {
 	inodes := map[uint64]bool{}
 	for _, name := range names {
 		if ino, err := nsInode(name); err == nil {
@@ -154,16 +175,25 @@ func deleteNamespaces(names []string, own map[int]bool) error {
 		}
 	}
 	var errs []error
-	if pids, err := processesIn(inodes); err != nil {
-		errs = append(errs, err)
-	} else if err := stopProcesses(pids, own); err != nil {
-		errs = append(errs, err)
+	if procs == nil {
+		var err error
+		if procs, err = processesIn(inodes); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	var pids []int
+	for pid, ino := range procs {
+		if inodes[ino] {
+			pids = append(pids, pid)
+		}
+	}
+	stopping := signalProcesses(pids, own)
 	for _, name := range names {
 		if err := namedns.Delete(name); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, stopping.wait())
 	return errors.Join(errs...)
 }
 
@@ -248,5 +278,5 @@ func removeOrphans(prefix, lab string) (bool, error) {
 	if len(names) == 0 {
 		return false, err
 	}
-	return true, errors.Join(err, deleteNamespaces(names, nil), labstate.Remove(lab))
+	return true, errors.Join(err, deleteNamespaces(names, nil, nil), labstate.Remove(lab))
 }

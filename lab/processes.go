@@ -24,16 +24,17 @@ func nsInode(nsName string) (uint64, error) {
 	return st.Ino, nil
 }
 
-// processesIn lists the processes whose network namespace is one of
-// inodes: the lab's services, and anything else running inside the lab
-// (a shell from natlab exec, a program a scenario started).
-func processesIn(inodes map[uint64]bool) ([]int, error) {
+// processesIn finds the processes whose network namespace is one of
+// inodes: the lab's services, and anything else running inside the lab (a
+// shell from natlab exec, a program a scenario started). It maps each
+// one's PID to its namespace's inode.
+func processesIn(inodes map[uint64]bool) (map[int]uint64, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
 	}
 	self := os.Getpid()
-	var pids []int
+	found := map[int]uint64{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
@@ -44,39 +45,52 @@ func processesIn(inodes map[uint64]bool) ([]int, error) {
 			continue // gone, or a kernel thread
 		}
 		if inodes[st.Ino] {
-			pids = append(pids, pid)
+			found[pid] = st.Ino
 		}
 	}
-	return pids, nil
+	return found, nil
 }
 
 // stopTimeout is how long processes get to exit after SIGTERM.
 const stopTimeout = 2 * time.Second
 
-// stopProcesses ends the processes: SIGKILL for those of kill, SIGTERM
-// for the others, then SIGKILL for those still there after stopTimeout.
-// It waits on pidfds, so it returns as soon as they are gone.
-func stopProcesses(pids []int, kill map[int]bool) error {
-	var fds []int
+// stopping is a set of processes that have been told to stop.
+type stopping struct {
+	pidfds []int
+	sent   time.Time
+}
+
+// signalProcesses tells the processes to stop: SIGKILL for those of kill,
+// SIGTERM for the others. It does not wait: the caller does other work
+// while they exit, then calls wait.
+func signalProcesses(pids []int, kill map[int]bool) *stopping {
+	s := &stopping{sent: time.Now()}
 	for _, pid := range pids {
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue // already gone
 		}
-		fds = append(fds, fd)
+		s.pidfds = append(s.pidfds, fd)
 		sig := syscall.SIGTERM
 		if kill[pid] {
 			sig = syscall.SIGKILL
 		}
 		unix.PidfdSendSignal(fd, sig, nil, 0)
 	}
+	return s
+}
+
+// wait returns once every process is gone, sending SIGKILL to those still
+// there stopTimeout after they were signalled. It waits on pidfds, so it
+// returns as soon as they are gone.
+func (s *stopping) wait() error {
 	defer func() {
-		for _, fd := range fds {
+		for _, fd := range s.pidfds {
 			unix.Close(fd)
 		}
 	}()
-	deadline := time.Now().Add(stopTimeout)
-	for _, fd := range fds {
+	deadline := s.sent.Add(stopTimeout)
+	for _, fd := range s.pidfds {
 		if !waitExit(fd, time.Until(deadline)) {
 			unix.PidfdSendSignal(fd, syscall.SIGKILL, nil, 0)
 			if !waitExit(fd, time.Second) {

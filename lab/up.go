@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -84,7 +85,7 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 		return nil, fmt.Errorf("lab %s: write record: %w", topo.Name, err)
 	}
 
-	b := &builder{topo: topo, st: st, ns: map[string]*namedns.NS{}, nl: map[string]*netlink.Handle{}}
+	b := &builder{topo: topo, st: st, ns: map[string]*namedns.NS{}, nl: map[string]*netlink.Handle{}, raw: map[string]*nl.SocketHandle{}}
 	err = b.build(ctx)
 	b.close()
 	if err == nil {
@@ -114,6 +115,9 @@ type builder struct {
 	// ns and nl are keyed by node name; the internet's by topology.Internet.
 	ns map[string]*namedns.NS
 	nl map[string]*netlink.Handle
+	// raw are sockets in the same namespaces as nl, for the requests
+	// netlink.Handle cannot make in one message.
+	raw map[string]*nl.SocketHandle
 	// bridges are the segments' bridges' indexes, keyed by the NAT that
 	// owns the segment ("" for the internet).
 	bridges map[string]int
@@ -129,6 +133,9 @@ type launched struct {
 func (b *builder) close() {
 	for _, h := range b.nl {
 		h.Close()
+	}
+	for _, s := range b.raw {
+		s.Close()
 	}
 	for _, ns := range b.ns {
 		ns.Close()
@@ -252,19 +259,32 @@ func (b *builder) createNamespace(ctx context.Context, node string, n *topology.
 	if n == nil {
 		markerNode = ""
 	}
+	// The node's netlink handle is opened while the new namespace is the
+	// thread's own: a socket opened there belongs to it for good, which
+	// spares entering the namespace again to open one.
+	var h *netlink.Handle
+	var raw *nl.NetlinkSocket
 	ns, err := namedns.Create(name, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
+		var err error
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("netlink: %w", err)
+		}
+		if raw, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("netlink: %w", err)
+		}
+		if err := markLoopback(&nl.SocketHandle{Socket: raw}, marker(b.topo.Name, markerNode, b.st.ID)); err != nil {
 			return err
-		}
-		if err := netlink.LinkSetAlias(lo, marker(b.topo.Name, markerNode, b.st.ID)); err != nil {
-			return fmt.Errorf("mark: %w", err)
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("loopback up: %w", err)
 		}
 		return initSysctls(n, b.topo.Internet6.IsValid())
 	})
+	if err != nil {
+		if h != nil {
+			h.Close()
+		}
+		if raw != nil {
+			raw.Close()
+		}
+	}
 	if errors.Is(err, os.ErrExist) {
 		// Another lab whose names overlap this one's made it since Up's
 		// check. It is not ours: the rollback must not look at it, or it
@@ -279,14 +299,26 @@ func (b *builder) createNamespace(ctx context.Context, node string, n *topology.
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.ns[node] = ns
-	if err != nil {
-		return fmt.Errorf("node %s: netlink: %w", node, err)
-	}
 	b.nl[node] = h
+	b.raw[node] = &nl.SocketHandle{Socket: raw}
+	return nil
+}
+
+// markLoopback brings a new namespace's loopback up with the marker as
+// its alias, in one request. A namespace's loopback is always its link 1.
+func markLoopback(sock *nl.SocketHandle, marker string) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index, msg.Flags, msg.Change = 1, unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(marker)))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("mark and bring up the loopback: %w", err)
+	}
 	return nil
 }
 
@@ -337,7 +369,7 @@ func initSysctls(n *topology.Node, dualStack bool) error {
 // the internet) in node's namespace, up, with the addresses given.
 func (b *builder) addBridge(segment, node, name string, addrs ...netip.Prefix) error {
 	h := b.nl[node]
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp, Index: bridgeIndex}}
 	if err := h.LinkAdd(br); err != nil {
 		return fmt.Errorf("node %s: add bridge %s: %w", node, name, err)
 	}
@@ -370,6 +402,15 @@ func addrOf(p netip.Prefix) *netlink.Addr {
 // number, so the two never meet.
 const portIndexBase = 1 << 16
 
+// uplinkIndex is the node's end of its uplink in every node's namespace,
+// and bridgeIndex a segment's bridge in the namespace that holds it. They
+// are set rather than left to the kernel so that the uplink can be
+// configured without asking the kernel for its number.
+const (
+	uplinkIndex = 2
+	bridgeIndex = 3
+)
+
 // plugUplinks creates every node's veth pair from the namespace of the
 // bridge it plugs into, with the other end created directly in the node's
 // namespace: no link ever exists in the root namespace. Segments are
@@ -389,20 +430,15 @@ func (b *builder) plugUplinks(ctx context.Context) error {
 		if owner == "" {
 			nsKey = topology.Internet
 		}
-		h := b.nl[nsKey]
 		nodes := segments[owner]
 		ports := portNames(nodes)
 		for _, n := range nodes {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			veth := &netlink.Veth{
-				LinkAttrs: netlink.LinkAttrs{Name: ports[n.Name], Flags: net.FlagUp, MasterIndex: b.bridges[owner],
-					Index: portIndexBase + slices.Index(b.topo.Nodes, n)},
-				PeerName:      Uplink(n),
-				PeerNamespace: netlink.NsFd(b.ns[n.Name].Fd()),
-			}
-			if err := h.LinkAdd(veth); err != nil {
+			err := addVeth(b.raw[nsKey], vethEnd{name: ports[n.Name], index: portIndexBase + slices.Index(b.topo.Nodes, n), master: b.bridges[owner]},
+				vethEnd{name: Uplink(n), index: uplinkIndex}, b.ns[n.Name].Fd())
+			if err != nil {
 				return fmt.Errorf("node %s: add veth %s/%s: %w", n.Name, ports[n.Name], Uplink(n), err)
 			}
 		}
@@ -410,14 +446,51 @@ func (b *builder) plugUplinks(ctx context.Context) error {
 	})
 }
 
+// vethEnd is one end of a veth pair: its name, index and, if it is a
+// bridge's port, the bridge.
+type vethEnd struct {
+	name          string
+	index, master int
+}
+
+// addVeth creates a veth pair in one request: end in the namespace of
+// sock, up and enslaved to its bridge, and peer, down, in the namespace of
+// peerNS. netlink.Handle.LinkAdd would take two (creation, then the
+// master), and a third to find the peer's number.
+func addVeth(sock *nl.SocketHandle, end, peer vethEnd, peerNS int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index, msg.Flags, msg.Change = int32(end.index), unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(end.name)))
+	if end.master != 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(end.master))))
+	}
+	// A queue length of 0, as netlink.Handle gives a veth: the kernel then
+	// gives it no queueing discipline.
+	req.AddData(nl.NewRtAttr(unix.IFLA_TXQLEN, nl.Uint32Attr(0)))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	peerAttr := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
+	peerMsg := nl.NewIfInfomsgChild(peerAttr, unix.AF_UNSPEC)
+	// Not up: the kernel would open the peer before the pair is joined,
+	// and refuse (ENOTCONN).
+	peerMsg.Index = int32(peer.index)
+	peerAttr.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(peer.name))
+	peerAttr.AddRtAttr(unix.IFLA_TXQLEN, nl.Uint32Attr(0))
+	peerAttr.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peerNS)))
+	req.AddData(info)
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
 // configureNode brings a node's uplink up with its addresses and, behind a
 // NAT, a default route to the NAT's LAN address.
 func (b *builder) configureNode(n *topology.Node) error {
 	h := b.nl[n.Name]
-	link, err := h.LinkByName(Uplink(n))
-	if err != nil {
-		return fmt.Errorf("node %s: find %s: %w", n.Name, Uplink(n), err)
-	}
+	link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: Uplink(n), Index: uplinkIndex}}
 	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("node %s: %s up: %w", n.Name, Uplink(n), err)
 	}
