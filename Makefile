@@ -76,13 +76,15 @@ fuzz: deps
 # docs/performance.md explains the numbers.
 bench: build
 	$(GO) build -o bin/natlab-bench ./bench
-	bin/natlab-bench -natlab bin/natlab -out bench/results.json
+	$(GO) build -o bin/natlab-floor ./bench/floor
+	bin/natlab-bench -natlab bin/natlab -floor bin/natlab-floor -out bench/results.json
 
 # The same at small sizes, for CI: the benchmark code must keep working;
 # its ratios say little.
 bench-quick: build
 	$(GO) build -o bin/natlab-bench ./bench
-	bin/natlab-bench -natlab bin/natlab -quick -no-install -out ""
+	$(GO) build -o bin/natlab-floor ./bench/floor
+	bin/natlab-bench -natlab bin/natlab -floor bin/natlab-floor -quick -no-install -out ""
 
 # 500 cycles of up, a small run and down in one process, as root, checking nothing piles up.
 soak: deps

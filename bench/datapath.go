@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"time"
@@ -71,6 +72,7 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
 		{"minimal nat", d.minimal},
 		{"nat", d.natted},
 		{fmt.Sprintf("nat, sets of %d", fullSets), d.filled},
+		{"stateless rewrite", d.stateless},
 	}
 	results := map[string][]throughput{}
 	for range rounds {
@@ -97,7 +99,7 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
 		slices.Sort(udp)
 		return throughput{tcp[len(tcp)/2], udp[len(udp)/2]}
 	}
-	routed, minimal, natted, filled := med(modes[0].name), med(modes[1].name), med(modes[2].name), med(modes[3].name)
+	routed, minimal, natted, filled, stateless := med(modes[0].name), med(modes[1].name), med(modes[2].name), med(modes[3].name), med(modes[4].name)
 	measured := map[string]map[string]float64{}
 	for _, m := range modes {
 		t := med(m.name)
@@ -113,6 +115,8 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
 		Detail: fmt.Sprintf("%.0f vs %.0f kpps; TCP %.2f vs %.2f Gbit/s (conntrack and one snat rule)", natted.udp/1e3, minimal.udp/1e3, natted.tcp/1e9, minimal.tcp/1e9)})
 	r.add(&goal{Suite: "datapath", Name: fmt.Sprintf("UDP packets/s, NAT sets of %d vs empty", fullSets), Value: filled.udp / natted.udp, Unit: "x", Target: 0.9, Higher: true,
 		Detail: fmt.Sprintf("%.0f vs %.0f kpps; TCP %.2f vs %.2f Gbit/s", filled.udp/1e3, natted.udp/1e3, filled.tcp/1e9, natted.tcp/1e9)})
+	r.add(&goal{Suite: "datapath", Name: "UDP packets/s, stateless rewrite (no conntrack) vs plain routing", Value: stateless.udp / routed.udp, Unit: "x", Info: true,
+		Detail: fmt.Sprintf("%.0f vs %.0f kpps: the most a NAT without connection tracking could do", stateless.udp/1e3, routed.udp/1e3)})
 	return nil
 }
 
@@ -143,11 +147,7 @@ func (d *dataLab) ns(node string) string { return lab.NamespaceName(d.name, node
 // routed removes the NAT's rules and routes the LAN from the server: the
 // same path with plain forwarding and nothing for conntrack to do.
 func (d *dataLab) routed() error {
-	if err := d.withNFT("nat", func(c *nftables.Conn) {
-		t := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
-		c.AddTable(t)
-		c.DelTable(t)
-	}); err != nil {
+	if err := d.bare(); err != nil {
 		return err
 	}
 	ns, err := namedns.Open(d.ns("server"))
@@ -162,6 +162,86 @@ func (d *dataLab) routed() error {
 	defer h.Close()
 	_, lan, _ := net.ParseCIDR("192.168.1.0/24")
 	return h.RouteReplace(&netlink.Route{Dst: lan, Gw: net.ParseIP("203.0.113.1")})
+}
+
+// bare leaves the NAT node with no rules: its table goes, and with it
+// conntrack, which only runs where a rule needs it. It undoes what
+// stateless set.
+func (d *dataLab) bare() error {
+	if err := d.withNFT("nat", func(c *nftables.Conn) {
+		t := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
+		c.AddTable(t)
+		c.DelTable(t)
+	}); err != nil {
+		return err
+	}
+	return d.acceptLocal("0")
+}
+
+// acceptLocal sets the NAT node's accept_local: whether it takes packets
+// whose source is one of its own addresses.
+func (d *dataLab) acceptLocal(value string) error {
+	ns, err := namedns.Open(d.ns("nat"))
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return namedns.Do(ns, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/conf/all/accept_local", []byte(value), 0)
+	})
+}
+
+// stateless translates without connection tracking, by rewriting
+// addresses in place before conntrack would see the packets (notrack):
+// alice's source becomes the NAT's public address on the way out, and the
+// public address alice's on the way back. It is no NAT a user could use
+// (one host, no ports, no filtering), only a measure of what rewriting
+// packets costs without conntrack: the ceiling of a NAT built that way.
+func (d *dataLab) stateless() error {
+	if err := d.bare(); err != nil {
+		return err
+	}
+	ns, err := namedns.Open(d.ns("server"))
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	_, lan, _ := net.ParseCIDR("192.168.1.0/24")
+	if err := h.RouteDel(&netlink.Route{Dst: lan, Gw: net.ParseIP("203.0.113.1")}); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("server: remove the route to the LAN: %w", err)
+	}
+	// The rewritten source is the NAT's own address, which the kernel
+	// would otherwise drop as a martian.
+	if err := d.acceptLocal("1"); err != nil {
+		return err
+	}
+	alice, public := []byte{192, 168, 1, 2}, []byte{203, 0, 113, 1}
+	rewrite := func(iif string, offset uint32, from, to []byte) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(iif)},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: from},
+			&expr.Notrack{},
+			&expr.Immediate{Register: 1, Data: to},
+			// The IPv4 header's checksum, and the TCP or UDP one, which
+			// covers the addresses too.
+			&expr.Payload{OperationType: expr.PayloadWrite, SourceRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4,
+				CsumType: expr.CsumTypeInet, CsumOffset: 10, CsumFlags: unix.NFT_PAYLOAD_L4CSUM_PSEUDOHDR},
+		}
+	}
+	return d.withNFT("nat", func(c *nftables.Conn) {
+		t := c.AddTable(&nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4})
+		ch := c.AddChain(&nftables.Chain{Name: "stateless", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: rewrite(lab.NATLAN, 12, alice, public)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: rewrite(lab.NATUplink, 16, public, alice)})
+	})
 }
 
 // minimal replaces the NAT's rules with the least a NAT can be in

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -51,10 +50,6 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 	}
 	scenario := filepath.Join(cfg.repo, "scenarios", "symmetric.yaml")
 	script := filepath.Join(cfg.repo, "bench", "symmetric.sh")
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	tools := []*upDown{
 		{name: "natlab",
 			up: func(ctx context.Context, p string) (time.Duration, error) {
@@ -65,9 +60,14 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 			up:   func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, script, "up", p) },
 			down: func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, script, "down", p) }},
 		{name: "floor",
-			up:   func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, self, "floor-up", p) },
-			down: func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, self, "floor-down", p) }},
+			up:   func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, cfg.floor, "up", p) },
+			down: func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, cfg.floor, "down", p) }},
 	}
+	// What starting a process costs each program, from exec to exit
+	// doing nothing: natlab and the floor each pay it twice, once for up
+	// and once for down.
+	starts := map[string][]string{"natlab": {cfg.natlab, "version"}, "floor": {cfg.floor, "start"}}
+	startTimes := map[string]sample{}
 	// Interleaved, so that whatever else the machine does falls on all
 	// of them alike.
 	for i := 0; i < reps; i++ {
@@ -88,6 +88,13 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 			}
 			t.ups, t.downs, t.totals = append(t.ups, up), append(t.downs, down), append(t.totals, up+down)
 			settle()
+			if start, ok := starts[t.name]; ok {
+				d, err := timed(ctx, start[0], start[1:]...)
+				if err != nil {
+					return err
+				}
+				startTimes[t.name] = append(startTimes[t.name], d)
+			}
 		}
 	}
 	measured := map[string]any{}
@@ -100,6 +107,13 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 		Detail: fmt.Sprintf("natlab %v, script %v (medians of %d)", round(natlab.totals.median()), round(script_.totals.median()), reps)})
 	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor (netlink namespaces+veths)", Value: ratio(natlab.totals.median(), floor.totals.median()), Unit: "x", Target: 1.5,
 		Detail: fmt.Sprintf("natlab %v, floor %v", round(natlab.totals.median()), round(floor.totals.median()))})
+	natlabStart, floorStart := startTimes["natlab"].median(), startTimes["floor"].median()
+	r.add(&goal{Suite: "lifecycle", Name: "process start, natlab vs the floor program", Value: ratio(natlabStart, floorStart), Unit: "x", Info: true,
+		Detail: fmt.Sprintf("natlab version %v, natlab-floor start %v, exec to exit", round(natlabStart), round(floorStart))})
+	natlabWork, floorWork := natlab.totals.median()-2*natlabStart, floor.totals.median()-2*floorStart
+	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor, process starts taken out", Value: ratio(natlabWork, floorWork), Unit: "x", Info: true,
+		Detail: fmt.Sprintf("natlab %v, floor %v", round(natlabWork), round(floorWork))})
+	measured["starts"] = map[string][]float64{"natlab_s": startTimes["natlab"].seconds(), "floor_s": startTimes["floor"].seconds()}
 	mn, err := mininet(ctx, cfg, reps, log)
 	switch {
 	case err != nil:

@@ -35,13 +35,9 @@ import (
 )
 
 func main() {
-	// The floor program's two halves run as this binary again, so that
-	// they start as a process as natlab and the script do.
-	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "floor-") {
-		os.Exit(floorMain(os.Args[1:]))
-	}
 	cfg := config{}
 	flag.StringVar(&cfg.natlab, "natlab", "bin/natlab", "the natlab binary to measure")
+	flag.StringVar(&cfg.floor, "floor", "bin/natlab-floor", "the floor program (go build -o bin/natlab-floor ./bench/floor)")
 	flag.StringVar(&cfg.out, "out", "bench/results.json", "where to write the results as JSON (empty: nowhere)")
 	flag.BoolVar(&cfg.quick, "quick", false, "small sizes and few repetitions, to check that the benchmarks run")
 	flag.StringVar(&cfg.only, "only", "", "run only these suites, comma-separated: "+strings.Join(suiteNames(), ","))
@@ -52,9 +48,11 @@ func main() {
 		os.Exit(1)
 	}
 	var err error
-	if cfg.natlab, err = filepath.Abs(cfg.natlab); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	for _, p := range []*string{&cfg.natlab, &cfg.floor} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	if cfg.repo, err = repoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -66,8 +64,8 @@ func main() {
 }
 
 type config struct {
-	natlab, out, only, repo string
-	quick, noInstall        bool
+	natlab, floor, out, only, repo string
+	quick, noInstall               bool
 }
 
 // goal is one goal of the performance issue and what was measured for it.

@@ -1,3 +1,16 @@
+// Command natlab-floor is the floor natlab's lifecycle is measured
+// against: the least any tool must do to build the symmetric lab's shape,
+// which is to make its six namespaces and its five veth pairs through
+// netlink, and to delete the namespaces again. No bridges, addresses,
+// routes, rules or services.
+//
+// It is a program of its own, as small as it can be, so that it also
+// starts as fast as a Go program can: natlab-bench runs it as a process,
+// as it runs natlab and the script.
+//
+//	natlab-floor up PREFIX     make PREFIX-internet ... PREFIX-bob and the veths
+//	natlab-floor down PREFIX   delete them
+//	natlab-floor start         nothing: what starting the process costs
 package main
 
 import (
@@ -9,12 +22,6 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 )
-
-// The floor: the least any tool must do to build the symmetric lab's
-// shape, which is to make its six namespaces and its five veth pairs
-// through netlink, and to delete the namespaces again. No bridges,
-// addresses, routes, rules or services. natlab up+down is measured
-// against it.
 
 // floorNodes are the namespaces, and floorLinks the veth pairs as (the
 // namespace of one end, its name, the namespace of the other end).
@@ -29,26 +36,23 @@ var (
 	}
 )
 
-// floorMain runs "floor-up PREFIX" or "floor-down PREFIX".
-func floorMain(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: natlab-bench floor-up|floor-down PREFIX")
-		return 2
-	}
+func main() {
+	args := os.Args[1:]
 	var err error
-	switch args[0] {
-	case "floor-up":
+	switch {
+	case len(args) == 1 && args[0] == "start":
+	case len(args) == 2 && args[0] == "up":
 		err = floorUp(args[1])
-	case "floor-down":
+	case len(args) == 2 && args[0] == "down":
 		err = floorDown(args[1])
 	default:
-		err = fmt.Errorf("unknown command %s", args[0])
+		fmt.Fprintln(os.Stderr, "usage: natlab-floor up PREFIX | down PREFIX | start")
+		os.Exit(2)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "natlab-bench:", err)
-		return 1
+		fmt.Fprintln(os.Stderr, "natlab-floor:", err)
+		os.Exit(1)
 	}
-	return 0
 }
 
 func floorUp(prefix string) error {
