@@ -60,7 +60,7 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
 	}
 	defer lab.Down(st.Name)
 	d := &dataLab{name: st.Name, seconds: 3}
-	rounds := 3
+	rounds := 5
 	if cfg.quick {
 		d.seconds, rounds = 1, 1
 	}

@@ -311,6 +311,28 @@ func Acquire(name string) (*Lock, error) {
 	}
 }
 
+// Held reports whether a process holds the lock of lab name, as a
+// building or removing natlab does, without taking it for longer than the
+// look takes and without creating a lock file: one created for a lab
+// whose bring-up has just failed and removed its files would stay behind.
+func Held(name string) (bool, error) {
+	f, err := os.Open(path(name, ".lock"))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	switch err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); {
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("lab %s: lock: %w", name, err)
+	}
+	return false, nil
+}
+
 // Release gives the lock up. With removeFile, the lock file goes too; only
 // a holder that has just removed the lab passes true.
 func (l *Lock) Release(removeFile bool) {

@@ -74,6 +74,36 @@ func TestLockIsExclusive(t *testing.T) {
 	}
 }
 
+func TestHeld(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	lockFile := filepath.Join(Dir, name+".lock")
+	if held, err := Held(name); held || err != nil {
+		t.Errorf("Held with no lock file = %v, %v; want false", held, err)
+	}
+	if _, err := os.Stat(lockFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Held created a lock file: %v", err)
+	}
+	l, err := Acquire(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := Held(name); !held || err != nil {
+		t.Errorf("Held while Acquired = %v, %v; want true", held, err)
+	}
+	l.Release(false)
+	t.Cleanup(func() { os.Remove(lockFile) })
+	if held, err := Held(name); held || err != nil {
+		t.Errorf("Held after Release = %v, %v; want false", held, err)
+	}
+	// The look must not keep the lock.
+	l, err = Acquire(name)
+	if err != nil {
+		t.Fatalf("Acquire after Held: %v", err)
+	}
+	l.Release(true)
+}
+
 func TestLeftoverLabs(t *testing.T) {
 	for _, tc := range []struct {
 		files []string

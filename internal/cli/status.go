@@ -137,9 +137,8 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 	}
 	if !st.Complete {
 		l.State = "building"
-		if lock, err := labstate.Acquire(st.Name); err == nil {
+		if held, err := labstate.Held(st.Name); err == nil && !held {
 			// Nobody holds the lock: the bring-up died.
-			lock.Release(false)
 			l.State = "broken"
 			l.Problem = "its bring-up did not finish; natlab down " + st.Name + " removes what it left"
 		}
