@@ -119,22 +119,31 @@ func waitExit(pidfd int, timeout time.Duration) bool {
 // startTime reads a process's start time (clock ticks after boot), which
 // tells it from a later process that reuses its PID.
 func startTime(pid int) (uint64, error) {
+	_, start, err := procStat(pid)
+	return start, err
+}
+
+// procStat reads a process's state letter and start time from
+// /proc/PID/stat.
+func procStat(pid int) (state byte, start uint64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name, field 2, is in parentheses and may hold spaces.
 	rest := string(data[strings.LastIndexByte(string(data), ')')+2:])
 	fields := strings.Fields(rest)
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	if len(fields) < 20 || len(fields[0]) != 1 {
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	start, err = strconv.ParseUint(fields[19], 10, 64)
+	return fields[0][0], start, err
 }
 
 // ProcessAlive reports whether pid is still the process that started at
-// start.
+// start, and running: a process that has exited but that its parent has
+// not yet waited for (a zombie) is not.
 func ProcessAlive(pid int, start uint64) bool {
-	got, err := startTime(pid)
-	return err == nil && got == start
+	state, got, err := procStat(pid)
+	return err == nil && got == start && state != 'Z' && state != 'X'
 }
