@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/topology"
 )
 
 // Flow is one translated conntrack flow.
@@ -53,10 +54,46 @@ type Mapping struct {
 	Expires time.Duration `json:"expires_ns"`
 }
 
+// Forward is a port forward: a public port the NAT sends on to a private
+// endpoint, whoever sends to it.
+type Forward struct {
+	Proto   string         `json:"proto"`
+	Public  netip.AddrPort `json:"public"`
+	Private netip.AddrPort `json:"private"`
+	// By says where it comes from: "scenario" for a static forward of
+	// the lab's file, "nat-pmp" for a lease a host asked for.
+	By string `json:"by"`
+	// Expires is zero for static forwards, which never expire.
+	Expires time.Duration `json:"expires_ns"`
+}
+
+// Forward sources.
+const (
+	ByScenario = "scenario"
+	ByNATPMP   = "nat-pmp"
+)
+
 // Table is a NAT's translation table at one moment.
 type Table struct {
 	Flows    []Flow    `json:"flows"`
 	Mappings []Mapping `json:"mappings"`
+	Forwards []Forward `json:"forwards,omitempty"`
+}
+
+// AddStatic adds the NAT's static forwards, which its nftables rules
+// hold as rules rather than in maps Read can list: proto, public port,
+// private endpoint, as the scenario gives them.
+func (t *Table) AddStatic(public netip.Addr, forwards []topology.Forward) {
+	for _, f := range forwards {
+		t.Forwards = append(t.Forwards, Forward{Proto: string(f.Proto), Public: netip.AddrPortFrom(public, f.Port), Private: f.To, By: ByScenario})
+	}
+	sortForwards(t.Forwards)
+}
+
+func sortForwards(fs []Forward) {
+	slices.SortFunc(fs, func(a, b Forward) int {
+		return cmp.Or(cmp.Compare(a.Public.Port(), b.Public.Port()), cmp.Compare(a.Proto, b.Proto))
+	})
 }
 
 // Read reads the table of the NAT whose namespace is open as nsFd and
@@ -80,11 +117,16 @@ func Read(nsFd int, public netip.Addr) (*Table, error) {
 	slices.SortFunc(t.Flows, func(a, b Flow) int {
 		return cmp.Or(cmp.Compare(a.Public.Port(), b.Public.Port()), a.Remote.Compare(b.Remote), cmp.Compare(a.Proto, b.Proto))
 	})
-	maps, err := readMappings(nsFd, public)
+	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
 	if err != nil {
 		return nil, err
 	}
-	t.Mappings = maps
+	if t.Mappings, err = readMappings(conn, public); err != nil {
+		return nil, err
+	}
+	if t.Forwards, err = readLeases(conn, public); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -163,15 +205,12 @@ func tcpState(pi conntrack.ProtoInfo) string {
 	return tcpStates[pi.TCP.State]
 }
 
+var natTable = &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
+
 // readMappings lists natlab's ports map: public UDP port -> private
 // endpoint.
-func readMappings(nsFd int, public netip.Addr) ([]Mapping, error) {
-	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
-	if err != nil {
-		return nil, err
-	}
-	table := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
-	set, err := conn.GetSetByName(table, natrules.PortsSet)
+func readMappings(conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
+	set, err := conn.GetSetByName(natTable, natrules.PortsSet)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("no natlab table here: not a NAT node")
@@ -184,16 +223,47 @@ func readMappings(nsFd int, public netip.Addr) ([]Mapping, error) {
 	}
 	var maps []Mapping
 	for _, e := range elems {
-		if len(e.Key) < 2 || len(e.Val) < 6 {
-			continue
+		if pub, priv, ok := portToEndpoint(public, e); ok {
+			maps = append(maps, Mapping{Public: pub, Private: priv, Expires: e.Expires})
 		}
-		priv, _ := netip.AddrFromSlice(e.Val[:4])
-		maps = append(maps, Mapping{
-			Public:  netip.AddrPortFrom(public, uint16(e.Key[0])<<8|uint16(e.Key[1])),
-			Private: netip.AddrPortFrom(priv, uint16(e.Val[4])<<8|uint16(e.Val[5])),
-			Expires: e.Expires,
-		})
 	}
 	slices.SortFunc(maps, func(a, b Mapping) int { return cmp.Compare(a.Public.Port(), b.Public.Port()) })
 	return maps, nil
+}
+
+// readLeases lists the NAT-PMP leases: the port forward maps a NAT with
+// port-mapping has, one for each protocol; a NAT without has none.
+func readLeases(conn *nftables.Conn, public netip.Addr) ([]Forward, error) {
+	var leases []Forward
+	for _, m := range []struct{ proto, set string }{{"tcp", natrules.PortMapTCP}, {"udp", natrules.PortMapUDP}} {
+		set, err := conn.GetSetByName(natTable, m.set)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the map %s: %w", m.set, err)
+		}
+		elems, err := conn.GetSetElements(set)
+		if err != nil {
+			return nil, fmt.Errorf("read the map %s: %w", m.set, err)
+		}
+		for _, e := range elems {
+			if pub, priv, ok := portToEndpoint(public, e); ok {
+				leases = append(leases, Forward{Proto: m.proto, Public: pub, Private: priv, By: ByNATPMP, Expires: e.Expires})
+			}
+		}
+	}
+	sortForwards(leases)
+	return leases, nil
+}
+
+// portToEndpoint reads an element of a map from public port to private
+// endpoint (address . port).
+func portToEndpoint(public netip.Addr, e nftables.SetElement) (pub, priv netip.AddrPort, ok bool) {
+	if len(e.Key) < 2 || len(e.Val) < 6 {
+		return pub, priv, false
+	}
+	addr, _ := netip.AddrFromSlice(e.Val[:4])
+	return netip.AddrPortFrom(public, uint16(e.Key[0])<<8|uint16(e.Key[1])),
+		netip.AddrPortFrom(addr, uint16(e.Val[4])<<8|uint16(e.Val[5])), true
 }

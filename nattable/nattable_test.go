@@ -10,6 +10,7 @@ import (
 
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 )
 
@@ -72,5 +73,64 @@ func TestNotANAT(t *testing.T) {
 	defer ns.Close()
 	if _, err := nattable.Read(ns.Fd(), l.Addr("h", 0)); err == nil || !strings.Contains(err.Error(), "not a NAT") {
 		t.Errorf("table of a host: %v", err)
+	}
+}
+
+// A NAT's port forwards: the scenario's static one and the NAT-PMP lease a
+// host asked for, each with where it came from and how long it has left.
+func TestForwards(t *testing.T) {
+	l := labtest.Up(t, `
+nodes:
+  home:    {kind: nat, type: port-restricted-cone, port-mapping: nat-pmp, forward: [{proto: tcp, port: 25565, to: server}]}
+  server:  {kind: host, behind: home}
+  console: {kind: host, behind: home}
+`)
+	c, err := l.ListenUDP("console", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := natpmp.Client{Conn: c, Gateway: l.Topo.Node("home").NAT.Gateway}
+	if _, err := client.Map("tcp", 3074, 3074, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := namedns.Open(l.Namespace("home"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	public := l.Addr("home", 0)
+	tab, err := nattable.Read(ns.Fd(), public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Forwards) != 1 {
+		t.Fatalf("Read found %d forwards, want the NAT-PMP lease: %+v", len(tab.Forwards), tab.Forwards)
+	}
+	tab.AddStatic(public, l.Topo.Node("home").NAT.Forwards)
+	want := []nattable.Forward{
+		{Proto: "tcp", Public: netip.AddrPortFrom(public, 3074), Private: netip.AddrPortFrom(l.Addr("console", 0), 3074), By: nattable.ByNATPMP},
+		{Proto: "tcp", Public: netip.AddrPortFrom(public, 25565), Private: netip.AddrPortFrom(l.Addr("server", 0), 25565), By: nattable.ByScenario},
+	}
+	if len(tab.Forwards) != len(want) {
+		t.Fatalf("forwards %+v, want %+v", tab.Forwards, want)
+	}
+	for i, f := range tab.Forwards {
+		expires := f.Expires
+		f.Expires = 0
+		if f != want[i] {
+			t.Errorf("forward %d: %+v, want %+v", i, f, want[i])
+		}
+		if lease := f.By == nattable.ByNATPMP; lease != (expires > 59*time.Minute && expires <= time.Hour) || !lease && expires != 0 {
+			t.Errorf("forward %d (%s) expires in %v", i, f.By, expires)
+		}
+	}
+	var b bytes.Buffer
+	if err := nattable.Write(&b, tab); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"Port forwards", "3074", "nat-pmp", "25565", "scenario", "never"} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("the printed table lacks %q:\n%s", line, b.String())
+		}
 	}
 }

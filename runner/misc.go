@@ -82,10 +82,12 @@ func (r *Session) table(s topology.Step) (StepResult, error) {
 		return StepResult{}, err
 	}
 	defer ns.Close()
-	t, err := nattable.Read(ns.Fd(), r.topo.Node(s.Node).Addresses[0])
+	n := r.topo.Node(s.Node)
+	t, err := nattable.Read(ns.Fd(), n.Addresses[0])
 	if err != nil {
 		return StepResult{}, fmt.Errorf("node %s: %w", s.Node, err)
 	}
+	t.AddStatic(n.Addresses[0], n.NAT.Forwards)
 	var b strings.Builder
 	nattable.Write(&b, t)
 	res := StepResult{

@@ -23,8 +23,9 @@ func newTableCmd() *cobra.Command {
 		Long: `Show a NAT node's translation table as the story draws it: each translated
 flow as private endpoint -> public endpoint -> remote endpoint, with its
 protocol, conntrack state and the seconds it has left, then natlab's UDP
-mappings (which private endpoint owns each public port). It is read from the
-kernel: conntrack and the NAT's nftables maps.
+mappings (which private endpoint owns each public port), then its port
+forwards: the scenario's static ones and the NAT-PMP leases hosts asked for.
+It is read from the kernel: conntrack and the NAT's nftables maps.
 
 With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 		Example: `  sudo natlab table symmetric nat-a
@@ -57,6 +58,7 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 				if err != nil {
 					return fmt.Errorf("%s: %w", n.Name, err)
 				}
+				t.AddStatic(n.Addresses[0], n.NAT.Forwards)
 				if asJSON {
 					enc := json.NewEncoder(out)
 					if !watch {
