@@ -150,6 +150,13 @@ func (d *dataLab) routed() error {
 	if err := d.bare(); err != nil {
 		return err
 	}
+	return d.serverRouteToLAN(true)
+}
+
+// serverRouteToLAN adds or removes the server's route to alice's LAN
+// through the NAT node, which plain routing needs and translation must
+// not have.
+func (d *dataLab) serverRouteToLAN(add bool) error {
 	ns, err := namedns.Open(d.ns("server"))
 	if err != nil {
 		return err
@@ -161,7 +168,14 @@ func (d *dataLab) routed() error {
 	}
 	defer h.Close()
 	_, lan, _ := net.ParseCIDR("192.168.1.0/24")
-	return h.RouteReplace(&netlink.Route{Dst: lan, Gw: net.ParseIP("203.0.113.1")})
+	route := &netlink.Route{Dst: lan, Gw: net.ParseIP("203.0.113.1")}
+	if add {
+		return h.RouteReplace(route)
+	}
+	if err := h.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("server: remove the route to the LAN: %w", err)
+	}
+	return nil
 }
 
 // bare leaves the NAT node with no rules: its table goes, and with it
@@ -201,19 +215,8 @@ func (d *dataLab) stateless() error {
 	if err := d.bare(); err != nil {
 		return err
 	}
-	ns, err := namedns.Open(d.ns("server"))
-	if err != nil {
+	if err := d.serverRouteToLAN(false); err != nil {
 		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	_, lan, _ := net.ParseCIDR("192.168.1.0/24")
-	if err := h.RouteDel(&netlink.Route{Dst: lan, Gw: net.ParseIP("203.0.113.1")}); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("server: remove the route to the LAN: %w", err)
 	}
 	// The rewritten source is the NAT's own address, which the kernel
 	// would otherwise drop as a martian.
