@@ -375,3 +375,34 @@ func TestLabTakenDown(t *testing.T) {
 		t.Error("Gone is not closed after the lab went down")
 	}
 }
+
+// A NAT's port forwards reach the browser with its table.
+func TestTableForwards(t *testing.T) {
+	t.Parallel()
+	s := serve(t, `
+nodes:
+  home:      {kind: nat, type: port-restricted-cone, public: 203.0.113.2, forward: [{proto: tcp, port: 25565, to: minecraft}]}
+  minecraft: {kind: host, behind: home}
+`)
+	// The table is read when the server starts: it comes in the first
+	// state, or after it as an event.
+	var tab map[string]any
+	st := s.events(t)
+	state := st.await(t, "state", func(map[string]any) bool { return true })
+	if tables, _ := state["tables"].(map[string]any); tables["home"] != nil {
+		tab = tables["home"].(map[string]any)
+	} else {
+		tab = st.await(t, "table", func(tab map[string]any) bool { return tab["nat"] == "home" })
+	}
+	forwards, _ := tab["forwards"].([]any)
+	if len(forwards) != 1 {
+		t.Fatalf("home's table has forwards %v, want the static one", tab["forwards"])
+	}
+	f := forwards[0].(map[string]any)
+	want := map[string]any{"proto": "tcp", "public": "203.0.113.2:25565", "private": s.lab.Addr("minecraft", 0).String() + ":25565", "by": "scenario", "expires_ns": 0.0}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("forward's %s = %v, want %v (%v)", k, f[k], v, f)
+		}
+	}
+}

@@ -49,6 +49,7 @@ type tableView struct {
 	NAT      string             `json:"nat"`
 	Flows    []nattable.Flow    `json:"flows"`
 	Mappings []nattable.Mapping `json:"mappings"`
+	Forwards []nattable.Forward `json:"forwards"`
 	Error    string             `json:"error,omitempty"`
 }
 
@@ -108,7 +109,7 @@ func newWatcher(labName string, topo *topology.Topology, h *hub) *watcher {
 			go w.packets(n.Name, tr, poke)
 		}
 		w.wg.Add(1)
-		go w.table(ctx, n.Name, n.Addresses[0], ns, poke)
+		go w.table(ctx, n, ns, poke)
 	}
 	return w
 }
@@ -244,23 +245,24 @@ func endpoints(p trace.Packet) string {
 
 // table reads nat's table when poked (after tableSettle) and every
 // tablePoll, and publishes it when it changed.
-func (w *watcher) table(ctx context.Context, nat string, public netip.Addr, ns *namedns.NS, poke <-chan struct{}) {
+func (w *watcher) table(ctx context.Context, n *topology.Node, ns *namedns.NS, poke <-chan struct{}) {
 	defer w.wg.Done()
 	var last []byte
 	tick := time.NewTicker(tablePoll)
 	defer tick.Stop()
 	for {
-		v := &tableView{NAT: nat, Flows: []nattable.Flow{}, Mappings: []nattable.Mapping{}}
-		if t, err := nattable.Read(ns.Fd(), public); err != nil {
+		v := &tableView{NAT: n.Name, Flows: []nattable.Flow{}, Mappings: []nattable.Mapping{}, Forwards: []nattable.Forward{}}
+		if t, err := nattable.Read(ns.Fd(), n.Addresses[0]); err != nil {
 			v.Error = err.Error()
 		} else {
-			v.Flows, v.Mappings = append(v.Flows, t.Flows...), append(v.Mappings, t.Mappings...)
+			t.AddStatic(n.Addresses[0], n.NAT.Forwards)
+			v.Flows, v.Mappings, v.Forwards = append(v.Flows, t.Flows...), append(v.Mappings, t.Mappings...), append(v.Forwards, t.Forwards...)
 		}
 		data, _ := json.Marshal(v)
 		if !bytes.Equal(data, last) {
 			last = data
 			w.mu.Lock()
-			w.tables[nat] = v
+			w.tables[n.Name] = v
 			w.mu.Unlock()
 			w.hub.publish("table", v)
 		}

@@ -482,6 +482,23 @@ function table(t) {
       tr.addEventListener("click", () => knockOn(t.nat, m.public, "udp"));
     }
   }
+  if (t.forwards && t.forwards.length) {
+    add(card, "p", "hint", "Port forwards (anyone may send to these):");
+    const ft = add(card, "table", "forwards", "");
+    for (const f of t.forwards) {
+      const key = `fwd ${f.proto} ${f.public} ${f.private}`;
+      fresh.add(key);
+      const tr = add(ft, "tr", "row" + (seen.has(key) ? "" : " new"), "");
+      add(tr, "td", "", f.proto);
+      add(tr, "td", "pub", f.public);
+      add(tr, "td", "", "→");
+      add(tr, "td", "", f.private);
+      add(tr, "td", "", f.by);
+      add(tr, "td", "", secs(f.expires_ns));
+      tr.title = "aim a knock at " + f.public;
+      tr.addEventListener("click", () => knockOn(t.nat, f.public, f.proto));
+    }
+  }
   seenRows[t.nat] = fresh;
 }
 
