@@ -33,7 +33,18 @@ func Prepare() error {
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", Dir, err)
 	}
-	err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	// Two first ups at once would both find Dir no mount point and both
+	// bind-mount it, one over the other: the directory is locked while
+	// it is looked at and made one.
+	dir, err := os.Open(Dir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if err := unix.Flock(int(dir.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", Dir, err)
+	}
+	err = unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	if errors.Is(err, unix.EINVAL) {
 		// Not a mount point yet: make it one, then share it.
 		if err := unix.Mount(Dir, Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {

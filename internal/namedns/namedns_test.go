@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/natlab/natlab/internal/namedns"
@@ -74,5 +76,58 @@ func TestCreateDoDelete(t *testing.T) {
 	}
 	if _, err := namedns.Open(name); err == nil {
 		t.Error("Open of a deleted namespace succeeded")
+	}
+}
+
+// Many first Prepares at once, where Dir is no mount point yet, make it
+// one mount, not one on top of another. It runs in a mount namespace of
+// its own, with an empty tmpfs on /run, so the host's /run/netns is not
+// touched.
+func TestPrepareAtOnce(t *testing.T) {
+	testutil.RequireRoot(t)
+	const child = "NAMEDNS_TEST_PREPARE_CHILD"
+	if os.Getenv(child) == "" {
+		unshare := testutil.RequireTool(t, "unshare")
+		cmd := exec.Command(unshare, "--mount", "--propagation", "private", os.Args[0], "-test.run=^TestPrepareAtOnce$")
+		cmd.Env = append(os.Environ(), child+"=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	if err := syscall.Mount("natlab-test", "/run", "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	start := make(chan struct{})
+	errs := make(chan error, 50)
+	var wg sync.WaitGroup
+	for range cap(errs) {
+		wg.Go(func() {
+			<-start
+			errs <- namedns.Prepare()
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts := 0
+	for _, line := range strings.Split(string(info), "\n") {
+		// Field 5 is the mount point; what follows " - " the filesystem
+		// and its source.
+		if f := strings.Fields(line); len(f) > 4 && f[4] == namedns.Dir && strings.Contains(line, " - tmpfs natlab-test ") {
+			mounts++
+		}
+	}
+	if mounts != 1 {
+		t.Errorf("%s is mounted %d times after 50 Prepares at once, want once:\n%s", namedns.Dir, mounts, info)
 	}
 }
