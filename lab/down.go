@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/internal/namedns"
@@ -218,7 +216,7 @@ func readMarker(nsName string) (lab, node, id string, ok bool, err error) {
 		return "", "", "", false, err
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	h, err := namedns.Netlink(ns.Fd())
 	if err != nil {
 		return "", "", "", false, err
 	}

@@ -18,9 +18,9 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/natrules"
 )
 
@@ -116,21 +116,17 @@ const pairWindow = 300 * time.Millisecond
 // Start begins tracing the NAT whose namespace is open as nsFd.
 func Start(nsFd int) (*Tracer, error) {
 	t := &Tracer{nsFd: nsFd, ifname: map[uint32]string{}, local: map[netip.Addr]bool{}, events: make(chan Event, 1024), done: make(chan struct{})}
-	h, err := netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
+	h, err := namedns.Netlink(nsFd)
 	if err != nil {
 		return nil, err
 	}
 	links, err := h.LinkList()
-	h.Close()
 	if err != nil {
+		h.Close()
 		return nil, err
 	}
 	for _, l := range links {
 		t.ifname[uint32(l.Attrs().Index)] = l.Attrs().Name
-	}
-	h, err = netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, err
 	}
 	addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
 	h.Close()

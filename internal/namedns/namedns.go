@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,6 +146,24 @@ func Delete(name string) error {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	return nil
+}
+
+// Netlink opens a route netlink handle whose socket lives in the
+// namespace open as fd. It is opened on a thread that is thrown away
+// afterwards: netlink.NewHandleAt instead moves its thread back to where
+// it was and carries on whether or not that worked, which could leave a
+// later goroutine of natlab running in a lab's namespace.
+func Netlink(fd int) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := onThread(func() error {
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter namespace: %w", err)
+		}
+		var err error
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	return h, err
 }
 
 // Do runs fn on a thread inside ns and waits for it. Sockets fn opens stay

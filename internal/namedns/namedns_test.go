@@ -60,6 +60,20 @@ func TestCreateDoDelete(t *testing.T) {
 	if after, _ := os.Readlink("/proc/thread-self/ns/net"); after != self {
 		t.Errorf("the caller's thread moved from %s to %s", self, after)
 	}
+	// A netlink handle opened in it sees its links (a fresh namespace has
+	// only its loopback), from whatever thread uses it.
+	h, err := namedns.Netlink(ns.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := h.LinkList()
+	h.Close()
+	if err != nil || len(links) != 1 || links[0].Attrs().Name != "lo" {
+		t.Errorf("the namespace's links through Netlink: %v, %v; want only lo", links, err)
+	}
+	if after, _ := os.Readlink("/proc/thread-self/ns/net"); after != self {
+		t.Errorf("Netlink moved the caller's thread from %s to %s", self, after)
+	}
 	ino, err := ns.Inode()
 	if err != nil || ino == 0 || !strings.Contains(inside, "[") || !strings.Contains(inside, strconv.FormatUint(ino, 10)) {
 		t.Errorf("Inode = %d, %v; the namespace is %s", ino, err, inside)
