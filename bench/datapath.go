@@ -58,7 +58,7 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer lab.Down(st.Name)
+	defer lab.Down(context.Background(), st.Name, nil)
 	d := &dataLab{name: st.Name, seconds: 3}
 	rounds := 5
 	if cfg.quick {

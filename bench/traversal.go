@@ -63,7 +63,7 @@ func punchTimes(ctx context.Context, n int) (sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lab.Down(st.Name)
+	defer lab.Down(context.Background(), st.Name, nil)
 	stun := service.PlanFor(topo.Node("stun")).STUNServer()
 	var nodes [2]*nodenet.Node
 	for i, name := range []string{"alice", "bob"} {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -14,16 +15,30 @@ import (
 	"github.com/natlab/natlab/labstate"
 )
 
+// LockPatience is how long Down waits for another process to let go of
+// a lab's lock: long enough for a killed natlab to finish dying (its
+// threads leave the kernel, and drop the lock, up to a second or so after
+// SIGKILL) or for a NAT switch to end; short enough that a lab held by a
+// process that is stuck gets a clear error instead of a hang.
+const LockPatience = 10 * time.Second
+
 // Down removes lab name completely: its namespaces (and with them every
 // link, address, route and rule in them) and its record. Without a record
 // it still removes the namespaces natlab marked as this lab's, which a
 // bring-up that died before writing one, or a deleted record, leaves. A
 // lab that is not up is no error: removed is false.
-func Down(name string) (removed bool, err error) {
-	lock, err := labstate.Acquire(name)
+//
+// If another process holds the lab's lock, Down waits for it up to
+// LockPatience, or until ctx is done; waiting, if not nil, is called
+// once when it starts to wait, with the holder's PID (0 if unknown).
+func Down(ctx context.Context, name string, waiting func(holder int)) (removed bool, err error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, LockPatience, fmt.Errorf("%v passed", LockPatience))
+	lock, err := labstate.AcquireWait(ctx, name, waiting)
+	cancel()
 	if err != nil {
 		return false, err
 	}
+	defer lock.Release()
 	st, err := labstate.Load(name)
 	if corrupt := errors.Is(err, labstate.ErrCorrupt); corrupt || errors.Is(err, labstate.ErrNotFound) {
 		// Without a readable record, the namespaces are found by their
@@ -36,22 +51,17 @@ func Down(name string) (removed bool, err error) {
 			// record goes too.
 			err = labstate.Remove(name)
 		}
-		lock.Release(err == nil)
 		return removed || corrupt, err
 	}
 	if err != nil {
-		lock.Release(false)
 		return false, err
 	}
 	if err := remove(st); err != nil {
-		lock.Release(false)
 		return false, fmt.Errorf("lab %s: %w", name, err)
 	}
 	if err := labstate.Remove(name); err != nil {
-		lock.Release(false)
 		return false, fmt.Errorf("lab %s: remove record: %w", name, err)
 	}
-	lock.Release(true)
 	return true, nil
 }
 
@@ -59,7 +69,7 @@ func Down(name string) (removed bool, err error) {
 // that carries a natlab marker but whose lab has no record, and the files
 // of labs that have no record (an up killed before it saved one). It
 // returns the names of the labs it removed.
-func DownAll() ([]string, error) {
+func DownAll(ctx context.Context, waiting func(lab string, holder int)) ([]string, error) {
 	names, err := labstate.Names()
 	if err != nil {
 		return nil, err
@@ -80,7 +90,11 @@ func DownAll() ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, name := range names {
-		ok, err := Down(name)
+		var wait func(int)
+		if waiting != nil {
+			wait = func(holder int) { waiting(name, holder) }
+		}
+		ok, err := Down(ctx, name, wait)
 		if err != nil {
 			errs = append(errs, err)
 		}

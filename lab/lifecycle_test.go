@@ -121,7 +121,7 @@ func TestUpDownLeavesNoTrace(t *testing.T) {
 		t.Errorf("second up of the same lab: %v, want ErrExists", err)
 	}
 
-	removed, err := lab.Down(name)
+	removed, err := lab.Down(context.Background(), name, nil)
 	if err != nil || !removed {
 		t.Fatalf("down: removed=%v err=%v", removed, err)
 	}
@@ -134,7 +134,7 @@ func TestUpDownLeavesNoTrace(t *testing.T) {
 			t.Errorf("root namespace %s changed:\nbefore:\n%s\nafter:\n%s", k, v, after[k])
 		}
 	}
-	if removed, err := lab.Down(name); err != nil || removed {
+	if removed, err := lab.Down(context.Background(), name, nil); err != nil || removed {
 		t.Errorf("second down: removed=%v err=%v; want a quiet no-op", removed, err)
 	}
 }
@@ -157,7 +157,7 @@ func TestUpRollsBackOnFailure(t *testing.T) {
 	if left := labObjects(t, name); len(left) > 0 {
 		t.Errorf("left behind after a failed up: %v", left)
 	}
-	lab.Down(name)
+	lab.Down(context.Background(), name, nil)
 }
 
 // Cancelling bring-up (Ctrl-C) at any point removes what was built.
@@ -180,7 +180,7 @@ func TestUpCancelled(t *testing.T) {
 		cancel()
 		if err == nil {
 			// It finished before the cancel: fine, take it down.
-			if _, err := lab.Down(name); err != nil {
+			if _, err := lab.Down(context.Background(), name, nil); err != nil {
 				t.Fatal(err)
 			}
 		} else if !errors.Is(err, context.Canceled) {
@@ -189,7 +189,7 @@ func TestUpCancelled(t *testing.T) {
 		if left := labObjects(t, name); len(left) > 0 {
 			t.Errorf("cancelled after %v, left behind: %v", delay, left)
 		}
-		lab.Down(name)
+		lab.Down(context.Background(), name, nil)
 	}
 }
 
@@ -202,7 +202,7 @@ func TestDownAfterCrash(t *testing.T) {
 	if err := labstate.Save(&st); err != nil {
 		t.Fatal(err)
 	}
-	if removed, err := lab.Down(st.Name); err != nil || !removed {
+	if removed, err := lab.Down(context.Background(), st.Name, nil); err != nil || !removed {
 		t.Fatalf("down: removed=%v err=%v", removed, err)
 	}
 	if left := labObjects(t, st.Name); len(left) > 0 {
@@ -227,7 +227,7 @@ func TestDownLeavesForeignNamespaces(t *testing.T) {
 		labstate.Remove(name)
 		os.Remove(filepath.Join(labstate.Dir, name+".lock"))
 	})
-	_, err := lab.Down(name)
+	_, err := lab.Down(context.Background(), name, nil)
 	if err == nil || !strings.Contains(err.Error(), "not this lab's") {
 		t.Errorf("down: %v, want a refusal naming the foreign namespace", err)
 	}
@@ -249,7 +249,7 @@ func TestDownWithoutRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	labstate.Remove(name)
-	if removed, err := lab.Down(name); err != nil || !removed {
+	if removed, err := lab.Down(context.Background(), name, nil); err != nil || !removed {
 		t.Fatalf("down: removed=%v err=%v", removed, err)
 	}
 	if left := labObjects(t, name); len(left) > 0 {
@@ -272,7 +272,7 @@ func TestDownWithCorruptRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { lab.Down(name) })
+	t.Cleanup(func() { lab.Down(context.Background(), name, nil) })
 	if len(st.Processes) == 0 {
 		t.Fatal("the lab has no service process")
 	}
@@ -282,7 +282,7 @@ func TestDownWithCorruptRecord(t *testing.T) {
 	if _, err := labstate.Load(name); !errors.Is(err, labstate.ErrCorrupt) {
 		t.Fatalf("load of the damaged record: %v, want ErrCorrupt", err)
 	}
-	if removed, err := lab.Down(name); err != nil || !removed {
+	if removed, err := lab.Down(context.Background(), name, nil); err != nil || !removed {
 		t.Fatalf("down: removed=%v err=%v", removed, err)
 	}
 	if left := labObjects(t, name); len(left) > 0 {

@@ -138,7 +138,7 @@ func TestSoakUpRunDown(t *testing.T) {
 		names, _ := labstate.Names()
 		for _, name := range names {
 			if strings.HasPrefix(name, prefix) {
-				lab.Down(name)
+				lab.Down(context.Background(), name, nil)
 			}
 		}
 	})
@@ -155,7 +155,7 @@ func TestSoakUpRunDown(t *testing.T) {
 			return err
 		}
 		rep, runErr := runner.Run(ctx, st, topo, runner.Options{})
-		if _, err := lab.Down(name); err != nil {
+		if _, err := lab.Down(context.Background(), name, nil); err != nil {
 			return fmt.Errorf("cycle %d: down: %w", i, err)
 		}
 		if runErr != nil {

@@ -27,7 +27,7 @@ func SwitchNAT(name, node string, typ nat.Type) (*topology.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Release(false)
+	defer lock.Release()
 	st, err := labstate.Load(name)
 	if err != nil {
 		return nil, err

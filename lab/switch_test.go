@@ -1,9 +1,13 @@
 package lab_test
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
@@ -59,5 +63,19 @@ func TestSwitchNAT(t *testing.T) {
 
 	if _, err := lab.SwitchNAT(l.Topo.Name, "h1", nat.FullCone); err == nil || !strings.Contains(err.Error(), "not a NAT") {
 		t.Errorf("switching a host: err = %v, want one saying it is not a NAT", err)
+	}
+}
+
+// A switch that arrives after its lab was taken down (the page posts one
+// in the second before it notices the down) fails and leaves no lock
+// file behind.
+func TestSwitchNATOfALabThatIsGone(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	if _, err := lab.SwitchNAT(name, "nat", nat.Symmetric); !errors.Is(err, labstate.ErrNotFound) {
+		t.Errorf("SwitchNAT of a lab that is not up: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(labstate.Dir, name+".lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock file: %v, want none", err)
 	}
 }

@@ -46,11 +46,8 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 	if err != nil {
 		return nil, err
 	}
-	// The lock file stays while the lab has a record.
-	keepLockFile := false
-	defer func() { lock.Release(!keepLockFile) }()
+	defer lock.Release()
 	if _, err := labstate.Load(topo.Name); err == nil {
-		keepLockFile = true
 		return nil, fmt.Errorf("lab %s is %w: take it down with `natlab down %s`, or bring the file up under another name with --name", topo.Name, ErrExists, topo.Name)
 	} else if !errors.Is(err, labstate.ErrNotFound) {
 		return nil, err
@@ -82,6 +79,9 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 	// The record goes first, so a crash at any later point leaves enough
 	// for `natlab down` to find everything.
 	if err := labstate.Save(st); err != nil {
+		// Save may have written the secret before the record failed (a
+		// full /run): nothing of this lab may stay.
+		labstate.Remove(topo.Name)
 		return nil, fmt.Errorf("lab %s: write record: %w", topo.Name, err)
 	}
 
@@ -94,14 +94,12 @@ func Up(ctx context.Context, topo *topology.Topology, opts Options) (*labstate.S
 	}
 	if err != nil {
 		if rerr := remove(st); rerr != nil {
-			keepLockFile = true
 			err = fmt.Errorf("%w; removing what was built also failed: %v (run `natlab down %s`)", err, rerr, topo.Name)
 		} else {
 			labstate.Remove(topo.Name)
 		}
 		return nil, fmt.Errorf("lab %s: %w", topo.Name, err)
 	}
-	keepLockFile = true
 	return st, nil
 }
 

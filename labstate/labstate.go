@@ -7,12 +7,14 @@
 package labstate
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,6 +127,11 @@ type Process struct {
 
 func path(name, ext string) string { return filepath.Join(Dir, name+ext) }
 
+// checkName refuses a name that is not a lab name before any path is made
+// of it: a name such as ../../etc/cron would otherwise reach outside Dir,
+// and one such as x* would be a pattern.
+func checkName(name string) error { return topology.CheckLabName(name) }
+
 // ErrCorrupt means the lab's record exists but cannot be read.
 var ErrCorrupt = errors.New("corrupt record")
 
@@ -133,6 +140,9 @@ var ErrNotFound = errors.New("no such lab")
 
 // Load reads the record of lab name.
 func Load(name string) (*State, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(path(name, ".json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("lab %s: %w", name, ErrNotFound)
@@ -153,6 +163,9 @@ func Load(name string) (*State, error) {
 
 // Save writes the record atomically: readers see the old or the new one.
 func Save(s *State) error {
+	if err := checkName(s.Name); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return err
 	}
@@ -193,18 +206,44 @@ func writeAtomic(name, ext string, data []byte, mode os.FileMode) error {
 // the temporary files of a Save that died half way; missing files are no
 // error. The lock file is the lock holder's to remove (Lock.Release).
 func Remove(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(LogDir(name)); err != nil {
 		return err
 	}
-	// Lab names have no dots, so ".NAME.json.*" is this lab's alone.
-	temps, _ := filepath.Glob(filepath.Join(Dir, "."+name+".json.*"))
-	secretTemps, _ := filepath.Glob(filepath.Join(Dir, "."+name+".secret.*"))
-	for _, f := range append(append(temps, secretTemps...), path(name, ".secret"), path(name, ".json")) {
+	temps, err := saveTemps(name)
+	if err != nil {
+		return err
+	}
+	for _, f := range append(temps, path(name, ".secret"), path(name, ".json")) {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
 	return nil
+}
+
+// saveTemps lists the temporary files Save makes for lab name
+// (.NAME.json.RANDOM, .NAME.secret.RANDOM). It compares names rather than
+// globbing, so that no name is ever read as a pattern; lab names have no
+// dots, so these files are this lab's alone.
+func saveTemps(name string) ([]string, error) {
+	entries, err := os.ReadDir(Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var temps []string
+	for _, e := range entries {
+		f := e.Name()
+		if strings.HasPrefix(f, "."+name+".json.") || strings.HasPrefix(f, "."+name+".secret.") {
+			temps = append(temps, filepath.Join(Dir, f))
+		}
+	}
+	return temps, nil
 }
 
 // Names lists the labs that have a record, sorted.
@@ -286,6 +325,9 @@ type Lock struct {
 // ErrBusy if another process has it. The kernel releases the lock if the
 // holder dies, so a crashed `up` never blocks a later `down`.
 func Acquire(name string) (*Lock, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -311,11 +353,74 @@ func Acquire(name string) (*Lock, error) {
 	}
 }
 
+// AcquireWait takes the lock of lab name as Acquire does, but while
+// another process holds it, it waits until ctx is done. A holder may be on
+// its way out: a natlab killed with SIGKILL keeps its lock until the last
+// of its threads has left the kernel, which can take a second. waiting, if
+// not nil, is called once, the first time the lock is found held, with the
+// holder's PID (0 when the kernel does not say).
+func AcquireWait(ctx context.Context, name string, waiting func(holder int)) (*Lock, error) {
+	const poll = 20 * time.Millisecond
+	told := false
+	for {
+		l, err := Acquire(name)
+		if !errors.Is(err, ErrBusy) {
+			return l, err
+		}
+		if !told && waiting != nil {
+			waiting(Holder(name))
+		}
+		told = true
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (waited until %v)", err, context.Cause(ctx))
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Holder returns the PID of the process that holds the lock of lab name,
+// from /proc/locks, or 0 if none does or the kernel does not say.
+func Holder(name string) int {
+	if checkName(name) != nil {
+		return 0
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path(name, ".lock"), &st); err != nil {
+		return 0
+	}
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0
+	}
+	return lockHolder(string(locks), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+}
+
+// lockHolder finds in the text of /proc/locks the PID holding a flock on
+// the file dev major:minor, inode ino. Its lines read
+// "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF", the device in hex.
+func lockHolder(locks string, major, minor uint32, ino uint64) int {
+	want := fmt.Sprintf("%02x:%02x:%d", major, minor, ino)
+	for _, line := range strings.Split(locks, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != want {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[4]); err == nil {
+			return pid
+		}
+	}
+	return 0
+}
+
 // Held reports whether a process holds the lock of lab name, as a
 // building or removing natlab does, without taking it for longer than the
 // look takes and without creating a lock file: one created for a lab
 // whose bring-up has just failed and removed its files would stay behind.
 func Held(name string) (bool, error) {
+	if err := checkName(name); err != nil {
+		return false, err
+	}
 	f, err := os.Open(path(name, ".lock"))
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -333,10 +438,14 @@ func Held(name string) (bool, error) {
 	return false, nil
 }
 
-// Release gives the lock up. With removeFile, the lock file goes too; only
-// a holder that has just removed the lab passes true.
-func (l *Lock) Release(removeFile bool) {
-	if removeFile {
+// Release gives the lock up. The lock file stays while the lab has a
+// record and goes with the last holder otherwise: a lab that is not up
+// leaves no file, whatever the holder did (an up that failed, a down, a
+// NAT switch that found the lab gone). Removing it before the unlock is
+// safe: a process that opened the old file meanwhile sees, once it has the
+// lock, that the file at the path is another one, and tries again.
+func (l *Lock) Release() {
+	if _, err := os.Lstat(path(l.name, ".json")); errors.Is(err, os.ErrNotExist) {
 		os.Remove(path(l.name, ".lock"))
 	}
 	l.f.Close()

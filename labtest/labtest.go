@@ -96,7 +96,7 @@ func up(t testing.TB, file string, data []byte) *Lab {
 	// the sockets and handles opened inside the lab are closed before it
 	// goes.
 	t.Cleanup(func() {
-		if _, err := lab.Down(name); err != nil {
+		if _, err := lab.Down(context.Background(), name, nil); err != nil {
 			t.Errorf("labtest: take lab %s down: %v (run `natlab down %s`)", name, err, name)
 		}
 	})

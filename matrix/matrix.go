@@ -194,7 +194,7 @@ func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout ti
 		cell.Err = err.Error()
 		return cell
 	}
-	defer lab.Down(name)
+	defer lab.Down(context.Background(), name, nil)
 	peers, closeAll, err := open(st, topo, !row.SameNAT)
 	if err != nil {
 		cell.Err = err.Error()

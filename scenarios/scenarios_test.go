@@ -32,7 +32,7 @@ func TestEveryScenarioPasses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer lab.Down(st.Name)
+			defer lab.Down(context.Background(), st.Name, nil)
 			rep, err := runner.Run(context.Background(), st, topo, runner.Options{})
 			if err != nil {
 				t.Fatal(err)

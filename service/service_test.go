@@ -96,7 +96,7 @@ func TestNoOrphans(t *testing.T) {
 	if len(procs) != 1 {
 		t.Fatalf("processes %+v, want one for srv", procs)
 	}
-	if _, err := lab.Down(l.Topo.Name); err != nil {
+	if _, err := lab.Down(context.Background(), l.Topo.Name, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range procs {

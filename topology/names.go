@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -26,6 +27,20 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ErrBadName is the error of a name that cannot name a lab or a node.
+var ErrBadName = errors.New("invalid name")
+
+// CheckLabName returns nil if name may name a lab, and otherwise an error
+// (ErrBadName) that says what a name may be. Lab names become parts of
+// paths (/run/natlab/LAB.json) and of namespace names, so everything that
+// takes one from a user checks it before it touches the file system.
+func CheckLabName(name string) error {
+	if !validName(name) {
+		return fmt.Errorf("lab name %q is not valid: %s: %w", name, nameRule, ErrBadName)
+	}
+	return nil
 }
 
 // maxListed is how many names a message lists before it says "and N more":

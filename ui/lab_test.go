@@ -365,7 +365,7 @@ func TestLabTakenDown(t *testing.T) {
 	s := serve(t, storyLab)
 	st := s.events(t)
 	st.await(t, "state", func(map[string]any) bool { return true })
-	if _, err := lab.Down(s.lab.Topo.Name); err != nil {
+	if _, err := lab.Down(context.Background(), s.lab.Topo.Name, nil); err != nil {
 		t.Fatal(err)
 	}
 	st.await(t, "gone", func(v map[string]any) bool { return v["lab"] == s.lab.Topo.Name })

@@ -35,7 +35,7 @@ reports what the scenario configured.`,
 		Example: `  sudo natlab classify symmetric alice
   sudo natlab classify symmetric bob --json
   sudo natlab classify my-lab alice --lifetime --lifetime-max 5m`,
-		Args: args(cobra.ExactArgs(2)),
+		Args: labArgs(1, cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := requireRoot(cmd); err != nil {
 				return err

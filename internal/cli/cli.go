@@ -148,6 +148,24 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// labArgs is args(check) for a command whose first n arguments name labs:
+// each must be a lab name, or the command stops with a usage error before
+// it touches the file system. A lab name becomes part of paths under
+// /run/natlab, so "../../etc/cron" or "x*" must never reach them.
+func labArgs(n int, check cobra.PositionalArgs) cobra.PositionalArgs {
+	return args(func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return err
+		}
+		for _, name := range a[:min(n, len(a))] {
+			if err := topology.CheckLabName(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // requireRoot stops a command that needs root before it does anything.
 // Rootless mode cannot stand in: these commands work on labs that outlive
 // one natlab process, which a user namespace dying with its process

@@ -30,7 +30,7 @@ servers. NATLAB_LAB and NATLAB_NODE are set in the command's environment.`,
   sudo natlab exec symmetric nat-a -- conntrack -L
   sudo natlab exec symmetric internet -- tcpdump -ni internet udp
   sudo natlab exec symmetric bob`,
-		Args: args(cobra.MinimumNArgs(2)),
+		Args: labArgs(1, cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			labName, node, command := a[0], a[1], a[2:]
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 && dash != 2 {

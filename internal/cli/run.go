@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -143,7 +144,7 @@ func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep
 	}
 	if !keep {
 		defer func() {
-			if _, err := lab.Down(st.Name); err != nil {
+			if _, err := lab.Down(context.Background(), st.Name, nil); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "natlab: taking lab %s down: %v\n", st.Name, err)
 			}
 		}()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 
@@ -15,11 +14,10 @@ import (
 	"github.com/natlab/natlab/topology"
 )
 
-var labNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-
+// checkLabName refuses a --name that cannot name a lab, as a usage error.
 func checkLabName(name string) error {
-	if len(name) > 32 || !labNamePattern.MatchString(name) {
-		return usageError("--name %q: a lab name is 1 to 32 lowercase letters, digits and inner hyphens", name)
+	if err := topology.CheckLabName(name); err != nil {
+		return usageError("--name: %v", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -77,6 +78,7 @@ namespace, addresses and, for NATs, the behaviour natlab gave it. A lab whose
 bring-up is still running, or died, is shown as such; natlab down removes it.`,
 		Example: `  natlab status
   natlab status symmetric --json | jq '.[0].nodes[].namespace'`,
+		Args: labArgs(math.MaxInt, cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			names := a
 			if len(names) == 0 {

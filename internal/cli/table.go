@@ -31,7 +31,7 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 		Example: `  sudo natlab table symmetric nat-a
   sudo natlab table symmetric nat-a --watch
   sudo natlab table symmetric nat-b --json`,
-		Args: args(cobra.ExactArgs(2)),
+		Args: labArgs(1, cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := requireRoot(cmd); err != nil {
 				return err

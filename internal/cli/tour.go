@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -105,7 +106,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 		return 0, err
 	}
 	topo = renamed(topo, st.Name)
-	defer lab.Down(st.Name)
+	defer lab.Down(context.Background(), st.Name, nil)
 	printNodes(out, topo)
 	fmt.Fprintln(out)
 

@@ -32,7 +32,7 @@ Wireshark read.`,
 		Example: `  sudo natlab trace symmetric nat-a
   sudo natlab trace symmetric nat-b --pcap nat-b.pcap --duration 30s
   tcpdump -n -r nat-b.pcap`,
-		Args: args(cobra.ExactArgs(2)),
+		Args: labArgs(1, cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := requireRoot(cmd); err != nil {
 				return err

@@ -89,7 +89,7 @@ ps does not show) keeps the URL the same from one start to the next.`,
 				labName = st.Name
 				fmt.Fprintf(out, "lab %s is up: %d nodes; it goes down when natlab ui stops\n", st.Name, len(topo.Nodes))
 				defer func() {
-					if _, err := lab.Down(st.Name); err != nil {
+					if _, err := lab.Down(context.Background(), st.Name, nil); err != nil {
 						fmt.Fprintf(errOut, "natlab: taking lab %s down: %v\n", st.Name, err)
 					}
 				}()

@@ -31,7 +31,7 @@ If anything fails, or you press Ctrl-C, everything built so far is removed.`,
 				return err
 			}
 			topo := sc.topo
-			if name != "" {
+			if cmd.Flags().Changed("name") {
 				if err := checkLabName(name); err != nil {
 					return err
 				}
@@ -80,10 +80,13 @@ for a lab that is not up. natlab only removes namespaces it marked as its
 own when it built them.
 
 With --all, every lab is removed, and so is any namespace natlab marked
-whose lab record is gone.`,
+whose lab record is gone.
+
+If another natlab process holds the lab (an up or a NAT switch in
+progress, or one killed a moment ago), down waits for it up to 10 seconds.`,
 		Example: `  sudo natlab down symmetric
   sudo natlab down --all`,
-		Args: args(func(cmd *cobra.Command, a []string) error {
+		Args: labArgs(1, func(cmd *cobra.Command, a []string) error {
 			if all && len(a) > 0 {
 				return fmt.Errorf("give a lab name or --all, not both")
 			}
@@ -97,8 +100,15 @@ whose lab record is gone.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			waiting := func(name string, holder int) {
+				who := "another natlab process"
+				if holder != 0 {
+					who = fmt.Sprintf("process %d", holder)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "natlab: lab %s is held by %s; waiting up to %v for it to let go\n", name, who, lab.LockPatience)
+			}
 			if all {
-				removed, err := lab.DownAll()
+				removed, err := lab.DownAll(cmd.Context(), waiting)
 				for _, name := range removed {
 					fmt.Fprintf(out, "removed lab %s\n", name)
 				}
@@ -107,7 +117,7 @@ whose lab record is gone.`,
 				}
 				return err
 			}
-			removed, err := lab.Down(a[0])
+			removed, err := lab.Down(cmd.Context(), a[0], func(holder int) { waiting(a[0], holder) })
 			if err != nil {
 				return err
 			}
