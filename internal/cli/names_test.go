@@ -64,8 +64,10 @@ func TestLabNamesAreNotPaths(t *testing.T) {
 		t.Errorf("another lab's temporary record: %v", err)
 	}
 	// An empty --name is not "no --name".
-	if r := run(t, "up", "symmetric", "--name", ""); r.code != 2 || !strings.Contains(r.stderr, `lab name "" is not valid`) {
-		t.Errorf("up --name '': exit %d, %q; want exit 2", r.code, r.stderr)
+	for _, cmd := range []string{"up", "run", "ui"} {
+		if r := run(t, cmd, "symmetric", "--name", ""); r.code != 2 || !strings.Contains(r.stderr, `lab name "" is not valid`) {
+			t.Errorf("%s --name '': exit %d, %q; want exit 2", cmd, r.code, r.stderr)
+		}
 	}
 }
 

@@ -70,7 +70,7 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 				a = scenarios.Names()
 			}
 			if all || !sh.Whole() || len(a) > 1 {
-				if name != "" {
+				if cmd.Flags().Changed("name") {
 					return usageError("--name renames one scenario's lab: it cannot be used with several, --all or --shard")
 				}
 				if keep {
@@ -83,7 +83,7 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 				return err
 			}
 			topo := sc.topo
-			if name != "" {
+			if cmd.Flags().Changed("name") {
 				if err := checkLabName(name); err != nil {
 					return err
 				}

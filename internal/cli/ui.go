@@ -57,7 +57,7 @@ ps does not show) keeps the URL the same from one start to the next.`,
 			if _, _, err := net.SplitHostPort(addr); err != nil {
 				return usageError("--listen %q: want HOST:PORT, such as 127.0.0.1:7780", addr)
 			}
-			if name != "" {
+			if cmd.Flags().Changed("name") {
 				if err := checkLabName(name); err != nil {
 					return err
 				}
