@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,20 +55,43 @@ type Event struct {
 	Rule   string    `json:"rule,omitempty"`
 }
 
-// Rewritten says what the NAT changed.
+// Rewritten says what the NAT changed: "source rewritten", "destination
+// and ICMP id rewritten", "unchanged"... A source or destination is an
+// address and port; ICMP has no ports, and an ICMP query's identifier,
+// which a NAT may rewrite as it rewrites a port, is said apart.
 func (e Event) Rewritten() string {
 	if e.After == nil {
 		return ""
 	}
-	switch src, dst := e.Before.Src != e.After.Src, e.Before.Dst != e.After.Dst; {
-	case src && dst:
-		return "source and destination rewritten"
-	case src:
-		return "source rewritten"
-	case dst:
-		return "destination rewritten"
+	b, a := e.Before, *e.After
+	var changed []string
+	if b.ICMP != "" {
+		// decode gives both ends of an ICMP packet its identifier as
+		// their port.
+		if b.Src.Addr() != a.Src.Addr() {
+			changed = append(changed, "source")
+		}
+		if b.Dst.Addr() != a.Dst.Addr() {
+			changed = append(changed, "destination")
+		}
+		if b.Src.Port() != a.Src.Port() {
+			changed = append(changed, "ICMP id")
+		}
+	} else {
+		if b.Src != a.Src {
+			changed = append(changed, "source")
+		}
+		if b.Dst != a.Dst {
+			changed = append(changed, "destination")
+		}
 	}
-	return "unchanged"
+	switch len(changed) {
+	case 0:
+		return "unchanged"
+	case 1:
+		return changed[0] + " rewritten"
+	}
+	return strings.Join(changed[:len(changed)-1], ", ") + " and " + changed[len(changed)-1] + " rewritten"
 }
 
 func (e Event) String() string {
@@ -75,7 +99,11 @@ func (e Event) String() string {
 	switch e.Kind {
 	case Forwarded:
 		if r := e.Rewritten(); r != "unchanged" {
-			return fmt.Sprintf("%s  %-5s -> %-5s %v  =>  %s  (%s)", ts, e.In, e.Out, e.Before, e.After.endpoints(), r)
+			after := e.After.endpoints()
+			if e.Before.ICMP != "" && e.Before.Src.Port() != e.After.Src.Port() {
+				after = fmt.Sprintf("%v > %v (id %d, was %d)", e.After.Src.Addr(), e.After.Dst.Addr(), e.After.Src.Port(), e.Before.Src.Port())
+			}
+			return fmt.Sprintf("%s  %-5s -> %-5s %v  =>  %s  (%s)", ts, e.In, e.Out, e.Before, after, r)
 		}
 		return fmt.Sprintf("%s  %-5s -> %-5s %v", ts, e.In, e.Out, e.Before)
 	case Dropped:

@@ -1,0 +1,116 @@
+package trace_test
+
+import (
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/trace"
+)
+
+// startTrace traces NAT node nat of l until the test ends.
+func startTrace(t *testing.T, l *labtest.Lab, nat string) *trace.Tracer {
+	t.Helper()
+	ns, err := namedns.Open(l.Namespace(nat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	tr, err := trace.Start(ns.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Stop() })
+	return tr
+}
+
+// Behind a symmetric NAT an echo request's source is rewritten and its
+// identifier may be; its destination never is, and the label says what
+// changed.
+func TestTraceLabelsICMPRewrite(t *testing.T) {
+	testutil.RequireTool(t, "ping")
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  nat:    {kind: nat, type: symmetric, public: 203.0.113.1}
+  h1:     {kind: host, behind: nat}
+`)
+	tr := startTrace(t, l, "nat")
+	if out, err := exec.Command("ip", "netns", "exec", l.Namespace("h1"), "ping", "-c", "1", "-W", "1", "203.0.113.10").CombinedOutput(); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	seen := 0
+	for _, e := range tr.Drain(time.Second) {
+		if e.Kind != trace.Forwarded || e.Before.Proto != "icmp" {
+			continue
+		}
+		seen++
+		var changed []string
+		if e.Before.Src.Addr() != e.After.Src.Addr() {
+			changed = append(changed, "source")
+		}
+		if e.Before.Dst.Addr() != e.After.Dst.Addr() {
+			changed = append(changed, "destination")
+		}
+		if e.Before.Src.Port() != e.After.Src.Port() {
+			changed = append(changed, "ICMP id")
+		}
+		want := strings.Join(changed, " and ") + " rewritten"
+		if got := e.Rewritten(); got != want {
+			t.Errorf("%v: labelled %q, want %q", e, got, want)
+		}
+		if e.Before.ICMP == "echo-request" && strings.Contains(e.Rewritten(), "destination") {
+			t.Errorf("an echo request's destination is not rewritten: %v", e)
+		}
+	}
+	if seen != 2 {
+		t.Errorf("traced %d ICMP packets through the NAT, want the request and the reply", seen)
+	}
+}
+
+// The label says what changed, the ICMP identifier apart from the
+// addresses: it is no port, though trace keeps it in the ports.
+func TestRewrittenLabels(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	pkt := func(proto, icmp, src, dst string) trace.Packet {
+		return trace.Packet{Proto: proto, ICMP: icmp, Src: ap(src), Dst: ap(dst)}
+	}
+	for _, tc := range []struct {
+		before, after trace.Packet
+		want          string
+	}{
+		// An echo request out of a NAT that keeps the identifier, and one
+		// out of a symmetric NAT that picks a new one.
+		{pkt("icmp", "echo-request", "192.168.1.2:7", "203.0.113.10:7"), pkt("icmp", "echo-request", "203.0.113.1:7", "203.0.113.10:7"), "source rewritten"},
+		{pkt("icmp", "echo-request", "192.168.1.2:7", "203.0.113.10:7"), pkt("icmp", "echo-request", "203.0.113.1:900", "203.0.113.10:900"), "source and ICMP id rewritten"},
+		{pkt("icmp", "echo-reply", "203.0.113.10:900", "203.0.113.1:900"), pkt("icmp", "echo-reply", "203.0.113.10:7", "192.168.1.2:7"), "destination and ICMP id rewritten"},
+		{pkt("icmp", "echo-request", "192.168.1.2:7", "203.0.113.10:7"), pkt("icmp", "echo-request", "192.168.1.2:8", "203.0.113.10:8"), "ICMP id rewritten"},
+		{pkt("icmp", "echo-request", "192.168.1.2:7", "203.0.113.1:7"), pkt("icmp", "echo-request", "203.0.113.1:8", "192.168.1.3:8"), "source, destination and ICMP id rewritten"},
+		{pkt("icmp", "unreachable", "192.168.1.2:0", "203.0.113.10:0"), pkt("icmp", "unreachable", "192.168.1.2:0", "203.0.113.10:0"), "unchanged"},
+		// UDP: an endpoint is an address and a port.
+		{pkt("udp", "", "192.168.1.2:5000", "203.0.113.10:3478"), pkt("udp", "", "203.0.113.1:5000", "203.0.113.10:3478"), "source rewritten"},
+		{pkt("udp", "", "192.168.1.2:5000", "203.0.113.10:3478"), pkt("udp", "", "192.168.1.2:6000", "203.0.113.10:3478"), "source rewritten"},
+		{pkt("udp", "", "203.0.113.10:3478", "203.0.113.1:8080"), pkt("udp", "", "203.0.113.10:3478", "192.168.1.2:80"), "destination rewritten"},
+		{pkt("udp", "", "192.168.1.2:5000", "203.0.113.1:8080"), pkt("udp", "", "203.0.113.1:5000", "192.168.1.3:80"), "source and destination rewritten"},
+	} {
+		after := tc.after
+		e := trace.Event{Kind: trace.Forwarded, In: "lan0", Out: "wan0", Before: tc.before, After: &after}
+		if got := e.Rewritten(); got != tc.want {
+			t.Errorf("%v => %v: %q, want %q", tc.before, tc.after, got, tc.want)
+		}
+		if s := e.String(); !strings.Contains(s, "("+tc.want+")") && tc.want != "unchanged" {
+			t.Errorf("%q does not say %q", s, tc.want)
+		}
+	}
+	// The line shows the identifier before and after.
+	before, after := pkt("icmp", "echo-request", "192.168.1.2:7", "203.0.113.10:7"), pkt("icmp", "echo-request", "203.0.113.1:900", "203.0.113.10:900")
+	e := trace.Event{Kind: trace.Forwarded, In: "lan0", Out: "wan0", Before: before, After: &after}
+	if s := e.String(); !strings.Contains(s, "=>  203.0.113.1 > 203.0.113.10 (id 900, was 7)  (source and ICMP id rewritten)") {
+		t.Errorf("%q does not show the identifier's change", s)
+	}
+}
