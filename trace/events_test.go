@@ -29,6 +29,47 @@ func startTrace(t *testing.T, l *labtest.Lab, nat string) *trace.Tracer {
 	return tr
 }
 
+// Events come in the order the kernel saw the packets: the NAT's ICMP
+// error after the packet it answers, although the trace knows that a
+// packet went nowhere only a moment later.
+func TestTraceInTimeOrder(t *testing.T) {
+	l := labtest.Up(t, scenario)
+	gateway := l.Topo.Node("nat").NAT.Gateway
+	for _, tc := range []struct {
+		name string
+		to   netip.AddrPort
+		kind trace.Kind
+	}{
+		{"no route", netip.MustParseAddrPort("10.9.9.9:7"), trace.Dropped},
+		{"to the NAT's closed port", netip.AddrPortFrom(gateway, 9), trace.Local},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := startTrace(t, l, "nat")
+			h := l.UDP("h1", "")
+			h.Send(tc.to, "anyone?")
+			evs := tr.Drain(time.Second)
+			cause, answer := -1, -1
+			for i, e := range evs {
+				switch {
+				case e.Before.Dst == tc.to && e.Kind == tc.kind:
+					cause = i
+				case e.Kind == trace.Sent && e.Before.ICMP == "unreachable":
+					answer = i
+				}
+				if i > 0 && e.Time.Before(evs[i-1].Time) {
+					t.Errorf("event %d is older than event %d before it:\n%v\n%v", i, i-1, e, evs[i-1])
+				}
+			}
+			if cause < 0 || answer < 0 {
+				t.Fatalf("want the packet to %v (%s) and the NAT's ICMP error, got:\n%v", tc.to, tc.kind, evs)
+			}
+			if answer < cause {
+				t.Errorf("the ICMP error (event %d) comes before the packet it answers (event %d):\n%v\n%v", answer, cause, evs[answer], evs[cause])
+			}
+		})
+	}
+}
+
 // Behind a symmetric NAT an echo request's source is rewritten and its
 // identifier may be; its destination never is, and the label says what
 // changed.

@@ -24,7 +24,9 @@ func newTraceCmd() *cobra.Command {
 		Long: `Trace a NAT node: one line per packet that crosses it, with its addresses as
 it came in and as it left (the NAT's rewrite), and one line per packet the NAT
 dropped, with the rule that dropped it (the wall). Packets addressed to the NAT
-itself, or sent by it, are shown too.
+itself, or sent by it, are shown too. Lines come in the order the kernel saw
+the packets; one may wait a moment (0.3 s at most) for an earlier packet whose
+fate is not known yet, such as one the NAT had no route for.
 
 It runs until Ctrl-C, --count packets or --duration. With --pcap, every packet
 is also written, before and after its rewrite, to a pcap file that tcpdump and
