@@ -1,7 +1,9 @@
 package trace_test
 
 import (
+	"errors"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -111,6 +113,30 @@ nodes:
 	}
 	if seen != 2 {
 		t.Errorf("traced %d ICMP packets through the NAT, want the request and the reply", seen)
+	}
+}
+
+// One tracer per NAT: the second is told who likely holds the NAT's log.
+func TestSecondTracerIsBusy(t *testing.T) {
+	l := labtest.Up(t, scenario)
+	startTrace(t, l, "nat")
+	ns, err := namedns.Open(l.Namespace("nat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tr, err := trace.Start(ns.Fd())
+	if err == nil {
+		tr.Stop()
+		t.Fatal("a second tracer started on the same NAT")
+	}
+	if !errors.Is(err, trace.ErrBusy) || !strings.Contains(err.Error(), "natlab trace") {
+		t.Errorf("second tracer: %v; want trace.ErrBusy, naming natlab trace", err)
+	}
+	// The first tracer is this process's.
+	var busy *trace.BusyError
+	if !errors.As(err, &busy) || busy.PID != os.Getpid() || !strings.Contains(busy.Holder(), "trace.test") {
+		t.Errorf("second tracer: %v; want the holder named: process %d, this test", err, os.Getpid())
 	}
 }
 
