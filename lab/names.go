@@ -37,8 +37,12 @@ func Uplink(n *topology.Node) string {
 }
 
 // reservedPortNames are names a bridge port must not take in the
-// namespaces bridges live in.
-var reservedPortNames = map[string]bool{"lo": true, NATUplink: true, NATLAN: true, InternetBridge: true, HostUplink: true}
+// namespaces bridges live in: natlab's own interfaces', and the two the
+// kernel refuses to any interface, "all" and "default", whose sysctl
+// directories (net.ipv4.conf.all, net.ipv4.conf.default) exist already
+// (sysctl_dev_name_is_allowed, include/net/ip.h; devinet_sysctl_register
+// returns EINVAL for them).
+var reservedPortNames = map[string]bool{"lo": true, NATUplink: true, NATLAN: true, InternetBridge: true, HostUplink: true, "all": true, "default": true}
 
 // portNames gives each node plugged into one bridge the name of its side
 // of the veth pair: the node's own name where it fits in an interface

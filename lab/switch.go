@@ -3,11 +3,11 @@ package lab
 import (
 	"fmt"
 
-	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 
 	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
@@ -52,14 +52,15 @@ func SwitchNAT(name, node string, typ nat.Type) (*topology.Node, error) {
 		return nil, fmt.Errorf("node %s: %w", node, err)
 	}
 	defer ns.Close()
-	conn, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	conn, err := nftconn.Dial(ns.Fd())
 	if err != nil {
-		return nil, fmt.Errorf("node %s: nftables: %w", node, err)
+		return nil, fmt.Errorf("node %s: %w", node, err)
 	}
+	defer conn.Close()
 	// Adding the table first makes the delete valid whatever is there.
 	conn.AddTable(rs.Table())
 	conn.DelTable(rs.Table())
-	if err := rs.AddTo(conn); err != nil {
+	if err := rs.AddTo(conn.Conn); err != nil {
 		return nil, fmt.Errorf("node %s: rules: %w", node, err)
 	}
 	if err := conn.Flush(); err != nil {

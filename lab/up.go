@@ -14,13 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/service"
@@ -574,11 +574,12 @@ func (b *builder) loadNAT(n *topology.Node) error {
 	if err != nil {
 		return err
 	}
-	conn, err := nftables.New(nftables.WithNetNSFd(b.ns[n.Name].Fd()))
+	conn, err := nftconn.Dial(b.ns[n.Name].Fd())
 	if err != nil {
-		return fmt.Errorf("node %s: nftables: %w", n.Name, err)
+		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	if err := rs.AddTo(conn); err != nil {
+	defer conn.Close()
+	if err := rs.AddTo(conn.Conn); err != nil {
 		return fmt.Errorf("node %s: rules: %w", n.Name, err)
 	}
 	if fw := n.NAT.Firewall6; fw != "" {
@@ -586,7 +587,7 @@ func (b *builder) loadNAT(n *topology.Node) error {
 		if err != nil {
 			return fmt.Errorf("node %s: IPv6 firewall: %w", n.Name, err)
 		}
-		if err := rs6.AddTo(conn); err != nil {
+		if err := rs6.AddTo(conn.Conn); err != nil {
 			return fmt.Errorf("node %s: IPv6 firewall: %w", n.Name, err)
 		}
 	}

@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
-
+	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/nat"
 )
@@ -185,7 +184,7 @@ func TestBuildRejectsBadConfig(t *testing.T) {
 var counters = regexp.MustCompile(`counter packets \d+ bytes \d+`)
 
 // TestKernelListsGolden loads every golden ruleset into a fresh namespace
-// through netlink and checks that nft, an independent reader of the
+// through netlink, as a lab does, and checks that nft, an independent reader of the
 // kernel's state, lists exactly the golden text back. This is what keeps
 // the text next to each rule honest.
 func TestKernelListsGolden(t *testing.T) {
@@ -194,11 +193,13 @@ func TestKernelListsGolden(t *testing.T) {
 	for caseName, rs := range allCases(t) {
 		t.Run(caseName, func(t *testing.T) {
 			ns, name := testutil.NewNS(t, "rules")
-			conn, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+			// Through the connection natlab's labs load their tables with.
+			conn, err := nftconn.Dial(ns.Fd())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := rs.AddTo(conn); err != nil {
+			defer conn.Close()
+			if err := rs.AddTo(conn.Conn); err != nil {
 				t.Fatal(err)
 			}
 			if err := conn.Flush(); err != nil {

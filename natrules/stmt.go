@@ -180,7 +180,9 @@ func ctPort(key expr.CtKey, dir uint32) field {
 	return field{text: fmt.Sprintf("ct %s %s", dirWord, word), load: func(reg uint32) expr.Any {
 		// The kernel reads NFTA_CT_DIRECTION as one byte; google/nftables
 		// v0.3.0 sends four, big-endian, so the direction must sit in the
-		// top byte or every load reads the original direction.
+		// top byte or every load reads the original direction. (The
+		// connection natlab loads tables with, internal/nftconn, sends
+		// that byte alone, so the kernel logs no warning.)
 		return &expr.Ct{Key: key, Direction: dir << 24, Register: reg}
 	}}
 }

@@ -48,8 +48,9 @@ type File struct {
 	// translated: a nat routes it and filters what comes in with its
 	// firewall6. The keys ending in 6 need it.
 	Internet6 IPv6Prefix `yaml:"internet6" default:"none: the lab is IPv4 only"`
-	// The lab's machines by name, in the order to build them; at most 5000.
-	// A name is 1 to 32 characters of a-z, 0-9 and -, starting and ending
+	// The lab's machines by name, in the order to build them; at most
+	// 5000, and at most 1023 on one segment (the internet, or one nat's
+	// LAN: a Linux bridge's ports). A name is 1 to 32 characters of a-z, 0-9 and -, starting and ending
 	// with a letter or digit, and not internet. Addresses and LANs left
 	// out are allocated in this order, lowest free first, once every
 	// written one is reserved.

@@ -403,7 +403,8 @@ func (p *parser) readNodes(e *entry) bool {
 
 // MaxNodes is the largest number of nodes a lab may have. Each node is a
 // network namespace with its own interfaces and rules; far beyond a few
-// thousand the kernel, not natlab, becomes the limit.
+// thousand the kernel, not natlab, becomes the limit. One segment holds
+// fewer (MaxNodesPerSegment).
 const MaxNodes = 5000
 
 // str returns v as a string; want says what is wanted if it is not one.

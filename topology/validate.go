@@ -6,11 +6,12 @@ import (
 )
 
 // validate checks what involves more than one node and fills in defaults,
-// in the order the checks depend on each other: who is behind whom, then
-// the LANs, then the addresses on them (IPv4, then IPv6), then the
+// in the order the checks depend on each other: who is behind whom and
+// how many nodes each segment holds, then the LANs, then the addresses on them (IPv4, then IPv6), then the
 // forwards to those addresses.
 func (p *parser) validate() {
 	p.resolveBehind()
+	p.checkSegmentSizes()
 	p.findCycles()
 	p.readLANs()
 	p.defaultLANs()

@@ -4,10 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/internal/namedns"
 )
 
 // NFLOG over netfilter netlink (linux/netfilter/nfnetlink_log.h), the
@@ -58,8 +63,16 @@ func dialNFLOG(nsFd int, group uint16) (*nflogConn, error) {
 	n := &nflogConn{c: c, group: group}
 	if err := n.config(attr(cfgCmd, []byte{cmdBind})); err != nil {
 		c.Close()
-		if errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("another natlab trace is listening on this NAT already")
+		// The kernel refuses a group another socket is bound to with
+		// EPERM (EBUSY if it is this one), as it refuses a process
+		// without the privilege to bind: the group's listener tells
+		// them apart.
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY) {
+			if holder, ok := groupHolder(nsFd, group); ok {
+				busy := &BusyError{PID: holder}
+				busy.Command = commandOf(holder)
+				return nil, busy
+			}
 		}
 		return nil, fmt.Errorf("nflog: bind group %d: %w", group, err)
 	}
@@ -75,6 +88,81 @@ func dialNFLOG(nsFd int, group uint16) (*nflogConn, error) {
 		return nil, fmt.Errorf("nflog: copy mode: %w", err)
 	}
 	return n, nil
+}
+
+// ErrBusy means another tracer listens to the NAT already: the kernel
+// gives a NAT's log group one listener at a time.
+var ErrBusy = errors.New("another natlab trace or natlab ui is tracing this NAT")
+
+// BusyError is the ErrBusy of one NAT, with the process that most likely
+// holds its log.
+type BusyError struct {
+	// PID is the netlink address the kernel lists for the group's
+	// listener, which is the process ID of the socket a process opens
+	// first of its kind: most likely the tracer's. 0 if not known.
+	PID int
+	// Command is that process's command line, "" if there is none.
+	Command string
+}
+
+func (e *BusyError) Error() string {
+	if h := e.Holder(); h != "" {
+		return ErrBusy.Error() + " (" + h + ")"
+	}
+	return ErrBusy.Error()
+}
+
+// Is makes errors.Is(err, ErrBusy) hold.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// Holder names the process that most likely holds the NAT's log, as
+// "process 1234: natlab trace LAB NODE", or "" if none is known.
+func (e *BusyError) Holder() string {
+	switch {
+	case e.PID == 0:
+		return ""
+	case e.Command == "":
+		return fmt.Sprintf("netlink address %d", e.PID)
+	}
+	return fmt.Sprintf("process %d: %s", e.PID, e.Command)
+}
+
+// groupHolder returns the netlink address of the listener bound to an
+// NFLOG group in the namespace open as nsFd, from the kernel's list of
+// them (/proc/net/netfilter/nfnetlink_log: group, address, queue length,
+// copy mode, copy range, flush timeout, uses).
+func groupHolder(nsFd int, group uint16) (portid int, ok bool) {
+	namedns.DoFd(nsFd, func() error {
+		// thread-self: /proc/self/net is the main thread's namespace.
+		data, err := os.ReadFile("/proc/thread-self/net/netfilter/nfnetlink_log")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || f[0] != strconv.Itoa(int(group)) {
+				continue
+			}
+			if id, err := strconv.ParseUint(f[1], 10, 32); err == nil {
+				portid, ok = int(int32(id)), true
+			}
+		}
+		return nil
+	})
+	return portid, ok
+}
+
+// commandOf is the command line of process pid, "" if there is no such
+// process (a netlink address is a process ID only for its first socket).
+func commandOf(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(strings.ReplaceAll(string(data), "\x00", " ")), " ")
 }
 
 func attr(typ uint16, data []byte) netlink.Attribute { return netlink.Attribute{Type: typ, Data: data} }

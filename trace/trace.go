@@ -1,10 +1,11 @@
 // Package trace shows every packet that crosses a NAT node, before and
 // after the NAT rewrote it, and every packet the NAT dropped with the rule
 // that dropped it. It adds a small nftables table to the NAT's namespace
-// that logs each packet as it enters (before any NAT) and as it leaves
-// (after all NAT) to an NFLOG group, listens on that group, and pairs the
-// two logs of each packet by what NAT does not change in it. Drops come
-// from the log statements of natlab's own wall rules.
+// that logs each packet as it enters (before any NAT), as it leaves (after
+// all NAT) and as the NAT itself takes it in, to an NFLOG group, listens
+// on that group, and pairs the logs of each packet by what NAT does not
+// change in it. Drops come from the log statements of natlab's own wall
+// rules.
 package trace
 
 import (
@@ -12,6 +13,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,20 +58,43 @@ type Event struct {
 	Rule   string    `json:"rule,omitempty"`
 }
 
-// Rewritten says what the NAT changed.
+// Rewritten says what the NAT changed: "source rewritten", "destination
+// and ICMP id rewritten", "unchanged"... A source or destination is an
+// address and port; ICMP has no ports, and an ICMP query's identifier,
+// which a NAT may rewrite as it rewrites a port, is said apart.
 func (e Event) Rewritten() string {
 	if e.After == nil {
 		return ""
 	}
-	switch src, dst := e.Before.Src != e.After.Src, e.Before.Dst != e.After.Dst; {
-	case src && dst:
-		return "source and destination rewritten"
-	case src:
-		return "source rewritten"
-	case dst:
-		return "destination rewritten"
+	b, a := e.Before, *e.After
+	var changed []string
+	if b.ICMP != "" {
+		// decode gives both ends of an ICMP packet its identifier as
+		// their port.
+		if b.Src.Addr() != a.Src.Addr() {
+			changed = append(changed, "source")
+		}
+		if b.Dst.Addr() != a.Dst.Addr() {
+			changed = append(changed, "destination")
+		}
+		if b.Src.Port() != a.Src.Port() {
+			changed = append(changed, "ICMP id")
+		}
+	} else {
+		if b.Src != a.Src {
+			changed = append(changed, "source")
+		}
+		if b.Dst != a.Dst {
+			changed = append(changed, "destination")
+		}
 	}
-	return "unchanged"
+	switch len(changed) {
+	case 0:
+		return "unchanged"
+	case 1:
+		return changed[0] + " rewritten"
+	}
+	return strings.Join(changed[:len(changed)-1], ", ") + " and " + changed[len(changed)-1] + " rewritten"
 }
 
 func (e Event) String() string {
@@ -75,7 +102,11 @@ func (e Event) String() string {
 	switch e.Kind {
 	case Forwarded:
 		if r := e.Rewritten(); r != "unchanged" {
-			return fmt.Sprintf("%s  %-5s -> %-5s %v  =>  %s  (%s)", ts, e.In, e.Out, e.Before, e.After.endpoints(), r)
+			after := e.After.endpoints()
+			if e.Before.ICMP != "" && e.Before.Src.Port() != e.After.Src.Port() {
+				after = fmt.Sprintf("%v > %v (id %d, was %d)", e.After.Src.Addr(), e.After.Dst.Addr(), e.After.Src.Port(), e.Before.Src.Port())
+			}
+			return fmt.Sprintf("%s  %-5s -> %-5s %v  =>  %s  (%s)", ts, e.In, e.Out, e.Before, after, r)
 		}
 		return fmt.Sprintf("%s  %-5s -> %-5s %v", ts, e.In, e.Out, e.Before)
 	case Dropped:
@@ -90,10 +121,11 @@ func (e Event) String() string {
 // tableName is the trace table; it exists only while a trace runs.
 const tableName = "natlab_trace"
 
-// Prefixes of the trace table's two log rules.
+// Prefixes of the trace table's log rules.
 const (
 	prefixBefore = "natlab before"
 	prefixAfter  = "natlab after"
+	prefixLocal  = "natlab local"
 )
 
 // Tracer traces one NAT node.
@@ -109,8 +141,8 @@ type Tracer struct {
 	wg     sync.WaitGroup
 }
 
-// pairWindow is how long a packet that came in may take to leave before
-// it counts as taken in by the NAT itself.
+// pairWindow is how long a packet that came in may take to leave, or be
+// taken in by the NAT, before it counts as dropped by the kernel.
 const pairWindow = 300 * time.Millisecond
 
 // Start begins tracing the NAT whose namespace is open as nsFd.
@@ -201,9 +233,14 @@ func (t *Tracer) addTable() error {
 		prio   nftables.ChainPriority
 		prefix string
 	}{
-		// Before conntrack and any NAT, and after all of it.
+		// Before conntrack and any NAT, and after all of it; and taken
+		// in by the NAT itself, after natlab's wall let it in, so that
+		// such a packet is known at once, not only once it did not
+		// leave within pairWindow (which would hold back every event
+		// after it).
 		{"before", nftables.ChainHookPrerouting, *nftables.ChainPriorityRaw, prefixBefore},
 		{"after", nftables.ChainHookPostrouting, 300, prefixAfter},
+		{"local", nftables.ChainHookInput, 300, prefixLocal},
 	} {
 		prio := c.prio
 		policy := nftables.ChainPolicyAccept
@@ -234,16 +271,42 @@ type pending struct {
 	pkt Packet
 }
 
+// loop pairs the logs of each packet into events and delivers them in
+// the order of their times: the kernel's timestamp of the packet's
+// arrival (the log of a packet the NAT sent has none: the time it was
+// read). An event waits while a packet that came in before it is still
+// on its way, since that one's event comes first: without this the NAT's
+// ICMP error for a packet that went nowhere came before the packet, which
+// is known to have gone nowhere only pairWindow later.
 func (t *Tracer) loop() {
 	defer t.wg.Done()
 	defer close(t.events)
 	waiting := map[uint64]pending{}
 	var order []uint64
+	var ready []Event // sorted by time
 	emit := func(e Event) {
-		select {
-		case t.events <- e:
-		case <-t.done:
+		i := sort.Search(len(ready), func(i int) bool { return ready[i].Time.After(e.Time) })
+		ready = slices.Insert(ready, i, e)
+	}
+	// release delivers the events older than every packet still waiting.
+	release := func() {
+		n := len(ready)
+		for len(order) > 0 {
+			p, ok := waiting[order[0]]
+			if ok {
+				n = sort.Search(len(ready), func(i int) bool { return !ready[i].Time.Before(p.at.time) })
+				break
+			}
+			order = order[1:]
 		}
+		for _, e := range ready[:n] {
+			select {
+			case t.events <- e:
+			case <-t.done:
+				return
+			}
+		}
+		ready = slices.Delete(ready, 0, n)
 	}
 	expire := func(now time.Time) {
 		for len(order) > 0 {
@@ -284,6 +347,11 @@ func (t *Tracer) loop() {
 			case l.prefix == prefixBefore:
 				waiting[key] = pending{l, pkt}
 				order = append(order, key)
+			case l.prefix == prefixLocal:
+				if p, ok := waiting[key]; ok {
+					delete(waiting, key)
+					emit(Event{Time: p.at.time, Kind: Local, In: t.ifname[p.at.in], Before: p.pkt})
+				}
 			case l.prefix == prefixAfter:
 				if p, ok := waiting[key]; ok {
 					delete(waiting, key)
@@ -302,5 +370,6 @@ func (t *Tracer) loop() {
 			}
 		}
 		expire(time.Now())
+		release()
 	}
 }

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,5 +125,36 @@ done
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Errorf("%v\n%s", err, out)
+	}
+}
+
+// A lab larger than the kernel can build is refused before anything is
+// built: 4999 hosts behind one NAT passed validate, and up failed after
+// 12 s when the LAN's bridge had no port left for the 1024th.
+func TestLabTooLargeForTheKernel(t *testing.T) {
+	name := testutil.UniqueName(t)
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\nnodes:\n  nat-a: {kind: nat, lan: 10.0.0.0/16}\n", name)
+	for i := 1; i <= 4999; i++ {
+		fmt.Fprintf(&b, "  h%d: {kind: host, behind: nat-a}\n", i)
+	}
+	file := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// h1024 is on line 1027; its behind: value at column 31.
+	want := file + ":1027:31: nodes.h1024.behind: 4999 nodes are behind nat-a, and a LAN holds at most 1023"
+	commands := [][]string{{"validate", file}}
+	if os.Geteuid() == 0 {
+		commands = append(commands, []string{"up", file})
+	}
+	for _, args := range commands {
+		r := run(t, args...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("natlab %s: exit %d\n%s\nwant exit 2 and one line starting %q", args[0], r.code, r.stderr, want)
+		}
+		if left := leftovers(t, name); len(left) > 0 {
+			t.Errorf("natlab %s left %v", args[0], left)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -24,7 +25,11 @@ func newTraceCmd() *cobra.Command {
 		Long: `Trace a NAT node: one line per packet that crosses it, with its addresses as
 it came in and as it left (the NAT's rewrite), and one line per packet the NAT
 dropped, with the rule that dropped it (the wall). Packets addressed to the NAT
-itself, or sent by it, are shown too.
+itself, or sent by it, are shown too. Lines come in the order the kernel saw
+the packets; one may wait a moment (0.3 s at most) for an earlier packet whose
+fate is not known yet, such as one the NAT had no route for.
+
+A NAT is traced by one natlab trace or natlab ui at a time.
 
 It runs until Ctrl-C, --count packets or --duration. With --pcap, every packet
 is also written, before and after its rewrite, to a pcap file that tcpdump and
@@ -65,6 +70,13 @@ Wireshark read.`,
 				}
 			}
 			tr, err := trace.Start(ns.Fd())
+			if busy := (*trace.BusyError)(nil); errors.As(err, &busy) {
+				holder := ""
+				if h := busy.Holder(); h != "" {
+					holder = " (" + h + ")"
+				}
+				return fmt.Errorf("another natlab trace or natlab ui is tracing NAT %s of lab %s%s; a NAT's packets go to one tracer at a time: stop that one first", n.Name, topo.Name, holder)
+			}
 			if err != nil {
 				return fmt.Errorf("trace %s: %w", n.Name, err)
 			}

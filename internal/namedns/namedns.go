@@ -169,9 +169,12 @@ func Netlink(fd int) (*netlink.Handle, error) {
 // Do runs fn on a thread inside ns and waits for it. Sockets fn opens stay
 // in ns for their whole life, whichever goroutine uses them later; that is
 // how natlab opens listening sockets inside a node.
-func Do(ns *NS, fn func() error) error {
+func Do(ns *NS, fn func() error) error { return DoFd(ns.Fd(), fn) }
+
+// DoFd is Do in the namespace open as fd.
+func DoFd(fd int, fn func() error) error {
 	return onThread(func() error {
-		if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("enter namespace: %w", err)
 		}
 		return fn()
