@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -349,7 +350,14 @@ func (r *Session) step(ctx context.Context, s topology.Step) StepResult {
 	if err != nil {
 		// The step could not be carried out at all (a node missing, a
 		// socket refused): that fails it whatever it expected.
-		return StepResult{Expect: expectWord(s), Observed: "error", Reason: err.Error()}
+		res = StepResult{Expect: expectWord(s), Observed: "error", Reason: err.Error()}
+	}
+	if !res.Pass || res.Observed == "fail" || res.Observed == "error" {
+		// What the step saw (no answer, a refused connection) has a
+		// cause to name first when it is a service that died.
+		if down := r.servicesDown(s); down != "" {
+			res.Reason = strings.TrimSuffix(down+"; "+res.Reason, "; ")
+		}
 	}
 	return res
 }
