@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pion/logging"
@@ -44,6 +45,8 @@ type Allocation struct {
 	net.PacketConn
 	client *turn.Client
 	tcp    net.Conn
+	// lent is the caller's UDP socket while the client reads from it.
+	lent *lent
 }
 
 // Relayed is the relayed transport address.
@@ -51,18 +54,56 @@ func (a *Allocation) Relayed() netip.AddrPort {
 	return a.PacketConn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-// Close releases the allocation and the client.
+// Close releases the allocation and the client, and gives a UDP socket
+// back to its owner: the client reads from it no more.
 func (a *Allocation) Close() error {
 	err := a.PacketConn.Close()
 	a.client.Close()
-	a.closeTCP()
+	a.release()
 	return err
 }
 
-func (a *Allocation) closeTCP() {
+// release ends the client's hold on its connection: a TCP one is closed,
+// a UDP socket handed back.
+func (a *Allocation) release() {
 	if a.tcp != nil {
 		a.tcp.Close()
 	}
+	if a.lent != nil {
+		a.lent.giveBack()
+	}
+}
+
+// lent is a socket lent to a TURN client, whose reader never stops by
+// itself: it reads until the socket fails. giveBack makes its reads fail,
+// waits for the one under way to end, and leaves the socket open.
+type lent struct {
+	net.PacketConn
+	mu      sync.Mutex
+	back    bool
+	reading sync.WaitGroup
+}
+
+func (l *lent) ReadFrom(b []byte) (int, net.Addr, error) {
+	l.mu.Lock()
+	if l.back {
+		l.mu.Unlock()
+		return 0, nil, net.ErrClosed
+	}
+	l.reading.Add(1)
+	l.mu.Unlock()
+	defer l.reading.Done()
+	return l.PacketConn.ReadFrom(b)
+}
+
+func (l *lent) giveBack() {
+	l.mu.Lock()
+	l.back = true
+	l.mu.Unlock()
+	// Wake the read under way; the client then stops reading.
+	l.PacketConn.SetReadDeadline(time.Unix(1, 0))
+	l.reading.Wait()
+	l.PacketConn.SetReadDeadline(time.Time{})
 }
 
 // Allocate makes an allocation for a client that talks to the server
@@ -77,6 +118,9 @@ func Allocate(cfg Config, conn net.PacketConn, dial func(network, addr string) (
 		}
 		a.tcp = c
 		conn = turn.NewSTUNConn(c)
+	} else {
+		a.lent = &lent{PacketConn: conn}
+		conn = a.lent
 	}
 	client, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: cfg.Server.String(),
@@ -90,19 +134,19 @@ func Allocate(cfg Config, conn net.PacketConn, dial func(network, addr string) (
 		LoggerFactory:  quiet{},
 	})
 	if err != nil {
-		a.closeTCP()
+		a.release()
 		return nil, err
 	}
 	a.client = client
 	if err := client.Listen(); err != nil {
 		client.Close()
-		a.closeTCP()
+		a.release()
 		return nil, err
 	}
 	relayConn, err := client.Allocate()
 	if err != nil {
 		client.Close()
-		a.closeTCP()
+		a.release()
 		if strings.Contains(err.Error(), "error response") {
 			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
 		}
@@ -139,8 +183,8 @@ func (r *Result) MedianRTT() time.Duration {
 // ErrRefused means the relay refused the credentials or the allocation.
 var ErrRefused = errors.New("relay refused the allocation")
 
-// Connect relays between a and b. It takes over a's socket for the TURN
-// client until it returns.
+// Connect relays between a and b. It lends a's socket to the TURN client
+// until it returns.
 func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -66,5 +69,52 @@ nodes:
 	_, err := relay.Connect(context.Background(), cfg, a, b)
 	if !errors.Is(err, relay.ErrRefused) {
 		t.Errorf("wrong password: %v, want ErrRefused", err)
+	}
+}
+
+// Connect gives a's socket back when it returns: the TURN client reads
+// from it no more, so what reaches it is its owner's, and no goroutine is
+// left behind on it.
+func TestConnectGivesTheSocketBack(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
+	l := labtest.Up(t, `
+nodes:
+  relay: {kind: server, services: [stun, turn]}
+  nat-a: {kind: nat, type: port-restricted-cone}
+  alice: {kind: host, behind: nat-a}
+  bob:   {kind: host}
+`)
+	a, b := peers(t, l)
+	before := runtime.NumGoroutine()
+	if _, err := relay.Connect(context.Background(), config(l), a, b); err != nil {
+		t.Fatal(err)
+	}
+	// alice writes to her own socket: every packet must reach her.
+	self := netip.AddrPortFrom(l.Addr("alice", 0), a.Conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	const packets = 5
+	for i := 0; i < packets; i++ {
+		if _, err := a.Conn.WriteToUDPAddrPort([]byte(fmt.Sprint("mine ", i)), self); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 1500)
+	for i := 0; i < packets; i++ {
+		n, _, err := a.Conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("alice read %d of her %d packets after Connect: %v", i, packets, err)
+		}
+		if want := fmt.Sprint("mine ", i); string(buf[:n]) != want {
+			t.Errorf("alice read %q, want %q", buf[:n], want)
+		}
+	}
+	var now int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if now = runtime.NumGoroutine(); now <= before || time.Now().After(deadline) {
+			break
+		}
+	}
+	if now > before {
+		t.Errorf("%d goroutines after Connect, %d before", now, before)
 	}
 }

@@ -111,10 +111,10 @@ func (r *Session) table(s topology.Step) (StepResult, error) {
 }
 
 // portmap asks the host's NAT for a forward by NAT-PMP.
-func (r *Session) portmap(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) portmap(ctx context.Context, sc *scope, s topology.Step) (StepResult, error) {
 	host := r.topo.Node(s.From)
 	nat := r.topo.Node(host.Behind)
-	c, err := r.fresh(s.From, topology.FamilyIPv4)
+	c, err := r.fresh(sc, s.From, topology.FamilyIPv4)
 	if err != nil {
 		return StepResult{}, err
 	}

@@ -17,9 +17,9 @@ import (
 	"github.com/natlab/natlab/trace"
 )
 
-func (r *Session) punch(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) punch(ctx context.Context, sc *scope, s topology.Step) (StepResult, error) {
 	a, b := s.Between[0], s.Between[1]
-	peers, cfg, err := r.punchPeers(s)
+	peers, cfg, err := r.punchPeers(sc, s)
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -41,14 +41,21 @@ func (r *Session) punch(ctx context.Context, s topology.Step) (StepResult, error
 	rtt := out.A.MedianRTT()
 	r.mu.Lock()
 	r.directRTT[[2]string{a, b}], r.directRTT[[2]string{b, a}] = rtt, rtt
-	r.paths[[3]string{a, b, s.Family}] = path{peers[0].Conn, out.A.Seen}
-	r.paths[[3]string{b, a, s.Family}] = path{peers[1].Conn, out.B.Seen}
+	r.keepPath(sc, [3]string{a, b, s.Family}, path{peers[0].Conn, out.A.Seen})
+	r.keepPath(sc, [3]string{b, a, s.Family}, path{peers[1].Conn, out.B.Seen})
 	r.mu.Unlock()
 	r.remember(a, b, out.A.Seen)
 	r.remember(b, a, out.B.Seen)
 	if s.Keepalive > 0 {
-		go punch.KeepAlive(r.bg, peers[0].Conn, out.A.Seen, s.Keepalive)
-		go punch.KeepAlive(r.bg, peers[1].Conn, out.B.Seen, s.Keepalive)
+		// Each ends with the session, or when a new punch between the
+		// hosts closes the socket it keeps alive.
+		for i, seen := range []netip.AddrPort{out.A.Seen, out.B.Seen} {
+			r.bgDone.Add(1)
+			go func() {
+				defer r.bgDone.Done()
+				punch.KeepAlive(r.bg, peers[i].Conn, seen, s.Keepalive)
+			}()
+		}
 	}
 	res.Detail = fmt.Sprintf("%s <-> %s direct: first packet after %v, both ways after %v, rtt %v; %s",
 		a, b, Round(min(out.A.FirstPacket, out.B.FirstPacket)), Round(max(out.A.Confirmed, out.B.Confirmed)), Round(rtt), reflexive(out))
@@ -76,14 +83,15 @@ func reflexive(out *punch.Outcome) string {
 	return strings.Join(parts, ", ")
 }
 
-// punchPeers opens a fresh socket for each host of a punch step and
-// gives each a way to exchange endpoints: the step's rendezvous server,
-// reached from the host's node, or a board natlab passes them on with.
-func (r *Session) punchPeers(s topology.Step) ([2]punch.Peer, punch.Config, error) {
+// punchPeers opens a fresh socket for each host of a punch step, in sc,
+// and gives each a way to exchange endpoints: the step's rendezvous
+// server, reached from the host's node, or a board natlab passes them on
+// with.
+func (r *Session) punchPeers(sc *scope, s topology.Step) ([2]punch.Peer, punch.Config, error) {
 	var peers [2]punch.Peer
 	board := punch.NewBoard()
 	for i, name := range s.Between {
-		c, err := r.fresh(name, s.Family)
+		c, err := r.fresh(sc, name, s.Family)
 		if err != nil {
 			return peers, punch.Config{}, err
 		}
@@ -110,16 +118,29 @@ func (r *Session) punchPeers(s topology.Step) ([2]punch.Peer, punch.Config, erro
 }
 
 // Walk prepares the punch of step s to be taken one step at a time
-// (punch.Walk), with the sockets and rendezvous the step would use.
+// (punch.Walk), with the sockets and rendezvous the step would use. The
+// walk owns its sockets: Walk.Close closes them.
 func (r *Session) Walk(s topology.Step) (*punch.Walk, error) {
 	if s.Kind != topology.StepPunch {
 		return nil, fmt.Errorf("a walk is a punch step taken slowly, not a %s step", s.Kind)
 	}
-	peers, cfg, err := r.punchPeers(s)
+	sc := newScope()
+	peers, cfg, err := r.punchPeers(sc, s)
 	if err != nil {
+		sc.close()
 		return nil, err
 	}
 	return punch.NewWalk(cfg, peers[0], peers[1]), nil
+}
+
+// keepPath makes p the path key names, taking its socket from the step sc,
+// and closes the socket of the path it replaces. r.mu is held.
+func (r *Session) keepPath(sc *scope, key [3]string, p path) {
+	if old, ok := r.paths[key]; ok && old.conn != p.conn {
+		old.conn.Close()
+	}
+	sc.keep(p.conn)
+	r.paths[key] = p
 }
 
 // natsOf lists the NATs in front of the hosts, nearest first.

@@ -17,13 +17,13 @@ func (r *Session) relayConfig(server string, s topology.Step) relay.Config {
 	return relay.Config{Server: r.plan(server).TURN, Realm: cred.Realm, User: cred.User, Password: cred.Password, Timeout: s.Timeout}
 }
 
-func (r *Session) relay(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) relay(ctx context.Context, sc *scope, s topology.Step) (StepResult, error) {
 	a, b := s.Between[0], s.Between[1]
-	ca, err := r.fresh(a, topology.FamilyIPv4)
+	ca, err := r.fresh(sc, a, topology.FamilyIPv4)
 	if err != nil {
 		return StepResult{}, err
 	}
-	cb, err := r.fresh(b, topology.FamilyIPv4)
+	cb, err := r.fresh(sc, b, topology.FamilyIPv4)
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -47,15 +47,15 @@ func (r *Session) relay(ctx context.Context, s topology.Step) (StepResult, error
 
 // upgrade relays first, over TURN over TCP, and moves to a direct path if
 // a punch beside it finds one.
-func (r *Session) upgrade(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) upgrade(ctx context.Context, sc *scope, s topology.Step) (StepResult, error) {
 	board := punch.NewBoard()
 	var peers [2]upgrade.Peer
 	for i, name := range s.Between {
-		data, err := r.fresh(name, topology.FamilyIPv4)
+		data, err := r.fresh(sc, name, topology.FamilyIPv4)
 		if err != nil {
 			return StepResult{}, err
 		}
-		pc, err := r.fresh(name, topology.FamilyIPv4)
+		pc, err := r.fresh(sc, name, topology.FamilyIPv4)
 		if err != nil {
 			return StepResult{}, err
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,27 +94,31 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 }
 
 // Session runs steps one at a time against a lab, keeping what steps
-// share between them: handles on nodes, the sockets steps share, and what
-// steps learnt that later steps use (a punched path, a forwarded port).
-// Run uses one for a whole scenario; natlab ui keeps one for as long as it
-// serves a lab. Its methods may be called from several goroutines.
+// share between them: handles on nodes, and what steps learnt that later
+// steps use (a punched path and its sockets, a forwarded port, a tunnel).
+// Every other socket a step opens is closed when the step ends, so a
+// session that runs steps for hours (natlab ui's) holds no more than it
+// did after the first of each. Run uses one for a whole scenario; natlab
+// ui keeps one for as long as it serves a lab. Its methods may be called
+// from several goroutines.
 type Session struct {
 	st   *labstate.State
 	topo *topology.Topology
 	// bg lives as long as the session: keepalives and tunnels started by
-	// steps use it.
+	// steps use it; bgDone counts the keepalives, which Close waits for.
 	bg     context.Context
 	stopBg context.CancelFunc
+	bgDone sync.WaitGroup
 	mu     sync.Mutex
 	nodes  map[string]*nodenet.Node
-	socks  map[sockKey]*net.UDPConn
 	// seen[{a, b}] is where a last saw b's packets come from.
 	seen map[[2]string]netip.AddrPort
 	// directRTT[{a, b}] is the RTT of a punched path, to compare relays
 	// with.
 	directRTT map[[2]string]time.Duration
 	// paths[{a, b, family}] is a's end of the path a punch opened to b;
-	// later sends between them use it.
+	// later sends between them use it. The session owns its socket, and
+	// closes it when a new punch between them replaces the path.
 	paths map[[3]string]path
 	// forwards are public endpoints a host obtained for one of its ports
 	// (by NAT-PMP or a tunnel), where sends to that port go.
@@ -126,7 +131,7 @@ type Session struct {
 // (st.Topology() or a scenario file's, which must describe the same lab).
 func New(st *labstate.State, topo *topology.Topology) *Session {
 	bg, stop := context.WithCancel(context.Background())
-	return &Session{st: st, topo: topo, bg: bg, stopBg: stop, nodes: map[string]*nodenet.Node{}, socks: map[sockKey]*net.UDPConn{},
+	return &Session{st: st, topo: topo, bg: bg, stopBg: stop, nodes: map[string]*nodenet.Node{},
 		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{},
 		paths: map[[3]string]path{}, forwards: map[forwardKey]netip.AddrPort{}}
 }
@@ -157,10 +162,6 @@ func (r *Session) Forget() {
 	clear(r.seen)
 	clear(r.directRTT)
 	clear(r.forwards)
-	for k, c := range r.socks {
-		c.Close()
-		delete(r.socks, k)
-	}
 }
 
 type sockKey struct {
@@ -186,13 +187,14 @@ type forwardKey struct {
 // closes its sockets.
 func (r *Session) Close() {
 	r.stopBg()
+	r.bgDone.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		r.closers[i]()
 	}
-	for _, c := range r.socks {
-		c.Close()
+	for _, p := range r.paths {
+		p.conn.Close()
 	}
 	for _, n := range r.nodes {
 		n.Close()
@@ -213,26 +215,25 @@ func (r *Session) node(name string) (*nodenet.Node, error) {
 	return n, nil
 }
 
-// socket returns node's shared UDP socket on port, opening it the first
-// time: steps that name the same node and port talk through one socket,
-// as one application would.
-func (r *Session) socket(node string, port uint16, family string) (*net.UDPConn, error) {
+// socket returns node's UDP socket on port for the step sc: one the step
+// opened already, or the end of a punched path bound there (which holds
+// the port's mappings), or a new one that the step's end closes. Within a
+// step, what names the same node and port talks through one socket, as
+// one application would; across steps the NATs' tables, not the
+// sockets, carry what a port did.
+func (r *Session) socket(sc *scope, node string, port uint16, family string) (*net.UDPConn, error) {
 	key := sockKey{node, port, family}
-	r.mu.Lock()
-	c, ok := r.socks[key]
-	if !ok {
-		// A step's own socket on that port, such as a punch's, is the
-		// one that holds the port's mappings.
-		c, ok = r.socks[sockKey{node, port, family + "-fresh"}]
+	if c, ok := sc.socks[key]; ok {
+		return c, nil
 	}
-	r.mu.Unlock()
-	if ok {
+	if c, ok := r.pathSocket(key); ok {
 		return c, nil
 	}
 	n, err := r.node(node)
 	if err != nil {
 		return nil, err
 	}
+	var c *net.UDPConn
 	if family == topology.FamilyIPv6 {
 		c, err = n.ListenUDP6(fmt.Sprintf("[::]:%d", port))
 	} else {
@@ -241,15 +242,27 @@ func (r *Session) socket(node string, port uint16, family string) (*net.UDPConn,
 	if err != nil {
 		return nil, fmt.Errorf("node %s: UDP port %d: %w", node, port, err)
 	}
-	r.mu.Lock()
-	r.socks[key] = c
-	r.mu.Unlock()
+	sc.socks[key] = c
 	return c, nil
 }
 
-// fresh opens a new UDP socket on a free port in node, for steps that
-// must not share state with others; the run closes it at the end.
-func (r *Session) fresh(node, family string) (*net.UDPConn, error) {
+// pathSocket is the socket of a punched path bound to key's node, port
+// and family, if there is one.
+func (r *Session) pathSocket(key sockKey) (*net.UDPConn, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, p := range r.paths {
+		if k[0] == key.node && k[2] == key.family && localPort(p.conn) == key.port {
+			return p.conn, true
+		}
+	}
+	return nil, false
+}
+
+// fresh opens a new UDP socket on a free port in node, for a step that
+// must not share state with others; the step's end closes it unless the
+// step keeps it.
+func (r *Session) fresh(sc *scope, node, family string) (*net.UDPConn, error) {
 	n, err := r.node(node)
 	if err != nil {
 		return nil, err
@@ -261,11 +274,9 @@ func (r *Session) fresh(node, family string) (*net.UDPConn, error) {
 		c, err = n.ListenUDP(":0")
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("node %s: UDP socket: %w", node, err)
 	}
-	r.mu.Lock()
-	r.socks[sockKey{node: node, port: localPort(c), family: family + "-fresh"}] = c
-	r.mu.Unlock()
+	sc.socks[sockKey{node: node, port: localPort(c), family: family}] = c
 	return c, nil
 }
 
@@ -280,13 +291,15 @@ func (r *Session) address(node, family string) netip.Addr {
 
 func localPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
 
-// httpClient makes HTTP requests whose connections start in node.
+// httpClient makes HTTP requests whose connections start in node. Each
+// connection is closed once its response is read: a client kept for
+// reuse would hold one open, idle, for as long as the process lives.
 func (r *Session) httpClient(node string) (*http.Client, error) {
 	n, err := r.node(node)
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Transport: &http.Transport{DialContext: n.DialContext}, Timeout: time.Minute}, nil
+	return &http.Client{Transport: &http.Transport{DialContext: n.DialContext, DisableKeepAlives: true}, Timeout: time.Minute}, nil
 }
 
 // outermost returns the public address of the NAT chain node sits behind
@@ -304,19 +317,21 @@ func (r *Session) outermost(node, family string) netip.Addr {
 }
 
 func (r *Session) step(ctx context.Context, s topology.Step) StepResult {
+	sc := newScope()
+	defer sc.close()
 	var res StepResult
 	var err error
 	switch s.Kind {
 	case topology.StepSTUN:
-		res, err = r.stun(ctx, s)
+		res, err = r.stun(ctx, sc, s)
 	case topology.StepPunch:
-		res, err = r.punch(ctx, s)
+		res, err = r.punch(ctx, sc, s)
 	case topology.StepRelay:
-		res, err = r.relay(ctx, s)
+		res, err = r.relay(ctx, sc, s)
 	case topology.StepUpgrade:
-		res, err = r.upgrade(ctx, s)
+		res, err = r.upgrade(ctx, sc, s)
 	case topology.StepPortmap:
-		res, err = r.portmap(ctx, s)
+		res, err = r.portmap(ctx, sc, s)
 	case topology.StepTunnel:
 		res, err = r.tunnel(ctx, s)
 	case topology.StepTable:
@@ -324,7 +339,7 @@ func (r *Session) step(ctx context.Context, s topology.Step) StepResult {
 	case topology.StepICE:
 		res, err = r.ice(ctx, s)
 	case topology.StepSend:
-		res, err = r.send(ctx, s)
+		res, err = r.send(ctx, sc, s)
 	case topology.StepWait:
 		res, err = r.wait(ctx, s)
 	case topology.StepExec:
@@ -335,7 +350,14 @@ func (r *Session) step(ctx context.Context, s topology.Step) StepResult {
 	if err != nil {
 		// The step could not be carried out at all (a node missing, a
 		// socket refused): that fails it whatever it expected.
-		return StepResult{Expect: expectWord(s), Observed: "error", Reason: err.Error()}
+		res = StepResult{Expect: expectWord(s), Observed: "error", Reason: err.Error()}
+	}
+	if !res.Pass || res.Observed == "fail" || res.Observed == "error" {
+		// What the step saw (no answer, a refused connection) has a
+		// cause to name first when it is a service that died.
+		if down := r.servicesDown(s); down != "" {
+			res.Reason = strings.TrimSuffix(down+"; "+res.Reason, "; ")
+		}
 	}
 	return res
 }

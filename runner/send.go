@@ -19,7 +19,7 @@ const silence = time.Second
 
 // send sends one UDP packet (or opens one TCP connection) and sees whether
 // it arrives.
-func (r *Session) send(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) send(ctx context.Context, sc *scope, s topology.Step) (StepResult, error) {
 	receiver, port, dest, err := r.resolveSend(s)
 	if err != nil {
 		return StepResult{}, err
@@ -30,7 +30,7 @@ func (r *Session) send(ctx context.Context, s topology.Step) (StepResult, error)
 	if s.Proto == topology.TCP {
 		return r.sendTCP(ctx, s, receiver, port, dest)
 	}
-	out, in, err := r.sendSockets(s, receiver, port)
+	out, in, err := r.sendSockets(sc, s, receiver, port)
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -78,17 +78,17 @@ func (r *Session) punched(a, b, family string) (path, bool) {
 
 // sendSockets are the sockets a UDP send uses: the two ends of a punched
 // path between the nodes if there is one, else each node's socket on the
-// step's port.
-func (r *Session) sendSockets(s topology.Step, receiver string, port uint16) (out, in *net.UDPConn, err error) {
+// step's port, which the step's end closes.
+func (r *Session) sendSockets(sc *scope, s topology.Step, receiver string, port uint16) (out, in *net.UDPConn, err error) {
 	pa, okA := r.punched(s.From, receiver, s.Family)
 	pb, okB := r.punched(receiver, s.From, s.Family)
 	if okA && okB {
 		return pa.conn, pb.conn, nil
 	}
-	if in, err = r.socket(receiver, port, s.Family); err != nil {
+	if in, err = r.socket(sc, receiver, port, s.Family); err != nil {
 		return nil, nil, err
 	}
-	if out, err = r.socket(s.From, port, s.Family); err != nil {
+	if out, err = r.socket(sc, s.From, port, s.Family); err != nil {
 		return nil, nil, err
 	}
 	return out, in, nil

@@ -18,16 +18,16 @@ func (r *Session) plan(server string) service.Plan { return service.PlanFor(r.to
 // stun asks the STUN server for the sender's public endpoint; asks several
 // servers from one socket and compares what they saw; or, when the step
 // expects a classification, runs RFC 5780 discovery.
-func (r *Session) stun(ctx context.Context, s topology.Step) (StepResult, error) {
+func (r *Session) stun(ctx context.Context, sc *scope, s topology.Step) (StepResult, error) {
 	if c := s.Expect.Classification; c != nil {
 		return r.classify(ctx, s, c)
 	}
 	var conn *net.UDPConn
 	var err error
 	if s.Port != 0 {
-		conn, err = r.socket(s.From, s.Port, topology.FamilyIPv4)
+		conn, err = r.socket(sc, s.From, s.Port, topology.FamilyIPv4)
 	} else {
-		conn, err = r.fresh(s.From, topology.FamilyIPv4)
+		conn, err = r.fresh(sc, s.From, topology.FamilyIPv4)
 	}
 	if err != nil {
 		return StepResult{}, err

@@ -245,6 +245,10 @@ func (s *Server) walkStep(ctx context.Context, w *punch.Walk, res *actionResult)
 	st, err := w.Next(ctx)
 	s.mu.Lock()
 	s.walkOver = w.Over()
+	if s.walkOver {
+		// It takes no more steps: its sockets are of no more use.
+		w.Close()
+	}
 	s.mu.Unlock()
 	res.Walk = &st
 	if err != nil {

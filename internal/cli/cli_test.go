@@ -431,7 +431,15 @@ func TestUICommand(t *testing.T) {
 	if !strings.HasSuffix(url, "/?token=a-token-of-my-own") {
 		t.Fatalf("natlab ui printed no URL with the token; stderr %q", stderr.String())
 	}
-	go io.Copy(io.Discard, stdout)
+	var rest bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		for lines.Scan() {
+			rest.WriteString(lines.Text() + "\n")
+		}
+		io.Copy(io.Discard, stdout)
+		close(copied)
+	}()
 	base := strings.TrimSuffix(url, "/?token=a-token-of-my-own")
 	resp, err := http.Get(base + "/api/state?token=a-token-of-my-own")
 	if err != nil {
@@ -446,10 +454,15 @@ func TestUICommand(t *testing.T) {
 		t.Errorf("state without the token: %v %v", resp.Status, err)
 	}
 	cmd.Process.Signal(os.Interrupt)
+	<-copied
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("natlab ui after Ctrl-C: %v; stderr %q", err, stderr.String())
 	}
 	if left, _ := filepath.Glob("/run/netns/natlab-" + name + "-*"); len(left) > 0 {
 		t.Errorf("natlab ui left %v behind", left)
+	}
+	// The lab it brought up, it says it took down.
+	if want := "lab " + name + " is down\n"; strings.Count(rest.String(), want) != 1 {
+		t.Errorf("natlab ui printed after Ctrl-C %q, want one line %q", rest.String(), want)
 	}
 }

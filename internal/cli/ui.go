@@ -89,8 +89,14 @@ ps does not show) keeps the URL the same from one start to the next.`,
 				labName = st.Name
 				fmt.Fprintf(out, "lab %s is up: %d nodes; it goes down when natlab ui stops\n", st.Name, len(topo.Nodes))
 				defer func() {
-					if _, err := lab.Down(context.Background(), st.Name, nil); err != nil {
+					// Said once the lab is gone, as it was said once it was
+					// up; a lab taken down from elsewhere was said already.
+					removed, err := lab.Down(context.Background(), st.Name, nil)
+					switch {
+					case err != nil:
 						fmt.Fprintf(errOut, "natlab: taking lab %s down: %v\n", st.Name, err)
+					case removed:
+						fmt.Fprintf(out, "lab %s is down\n", st.Name)
 					}
 				}()
 			}
