@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/natlab/natlab/internal/suggest"
 )
 
 // MaxFileSize is the largest scenario file ParseFile reads. A lab of
@@ -432,7 +434,7 @@ func unknownKeyMessage(e entry, path, what string, accepted []string, more strin
 	if more != "" {
 		msg += ", " + more
 	}
-	if s := suggest(e.key, accepted); s != "" {
+	if s := suggest.Closest(e.key, accepted); s != "" {
 		msg += "; did you mean " + s + "?"
 	}
 	return msg
