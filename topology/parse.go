@@ -186,6 +186,9 @@ func Parse(filename string, data []byte) (*Topology, error) {
 	if err := p.errs.Err(); err != nil {
 		return nil, err
 	}
+	if len(p.topo.Warnings) > 0 {
+		p.topo.Warnings = p.topo.Warnings.sorted()
+	}
 	p.topo.index = make(map[string]*Node, len(p.topo.Nodes))
 	for _, n := range p.topo.Nodes {
 		p.topo.index[n.Name] = n
