@@ -38,6 +38,7 @@ file, a built-in scenario or a running lab, and needs no root.`,
 				if err != nil {
 					return err
 				}
+				sc.tell(cmd.ErrOrStderr())
 				topo = sc.topo
 			}
 			known := false

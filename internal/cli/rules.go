@@ -42,6 +42,7 @@ loaded back with nft -f as they are printed.`,
 				if err != nil {
 					return err
 				}
+				sc.tell(cmd.ErrOrStderr())
 				topo = sc.topo
 			}
 			n := topo.Node(a[1])

@@ -81,6 +81,7 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 			if err != nil {
 				return err
 			}
+			sc.tell(cmd.ErrOrStderr())
 			topo := sc.topo
 			if name != "" {
 				if err := checkLabName(name); err != nil {
@@ -195,6 +196,7 @@ func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junit
 		if err != nil {
 			return err
 		}
+		sc.tell(cmd.ErrOrStderr())
 		if len(sc.topo.Steps) == 0 {
 			return usageError("%s has no steps: natlab run runs a scenario's steps", arg)
 		}

@@ -78,6 +78,7 @@ ps does not show) keeps the URL the same from one start to the next.`,
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			ctx := cmd.Context()
 			if sc != nil {
+				sc.tell(errOut)
 				topo := sc.topo
 				if name != "" {
 					topo = renamed(topo, name)

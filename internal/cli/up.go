@@ -30,6 +30,7 @@ If anything fails, or you press Ctrl-C, everything built so far is removed.`,
 			if err != nil {
 				return err
 			}
+			sc.tell(cmd.ErrOrStderr())
 			topo := sc.topo
 			if name != "" {
 				if err := checkLabName(name); err != nil {

@@ -1,0 +1,73 @@
+package cli_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/natlab/natlab/internal/testutil"
+)
+
+// runIn runs natlab in dir, as a user does outside a checkout.
+func runIn(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(natlab, args...)
+	cmd.Dir = dir
+	return runCmd(t, cmd)
+}
+
+// The paths people are told to type (natlab up scenarios/symmetric.yaml)
+// work anywhere: where no such file is, a base name that is a built-in
+// scenario is that built-in, and natlab says so in one line on stderr. So
+// does a directory named like a built-in.
+func TestBuiltinForAMissingPath(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "full-cone"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for arg, note := range map[string]string{
+		"scenario/symmetric.yaml":  "natlab: scenario/symmetric.yaml: no such file; using the built-in scenario symmetric\n",
+		"scenarios/symmetric.yaml": "natlab: scenarios/symmetric.yaml: no such file; using the built-in scenario symmetric\n",
+		"symmetric.yml":            "natlab: symmetric.yml: no such file; using the built-in scenario symmetric\n",
+		"full-cone":                "natlab: full-cone is a directory, not a scenario file; using the built-in scenario full-cone\n",
+		"./full-cone/":             "natlab: ./full-cone/ is a directory, not a scenario file; using the built-in scenario full-cone\n",
+		"symmetric":                "",
+		"/nowhere/hairpin.yaml":    "natlab: /nowhere/hairpin.yaml: no such file; using the built-in scenario hairpin\n",
+	} {
+		r := runIn(t, dir, "validate", arg)
+		if r.code != 0 || r.stderr != note || !strings.Contains(r.stdout, "(built in)") {
+			t.Errorf("validate %s: exit %d\nstdout %q\nstderr %q, want %q", arg, r.code, r.stdout, r.stderr, note)
+		}
+	}
+	// A name that is nothing is still an error, with a did you mean
+	// where a built-in is close.
+	r := runIn(t, dir, "validate", "symetric")
+	if r.code != 2 || !strings.Contains(r.stderr, "no such file, and no built-in scenario") || !strings.Contains(r.stderr, "did you mean symmetric?") {
+		t.Errorf("validate symetric: exit %d, %q", r.code, r.stderr)
+	}
+	r = runIn(t, dir, "validate", "nothing-like-it.yaml")
+	if r.code != 2 || strings.Contains(r.stderr, "did you mean") {
+		t.Errorf("validate nothing-like-it.yaml: exit %d, %q", r.code, r.stderr)
+	}
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	t.Cleanup(func() { run(t, "down", name) })
+	r = runIn(t, dir, "up", "scenario/symmetric.yaml", "--name", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "lab "+name+" is up") || r.stderr != "natlab: scenario/symmetric.yaml: no such file; using the built-in scenario symmetric\n" {
+		t.Errorf("up scenario/symmetric.yaml: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A LAN written with host bits is read as the LAN and the nat's address
+// on it, and natlab says so at the value's file, line and column.
+func TestLANWithHostBitsIsNoted(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "lan.yaml")
+	os.WriteFile(file, []byte("nodes:\n  home: {kind: nat, type: full-cone, lan: 192.168.1.77/24}\n  pc: {kind: host, behind: home}\n"), 0o644)
+	r := run(t, "validate", file)
+	want := file + ":2:43: warning: nodes.home.lan: 192.168.1.77/24 has host bits set, so natlab reads it as LAN 192.168.1.0/24 with the nat on 192.168.1.77"
+	if r.code != 0 || !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("validate: exit %d\nstderr %q\nwant   %q...", r.code, r.stderr, want)
+	}
+}
