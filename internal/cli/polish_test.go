@@ -71,3 +71,40 @@ func TestLANWithHostBitsIsNoted(t *testing.T) {
 		t.Errorf("validate: exit %d\nstderr %q\nwant   %q...", r.code, r.stderr, want)
 	}
 }
+
+// A lab name one typo away from a lab that is up gets a did you mean,
+// from every command that takes a lab; down of it changes nothing and
+// exits 2, while down of a lab that is not up and like no other stays a
+// successful no-op.
+func TestMistypedLabName(t *testing.T) {
+	testutil.RequireRoot(t)
+	base := testutil.UniqueName(t)
+	name, typo := base+"-symmetric", base+"-symetric"
+	t.Cleanup(func() { run(t, "down", name) })
+	if r := run(t, "up", "symmetric", "--name", name); r.code != 0 {
+		t.Fatalf("up: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{
+		{"status", typo},
+		{"exec", typo, "alice", "--", "true"},
+		{"table", typo, "nat-a"},
+		{"trace", typo, "nat-a", "--count", "1"},
+		{"classify", typo, "alice"},
+		{"rules", typo, "nat-a"},
+		{"graph", typo},
+		{"ui", typo},
+		{"down", typo},
+	} {
+		r := run(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "did you mean "+name+"?") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("natlab %s: exit %d, stderr %q; want exit 2 and one line with did you mean %s?", strings.Join(args, " "), r.code, r.stderr, name)
+		}
+	}
+	if r := run(t, "status", name); r.code != 0 {
+		t.Errorf("down %s took %s down: status exit %d", typo, name, r.code)
+	}
+	other := testutil.UniqueName(t)
+	if r := run(t, "down", other); r.code != 0 || !strings.Contains(r.stdout, "lab "+other+" is not up") || strings.Contains(r.stdout+r.stderr, "did you mean") {
+		t.Errorf("down %s (not up, like no lab): exit %d\n%s%s", other, r.code, r.stdout, r.stderr)
+	}
+}

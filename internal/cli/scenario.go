@@ -115,7 +115,7 @@ func runningLab(name string) (*labstate.State, *topology.Topology, error) {
 	if errors.Is(err, labstate.ErrNotFound) {
 		// The message is natlab's own; ErrNotFound stays in the chain for
 		// callers that must tell "gone" from "broken".
-		return nil, nil, &exitError{exitUsage, notUpError{name, err}}
+		return nil, nil, &exitError{exitUsage, notUpError{name, suggestLab(name), err}}
 	}
 	if err != nil {
 		return nil, nil, err
@@ -126,13 +126,57 @@ func runningLab(name string) (*labstate.State, *topology.Topology, error) {
 
 type notUpError struct {
 	name string
+	near string // a lab that is up, which name may be a typo of
 	err  error
 }
 
 func (e notUpError) Error() string {
+	if e.near != "" {
+		return fmt.Sprintf("lab %s is not up; did you mean %s? (natlab status lists the labs that are)", e.name, e.near)
+	}
 	return fmt.Sprintf("lab %s is not up (natlab status lists the labs that are)", e.name)
 }
 
 func (e notUpError) Unwrap() error { return e.err }
+
+// suggestLab is the lab that is up which name, of a lab that is not, is
+// probably a typo of, or "". Every command that takes a lab name says it
+// through here. Names that differ only in digits and hyphens (lab1 and
+// lab2, a second tour's tour-1-address-problem-2) are other labs, not
+// typos.
+func suggestLab(name string) string {
+	labs, err := labstate.Names()
+	if err != nil {
+		return ""
+	}
+	letters := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '-' || '0' <= r && r <= '9' {
+				return -1
+			}
+			return r
+		}, s)
+	}
+	var near []string
+	for _, l := range labs {
+		if letters(l) != letters(name) {
+			near = append(near, l)
+		}
+	}
+	return suggest.Closest(name, near)
+}
+
+// orLab adds to loadScenario's error for arg, in a command that also
+// takes a running lab (LAB|FILE|NAME), the lab that is up arg is
+// probably a typo of.
+func orLab(err error, arg string) error {
+	if !errors.Is(err, errNoScenario) {
+		return err
+	}
+	if near := suggestLab(arg); near != "" {
+		return usageError("%s: no lab of that name is up, and %w; did you mean %s?", arg, errNoScenario, near)
+	}
+	return err
+}
 
 func cutBuiltin(source string) (string, bool) { return strings.CutPrefix(source, "builtin:") }

@@ -168,7 +168,7 @@ func uiTarget(a []string, rename string) (string, *scenario, error) {
 	}
 	sc, err := loadScenario(a[0])
 	if err != nil {
-		return "", nil, err
+		return "", nil, orLab(err, a[0])
 	}
 	name := sc.topo.Name
 	if rename != "" {
