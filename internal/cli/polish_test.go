@@ -108,3 +108,28 @@ func TestMistypedLabName(t *testing.T) {
 		t.Errorf("down %s (not up, like no lab): exit %d\n%s%s", other, r.code, r.stdout, r.stderr)
 	}
 }
+
+// natlab run A B C runs them in the order given; only shards, which
+// must agree on one list, sort it.
+func TestRunKeepsTheOrderGiven(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir, base := t.TempDir(), testutil.UniqueName(t)
+	var files, labs []string
+	for _, suffix := range []string{"c", "a", "b"} {
+		lab := base + "-" + suffix
+		file := filepath.Join(dir, lab+".yaml")
+		os.WriteFile(file, []byte("name: "+lab+"\nnodes:\n  h: {kind: host}\nsteps:\n  - exec: {node: h, command: \"true\"}\n"), 0o644)
+		files, labs = append(files, file), append(labs, lab)
+		t.Cleanup(func() { run(t, "down", lab) })
+	}
+	r := run(t, append([]string{"run"}, files...)...)
+	var order []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if rest, ok := strings.CutPrefix(l, "== "); ok {
+			order = append(order, rest[strings.Index(rest, " ")+1:])
+		}
+	}
+	if r.code != 0 || strings.Join(order, " ") != strings.Join(labs, " ") {
+		t.Errorf("run %v: exit %d, ran %v, want %v\n%s%s", labs, r.code, order, labs, r.stdout, r.stderr)
+	}
+}
