@@ -133,3 +133,18 @@ func TestRunKeepsTheOrderGiven(t *testing.T) {
 		t.Errorf("run %v: exit %d, ran %v, want %v\n%s%s", labs, r.code, order, labs, r.stdout, r.stderr)
 	}
 }
+
+// tour --act takes arabic numbers and the act's name, not only roman
+// numbers.
+func TestTourActByNumberOrName(t *testing.T) {
+	if r := run(t, "tour", "--act", "wal"); r.code != 2 || !strings.Contains(r.stderr, "did you mean wall?") {
+		t.Errorf("tour --act wal: exit %d, %q", r.code, r.stderr)
+	}
+	testutil.RequireRoot(t)
+	for _, act := range []string{"3", "the wall"} {
+		r := run(t, "tour", "--act", act, "--no-pause")
+		if r.code != 0 || !strings.Contains(r.stdout, "Act III: The wall") || strings.Contains(r.stdout, "Act II:") || strings.Contains(r.stdout, "Act IV:") {
+			t.Errorf("tour --act %q: exit %d\n%s%s", act, r.code, r.stdout, r.stderr)
+		}
+	}
+}

@@ -32,17 +32,21 @@ where it helps, every packet that crossed the NAT. The tour waits for Enter
 before each step, for a class to follow; --no-pause runs straight through.`,
 		Example: `  sudo natlab tour
   sudo natlab tour --act V
+  sudo natlab tour --act 3
+  sudo natlab tour --act "the real world: ipv6"
   sudo natlab tour --no-pause`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var acts []tour.Act
-			for _, a := range tour.Acts {
-				if only == "" || strings.EqualFold(only, a.Number) {
-					acts = append(acts, a)
-				}
+			acts := tour.Acts
+			if only != "" {
+				acts = tour.Select(only)
 			}
 			if len(acts) == 0 {
-				return usageError("--act %q: want one of I, II, III, IV, V, VI, VII", only)
+				msg := fmt.Sprintf("--act %q: want an act's number, I to VII or 1 to 7, or its name, such as \"the wall\" or ipv6", only)
+				if sug := tour.Suggest(only); sug != "" {
+					msg += "; did you mean " + sug + "?"
+				}
+				return usageError("%s", msg)
 			}
 			if err := rootOrRootless(cmd, forceRootless); err != nil {
 				return err
@@ -80,7 +84,7 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 	}
 	cmd.Flags().BoolVar(&noPause, "no-pause", false, "do not wait for Enter")
 	addRootlessFlag(cmd, &forceRootless)
-	cmd.Flags().StringVar(&only, "act", "", "play only this act (I to VII)")
+	cmd.Flags().StringVar(&only, "act", "", "play only this act: I to VII, 1 to 7, or its name (\"the wall\", ipv6)")
 	return cmd
 }
 
