@@ -13,6 +13,7 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
+	natspec "github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/topology"
@@ -132,7 +133,7 @@ func (r *Session) portmap(ctx context.Context, s topology.Step) (StepResult, err
 	r.forwards[forwardKey{s.From, s.Proto, s.Port}] = public
 	r.mu.Unlock()
 	return verdict(s, "ok", StepResult{Data: m,
-		Detail: fmt.Sprintf("%s forwards %s %v to %s:%d for %v", nat.Name, s.Proto, public, s.From, s.Port, m.Lifetime)}), nil
+		Detail: fmt.Sprintf("%s forwards %s %v to %s:%d for %s", nat.Name, s.Proto, public, s.From, s.Port, natspec.FormatDuration(m.Lifetime))}), nil
 }
 
 // tunnel opens a reverse tunnel from the host through the relay; it stays

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -146,5 +147,26 @@ func TestTourActByNumberOrName(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "Act III: The wall") || strings.Contains(r.stdout, "Act II:") || strings.Contains(r.stdout, "Act IV:") {
 			t.Errorf("tour --act %q: exit %d\n%s%s", act, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// A NAT-PMP forward's lifetime, and the time table entries have left, are
+// written as natlab writes durations (1h, 2m30s), not 3600s or 1h0m0s;
+// table --json has empty lists, not null.
+func TestForwardDurations(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	t.Cleanup(func() { run(t, "down", name) })
+	r := run(t, "run", "act7-nat-pmp", "--name", name, "--keep")
+	if r.code != 0 || !strings.Contains(r.stdout, "to console:25565 for 1h\n") || strings.Contains(r.stdout, "1h0m0s") {
+		t.Errorf("run act7-nat-pmp: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "table", name, "home")
+	if r.code != 0 || !regexp.MustCompile(`nat-pmp +(1h|59m\d+s)\n`).MatchString(r.stdout) || regexp.MustCompile(`\d{3,}s\b`).MatchString(r.stdout) {
+		t.Errorf("table: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "table", name, "home", "--json")
+	if r.code != 0 || strings.Contains(r.stdout, "null") || !strings.Contains(r.stdout, `"mappings": [`) {
+		t.Errorf("table --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
