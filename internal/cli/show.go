@@ -13,6 +13,7 @@ import (
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/stunserver"
 	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/upgrade"
 )
 
 var labNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
@@ -86,6 +87,12 @@ func serviceSummary(n *topology.Node) string {
 	}
 	if plan.Rendezvous.IsValid() {
 		s = append(s, "rendezvous "+plan.RendezvousURL())
+	}
+	if plan.DERP.IsValid() {
+		s = append(s, "derp "+upgrade.DERPURL(plan.DERP.Addr()))
+	}
+	if plan.Tunnel.IsValid() {
+		s = append(s, fmt.Sprintf("tunnel %v tcp", plan.Tunnel))
 	}
 	return strings.Join(s, "; ")
 }
