@@ -153,5 +153,14 @@ func (r *Session) tunnel(ctx context.Context, s topology.Step) (StepResult, erro
 	r.forwards[forwardKey{s.From, topology.TCP, s.Port}] = c.Public
 	r.mu.Unlock()
 	return verdict(s, "ok", StepResult{Data: c.Public,
-		Detail: fmt.Sprintf("%s is reachable at %v through the relay %s, for as long as the run lasts", s.From, c.Public, s.Server)}), nil
+		Detail: fmt.Sprintf("%s is reachable at %v through %s, for as long as the run lasts", s.From, c.Public, theRelay(s.Server))}), nil
+}
+
+// theRelay names a relay server in a sentence: "the relay r1", or "the
+// relay" for one named relay, not "the relay relay".
+func theRelay(server string) string {
+	if server == "relay" {
+		return "the relay"
+	}
+	return "the relay " + server
 }

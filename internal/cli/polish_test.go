@@ -170,3 +170,22 @@ func TestForwardDurations(t *testing.T) {
 		t.Errorf("table --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// No word twice in a row ("through the relay relay") where a node's name
+// is the word for what it is.
+func TestNoDoubledWords(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := run(t, "run", "act7-reverse-tunnel", "--name", testutil.UniqueName(t))
+	for _, line := range strings.Split(r.stdout, "\n") {
+		words := strings.Fields(line)
+		for i := 1; i < len(words); i++ {
+			a, b := strings.TrimRight(words[i-1], ",.;:"), strings.TrimRight(words[i], ",.;:")
+			if strings.EqualFold(a, b) && strings.Trim(a, "abcdefghijklmnopqrstuvwxyz") == "" && a != "" {
+				t.Errorf("%q twice in %q", a, line)
+			}
+		}
+	}
+	if r.code != 0 {
+		t.Errorf("run act7-reverse-tunnel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
