@@ -189,3 +189,19 @@ func TestNoDoubledWords(t *testing.T) {
 		t.Errorf("run act7-reverse-tunnel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// The tour fits its lines to the terminal: 80 columns when its output is
+// not one.
+func TestTourWrapsLines(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := run(t, "tour", "--act", "I", "--no-pause")
+	if r.code != 0 || !strings.Contains(r.stdout, "Act I: The address problem") {
+		t.Fatalf("tour --act I: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	escape := regexp.MustCompile("\033\\[[0-9;]*[a-zA-Z]")
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if n := len([]rune(escape.ReplaceAllString(l, ""))); n > 80 {
+			t.Errorf("a line of %d columns: %q", n, l)
+		}
+	}
+}

@@ -51,13 +51,16 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 			if err := rootOrRootless(cmd, forceRootless); err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
+			// Lines fit the terminal (80 columns when it is none).
+			out := newLineWrapper(cmd.OutOrStdout(), outputWidth(cmd.OutOrStdout()))
+			defer out.Flush()
 			in := bufio.NewReader(cmd.InOrStdin())
 			pause := func(prompt string) {
 				if noPause {
 					return
 				}
 				fmt.Fprintf(out, "\033[2m%s\033[0m", prompt)
+				out.Flush()
 				in.ReadString('\n')
 			}
 			failed := 0
@@ -93,7 +96,7 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) (int, error) {
 	fmt.Fprintf(out, "\n\033[1mAct %s: %s\033[0m\n\n", a.Number, a.Title)
 	for _, p := range a.Text {
-		fmt.Fprintf(out, "%s\n\n", wrap(p, 76))
+		fmt.Fprintf(out, "%s\n\n", wrap(p, proseWidth(out)))
 	}
 	data, path, ok := scenarios.Read(a.Scenario)
 	if !ok {
