@@ -15,7 +15,7 @@ STAMP = -X github.com/natlab/natlab/internal/buildinfo.version=$(VERSION) \
 	-X github.com/natlab/natlab/internal/buildinfo.commit=$(COMMIT) \
 	-X github.com/natlab/natlab/internal/buildinfo.date=$(DATE)
 
-.PHONY: all build deps test-deps demo test lint fuzz bench bench-quick soak race clean man cross release generate
+.PHONY: all build deps test-deps demo test lint fuzz bench bench-quick soak race clean man cross release generate install uninstall
 
 all: build
 
@@ -27,6 +27,17 @@ test-deps:
 
 build: deps
 	$(GO) build -ldflags '$(STAMP)' -o bin/natlab ./cmd/natlab
+
+# natlab on the PATH, so that the "sudo natlab ..." natlab and its docs
+# print works as written: $(DESTDIR)$(PREFIX)/bin/natlab, /usr/local/bin
+# unless PREFIX says otherwise; DESTDIR stages it for a package.
+PREFIX ?= /usr/local
+install: build
+	install -d '$(DESTDIR)$(PREFIX)/bin'
+	install -m 0755 bin/natlab '$(DESTDIR)$(PREFIX)/bin/natlab'
+
+uninstall:
+	rm -f '$(DESTDIR)$(PREFIX)/bin/natlab'
 
 # The main job on a built-in scenario: build the binary, bring up a lab with
 # two NATs, show it, reach the internet through a NAT, tear it down.

@@ -6,10 +6,13 @@
 package nat
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/natlab/natlab/internal/suggest"
 )
 
 // Dependence is how much of a remote endpoint a NAT looks at: nothing, its
@@ -109,7 +112,11 @@ func ParseType(s string) (Type, error) {
 	if t, ok := typeAliases[s]; ok {
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown NAT type %q; want %s (restricted-cone is accepted for address-restricted-cone)", s, joinQuoted(Types))
+	msg := fmt.Sprintf("unknown NAT type %q; want %s (restricted-cone is accepted for address-restricted-cone)", s, joinQuoted(Types))
+	if sug := suggest.Closest(strings.ToLower(s), TypeNames()); sug != "" {
+		msg += "; did you mean " + sug + "?"
+	}
+	return "", errors.New(msg)
 }
 
 // Mapping is the mapping behaviour the classic name stands for.

@@ -45,6 +45,29 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// A mistyped NAT type gets the "did you mean" a mistyped key gets, in a
+// scenario file, in natlab matrix --types and on the live page alike.
+func TestParseTypeSuggests(t *testing.T) {
+	for word, want := range map[string]string{
+		"symetric":            "; did you mean symmetric?",
+		"Symmetric":           "; did you mean symmetric?",
+		"full-cones":          "; did you mean full-cone?",
+		"port-restrictedcone": "; did you mean port-restricted-cone?",
+		"restricted-con":      "; did you mean restricted-cone?",
+		"cone":                "",
+	} {
+		_, err := ParseType(word)
+		switch {
+		case err == nil:
+			t.Errorf("ParseType(%q) accepted it", word)
+		case want != "" && !strings.Contains(err.Error(), want):
+			t.Errorf("ParseType(%q): %v; want %q in it", word, err, want)
+		case want == "" && strings.Contains(err.Error(), "did you mean"):
+			t.Errorf("ParseType(%q): %v; want no suggestion", word, err)
+		}
+	}
+}
+
 func TestFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		2 * time.Minute: "2m", 90 * time.Second: "1m30s", 1500 * time.Millisecond: "1s500ms",

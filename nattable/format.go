@@ -5,6 +5,8 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/natlab/natlab/nat"
 )
 
 // Write prints the table as the story draws it: one row per translated
@@ -57,9 +59,11 @@ func section(w io.Writer, title, header string, rows func(io.Writer)) error {
 	return tw.Flush()
 }
 
+// secs is the time an entry has left, to the second, written as natlab
+// writes durations everywhere (2m30s, 1h); static entries never expire.
 func secs(d time.Duration) string {
 	if d == 0 {
 		return "never"
 	}
-	return fmt.Sprintf("%ds", int(d.Round(time.Second).Seconds()))
+	return nat.FormatDuration(d.Round(time.Second))
 }

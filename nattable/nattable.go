@@ -8,6 +8,7 @@ package nattable
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -78,6 +79,20 @@ type Table struct {
 	Flows    []Flow    `json:"flows"`
 	Mappings []Mapping `json:"mappings"`
 	Forwards []Forward `json:"forwards,omitempty"`
+}
+
+// MarshalJSON writes a table with no flows or mappings as empty lists,
+// not null.
+func (t Table) MarshalJSON() ([]byte, error) {
+	type table Table // without this method
+	v := table(t)
+	if v.Flows == nil {
+		v.Flows = []Flow{}
+	}
+	if v.Mappings == nil {
+		v.Mappings = []Mapping{}
+	}
+	return json.Marshal(v)
 }
 
 // AddStatic adds the NAT's static forwards, which its nftables rules

@@ -340,7 +340,7 @@ func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
 			s.self.Conn.WriteToUDPAddrPort(s.message("PUNCH", n), t)
 		}
 		if n == len(targets) {
-			s.log.add(name, "%s sends its first punches to %v: its NAT now expects answers from there", name, targets[:min(len(targets), 4)])
+			s.log.add(name, "%s sends its first punches to %s: its NAT now expects answers from there", name, endpoints(targets))
 		}
 	}
 	send()
@@ -403,11 +403,44 @@ func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
 func (s *side) failure(n int, targets []netip.AddrPort) string {
 	switch {
 	case !s.heard:
-		return fmt.Sprintf("%s sent %d punches to %v and heard nothing from %s: %s's NAT dropped them, or %s's NAT dropped the answers",
-			s.self.Name, n, targets, s.other, s.other, s.self.Name)
+		return fmt.Sprintf("%s sent %d punches to %s and heard nothing from %s: %s's NAT dropped them, or %s's NAT dropped the answers",
+			s.self.Name, n, endpoints(targets), s.other, s.other, s.self.Name)
 	default:
 		return fmt.Sprintf("%s heard %s from %v, but %s never acknowledged %s's answers", s.self.Name, s.other, s.res.Seen, s.other, s.self.Name)
 	}
+}
+
+// endpoints writes the endpoints a side punches for a message: all of
+// them when they are few, else how many and, for each address in the
+// order it first appears, the range of its ports and how many.
+func endpoints(targets []netip.AddrPort) string {
+	if len(targets) <= 4 {
+		return fmt.Sprint(targets)
+	}
+	type ports struct {
+		lo, hi uint16
+		n      int
+	}
+	var order []netip.Addr
+	byAddr := map[netip.Addr]*ports{}
+	for _, t := range targets {
+		p := byAddr[t.Addr()]
+		if p == nil {
+			p = &ports{lo: t.Port(), hi: t.Port()}
+			byAddr[t.Addr()] = p
+			order = append(order, t.Addr())
+		}
+		p.lo, p.hi, p.n = min(p.lo, t.Port()), max(p.hi, t.Port()), p.n+1
+	}
+	parts := make([]string, len(order))
+	for i, a := range order {
+		p := byAddr[a]
+		parts[i] = netip.AddrPortFrom(a, p.lo).String()
+		if p.n > 1 {
+			parts[i] += fmt.Sprintf("-%d (%d)", p.hi, p.n)
+		}
+	}
+	return fmt.Sprintf("%d endpoints: %s", len(targets), strings.Join(parts, ", "))
 }
 
 type packet struct {

@@ -106,8 +106,8 @@ func (d *doc) kind() string {
 }
 
 // Merge puts the results of several runs together: the shards of one
-// split run (each shard exactly once, and the result in the order an
-// unsplit run would have had), or unrelated runs, in the order given.
+// split run (each shard exactly once, and the result in the order of the
+// list the shards split), or unrelated runs, in the order given.
 // Inputs must all be of one kind; a scenario (by lab name), a matrix cell
 // or a JUnit test suite may appear only once.
 func Merge(inputs []Input) (*Merged, error) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
+	natspec "github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/topology"
@@ -132,7 +133,7 @@ func (r *Session) portmap(ctx context.Context, sc *scope, s topology.Step) (Step
 	r.forwards[forwardKey{s.From, s.Proto, s.Port}] = public
 	r.mu.Unlock()
 	return verdict(s, "ok", StepResult{Data: m,
-		Detail: fmt.Sprintf("%s forwards %s %v to %s:%d for %v", nat.Name, s.Proto, public, s.From, s.Port, m.Lifetime)}), nil
+		Detail: fmt.Sprintf("%s forwards %s %v to %s:%d for %s", nat.Name, s.Proto, public, s.From, s.Port, natspec.FormatDuration(m.Lifetime))}), nil
 }
 
 // tunnel opens a reverse tunnel from the host through the relay; it stays
@@ -152,5 +153,14 @@ func (r *Session) tunnel(ctx context.Context, s topology.Step) (StepResult, erro
 	r.forwards[forwardKey{s.From, topology.TCP, s.Port}] = c.Public
 	r.mu.Unlock()
 	return verdict(s, "ok", StepResult{Data: c.Public,
-		Detail: fmt.Sprintf("%s is reachable at %v through the relay %s, for as long as the run lasts", s.From, c.Public, s.Server)}), nil
+		Detail: fmt.Sprintf("%s is reachable at %v through %s, for as long as the run lasts", s.From, c.Public, theRelay(s.Server))}), nil
+}
+
+// theRelay names a relay server in a sentence: "the relay r1", or "the
+// relay" for one named relay, not "the relay relay".
+func theRelay(server string) string {
+	if server == "relay" {
+		return "the relay"
+	}
+	return "the relay " + server
 }

@@ -117,6 +117,12 @@ func (l *ErrorList) errorf(pos Position, format string, args ...any) {
 	*l = append(*l, &Error{Pos: pos, Msg: escapeControls(fmt.Sprintf(format, args...))})
 }
 
+// warnf adds a warning at pos: the file is fine, but natlab says how it
+// read something its author may not have meant.
+func (l *ErrorList) warnf(pos Position, format string, args ...any) {
+	l.errorf(pos, "warning: "+format, args...)
+}
+
 // escapeControls writes control characters the way Go source would.
 func escapeControls(s string) string {
 	if !strings.ContainsFunc(s, isControl) {

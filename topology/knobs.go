@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natlab/natlab/internal/suggest"
 	"github.com/natlab/natlab/nat"
 )
 
@@ -185,7 +186,7 @@ func (p *parser) portMapping(v *value, path string) (mapping string, bad bool) {
 	case lower == "upnp" || lower == "pcp" || strings.HasPrefix(lower, "upnp-"):
 		msg += "; natlab's nats speak NAT-PMP (RFC 6886) only"
 	default:
-		if sug := suggest(lower, []string{PortMappingNATPMP, "none"}); sug != "" {
+		if sug := suggest.Closest(lower, []string{PortMappingNATPMP, "none"}); sug != "" {
 			msg += "; did you mean " + sug + "?"
 		}
 	}
@@ -223,7 +224,7 @@ func (p *parser) firewall6(v *value, path string) (nat.Dependence, bool) {
 	}
 	if t, err := nat.ParseType(s); err == nil {
 		msg += fmt.Sprintf("; firewall6 takes a filtering behaviour, and %s filters %s", s, t.Filtering())
-	} else if sug := suggest(s, accepted); sug != "" {
+	} else if sug := suggest.Closest(s, accepted); sug != "" {
 		msg += "; did you mean " + sug + "?"
 	}
 	p.errs.errorf(v.pos, "%s", msg)

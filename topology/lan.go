@@ -28,6 +28,9 @@ func (p *parser) readLANs() {
 				p.errs.errorf(v.pos, "%s: %s is the broadcast address of %s, so it cannot be the nat's gateway; write %s for the gateway %s, or set another host address", path, gateway, lan, lan, fromU32(network+1))
 				continue
 			}
+			if toU32(gateway) != network+1 {
+				p.topo.Warnings.warnf(v.pos, "%s: %s has host bits set, so natlab reads it as LAN %s with the nat on %s; write %s to put the nat on %s", path, pfx, lan, gateway, lan, fromU32(network+1))
+			}
 		}
 		n.node.NAT.LAN, n.node.NAT.Gateway, n.nat.lanOK = lan, gateway, true
 		if p.inetOK && lan.Overlaps(p.topo.Internet) {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/natlab/natlab/internal/suggest"
 )
 
 // MaxFileSize is the largest scenario file ParseFile reads. A lab of
@@ -183,6 +185,9 @@ func Parse(filename string, data []byte) (*Topology, error) {
 	}
 	if err := p.errs.Err(); err != nil {
 		return nil, err
+	}
+	if len(p.topo.Warnings) > 0 {
+		p.topo.Warnings = p.topo.Warnings.sorted()
 	}
 	p.topo.index = make(map[string]*Node, len(p.topo.Nodes))
 	for _, n := range p.topo.Nodes {
@@ -433,7 +438,7 @@ func unknownKeyMessage(e entry, path, what string, accepted []string, more strin
 	if more != "" {
 		msg += ", " + more
 	}
-	if s := suggest(e.key, accepted); s != "" {
+	if s := suggest.Closest(e.key, accepted); s != "" {
 		msg += "; did you mean " + s + "?"
 	}
 	return msg

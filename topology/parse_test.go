@@ -238,3 +238,28 @@ func TestTopologyHelpers(t *testing.T) {
 		t.Errorf("behind nat-a: %v", got)
 	}
 }
+
+// A LAN written with host bits is read as the LAN and the nat's address
+// on it, and Parse says so, at the value's line and column; the usual
+// forms say nothing.
+func TestLANWithHostBitsWarns(t *testing.T) {
+	for _, tc := range []struct {
+		lan, want string
+	}{
+		{"192.168.1.77/24", `lan.yaml:2:43: warning: nodes.home.lan: 192.168.1.77/24 has host bits set, so natlab reads it as LAN 192.168.1.0/24 with the nat on 192.168.1.77; write 192.168.1.0/24 to put the nat on 192.168.1.1`},
+		{"192.168.1.0/24", ""},
+		{"192.168.1.1/24", ""},
+	} {
+		file := "nodes:\n  home: {kind: nat, type: full-cone, lan: " + tc.lan + "}\n  pc: {kind: host, behind: home}\n"
+		topo, err := Parse("lan.yaml", []byte(file))
+		if err != nil {
+			t.Fatalf("lan %s: %v", tc.lan, err)
+		}
+		if home := topo.Node("home"); home.NAT.LAN.String() != "192.168.1.0/24" {
+			t.Errorf("lan %s: LAN %s", tc.lan, home.NAT.LAN)
+		}
+		if got := topo.Warnings.Error(); tc.want == "" && len(topo.Warnings) > 0 || tc.want != "" && got != tc.want {
+			t.Errorf("lan %s: warnings %q, want %q", tc.lan, topo.Warnings, tc.want)
+		}
+	}
+}

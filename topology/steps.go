@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/natlab/natlab/internal/suggest"
 )
 
 // MaxStepNameLen is the longest step name, in characters: a name is one
@@ -226,7 +228,7 @@ func (p *parser) readStep(v *value, path string) (*Step, bool) {
 			for i, k := range StepKinds {
 				names[i] = string(k)
 			}
-			if s := suggest(e.key, names); s != "" {
+			if s := suggest.Closest(e.key, names); s != "" {
 				msg += "; did you mean " + s + "?"
 			}
 			p.errs.errorf(e.keyPos, "%s", msg)
@@ -756,7 +758,7 @@ func (r *stepReader) expect() {
 		msg := fmt.Sprintf("%s: unknown outcome %q; want %s", path, word, want)
 		if hint := outcomeHints[s.Kind][word]; hint != "" {
 			msg += "; " + hint
-		} else if sug := suggest(word, outcomes); sug != "" {
+		} else if sug := suggest.Closest(word, outcomes); sug != "" {
 			msg += "; did you mean " + sug + "?"
 		}
 		r.errorf(v.pos, "%s", msg)

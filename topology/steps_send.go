@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/natlab/natlab/internal/suggest"
 )
 
 // What send and punch steps take beyond the basics: the address family,
@@ -49,11 +51,11 @@ func familyHint(s string) string {
 		return FamilyIPv6
 	case strings.HasSuffix(lower, "4"), lower == "inet":
 		return FamilyIPv4
-	case editDistance(lower, FamilyIPv4) == editDistance(lower, FamilyIPv6):
+	case suggest.Distance(lower, FamilyIPv4) == suggest.Distance(lower, FamilyIPv6):
 		// As close to both, such as ipv7: no guess.
 		return ""
 	}
-	return suggest(lower, []string{FamilyIPv4, FamilyIPv6})
+	return suggest.Closest(lower, []string{FamilyIPv4, FamilyIPv6})
 }
 
 // familyWord is how a step's name shows its family: nothing for the

@@ -104,6 +104,10 @@ type Topology struct {
 	// Steps are the script natlab runs on the lab, in order; none when
 	// the file has no steps: key.
 	Steps []Step
+	// Warnings are what the file says that natlab reads in a way its
+	// author may not have meant, each at its file, line and column, such
+	// as a LAN written with host bits set. They do not stop the lab.
+	Warnings ErrorList
 
 	// index finds nodes by name; Parse fills it.
 	index map[string]*Node

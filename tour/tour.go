@@ -3,6 +3,14 @@
 // the real kernel. `natlab tour` walks it.
 package tour
 
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/natlab/natlab/internal/suggest"
+)
+
 // Act is one part of the story.
 type Act struct {
 	Number string
@@ -57,4 +65,91 @@ var Acts = []Act{
 	{"VII", "The real world: IPv6", []string{
 		"With IPv6 every device has a public address and needs no NAT and no STUN. Routers still run stateful firewalls that drop unsolicited packets, so two devices behind them may still need to punch.",
 	}, "act7-ipv6", ""},
+}
+
+// Select is the acts --act arg picks: by roman (VII) or arabic (7)
+// number, or by name, written in any case with spaces or hyphens: the
+// title (the wall, or wall), the part of a scene's title either side of
+// its colon (the real world: every scene of act VII; ipv6: that one), or
+// the scenario (act3-the-wall). Several scenes share a number; a name
+// picks one scene or, like the number, all of them. None matches: nil.
+func Select(arg string) []Act {
+	want := normalise(arg)
+	if want == "" {
+		return nil
+	}
+	var acts []Act
+	for _, a := range Acts {
+		if want == a.arabic() || slices.Contains(a.names(), want) {
+			acts = append(acts, a)
+		}
+	}
+	return acts
+}
+
+// Suggest is the act name closest to a mistyped arg, or "".
+func Suggest(arg string) string {
+	var names []string
+	for _, a := range Acts {
+		names = append(names, a.names()...)
+	}
+	return suggest.Closest(normalise(arg), names)
+}
+
+// arabic is the act's number in arabic numerals, counting acts (not
+// scenes) from 1.
+func (a Act) arabic() string {
+	n := 0
+	for i, b := range Acts {
+		if i == 0 || b.Number != Acts[i-1].Number {
+			n++
+		}
+		if b.Number == a.Number {
+			return strconv.Itoa(n)
+		}
+	}
+	return ""
+}
+
+// names are what --act takes for this act, normalised.
+func (a Act) names() []string {
+	names := []string{strings.ToLower(a.Number)}
+	add := func(s string) {
+		s = normalise(s)
+		names = append(names, s)
+		for _, article := range []string{"the-", "a-"} {
+			if rest, ok := strings.CutPrefix(s, article); ok {
+				names = append(names, rest)
+			}
+		}
+	}
+	add(a.Title)
+	if before, after, ok := strings.Cut(a.Title, ":"); ok {
+		add(before)
+		add(after)
+	}
+	add(a.Scenario)
+	if _, rest, ok := strings.Cut(a.Scenario, "-"); ok && strings.HasPrefix(a.Scenario, "act") {
+		add(rest)
+	}
+	return names
+}
+
+// normalise writes s the way names compare: lower case, every run of
+// other characters than letters and digits one hyphen, none at the ends.
+func normalise(s string) string {
+	var b strings.Builder
+	hyphen := false
+	for _, r := range strings.ToLower(s) {
+		if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' {
+			if hyphen && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			hyphen = false
+		} else {
+			hyphen = true
+		}
+	}
+	return b.String()
 }

@@ -497,7 +497,7 @@ func TestDocsCommands(t *testing.T) {
 			checkNames(t, where, name, positional, labs)
 			switch name {
 			case "tour":
-				if act, _ := cmd.Flags().GetString("act"); act != "" && !slices.ContainsFunc(actNumbers, func(n string) bool { return strings.EqualFold(n, act) }) {
+				if act, _ := cmd.Flags().GetString("act"); act != "" && len(tour.Select(act)) == 0 {
 					t.Errorf("%s: there is no act %q (the tour has %v)", where, act, actNumbers)
 				}
 			case "matrix":

@@ -36,8 +36,9 @@ file, a built-in scenario or a running lab, and needs no root.`,
 			} else {
 				sc, err := loadScenario(a[0])
 				if err != nil {
-					return err
+					return orLab(err, a[0])
 				}
+				sc.tell(cmd.ErrOrStderr())
 				topo = sc.topo
 			}
 			known := false

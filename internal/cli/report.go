@@ -34,7 +34,8 @@ func newReportMergeCmd() *cobra.Command {
 JUnit file with a <testsuites> of them all: the shards of one run split with
 --shard (each shard exactly once: a missing shard is an error, so a CI
 runner that died cannot go unnoticed; the runs come back in the order of the
-unsplit run), or whole runs, in the order given. natlab matrix --json
+list the shards split, for natlab run sorted by name), or whole runs, in the
+order given. natlab matrix --json
 reports merge the same way. JUnit files merge too, into JUnit only.
 
 The exit code is 0 if everything merged passed, 1 if something failed, and

@@ -40,8 +40,9 @@ loaded back with nft -f as they are printed.`,
 			} else {
 				sc, err := loadScenario(a[0])
 				if err != nil {
-					return err
+					return orLab(err, a[0])
 				}
+				sc.tell(cmd.ErrOrStderr())
 				topo = sc.topo
 			}
 			n := topo.Node(a[1])

@@ -32,7 +32,8 @@ failure and Ctrl-C, unless --keep). The exit code is 0 only if every step's
 expectation held.
 
 Several scenarios (or --all, the built-in library) run one after another,
-and their reports hold every run. --shard i/n runs only every n-th of them,
+in the order given, and their reports hold every run. --shard i/n runs
+only every n-th of them,
 starting with the i-th, of the list sorted by name: n CI machines, each
 given its own i, run the whole list between them, and natlab report merge
 puts their --json (or --junit) files back together (docs/ci.md).
@@ -82,6 +83,7 @@ simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
 			if err != nil {
 				return err
 			}
+			sc.tell(cmd.ErrOrStderr())
 			topo := sc.topo
 			if cmd.Flags().Changed("name") {
 				if err := checkLabName(name); err != nil {
@@ -181,12 +183,17 @@ func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep
 	return rep, nil
 }
 
-// runSuite runs several scenarios one after another (the shard sh of
-// them, sorted by name, if sh is set) and writes one report of them all.
+// runSuite runs several scenarios one after another, in the order given
+// (the shard sh of them, sorted by name, if sh is set: every shard must
+// split the same list) and writes one report of them all.
 // A scenario whose lab does not come up is a failed run, not the end:
 // in CI the rest still say what they can.
 func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junitPath string, forceRootless bool) error {
-	list = slices.Compact(slices.Sorted(slices.Values(list)))
+	if sh.Whole() {
+		list = firstOfEach(list)
+	} else {
+		list = slices.Compact(slices.Sorted(slices.Values(list)))
+	}
 	// Every scenario is read, not only this shard's: every shard refuses
 	// a bad file, and two that would bring up the same lab, alike.
 	loaded := make([]*scenario, len(list))
@@ -196,6 +203,7 @@ func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junit
 		if err != nil {
 			return err
 		}
+		sc.tell(cmd.ErrOrStderr())
 		if len(sc.topo.Steps) == 0 {
 			return usageError("%s has no steps: natlab run runs a scenario's steps", arg)
 		}
@@ -259,6 +267,19 @@ func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junit
 		return &exitError{exitFailure, fmt.Errorf("%d of %d scenarios did not do what they expect", suite.Failed(), len(runs))}
 	}
 	return nil
+}
+
+// firstOfEach is list without repeats, in its order.
+func firstOfEach(list []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func printStep(w io.Writer, r runner.StepResult, total, width int) {

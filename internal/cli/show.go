@@ -12,6 +12,7 @@ import (
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/stunserver"
 	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/upgrade"
 )
 
 // checkLabName refuses a --name that cannot name a lab, as a usage error.
@@ -84,6 +85,12 @@ func serviceSummary(n *topology.Node) string {
 	}
 	if plan.Rendezvous.IsValid() {
 		s = append(s, "rendezvous "+plan.RendezvousURL())
+	}
+	if plan.DERP.IsValid() {
+		s = append(s, "derp "+upgrade.DERPURL(plan.DERP.Addr()))
+	}
+	if plan.Tunnel.IsValid() {
+		s = append(s, fmt.Sprintf("tunnel %v tcp", plan.Tunnel))
 	}
 	return strings.Join(s, "; ")
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/upgrade"
 )
 
 // labStatus is what `natlab status --json` prints for one lab.
@@ -174,6 +175,8 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 				topology.ServiceSTUN:       plan.STUNServer().String(),
 				topology.ServiceTURN:       plan.TURN.String(),
 				topology.ServiceRendezvous: plan.RendezvousURL(),
+				topology.ServiceDERP:       upgrade.DERPURL(plan.DERP.Addr()),
+				topology.ServiceTunnel:     plan.Tunnel.String(),
 			}[s]
 			ns.Services = append(ns.Services, serviceStatus{string(s), addr, running})
 		}

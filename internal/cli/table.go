@@ -22,7 +22,7 @@ func newTableCmd() *cobra.Command {
 		Short: "Show a NAT's live translation table",
 		Long: `Show a NAT node's translation table as the story draws it: each translated
 flow as private endpoint -> public endpoint -> remote endpoint, with its
-protocol, conntrack state and the seconds it has left, then natlab's UDP
+protocol, conntrack state and the time it has left, then natlab's UDP
 mappings (which private endpoint owns each public port), then its port
 forwards: the scenario's static ones and the NAT-PMP leases hosts asked for.
 It is read from the kernel: conntrack and the NAT's nftables maps.

@@ -33,28 +33,35 @@ where it helps, every packet that crossed the NAT. The tour waits for Enter
 before each step, for a class to follow; --no-pause runs straight through.`,
 		Example: `  sudo natlab tour
   sudo natlab tour --act V
+  sudo natlab tour --act 3
+  sudo natlab tour --act "the real world: ipv6"
   sudo natlab tour --no-pause`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var acts []tour.Act
-			for _, a := range tour.Acts {
-				if only == "" || strings.EqualFold(only, a.Number) {
-					acts = append(acts, a)
-				}
+			acts := tour.Acts
+			if only != "" {
+				acts = tour.Select(only)
 			}
 			if len(acts) == 0 {
-				return usageError("--act %q: want one of I, II, III, IV, V, VI, VII", only)
+				msg := fmt.Sprintf("--act %q: want an act's number, I to VII or 1 to 7, or its name, such as \"the wall\" or ipv6", only)
+				if sug := tour.Suggest(only); sug != "" {
+					msg += "; did you mean " + sug + "?"
+				}
+				return usageError("%s", msg)
 			}
 			if err := rootOrRootless(cmd, forceRootless); err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
+			// Lines fit the terminal (80 columns when it is none).
+			out := newLineWrapper(cmd.OutOrStdout(), outputWidth(cmd.OutOrStdout()))
+			defer out.Flush()
 			in := bufio.NewReader(cmd.InOrStdin())
 			pause := func(prompt string) {
 				if noPause {
 					return
 				}
 				fmt.Fprintf(out, "\033[2m%s\033[0m", prompt)
+				out.Flush()
 				in.ReadString('\n')
 			}
 			failed := 0
@@ -81,7 +88,7 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 	}
 	cmd.Flags().BoolVar(&noPause, "no-pause", false, "do not wait for Enter")
 	addRootlessFlag(cmd, &forceRootless)
-	cmd.Flags().StringVar(&only, "act", "", "play only this act (I to VII)")
+	cmd.Flags().StringVar(&only, "act", "", "play only this act: I to VII, 1 to 7, or its name (\"the wall\", ipv6)")
 	return cmd
 }
 
@@ -90,7 +97,7 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) (int, error) {
 	fmt.Fprintf(out, "\n\033[1mAct %s: %s\033[0m\n\n", a.Number, a.Title)
 	for _, p := range a.Text {
-		fmt.Fprintf(out, "%s\n\n", wrap(p, 76))
+		fmt.Fprintf(out, "%s\n\n", wrap(p, proseWidth(out)))
 	}
 	data, path, ok := scenarios.Read(a.Scenario)
 	if !ok {

@@ -19,11 +19,15 @@ import (
 )
 
 // defaultUIAddr is where natlab ui listens unless told otherwise; when
-// the port is taken it takes any free one.
+// the port is taken it takes the next free one.
 const defaultUIAddr = "127.0.0.1:7780"
 
 // minTokenLen keeps a chosen token from being guessed.
 const minTokenLen = 16
+
+// maxUIPorts is how many ports after the default natlab ui tries when the
+// default is taken, before it takes any free one.
+const maxUIPorts = 100
 
 func newUICmd() *cobra.Command {
 	var listen, token, name string
@@ -78,6 +82,7 @@ ps does not show) keeps the URL the same from one start to the next.`,
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			ctx := cmd.Context()
 			if sc != nil {
+				sc.tell(errOut)
 				topo := sc.topo
 				if name != "" {
 					topo = renamed(topo, name)
@@ -100,12 +105,9 @@ ps does not show) keeps the URL the same from one start to the next.`,
 					}
 				}()
 			}
-			l, err := net.Listen("tcp", addr)
-			if err != nil && !explicit && errors.Is(err, syscall.EADDRINUSE) {
-				l, err = net.Listen("tcp", "127.0.0.1:0")
-			}
+			l, err := listenUI(addr, explicit)
 			if err != nil {
-				return fmt.Errorf("listen on %s: %w", addr, err)
+				return err
 			}
 			srv, err := ui.New(ui.Config{Lab: labName, Token: token, Hosts: allowedHosts(l.Addr())})
 			if err != nil {
@@ -152,6 +154,28 @@ ps does not show) keeps the URL the same from one start to the next.`,
 	return cmd
 }
 
+// listenUI listens on addr. When addr is not one the user asked for and
+// its port is taken (by another natlab ui, say), it takes the next free
+// port after it, so that a second page is at 7781, or any free port if
+// the next maxUIPorts are all taken.
+func listenUI(addr string, explicit bool) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil && !explicit && errors.Is(err, syscall.EADDRINUSE) {
+		host, portText, _ := net.SplitHostPort(addr)
+		port, _ := strconv.Atoi(portText)
+		for next := port + 1; next <= min(port+maxUIPorts, 65535) && errors.Is(err, syscall.EADDRINUSE); next++ {
+			l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(next)))
+		}
+		if err != nil && errors.Is(err, syscall.EADDRINUSE) {
+			l, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
 // uiTarget works out what natlab ui shows: a running lab (by name), or a
 // scenario to bring up. With no argument, the one running lab.
 func uiTarget(a []string, rename string) (string, *scenario, error) {
@@ -173,7 +197,7 @@ func uiTarget(a []string, rename string) (string, *scenario, error) {
 	}
 	sc, err := loadScenario(a[0])
 	if err != nil {
-		return "", nil, err
+		return "", nil, orLab(err, a[0])
 	}
 	name := sc.topo.Name
 	if rename != "" {

@@ -30,6 +30,7 @@ If anything fails, or you press Ctrl-C, everything built so far is removed.`,
 			if err != nil {
 				return err
 			}
+			sc.tell(cmd.ErrOrStderr())
 			topo := sc.topo
 			if cmd.Flags().Changed("name") {
 				if err := checkLabName(name); err != nil {
@@ -76,8 +77,9 @@ func newDownCmd() *cobra.Command {
 		Long: `Remove a lab: its namespaces, and with them every link, address, route and
 rule in them, and natlab's record of it. It needs no scenario file, works
 on labs whose bring-up crashed half way, and does nothing (successfully)
-for a lab that is not up. natlab only removes namespaces it marked as its
-own when it built them.
+for a lab that is not up, unless a lab whose name is one typo away is up:
+then it asks whether you meant that one and exits 2. natlab only removes
+namespaces it marked as its own when it built them.
 
 With --all, every lab is removed, and so is any namespace natlab marked
 whose lab record is gone.
@@ -123,9 +125,14 @@ progress, or one killed a moment ago), down waits for it up to 10 seconds.`,
 			}
 			if removed {
 				fmt.Fprintf(out, "removed lab %s\n", a[0])
-			} else {
-				fmt.Fprintf(out, "lab %s is not up; nothing to remove\n", a[0])
+				return nil
 			}
+			if near := suggestLab(a[0]); near != "" {
+				// Most likely a typo: say so, and fail, so that a script
+				// does not go on as if the lab it meant were gone.
+				return usageError("lab %s is not up, so nothing was removed; did you mean %s?", a[0], near)
+			}
+			fmt.Fprintf(out, "lab %s is not up; nothing to remove\n", a[0])
 			return nil
 		},
 	}

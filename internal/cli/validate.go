@@ -35,6 +35,7 @@ and changes nothing. The exit code is 2 if any file has a problem.`,
 					other = append(other, err)
 					continue
 				}
+				sc.tell(cmd.ErrOrStderr())
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: lab %s, %s\n", displayPath(arg, sc), sc.topo.Name, countNodes(sc.topo))
 			}
 			if len(all) > 0 {

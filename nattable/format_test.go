@@ -1,0 +1,47 @@
+package nattable_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/nattable"
+)
+
+// An empty table is empty lists in JSON, not null.
+func TestJSONEmptyLists(t *testing.T) {
+	for _, tab := range []*nattable.Table{{}, {Flows: []nattable.Flow{}}} {
+		data, err := json.Marshal(tab)
+		if err != nil || string(data) != `{"flows":[],"mappings":[]}` {
+			t.Errorf("%+v as JSON: %s, %v", tab, data, err)
+		}
+	}
+}
+
+// Time left is written as natlab writes durations everywhere: 1h, 2m30s.
+func TestWriteDurations(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	tab := &nattable.Table{
+		Flows:    []nattable.Flow{{Proto: "udp", Private: ap("192.168.1.2:5000"), Public: ap("203.0.113.1:5000"), Remote: ap("203.0.113.10:3478"), State: "replied", Expires: 29*time.Second + 400*time.Millisecond}},
+		Mappings: []nattable.Mapping{{Public: ap("203.0.113.1:5000"), Private: ap("192.168.1.2:5000"), Expires: 150 * time.Second}},
+		Forwards: []nattable.Forward{
+			{Proto: "tcp", Public: ap("203.0.113.1:25565"), Private: ap("192.168.1.2:25565"), By: nattable.ByNATPMP, Expires: 3600 * time.Second},
+			{Proto: "udp", Public: ap("203.0.113.1:27015"), Private: ap("192.168.1.3:27015"), By: nattable.ByScenario},
+		},
+	}
+	var b bytes.Buffer
+	if err := nattable.Write(&b, tab); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"replied  29s\n", "192.168.1.2:5000  2m30s\n", "nat-pmp   1h\n", "scenario  never\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("want %q in\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "3600s") || strings.Contains(b.String(), "150s") {
+		t.Errorf("durations in seconds:\n%s", b.String())
+	}
+}
