@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -183,7 +182,7 @@ func (d *dataLab) serverRouteToLAN(add bool) error {
 // stateless set.
 func (d *dataLab) bare() error {
 	if err := d.withNFT("nat", func(c *nftables.Conn) {
-		t := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
+		t := natrules.Table()
 		c.AddTable(t)
 		c.DelTable(t)
 	}); err != nil {
@@ -239,7 +238,7 @@ func (d *dataLab) stateless() error {
 		}
 	}
 	return d.withNFT("nat", func(c *nftables.Conn) {
-		t := c.AddTable(&nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4})
+		t := c.AddTable(natrules.Table())
 		ch := c.AddChain(&nftables.Chain{Name: "stateless", Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: rewrite(lab.NATLAN, 12, alice, public)})
@@ -255,7 +254,7 @@ func (d *dataLab) minimal() error {
 		return err
 	}
 	return d.withNFT("nat", func(c *nftables.Conn) {
-		t := c.AddTable(&nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4})
+		t := c.AddTable(natrules.Table())
 		ch := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
@@ -290,9 +289,9 @@ func (d *dataLab) filled() error {
 		return err
 	}
 	defer done()
-	t := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
+	t := natrules.Table()
 	sets := map[string]*nftables.Set{}
-	for _, name := range []string{natrules.PortsSet, natrules.MappingsSet, "permits"} {
+	for _, name := range []string{natrules.PortsSet, natrules.MappingsSet, natrules.PermitsSet} {
 		if sets[name], err = c.GetSetByName(t, name); err != nil {
 			return fmt.Errorf("set %s: %w", name, err)
 		}
@@ -302,13 +301,13 @@ func (d *dataLab) filled() error {
 		public := uint16(20000 + i)
 		private := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 168, 1, byte(100 + i/250)}), uint16(1024+i%250))
 		remote := netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i % 250)})
-		ports = append(ports, nftables.SetElement{Key: be16(public), Val: addrPort(private), Timeout: time.Hour})
-		mappings = append(mappings, nftables.SetElement{Key: addrPort(private), Val: be16(public), Timeout: time.Hour})
-		permits = append(permits, nftables.SetElement{Key: addrPort(netip.AddrPortFrom(remote, public)), Timeout: time.Hour})
+		ports = append(ports, natrules.Owner{Public: public, Private: private}.Element(time.Hour))
+		mappings = append(mappings, natrules.Mapping{Private: private, Public: public}.Element(time.Hour))
+		permits = append(permits, natrules.Permit{Remote: remote, Public: public}.Element(time.Hour))
 	}
 	// In batches: one netlink message holds a few hundred.
 	const batch = 500
-	for name, elems := range map[string][]nftables.SetElement{natrules.PortsSet: ports, natrules.MappingsSet: mappings, "permits": permits} {
+	for name, elems := range map[string][]nftables.SetElement{natrules.PortsSet: ports, natrules.MappingsSet: mappings, natrules.PermitsSet: permits} {
 		for i := 0; i < len(elems); i += batch {
 			if err := c.SetAddElements(sets[name], elems[i:min(i+batch, len(elems))]); err != nil {
 				return fmt.Errorf("set %s: %w", name, err)
@@ -354,12 +353,6 @@ func (d *dataLab) withNFT(node string, fn func(*nftables.Conn)) error {
 	defer done()
 	fn(c)
 	return c.Flush()
-}
-
-func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
-
-func addrPort(ap netip.AddrPort) []byte {
-	return append(ap.Addr().AsSlice(), append(be16(ap.Port()), 0, 0)...)
 }
 
 // measure runs iperf3 from alice to the server: TCP, then UDP with small

@@ -3,6 +3,7 @@ package natpmp_test
 import (
 	"net/netip"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,60 @@ func TestNatpmpc(t *testing.T) {
 	l.TCPListen("console", ":8080")
 	if got, err := l.TCPDial("friend", l.Addr("home", 0).String()+":8080", 2*time.Second); err != nil || got != "hello from console" {
 		t.Errorf("friend through natpmpc's mapping: %q, %v", got, err)
+	}
+}
+
+// A UDP lease is in the NAT's maps as nft, a reader independent of
+// natlab's encoders, lists them: the forward, the port's owner, and under
+// endpoint-independent mapping the host's mapping (its own traffic out
+// uses the port too); an address-dependent mapping map, keyed by the
+// remote too, is left alone. Deleting the lease takes it all out again.
+func TestLeaseInTheNATsMaps(t *testing.T) {
+	testutil.RequireTool(t, "nft")
+	for _, tc := range []struct {
+		name, knobs string
+		mapping     bool
+	}{
+		{"endpoint-independent", "type: port-restricted-cone", true},
+		{"address-dependent", "mapping: address-dependent, filtering: address-and-port-dependent", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := labtest.Up(t, `
+nodes:
+  home:    {kind: nat, `+tc.knobs+`, port-mapping: nat-pmp}
+  console: {kind: host, behind: home}
+`)
+			c, _ := l.ListenUDP("console", ":0")
+			client := natpmp.Client{Conn: c, Gateway: l.Topo.Node("home").NAT.Gateway}
+			if m, err := client.Map("udp", 5000, 5001, time.Minute); err != nil || m.External != 5001 {
+				t.Fatalf("map udp: %+v, %v", m, err)
+			}
+			console := regexp.QuoteMeta(l.Addr("console", 0).String())
+			list := func(set string) string {
+				out, err := exec.Command("ip", "netns", "exec", l.Namespace("home"), "nft", "list", "map", "ip", "natlab", set).CombinedOutput()
+				if err != nil {
+					t.Fatalf("nft list map %s: %v\n%s", set, err, out)
+				}
+				return string(out)
+			}
+			owner := regexp.MustCompile(`[{,] 5001 timeout 1m expires \S+ : ` + console + ` \. 5000[ ,}]`)
+			for _, set := range []string{"portmap_udp", "ports"} {
+				if got := list(set); !owner.MatchString(got) {
+					t.Errorf("map %s holds no %v:\n%s", set, owner, got)
+				}
+			}
+			mapping := regexp.MustCompile(`[{,] ` + console + ` \. 5000 timeout 1m expires \S+ : 5001[ ,}]`)
+			if got := list("mappings"); mapping.MatchString(got) != tc.mapping {
+				t.Errorf("map mappings holds %v: %v, want %v:\n%s", mapping, !tc.mapping, tc.mapping, got)
+			}
+			if _, err := client.Map("udp", 5000, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			for _, set := range []string{"portmap_udp", "ports", "mappings"} {
+				if got := list(set); regexp.MustCompile(console + ` \. 5000`).MatchString(got) {
+					t.Errorf("map %s still holds the lease after it was deleted:\n%s", set, got)
+				}
+			}
+		})
 	}
 }

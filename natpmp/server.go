@@ -175,7 +175,7 @@ func (s *Server) taken(proto string) (map[uint16]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := conn.GetSetByName(table(), natrules.PortsSet)
+	set, err := conn.GetSetByName(natrules.Table(), natrules.PortsSet)
 	if err != nil {
 		return nil, err
 	}
@@ -184,62 +184,53 @@ func (s *Server) taken(proto string) (map[uint16]bool, error) {
 		return nil, err
 	}
 	for _, e := range elems {
-		if len(e.Key) >= 2 {
-			taken[uint16(e.Key[0])<<8|uint16(e.Key[1])] = true
+		o, err := natrules.ParseOwner(e)
+		if err != nil {
+			return nil, fmt.Errorf("map %s: %w", natrules.PortsSet, err)
 		}
+		taken[o.Public] = true
 	}
 	return taken, nil
 }
 
-func table() *nftables.Table {
-	return &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
-}
-
-// apply writes the mapping into the NAT's maps (lifetime 0 removes it):
-// the forward map of its protocol, and for UDP the ports map too, so the
-// NAT's own allocation leaves the port alone, and under
-// endpoint-independent mapping the mappings map, so the host's own
-// traffic out uses the port too.
+// apply writes the mapping into the NAT's maps (lifetime 0 removes it),
+// the elements natrules.Lease says a lease has.
 func (s *Server) apply(proto string, external uint16, internal netip.AddrPort, lifetime time.Duration) error {
+	entries, err := natrules.Lease(proto, external, internal, lifetime)
+	if err != nil {
+		return err
+	}
 	conn, err := nftables.New()
 	if err != nil {
 		return err
 	}
-	t := table()
-	port := []byte{byte(external >> 8), byte(external)}
-	endpoint := append(internal.Addr().AsSlice(), byte(internal.Port()>>8), byte(internal.Port()), 0, 0)
-	type entry struct {
-		set      string
-		key, val []byte
-	}
-	entries := []entry{{natrules.PortMapTCP, port, endpoint}}
-	if proto == "udp" {
-		entries = []entry{{natrules.PortMapUDP, port, endpoint}, {natrules.PortsSet, port, endpoint}, {natrules.MappingsSet, endpoint, port}}
-	}
 	for _, e := range entries {
-		set, err := conn.GetSetByName(t, e.set)
+		set, err := conn.GetSetByName(natrules.Table(), e.Set)
 		if err != nil {
-			if e.set == natrules.MappingsSet {
+			if e.Optional {
 				continue // no mappings map: address-and-port-dependent mapping
 			}
-			return fmt.Errorf("map %s: %w", e.set, err)
+			return fmt.Errorf("map %s: %w", e.Set, err)
 		}
-		if set.KeyType.Bytes != uint32(len(e.key)) {
-			continue // address-dependent mappings are keyed by the remote too
+		if !e.Fits(set) {
+			if e.Optional {
+				continue // address-dependent mappings are keyed by the remote too
+			}
+			return fmt.Errorf("map %s: its elements are laid out otherwise than a lease's", e.Set)
 		}
 		// An element's timeout is set when it is added: renewing is
 		// deleting and adding again. The delete fails harmlessly when
 		// there is nothing to delete, so it is a transaction of its own.
-		conn.SetDeleteElements(set, []nftables.SetElement{{Key: e.key}})
+		conn.SetDeleteElements(set, []nftables.SetElement{{Key: e.Element.Key}})
 		conn.Flush()
 		if lifetime == 0 {
 			continue
 		}
-		if err := conn.SetAddElements(set, []nftables.SetElement{{Key: e.key, Val: e.val, Timeout: lifetime}}); err != nil {
+		if err := conn.SetAddElements(set, []nftables.SetElement{e.Element}); err != nil {
 			return err
 		}
 		if err := conn.Flush(); err != nil {
-			return fmt.Errorf("map %s: %w", e.set, err)
+			return fmt.Errorf("map %s: %w", e.Set, err)
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package natrules
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -18,46 +17,6 @@ const (
 	DropForward = "wall: not admitted through"
 	DropNoPort  = "no free public port"
 	DropClash   = "the host talks to this remote through another mapping"
-)
-
-// The maps of port-mapping forwards (NAT-PMP): public port -> private
-// endpoint, one per protocol, with the lifetime the host asked for.
-const (
-	PortMapTCP = "portmap_tcp"
-	PortMapUDP = "portmap_udp"
-)
-
-// PortsSet is the map of every public UDP port a mapping owns: public port
-// -> private address . private port. nattable reads it. MappingsSet maps
-// private endpoints to their public port (keyed by the remote address too
-// under address-dependent mapping; absent under address-and-port-dependent
-// mapping).
-const (
-	PortsSet    = "ports"
-	MappingsSet = "mappings"
-)
-
-// Names of the sets and chains, as `natlab rules` and the table show them.
-const (
-	setPorts    = PortsSet
-	setMappings = MappingsSet
-	setPermits  = "permits"
-
-	chainPrerouting  = "prerouting"
-	chainPostrouting = "postrouting"
-	chainOutbound    = "outbound"
-	chainTrack       = "track"
-	chainPermit      = "permit"
-	chainClash       = "clash"
-	chainForward     = ChainForward
-	chainInput       = ChainInput
-)
-
-// The chains that hold the wall: what is forwarded through the NAT, and
-// what is addressed to it.
-const (
-	ChainForward = "forward"
-	ChainInput   = "input"
 )
 
 // randomAttempts is how many random ports a new mapping tries when its
@@ -76,7 +35,7 @@ func Build(c Config) (*Ruleset, error) {
 		return nil, fmt.Errorf("natrules: %w", err)
 	}
 	b := &builder{Config: c, b: c.Behaviour, r: &Ruleset{
-		table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4},
+		table: Table(),
 	}}
 	b.sets()
 	for i, s := range b.r.sets {
@@ -107,8 +66,9 @@ func (b *builder) sets() {
 		[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
 	for _, f := range b.Forwards {
 		if f.Proto == "udp" {
-			ports.elements = append(ports.elements, nftables.SetElement{Key: be16(f.Port), Val: addrPort(f.To)})
-			ports.elementText = append(ports.elementText, fmt.Sprintf("%d : %v . %d", f.Port, f.To.Addr(), f.To.Port()))
+			o := Owner{Public: f.Port, Private: f.To}
+			ports.elements = append(ports.elements, o.Element(0))
+			ports.elementText = append(ports.elementText, o.text())
 		}
 	}
 	b.r.sets = append(b.r.sets, ports)
@@ -119,8 +79,9 @@ func (b *builder) sets() {
 			[]nftables.SetDatatype{ipv4, inetService}, []nftables.SetDatatype{inetService})
 		for _, f := range b.Forwards {
 			if f.Proto == "udp" {
-				m.elements = append(m.elements, nftables.SetElement{Key: addrPort(f.To), Val: be16(f.Port)})
-				m.elementText = append(m.elementText, fmt.Sprintf("%v . %d : %d", f.To.Addr(), f.To.Port(), f.Port))
+				e := Mapping{Private: f.To, Public: f.Port}
+				m.elements = append(m.elements, e.Element(0))
+				m.elementText = append(m.elementText, e.text())
 			}
 		}
 		b.r.sets = append(b.r.sets, m)
@@ -141,12 +102,6 @@ func (b *builder) sets() {
 		b.r.sets = append(b.r.sets, newSet(t, setPermits, "remote address . public port: whom each mapping has sent to (address-dependent filtering)",
 			[]nftables.SetDatatype{ipv4, inetService}, nil))
 	}
-}
-
-// addrPort encodes an address and port as a concatenation does: the port
-// padded to four bytes.
-func addrPort(ap netip.AddrPort) []byte {
-	return append(ap.Addr().AsSlice(), append(be16(ap.Port()), 0, 0)...)
 }
 
 func (b *builder) chain(name string, hook *nftables.ChainHook, typ nftables.ChainType, prio *nftables.ChainPriority, policy nftables.ChainPolicy) *chain {

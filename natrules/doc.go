@@ -37,4 +37,14 @@
 // TCP and ICMP echo are translated by conntrack (source NAT to the public
 // address, random ports for address-and-port-dependent mapping) and admitted
 // inbound only as replies or through static forwards.
+//
+// # The schema
+//
+// natrules also owns the schema of those tables for the packages that
+// read and write them at run time: the table descriptors (Table,
+// TableFirewall6, TraceTable), the names of the sets, and the byte layout
+// of their elements (Owner, Mapping, Permit and a port-mapping Lease, each
+// with its encoder and parser). natpmp, nattable, trace and bench use
+// them and spell no table or set name of their own; a test fails if one
+// does.
 package natrules

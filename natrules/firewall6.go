@@ -11,9 +11,6 @@ import (
 	"github.com/natlab/natlab/nat"
 )
 
-// Firewall6Table is natlab's IPv6 table in a NAT node's namespace.
-const Firewall6Table = "natlab6"
-
 // Firewall6Config is a NAT node's IPv6 side: no translation (every host
 // has a global address), but a stateful firewall that filters inbound
 // traffic with the same RFC 4787 filtering words as the NAT.
@@ -23,12 +20,6 @@ type Firewall6Config struct {
 	// Timeout is how long an outbound UDP flow keeps its pinhole open.
 	Timeout time.Duration
 }
-
-// Pinhole sets of the IPv6 firewall.
-const (
-	setOpen6    = "open6"
-	setPermits6 = "permits6"
-)
 
 // BuildFirewall6 returns the IPv6 firewall table. Replies to outbound
 // flows always get in (conntrack); endpoint-independent filtering also
@@ -41,7 +32,7 @@ func BuildFirewall6(c Firewall6Config) (*Ruleset, error) {
 	if c.Timeout < time.Second {
 		return nil, fmt.Errorf("natrules: firewall6 timeout %v must be at least 1s", c.Timeout)
 	}
-	t := &nftables.Table{Name: Firewall6Table, Family: nftables.TableFamilyIPv6}
+	t := TableFirewall6()
 	r := &Ruleset{table: t}
 	b := &builder{r: r}
 	ip6, svc := nftables.TypeIP6Addr, nftables.TypeInetService

@@ -23,7 +23,7 @@ func immediate(reg uint32, data []byte) *expr.Immediate {
 func dnatTo(to netip.AddrPort) stmt {
 	return stmt{fmt.Sprintf("dnat to %v", to), []expr.Any{
 		immediate(reg1, to.Addr().AsSlice()),
-		immediate(reg2, be16(to.Port())),
+		immediate(reg2, encodePort(to.Port())),
 		natExpr(expr.NATTypeDestNAT, reg1, reg2),
 	}}
 }
@@ -96,7 +96,7 @@ func keepSport(r nat.PortRange) (stmt, field) {
 	exprs := []expr.Any{loadPort(sportOffset, reg3)}
 	text := ""
 	if r != (nat.PortRange{First: 1, Last: 65535}) {
-		exprs = append(exprs, &expr.Range{Op: expr.CmpOpEq, Register: reg3, FromData: be16(r.First), ToData: be16(r.Last)})
+		exprs = append(exprs, &expr.Range{Op: expr.CmpOpEq, Register: reg3, FromData: encodePort(r.First), ToData: encodePort(r.Last)})
 		text = fmt.Sprintf("udp sport %d-%d ", r.First, r.Last)
 	}
 	exprs = append(exprs, &expr.Lookup{SourceRegister: reg3, SetName: setPorts, Invert: true})
@@ -109,7 +109,7 @@ func keepSport(r nat.PortRange) (stmt, field) {
 func portFree(port uint16) (stmt, field) {
 	text := fmt.Sprintf("0x%04x [invalid type]", port)
 	return stmt{text + " != @" + setPorts, []expr.Any{
-		immediate(reg3, be16(port)),
+		immediate(reg3, encodePort(port)),
 		&expr.Lookup{SourceRegister: reg3, SetName: setPorts, Invert: true},
 	}}, field{text: text, natText: fmt.Sprint(port), reg: reg3}
 }

@@ -12,10 +12,6 @@ import (
 	"github.com/natlab/natlab/nat"
 )
 
-// TableName is the table natlab owns in a NAT node's namespace. It is the
-// only table there; natlab never creates tables elsewhere.
-const TableName = "natlab"
-
 // Ruleset is the complete nftables table of one NAT. It is built once and
 // read many times; its methods do not modify it.
 type Ruleset struct {

@@ -35,8 +35,6 @@ func ifname(name string) []byte {
 	return b
 }
 
-func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
-
 func iifname(name string) stmt {
 	return stmt{fmt.Sprintf("iifname %q", name), []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
@@ -98,7 +96,7 @@ func ipSaddrIs(a netip.Addr) stmt {
 func dport(proto string, port uint16) stmt {
 	return stmt{fmt.Sprintf("%s dport %d", proto, port), []expr.Any{
 		loadPort(dportOffset, reg1),
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: be16(port)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: encodePort(port)},
 	}}
 }
 

@@ -220,12 +220,10 @@ func tcpState(pi conntrack.ProtoInfo) string {
 	return tcpStates[pi.TCP.State]
 }
 
-var natTable = &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
-
 // readMappings lists natlab's ports map: public UDP port -> private
 // endpoint.
 func readMappings(conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
-	set, err := conn.GetSetByName(natTable, natrules.PortsSet)
+	set, err := conn.GetSetByName(natrules.Table(), natrules.PortsSet)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("no natlab table here: not a NAT node")
@@ -238,9 +236,11 @@ func readMappings(conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
 	}
 	var maps []Mapping
 	for _, e := range elems {
-		if pub, priv, ok := portToEndpoint(public, e); ok {
-			maps = append(maps, Mapping{Public: pub, Private: priv, Expires: e.Expires})
+		o, err := natrules.ParseOwner(e)
+		if err != nil {
+			return nil, fmt.Errorf("read the ports map: %w", err)
 		}
+		maps = append(maps, Mapping{Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, Expires: e.Expires})
 	}
 	slices.SortFunc(maps, func(a, b Mapping) int { return cmp.Compare(a.Public.Port(), b.Public.Port()) })
 	return maps, nil
@@ -250,35 +250,27 @@ func readMappings(conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
 // port-mapping has, one for each protocol; a NAT without has none.
 func readLeases(conn *nftables.Conn, public netip.Addr) ([]Forward, error) {
 	var leases []Forward
-	for _, m := range []struct{ proto, set string }{{"tcp", natrules.PortMapTCP}, {"udp", natrules.PortMapUDP}} {
-		set, err := conn.GetSetByName(natTable, m.set)
+	for _, proto := range []string{"tcp", "udp"} {
+		name := natrules.PortMapSet(proto)
+		set, err := conn.GetSetByName(natrules.Table(), name)
 		if errors.Is(err, unix.ENOENT) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read the map %s: %w", m.set, err)
+			return nil, fmt.Errorf("read the map %s: %w", name, err)
 		}
 		elems, err := conn.GetSetElements(set)
 		if err != nil {
-			return nil, fmt.Errorf("read the map %s: %w", m.set, err)
+			return nil, fmt.Errorf("read the map %s: %w", name, err)
 		}
 		for _, e := range elems {
-			if pub, priv, ok := portToEndpoint(public, e); ok {
-				leases = append(leases, Forward{Proto: m.proto, Public: pub, Private: priv, By: ByNATPMP, Expires: e.Expires})
+			o, err := natrules.ParseOwner(e)
+			if err != nil {
+				return nil, fmt.Errorf("read the map %s: %w", name, err)
 			}
+			leases = append(leases, Forward{Proto: proto, Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, By: ByNATPMP, Expires: e.Expires})
 		}
 	}
 	sortForwards(leases)
 	return leases, nil
-}
-
-// portToEndpoint reads an element of a map from public port to private
-// endpoint (address . port).
-func portToEndpoint(public netip.Addr, e nftables.SetElement) (pub, priv netip.AddrPort, ok bool) {
-	if len(e.Key) < 2 || len(e.Val) < 6 {
-		return pub, priv, false
-	}
-	addr, _ := netip.AddrFromSlice(e.Val[:4])
-	return netip.AddrPortFrom(public, uint16(e.Key[0])<<8|uint16(e.Key[1])),
-		netip.AddrPortFrom(addr, uint16(e.Val[4])<<8|uint16(e.Val[5])), true
 }

@@ -18,7 +18,7 @@ func WallDrops(nsFd int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	table := &nftables.Table{Name: natrules.TableName, Family: nftables.TableFamilyIPv4}
+	table := natrules.Table()
 	var total uint64
 	// The wall's rules are in these two chains; the others hold
 	// expressions google/nftables cannot read back.

@@ -118,9 +118,6 @@ func (e Event) String() string {
 	}
 }
 
-// tableName is the trace table; it exists only while a trace runs.
-const tableName = "natlab_trace"
-
 // Prefixes of the trace table's log rules.
 const (
 	prefixBefore = "natlab before"
@@ -222,7 +219,8 @@ func (t *Tracer) addTable() error {
 	if err != nil {
 		return err
 	}
-	tab := &nftables.Table{Name: tableName, Family: nftables.TableFamilyIPv4}
+	// The trace table (natrules.TraceTable) exists only while a trace runs.
+	tab := natrules.TraceTable()
 	// A trace that was killed may have left its table: start afresh.
 	conn.AddTable(tab)
 	conn.DelTable(tab)
@@ -260,7 +258,7 @@ func (t *Tracer) delTable() error {
 	if err != nil {
 		return err
 	}
-	conn.DelTable(&nftables.Table{Name: tableName, Family: nftables.TableFamilyIPv4})
+	conn.DelTable(natrules.TraceTable())
 	return conn.Flush()
 }
 

@@ -1,0 +1,315 @@
+package natrules
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/nftables"
+)
+
+// The schema of natlab's tables in a NAT node's namespace: their names,
+// the names of their sets and chains, and the byte layout of each set's
+// elements. Build fills the tables; natpmp adds and removes elements,
+// nattable reads them and trace adds a table of its own beside them, all
+// through what this file exports, so the layout is written down once.
+// (A test fails if another package spells a table or set name itself.)
+
+// The tables natlab makes in a NAT node's namespace, and only there.
+const (
+	// TableName is the NAT's IPv4 table, the one Build returns.
+	TableName = "natlab"
+	// Firewall6Table is the NAT's IPv6 firewall, the one BuildFirewall6
+	// returns.
+	Firewall6Table = "natlab6"
+	// TraceTableName is the table natlab trace adds while it traces.
+	TraceTableName = "natlab_trace"
+)
+
+// Table returns the descriptor of the NAT's IPv4 table (TableName), to
+// look up or delete it, its sets and its chains in a namespace.
+func Table() *nftables.Table {
+	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4}
+}
+
+// TableFirewall6 returns the descriptor of the NAT's IPv6 firewall table
+// (Firewall6Table).
+func TableFirewall6() *nftables.Table {
+	return &nftables.Table{Name: Firewall6Table, Family: nftables.TableFamilyIPv6}
+}
+
+// TraceTable returns the descriptor of the trace's table (TraceTableName).
+func TraceTable() *nftables.Table {
+	return &nftables.Table{Name: TraceTableName, Family: nftables.TableFamilyIPv4}
+}
+
+// The sets and maps of the NAT's IPv4 table. Their elements are Owner,
+// Mapping and Permit.
+const (
+	// PortsSet maps every public UDP port a mapping owns to its owner:
+	// public port -> private address . private port (Owner).
+	PortsSet = "ports"
+	// MappingsSet maps private endpoints to their public port (Mapping):
+	// keyed by the remote address too under address-dependent mapping,
+	// absent under address-and-port-dependent mapping.
+	MappingsSet = "mappings"
+	// PermitsSet holds remote address . public port: whom each mapping has
+	// sent to, under address-dependent filtering (Permit).
+	PermitsSet = "permits"
+	// PortMapTCP and PortMapUDP are the maps of port-mapping forwards
+	// (NAT-PMP): public port -> private endpoint (Owner), one per
+	// protocol, with the lifetime the host asked for.
+	PortMapTCP = "portmap_tcp"
+	PortMapUDP = "portmap_udp"
+)
+
+// The sets of the IPv6 firewall table.
+const (
+	setOpen6    = "open6"
+	setPermits6 = "permits6"
+)
+
+// PortMapSet names the port-mapping map of a protocol ("tcp" or "udp"),
+// or "" for any other.
+func PortMapSet(proto string) string {
+	switch proto {
+	case "tcp":
+		return PortMapTCP
+	case "udp":
+		return PortMapUDP
+	}
+	return ""
+}
+
+// The chains that hold the wall: what is forwarded through the NAT, and
+// what is addressed to it.
+const (
+	ChainForward = "forward"
+	ChainInput   = "input"
+)
+
+// The other chains, as `natlab rules` and the table show them.
+const (
+	chainPrerouting  = "prerouting"
+	chainPostrouting = "postrouting"
+	chainOutbound    = "outbound"
+	chainTrack       = "track"
+	chainPermit      = "permit"
+	chainClash       = "clash"
+	chainForward     = ChainForward
+	chainInput       = ChainInput
+)
+
+// Short names for the sets, in the rules that use them.
+const (
+	setPorts    = PortsSet
+	setMappings = MappingsSet
+	setPermits  = PermitsSet
+)
+
+// How values lie in set keys and data. A single value is as long as it is
+// (a port: two bytes). In a concatenation every value starts on a 4-byte
+// register, as nft loads them: a port is followed by two zero bytes. All
+// values are in network byte order.
+const (
+	portLen = 2
+	ip4Len  = 4
+	regLen  = 4
+	// endpointLen is an address . port concatenation.
+	endpointLen = ip4Len + regLen
+)
+
+func encodePort(p uint16) []byte { return binary.BigEndian.AppendUint16(nil, p) }
+
+// encodeEndpoint encodes an address and port as a concatenation does.
+func encodeEndpoint(ap netip.AddrPort) []byte {
+	a := ap.Addr().As4()
+	return append(a[:], byte(ap.Port()>>8), byte(ap.Port()), 0, 0)
+}
+
+// encodeAddrPort encodes the concatenation address . port of an address
+// and a port that are not one endpoint (a remote and a public port).
+func encodeAddrPort(a netip.Addr, p uint16) []byte { return encodeEndpoint(netip.AddrPortFrom(a, p)) }
+
+func decodePort(b []byte) (uint16, error) {
+	if len(b) != portLen {
+		return 0, fmt.Errorf("a port is %d bytes, not %d", portLen, len(b))
+	}
+	return binary.BigEndian.Uint16(b), nil
+}
+
+// decodeEndpoint reads an address . port concatenation from the start of
+// b, which must hold at least one.
+func decodeEndpoint(b []byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:ip4Len])), binary.BigEndian.Uint16(b[ip4Len:]))
+}
+
+func wantLen(what string, b []byte, n int) error {
+	if len(b) != n {
+		return fmt.Errorf("%s is %d bytes, want %d", what, len(b), n)
+	}
+	return nil
+}
+
+// The element types below encode IPv4 addresses only (the NAT's table is
+// IPv4): their methods panic on any other address.
+
+// Owner is an element of the ports map (the private endpoint that owns a
+// public UDP port) and of the port-mapping maps (the private endpoint a
+// public port is forwarded to): public port -> private address . private
+// port.
+type Owner struct {
+	Public  uint16
+	Private netip.AddrPort
+}
+
+// Key is the element's key: the public port, two bytes.
+func (o Owner) Key() []byte { return encodePort(o.Public) }
+
+// Data is the element's data: the private address, then its port padded
+// to four bytes.
+func (o Owner) Data() []byte { return encodeEndpoint(o.Private) }
+
+// Element is the element to add or delete; a timeout of zero is the
+// set's own (none for an element added with its table).
+func (o Owner) Element(timeout time.Duration) nftables.SetElement {
+	return nftables.SetElement{Key: o.Key(), Val: o.Data(), Timeout: timeout}
+}
+
+func (o Owner) text() string {
+	return fmt.Sprintf("%d : %v . %d", o.Public, o.Private.Addr(), o.Private.Port())
+}
+
+// ParseOwner reads an element of the ports map or a port-mapping map.
+func ParseOwner(e nftables.SetElement) (Owner, error) {
+	public, err := decodePort(e.Key)
+	if err != nil {
+		return Owner{}, fmt.Errorf("key: %w", err)
+	}
+	if err := wantLen("data", e.Val, endpointLen); err != nil {
+		return Owner{}, err
+	}
+	return Owner{Public: public, Private: decodeEndpoint(e.Val)}, nil
+}
+
+// Mapping is an element of the mappings map: private endpoint [. remote
+// address] -> public port. Remote is the zero Addr under
+// endpoint-independent mapping, whose map is keyed by the private endpoint
+// alone, and set under address-dependent mapping.
+type Mapping struct {
+	Private netip.AddrPort
+	Remote  netip.Addr
+	Public  uint16
+}
+
+// Key is the element's key: the private address, its port padded to four
+// bytes, and the remote address if there is one.
+func (m Mapping) Key() []byte {
+	k := encodeEndpoint(m.Private)
+	if m.Remote.IsValid() {
+		r := m.Remote.As4()
+		k = append(k, r[:]...)
+	}
+	return k
+}
+
+// Data is the element's data: the public port, two bytes.
+func (m Mapping) Data() []byte { return encodePort(m.Public) }
+
+// Element is the element to add or delete; a timeout of zero is the
+// set's own.
+func (m Mapping) Element(timeout time.Duration) nftables.SetElement {
+	return nftables.SetElement{Key: m.Key(), Val: m.Data(), Timeout: timeout}
+}
+
+func (m Mapping) text() string {
+	s := fmt.Sprintf("%v . %d", m.Private.Addr(), m.Private.Port())
+	if m.Remote.IsValid() {
+		s += " . " + m.Remote.String()
+	}
+	return fmt.Sprintf("%s : %d", s, m.Public)
+}
+
+// ParseMapping reads an element of the mappings map, of either layout.
+func ParseMapping(e nftables.SetElement) (Mapping, error) {
+	var m Mapping
+	switch len(e.Key) {
+	case endpointLen:
+	case endpointLen + ip4Len:
+		m.Remote = netip.AddrFrom4([4]byte(e.Key[endpointLen:]))
+	default:
+		return Mapping{}, fmt.Errorf("key is %d bytes, want %d or %d", len(e.Key), endpointLen, endpointLen+ip4Len)
+	}
+	m.Private = decodeEndpoint(e.Key)
+	var err error
+	if m.Public, err = decodePort(e.Val); err != nil {
+		return Mapping{}, fmt.Errorf("data: %w", err)
+	}
+	return m, nil
+}
+
+// Permit is an element of the permits set: a remote address a mapping has
+// sent to, and the mapping's public port.
+type Permit struct {
+	Remote netip.Addr
+	Public uint16
+}
+
+// Key is the element's key: the remote address, then the public port
+// padded to four bytes.
+func (p Permit) Key() []byte { return encodeAddrPort(p.Remote, p.Public) }
+
+// Element is the element to add or delete; a timeout of zero is the
+// set's own.
+func (p Permit) Element(timeout time.Duration) nftables.SetElement {
+	return nftables.SetElement{Key: p.Key(), Timeout: timeout}
+}
+
+// ParsePermit reads an element of the permits set.
+func ParsePermit(e nftables.SetElement) (Permit, error) {
+	if err := wantLen("key", e.Key, endpointLen); err != nil {
+		return Permit{}, err
+	}
+	ap := decodeEndpoint(e.Key)
+	return Permit{Remote: ap.Addr(), Public: ap.Port()}, nil
+}
+
+// A LeaseEntry is one element a port-mapping lease puts in a NAT's maps.
+type LeaseEntry struct {
+	Set string
+	// Optional entries go only where the set exists with their layout:
+	// the mappings map of endpoint-independent mapping.
+	Optional bool
+	Element  nftables.SetElement
+}
+
+// Fits says whether the entry has the layout of set's elements.
+func (e LeaseEntry) Fits(set *nftables.Set) bool {
+	return set.KeyType.Bytes == uint32(len(e.Element.Key)) && set.DataType.Bytes == uint32(len(e.Element.Val))
+}
+
+// Lease returns the elements a port-mapping (NAT-PMP) lease of public to
+// private puts in the NAT's maps, with the lease's lifetime: the forward
+// map of its protocol; for UDP also the ports map, so the NAT's own
+// allocation leaves the port alone, and (where it has that layout) the
+// mappings map of endpoint-independent mapping, so the host's own traffic
+// out uses the port too. Renewing a lease is deleting these and adding
+// them again: an element's timeout is set when it is added.
+func Lease(proto string, public uint16, private netip.AddrPort, lifetime time.Duration) ([]LeaseEntry, error) {
+	set := PortMapSet(proto)
+	if set == "" {
+		return nil, fmt.Errorf("natrules: a lease of protocol %q: want tcp or udp", proto)
+	}
+	if !private.Addr().Is4() {
+		return nil, fmt.Errorf("natrules: a lease to %v: want an IPv4 endpoint", private)
+	}
+	owner := Owner{Public: public, Private: private}.Element(lifetime)
+	entries := []LeaseEntry{{Set: set, Element: owner}}
+	if proto == "udp" {
+		entries = append(entries,
+			LeaseEntry{Set: PortsSet, Element: owner},
+			LeaseEntry{Set: MappingsSet, Optional: true, Element: Mapping{Private: private, Public: public}.Element(lifetime)})
+	}
+	return entries, nil
+}
