@@ -120,6 +120,14 @@ func TestList(t *testing.T) {
 	}
 }
 
+// A path is never taken for a lab's name by the commands that take either.
+func TestGraphOfAPath(t *testing.T) {
+	r := run(t, "graph", "scenarios/symmetric.yaml")
+	if r.code != 0 || !strings.Contains(r.stdout, "flowchart") {
+		t.Errorf("graph: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestRulesFromFileNeedsNoRoot(t *testing.T) {
 	r := run(t, "rules", "scenarios/symmetric.yaml", "nat-a")
 	if r.code != 0 || !strings.Contains(r.stdout, "table ip natlab {") || !strings.Contains(r.stdout, "snat to 203.0.113.1 random") {

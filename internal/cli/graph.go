@@ -1,15 +1,12 @@
 package cli
 
 import (
-	"errors"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/natlab/natlab/graph"
-	"github.com/natlab/natlab/labstate"
-	"github.com/natlab/natlab/topology"
 )
 
 func newGraphCmd() *cobra.Command {
@@ -26,20 +23,9 @@ file, a built-in scenario or a running lab, and needs no root.`,
   natlab graph my-lab.yaml --format dot | dot -Tpng > lab.png`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			var topo *topology.Topology
-			if _, err := labstate.Load(a[0]); err == nil {
-				if _, topo, err = runningLab(a[0]); err != nil {
-					return err
-				}
-			} else if !errors.Is(err, labstate.ErrNotFound) {
+			topo, err := labOrFile(cmd, a[0])
+			if err != nil {
 				return err
-			} else {
-				sc, err := loadScenario(a[0])
-				if err != nil {
-					return orLab(err, a[0])
-				}
-				sc.tell(cmd.ErrOrStderr())
-				topo = sc.topo
 			}
 			known := false
 			for _, f := range graph.Formats {

@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/natlab/natlab/lab"
-	"github.com/natlab/natlab/labstate"
-	"github.com/natlab/natlab/topology"
 )
 
 func newRulesCmd() *cobra.Command {
@@ -30,20 +27,9 @@ loaded back with nft -f as they are printed.`,
   sudo ip netns exec natlab-symmetric-nat-a nft list ruleset`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			var topo *topology.Topology
-			if _, err := labstate.Load(a[0]); err == nil {
-				if _, topo, err = runningLab(a[0]); err != nil {
-					return err
-				}
-			} else if !errors.Is(err, labstate.ErrNotFound) {
+			topo, err := labOrFile(cmd, a[0])
+			if err != nil {
 				return err
-			} else {
-				sc, err := loadScenario(a[0])
-				if err != nil {
-					return orLab(err, a[0])
-				}
-				sc.tell(cmd.ErrOrStderr())
-				topo = sc.topo
 			}
 			n := topo.Node(a[1])
 			if n == nil {

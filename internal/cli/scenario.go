@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/natlab/natlab/internal/suggest"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/scenarios"
@@ -107,6 +109,29 @@ func renamed(topo *topology.Topology, name string) *topology.Topology {
 	t := *topo
 	t.Name = name
 	return &t
+}
+
+// labOrFile is the topology a LAB|FILE|NAME argument names: the recorded
+// one of a lab that is up, else the scenario the argument names. An
+// argument that cannot be a lab name (a path, say) is never looked up as
+// a lab.
+func labOrFile(cmd *cobra.Command, arg string) (*topology.Topology, error) {
+	if topology.CheckLabName(arg) == nil {
+		_, err := labstate.Load(arg)
+		if err == nil {
+			_, topo, err := runningLab(arg)
+			return topo, err
+		}
+		if !errors.Is(err, labstate.ErrNotFound) {
+			return nil, err
+		}
+	}
+	sc, err := loadScenario(arg)
+	if err != nil {
+		return nil, orLab(err, arg)
+	}
+	sc.tell(cmd.ErrOrStderr())
+	return sc.topo, nil
 }
 
 // runningLab reads a lab's record and its topology.

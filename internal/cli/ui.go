@@ -15,6 +15,7 @@ import (
 
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/ui"
 )
 
@@ -192,8 +193,11 @@ func uiTarget(a []string, rename string) (string, *scenario, error) {
 		}
 		return "", nil, usageError("%d labs are up (%s): name the one to show", len(names), strings.Join(names, ", "))
 	}
-	if _, err := labstate.Load(a[0]); err == nil && rename == "" {
-		return a[0], nil, nil
+	// A path is never looked up as a lab's name.
+	if topology.CheckLabName(a[0]) == nil && rename == "" {
+		if _, err := labstate.Load(a[0]); err == nil {
+			return a[0], nil, nil
+		}
 	}
 	sc, err := loadScenario(a[0])
 	if err != nil {
