@@ -145,7 +145,7 @@ func TestSoakUpRunDown(t *testing.T) {
 	ctx := context.Background()
 	cycle := func(i int) error {
 		name := fmt.Sprintf("%ss%04d", prefix, i)
-		topo, err := topology.Parse(name+".yaml", []byte(soakScenario))
+		topo, err := topology.Parse(name+".yaml", []byte(soakScenario), nil)
 		if err != nil {
 			return err
 		}

@@ -168,10 +168,11 @@ type PortForward struct {
 // step, whose value holds the step's fields (a wait takes a duration).
 // Every step but wait may have a name, a one-line label for reports, made
 // from the step when left out (such as "punch alice bob"). A server left
-// out is the first in the file that runs the service named. Its keys are
-// the kinds of package step, and internal/schemagen makes its schema from
-// them.
-type StepEntry struct{}
+// out is the first in the file that runs the service named.
+type StepEntry struct {
+	// Its keys are the kinds of package step: internal/schemagen makes
+	// its schema from step.All().
+}
 
 // STUNExpect is what a stun step expects.
 type STUNExpect string
@@ -423,6 +424,10 @@ func FormatKeys(t reflect.Type) (keys, required []string) {
 func FieldFormat(f reflect.StructField) reflect.Type {
 	if name := f.Tag.Get("format"); name != "" {
 		if t, ok := formatTypes[name]; ok {
+			// A list's format tag names the format of its items.
+			if f.Type.Kind() == reflect.Slice && t.Kind() != reflect.Slice && t.Kind() != reflect.Interface {
+				return reflect.SliceOf(t)
+			}
 			return t
 		}
 		panic("topology: field " + f.Name + " names format " + name + ", which is no format type of format.go")

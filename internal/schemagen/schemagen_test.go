@@ -11,7 +11,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 const root = "../.."
@@ -99,7 +99,7 @@ func TestValidFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := topology.Parse(file, data); err != nil {
+			if _, err := step.Parse(file, data); err != nil {
 				t.Fatalf("the parser rejects it: %v", err)
 			}
 			if err := s.Validate(instance(t, data)); err != nil {
@@ -131,7 +131,7 @@ func TestInvalidFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := topology.Parse(file, data); err == nil {
+			if _, err := step.Parse(file, data); err == nil {
 				t.Fatal("the parser accepts it")
 			}
 			if err := s.Validate(instance(t, data)); err == nil {
