@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -99,22 +100,9 @@ type NATNode struct {
 	// and a filtering; mapping: or filtering: written beside it must agree
 	// with it.
 	Type NATType `yaml:"type" default:"port-restricted-cone"`
-	// Which remote endpoints share one public mapping (RFC 4787 section
-	// 4.1).
-	Mapping Dependence `yaml:"mapping" default:"from type"`
-	// Which remote endpoints may send in through a mapping (RFC 4787
-	// section 5).
-	Filtering Dependence `yaml:"filtering" default:"from type"`
-	// How the public port of a new mapping is picked (RFC 4787 section
-	// 4.2).
-	Ports PortAllocation `yaml:"ports" default:"random for symmetric, else preserve"`
-	// The public ports new mappings take.
-	PortRange PortRange `yaml:"port-range" default:"1024-65535"`
-	// Whether a host behind the nat can reach another behind it through
-	// the nat's public address (RFC 4787 REQ-9).
-	Hairpin bool `yaml:"hairpin" default:"true"`
-	// How long an idle mapping lives, 1s to 24h.
-	Timeout Duration `yaml:"timeout" default:"2m"`
+	// The RFC 4787 knobs, one key each: the NATKnobs of knobs.go stand
+	// here (mapping, filtering, ports, port-range, hairpin, timeout).
+	Knobs NATKnobKeys `schema:"knobs"`
 	// How hosts behind the nat can ask it for a mapping: nat-pmp answers
 	// NAT-PMP (RFC 6886) on its LAN, for portmap steps.
 	PortMapping PortMapping `yaml:"port-mapping" default:"none"`
@@ -545,6 +533,39 @@ func words[T ~string](vs []T) []string {
 	return out
 }
 
+// NATKnobKeys stands, in NATNode, for the keys of NATKnobs: a field
+// tagged schema:"knobs" is those keys, each a field of its Format type
+// with its Default and, as tag doc, its Meaning (see KnobFields).
+type NATKnobKeys struct{}
+
+// KnobFields are the keys of NATKnobs as fields of a format struct, for
+// what reads the format types (formatFields, internal/schemagen): each
+// with a yaml, a default and a doc tag, the doc standing in for the doc
+// comment a written field has.
+func KnobFields() []reflect.StructField {
+	fields := make([]reflect.StructField, len(NATKnobs))
+	for i, k := range NATKnobs {
+		fields[i] = reflect.StructField{
+			Name: knobFieldName(k.Key),
+			Type: k.Format,
+			Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", k.Key, k.Default, k.Meaning)),
+		}
+	}
+	return fields
+}
+
+// knobFieldName is the Go name a field of key would have: port-range,
+// PortRange.
+func knobFieldName(key string) string {
+	var b strings.Builder
+	for w := range strings.SplitSeq(key, "-") {
+		if w != "" {
+			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+		}
+	}
+	return b.String()
+}
+
 // formatField is one key of a format type.
 type formatField struct {
 	key      string
@@ -560,6 +581,12 @@ func formatFields(t reflect.Type) []formatField {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		opts := strings.Split(f.Tag.Get("schema"), ",")
+		if slices.Contains(opts, "knobs") {
+			for _, kf := range KnobFields() {
+				fields = append(fields, formatField{key: kf.Tag.Get("yaml"), field: kf})
+			}
+			continue
+		}
 		if f.Name == "_" || slices.Contains(opts, "prefix") {
 			continue
 		}

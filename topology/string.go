@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -83,22 +84,25 @@ func (n *Node) String() string {
 
 // describeBehaviour spells out every knob, unlike nat.Behaviour.String,
 // which leaves out defaults.
+// Each knob of NATKnobs says how it reads there.
 func (t *NAT) describeBehaviour() string {
-	b := t.Behaviour
-	typ := string(t.Type)
-	if typ == "" {
-		typ = "no classic type"
+	var s strings.Builder
+	if t.Type == "" {
+		s.WriteString("no classic type")
+	} else {
+		s.WriteString(string(t.Type))
 	}
-	hairpin := "hairpin"
-	if !b.Hairpin {
-		hairpin = "no hairpin"
+	s.WriteString(": ")
+	for i := range NATKnobs {
+		k := &NATKnobs[i]
+		if i > 0 {
+			s.WriteString(cmp.Or(k.sep, ", "))
+		}
+		s.WriteString(k.phrase(k.get(t.Behaviour)))
 	}
-	portMapping := t.PortMapping
-	if portMapping == "" {
-		portMapping = "none"
-	}
-	return fmt.Sprintf("%s: mapping %s, filtering %s, ports %s %s, %s, timeout %s, port-mapping %s",
-		typ, b.Mapping, b.Filtering, b.Ports, b.PortRange, hairpin, fmtDuration(b.Timeout), portMapping)
+	portMapping := cmp.Or(t.PortMapping, "none")
+	fmt.Fprintf(&s, ", port-mapping %s", portMapping)
+	return s.String()
 }
 
 // String describes the forward: "forward udp 3478 to alice 192.168.1.2:3478".
