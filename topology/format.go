@@ -28,7 +28,9 @@ import (
 //   - a type with a Values method takes one of those words;
 //   - a type with a Variants method takes the form of one of them;
 //   - the other named types are the value formats of values.go in
-//     internal/schemagen: names, addresses, durations, ports.
+//     internal/schemagen: names, addresses, durations, ports;
+//   - a field tagged schema:"knobs" stands for the NAT knobs of
+//     NATKnobs (knobs.go), each a key with its format, default and doc.
 
 //go:generate go run ../internal/schemagen -root ..
 

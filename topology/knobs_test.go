@@ -160,3 +160,25 @@ func TestDescribeBehaviourNamesEveryKnob(t *testing.T) {
 		}
 	}
 }
+
+// TestBehaviourStringShowsEveryKnob checks that nat.Behaviour.String, the
+// summary natlab status, up and tour print of a nat, changes with every
+// knob set off its default: a knob it leaves out would be invisible there.
+func TestBehaviourStringShowsEveryKnob(t *testing.T) {
+	var base nat.Behaviour
+	for _, k := range NATKnobs {
+		k.set(&base, k.def(nat.PortRestrictedCone))
+	}
+	off := nat.Behaviour{Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent, Ports: nat.PortSequential,
+		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 90 * time.Second}
+	for _, k := range NATKnobs {
+		b := base
+		k.set(&b, k.get(off))
+		if b == base {
+			t.Fatalf("%s: the test's value is the default", k.Key)
+		}
+		if b.String() == base.String() {
+			t.Errorf("%s: nat.Behaviour.String does not show it: %q either way", k.Key, b.String())
+		}
+	}
+}
