@@ -21,7 +21,11 @@ import (
 // field stands for them), natlab show, natlab status --json and the page
 // print them, and labtest.NodeSpec writes them. A knob is added to natlab
 // by adding its field to nat.Behaviour, its rules to natrules and its
-// entry here; knobs_test.go checks that every view names every knob.
+// entry here. Tests fail when one is missing somewhere: knobs_test.go
+// (every field of nat.Behaviour has a knob; natlab show and
+// nat.Behaviour.String show each), internal/schemagen (the schema and the
+// reference), internal/cli and ui (status --json and the page) and
+// labtest (a NodeSpec field per knob).
 type NATKnob struct {
 	// Key is the knob's key in a scenario file.
 	Key string
