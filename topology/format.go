@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -533,39 +532,6 @@ func words[T ~string](vs []T) []string {
 		out[i] = string(v)
 	}
 	return out
-}
-
-// NATKnobKeys stands, in NATNode, for the keys of NATKnobs: a field
-// tagged schema:"knobs" is those keys, each a field of its Format type
-// with its Default and, as tag doc, its Meaning (see KnobFields).
-type NATKnobKeys struct{}
-
-// KnobFields are the keys of NATKnobs as fields of a format struct, for
-// what reads the format types (formatFields, internal/schemagen): each
-// with a yaml, a default and a doc tag, the doc standing in for the doc
-// comment a written field has.
-func KnobFields() []reflect.StructField {
-	fields := make([]reflect.StructField, len(NATKnobs))
-	for i, k := range NATKnobs {
-		fields[i] = reflect.StructField{
-			Name: knobFieldName(k.Key),
-			Type: k.Format,
-			Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", k.Key, k.Default, k.Meaning)),
-		}
-	}
-	return fields
-}
-
-// knobFieldName is the Go name a field of key would have: port-range,
-// PortRange.
-func knobFieldName(key string) string {
-	var b strings.Builder
-	for w := range strings.SplitSeq(key, "-") {
-		if w != "" {
-			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
-		}
-	}
-	return b.String()
 }
 
 // formatField is one key of a format type.
