@@ -82,17 +82,11 @@ func (n *Node) String() string {
 	return b.String()
 }
 
-// describeBehaviour spells out every knob, unlike nat.Behaviour.String,
-// which leaves out defaults.
-// Each knob of NATKnobs says how it reads there.
+// describeBehaviour spells out every knob of NATKnobs, each in its own
+// phrase, unlike nat.Behaviour.String, which leaves out defaults.
 func (t *NAT) describeBehaviour() string {
 	var s strings.Builder
-	if t.Type == "" {
-		s.WriteString("no classic type")
-	} else {
-		s.WriteString(string(t.Type))
-	}
-	s.WriteString(": ")
+	s.WriteString(cmp.Or(string(t.Type), "no classic type") + ": ")
 	for i := range NATKnobs {
 		k := &NATKnobs[i]
 		if i > 0 {
@@ -100,8 +94,7 @@ func (t *NAT) describeBehaviour() string {
 		}
 		s.WriteString(k.phrase(k.get(t.Behaviour)))
 	}
-	portMapping := cmp.Or(t.PortMapping, "none")
-	fmt.Fprintf(&s, ", port-mapping %s", portMapping)
+	fmt.Fprintf(&s, ", port-mapping %s", cmp.Or(t.PortMapping, "none"))
 	return s.String()
 }
 
