@@ -28,12 +28,18 @@ import (
 // reboot together with the namespaces they describe.
 const Dir = "/run/natlab"
 
-// FormatVersion is written into every record; a natlab that finds another
-// version still removes the lab but says it cannot describe it fully.
+// FormatVersion is the format of the records this natlab writes; Save
+// puts it into every record and Load refuses a record of another one with
+// ErrVersion. Every natlab so far has written version 1, so the records of
+// running labs, whichever natlab brought them up, read. A change to what a
+// record holds that an older natlab would misread (a JSON name changed or
+// removed, a value in another unit, here or in the nat types a record
+// holds, whose JSON names are fixed by tags) must raise it.
 const FormatVersion = 1
 
 // State is everything natlab knows about one lab.
 type State struct {
+	// Version is the record's format, FormatVersion when Save wrote it.
 	Version int    `json:"version"`
 	Name    string `json:"name"`
 	// ID is random per bring-up. It tags the lab's objects in the kernel,
@@ -133,6 +139,12 @@ var ErrCorrupt = errors.New("corrupt record")
 // ErrNotFound means no record exists for the lab.
 var ErrNotFound = errors.New("no such lab")
 
+// ErrVersion means the lab's record is of a format this natlab does not
+// read: a newer natlab wrote it, or none did (it has no version). It is
+// an ErrCorrupt too, so that what removes a lab whose record cannot be
+// read (natlab down, by the markers of its namespaces) removes this one.
+var ErrVersion = fmt.Errorf("%w: unknown format version", ErrCorrupt)
+
 // Load reads the record of lab name.
 func Load(name string) (*State, error) {
 	if err := checkName(name); err != nil {
@@ -145,13 +157,38 @@ func Load(name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	var s State
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("lab %s: %w %s: %v", name, ErrCorrupt, path(name, ".json"), err)
+	s, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("lab %s: %s: %w", name, path(name, ".json"), err)
 	}
 	// Without root the secret is unreadable: the credentials stay empty.
 	if secret, err := os.ReadFile(path(name, ".secret")); err == nil {
 		json.Unmarshal(secret, &s.TURN)
+	}
+	return s, nil
+}
+
+// decode reads a record, checking its format version before anything
+// else: a record of another format may parse as JSON and still mean
+// something else.
+func decode(data []byte) (*State, error) {
+	var v struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	switch {
+	case v.Version == nil:
+		return nil, fmt.Errorf("%w: the record has none, and every natlab writes one (format %d)", ErrVersion, FormatVersion)
+	case *v.Version > FormatVersion:
+		return nil, fmt.Errorf("%w: the record is of format %d, from a newer natlab; this natlab reads format %d", ErrVersion, *v.Version, FormatVersion)
+	case *v.Version != FormatVersion:
+		return nil, fmt.Errorf("%w: the record is of format %d; this natlab reads format %d", ErrVersion, *v.Version, FormatVersion)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return &s, nil
 }
@@ -164,6 +201,9 @@ func Save(s *State) error {
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return err
 	}
+	// What Save writes is this natlab's format, whatever the record was
+	// read as.
+	s.Version = FormatVersion
 	if s.TURN.User != "" {
 		secret, _ := json.Marshal(s.TURN)
 		if err := writeAtomic(s.Name, ".secret", secret, 0o600); err != nil {

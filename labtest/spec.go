@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -52,19 +53,26 @@ type NodeSpec struct {
 
 	// Type is a NAT's classic type; Mapping and Filtering set the RFC
 	// 4787 behaviour knob by knob instead.
-	Type               nat.Type
-	Mapping, Filtering nat.Dependence
+	Type nat.Type
+	// The NAT's knobs, each one of topology.NATKnobs, named by its knob
+	// tag and written as a file writes it (the fields' tests check that
+	// every knob has one). Mapping and Filtering are what remote
+	// endpoints a mapping is shared with and lets in.
+	Mapping   nat.Dependence `knob:"mapping"`
+	Filtering nat.Dependence `knob:"filtering"`
 	// Ports is how a NAT picks public ports.
-	Ports nat.PortAllocation
+	Ports nat.PortAllocation `knob:"ports"`
+	// PortRange is the public ports a NAT's mappings take.
+	PortRange nat.PortRange `knob:"port-range"`
+	// Hairpin, if not nil, turns a NAT's hairpinning on or off.
+	Hairpin *bool `knob:"hairpin"`
+	// Timeout is how long a NAT keeps an idle mapping.
+	Timeout time.Duration `knob:"timeout"`
 	// LAN is the subnet behind a NAT.
 	LAN netip.Prefix
-	// Hairpin, if not nil, turns a NAT's hairpinning on or off.
-	Hairpin *bool
-	// Timeout is how long a NAT keeps an idle mapping.
-	Timeout time.Duration
 
 	// Extra holds any other keys of the node, by their name in a
-	// scenario file, such as "port-range", "forward" or "port-mapping".
+	// scenario file, such as "forward" or "port-mapping".
 	Extra map[string]any
 }
 
@@ -142,26 +150,34 @@ func (n NodeSpec) fields() yaml.MapSlice {
 	if n.Type != "" {
 		add("type", string(n.Type))
 	}
-	if n.Mapping != "" {
-		add("mapping", string(n.Mapping))
-	}
-	if n.Filtering != "" {
-		add("filtering", string(n.Filtering))
-	}
-	if n.Ports != "" {
-		add("ports", string(n.Ports))
+	v := reflect.ValueOf(n)
+	for i := range topology.NATKnobs {
+		k := &topology.NATKnobs[i]
+		f, ok := knobField(k.Key)
+		if !ok {
+			continue
+		}
+		if x := v.FieldByIndex(f.Index); !x.IsZero() {
+			add(k.Key, k.ValueOf(reflect.Indirect(x).Interface()))
+		}
 	}
 	if n.LAN.IsValid() {
 		add("lan", n.LAN.String())
-	}
-	if n.Hairpin != nil {
-		add("hairpin", *n.Hairpin)
-	}
-	if n.Timeout != 0 {
-		add("timeout", n.Timeout.String())
 	}
 	for _, k := range slices.Sorted(maps.Keys(n.Extra)) {
 		add(k, n.Extra[k])
 	}
 	return m
+}
+
+// knobField is the field of NodeSpec for the NAT knob key: the one with
+// that knob tag.
+func knobField(key string) (reflect.StructField, bool) {
+	t := reflect.TypeFor[NodeSpec]()
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Tag.Get("knob") == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }

@@ -2,6 +2,7 @@ package labtest
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestSpecYAML(t *testing.T) {
 					{Name: "srv", Kind: topology.KindServer, Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("198.51.100.11")}},
 					{Name: "cgn", Kind: topology.KindNAT, Mapping: nat.EndpointIndependent, Filtering: nat.AddressDependent,
 						Ports: nat.PortSequential, LAN: netip.MustParsePrefix("100.64.0.0/24"), Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.7")},
-						Hairpin: &off, Timeout: 30 * time.Second, Extra: map[string]any{"port-range": "20000-20999"}},
+						Hairpin: &off, Timeout: 30 * time.Second, PortRange: nat.PortRange{First: 20000, Last: 20999}},
 					{Name: "home", Kind: topology.KindNAT, Type: nat.FullCone, Behind: "cgn"},
 					{Name: "pc", Kind: topology.KindHost, Behind: "home", Addresses: []netip.Addr{netip.MustParseAddr("192.168.1.50")}},
 				},
@@ -105,5 +106,48 @@ func TestSpecYAML(t *testing.T) {
 			}
 			tc.check(t, topo)
 		})
+	}
+}
+
+// TestNodeSpecHasEveryKnob checks that NodeSpec has a field for every NAT
+// knob of topology.NATKnobs, of the knob's type (or a pointer to it, for
+// a knob whose zero value is no way of leaving it out), and that Spec
+// writes each into the scenario.
+func TestNodeSpecHasEveryKnob(t *testing.T) {
+	var n NodeSpec
+	v := reflect.ValueOf(&n).Elem()
+	for i := range topology.NATKnobs {
+		k := &topology.NATKnobs[i]
+		f, ok := knobField(k.Key)
+		if !ok {
+			t.Errorf("NodeSpec has no field tagged knob:%q", k.Key)
+			continue
+		}
+		if f.Type != k.Field() && f.Type != reflect.PointerTo(k.Field()) {
+			t.Errorf("NodeSpec.%s is a %s, the knob %s a %s", f.Name, f.Type, k.Key, k.Field())
+		}
+	}
+	// A value off the default for each, as the registry's own test has.
+	off := false
+	n = NodeSpec{Name: "cgn", Kind: topology.KindNAT, Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent,
+		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: &off, Timeout: 90 * time.Second}
+	for i := range topology.NATKnobs {
+		f, _ := knobField(topology.NATKnobs[i].Key)
+		if v.FieldByIndex(f.Index).IsZero() {
+			t.Errorf("the test leaves NodeSpec.%s out", f.Name)
+		}
+	}
+	text, err := Spec{Nodes: []NodeSpec{n}}.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := topology.Parse("spec.yaml", []byte(text), nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	want := nat.Behaviour{Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent, Ports: nat.PortSequential,
+		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 90 * time.Second}
+	if got := topo.Node("cgn").NAT.Behaviour; got != want {
+		t.Errorf("the spec's nat is %+v, want %+v\n%s", got, want, text)
 	}
 }

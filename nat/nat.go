@@ -162,8 +162,11 @@ func TypeOf(mapping, filtering Dependence) (t Type, ok bool) {
 }
 
 // PortRange is an inclusive range of public ports a NAT allocates from.
+//
+// Its JSON names are part of labstate's lab records (see Behaviour).
 type PortRange struct {
-	First, Last uint16
+	First uint16 `json:"First"`
+	Last  uint16 `json:"Last"`
 }
 
 // DefaultPortRange is where new public ports come from unless a scenario says
@@ -183,17 +186,24 @@ func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last
 const DefaultTimeout = 2 * time.Minute
 
 // Behaviour is the complete observable behaviour of one NAT for UDP.
+//
+// Lab records (package labstate) store it as JSON, and a natlab reads the
+// records of labs an older natlab brought up: the JSON names are a file
+// format, fixed by the tags, not by the Go names. They are the names the
+// fields had when records first held them (format version 1); a field
+// renamed in Go keeps its tag, and a change of tag is a new format version.
+// Timeout is in nanoseconds.
 type Behaviour struct {
-	Mapping   Dependence
-	Filtering Dependence
-	Ports     PortAllocation
-	PortRange PortRange
+	Mapping   Dependence     `json:"Mapping"`
+	Filtering Dependence     `json:"Filtering"`
+	Ports     PortAllocation `json:"Ports"`
+	PortRange PortRange      `json:"PortRange"`
 	// Hairpin loops packets from inside to one of the NAT's own public
 	// endpoints back to the owner of that mapping (RFC 4787 section 6).
-	Hairpin bool
+	Hairpin bool `json:"Hairpin"`
 	// Timeout is how long a mapping lives without traffic; traffic in
 	// either direction refreshes it.
-	Timeout time.Duration
+	Timeout time.Duration `json:"Timeout"`
 }
 
 // Type names the behaviour with its classic name where one fits.

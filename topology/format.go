@@ -29,7 +29,9 @@ import (
 //   - a type with a Values method takes one of those words;
 //   - a type with a Variants method takes the form of one of them;
 //   - the other named types are the value formats of values.go in
-//     internal/schemagen: names, addresses, durations, ports.
+//     internal/schemagen: names, addresses, durations, ports;
+//   - a field tagged schema:"knobs" stands for the NAT knobs of
+//     NATKnobs (knobs.go), each a key with its format, default and doc.
 
 //go:generate go run ../internal/schemagen -root ..
 
@@ -101,22 +103,9 @@ type NATNode struct {
 	// and a filtering; mapping: or filtering: written beside it must agree
 	// with it.
 	Type NATType `yaml:"type" default:"port-restricted-cone"`
-	// Which remote endpoints share one public mapping (RFC 4787 section
-	// 4.1).
-	Mapping Dependence `yaml:"mapping" default:"from type"`
-	// Which remote endpoints may send in through a mapping (RFC 4787
-	// section 5).
-	Filtering Dependence `yaml:"filtering" default:"from type"`
-	// How the public port of a new mapping is picked (RFC 4787 section
-	// 4.2).
-	Ports PortAllocation `yaml:"ports" default:"random for symmetric, else preserve"`
-	// The public ports new mappings take.
-	PortRange PortRange `yaml:"port-range" default:"1024-65535"`
-	// Whether a host behind the nat can reach another behind it through
-	// the nat's public address (RFC 4787 REQ-9).
-	Hairpin bool `yaml:"hairpin" default:"true"`
-	// How long an idle mapping lives, 1s to 24h.
-	Timeout Duration `yaml:"timeout" default:"2m"`
+	// The RFC 4787 knobs, one key each: the NATKnobs of knobs.go stand
+	// here (mapping, filtering, ports, port-range, hairpin, timeout).
+	Knobs NATKnobKeys `schema:"knobs"`
 	// How hosts behind the nat can ask it for a mapping: nat-pmp answers
 	// NAT-PMP (RFC 6886) on its LAN, for portmap steps.
 	PortMapping PortMapping `yaml:"port-mapping" default:"none"`
@@ -365,6 +354,12 @@ func formatFields(t reflect.Type) []formatField {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		opts := strings.Split(f.Tag.Get("schema"), ",")
+		if slices.Contains(opts, "knobs") {
+			for _, kf := range KnobFields() {
+				fields = append(fields, formatField{key: kf.Tag.Get("yaml"), field: kf})
+			}
+			continue
+		}
 		if f.Name == "_" || f.Tag.Get("yaml") == "" || slices.Contains(opts, "prefix") {
 			continue
 		}

@@ -1,8 +1,11 @@
 package topology
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -11,22 +14,271 @@ import (
 	"github.com/natlab/natlab/nat"
 )
 
+// NATKnob is one RFC 4787 behaviour knob of a nat node: a key of a
+// scenario file that sets one field of nat.Behaviour. NATKnobs lists them,
+// and everything else about knobs comes from that list: the parser reads
+// them, the schema and docs/reference.md describe them (NATNode's Knobs
+// field stands for them), natlab show, natlab status --json and the page
+// print them, and labtest.NodeSpec writes them. A knob is added to natlab
+// by adding its field to nat.Behaviour, its rules to natrules and its
+// entry here. Tests fail when one is missing somewhere: knobs_test.go
+// (every field of nat.Behaviour has a knob; natlab show and
+// nat.Behaviour.String show each), internal/schemagen (the schema and the
+// reference), internal/cli and ui (status --json and the page) and
+// labtest (a NodeSpec field per knob).
+type NATKnob struct {
+	// Key is the knob's key in a scenario file.
+	Key string
+	// Format is the format type of its value (format.go), which the
+	// schema and the reference describe, and whose words, if it has a
+	// Values method, are the values it takes.
+	Format reflect.Type
+	// Default says, for people, what leaving the knob out means.
+	Default string
+	// Meaning is what the knob sets, in RFC 4787's terms, as the
+	// reference and the schema describe it.
+	Meaning string
+
+	// field is the type of the field of nat.Behaviour the knob sets.
+	field reflect.Type
+	// typed says that a nat's type stands for the knob (mapping,
+	// filtering): its default is the type's, and a value written beside
+	// a type must agree with it.
+	typed bool
+	// read decodes the knob's value, reporting what is wrong with it.
+	read func(p *parser, v *value, path string) (any, bool)
+	// def is the value when the file does not give one, for a nat of
+	// classic type t ("" when its mapping and filtering have no name).
+	def func(t nat.Type) any
+	get func(b nat.Behaviour) any
+	set func(b *nat.Behaviour, x any)
+	// value is x as a scenario file writes it.
+	value func(x any) any
+	// phrase is x in the line natlab show prints of a nat, after sep
+	// (", " when empty).
+	phrase func(x any) string
+	sep    string
+}
+
+// knobDef is a NATKnob with its functions typed by the field it sets.
+type knobDef[T comparable] struct {
+	key, def, meaning string
+	format            reflect.Type
+	typed             bool
+	field             func(b *nat.Behaviour) *T
+	read              func(p *parser, v *value, path string) (T, bool)
+	deflt             func(t nat.Type) T
+	value             func(x T) any
+	phrase            func(x T) string
+	sep               string
+}
+
+func (d knobDef[T]) knob() NATKnob {
+	return NATKnob{
+		Key: d.key, Format: d.format, Default: d.def, Meaning: d.meaning,
+		field: reflect.TypeFor[T](), typed: d.typed, sep: d.sep,
+		read: func(p *parser, v *value, path string) (any, bool) {
+			x, ok := d.read(p, v, path)
+			return x, ok
+		},
+		def:    func(t nat.Type) any { return d.deflt(t) },
+		get:    func(b nat.Behaviour) any { return *d.field(&b) },
+		set:    func(b *nat.Behaviour, x any) { *d.field(b) = x.(T) },
+		value:  func(x any) any { return d.value(x.(T)) },
+		phrase: func(x any) string { return d.phrase(x.(T)) },
+	}
+}
+
+// word is the value of a knob that takes one of a few words.
+func word[T ~string](x T) any { return string(x) }
+
+// NATKnobs are the knobs, in the order files, messages, the reference
+// and the views list them.
+var NATKnobs = []NATKnob{
+	knobDef[nat.Dependence]{
+		key: "mapping", format: reflect.TypeFor[Dependence](), def: "from type", typed: true,
+		meaning: "Which remote endpoints share one public mapping (RFC 4787 section 4.1).",
+		field:   func(b *nat.Behaviour) *nat.Dependence { return &b.Mapping },
+		read:    (*parser).dependence,
+		deflt:   nat.Type.Mapping,
+		value:   word[nat.Dependence],
+		phrase:  func(d nat.Dependence) string { return "mapping " + string(d) },
+	}.knob(),
+	knobDef[nat.Dependence]{
+		key: "filtering", format: reflect.TypeFor[Dependence](), def: "from type", typed: true,
+		meaning: "Which remote endpoints may send in through a mapping (RFC 4787 section 5).",
+		field:   func(b *nat.Behaviour) *nat.Dependence { return &b.Filtering },
+		read:    (*parser).dependence,
+		deflt:   nat.Type.Filtering,
+		value:   word[nat.Dependence],
+		phrase:  func(d nat.Dependence) string { return "filtering " + string(d) },
+	}.knob(),
+	knobDef[nat.PortAllocation]{
+		key: "ports", format: reflect.TypeFor[PortAllocation](), def: "random for symmetric, else preserve",
+		meaning: "How the public port of a new mapping is picked (RFC 4787 section 4.2).",
+		field:   func(b *nat.Behaviour) *nat.PortAllocation { return &b.Ports },
+		read:    (*parser).portAllocation,
+		deflt: func(t nat.Type) nat.PortAllocation {
+			if t == "" {
+				return nat.PortPreserve
+			}
+			return t.DefaultPorts()
+		},
+		value:  word[nat.PortAllocation],
+		phrase: func(a nat.PortAllocation) string { return "ports " + string(a) },
+	}.knob(),
+	knobDef[nat.PortRange]{
+		key: "port-range", format: reflect.TypeFor[PortRange](), def: nat.DefaultPortRange.String(),
+		meaning: "The public ports new mappings take.",
+		field:   func(b *nat.Behaviour) *nat.PortRange { return &b.PortRange },
+		read:    (*parser).portRange,
+		deflt:   func(nat.Type) nat.PortRange { return nat.DefaultPortRange },
+		value:   func(r nat.PortRange) any { return r.String() },
+		// "ports preserve 1024-65535": the range reads as the ports'.
+		phrase: nat.PortRange.String, sep: " ",
+	}.knob(),
+	knobDef[bool]{
+		key: "hairpin", format: reflect.TypeFor[bool](), def: "true",
+		meaning: "Whether a host behind the nat can reach another behind it through the nat's public address (RFC 4787 REQ-9).",
+		field:   func(b *nat.Behaviour) *bool { return &b.Hairpin },
+		read:    (*parser).boolean,
+		// RFC 4787 REQ-9: a NAT MUST support hairpinning.
+		deflt: func(nat.Type) bool { return true },
+		value: func(h bool) any { return h },
+		phrase: func(h bool) string {
+			if h {
+				return "hairpin"
+			}
+			return "no hairpin"
+		},
+	}.knob(),
+	knobDef[time.Duration]{
+		key: "timeout", format: reflect.TypeFor[Duration](), def: fmtDuration(nat.DefaultTimeout),
+		meaning: fmt.Sprintf("How long an idle mapping lives, %s to %s.", fmtDuration(minTimeout), fmtDuration(maxTimeout)),
+		field:   func(b *nat.Behaviour) *time.Duration { return &b.Timeout },
+		read: func(p *parser, v *value, path string) (time.Duration, bool) {
+			return p.duration(v, path, minTimeout, maxTimeout)
+		},
+		deflt:  func(nat.Type) time.Duration { return nat.DefaultTimeout },
+		value:  func(d time.Duration) any { return fmtDuration(d) },
+		phrase: func(d time.Duration) string { return "timeout " + fmtDuration(d) },
+	}.knob(),
+}
+
+// NATKnobNamed returns the knob with key, or nil.
+func NATKnobNamed(key string) *NATKnob {
+	for i := range NATKnobs {
+		if NATKnobs[i].Key == key {
+			return &NATKnobs[i]
+		}
+	}
+	return nil
+}
+
+// JSONKey names the knob in the JSON views (natlab status --json, the
+// page): its key with _ for -, as port_range.
+func (k *NATKnob) JSONKey() string { return strings.ReplaceAll(k.Key, "-", "_") }
+
+// Field is the type of the field of nat.Behaviour the knob sets.
+func (k *NATKnob) Field() reflect.Type { return k.field }
+
+// Value is the knob's value in b as a scenario file writes it: a word,
+// a port range such as 1024-65535, a duration such as 2m, or true or
+// false. The views show it so.
+func (k *NATKnob) Value(b nat.Behaviour) any { return k.value(k.get(b)) }
+
+// ValueOf is x, a value of the knob's field type (Field), as a scenario
+// file writes it.
+func (k *NATKnob) ValueOf(x any) any { return k.value(x) }
+
+// NATJSON is the JSON object of a nat in a view: the members of before,
+// then each knob of b by its JSONKey and Value, in NATKnobs' order, then
+// the members of after. before and after are values that marshal as
+// JSON objects, such as structs.
+func NATJSON(before any, b nat.Behaviour, after any) ([]byte, error) {
+	var out bytes.Buffer
+	out.WriteByte('{')
+	member := func(data []byte) {
+		if out.Len() > 1 {
+			out.WriteByte(',')
+		}
+		out.Write(data)
+	}
+	members := func(v any) error {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		inner := bytes.TrimSpace(data)
+		if len(inner) < 2 || inner[0] != '{' || inner[len(inner)-1] != '}' {
+			return fmt.Errorf("topology: NATJSON: %T is no JSON object", v)
+		}
+		if inner = bytes.TrimSpace(inner[1 : len(inner)-1]); len(inner) > 0 {
+			member(inner)
+		}
+		return nil
+	}
+	if err := members(before); err != nil {
+		return nil, err
+	}
+	for i := range NATKnobs {
+		k := &NATKnobs[i]
+		key, _ := json.Marshal(k.JSONKey())
+		val, err := json.Marshal(k.Value(b))
+		if err != nil {
+			return nil, err
+		}
+		member(append(append(key, ':'), val...))
+	}
+	if err := members(after); err != nil {
+		return nil, err
+	}
+	out.WriteByte('}')
+	return out.Bytes(), nil
+}
+
+// NATKnobKeys stands, in NATNode, for the keys of NATKnobs: a field
+// tagged schema:"knobs" is those keys, each a field of its Format type
+// with its Default and, as tag doc, its Meaning (see KnobFields).
+type NATKnobKeys struct{}
+
+// KnobFields are the keys of NATKnobs as fields of a format struct, for
+// what reads the format types (formatFields, internal/schemagen): each
+// with a yaml, a default and a doc tag, the doc standing in for the doc
+// comment a written field has.
+func KnobFields() []reflect.StructField {
+	fields := make([]reflect.StructField, len(NATKnobs))
+	for i, k := range NATKnobs {
+		fields[i] = reflect.StructField{
+			Name: knobFieldName(k.Key),
+			Type: k.Format,
+			Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", k.Key, k.Default, k.Meaning)),
+		}
+	}
+	return fields
+}
+
+// knobFieldName is the Go name a field of key would have: port-range,
+// PortRange.
+func knobFieldName(key string) string {
+	var b strings.Builder
+	for w := range strings.SplitSeq(key, "-") {
+		if w != "" {
+			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+		}
+	}
+	return b.String()
+}
+
 // knobs are the NAT behaviour settings a file gives, each with the value
-// it was read from (nil when not given, or not valid) so that defaults and
-// contradictions can be worked out once all keys are read.
+// it was read from so that defaults and contradictions can be worked out
+// once all keys are read.
 type knobs struct {
-	typ                  nat.Type
-	mapping, filtering   nat.Dependence
-	ports                nat.PortAllocation
-	portRange            nat.PortRange
-	hairpin              bool
-	timeout              time.Duration
-	typVal               *value
-	mappingVal           *value
-	filteringVal         *value
-	portsVal, portRangeV *value
-	hairpinVal           *value
-	timeoutVal           *value
+	typ    nat.Type
+	typVal *value
+	// given are the knobs of NATKnobs the file gives valid values for,
+	// by key.
+	given map[string]givenKnob
 
 	// portMapping is "" or PortMappingNATPMP; portMappingBad says the
 	// value was invalid, so that a portmap step from behind this NAT is
@@ -36,6 +288,12 @@ type knobs struct {
 	// firewall6 is "" for off; firewall6Val is nil when not given.
 	firewall6    nat.Dependence
 	firewall6Val *value
+}
+
+// givenKnob is a knob's value and where it was read.
+type givenKnob struct {
+	x  any
+	at *value
 }
 
 // Limits of timeout:. Under a second no test can keep a mapping alive; over
@@ -49,35 +307,19 @@ const (
 func (p *parser) readNATKey(n *nodeSpec, f entry, path string) bool {
 	k := &n.nat.knobs
 	v := f.val
+	if kb := NATKnobNamed(f.key); kb != nil {
+		if x, ok := kb.read(p, v, path); ok {
+			if k.given == nil {
+				k.given = make(map[string]givenKnob)
+			}
+			k.given[kb.Key] = givenKnob{x, v}
+		}
+		return true
+	}
 	switch f.key {
 	case "type":
 		if t, ok := p.natType(v, path); ok {
 			k.typ, k.typVal = t, v
-		}
-	case "mapping", "filtering":
-		d, ok := p.dependence(v, path)
-		switch {
-		case !ok:
-		case f.key == "mapping":
-			k.mapping, k.mappingVal = d, v
-		default:
-			k.filtering, k.filteringVal = d, v
-		}
-	case "ports":
-		if a, ok := p.portAllocation(v, path); ok {
-			k.ports, k.portsVal = a, v
-		}
-	case "port-range":
-		if r, ok := p.portRange(v, path); ok {
-			k.portRange, k.portRangeV = r, v
-		}
-	case "hairpin":
-		if b, ok := p.boolean(v, path); ok {
-			k.hairpin, k.hairpinVal = b, v
-		}
-	case "timeout":
-		if d, ok := p.duration(v, path, minTimeout, maxTimeout); ok {
-			k.timeout, k.timeoutVal = d, v
 		}
 	case "port-mapping":
 		k.portMapping, k.portMappingBad = p.portMapping(v, path)
@@ -327,42 +569,38 @@ func (p *parser) behaviour(n *nodeSpec) (nat.Type, nat.Behaviour) {
 	base := nat.PortRestrictedCone
 	if k.typVal != nil {
 		base = k.typ
-		p.contradicts(n.path, base, "mapping", k.mapping, k.mappingVal)
-		p.contradicts(n.path, base, "filtering", k.filtering, k.filteringVal)
 	}
-	b := nat.Behaviour{
-		Mapping:   base.Mapping(),
-		Filtering: base.Filtering(),
-		Ports:     nat.PortPreserve,
-		PortRange: nat.DefaultPortRange,
-		// RFC 4787 REQ-9: a NAT MUST support hairpinning.
-		Hairpin: true,
-		Timeout: nat.DefaultTimeout,
-	}
-	if k.mappingVal != nil && k.typVal == nil {
-		b.Mapping = k.mapping
-	}
-	if k.filteringVal != nil && k.typVal == nil {
-		b.Filtering = k.filtering
+	var b nat.Behaviour
+	// First what the type stands for, which names the classic type of
+	// knobs written without one; then the rest, whose defaults may
+	// depend on it.
+	for _, typed := range []bool{true, false} {
+		typ := base
+		if !typed && k.typVal == nil {
+			typ, _ = nat.TypeOf(b.Mapping, b.Filtering)
+		}
+		for i := range NATKnobs {
+			kb := &NATKnobs[i]
+			if kb.typed != typed {
+				continue
+			}
+			kb.set(&b, kb.def(typ))
+			g, ok := k.given[kb.Key]
+			switch {
+			case !ok:
+			case typed && k.typVal != nil:
+				if want := kb.def(base); g.x != want {
+					p.errs.errorf(g.at.pos, "%s.%s: %v contradicts type: %s, which means %s: %v; remove one of them",
+						n.path, kb.Key, kb.ValueOf(g.x), base, kb.Key, kb.ValueOf(want))
+				}
+			default:
+				kb.set(&b, g.x)
+			}
+		}
 	}
 	typ := k.typ
 	if k.typVal == nil {
 		typ, _ = nat.TypeOf(b.Mapping, b.Filtering)
-	}
-	if typ != "" {
-		b.Ports = typ.DefaultPorts()
-	}
-	if k.portsVal != nil {
-		b.Ports = k.ports
-	}
-	if k.portRangeV != nil {
-		b.PortRange = k.portRange
-	}
-	if k.hairpinVal != nil {
-		b.Hairpin = k.hairpin
-	}
-	if k.timeoutVal != nil {
-		b.Timeout = k.timeout
 	}
 	return typ, b
 }

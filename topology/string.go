@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -80,24 +81,20 @@ func (n *Node) String() string {
 	return b.String()
 }
 
-// describeBehaviour spells out every knob, unlike nat.Behaviour.String,
-// which leaves out defaults.
+// describeBehaviour spells out every knob of NATKnobs, each in its own
+// phrase, unlike nat.Behaviour.String, which leaves out defaults.
 func (t *NAT) describeBehaviour() string {
-	b := t.Behaviour
-	typ := string(t.Type)
-	if typ == "" {
-		typ = "no classic type"
+	var s strings.Builder
+	s.WriteString(cmp.Or(string(t.Type), "no classic type") + ": ")
+	for i := range NATKnobs {
+		k := &NATKnobs[i]
+		if i > 0 {
+			s.WriteString(cmp.Or(k.sep, ", "))
+		}
+		s.WriteString(k.phrase(k.get(t.Behaviour)))
 	}
-	hairpin := "hairpin"
-	if !b.Hairpin {
-		hairpin = "no hairpin"
-	}
-	portMapping := t.PortMapping
-	if portMapping == "" {
-		portMapping = "none"
-	}
-	return fmt.Sprintf("%s: mapping %s, filtering %s, ports %s %s, %s, timeout %s, port-mapping %s",
-		typ, b.Mapping, b.Filtering, b.Ports, b.PortRange, hairpin, fmtDuration(b.Timeout), portMapping)
+	fmt.Fprintf(&s, ", port-mapping %s", cmp.Or(t.PortMapping, "none"))
+	return s.String()
 }
 
 // String describes the forward: "forward udp 3478 to alice 192.168.1.2:3478".

@@ -41,17 +41,28 @@ type nodeView struct {
 	NAT       *natView `json:"nat,omitempty"`
 }
 
+// natView is a NAT's type, its knobs (each of topology.NATKnobs, as a
+// file writes it: "timeout": "2m", as natlab status --json has them), LAN
+// and forwards.
 type natView struct {
 	// Type is the classic name, or "" when the knobs match none.
-	Type      string   `json:"type"`
-	Mapping   string   `json:"mapping"`
-	Filtering string   `json:"filtering"`
-	Ports     string   `json:"ports"`
-	Hairpin   bool     `json:"hairpin"`
-	Timeout   string   `json:"timeout"`
-	LAN       string   `json:"lan"`
-	Gateway   string   `json:"gateway"`
-	Forwards  []string `json:"forwards,omitempty"`
+	Type      string
+	Behaviour nat.Behaviour
+	LAN       string
+	Gateway   string
+	Forwards  []string
+}
+
+func (v natView) MarshalJSON() ([]byte, error) {
+	type before struct {
+		Type string `json:"type"`
+	}
+	type after struct {
+		LAN      string   `json:"lan"`
+		Gateway  string   `json:"gateway"`
+		Forwards []string `json:"forwards,omitempty"`
+	}
+	return topology.NATJSON(before{v.Type}, v.Behaviour, after{v.LAN, v.Gateway, v.Forwards})
 }
 
 // choices are what the page's forms offer.
@@ -95,9 +106,7 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 			}
 		case topology.KindNAT:
 			v.Choices.NATs = append(v.Choices.NATs, n.Name)
-			b := n.NAT.Behaviour
-			nv.NAT = &natView{Type: string(n.NAT.Type), Mapping: string(b.Mapping), Filtering: string(b.Filtering),
-				Ports: string(b.Ports), Hairpin: b.Hairpin, Timeout: nat.FormatDuration(b.Timeout),
+			nv.NAT = &natView{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
 				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
 			for _, f := range n.NAT.Forwards {
 				nv.NAT.Forwards = append(nv.NAT.Forwards, fmt.Sprintf("%s %d → %s %v", f.Proto, f.Port, f.ToNode, f.To))

@@ -14,6 +14,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/upgrade"
@@ -50,17 +51,26 @@ type serviceStatus struct {
 	Running bool   `json:"running"`
 }
 
+// natInfo is a NAT's type, its knobs (each of topology.NATKnobs, written
+// as a file writes it: "timeout": "2m"), LAN and forwards.
 type natInfo struct {
-	Type      string        `json:"type,omitempty"`
-	Mapping   string        `json:"mapping"`
-	Filtering string        `json:"filtering"`
-	Ports     string        `json:"ports"`
-	PortRange string        `json:"port_range"`
-	Hairpin   bool          `json:"hairpin"`
-	Timeout   string        `json:"timeout"`
-	LAN       string        `json:"lan"`
-	Gateway   string        `json:"gateway"`
-	Forwards  []forwardInfo `json:"forwards,omitempty"`
+	Type      string
+	Behaviour nat.Behaviour
+	LAN       string
+	Gateway   string
+	Forwards  []forwardInfo
+}
+
+func (n natInfo) MarshalJSON() ([]byte, error) {
+	type before struct {
+		Type string `json:"type,omitempty"`
+	}
+	type after struct {
+		LAN      string        `json:"lan"`
+		Gateway  string        `json:"gateway"`
+		Forwards []forwardInfo `json:"forwards,omitempty"`
+	}
+	return topology.NATJSON(before{n.Type}, n.Behaviour, after{n.LAN, n.Gateway, n.Forwards})
 }
 
 type forwardInfo struct {
@@ -181,9 +191,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 			ns.Services = append(ns.Services, serviceStatus{string(s), addr, running})
 		}
 		if n.NAT != nil {
-			b := n.NAT.Behaviour
-			ns.NAT = &natInfo{Type: string(n.NAT.Type), Mapping: string(b.Mapping), Filtering: string(b.Filtering),
-				Ports: string(b.Ports), PortRange: b.PortRange.String(), Hairpin: b.Hairpin, Timeout: b.Timeout.String(),
+			ns.NAT = &natInfo{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
 				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
 			for _, f := range n.NAT.Forwards {
 				ns.NAT.Forwards = append(ns.NAT.Forwards, forwardInfo{string(f.Proto), f.Port, f.To.String()})

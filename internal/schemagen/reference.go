@@ -206,7 +206,7 @@ func (r *reference) table(t reflect.Type) {
 		if tg.has("uniqueItems") {
 			value += ", each once"
 		}
-		r.line(fmt.Sprintf("| %s | %s | %s | %s |", k, value, cell(def), cell(r.g.docs[t.Name()+"."+f.Name])))
+		r.line(fmt.Sprintf("| %s | %s | %s | %s |", k, value, cell(def), cell(r.g.fieldDoc(t, f))))
 	}
 	if _, self := fields(t); len(self) > 0 {
 		if name, ok := stepName(self); ok {

@@ -211,10 +211,15 @@ type generator struct {
 }
 
 // fields are the fields of a struct type that are keys, those with a yaml
-// tag; a blank field holds keywords for the type itself.
+// tag; a blank field holds keywords for the type itself, and one tagged
+// schema:"knobs" stands for the NAT knobs of topology.NATKnobs.
 func fields(t reflect.Type) (keys []reflect.StructField, self []reflect.StructField) {
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if parseTag(f).has("knobs") {
+			keys = append(keys, topology.KnobFields()...)
+			continue
+		}
 		if f.Name == "_" {
 			self = append(self, f)
 			continue
@@ -239,9 +244,18 @@ func stepName(self []reflect.StructField) (string, bool) {
 
 func key(f reflect.StructField) string { return f.Tag.Get("yaml") }
 
+// fieldDoc is the doc comment of field f of struct t, or the doc tag
+// of a field that stands for a key without one of its own (a NAT knob).
+func (g *generator) fieldDoc(t reflect.Type, f reflect.StructField) string {
+	if d, ok := f.Tag.Lookup("doc"); ok {
+		return d
+	}
+	return g.docs[t.Name()+"."+f.Name]
+}
+
 // describe is a field's description: its doc comment, and its default.
 func (g *generator) describe(t reflect.Type, f reflect.StructField) string {
-	d := g.docs[t.Name()+"."+f.Name]
+	d := g.fieldDoc(t, f)
 	if def := f.Tag.Get("default"); def != "" {
 		d += " Default: " + def + "."
 	}

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/natlab/natlab/step"
+	"github.com/natlab/natlab/topology"
 )
 
 const root = "../.."
@@ -190,5 +194,59 @@ func TestValueFormats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKnobsDocumented checks that the committed schema and reference
+// describe every NAT knob of topology.NATKnobs with its meaning and
+// default, and that the schema takes its words.
+func TestKnobsDocumented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, schemaPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Defs map[string]struct {
+			Properties map[string]struct {
+				Description string `json:"description"`
+				Ref         string `json:"$ref"`
+				Type        string `json:"type"`
+			} `json:"properties"`
+			Enum []string `json:"enum"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(data, &schema); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := os.ReadFile(filepath.Join(root, referencePath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natNode := schema.Defs["NATNode"]
+	for _, k := range topology.NATKnobs {
+		p, ok := natNode.Properties[k.Key]
+		if !ok {
+			t.Errorf("the schema's NATNode has no %s", k.Key)
+			continue
+		}
+		if want := k.Meaning + " Default: " + k.Default + "."; p.Description != want {
+			t.Errorf("%s: described as %q in the schema, want %q", k.Key, p.Description, want)
+		}
+		if vs, ok := reflect.Zero(k.Format).Interface().(interface{ Values() []string }); ok {
+			def := schema.Defs[strings.TrimPrefix(p.Ref, "#/$defs/")]
+			if !slices.Equal(def.Enum, vs.Values()) {
+				t.Errorf("%s: the schema takes %v, the knob %v", k.Key, def.Enum, vs.Values())
+			}
+		}
+		row := fmt.Sprintf("| `%s` | ", k.Key)
+		i := strings.Index(string(ref), row)
+		if i < 0 {
+			t.Errorf("%s has no row in %s", k.Key, referencePath)
+			continue
+		}
+		line, _, _ := strings.Cut(string(ref[i:]), "\n")
+		if !strings.Contains(line, " | "+k.Default+" | "+k.Meaning+" |") {
+			t.Errorf("%s's row in %s is %q, without its default %q and meaning %q", k.Key, referencePath, line, k.Default, k.Meaning)
+		}
 	}
 }

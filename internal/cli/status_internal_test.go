@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/topology"
+)
+
+// natKnobsScenario has a nat whose every knob is off its default.
+const natKnobsScenario = `
+nodes:
+  cgn: {kind: nat, mapping: address-dependent, filtering: endpoint-independent, ports: sequential,
+        port-range: 20000-20999, hairpin: false, timeout: 1h30m, forward: [{proto: udp, port: 5000, to: alice}]}
+  alice: {kind: host, behind: cgn}
+`
+
+// TestStatusNamesEveryKnob checks that status --json shows every knob of
+// topology.NATKnobs as a scenario file writes it (the page shows the
+// same, see ui's TestViewNamesEveryKnob), between type and lan.
+func TestStatusNamesEveryKnob(t *testing.T) {
+	topo, err := topology.Parse("knobs.yaml", []byte(natKnobsScenario), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := describeLab(&labstate.State{Name: "knobs", Complete: true}, topo, nil)
+	data, err := json.Marshal(l.Nodes[0].NAT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	b := topo.Node("cgn").NAT.Behaviour
+	for i := range topology.NATKnobs {
+		k := &topology.NATKnobs[i]
+		if v, ok := got[k.JSONKey()]; !ok || v != k.Value(b) {
+			t.Errorf("status --json: %s is %#v, want %#v", k.JSONKey(), v, k.Value(b))
+		}
+	}
+	// What was there before the knobs came from NATKnobs, with the
+	// timeout as a file writes it (it was 1h30m0s).
+	want := `{"mapping":"address-dependent","filtering":"endpoint-independent","ports":"sequential","port_range":"20000-20999",` +
+		`"hairpin":false,"timeout":"1h30m","lan":"192.168.1.0/24","gateway":"192.168.1.1","forwards":[{"proto":"udp","port":5000,"to":"192.168.1.2:5000"}]}`
+	if string(data) != want {
+		t.Errorf("status --json's nat:\n%s\nwant\n%s", data, want)
+	}
+}

@@ -1,0 +1,33 @@
+package nat
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// behaviourV1 is a Behaviour as lab records of format version 1 hold it,
+// written by natlab before the JSON names had tags: the names must stay.
+const behaviourV1 = `{"Mapping":"address-and-port-dependent","Filtering":"address-dependent","Ports":"sequential",` +
+	`"PortRange":{"First":20000,"Last":20999},"Hairpin":false,"Timeout":30000000000}`
+
+// TestBehaviourJSON checks that the JSON form of a Behaviour, which lab
+// records store, is the one records have always had, both ways.
+func TestBehaviourJSON(t *testing.T) {
+	b := Behaviour{Mapping: AddressAndPortDependent, Filtering: AddressDependent, Ports: PortSequential,
+		PortRange: PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 30 * time.Second}
+	got, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != behaviourV1 {
+		t.Errorf("Behaviour as JSON:\n%s\nwant the form lab records hold:\n%s", got, behaviourV1)
+	}
+	var back Behaviour
+	if err := json.Unmarshal([]byte(behaviourV1), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != b {
+		t.Errorf("a record's Behaviour reads as %+v, want %+v", back, b)
+	}
+}
