@@ -24,7 +24,7 @@ type Exec struct {
 	// How long the command may take, 100ms to 1h.
 	Timeout time.Duration `yaml:"timeout" format:"Duration" default:"30s"`
 	// Whether the command must exit 0.
-	Expect string `yaml:"expect" format:"OKFail" default:"ok"`
+	Expect string   `yaml:"expect" format:"OKFail" default:"ok"`
 	_      struct{} `name:"exec NODE: COMMAND"`
 
 	// Shell says Command is one string for sh -c.

@@ -179,7 +179,9 @@ func TestExpectationKeys(t *testing.T) {
 					m[k] = v
 				}
 				msgs := probe(t, tc.kind, m)
-				if !slices.ContainsFunc(msgs, func(m string) bool { return strings.HasPrefix(m, path+":") && !strings.HasPrefix(m, path+": unknown key") }) {
+				if !slices.ContainsFunc(msgs, func(m string) bool {
+					return strings.HasPrefix(m, path+":") && !strings.HasPrefix(m, path+": unknown key")
+				}) {
 					t.Errorf("%s not read as a key: %q", path, msgs)
 				}
 			})

@@ -1029,8 +1029,6 @@ func (p *parser) servicesKnown() bool {
 	return true
 }
 
-
-
 // Family reads family:, the address family of a step, ipv4 by default.
 // The addresses SendTo and SeenAs read are of this family, so it is read
 // first.
@@ -1083,7 +1081,6 @@ func familyHint(s string) string {
 	}
 	return suggest.Closest(lower, []string{FamilyIPv4, FamilyIPv6})
 }
-
 
 // isIPv6Text says whether an address as written is meant as IPv6: it has
 // more than one colon, or brackets.
@@ -1261,7 +1258,6 @@ func (r *StepFields) familyAddrs(n *nodeSpec) []netip.Addr {
 	return n.node.Addresses
 }
 
-
 // sendToWant says what a send step's to: takes.
 func (r *StepFields) sendToWant() string {
 	if r.family == FamilyIPv6 {
@@ -1351,4 +1347,3 @@ func (r *StepFields) reserved4(v *value, path string, a netip.Addr) bool {
 	}
 	return false
 }
-

@@ -50,12 +50,12 @@ type actionResult struct {
 	State string `json:"state"`
 	// OK says whether it worked: a step's expectation held, a switch
 	// took, a walk step could be taken.
-	OK     bool               `json:"ok"`
-	Error  string             `json:"error,omitempty"`
-	Step   *step.Result `json:"step,omitempty"`
-	Walk   *punch.WalkStep    `json:"walk,omitempty"`
-	Switch *nodeView          `json:"switch,omitempty"`
-	Took   time.Duration      `json:"took_ns"`
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Step   *step.Result    `json:"step,omitempty"`
+	Walk   *punch.WalkStep `json:"walk,omitempty"`
+	Switch *nodeView       `json:"switch,omitempty"`
+	Took   time.Duration   `json:"took_ns"`
 }
 
 // maxActionBody bounds a request: an action is a few hundred bytes.
