@@ -48,7 +48,7 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
 		r.skip("datapath", "NAT vs plain routing", err.Error())
 		return nil
 	}
-	topo, err := topology.Parse("datapath.yaml", []byte(datapathLab))
+	topo, err := topology.Parse("datapath.yaml", []byte(datapathLab), nil)
 	if err != nil {
 		return err
 	}

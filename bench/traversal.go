@@ -54,7 +54,7 @@ func traversal(ctx context.Context, cfg config, r *report, log io.Writer) error 
 // bob, each time from new sockets, and returns when each first heard the
 // other.
 func punchTimes(ctx context.Context, n int) (sample, error) {
-	topo, err := topology.Parse("punch.yaml", []byte(punchLab))
+	topo, err := topology.Parse("punch.yaml", []byte(punchLab), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ nodes:
 `
 
 func TestGoldens(t *testing.T) {
-	topo, err := topology.Parse("cgnat.yaml", []byte(scenario))
+	topo, err := topology.Parse("cgnat.yaml", []byte(scenario), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

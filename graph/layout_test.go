@@ -35,7 +35,7 @@ func TestPlace(t *testing.T) {
 		{"wide LAN", bigLab(1, 40), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			topo, err := topology.Parse("lab.yaml", []byte(tc.scenario))
+			topo, err := topology.Parse("lab.yaml", []byte(tc.scenario), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -93,7 +93,7 @@ func TestUpDownLeavesNoTrace(t *testing.T) {
 	testutil.RequireRoot(t)
 	before := rootSnapshot(t)
 	name := testutil.UniqueName(t)
-	topo, err := topology.Parse(name+".yaml", []byte(twoNATs))
+	topo, err := topology.Parse(name+".yaml", []byte(twoNATs), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestUpDownLeavesNoTrace(t *testing.T) {
 func TestUpRollsBackOnFailure(t *testing.T) {
 	testutil.RequireRoot(t)
 	name := testutil.UniqueName(t)
-	topo, err := topology.Parse(name+".yaml", []byte(twoNATs))
+	topo, err := topology.Parse(name+".yaml", []byte(twoNATs), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestUpCancelled(t *testing.T) {
 	scenario := "nodes:\n  nat: {kind: nat, type: full-cone}\n" + hosts.String()
 	for _, delay := range []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond} {
 		name := testutil.UniqueName(t)
-		topo, err := topology.Parse(name+".yaml", []byte(scenario))
+		topo, err := topology.Parse(name+".yaml", []byte(scenario), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func TestDownLeavesForeignNamespaces(t *testing.T) {
 func TestDownWithoutRecord(t *testing.T) {
 	testutil.RequireRoot(t)
 	name := testutil.UniqueName(t)
-	topo, err := topology.Parse(name+".yaml", []byte(twoNATs))
+	topo, err := topology.Parse(name+".yaml", []byte(twoNATs), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestDownWithCorruptRecord(t *testing.T) {
 	testutil.RequireRoot(t)
 	name := testutil.UniqueName(t)
 	scenario := twoNATs // its stun server runs a service process
-	topo, err := topology.Parse(name+".yaml", []byte(scenario))
+	topo, err := topology.Parse(name+".yaml", []byte(scenario), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/runner"
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 // soakScenario is small but has a bit of everything a cycle can leak: a
@@ -145,7 +145,7 @@ func TestSoakUpRunDown(t *testing.T) {
 	ctx := context.Background()
 	cycle := func(i int) error {
 		name := fmt.Sprintf("%ss%04d", prefix, i)
-		topo, err := topology.Parse(name+".yaml", []byte(soakScenario))
+		topo, err := step.Parse(name+".yaml", []byte(soakScenario))
 		if err != nil {
 			return err
 		}

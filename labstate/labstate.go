@@ -74,23 +74,18 @@ type NATChange struct {
 	Behaviour nat.Behaviour `json:"behaviour"`
 }
 
-// scenarioFile is the recorded scenario's name in messages.
-func (s *State) scenarioFile() string {
+// ScenarioFile is the recorded scenario's name in messages.
+func (s *State) ScenarioFile() string {
 	if strings.HasSuffix(s.Source, ".yaml") || strings.HasSuffix(s.Source, ".yml") {
 		return s.Source
 	}
 	return s.Name + ".yaml"
 }
 
-// ParseStep parses a step against the lab's nodes, as the scenario's own
-// steps are (topology.ParseStep).
-func (s *State) ParseStep(stepFile string, step []byte) (*topology.Step, error) {
-	return topology.ParseStep(s.scenarioFile(), s.Scenario, stepFile, step)
-}
-
-// Topology parses the recorded scenario again, under the lab's name.
+// Topology parses the recorded scenario's nodes again, under the lab's
+// name; its steps are not read (step.Parse reads them).
 func (s *State) Topology() (*topology.Topology, error) {
-	topo, err := topology.Parse(s.scenarioFile(), s.Scenario)
+	topo, err := topology.Parse(s.ScenarioFile(), s.Scenario, nil)
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: its recorded scenario does not parse: %w", s.Name, err)
 	}

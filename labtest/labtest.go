@@ -82,7 +82,7 @@ func up(t testing.TB, file string, data []byte) *Lab {
 	if err != nil {
 		t.Fatalf("labtest: %v", err)
 	}
-	topo, err := topology.Parse(file, data)
+	topo, err := topology.Parse(file, data, nil)
 	if err != nil {
 		t.Fatalf("labtest: scenario: %v", err)
 	}

@@ -94,7 +94,7 @@ func TestSpecYAML(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			topo, err := topology.Parse("spec.yaml", []byte(data))
+			topo, err := topology.Parse("spec.yaml", []byte(data), nil)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("want an error about %q, got %v\n%s", tc.err, err, data)
@@ -141,7 +141,7 @@ func TestNodeSpecHasEveryKnob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := topology.Parse("spec.yaml", []byte(text))
+	topo, err := topology.Parse("spec.yaml", []byte(text), nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}

@@ -183,7 +183,7 @@ func Expected(topo *topology.Topology, row Row) bool {
 func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout time.Duration) Cell {
 	cell := Cell{Row: row.Name, Column: col, Done: true}
 	scenario := Scenario(row, col)
-	topo, err := topology.Parse(name+".yaml", []byte(scenario))
+	topo, err := topology.Parse(name+".yaml", []byte(scenario), nil)
 	if err != nil {
 		cell.Err = err.Error()
 		return cell

@@ -11,32 +11,32 @@ import (
 	"github.com/natlab/natlab/matrix"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/runner"
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 // runs are five scenario runs: three pass, one fails a step, one never
 // got its lab up.
 func runs() []Run {
 	at := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
-	step := func(i int, name string, pass bool) runner.StepResult {
-		s := runner.StepResult{Index: i, Name: name, Kind: topology.StepSTUN, Expect: "ok", Observed: "ok", Pass: pass, Duration: 5 * time.Millisecond, Detail: name + " seen"}
+	result := func(i int, name string, pass bool) step.Result {
+		s := step.Result{Index: i, Name: name, Kind: "stun", Expect: "ok", Observed: "ok", Pass: pass, Duration: 5 * time.Millisecond, Detail: name + " seen"}
 		if !pass {
 			s.Observed, s.Reason = "fail", "no answer within 1s"
 		}
 		return s
 	}
-	run := func(lab string, steps ...runner.StepResult) Run {
+	run := func(lab string, steps ...step.Result) Run {
 		r := Run{Report: runner.Report{Lab: lab, Source: "builtin:" + lab, Started: at, Duration: time.Second, Steps: steps, Passed: true}}
 		r.Passed = r.Failed() == 0
 		return r
 	}
 	broken := run("e")
-	broken.Steps, broken.Passed, broken.Error = []runner.StepResult{}, false, "bringing lab e up: file exists"
+	broken.Steps, broken.Passed, broken.Error = []step.Result{}, false, "bringing lab e up: file exists"
 	return []Run{
-		run("a", step(0, "stun from alice", true)),
-		run("b", step(0, "stun from alice", true), step(1, "stun from bob", false)),
-		run("c", step(0, "stun from carol", true)),
-		run("d", step(0, "stun from dave", true)),
+		run("a", result(0, "stun from alice", true)),
+		run("b", result(0, "stun from alice", true), result(1, "stun from bob", false)),
+		run("c", result(0, "stun from carol", true)),
+		run("d", result(0, "stun from dave", true)),
 		broken,
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/runner"
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata goldens")
@@ -19,10 +19,10 @@ func sample() *runner.Report {
 		Lab: "symmetric", Source: "scenarios/symmetric.yaml",
 		Started:  time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC),
 		Duration: 3500 * time.Millisecond,
-		Steps: []runner.StepResult{
-			{Index: 0, Name: "stun from alice", Kind: topology.StepSTUN, Expect: "ok", Observed: "ok", Pass: true, Duration: 2 * time.Millisecond, Detail: "alice 192.168.1.2:40000 is 203.0.113.1:51234 to the STUN server"},
-			{Index: 1, Name: "punch alice bob", Kind: topology.StepPunch, Expect: "ok", Observed: "fail", Pass: false, Duration: 3 * time.Second, Detail: "alice and bob found no direct path within 3s", Reason: "alice: no direct path within 3s: alice sent 150 punches & heard <nothing>"},
-			{Index: 2, Name: "relay alice bob", Kind: topology.StepRelay, Expect: "ok", Observed: "ok", Pass: true, Duration: 20 * time.Millisecond},
+		Steps: []step.Result{
+			{Index: 0, Name: "stun from alice", Kind: "stun", Expect: "ok", Observed: "ok", Pass: true, Duration: 2 * time.Millisecond, Detail: "alice 192.168.1.2:40000 is 203.0.113.1:51234 to the STUN server"},
+			{Index: 1, Name: "punch alice bob", Kind: "punch", Expect: "ok", Observed: "fail", Pass: false, Duration: 3 * time.Second, Detail: "alice and bob found no direct path within 3s", Reason: "alice: no direct path within 3s: alice sent 150 punches & heard <nothing>"},
+			{Index: 2, Name: "relay alice bob", Kind: "relay", Expect: "ok", Observed: "ok", Pass: true, Duration: 20 * time.Millisecond},
 		},
 	}
 }

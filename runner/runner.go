@@ -1,7 +1,8 @@
-// Package runner runs a scenario's steps against a lab that is up: STUN
-// queries and RFC 5780 classification, hole punches, TURN relays, ICE,
-// single packets, waits and commands, each from real sockets inside the
-// lab's nodes, and checks what happened against each step's expectation.
+// Package runner runs a scenario's steps against a lab that is up: each
+// step is a unit of package step, run through a Session that gives it the
+// lab's nodes, sockets in them, the NATs' tables and traces, and what
+// earlier steps learnt; the runner checks what each saw against what it
+// expects and makes the report.
 package runner
 
 import (
@@ -9,35 +10,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/nodenet"
+	"github.com/natlab/natlab/service"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/trace"
 )
-
-// StepResult is what one step did.
-type StepResult struct {
-	Index    int               `json:"index"`
-	Name     string            `json:"name"`
-	Kind     topology.StepKind `json:"kind"`
-	Expect   string            `json:"expect"`
-	Observed string            `json:"observed"`
-	Pass     bool              `json:"pass"`
-	Duration time.Duration     `json:"duration_ns"`
-	// Detail is a one-line summary of what was seen.
-	Detail string `json:"detail"`
-	// Reason says why the step failed its expectation, or why what it
-	// observed happened (a punch's failure, for instance).
-	Reason string `json:"reason,omitempty"`
-	// Data holds the step's full findings (a punch outcome, a
-	// classification, ...), for --json.
-	Data any `json:"data,omitempty"`
-}
 
 // Report is a whole run.
 type Report struct {
@@ -45,7 +31,7 @@ type Report struct {
 	Source   string        `json:"source"`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
-	Steps    []StepResult  `json:"steps"`
+	Steps    []step.Result `json:"steps"`
 	Passed   bool          `json:"passed"`
 }
 
@@ -64,7 +50,7 @@ func (r *Report) Failed() int {
 type Options struct {
 	// Started is called before each step, Finished after it.
 	Started  func(i int, s topology.Step)
-	Finished func(StepResult)
+	Finished func(step.Result)
 }
 
 // Run runs every step of topo on the lab st describes and returns the
@@ -73,15 +59,15 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 	sess := New(st, topo)
 	defer sess.Close()
 	rep := &Report{Lab: st.Name, Source: st.Source, Started: time.Now(), Passed: true}
-	for i, step := range topo.Steps {
+	for i, s := range topo.Steps {
 		if err := ctx.Err(); err != nil {
 			rep.Duration = time.Since(rep.Started)
 			return rep, err
 		}
 		if opts.Started != nil {
-			opts.Started(i, step)
+			opts.Started(i, s)
 		}
-		res := sess.Step(ctx, step)
+		res := sess.Step(ctx, s)
 		res.Index = i
 		rep.Steps = append(rep.Steps, res)
 		rep.Passed = rep.Passed && res.Pass
@@ -95,53 +81,56 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 
 // Session runs steps one at a time against a lab, keeping what steps
 // share between them: handles on nodes, and what steps learnt that later
-// steps use (a punched path and its sockets, a forwarded port, a tunnel).
-// Every other socket a step opens is closed when the step ends, so a
-// session that runs steps for hours (natlab ui's) holds no more than it
-// did after the first of each. Run uses one for a whole scenario; natlab
-// ui keeps one for as long as it serves a lab. Its methods may be called
-// from several goroutines.
+// steps use (step.Memory: a punched path and its sockets, a forwarded
+// port). Every other socket a step opens is closed when the step ends,
+// so a session that runs steps for hours (natlab ui's) holds no more
+// than it did after the first of each. Run uses one for a whole
+// scenario; natlab ui keeps one for as long as it serves a lab. Its
+// methods may be called from several goroutines.
 type Session struct {
 	st   *labstate.State
 	topo *topology.Topology
-	// bg lives as long as the session: keepalives and tunnels started by
-	// steps use it; bgDone counts the keepalives, which Close waits for.
+	mem  *step.Memory
+	// bg lives as long as the session: what steps start to outlast
+	// them (keepalives) runs under it, and Close waits for it.
 	bg     context.Context
 	stopBg context.CancelFunc
 	bgDone sync.WaitGroup
 	mu     sync.Mutex
 	nodes  map[string]*nodenet.Node
-	// seen[{a, b}] is where a last saw b's packets come from.
-	seen map[[2]string]netip.AddrPort
-	// directRTT[{a, b}] is the RTT of a punched path, to compare relays
-	// with.
-	directRTT map[[2]string]time.Duration
-	// paths[{a, b, family}] is a's end of the path a punch opened to b;
-	// later sends between them use it. The session owns its socket, and
-	// closes it when a new punch between them replaces the path.
-	paths map[[3]string]path
-	// forwards are public endpoints a host obtained for one of its ports
-	// (by NAT-PMP or a tunnel), where sends to that port go.
-	forwards map[forwardKey]netip.AddrPort
-	// closers run when the session closes.
+	// closers run when the session closes, last first.
 	closers []func() error
+	closed  bool
 }
 
 // New starts a session on the lab st describes, whose topology is topo
 // (st.Topology() or a scenario file's, which must describe the same lab).
 func New(st *labstate.State, topo *topology.Topology) *Session {
 	bg, stop := context.WithCancel(context.Background())
-	return &Session{st: st, topo: topo, bg: bg, stopBg: stop, nodes: map[string]*nodenet.Node{},
-		seen: map[[2]string]netip.AddrPort{}, directRTT: map[[2]string]time.Duration{},
-		paths: map[[3]string]path{}, forwards: map[forwardKey]netip.AddrPort{}}
+	return &Session{st: st, topo: topo, mem: step.NewMemory(), bg: bg, stopBg: stop, nodes: map[string]*nodenet.Node{}}
 }
 
 // Step runs one step and says what it did. Index is left 0 for the caller
 // to set.
-func (r *Session) Step(ctx context.Context, step topology.Step) StepResult {
+func (r *Session) Step(ctx context.Context, s topology.Step) step.Result {
 	start := time.Now()
-	res := r.step(ctx, step)
-	res.Name, res.Kind = step.Name, step.Kind
+	env := r.Env()
+	defer env.Close()
+	u := step.UnitOf(s)
+	res, err := u.Run(ctx, env)
+	if err != nil {
+		// The step could not be carried out at all (a node missing, a
+		// socket refused): that fails it whatever it expected.
+		res = step.Result{Expect: u.Expected(), Observed: "error", Reason: err.Error()}
+	}
+	if !res.Pass || res.Observed == "fail" || res.Observed == "error" {
+		// What the step saw (no answer, a refused connection) has a
+		// cause to name first when it is a service that died.
+		if down := step.ServicesDown(env, u); down != "" {
+			res.Reason = strings.TrimSuffix(down+"; "+res.Reason, "; ")
+		}
+	}
+	res.Name, res.Kind = s.Name, s.Kind
 	res.Duration = time.Since(start)
 	if ctx.Err() != nil && !res.Pass {
 		res.Observed, res.Reason = "interrupted", "the run was interrupted"
@@ -152,50 +141,24 @@ func (r *Session) Step(ctx context.Context, step topology.Step) StepResult {
 // Forget drops what the session learnt about paths through the NATs
 // (punched paths, where peers were seen, forwarded ports) and closes the
 // sockets behind them: after a NAT's rules change, none of it holds.
-func (r *Session) Forget() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.paths {
-		p.conn.Close()
-	}
-	clear(r.paths)
-	clear(r.seen)
-	clear(r.directRTT)
-	clear(r.forwards)
-}
+func (r *Session) Forget() { r.mem.Forget() }
 
-type sockKey struct {
-	node   string
-	port   uint16
-	family string
-}
-
-// path is one end of a punched path: the socket and where the other end
-// was seen.
-type path struct {
-	conn *net.UDPConn
-	to   netip.AddrPort
-}
-
-type forwardKey struct {
-	node  string
-	proto topology.Protocol
-	port  uint16
-}
-
-// Close stops what the session's steps started in the background and
-// closes its sockets.
+// Close stops what the session's steps started in the background, waits
+// for it to end, and closes its sockets and handles. It may be called
+// more than once.
 func (r *Session) Close() {
 	r.stopBg()
 	r.bgDone.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		r.closers[i]()
 	}
-	for _, p := range r.paths {
-		p.conn.Close()
-	}
+	r.mem.Forget()
 	for _, n := range r.nodes {
 		n.Close()
 	}
@@ -215,21 +178,85 @@ func (r *Session) node(name string) (*nodenet.Node, error) {
 	return n, nil
 }
 
-// socket returns node's UDP socket on port for the step sc: one the step
-// opened already, or the end of a punched path bound there (which holds
-// the port's mappings), or a new one that the step's end closes. Within a
-// step, what names the same node and port talks through one socket, as
-// one application would; across steps the NATs' tables, not the
-// sockets, carry what a port did.
-func (r *Session) socket(sc *scope, node string, port uint16, family string) (*net.UDPConn, error) {
+// Env is the session as one step sees it: what the step opens through it
+// is closed by Close unless the step keeps it. It implements step.Env.
+type Env struct {
+	s     *Session
+	socks map[sockKey]*net.UDPConn
+}
+
+type sockKey struct {
+	node   string
+	port   uint16
+	family string
+}
+
+// Env starts a step's view of the session; the caller closes it when the
+// step ends.
+func (r *Session) Env() *Env { return &Env{s: r, socks: map[sockKey]*net.UDPConn{}} }
+
+// Close closes the sockets the step opened and did not keep.
+func (e *Env) Close() {
+	for _, c := range e.socks {
+		c.Close()
+	}
+	clear(e.socks)
+}
+
+var _ step.Env = (*Env)(nil)
+
+// Lab is the lab's name.
+func (e *Env) Lab() string { return e.s.st.Name }
+
+// Topology is the lab's topology.
+func (e *Env) Topology() *topology.Topology { return e.s.topo }
+
+// TURN is the lab's TURN credentials.
+func (e *Env) TURN() labstate.TURNCredentials { return e.s.st.TURN }
+
+// Plan is where server's services listen.
+func (e *Env) Plan(server string) service.Plan { return service.PlanFor(e.s.topo.Node(server)) }
+
+// Memory is what the session's steps learnt.
+func (e *Env) Memory() *step.Memory { return e.s.mem }
+
+// Node opens (once per session) a handle on a node.
+func (e *Env) Node(name string) (step.Node, error) { return e.s.node(name) }
+
+// Socket returns node's UDP socket on port: one the step opened already,
+// or the end of a punched path bound there (which holds the port's
+// mappings), or a new one. Within a step, what names the same node and
+// port talks through one socket, as one application would; across steps
+// the NATs' tables, not the sockets, carry what a port did.
+func (e *Env) Socket(node string, port uint16, family string) (*net.UDPConn, error) {
 	key := sockKey{node, port, family}
-	if c, ok := sc.socks[key]; ok {
+	if c, ok := e.socks[key]; ok {
 		return c, nil
 	}
-	if c, ok := r.pathSocket(key); ok {
+	if c, ok := e.s.mem.PathSocket(node, port, family); ok {
 		return c, nil
 	}
-	n, err := r.node(node)
+	c, err := e.listen(node, port, family)
+	if err != nil {
+		return nil, err
+	}
+	e.socks[key] = c
+	return c, nil
+}
+
+// Fresh opens a new UDP socket on a free port in node, for a step that
+// must not share state with others.
+func (e *Env) Fresh(node, family string) (*net.UDPConn, error) {
+	c, err := e.listen(node, 0, family)
+	if err != nil {
+		return nil, err
+	}
+	e.socks[sockKey{node: node, port: step.LocalPort(c), family: family}] = c
+	return c, nil
+}
+
+func (e *Env) listen(node string, port uint16, family string) (*net.UDPConn, error) {
+	n, err := e.s.node(node)
 	if err != nil {
 		return nil, err
 	}
@@ -240,139 +267,110 @@ func (r *Session) socket(sc *scope, node string, port uint16, family string) (*n
 		c, err = n.ListenUDP(fmt.Sprintf(":%d", port))
 	}
 	if err != nil {
+		if port == 0 {
+			return nil, fmt.Errorf("node %s: UDP socket: %w", node, err)
+		}
 		return nil, fmt.Errorf("node %s: UDP port %d: %w", node, port, err)
 	}
-	sc.socks[key] = c
 	return c, nil
 }
 
-// pathSocket is the socket of a punched path bound to key's node, port
-// and family, if there is one.
-func (r *Session) pathSocket(key sockKey) (*net.UDPConn, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, p := range r.paths {
-		if k[0] == key.node && k[2] == key.family && localPort(p.conn) == key.port {
-			return p.conn, true
+// Keep takes c out of the step's sockets: the step hands it to what
+// closes it (the memory of a punched path, a walk).
+func (e *Env) Keep(c *net.UDPConn) {
+	for k, s := range e.socks {
+		if s == c {
+			delete(e.socks, k)
 		}
 	}
-	return nil, false
 }
 
-// fresh opens a new UDP socket on a free port in node, for a step that
-// must not share state with others; the step's end closes it unless the
-// step keeps it.
-func (r *Session) fresh(sc *scope, node, family string) (*net.UDPConn, error) {
-	n, err := r.node(node)
-	if err != nil {
-		return nil, err
-	}
-	var c *net.UDPConn
-	if family == topology.FamilyIPv6 {
-		c, err = n.ListenUDP6("[::]:0")
-	} else {
-		c, err = n.ListenUDP(":0")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("node %s: UDP socket: %w", node, err)
-	}
-	sc.socks[sockKey{node: node, port: localPort(c), family: family}] = c
-	return c, nil
-}
-
-// address is node's first address of the family.
-func (r *Session) address(node, family string) netip.Addr {
-	n := r.topo.Node(node)
-	if family == topology.FamilyIPv6 {
-		return n.Addresses6[0]
-	}
-	return n.Addresses[0]
-}
-
-func localPort(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
-
-// httpClient makes HTTP requests whose connections start in node. Each
+// HTTPClient makes HTTP requests whose connections start in node. Each
 // connection is closed once its response is read: a client kept for
 // reuse would hold one open, idle, for as long as the process lives.
-func (r *Session) httpClient(node string) (*http.Client, error) {
-	n, err := r.node(node)
+func (e *Env) HTTPClient(node string) (*http.Client, error) {
+	n, err := e.s.node(node)
 	if err != nil {
 		return nil, err
 	}
 	return &http.Client{Transport: &http.Transport{DialContext: n.DialContext, DisableKeepAlives: true}, Timeout: time.Minute}, nil
 }
 
-// outermost returns the public address of the NAT chain node sits behind
-// (its own address on the internet if it sits there). IPv6 has no NAT:
-// a node's IPv6 address is public.
-func (r *Session) outermost(node, family string) netip.Addr {
-	n := r.topo.Node(node)
-	if family == topology.FamilyIPv6 {
-		return n.Addresses6[0]
+// inNAT runs fn with a handle on the namespace of NAT nat.
+func (e *Env) inNAT(nat string, fn func(ns *namedns.NS) error) error {
+	ns, err := namedns.Open(lab.NamespaceName(e.s.st.Name, nat))
+	if err != nil {
+		return err
 	}
-	for n.Behind != "" {
-		n = r.topo.Node(n.Behind)
+	defer ns.Close()
+	if err := fn(ns); err != nil {
+		return fmt.Errorf("node %s: %w", nat, err)
 	}
-	return n.Addresses[0]
+	return nil
 }
 
-func (r *Session) step(ctx context.Context, s topology.Step) StepResult {
-	sc := newScope()
-	defer sc.close()
-	var res StepResult
-	var err error
-	switch s.Kind {
-	case topology.StepSTUN:
-		res, err = r.stun(ctx, sc, s)
-	case topology.StepPunch:
-		res, err = r.punch(ctx, sc, s)
-	case topology.StepRelay:
-		res, err = r.relay(ctx, sc, s)
-	case topology.StepUpgrade:
-		res, err = r.upgrade(ctx, sc, s)
-	case topology.StepPortmap:
-		res, err = r.portmap(ctx, sc, s)
-	case topology.StepTunnel:
-		res, err = r.tunnel(ctx, s)
-	case topology.StepTable:
-		res, err = r.table(s)
-	case topology.StepICE:
-		res, err = r.ice(ctx, s)
-	case topology.StepSend:
-		res, err = r.send(ctx, sc, s)
-	case topology.StepWait:
-		res, err = r.wait(ctx, s)
-	case topology.StepExec:
-		res, err = r.exec(ctx, s)
-	default:
-		err = fmt.Errorf("unknown step kind %q", s.Kind)
+// Table reads NAT nat's translation table.
+func (e *Env) Table(ctx context.Context, nat string) (*nattable.Table, error) {
+	var t *nattable.Table
+	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
+		t, err = nattable.Read(ns.Fd(), e.s.topo.Node(nat).Addresses[0])
+		return err
+	})
+	return t, err
+}
+
+// WallDrops counts the packets NAT nat's wall dropped.
+func (e *Env) WallDrops(ctx context.Context, nat string) (uint64, error) {
+	var n uint64
+	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
+		n, err = nattable.WallDrops(ns.Fd())
+		return err
+	})
+	return n, err
+}
+
+// Trace starts a trace on NAT nat.
+func (e *Env) Trace(ctx context.Context, nat string) (*trace.Tracer, error) {
+	var tr *trace.Tracer
+	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
+		tr, err = trace.Start(ns.Fd())
+		return err
+	})
+	return tr, err
+}
+
+// Go runs fn until the session closes, which cancels fn's context and
+// waits for it to return.
+func (e *Env) Go(fn func(ctx context.Context)) {
+	r := e.s
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
 	}
-	if err != nil {
-		// The step could not be carried out at all (a node missing, a
-		// socket refused): that fails it whatever it expected.
-		res = StepResult{Expect: expectWord(s), Observed: "error", Reason: err.Error()}
-	}
-	if !res.Pass || res.Observed == "fail" || res.Observed == "error" {
-		// What the step saw (no answer, a refused connection) has a
-		// cause to name first when it is a service that died.
-		if down := r.servicesDown(s); down != "" {
-			res.Reason = strings.TrimSuffix(down+"; "+res.Reason, "; ")
+	r.bgDone.Add(1)
+	go func() {
+		defer r.bgDone.Done()
+		fn(r.bg)
+	}()
+}
+
+// OnClose has the session run fn when it closes.
+func (e *Env) OnClose(fn func() error) {
+	r := e.s
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closers = append(r.closers, fn)
+}
+
+// Running says whether the process serving node's services runs, as far
+// as the lab's record tells: a node whose process is not recorded (a lab
+// whose services natlab did not start) counts as running.
+func (e *Env) Running(node string) bool {
+	for _, p := range e.s.st.Processes {
+		if p.Node == node {
+			return lab.ProcessAlive(p.PID, p.StartTime)
 		}
 	}
-	return res
-}
-
-func expectWord(s topology.Step) string {
-	if s.Kind == topology.StepTable && s.Expect.Mappings == nil && s.Expect.Flows == nil {
-		return "anything"
-	}
-	return s.Expect.String()
-}
-
-// verdict fills in the pass/fail of an outcome step.
-func verdict(s topology.Step, observed string, res StepResult) StepResult {
-	res.Expect = expectWord(s)
-	res.Observed = observed
-	res.Pass = observed == s.Expect.Outcome
-	return res
+	return true
 }

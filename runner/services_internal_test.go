@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/natlab/natlab/labstate"
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 // Which services a failed step names as not running: only those it talks
@@ -23,7 +23,7 @@ nodes:
   alice: {kind: host, behind: home}
   bob:   {kind: host}
 `)
-	topo, err := topology.Parse("lab.yaml", scenario)
+	topo, err := step.Parse("lab.yaml", scenario)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,13 +54,13 @@ nodes:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &labstate.State{Name: "down", Processes: tc.procs}
-			step, err := topology.ParseStep("lab.yaml", scenario, "step", []byte(tc.step))
+			s, err := step.ParseOne("lab.yaml", scenario, "step", []byte(tc.step))
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := New(st, topo)
 			defer r.Close()
-			if got := r.servicesDown(*step); got != tc.want {
+			if got := step.ServicesDown(r.Env(), step.UnitOf(*s)); got != tc.want {
 				t.Errorf("%s: %q, want %q", tc.step, got, tc.want)
 			}
 		})

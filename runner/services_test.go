@@ -11,6 +11,7 @@ import (
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/step"
 )
 
 // A step that fails because a service it needed died says so, naming the
@@ -50,12 +51,12 @@ nodes:
 	// Each waits out its timeout: all at once.
 	var wg sync.WaitGroup
 	for _, tc := range steps {
-		step, err := l.State.ParseStep("step", []byte(tc.step))
+		one, err := step.ParseOne(l.State.ScenarioFile(), l.State.Scenario, "step", []byte(tc.step))
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Go(func() {
-			res := sess.Step(context.Background(), *step)
+			res := sess.Step(context.Background(), *one)
 			if res.Pass || !strings.Contains(res.Reason, tc.want) {
 				t.Errorf("%s: pass=%v, reason %q; want a failure saying %q", tc.step, res.Pass, res.Reason, tc.want)
 			}

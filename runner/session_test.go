@@ -6,6 +6,7 @@ import (
 
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/step"
 )
 
 const knockLab = `
@@ -38,11 +39,11 @@ func TestSessionKnocks(t *testing.T) {
 		{`{send: {from: server, to: "203.0.113.1:5001", expect: dropped}}`, "dropped", "its wall dropped the packet"},
 		{`{send: {from: server, to: "203.0.113.1:5001", proto: tcp, expect: dropped}}`, "dropped", "its wall dropped the packet"},
 	} {
-		step, err := l.State.ParseStep("action", []byte(tc.step))
+		one, err := step.ParseOne(l.State.ScenarioFile(), l.State.Scenario, "action", []byte(tc.step))
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := sess.Step(context.Background(), *step)
+		res := sess.Step(context.Background(), *one)
 		if res.Observed != tc.observed || !contains(res.Detail, tc.detail) {
 			t.Errorf("%s: observed %q (%s; %s), want %q with %q", tc.step, res.Observed, res.Detail, res.Reason, tc.observed, tc.detail)
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/scenarios"
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 // Every built-in scenario parses, has a description, and, run for real,
@@ -20,7 +20,7 @@ func TestEveryScenarioPasses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			data, path, _ := scenarios.Read(name)
-			topo, err := topology.Parse(path, data)
+			topo, err := step.Parse(path, data)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,14 +8,16 @@ import (
 	"github.com/natlab/natlab/nat"
 )
 
-// The scenario file format as Go types. Nothing is decoded into them: the
-// parser reads a YAML tree by hand, to report every problem with its
-// position. They are the one description of the format that the parser's
-// lists of keys, outcomes and values are derived from (see formatKeys),
-// and that internal/schemagen turns into schema/natlab.schema.json and
-// docs/reference.md; so a key added here is accepted, documented and in
-// the schema at once, and format_test.go checks that the parser reads
-// every key these types declare.
+// The scenario file format as Go types. The parser reads a YAML tree by
+// hand, to report every problem with its position; for the nodes, these
+// types are the one description of the format that its lists of keys and
+// values are derived from (see formatKeys), and that internal/schemagen
+// turns into schema/natlab.schema.json and docs/reference.md, so a key
+// added here is accepted, documented and in the schema at once. Steps are
+// different: each kind's value type in package step is what the parser
+// fills in, and the schema and reference are made from it; the value
+// formats below (Duration, NodeRef, OKFail...) are what its fields' format
+// tags name.
 //
 // How the generator reads them:
 //   - a field's key is its yaml tag; its doc comment describes it;
@@ -157,205 +159,8 @@ type PortForward struct {
 // from the step when left out (such as "punch alice bob"). A server left
 // out is the first in the file that runs the service named.
 type StepEntry struct {
-	_ struct{} `schema:"minProperties=1,maxProperties=1"`
-	// Ask a STUN server for the node's public endpoint; with an expected
-	// classification, run RFC 5780 NAT behaviour discovery; with servers,
-	// compare what two or more see of one socket.
-	STUN *STUNStep `yaml:"stun"`
-	// Hole punching between two hosts: STUN, rendezvous, simultaneous
-	// sends, answers to the observed source.
-	Punch *PunchStep `yaml:"punch"`
-	// Connect two hosts through a TURN server: allocation, permission and
-	// data both ways.
-	Relay *RelayStep `yaml:"relay"`
-	// Connect two hosts through a relay at once (DERP if a server runs
-	// derp, else TURN over TCP) and move them to a direct path when a
-	// punch succeeds, as Tailscale does.
-	Upgrade *UpgradeStep `yaml:"upgrade"`
-	// Connect two hosts with ICE (RFC 8445) using every STUN and TURN
-	// server of the lab.
-	ICE *ICEStep `yaml:"ice"`
-	// Send one UDP message (or open one TCP connection) from a node to a
-	// node or an address.
-	Send *SendStep `yaml:"send"`
-	// Have a host ask the nat it is behind for a port mapping with NAT-PMP
-	// (RFC 6886); the nat needs port-mapping: nat-pmp.
-	Portmap *PortmapStep `yaml:"portmap"`
-	// Have a host expose a local TCP port on a public port of a tunnel
-	// server, ngrok style, for the rest of the run.
-	Tunnel *TunnelStep `yaml:"tunnel"`
-	// Read a nat's translation table.
-	Table *TableStep `yaml:"table"`
-	// Pause the script, for instance to let mappings expire: 1ms to 10m.
-	Wait Duration `yaml:"wait"`
-	// Run a command on a node.
-	Exec *ExecStep `yaml:"exec"`
-}
-
-// STUNStep is what a stun step takes.
-type STUNStep struct {
-	// The node that asks: a host or a server.
-	From NodeRef `yaml:"from" schema:"required"`
-	// The STUN server to ask.
-	Server NodeRef `yaml:"server" default:"the first server with stun"`
-	// Two or more STUN servers to ask from one socket instead of server,
-	// to compare the public endpoints they see.
-	Servers []NodeRef `yaml:"servers" schema:"minItems=2,uniqueItems"`
-	// The local UDP port to send from.
-	Port Port `yaml:"port" default:"any"`
-	// ok or fail; with servers, same or different; or the classification
-	// discovery must report, from a server with two addresses.
-	Expect STUNExpect `yaml:"expect" default:"ok"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"stun from FROM"`
-}
-
-// PunchStep is what a punch step takes.
-type PunchStep struct {
-	// The two hosts.
-	Between HostPair `yaml:"between" schema:"required"`
-	// The address family to punch over; ipv6 needs internet6.
-	Family Family `yaml:"family" default:"ipv4"`
-	// The STUN server each host learns its public endpoint from.
-	Server NodeRef `yaml:"server" default:"the first server with stun"`
-	// The server that introduces the hosts to each other.
-	Rendezvous NodeRef `yaml:"rendezvous" default:"the first server with rendezvous; if none, natlab passes the endpoints on"`
-	// How long the punch may take, 100ms to 5m.
-	Timeout Duration `yaml:"timeout" default:"5s"`
-	// Predict the ports of a nat that allocates them sequentially.
-	Predict bool `yaml:"predict" default:"false"`
-	// Explain the outcome from what the nats on the way did.
-	Explain bool `yaml:"explain" default:"false"`
-	// Keep the punched path open for the rest of the run by sending over
-	// it this often, 100ms to 10m.
-	Keepalive Duration `yaml:"keepalive" default:"none: the nats forget the path after their timeout"`
-	// Whether the hosts must end up talking directly.
-	Expect OKFail `yaml:"expect" default:"ok"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"punch A B"`
-}
-
-// RelayStep is what a relay step takes.
-type RelayStep struct {
-	// The two hosts.
-	Between HostPair `yaml:"between" schema:"required"`
-	// The TURN server.
-	Server NodeRef `yaml:"server" default:"the first server with turn"`
-	// How long connecting may take, 100ms to 5m.
-	Timeout Duration `yaml:"timeout" default:"5s"`
-	// Whether the relayed data must get through.
-	Expect OKFail `yaml:"expect" default:"ok"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"relay A B"`
-}
-
-// UpgradeStep is what an upgrade step takes.
-type UpgradeStep struct {
-	// The two hosts.
-	Between HostPair `yaml:"between" schema:"required"`
-	// The relay to start on: a server with derp or turn. The direct path
-	// is found with the first server with stun.
-	Server NodeRef `yaml:"server" default:"the first server with derp, else with turn"`
-	// How long the upgrade may take, 100ms to 5m.
-	Timeout Duration `yaml:"timeout" default:"10s"`
-	// The path the hosts must end up on.
-	Expect UpgradeOutcome `yaml:"expect" default:"direct"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"upgrade A B"`
-}
-
-// ICEStep is what an ice step takes.
-type ICEStep struct {
-	// The two hosts.
-	Between HostPair `yaml:"between" schema:"required"`
-	// How long connecting may take, 100ms to 5m.
-	Timeout Duration `yaml:"timeout" default:"10s"`
-	// The kind of candidate pair ICE must select, or fail.
-	Expect ICEOutcome `yaml:"expect" default:"any successful connection"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"ice A B"`
-}
-
-// SendStep is what a send step takes.
-type SendStep struct {
-	// The sender: a host or a server.
-	From NodeRef `yaml:"from" schema:"required"`
-	// The receiver: a host, a server, or an address and port such as a
-	// nat's public address and a forwarded port.
-	To SendTarget `yaml:"to" schema:"required"`
-	// The address family to send over; ipv6 needs internet6.
-	Family Family `yaml:"family" default:"ipv4"`
-	// udp sends one message; tcp opens a connection.
-	Proto ProtoName `yaml:"proto" default:"udp"`
-	// The port the receiver listens on, when to names a node.
-	Port Port `yaml:"port" default:"5000"`
-	// The source the receiver must see the message come from: a node
-	// (its address, any port), an address (any port), or an address and
-	// port.
-	SeenAs SeenAs `yaml:"seen-as" default:"not checked"`
-	// Whether the message must arrive.
-	Expect SendOutcome `yaml:"expect" default:"delivered"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"send FROM -> TO"`
-}
-
-// PortmapStep is what a portmap step takes.
-type PortmapStep struct {
-	// The host that asks: right behind a nat with port-mapping: nat-pmp.
-	From NodeRef `yaml:"from" schema:"required"`
-	// The protocol to map.
-	Proto ProtoName `yaml:"proto" default:"tcp"`
-	// The host's port to map.
-	Port Port `yaml:"port" schema:"required"`
-	// The public port to ask for.
-	PublicPort Port `yaml:"public-port" default:"port"`
-	// How long to ask the mapping to last, 1s to 24h.
-	Lifetime Duration `yaml:"lifetime" default:"1h"`
-	// Whether the nat must grant the mapping.
-	Expect OKFail `yaml:"expect" default:"ok"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"portmap FROM PROTO PORT"`
-}
-
-// TunnelStep is what a tunnel step takes.
-type TunnelStep struct {
-	// The host that exposes its port.
-	From NodeRef `yaml:"from" schema:"required"`
-	// The tunnel server.
-	Server NodeRef `yaml:"server" default:"the first server with tunnel"`
-	// The host's local TCP port to expose.
-	Port Port `yaml:"port" schema:"required"`
-	// The public port to ask the server for, 1024 to 65535.
-	PublicPort Port `yaml:"public-port" default:"one the server picks"`
-	// Whether the tunnel must work.
-	Expect OKFail `yaml:"expect" default:"ok"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"tunnel FROM PORT"`
-}
-
-// TableStep is what a table step takes.
-type TableStep struct {
-	// The nat whose table to read.
-	Node NodeRef `yaml:"node" schema:"required"`
-	// How many entries the table must hold.
-	Expect TableExpect `yaml:"expect" default:"nothing: the table is only shown"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"table NODE"`
-}
-
-// ExecStep is what an exec step takes.
-type ExecStep struct {
-	// Where to run the command: a node, or internet for the internet
-	// segment's own namespace.
-	Node NodeRef `yaml:"node" schema:"required"`
-	// The command to run.
-	Command Command `yaml:"command" schema:"required"`
-	// How long the command may take, 100ms to 1h.
-	Timeout Duration `yaml:"timeout" default:"30s"`
-	// Whether the command must exit 0.
-	Expect OKFail `yaml:"expect" default:"ok"`
-	// A label for reports.
-	Name StepName `yaml:"name" default:"exec NODE: COMMAND"`
+	// Its keys are the kinds of package step: internal/schemagen makes
+	// its schema from step.All().
 }
 
 // STUNExpect is what a stun step expects.
@@ -555,7 +360,7 @@ func formatFields(t reflect.Type) []formatField {
 			}
 			continue
 		}
-		if f.Name == "_" || slices.Contains(opts, "prefix") {
+		if f.Name == "_" || f.Tag.Get("yaml") == "" || slices.Contains(opts, "prefix") {
 			continue
 		}
 		fields = append(fields, formatField{key: f.Tag.Get("yaml"), field: f, required: slices.Contains(opts, "required")})
@@ -595,23 +400,53 @@ func enumValues(t reflect.Type) []string {
 	return nil
 }
 
-// The fields, required fields and outcomes of each kind of step come from
-// its type in StepEntry.
-func init() {
-	for _, f := range formatFields(reflect.TypeFor[StepEntry]()) {
-		spec := stepSpecs[StepKind(f.key)]
-		if spec == nil || f.field.Type.Kind() != reflect.Pointer {
-			continue
-		}
-		fields := formatFields(f.field.Type.Elem())
-		spec.fields = keysOf(fields)
-		for _, sf := range fields {
-			if sf.required {
-				spec.required = append(spec.required, sf.key)
-			}
-			if sf.key == "expect" {
-				spec.outcomes = enumValues(sf.field.Type)
-			}
+// FormatKeys lists the keys of format struct t, in the order of its
+// fields, and those of them it requires. A field without a yaml tag is
+// not a key: a step's value may hold what it works out from its keys.
+func FormatKeys(t reflect.Type) (keys, required []string) {
+	for _, f := range formatFields(t) {
+		keys = append(keys, f.key)
+		if f.required {
+			required = append(required, f.key)
 		}
 	}
+	return keys, required
 }
+
+// FieldFormat is the format of a field of a step's value: the format
+// type its format tag names (format:"Duration" for a time.Duration), or
+// its own type.
+func FieldFormat(f reflect.StructField) reflect.Type {
+	if name := f.Tag.Get("format"); name != "" {
+		if t, ok := formatTypes[name]; ok {
+			// A list's format tag names the format of its items.
+			if f.Type.Kind() == reflect.Slice && t.Kind() != reflect.Slice && t.Kind() != reflect.Interface {
+				return reflect.SliceOf(t)
+			}
+			return t
+		}
+		panic("topology: field " + f.Name + " names format " + name + ", which is no format type of format.go")
+	}
+	return f.Type
+}
+
+// EnumValues returns the words a format type with a Values method takes,
+// or, for a type with Variants, those of its variant that has them.
+func EnumValues(t reflect.Type) []string { return enumValues(t) }
+
+// formatTypes are the value formats a step's field may name in its
+// format tag.
+var formatTypes = func() map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for _, t := range []reflect.Type{
+		reflect.TypeFor[NodeRef](), reflect.TypeFor[HostPair](), reflect.TypeFor[StepName](),
+		reflect.TypeFor[Duration](), reflect.TypeFor[Port](), reflect.TypeFor[Count](),
+		reflect.TypeFor[Command](), reflect.TypeFor[SendTarget](), reflect.TypeFor[SeenAs](),
+		reflect.TypeFor[ProtoName](), reflect.TypeFor[Family](), reflect.TypeFor[OKFail](),
+		reflect.TypeFor[STUNExpect](), reflect.TypeFor[UpgradeOutcome](), reflect.TypeFor[ICEOutcome](),
+		reflect.TypeFor[SendOutcome](), reflect.TypeFor[TableExpect](), reflect.TypeFor[IPv4Addr](),
+	} {
+		m[t.Name()] = t
+	}
+	return m
+}()

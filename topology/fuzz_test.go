@@ -1,4 +1,4 @@
-package topology
+package topology_test
 
 import (
 	"net/netip"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/natlab/natlab/step"
+	"github.com/natlab/natlab/topology"
 )
 
 // FuzzParse checks that no input makes Parse panic or hang, and that its
@@ -25,12 +28,12 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.yaml"
-		topo, err := Parse(name, data)
+		topo, err := step.Parse(name, data)
 		if err != nil {
 			if topo != nil {
 				t.Fatalf("Parse returned both a topology and an error")
 			}
-			checkErrorList(t, name, err)
+			topology.CheckErrorList(t, name, err)
 			return
 		}
 		if topo == nil || len(topo.Nodes) == 0 {
@@ -47,50 +50,70 @@ func FuzzParse(f *testing.F) {
 // checkStep checks what every step Parse accepts has: a name of one line
 // within the limit, a one-line description, and references to nodes that
 // exist.
-func checkStep(t *testing.T, topo *Topology, s Step) {
+func checkStep(t *testing.T, topo *topology.Topology, s topology.Step) {
 	t.Helper()
-	if n := utf8.RuneCountInString(s.Name); n == 0 || n > MaxStepNameLen || strings.ContainsFunc(s.Name, isControl) {
-		t.Errorf("step name %q is not one line of 1 to %d characters", s.Name, MaxStepNameLen)
+	if n := utf8.RuneCountInString(s.Name); n == 0 || n > topology.MaxStepNameLen || strings.ContainsFunc(s.Name, topology.IsControl) {
+		t.Errorf("step name %q is not one line of 1 to %d characters", s.Name, topology.MaxStepNameLen)
 	}
 	if strings.Contains(s.String(), "\n") {
 		t.Errorf("step %q is described on more than one line", s.Name)
 	}
-	refs := []string{s.From, s.To, s.Server, s.Rendezvous, s.SeenAs, s.STUN}
-	refs = append(refs, s.Servers...)
-	switch s.Kind {
-	case StepPunch, StepRelay, StepICE, StepUpgrade:
-		refs = append(refs, s.Between[:]...)
-		if s.Between[0] == s.Between[1] {
-			t.Errorf("step %q is between %s and itself", s.Name, s.Between[0])
+	var refs []string
+	between := func(pair [2]string) {
+		refs = append(refs, pair[:]...)
+		if pair[0] == pair[1] {
+			t.Errorf("step %q is between %s and itself", s.Name, pair[0])
 		}
-	case StepSTUN:
-		if (s.Server == "") == (len(s.Servers) == 0) || len(s.Servers) == 1 {
-			t.Errorf("step %q has server %q and servers %v", s.Name, s.Server, s.Servers)
+	}
+	family := func(f string) {
+		if f != topology.FamilyIPv4 && f != topology.FamilyIPv6 || f == topology.FamilyIPv6 && !topo.Internet6.IsValid() {
+			t.Errorf("step %q has family %q in a lab with internet6 %v", s.Name, f, topo.Internet6)
 		}
-	case StepTable:
-		if n := topo.Node(s.Node); n == nil || n.Kind != KindNAT {
-			t.Errorf("step %q reads the table of %q, which is not a nat", s.Name, s.Node)
+	}
+	switch u := s.Spec.(type) {
+	case *step.Punch:
+		between(u.Between)
+		family(u.Family)
+		refs = append(refs, u.Server, u.Rendezvous)
+	case *step.Relay:
+		between(u.Between)
+		refs = append(refs, u.Server)
+	case *step.ICE:
+		between(u.Between)
+	case *step.Upgrade:
+		between(u.Between)
+		refs = append(refs, u.Server, u.STUN)
+	case *step.STUN:
+		refs = append(append(refs, u.From, u.Server), u.Servers...)
+		if (u.Server == "") == (len(u.Servers) == 0) || len(u.Servers) == 1 {
+			t.Errorf("step %q has server %q and servers %v", s.Name, u.Server, u.Servers)
 		}
-	case StepPortmap:
-		if n := topo.Node(s.From); n == nil || n.Behind == "" || topo.Node(n.Behind).NAT.PortMapping != PortMappingNATPMP {
-			t.Errorf("step %q maps a port for %q, which is not behind a nat with NAT-PMP", s.Name, s.From)
+	case *step.Send:
+		family(u.Family)
+		refs = append(refs, u.From, u.To, u.SeenAs)
+		if u.SeenAs != "" && !u.SeenAsAddr.IsValid() {
+			t.Errorf("step %q is seen as %s, which has no address", s.Name, u.SeenAs)
 		}
-	case StepExec:
-		if s.Node != Internet {
-			refs = append(refs, s.Node)
+	case *step.Table:
+		if n := topo.Node(u.Node); n == nil || n.Kind != topology.KindNAT {
+			t.Errorf("step %q reads the table of %q, which is not a nat", s.Name, u.Node)
 		}
-		if len(s.Command) == 0 {
+	case *step.Portmap:
+		if n := topo.Node(u.From); n == nil || n.Behind == "" || topo.Node(n.Behind).NAT.PortMapping != topology.PortMappingNATPMP {
+			t.Errorf("step %q maps a port for %q, which is not behind a nat with NAT-PMP", s.Name, u.From)
+		}
+	case *step.Tunnel:
+		refs = append(refs, u.From, u.Server)
+	case *step.Exec:
+		if u.Node != topology.Internet {
+			refs = append(refs, u.Node)
+		}
+		if len(u.Command) == 0 {
 			t.Errorf("step %q has no command", s.Name)
 		}
-	}
-	switch s.Kind {
-	case StepSend, StepPunch:
-		if s.Family != FamilyIPv4 && s.Family != FamilyIPv6 || s.Family == FamilyIPv6 && !topo.Internet6.IsValid() {
-			t.Errorf("step %q has family %q in a lab with internet6 %v", s.Name, s.Family, topo.Internet6)
-		}
-	}
-	if s.SeenAs != "" && !s.SeenAsAddr.IsValid() {
-		t.Errorf("step %q is seen as %s, which has no address", s.Name, s.SeenAs)
+	case *step.Wait:
+	default:
+		t.Errorf("step %q of kind %s is a %T", s.Name, s.Kind, s.Spec)
 	}
 	for _, name := range refs {
 		if name != "" && topo.Node(name) == nil {
@@ -102,12 +125,12 @@ func checkStep(t *testing.T, topo *Topology, s Step) {
 // checkIPv6 checks that a dual-stack lab gives every node an IPv6 address
 // on its uplink's /64, every LAN a /64 of its own, and that a lab without
 // internet6 has no IPv6 at all.
-func checkIPv6(t *testing.T, topo *Topology) {
+func checkIPv6(t *testing.T, topo *topology.Topology) {
 	t.Helper()
 	dual := topo.Internet6.IsValid()
 	lans := make(map[netip.Prefix]string)
 	if dual {
-		lans[topo.Internet6Segment] = Internet
+		lans[topo.Internet6Segment] = topology.Internet
 	}
 	for _, n := range topo.Nodes {
 		if !dual {

@@ -86,7 +86,7 @@ func TestKnobValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := Parse("knobs.yaml", data)
+	topo, err := Parse("knobs.yaml", data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestKnobValues(t *testing.T) {
 func TestKnobDefaults(t *testing.T) {
 	for _, typ := range nat.Types {
 		data := fmt.Appendf(nil, "nodes: {n: {kind: nat, type: %s}}\n", typ)
-		topo, err := Parse("defaults.yaml", data)
+		topo, err := Parse("defaults.yaml", data, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

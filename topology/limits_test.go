@@ -81,7 +81,7 @@ func TestSegmentLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data, pos := lab(tc.nats, tc.hosts)
-			topo, err := Parse("big.yaml", []byte(data))
+			topo, err := Parse("big.yaml", []byte(data), nil)
 			if len(tc.msgs) == 0 {
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
@@ -94,7 +94,7 @@ func TestSegmentLimits(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Parse accepted %d hosts", len(pos))
 			}
-			checkErrorList(t, "big.yaml", err)
+			CheckErrorList(t, "big.yaml", err)
 			var want []string
 			for i, at := range tc.at {
 				p, ok := pos[at]

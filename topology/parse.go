@@ -20,14 +20,14 @@ import (
 // most likely the wrong file.
 const MaxFileSize = 1 << 20
 
-// ParseFile reads and parses the scenario file at path. Its errors are an
-// ErrorList, each naming path.
-func ParseFile(path string) (*Topology, error) {
+// ParseFile reads and parses the scenario file at path, as Parse does.
+// Its errors are an ErrorList, each naming path.
+func ParseFile(path string, kinds StepKinds) (*Topology, error) {
 	data, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	return Parse(path, data, kinds)
 }
 
 // ReadFile reads a scenario file, refusing what cannot be one: a
@@ -142,44 +142,14 @@ func mebibytes(n int64) string {
 // may be used to reuse settings.
 //
 // Each step is a mapping with one key, its kind, whose value is a mapping
-// of its fields; only wait takes a duration instead. Every step but wait
-// may have a name: for reports (default: made from the step, such as
-// "punch alice bob"). Below, defaults are in parentheses and the first
-// outcome of expect is its default; a server left out is the first in the
-// file that runs the service named, and durations are Go's (1m30s) or a
-// number of seconds:
-//
-//	stun     from (a host or a server), server (stun), or servers (two
-//	         or more with stun, to compare what they see), port (the
-//	         local UDP port; any), expect: ok, fail, the classification
-//	         RFC 5780 discovery must report with server: {type, mapping,
-//	         filtering, ports, hairpin}, or with servers: same or different
-//	punch    between (two hosts), family (ipv4), server (stun), rendezvous
-//	         (rendezvous; if none, natlab passes the endpoints on),
-//	         timeout (5s), predict (false), explain (false), expect: ok
-//	         or fail
-//	relay    between, server (turn), timeout (5s), expect: ok or fail
-//	upgrade  between, server (turn; the STUN server is the first with
-//	         stun), timeout (10s), expect: direct or relay
-//	ice      between, timeout (10s), expect (any success): host, srflx,
-//	         prflx, relay or fail
-//	send     from, to (a host, a server, ADDRESS:PORT, or with ipv6
-//	         [ADDRESS]:PORT), family (ipv4 or ipv6), proto (udp), port
-//	         (5000), seen-as (a node, ADDRESS or ADDRESS:PORT the
-//	         receiver must see it come from; unchecked), expect:
-//	         delivered or dropped
-//	portmap  from (a host behind a nat with port-mapping: nat-pmp), proto
-//	         (tcp), port, public-port (port), lifetime (1h), expect: ok
-//	         or fail
-//	tunnel   from (a host), server (tunnel), port (its local TCP port),
-//	         public-port (1024 to 65535; the server picks), expect: ok or
-//	         fail
-//	table    node (a nat), expect (none): {mappings, flows}
-//	wait     a duration: wait: 2s
-//	exec     node (or internet), command (a string for sh -c, or a
-//	         list), timeout (30s), expect: ok or fail
-func Parse(filename string, data []byte) (*Topology, error) {
+// of its fields; a scalar kind such as wait takes one value instead. The
+// kinds are those given, natlab's being step.Kinds (use step.Parse); with
+// none, the steps: key is not read at all, as for a lab's recorded
+// scenario whose nodes alone matter. docs/reference.md lists every kind
+// with its fields and defaults.
+func Parse(filename string, data []byte, kinds StepKinds) (*Topology, error) {
 	p := newParser(filename)
+	p.kinds = kinds
 	if root := decodeYAML(filename, data, &p.errs); root != nil {
 		p.scenario(root)
 	}
@@ -212,8 +182,9 @@ func newParser(filename string) *parser {
 // the file, such as an action taken in natlab ui, exactly as it checks the
 // file's own. stepFile names the step's source in messages; the errors
 // are an ErrorList.
-func ParseStep(scenarioFile string, scenario []byte, stepFile string, step []byte) (*Step, error) {
+func ParseStep(scenarioFile string, scenario []byte, stepFile string, step []byte, kinds StepKinds) (*Step, error) {
 	p := newParser(scenarioFile)
+	p.kinds = kinds
 	if root := decodeYAML(scenarioFile, scenario, &p.errs); root != nil {
 		p.scenario(root)
 	}
@@ -260,6 +231,9 @@ type parser struct {
 	nodesOK bool
 	// natNames lists the names of the NAT nodes sorted, for messages.
 	natNames []string
+	// kinds are the kinds of step the parser reads; none, and it reads no
+	// steps.
+	kinds StepKinds
 }
 
 // topLevelKeys are the keys a scenario file may have, besides x- keys.
@@ -314,7 +288,7 @@ func (p *parser) scenario(root *value) {
 	// Steps are read after the nodes have been validated, for they refer
 	// to nodes, their services and their addresses; when the nodes could
 	// not be read at all, everything else about the steps is checked.
-	if steps != nil {
+	if steps != nil && p.kinds != nil {
 		p.readSteps(steps)
 	}
 }

@@ -1,4 +1,4 @@
-package topology
+package topology_test
 
 import (
 	"errors"
@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/natlab/natlab/step"
+	"github.com/natlab/natlab/topology"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -23,7 +26,7 @@ func TestValid(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			topo, err := ParseFile(file)
+			topo, err := step.ParseFile(file)
 			if err != nil {
 				t.Fatalf("ParseFile: %v", err)
 			}
@@ -39,18 +42,18 @@ func TestInvalid(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			topo, err := ParseFile(file)
+			topo, err := step.ParseFile(file)
 			if err == nil {
 				t.Fatalf("ParseFile succeeded:\n%s", topo)
 			}
-			checkErrorList(t, file, err)
+			topology.CheckErrorList(t, file, err)
 			golden(t, strings.TrimSuffix(file, ".yaml")+".err", err.Error()+"\n")
 		})
 	}
 }
 
 // dump is String plus what String leaves out: the source and positions.
-func dump(t *Topology) string {
+func dump(t *topology.Topology) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "source %s\n%s", filepath.ToSlash(t.Source), t)
 	b.WriteString("positions:\n")
@@ -85,39 +88,10 @@ func golden(t *testing.T, file, got string) {
 	}
 }
 
-// checkErrorList checks the properties every error of Parse has.
-func checkErrorList(t *testing.T, file string, err error) {
-	t.Helper()
-	list, ok := err.(ErrorList)
-	if !ok {
-		t.Fatalf("error is a %T, not an ErrorList: %v", err, err)
-	}
-	if len(list) == 0 {
-		t.Fatalf("empty ErrorList")
-	}
-	for i, e := range list {
-		if e.Pos.File != file {
-			t.Errorf("error %q is about file %q, not %q", e, e.Pos.File, file)
-		}
-		if strings.ContainsAny(e.Msg, "\n\r") {
-			t.Errorf("error %q has more than one line", e)
-		}
-		if i > 0 {
-			prev := list[i-1]
-			if prev.Pos.Line > e.Pos.Line || prev.Pos.Line == e.Pos.Line && prev.Pos.Column > e.Pos.Column {
-				t.Errorf("errors out of order: %q before %q", prev, e)
-			}
-			if *prev == *e {
-				t.Errorf("duplicate error %q", e)
-			}
-		}
-	}
-}
-
 func TestParseFileProblems(t *testing.T) {
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.yaml")
-	if err := os.WriteFile(big, []byte("# "+strings.Repeat("x", MaxFileSize)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(big, []byte("# "+strings.Repeat("x", topology.MaxFileSize)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.yaml")
@@ -128,45 +102,45 @@ func TestParseFileProblems(t *testing.T) {
 		{big, big + ": file is 1.0 MiB; a scenario file is at most 1 MiB"},
 		{missing, missing + ": cannot read it: no such file or directory"},
 	} {
-		_, err := ParseFile(tc.path)
+		_, err := step.ParseFile(tc.path)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("ParseFile(%q) = %v, want %s", tc.path, err, tc.want)
 			continue
 		}
-		checkErrorList(t, tc.path, err)
+		topology.CheckErrorList(t, tc.path, err)
 	}
-	if _, err := ParseFile(missing); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := step.ParseFile(missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ParseFile(missing) = %v, which is not fs.ErrNotExist", err)
 	}
 }
 
 func TestErrorFormat(t *testing.T) {
 	for _, tc := range []struct {
-		err  *Error
+		err  *topology.Error
 		want string
 	}{
-		{&Error{Pos: Position{File: "a.yaml", Line: 3, Column: 7}, Msg: "m"}, "a.yaml:3:7: m"},
-		{&Error{Pos: Position{File: "a.yaml"}, Msg: "m"}, "a.yaml: m"},
-		{&Error{Pos: Position{Line: 3, Column: 7}, Msg: "m"}, "3:7: m"},
-		{&Error{Msg: "m"}, "m"},
+		{&topology.Error{Pos: topology.Position{File: "a.yaml", Line: 3, Column: 7}, Msg: "m"}, "a.yaml:3:7: m"},
+		{&topology.Error{Pos: topology.Position{File: "a.yaml"}, Msg: "m"}, "a.yaml: m"},
+		{&topology.Error{Pos: topology.Position{Line: 3, Column: 7}, Msg: "m"}, "3:7: m"},
+		{&topology.Error{Msg: "m"}, "m"},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
 	}
-	var list ErrorList
+	var list topology.ErrorList
 	if list.Err() != nil {
-		t.Errorf("empty ErrorList.Err() is not nil")
+		t.Errorf("empty topology.ErrorList.Err() is not nil")
 	}
-	at := func(line, col int, msg string) *Error {
-		return &Error{Pos: Position{File: "f", Line: line, Column: col}, Msg: msg}
+	at := func(line, col int, msg string) *topology.Error {
+		return &topology.Error{Pos: topology.Position{File: "f", Line: line, Column: col}, Msg: msg}
 	}
-	list = ErrorList{at(2, 1, "b"), at(1, 5, "a"), at(2, 1, "b"), at(0, 0, "whole file"), at(1, 2, "c")}
+	list = topology.ErrorList{at(2, 1, "b"), at(1, 5, "a"), at(2, 1, "b"), at(0, 0, "whole file"), at(1, 2, "c")}
 	want := "f: whole file\nf:1:2: c\nf:1:5: a\nf:2:1: b"
 	if got := list.Err().Error(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	var e *Error
+	var e *topology.Error
 	if !errors.As(list.Err(), &e) || e.Msg != "whole file" {
 		t.Errorf("errors.As found %v", e)
 	}
@@ -184,7 +158,7 @@ func TestLarge(t *testing.T) {
 			fmt.Fprintf(&b, "  host-%d-%d: {kind: host, behind: nat-%d}\n", i, j, i)
 		}
 	}
-	topo, err := Parse("large.yaml", []byte(b.String()))
+	topo, err := step.Parse("large.yaml", []byte(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +167,7 @@ func TestLarge(t *testing.T) {
 	}
 	behind := make(map[string]int)
 	for _, n := range topo.Nodes {
-		if n.Kind == KindHost {
+		if n.Kind == topology.KindHost {
 			behind[n.Behind]++
 			if len(n.Addresses) != 1 {
 				t.Fatalf("%s has addresses %v", n.Name, n.Addresses)
@@ -215,7 +189,7 @@ func TestLarge(t *testing.T) {
 
 	// One more node is one too many.
 	b.WriteString("  one-more: {kind: host}\n")
-	_, err = Parse("large.yaml", []byte(b.String()))
+	_, err = step.Parse("large.yaml", []byte(b.String()))
 	want := "large.yaml:3:1: nodes: 5001 nodes; a lab has at most 5000"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
@@ -223,7 +197,7 @@ func TestLarge(t *testing.T) {
 }
 
 func TestTopologyHelpers(t *testing.T) {
-	topo, err := ParseFile("testdata/valid/symmetric.yaml")
+	topo, err := step.ParseFile("testdata/valid/symmetric.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +225,7 @@ func TestLANWithHostBitsWarns(t *testing.T) {
 		{"192.168.1.1/24", ""},
 	} {
 		file := "nodes:\n  home: {kind: nat, type: full-cone, lan: " + tc.lan + "}\n  pc: {kind: host, behind: home}\n"
-		topo, err := Parse("lan.yaml", []byte(file))
+		topo, err := step.Parse("lan.yaml", []byte(file))
 		if err != nil {
 			t.Fatalf("lan %s: %v", tc.lan, err)
 		}

@@ -3,7 +3,6 @@ package topology
 import (
 	"cmp"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -105,120 +104,6 @@ func (f Forward) String() string {
 		to = f.ToNode + " " + to
 	}
 	return fmt.Sprintf("forward %s %d to %s", f.Proto, f.Port, to)
-}
-
-// String describes the step on one line with every default spelt out:
-// `step "punch alice bob": punch between alice and bob, stun server stun, ...`.
-func (s Step) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "step %s: %s", strconv.Quote(s.Name), s.Kind)
-	switch s.Kind {
-	case StepSTUN:
-		port := "any"
-		if s.Port != 0 {
-			port = strconv.Itoa(int(s.Port))
-		}
-		server := "server " + s.Server
-		if len(s.Servers) > 0 {
-			server = "servers " + strings.Join(s.Servers, " ")
-		}
-		fmt.Fprintf(&b, " from %s, local port %s, %s", s.From, port, server)
-	case StepPunch:
-		rendezvous := "by natlab"
-		if s.Rendezvous != "" {
-			rendezvous = "server " + s.Rendezvous
-		}
-		predict := "no port prediction"
-		if s.Predict {
-			predict = "port prediction"
-		}
-		explain := "no explanation"
-		if s.Explain {
-			explain = "explanation"
-		}
-		fmt.Fprintf(&b, " over %s between %s and %s, stun server %s, rendezvous %s, %s, %s, timeout %s",
-			s.Family, s.Between[0], s.Between[1], s.Server, rendezvous, predict, explain, fmtDuration(s.Timeout))
-		if s.Keepalive > 0 {
-			fmt.Fprintf(&b, ", keepalive every %s", fmtDuration(s.Keepalive))
-		}
-	case StepRelay:
-		fmt.Fprintf(&b, " between %s and %s, turn server %s, timeout %s", s.Between[0], s.Between[1], s.Server, fmtDuration(s.Timeout))
-	case StepUpgrade:
-		fmt.Fprintf(&b, " between %s and %s, turn server %s, stun server %s, timeout %s",
-			s.Between[0], s.Between[1], s.Server, s.STUN, fmtDuration(s.Timeout))
-	case StepICE:
-		fmt.Fprintf(&b, " between %s and %s, timeout %s", s.Between[0], s.Between[1], fmtDuration(s.Timeout))
-	case StepSend:
-		to := fmt.Sprintf("%s port %d", s.To, s.Port)
-		if s.ToAddr.IsValid() {
-			to = s.ToAddr.String()
-		}
-		fmt.Fprintf(&b, " %s over %s from %s to %s", s.Proto, s.Family, s.From, to)
-		if s.SeenAsAddr.IsValid() || s.SeenAs != "" {
-			b.WriteString(", seen as ")
-			if s.SeenAs != "" {
-				fmt.Fprintf(&b, "%s ", s.SeenAs)
-			}
-			if s.SeenAsAddr.Port() == 0 {
-				fmt.Fprintf(&b, "%s any port", s.SeenAsAddr.Addr())
-			} else {
-				b.WriteString(s.SeenAsAddr.String())
-			}
-		}
-	case StepPortmap:
-		fmt.Fprintf(&b, " %s from %s port %d, public port %d, lifetime %s", s.Proto, s.From, s.Port, s.PublicPort, fmtDuration(s.Lifetime))
-	case StepTunnel:
-		public := "any"
-		if s.PublicPort != 0 {
-			public = strconv.Itoa(int(s.PublicPort))
-		}
-		fmt.Fprintf(&b, " from %s port %d, server %s, public port %s", s.From, s.Port, s.Server, public)
-	case StepTable:
-		fmt.Fprintf(&b, " of %s", s.Node)
-	case StepWait:
-		fmt.Fprintf(&b, " %s", fmtDuration(s.Duration))
-		return b.String()
-	case StepExec:
-		fmt.Fprintf(&b, " on %s", s.Node)
-		if s.Shell && len(s.Command) == 1 {
-			fmt.Fprintf(&b, ", sh -c %s", strconv.Quote(s.Command[0]))
-		} else {
-			b.WriteString(", argv")
-			for _, arg := range s.Command {
-				fmt.Fprintf(&b, " %s", strconv.Quote(arg))
-			}
-		}
-		fmt.Fprintf(&b, ", timeout %s", fmtDuration(s.Timeout))
-	}
-	if s.Kind == StepTable && s.Expect.Mappings == nil && s.Expect.Flows == nil {
-		b.WriteString(", expect anything")
-		return b.String()
-	}
-	fmt.Fprintf(&b, ", expect %s", s.Expect)
-	return b.String()
-}
-
-// String describes the expectation: "ok", "dropped", "any connection" for
-// an ice step without one, the classification a stun step expects, or the
-// size of the table a table step expects ("{mappings 2, flows 3}", or
-// "anything" when it expects none).
-func (e Expect) String() string {
-	switch {
-	case e.Classification != nil:
-		return e.Classification.String()
-	case e.Mappings != nil || e.Flows != nil:
-		var parts []string
-		if e.Mappings != nil {
-			parts = append(parts, fmt.Sprintf("mappings %d", *e.Mappings))
-		}
-		if e.Flows != nil {
-			parts = append(parts, fmt.Sprintf("flows %d", *e.Flows))
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	case e.Outcome == "":
-		return "any connection"
-	}
-	return e.Outcome
 }
 
 // String lists what the classification gives, in braces:

@@ -17,6 +17,7 @@ import (
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/punch"
 	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -49,12 +50,12 @@ type actionResult struct {
 	State string `json:"state"`
 	// OK says whether it worked: a step's expectation held, a switch
 	// took, a walk step could be taken.
-	OK     bool               `json:"ok"`
-	Error  string             `json:"error,omitempty"`
-	Step   *runner.StepResult `json:"step,omitempty"`
-	Walk   *punch.WalkStep    `json:"walk,omitempty"`
-	Switch *nodeView          `json:"switch,omitempty"`
-	Took   time.Duration      `json:"took_ns"`
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Step   *step.Result    `json:"step,omitempty"`
+	Walk   *punch.WalkStep `json:"walk,omitempty"`
+	Switch *nodeView       `json:"switch,omitempty"`
+	Took   time.Duration   `json:"took_ns"`
 }
 
 // maxActionBody bounds a request: an action is a few hundred bytes.
@@ -175,18 +176,18 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 	s.mu.Unlock()
 	switch {
 	case len(req.Step) > 0:
-		step, err := st.ParseStep("step", req.Step)
+		one, err := step.ParseOne(st.ScenarioFile(), st.Scenario, "step", req.Step)
 		if err != nil {
 			return nil, badRequest("%v", err)
 		}
-		switch step.Kind {
-		case topology.StepExec:
+		switch one.Spec.(type) {
+		case *step.Exec:
 			return nil, badRequest("natlab ui runs no commands: use natlab exec %s NODE -- CMD in a terminal", s.lab)
-		case topology.StepWait:
+		case *step.Wait:
 			return nil, badRequest("a wait step does nothing to watch")
 		}
-		return &action{title: step.Name, run: func(ctx context.Context, res *actionResult) {
-			r := sess.Step(ctx, *step)
+		return &action{title: one.Name, run: func(ctx context.Context, res *actionResult) {
+			r := sess.Step(ctx, *one)
 			res.Step, res.OK = &r, r.Pass
 		}}, nil
 
@@ -204,16 +205,18 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 		}}, nil
 
 	case len(req.Walk) > 0:
-		step, err := st.ParseStep("walk", req.Walk)
+		one, err := step.ParseOne(st.ScenarioFile(), st.Scenario, "walk", req.Walk)
 		if err != nil {
 			return nil, badRequest("%v", err)
 		}
-		if step.Kind != topology.StepPunch {
-			return nil, badRequest("walk: a walk takes a punch step, as in {\"walk\": {\"punch\": {\"between\": [A, B]}}}, not a %s step", step.Kind)
+		p, ok := one.Spec.(*step.Punch)
+		if !ok {
+			return nil, badRequest("walk: a walk takes a punch step, as in {\"walk\": {\"punch\": {\"between\": [A, B]}}}, not a %s step", one.Kind)
 		}
-		title := fmt.Sprintf("walk a punch between %s and %s", step.Between[0], step.Between[1])
+		title := fmt.Sprintf("walk a punch between %s and %s", p.Between[0], p.Between[1])
 		return &action{title: title, run: func(ctx context.Context, res *actionResult) {
-			w, err := sess.Walk(*step)
+			// The walk owns the sockets it takes from the step's view.
+			w, err := p.Walk(sess.Env())
 			if err != nil {
 				res.Error = err.Error()
 				return
@@ -223,7 +226,7 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 				// Its sockets are of no more use.
 				s.walk.Close()
 			}
-			s.walk, s.walkOf, s.walkOver = w, step.Between[0]+" "+step.Between[1], false
+			s.walk, s.walkOf, s.walkOver = w, p.Between[0]+" "+p.Between[1], false
 			s.mu.Unlock()
 			s.walkStep(ctx, w, res)
 		}}, nil

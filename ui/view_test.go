@@ -17,7 +17,7 @@ nodes:
   cgn: {kind: nat, mapping: address-dependent, ports: sequential, port-range: 20000-20999, hairpin: false, timeout: 24h}
   home: {kind: nat, type: symmetric, behind: cgn, forward: [{proto: tcp, port: 80, to: alice}]}
   alice: {kind: host, behind: home}
-`))
+`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/scenarios"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/tour"
 )
@@ -235,7 +236,7 @@ func isDir(path string) bool {
 // description, for shells that show one beside each name.
 func builtinDescription(name string) string {
 	data, path, _ := scenarios.Read(name)
-	topo, err := topology.Parse(path, data)
+	topo, err := step.Parse(path, data)
 	if err != nil {
 		return "built-in scenario"
 	}

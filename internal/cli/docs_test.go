@@ -28,6 +28,7 @@ import (
 
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/scenarios"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/tour"
 )
@@ -424,7 +425,7 @@ func TestDocsCommands(t *testing.T) {
 	builtin := map[string][]string{}
 	for _, name := range scenarios.Names() {
 		data, path, _ := scenarios.Read(name)
-		topo, err := topology.Parse(path, data)
+		topo, err := step.Parse(path, data)
 		if err != nil {
 			t.Fatalf("built-in %s: %v", name, err)
 		}
@@ -453,7 +454,7 @@ func TestDocsCommands(t *testing.T) {
 			if !bytes.Contains(b.text, []byte("\nnodes:")) && !bytes.HasPrefix(b.text, []byte("nodes:")) {
 				continue // not a scenario: a CI workflow, say
 			}
-			topo, err := topology.Parse(fmt.Sprintf("%s (the yaml block at line %d)", page, b.line), b.text)
+			topo, err := step.Parse(fmt.Sprintf("%s (the yaml block at line %d)", page, b.line), b.text)
 			if err != nil {
 				t.Errorf("%s:%d: the scenario shown does not parse: %v", page, b.line, err)
 				continue

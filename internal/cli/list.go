@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natlab/natlab/scenarios"
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 func newListCmd() *cobra.Command {
@@ -25,7 +25,7 @@ wherever a scenario file is wanted: natlab up NAME, natlab validate NAME.`,
 			for _, name := range scenarios.Names() {
 				data, path, _ := scenarios.Read(name)
 				desc := "(does not parse: natlab validate " + name + ")"
-				if topo, err := topology.Parse(path, data); err == nil {
+				if topo, err := step.Parse(path, data); err == nil {
 					desc = topo.Description
 				}
 				fmt.Fprintf(tw, "%s\t%s\n", name, desc)

@@ -17,6 +17,7 @@ import (
 	"github.com/natlab/natlab/report"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/scenarios"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -39,11 +40,7 @@ given its own i, run the whole list between them, and natlab report merge
 puts their --json (or --junit) files back together (docs/ci.md).
 
 Without root, natlab runs in a user namespace of its own, where the lab
-lives only as long as natlab run (docs/rootless.md).
-
-Steps: stun (public endpoint, or RFC 5780 classification), punch (the
-simultaneous hole punch), relay (through TURN), ice (real ICE agents), send
-(one packet: delivered or dropped), wait, exec (a command inside a node).`,
+lives only as long as natlab run (docs/rootless.md).` + "\n\n" + stepKindsHelp(),
 		Example: `  sudo natlab run symmetric
   sudo natlab run scenarios/full-cone.yaml --junit results.xml --json results.json
   sudo natlab run my-lab.yaml --keep     # leave the lab up afterwards
@@ -163,7 +160,7 @@ func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep
 				fmt.Fprintf(out, "  ...  %2d/%d %-*s", i+1, len(topo.Steps), width, s.Name)
 			}
 		},
-		Finished: func(r runner.StepResult) {
+		Finished: func(r step.Result) {
 			if tty {
 				fmt.Fprint(out, "\r\033[K")
 			}
@@ -240,7 +237,7 @@ func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junit
 				break
 			}
 			fmt.Fprintf(out, "  ERROR %v\n", err)
-			rep = &runner.Report{Lab: sc.topo.Name, Source: sc.source, Started: started, Duration: time.Since(started), Steps: []runner.StepResult{}}
+			rep = &runner.Report{Lab: sc.topo.Name, Source: sc.source, Started: started, Duration: time.Since(started), Steps: []step.Result{}}
 			runs = append(runs, report.Run{Report: *rep, Error: err.Error()})
 			continue
 		}
@@ -282,7 +279,7 @@ func firstOfEach(list []string) []string {
 	return out
 }
 
-func printStep(w io.Writer, r runner.StepResult, total, width int) {
+func printStep(w io.Writer, r step.Result, total, width int) {
 	mark := "PASS"
 	if !r.Pass {
 		mark = "FAIL"
@@ -291,7 +288,7 @@ func printStep(w io.Writer, r runner.StepResult, total, width int) {
 	if !r.Pass {
 		fmt.Fprintf(w, " (expected %s)", r.Expect)
 	}
-	fmt.Fprintf(w, "  %v\n", runner.Round(r.Duration))
+	fmt.Fprintf(w, "  %v\n", step.Round(r.Duration))
 	if r.Detail != "" {
 		fmt.Fprintf(w, "         %s\n", strings.ReplaceAll(r.Detail, "\n", "\n         "))
 	}
@@ -356,4 +353,16 @@ func (r *reportFiles) close() {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// stepKindsHelp lists every kind of step with what it does, for --help;
+// docs/reference.md has their fields.
+func stepKindsHelp() string {
+	var b strings.Builder
+	b.WriteString("Steps (docs/reference.md lists their fields):\n")
+	for _, k := range step.All() {
+		fmt.Fprintf(&b, "  %-8s %s", k.Key(), strings.ReplaceAll(wrap(k.Doc(), 68), "\n", "\n           "))
+		b.WriteByte('\n')
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

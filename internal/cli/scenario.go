@@ -13,6 +13,7 @@ import (
 	"github.com/natlab/natlab/internal/suggest"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/scenarios"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -58,7 +59,7 @@ func loadScenario(arg string) (*scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	topo, err := topology.Parse(arg, data)
+	topo, err := step.Parse(arg, data)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func loadBuiltin(name string, notes ...string) (*scenario, error) {
 	if !ok {
 		return nil, usageError("%s: %w (natlab list shows them)", name, errNoScenario)
 	}
-	topo, err := topology.Parse(path, data)
+	topo, err := step.Parse(path, data)
 	if err != nil {
 		return nil, err
 	}

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"github.com/natlab/natlab/labstate"
-	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/step"
 )
 
 // status and up say where every service a server runs listens: derp and
 // tunnel too, in the node list and in status --json.
 func TestEveryServiceIsShown(t *testing.T) {
-	topo, err := topology.Parse("relays.yaml", []byte(`
+	topo, err := step.Parse("relays.yaml", []byte(`
 nodes:
   relay: {kind: server, addresses: [203.0.113.10], services: [stun, turn, rendezvous, derp, tunnel]}
 `))

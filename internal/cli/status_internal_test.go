@@ -20,7 +20,7 @@ nodes:
 // topology.NATKnobs as a scenario file writes it (the page shows the
 // same, see ui's TestViewNamesEveryKnob), between type and lan.
 func TestStatusNamesEveryKnob(t *testing.T) {
-	topo, err := topology.Parse("knobs.yaml", []byte(natKnobsScenario))
+	topo, err := topology.Parse("knobs.yaml", []byte(natKnobsScenario), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

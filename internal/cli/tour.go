@@ -16,6 +16,7 @@ import (
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/scenarios"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/tour"
 	"github.com/natlab/natlab/trace"
@@ -103,7 +104,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 	if !ok {
 		return 0, fmt.Errorf("tour: no built-in scenario %s", a.Scenario)
 	}
-	topo, err := topology.Parse(path, data)
+	topo, err := step.Parse(path, data)
 	if err != nil {
 		return 0, err
 	}
@@ -135,7 +136,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 		Started: func(i int, s topology.Step) {
 			pause(fmt.Sprintf("[Enter: %s] ", s.Name))
 		},
-		Finished: func(r runner.StepResult) {
+		Finished: func(r step.Result) {
 			printStep(out, r, len(topo.Steps), width)
 			if tr != nil {
 				for _, e := range tr.Drain(50 * time.Millisecond) { // the step's packets

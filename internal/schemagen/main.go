@@ -1,7 +1,7 @@
 // Command schemagen writes the JSON Schema of natlab's scenario files,
 // schema/natlab.schema.json, and their reference, docs/reference.md, from
-// the Go types of the format in topology/format.go and their doc
-// comments: run it with make generate after changing them. Its tests fail
+// the Go types of the format in topology/format.go, the value types of the
+// kinds of step in package step, and their doc comments: run it with make generate after changing them. Its tests fail
 // when the committed files differ from what it writes.
 package main
 
@@ -29,7 +29,7 @@ func main() {
 
 // generate returns the schema and the reference for the repository at root.
 func generate(root string) (schema, ref []byte, err error) {
-	g, err := newGenerator(filepath.Join(root, "topology"))
+	g, err := newGenerator(filepath.Join(root, "topology"), filepath.Join(root, "step"))
 	if err != nil {
 		return nil, nil, err
 	}

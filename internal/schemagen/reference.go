@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -63,10 +64,9 @@ func (g *generator) reference() []byte {
 	}
 	nodeSections = append(nodeSections, section{t: reflect.TypeFor[topology.PortForward](), heading: "forward"})
 	var stepSections []section
-	stepKeys, _ := fields(steps)
-	for _, f := range stepKeys {
-		if f.Type.Kind() == reflect.Pointer {
-			stepSections = append(stepSections, section{t: f.Type.Elem(), heading: key(f), intro: g.docs[steps.Name()+"."+f.Name]})
+	for _, k := range step.All() {
+		if !k.Scalar() {
+			stepSections = append(stepSections, section{t: k.Type(), heading: k.Key(), intro: k.Doc()})
 		}
 	}
 	expectSections := []section{
@@ -109,12 +109,12 @@ func (g *generator) reference() []byte {
 	r.para(g.docs[steps.Name()])
 	r.line("| step | what it does |")
 	r.line("|---|---|")
-	for _, f := range stepKeys {
-		link := "[`" + key(f) + "`](#" + slug(key(f)) + ")"
-		if f.Type.Kind() != reflect.Pointer {
-			link = "`" + key(f) + ": " + r.valueText(f.Type) + "`"
+	for _, k := range step.All() {
+		link := "[`" + k.Key() + "`](#" + slug(k.Key()) + ")"
+		if k.Scalar() {
+			link = "`" + k.Key() + ": " + r.valueText(k.Value()) + "`"
 		}
-		r.line(fmt.Sprintf("| %s | %s |", link, cell(g.docs[steps.Name()+"."+f.Name])))
+		r.line(fmt.Sprintf("| %s | %s |", link, cell(k.Doc())))
 	}
 	r.line("")
 	for _, s := range stepSections {
@@ -189,7 +189,7 @@ func (r *reference) table(t reflect.Type) {
 	r.line("|---|---|---|---|")
 	for _, f := range keys {
 		tg := parseTag(f)
-		k, value := "`"+key(f)+"`", r.valueText(f.Type)
+		k, value := "`"+key(f)+"`", r.valueText(topology.FieldFormat(f))
 		def := f.Tag.Get("default")
 		switch {
 		case tg.has("required"):
@@ -207,6 +207,11 @@ func (r *reference) table(t reflect.Type) {
 			value += ", each once"
 		}
 		r.line(fmt.Sprintf("| %s | %s | %s | %s |", k, value, cell(def), cell(r.g.fieldDoc(t, f))))
+	}
+	if _, self := fields(t); len(self) > 0 {
+		if name, ok := stepName(self); ok {
+			r.line(fmt.Sprintf("| `name` | %s | %s | A label for reports. |", r.valueText(reflect.TypeFor[topology.StepName]()), cell(name)))
+		}
 	}
 	r.line("")
 }

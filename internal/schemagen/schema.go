@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -209,9 +210,9 @@ type generator struct {
 	defined []reflect.Type
 }
 
-// fields are the fields of a struct type, its keys; a blank field holds
-// keywords for the type itself, and one tagged schema:"knobs" stands for
-// the NAT knobs of topology.NATKnobs.
+// fields are the fields of a struct type that are keys, those with a yaml
+// tag; a blank field holds keywords for the type itself, and one tagged
+// schema:"knobs" stands for the NAT knobs of topology.NATKnobs.
 func fields(t reflect.Type) (keys []reflect.StructField, self []reflect.StructField) {
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -223,9 +224,22 @@ func fields(t reflect.Type) (keys []reflect.StructField, self []reflect.StructFi
 			self = append(self, f)
 			continue
 		}
-		keys = append(keys, f)
+		if f.Tag.Get("yaml") != "" {
+			keys = append(keys, f)
+		}
 	}
 	return keys, self
+}
+
+// stepName is, for a step kind's value, the default of its name: key,
+// which its blank field's name tag gives.
+func stepName(self []reflect.StructField) (string, bool) {
+	for _, f := range self {
+		if name := f.Tag.Get("name"); name != "" {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 func key(f reflect.StructField) string { return f.Tag.Get("yaml") }
@@ -254,7 +268,7 @@ func (g *generator) schemaOf(t reflect.Type) *object {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Name() != "" && t.PkgPath() == reflect.TypeFor[topology.File]().PkgPath() {
+	if ours(t) {
 		g.define(t)
 		return ref(t)
 	}
@@ -277,12 +291,19 @@ func (g *generator) define(t reflect.Type) {
 		return
 	}
 	s := obj("description", g.docs[t.Name()])
+	if k := kindOf(t); k != nil {
+		s.set("description", "What "+topology.StepWhat(k.Key())+" takes.")
+	}
 	// Placed before its parts are defined, so that recursion stops.
 	g.defs.set(t.Name(), s)
 	g.defined = append(g.defined, t)
 	zero := reflect.Zero(t).Interface()
 	if vf, ok := valueFormats[t]; ok {
 		merge(s, vf.schema())
+		return
+	}
+	if t == reflect.TypeFor[topology.StepEntry]() {
+		g.stepEntry(s)
 		return
 	}
 	switch v := zero.(type) {
@@ -327,7 +348,7 @@ func (g *generator) object(s *object, t reflect.Type) {
 		if c, ok := tg.get("const"); ok {
 			p = obj("const", c)
 		} else {
-			p = g.schemaOf(f.Type)
+			p = g.schemaOf(topology.FieldFormat(f))
 		}
 		// The description goes first, as in a definition.
 		ps := obj("description", g.describe(t, f))
@@ -337,6 +358,11 @@ func (g *generator) object(s *object, t reflect.Type) {
 		if tg.has("required") {
 			required = append(required, key(f))
 		}
+	}
+	if name, ok := stepName(self); ok {
+		ps := obj("description", "A label for reports. Default: "+name+".")
+		merge(ps, g.schemaOf(reflect.TypeFor[topology.StepName]()))
+		props.set("name", ps)
 	}
 	s.set("properties", props)
 	if prefixes != nil {
@@ -439,8 +465,9 @@ func (g *generator) schema() ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// newGenerator reads the doc comments of the topology package in dir.
-func newGenerator(dir string) (*generator, error) {
+// newGenerator reads the doc comments of the topology package in dir and
+// of the step package in stepDir.
+func newGenerator(dir, stepDir string) (*generator, error) {
 	d, err := readDocs(dir)
 	if err != nil {
 		return nil, err
@@ -448,5 +475,58 @@ func newGenerator(dir string) (*generator, error) {
 	if _, err := os.Stat(filepath.Join(dir, "format.go")); err != nil {
 		return nil, fmt.Errorf("find the format types: %w", err)
 	}
+	sd, err := readDocs(stepDir)
+	if err != nil {
+		return nil, err
+	}
+	// Of package step, only the kinds' value types are of the format.
+	values := map[string]bool{}
+	for _, k := range step.All() {
+		values[k.Type().Name()] = true
+	}
+	for k, v := range sd {
+		typ, _, _ := strings.Cut(k, ".")
+		if !values[typ] {
+			continue
+		}
+		if _, dup := d[k]; dup {
+			return nil, fmt.Errorf("the doc of %s is in both topology and step: rename one", k)
+		}
+		d[k] = v
+	}
 	return &generator{docs: d}, nil
+}
+
+// ours says whether t is a type of the format: topology's, or a step
+// kind's value.
+func ours(t reflect.Type) bool {
+	return t.Name() != "" && (t.PkgPath() == reflect.TypeFor[topology.File]().PkgPath() || t.PkgPath() == reflect.TypeFor[step.Kind]().PkgPath())
+}
+
+// kindOf is the kind of step whose value type is t, or nil.
+func kindOf(t reflect.Type) *step.Kind {
+	for _, k := range step.All() {
+		if k.Type() == t {
+			return k
+		}
+	}
+	return nil
+}
+
+// stepEntry fills in s, the schema of one step: a mapping of exactly one
+// kind, each kind's value its type (or, for a scalar kind, its value's
+// format), documented with the kind's doc.
+func (g *generator) stepEntry(s *object) {
+	props := obj()
+	for _, k := range step.All() {
+		t := k.Value()
+		if t == nil {
+			t = k.Type()
+		}
+		p := obj("description", k.Doc())
+		merge(p, g.schemaOf(t))
+		props.set(k.Key(), p)
+	}
+	s.set("type", "object").set("properties", props).set("additionalProperties", false)
+	s.set("minProperties", 1).set("maxProperties", 1)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -102,7 +103,7 @@ func TestValidFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := topology.Parse(file, data); err != nil {
+			if _, err := step.Parse(file, data); err != nil {
 				t.Fatalf("the parser rejects it: %v", err)
 			}
 			if err := s.Validate(instance(t, data)); err != nil {
@@ -134,7 +135,7 @@ func TestInvalidFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := topology.Parse(file, data); err == nil {
+			if _, err := step.Parse(file, data); err == nil {
 				t.Fatal("the parser accepts it")
 			}
 			if err := s.Validate(instance(t, data)); err == nil {

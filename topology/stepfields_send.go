@@ -12,8 +12,15 @@ import (
 // What send and punch steps take beyond the basics: the address family,
 // IPv6 addresses, and the source a send step's receiver must see.
 
-// family reads the family: of a send or punch step, ipv4 by default.
-func (r *stepReader) family() string {
+// Family reads family:, the address family of a step, ipv4 by default.
+// The addresses SendTo and SeenAs read are of this family, so it is read
+// first.
+func (r *StepFields) Family() string {
+	r.family = r.readFamily()
+	return r.family
+}
+
+func (r *StepFields) readFamily() string {
 	v := r.field("family")
 	if v == nil {
 		return FamilyIPv4
@@ -58,15 +65,6 @@ func familyHint(s string) string {
 	return suggest.Closest(lower, []string{FamilyIPv4, FamilyIPv6})
 }
 
-// familyWord is how a step's name shows its family: nothing for the
-// default.
-func familyWord(family string) string {
-	if family == FamilyIPv6 {
-		return "ipv6 "
-	}
-	return ""
-}
-
 // isIPv6Text says whether an address as written is meant as IPv6: it has
 // more than one colon, or brackets.
 func isIPv6Text(s string) bool {
@@ -83,8 +81,8 @@ func (p *parser) example6() string {
 
 // wrongFamily reports target, an address of family got, when the step
 // sends over the other family; want says what the field takes.
-func (r *stepReader) wrongFamily(v *value, path, target, got, want string) bool {
-	if r.familyBad || r.s.Family == got {
+func (r *StepFields) wrongFamily(v *value, path, target, got, want string) bool {
+	if r.familyBad || r.family == got {
 		return false
 	}
 	if got == FamilyIPv6 {
@@ -102,7 +100,7 @@ func (r *stepReader) wrongFamily(v *value, path, target, got, want string) bool 
 // addr6Text reads an IPv6 address written in a step: ADDRESS, or
 // [ADDRESS]:PORT. The port is 0 when none is given, which is an error when
 // needPort is set; want says what the field takes.
-func (r *stepReader) addr6Text(v *value, path, target, want string, needPort bool) (netip.AddrPort, bool) {
+func (r *StepFields) addr6Text(v *value, path, target, want string, needPort bool) (netip.AddrPort, bool) {
 	text, portText, hasPort := target, "", false
 	if strings.HasPrefix(target, "[") {
 		inner, rest, found := strings.Cut(target[1:], "]")
@@ -150,18 +148,28 @@ func (r *stepReader) addr6Text(v *value, path, target, want string, needPort boo
 }
 
 // seenAsWant says what a send step's seen-as: takes.
-func (r *stepReader) seenAsWant() string {
-	if r.s.Family == FamilyIPv6 {
+func (r *StepFields) seenAsWant() string {
+	if r.family == FamilyIPv6 {
 		return fmt.Sprintf("a node, an IPv6 address, or [ADDRESS]:PORT such as [%s]:4000", r.p.example6())
 	}
 	return "a node, an IPv4 address, or ADDRESS:PORT such as 203.0.113.1:4000"
 }
 
-// seenAs reads the source a send step's receiver must see: a node, which
-// stands for its first address of the step's family and any port, an
-// address with any port, or an address and port.
-func (r *stepReader) seenAs(v *value, path string) {
-	s := r.s
+// SeenAs reads key as the source a send step's receiver must see: a
+// node, which stands for its first address of the step's family and any
+// port, an address with any port, or an address and port. node is the
+// node named, if one is; addr is invalid when key is left out.
+func (r *StepFields) SeenAs(key string) (node string, addr netip.AddrPort) {
+	v := r.field(key)
+	if v == nil {
+		return "", netip.AddrPort{}
+	}
+	path := joinPath(r.path, key)
+	r.seenAs(v, path, &node, &addr)
+	return node, addr
+}
+
+func (r *StepFields) seenAs(v *value, path string, seenNode *string, seenAddr *netip.AddrPort) {
 	text, ok := r.p.str(v, path, r.seenAsWant())
 	if !ok {
 		r.ok = false
@@ -173,7 +181,7 @@ func (r *stepReader) seenAs(v *value, path string) {
 			return
 		}
 		if ap, ok := r.addr6Text(v, path, target, r.seenAsWant(), false); ok {
-			s.SeenAsAddr = ap
+			*seenAddr = ap
 		}
 		return
 	}
@@ -195,10 +203,10 @@ func (r *stepReader) seenAs(v *value, path string) {
 			return
 		}
 		name, n := r.node(v, path, nodesOnly)
-		s.SeenAs = name
+		*seenNode = name
 		if n != nil {
 			if addrs := r.familyAddrs(n); len(addrs) > 0 {
-				s.SeenAsAddr = netip.AddrPortFrom(addrs[0], 0)
+				*seenAddr = netip.AddrPortFrom(addrs[0], 0)
 			}
 		}
 		return
@@ -222,23 +230,103 @@ func (r *stepReader) seenAs(v *value, path string) {
 	if r.reserved4(v, path, a) {
 		return
 	}
-	s.SeenAsAddr = netip.AddrPortFrom(a, uint16(port))
+	*seenAddr = netip.AddrPortFrom(a, uint16(port))
 }
 
 // familyAddrs are the addresses of n in the step's family.
-func (r *stepReader) familyAddrs(n *nodeSpec) []netip.Addr {
-	if r.s.Family == FamilyIPv6 {
+func (r *StepFields) familyAddrs(n *nodeSpec) []netip.Addr {
+	if r.family == FamilyIPv6 {
 		return n.node.Addresses6
 	}
 	return n.node.Addresses
 }
 
-// seenAsDropped reports a send step that checks where a message it expects
-// to be dropped comes from.
-func (r *stepReader) seenAsDropped() {
-	v := r.field("seen-as")
-	if v == nil || r.s.Expect.Outcome != "dropped" || r.s.SeenAs == "" && !r.s.SeenAsAddr.IsValid() {
+// sendToWant says what a send step's to: takes.
+func (r *StepFields) sendToWant() string {
+	if r.family == FamilyIPv6 {
+		return fmt.Sprintf("a host, a server, or [ADDRESS]:PORT such as [%s]:5000", r.p.example6())
+	}
+	return "a host, a server, or ADDRESS:PORT such as 203.0.113.1:5000"
+}
+
+// SendTo reads key as the destination of a send step: a node (node), or
+// an address of the step's family with a port (addr).
+func (r *StepFields) SendTo(key string) (node string, addr netip.AddrPort) {
+	v := r.field(key)
+	if v == nil {
+		return "", netip.AddrPort{}
+	}
+	r.sendTo(v, joinPath(r.path, key), &node, &addr)
+	return node, addr
+}
+
+func (r *StepFields) sendTo(v *value, path string, toNode *string, toAddr *netip.AddrPort) {
+	text, ok := r.p.str(v, path, r.sendToWant())
+	if !ok {
+		r.ok = false
 		return
 	}
-	r.errorf(v.pos, "%s.seen-as: expect: dropped means nothing arrives to be seen; leave seen-as out, or expect delivered", r.path)
+	target := strings.TrimSpace(text)
+	if isIPv6Text(target) {
+		if r.wrongFamily(v, path, target, FamilyIPv6, r.sendToWant()) {
+			return
+		}
+		ap, ok := r.addr6Text(v, path, target, r.sendToWant(), true)
+		if ok {
+			*toAddr = ap
+		}
+		return
+	}
+	host, portText, hasPort := strings.Cut(target, ":")
+	// Node names have no dots, so anything with one is meant as an
+	// address.
+	if !strings.Contains(host, ".") {
+		if hasPort {
+			r.errorf(v.pos, "%s: %q: to send to a node, give its name and the port apart, as in {to: %s, port: %s}", path, target, host, portText)
+			return
+		}
+		if n := r.p.byName[host]; r.p.nodesOK && n != nil && n.ok && n.node.Kind == KindNAT && len(n.node.Addresses) > 0 {
+			if r.family == FamilyIPv6 {
+				r.errorf(v.pos, "%s: %s is a nat, not a host or a server; over IPv6 the nodes behind it have addresses of their own, so send to one of them", path, host)
+			} else {
+				r.errorf(v.pos, "%s: %s is a nat, not a host or a server; to send to its public address, as to a forwarded port, write to: \"%s:PORT\"", path, host, n.node.Addresses[0])
+			}
+			return
+		}
+		*toNode, _ = r.node(v, path, hostOrServer)
+		return
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is4() {
+		r.errorf(v.pos, "%s: invalid IPv4 address %q; want %s", path, host, r.sendToWant())
+		return
+	}
+	if r.wrongFamily(v, path, target, FamilyIPv4, r.sendToWant()) {
+		return
+	}
+	if !hasPort {
+		r.errorf(v.pos, "%s: %s has no port; want ADDRESS:PORT such as %s:%d", path, a, a, DefaultSendPort)
+		return
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		r.errorf(v.pos, "%s: invalid port %q in %q; want ADDRESS:PORT with a port from 1 to 65535", path, portText, target)
+		return
+	}
+	if r.reserved4(v, path, a) {
+		return
+	}
+	*toAddr = netip.AddrPortFrom(a, uint16(port))
+}
+
+// reserved4 reports an IPv4 address in a range no node has an address
+// in.
+func (r *StepFields) reserved4(v *value, path string, a netip.Addr) bool {
+	for _, rr := range reservedRanges {
+		if rr.prefix.Contains(a) {
+			r.errorf(v.pos, "%s: %s is in %s, the %s range, where no node of a lab has an address", path, a, rr.prefix, rr.what)
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,298 @@
+package step
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/natlab/natlab/nattable"
+	"github.com/natlab/natlab/punch"
+	"github.com/natlab/natlab/rendezvous"
+	"github.com/natlab/natlab/topology"
+	"github.com/natlab/natlab/trace"
+)
+
+// Punch has two hosts punch a hole for UDP to each other: STUN,
+// rendezvous, simultaneous sends, answers to the observed source.
+type Punch struct {
+	// The two hosts.
+	Between [2]string `yaml:"between" format:"HostPair" schema:"required"`
+	// The address family to punch over; ipv6 needs internet6.
+	Family string `yaml:"family" format:"Family" default:"ipv4"`
+	// The STUN server each host learns its public endpoint from.
+	Server string `yaml:"server" format:"NodeRef" default:"the first server with stun"`
+	// The server that introduces the hosts to each other.
+	Rendezvous string `yaml:"rendezvous" format:"NodeRef" default:"the first server with rendezvous; if none, natlab passes the endpoints on"`
+	// How long the punch may take, 100ms to 5m.
+	Timeout time.Duration `yaml:"timeout" format:"Duration" default:"5s"`
+	// Predict the ports of a nat that allocates them sequentially.
+	Predict bool `yaml:"predict" default:"false"`
+	// Explain the outcome from what the nats on the way did.
+	Explain bool `yaml:"explain" default:"false"`
+	// Keep the punched path open for the rest of the run by sending over
+	// it this often, 100ms to 10m.
+	Keepalive time.Duration `yaml:"keepalive" format:"Duration" default:"none: the nats forget the path after their timeout"`
+	// Whether the hosts must end up talking directly.
+	Expect string   `yaml:"expect" format:"OKFail" default:"ok"`
+	_      struct{} `name:"punch A B"`
+}
+
+func (s *Punch) read(f *topology.StepFields) string {
+	s.Between = f.Between()
+	s.Family = f.Family()
+	s.Server, _ = f.Server("server", topology.ServiceSTUN, true)
+	s.Rendezvous, _ = f.Server("rendezvous", topology.ServiceRendezvous, false)
+	s.Predict = f.Flag("predict")
+	s.Explain = f.Flag("explain")
+	s.Keepalive = f.Duration("keepalive", topology.MinStepTimeout, topology.MaxWait, 0)
+	s.Timeout = f.Timeout(5*time.Second, topology.MaxStepTimeout)
+	s.Expect = f.Outcome(okFail, "ok", "ok or fail", nil)
+	return fmt.Sprintf("punch %s%s %s", topology.FamilyWord(s.Family), s.Between[0], s.Between[1])
+}
+
+// Describe says who punches, with which servers, and how.
+func (s *Punch) Describe() string {
+	rendezvous := "by natlab"
+	if s.Rendezvous != "" {
+		rendezvous = "server " + s.Rendezvous
+	}
+	predict := "no port prediction"
+	if s.Predict {
+		predict = "port prediction"
+	}
+	explain := "no explanation"
+	if s.Explain {
+		explain = "explanation"
+	}
+	d := fmt.Sprintf(" over %s between %s and %s, stun server %s, rendezvous %s, %s, %s, timeout %s",
+		s.Family, s.Between[0], s.Between[1], s.Server, rendezvous, predict, explain, topology.FormatDuration(s.Timeout))
+	if s.Keepalive > 0 {
+		d += fmt.Sprintf(", keepalive every %s", topology.FormatDuration(s.Keepalive))
+	}
+	return d + ", expect " + s.Expect
+}
+
+// Expected is ok or fail.
+func (s *Punch) Expected() string { return s.Expect }
+
+// Needs is the STUN server (IPv4 only: over IPv6 a host's address is its
+// public one) and the rendezvous server.
+func (s *Punch) Needs(Env) []Need {
+	var ns []Need
+	if s.Family == topology.FamilyIPv4 {
+		ns = need(s.Server, topology.ServiceSTUN)
+	}
+	return append(ns, need(s.Rendezvous, topology.ServiceRendezvous)...)
+}
+
+// Run punches; a punched path is kept for later sends between the hosts,
+// and kept open with keepalives when the step asks.
+func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
+	a, b := s.Between[0], s.Between[1]
+	peers, cfg, err := s.peers(env)
+	if err != nil {
+		return Result{}, err
+	}
+	var tracers map[string]*trace.Tracer
+	if s.Explain {
+		tracers = traceNATs(ctx, env, s.Between[:])
+	}
+	out, err := punch.Pair(ctx, cfg, peers[0], peers[1])
+	drops := stopTracers(tracers)
+	res := Result{Data: out}
+	if err != nil {
+		res.Reason = err.Error()
+		res.Detail = fmt.Sprintf("%s and %s found no direct path within %v", a, b, s.Timeout)
+		if s.Explain {
+			res.Detail += "\n" + explain(out, drops, nil)
+		}
+		return verdict(s, s.Expect, "fail", res), nil
+	}
+	rtt := out.A.MedianRTT()
+	mem := env.Memory()
+	mem.SetRTT(a, b, rtt)
+	for i, p := range []struct {
+		from, to string
+		seen     netip.AddrPort
+	}{{a, b, out.A.Seen}, {b, a, out.B.Seen}} {
+		env.Keep(peers[i].Conn)
+		mem.KeepPath(p.from, p.to, s.Family, Path{peers[i].Conn, p.seen})
+	}
+	mem.Saw(a, b, out.A.Seen)
+	mem.Saw(b, a, out.B.Seen)
+	if s.Keepalive > 0 {
+		// Each ends with the session, or when a new punch between the
+		// hosts closes the socket it keeps alive.
+		for i, seen := range []netip.AddrPort{out.A.Seen, out.B.Seen} {
+			conn := peers[i].Conn
+			env.Go(func(ctx context.Context) { punch.KeepAlive(ctx, conn, seen, s.Keepalive) })
+		}
+	}
+	res.Detail = fmt.Sprintf("%s <-> %s direct: first packet after %v, both ways after %v, rtt %v; %s",
+		a, b, Round(min(out.A.FirstPacket, out.B.FirstPacket)), Round(max(out.A.Confirmed, out.B.Confirmed)), Round(rtt), reflexive(out))
+	if s.Keepalive > 0 {
+		res.Detail += fmt.Sprintf("; kept alive every %v", s.Keepalive)
+	}
+	if s.Explain {
+		res.Detail += "\n" + explain(out, drops, tablesOf(ctx, env, s.Between[:]))
+	}
+	return verdict(s, s.Expect, "ok", res), nil
+}
+
+func reflexive(out *punch.Outcome) string {
+	var parts []string
+	for _, p := range []struct {
+		by, of string
+		r      *punch.Result
+	}{{out.A.Peer, out.B.Peer, out.A}, {out.B.Peer, out.A.Peer, out.B}} {
+		kind := "as announced"
+		if p.r.Reflexive {
+			kind = "peer-reflexive"
+		}
+		parts = append(parts, fmt.Sprintf("%s saw %s at %v (%s)", p.by, p.of, p.r.Seen, kind))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// peers opens a fresh socket for each host and gives each a way to
+// exchange endpoints: the step's rendezvous server, reached from the
+// host's node, or a board natlab passes them on with.
+func (s *Punch) peers(env Env) ([2]punch.Peer, punch.Config, error) {
+	var peers [2]punch.Peer
+	board := punch.NewBoard()
+	for i, name := range s.Between {
+		c, err := env.Fresh(name, s.Family)
+		if err != nil {
+			return peers, punch.Config{}, err
+		}
+		p := punch.Peer{Name: name, Conn: c, Local: netip.AddrPortFrom(address(env.Topology(), name, s.Family), LocalPort(c)), Exchange: board}
+		if s.Rendezvous != "" {
+			hc, err := env.HTTPClient(name)
+			if err != nil {
+				return peers, punch.Config{}, err
+			}
+			p.Exchange = &rendezvous.Client{HTTP: hc, Base: env.Plan(s.Rendezvous).RendezvousURL()}
+		}
+		peers[i] = p
+	}
+	cfg := punch.Config{
+		Session: fmt.Sprintf("%s-%d", env.Lab(), time.Now().UnixNano()),
+		Timeout: s.Timeout,
+		Predict: s.Predict,
+	}
+	// IPv6 needs no STUN: a host's own address is its public one.
+	if s.Family == topology.FamilyIPv4 {
+		cfg.STUN = env.Plan(s.Server).STUNServer()
+	}
+	return peers, cfg, nil
+}
+
+// Walk prepares the punch to be taken one step at a time (punch.Walk),
+// with the sockets and rendezvous the step would use. The walk owns its
+// sockets: Walk.Close closes them.
+func (s *Punch) Walk(env Env) (*punch.Walk, error) {
+	peers, cfg, err := s.peers(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range peers {
+		env.Keep(p.Conn)
+	}
+	return punch.NewWalk(cfg, peers[0], peers[1]), nil
+}
+
+// traceNATs starts a trace on every NAT in front of the hosts.
+func traceNATs(ctx context.Context, env Env, hosts []string) map[string]*trace.Tracer {
+	tracers := map[string]*trace.Tracer{}
+	for _, nat := range natsOf(env.Topology(), hosts) {
+		if tr, err := env.Trace(ctx, nat); err == nil {
+			tracers[nat] = tr
+		}
+	}
+	return tracers
+}
+
+// stopTracers ends the traces and sums up what each NAT dropped: per NAT,
+// "N packets from X to Y (rule)".
+func stopTracers(tracers map[string]*trace.Tracer) map[string][]string {
+	drops := map[string][]string{}
+	for nat, tr := range tracers {
+		counts := map[string]int{}
+		// Collect what is already there, then stop.
+		deadline := time.NewTimer(100 * time.Millisecond)
+	collect:
+		for {
+			select {
+			case e, ok := <-tr.Events():
+				if !ok {
+					break collect
+				}
+				if e.Kind == trace.Dropped {
+					counts[fmt.Sprintf("from %v to %v (%s)", e.Before.Src, e.Before.Dst, e.Rule)]++
+				}
+			case <-deadline.C:
+				break collect
+			}
+		}
+		deadline.Stop()
+		tr.Stop()
+		for what, n := range counts {
+			noun := "packets"
+			if n == 1 {
+				noun = "packet"
+			}
+			drops[nat] = append(drops[nat], fmt.Sprintf("%d %s %s", n, noun, what))
+		}
+		sort.Strings(drops[nat])
+	}
+	return drops
+}
+
+// tablesOf reads the tables of the NATs in front of the hosts.
+func tablesOf(ctx context.Context, env Env, hosts []string) map[string]*nattable.Table {
+	tables := map[string]*nattable.Table{}
+	for _, nat := range natsOf(env.Topology(), hosts) {
+		if t, err := env.Table(ctx, nat); err == nil {
+			tables[nat] = t
+		}
+	}
+	return tables
+}
+
+// explain tells the punch as the story's five steps, then what the NATs
+// dropped and what their tables hold.
+func explain(out *punch.Outcome, drops map[string][]string, tables map[string]*nattable.Table) string {
+	var b strings.Builder
+	if out != nil {
+		for i, e := range out.Events {
+			fmt.Fprintf(&b, "%2d. +%-9v %s\n", i+1, Round(e.At), e.What)
+		}
+	}
+	var nats []string
+	for nat := range drops {
+		nats = append(nats, nat)
+	}
+	sort.Strings(nats)
+	for _, nat := range nats {
+		for _, d := range drops[nat] {
+			fmt.Fprintf(&b, "%s dropped %s\n", nat, d)
+		}
+	}
+	var names []string
+	for nat := range tables {
+		names = append(names, nat)
+	}
+	sort.Strings(names)
+	for _, nat := range names {
+		fmt.Fprintf(&b, "%s's table:\n", nat)
+		var t strings.Builder
+		nattable.Write(&t, tables[nat])
+		for _, line := range strings.Split(strings.TrimRight(t.String(), "\n"), "\n") {
+			fmt.Fprintf(&b, "    %s\n", line)
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
