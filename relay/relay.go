@@ -57,7 +57,20 @@ func (a *Allocation) Relayed() netip.AddrPort {
 // Close releases the allocation and the client, and gives a UDP socket
 // back to its owner: the client reads from it no more.
 func (a *Allocation) Close() error {
+	if a.lent != nil {
+		// An answer to an earlier refresh is not the one to wait for.
+		select {
+		case <-a.lent.refreshed:
+		default:
+		}
+	}
 	err := a.PacketConn.Close()
+	if a.lent != nil {
+		// pion sends the deallocation (a Refresh with lifetime 0) and
+		// does not wait for the server's answer; read until it comes,
+		// or the owner would read it from its socket after Close.
+		a.lent.awaitRefreshAnswer(time.Second)
+	}
 	a.client.Close()
 	a.release()
 	return err
@@ -82,6 +95,26 @@ type lent struct {
 	mu      sync.Mutex
 	back    bool
 	reading sync.WaitGroup
+	// refreshed has a value when the client has read an answer to a
+	// Refresh.
+	refreshed chan struct{}
+}
+
+// isRefreshAnswer says whether p is a STUN answer to a Refresh (RFC 8656
+// section 7): the success or error response class of method 0x004.
+func isRefreshAnswer(p []byte) bool {
+	return len(p) >= 20 && (p[0] == 0x01 && (p[1] == 0x04 || p[1] == 0x14)) && p[4] == 0x21 && p[5] == 0x12 && p[6] == 0xa4 && p[7] == 0x42
+}
+
+// awaitRefreshAnswer waits, at most wait, for the client to read an
+// answer to a Refresh sent since the last.
+func (l *lent) awaitRefreshAnswer(wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-l.refreshed:
+	case <-t.C:
+	}
 }
 
 func (l *lent) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -93,7 +126,14 @@ func (l *lent) ReadFrom(b []byte) (int, net.Addr, error) {
 	l.reading.Add(1)
 	l.mu.Unlock()
 	defer l.reading.Done()
-	return l.PacketConn.ReadFrom(b)
+	n, from, err := l.PacketConn.ReadFrom(b)
+	if err == nil && isRefreshAnswer(b[:n]) {
+		select {
+		case l.refreshed <- struct{}{}:
+		default:
+		}
+	}
+	return n, from, err
 }
 
 func (l *lent) giveBack() {
@@ -119,7 +159,7 @@ func Allocate(cfg Config, conn net.PacketConn, dial func(network, addr string) (
 		a.tcp = c
 		conn = turn.NewSTUNConn(c)
 	} else {
-		a.lent = &lent{PacketConn: conn}
+		a.lent = &lent{PacketConn: conn, refreshed: make(chan struct{}, 1)}
 		conn = a.lent
 	}
 	client, err := turn.NewClient(&turn.ClientConfig{
