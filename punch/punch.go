@@ -196,6 +196,23 @@ func Run(ctx context.Context, cfg Config, self Peer, other string, linger time.D
 	return s.res, log.events(), err
 }
 
+// Targets are the endpoints a side punches to: those the other
+// announced, and with port prediction the PredictSpan ports after each,
+// where a NAT that allocates ports in sequence puts the other's next
+// mapping.
+func Targets(cfg Config, announced []netip.AddrPort) []netip.AddrPort {
+	cfg = withDefaults(cfg)
+	targets := slices.Clone(announced)
+	if cfg.Predict {
+		for _, e := range announced {
+			for i := 1; i <= cfg.PredictSpan && int(e.Port())+i <= 65535; i++ {
+				targets = append(targets, netip.AddrPortFrom(e.Addr(), e.Port()+uint16(i)))
+			}
+		}
+	}
+	return targets
+}
+
 func withDefaults(cfg Config) Config {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
@@ -310,14 +327,7 @@ func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
 	s.log.add(name, "%s learns %s's endpoints %v", name, s.other, reg.Endpoints)
 
 	// 4. Punch, and 5. answer what comes back.
-	targets := slices.Clone(reg.Endpoints)
-	if s.cfg.Predict {
-		for _, e := range reg.Endpoints {
-			for i := 1; i <= s.cfg.PredictSpan && int(e.Port())+i <= 65535; i++ {
-				targets = append(targets, netip.AddrPortFrom(e.Addr(), e.Port()+uint16(i)))
-			}
-		}
-	}
+	targets := Targets(s.cfg, reg.Endpoints)
 	start := time.Now()
 	readErr := make(chan error, 1)
 	incoming := make(chan packet, 64)

@@ -259,3 +259,24 @@ func TestWalk(t *testing.T) {
 		})
 	}
 }
+
+func TestTargets(t *testing.T) {
+	a, b := netip.MustParseAddrPort("203.0.113.1:40000"), netip.MustParseAddrPort("203.0.113.1:65534")
+	for _, tc := range []struct {
+		cfg  punch.Config
+		in   []netip.AddrPort
+		want int
+		last netip.AddrPort
+	}{
+		{punch.Config{}, []netip.AddrPort{a}, 1, a},
+		{punch.Config{Predict: true}, []netip.AddrPort{a}, 17, netip.MustParseAddrPort("203.0.113.1:40016")},
+		{punch.Config{Predict: true, PredictSpan: 2}, []netip.AddrPort{a}, 3, netip.MustParseAddrPort("203.0.113.1:40002")},
+		// No port past 65535.
+		{punch.Config{Predict: true}, []netip.AddrPort{b}, 2, netip.MustParseAddrPort("203.0.113.1:65535")},
+	} {
+		got := punch.Targets(tc.cfg, tc.in)
+		if len(got) != tc.want || got[len(got)-1] != tc.last || got[0] != tc.in[0] {
+			t.Errorf("%+v on %v: %v", tc.cfg, tc.in, got)
+		}
+	}
+}

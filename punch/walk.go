@@ -50,8 +50,8 @@ const WalkSteps = 5
 // and 5: far longer than a lab needs, short enough to click through.
 const walkWait = 500 * time.Millisecond
 
-// NewWalk prepares a walk between a and b; cfg's STUN and Session are
-// used, its timing is not.
+// NewWalk prepares a walk between a and b; cfg's STUN, Session and
+// Predict are used, its timing is not.
 func NewWalk(cfg Config, a, b Peer) *Walk {
 	return &Walk{cfg: withDefaults(cfg), peer: [2]Peer{a, b}, next: 1}
 }
@@ -93,6 +93,17 @@ func (w *Walk) Close() {
 	}
 	w.next = WalkSteps + 1
 }
+
+// Seen is where each peer last heard the other from: after a walk that
+// worked, the other end of the path each peer's socket holds.
+func (w *Walk) Seen() [2]netip.AddrPort { return w.seen }
+
+// Conns are the peers' sockets.
+func (w *Walk) Conns() [2]*net.UDPConn { return [2]*net.UDPConn{w.peer[0].Conn, w.peer[1].Conn} }
+
+// Stop ends the walk without closing its sockets, for whoever took them
+// over.
+func (w *Walk) Stop() { w.next = WalkSteps + 1 }
 
 // Over says whether every step has been taken.
 func (w *Walk) Over() bool { return w.next > WalkSteps }
@@ -156,11 +167,15 @@ func (w *Walk) send() (WalkStep, error) {
 			if round == 2 && w.seen[1-i].IsValid() {
 				continue
 			}
-			msg, err := w.sendTo(from, to.Name, w.announced[i])
+			targets := Targets(w.cfg, w.announced[i])
+			msg, err := w.sendTo(from, to.Name, targets)
 			if err != nil {
 				return st, err
 			}
-			if round == 1 {
+			if round == 1 && len(targets) > len(w.announced[i]) {
+				st.Lines = append(st.Lines, fmt.Sprintf("%s sends to %s at %v, and to the %d ports after each, where a NAT that allocates ports in sequence will have put %s's next mapping: its own NAT now lets in answers from all of them.",
+					from.Name, to.Name, joinEndpoints(w.announced[i]), w.cfg.PredictSpan, to.Name))
+			} else if round == 1 {
 				st.Lines = append(st.Lines, fmt.Sprintf("%s sends to %s at %v: its own NAT now lets in answers from there.", from.Name, to.Name, joinEndpoints(w.announced[i])))
 			} else {
 				st.Lines = append(st.Lines, fmt.Sprintf("%s sends to %s again.", from.Name, to.Name))

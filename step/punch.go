@@ -190,20 +190,6 @@ func (s *Punch) peers(env Env) ([2]punch.Peer, punch.Config, error) {
 	return peers, cfg, nil
 }
 
-// Walk prepares the punch to be taken one step at a time (punch.Walk),
-// with the sockets and rendezvous the step would use. The walk owns its
-// sockets: Walk.Close closes them.
-func (s *Punch) Walk(env Env) (*punch.Walk, error) {
-	peers, cfg, err := s.peers(env)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range peers {
-		env.Keep(p.Conn)
-	}
-	return punch.NewWalk(cfg, peers[0], peers[1]), nil
-}
-
 // traceNATs starts a trace on every NAT in front of the hosts.
 func traceNATs(ctx context.Context, env Env, hosts []string) map[string]*trace.Tracer {
 	tracers := map[string]*trace.Tracer{}

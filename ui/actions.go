@@ -216,7 +216,7 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 		title := fmt.Sprintf("walk a punch between %s and %s", p.Between[0], p.Between[1])
 		return &action{title: title, run: func(ctx context.Context, res *actionResult) {
 			// The walk owns the sockets it takes from the step's view.
-			w, err := p.Walk(sess.Env())
+			w, err := p.Walk(ctx, sess.Env())
 			if err != nil {
 				res.Error = err.Error()
 				return
@@ -244,7 +244,7 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 	}
 }
 
-func (s *Server) walkStep(ctx context.Context, w *punch.Walk, res *actionResult) {
+func (s *Server) walkStep(ctx context.Context, w *step.PunchWalk, res *actionResult) {
 	st, err := w.Next(ctx)
 	s.mu.Lock()
 	s.walkOver = w.Over()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -235,7 +236,8 @@ func TestActions(t *testing.T) {
 
 	// Act V, step by step, then Act VI: full cone against symmetric
 	// punches; both symmetric does not.
-	code, res = s.post(t, `{"walk": {"punch": {"between": ["alice", "bob"]}}}`, nil)
+	// The walk is the punch step: keepalive and explain work there too.
+	code, res = s.post(t, `{"walk": {"punch": {"between": ["alice", "bob"], "keepalive": "1s", "explain": true}}}`, nil)
 	if code != 200 || res["walk"].(map[string]any)["number"] != 1.0 {
 		t.Fatalf("walk: %d %v", code, res)
 	}
@@ -247,6 +249,14 @@ func TestActions(t *testing.T) {
 	}
 	if w := res["walk"].(map[string]any); w["done"] != true || w["ok"] != true {
 		t.Errorf("the walk between full cone and symmetric ended %v", w)
+	}
+	if lines := fmt.Sprint(res["walk"].(map[string]any)["lines"]); !strings.Contains(lines, "keep the path open, sending over it every 1s") || !strings.Contains(lines, "nat-b's table:") {
+		t.Errorf("the walk's last step does not keep the path alive and explain it: %s", lines)
+	}
+	// The path the walk opened is the hosts' from then on: a send from
+	// alice reaches bob behind his symmetric NAT through it.
+	if code, res = s.post(t, `{"step": {"send": {"from": "alice", "to": "bob"}}}`, nil); code != 200 || res["step"].(map[string]any)["observed"] != "delivered" {
+		t.Errorf("a send over the walked path: %d %v", code, res)
 	}
 	if code, res = s.post(t, `{"walk-next": {}}`, nil); code != 409 {
 		t.Errorf("a sixth walk step: %d %v", code, res)

@@ -30,8 +30,8 @@ import (
 
 	"github.com/natlab/natlab/graph"
 	"github.com/natlab/natlab/labstate"
-	"github.com/natlab/natlab/punch"
 	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -69,7 +69,7 @@ type Server struct {
 	st     *labstate.State
 	topo   *topology.Topology
 	sess   *runner.Session
-	walk   *punch.Walk
+	walk   *step.PunchWalk
 	walkOf string
 	// walkOver mirrors walk.Over(), for readers that must not wait for
 	// a walk step to end.
