@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"os"
 	"time"
 
@@ -175,9 +176,12 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 		for _, a := range n.Addresses {
 			ns.Addresses = append(ns.Addresses, a.String())
 		}
-		running := false
+		// The process that serves the node, if it lives.
+		pid := 0
 		for _, p := range st.Processes {
-			running = running || (p.Node == n.Name && lab.ProcessAlive(p.PID, p.StartTime))
+			if p.Node == n.Name && lab.ProcessAlive(p.PID, p.StartTime) {
+				pid = p.PID
+			}
 		}
 		plan := service.PlanFor(n)
 		for _, s := range n.Services {
@@ -188,7 +192,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 				topology.ServiceDERP:       upgrade.DERPURL(plan.DERP.Addr()),
 				topology.ServiceTunnel:     plan.Tunnel.String(),
 			}[s]
-			ns.Services = append(ns.Services, serviceStatus{string(s), addr, running})
+			ns.Services = append(ns.Services, serviceStatus{string(s), addr, pid != 0 && serves(pid, plan, s)})
 		}
 		if n.NAT != nil {
 			ns.NAT = &natInfo{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
@@ -216,4 +220,27 @@ func printLab(w io.Writer, l labStatus) {
 		printServices(w, l.st, l.topo)
 		printNodes(w, l.topo)
 	}
+}
+
+// serves says whether process pid listens on every socket of service s
+// that plan gives: a service whose listener failed or closed is not
+// running although its process lives.
+func serves(pid int, plan service.Plan, s topology.Service) bool {
+	type socket struct {
+		network string
+		addr    netip.AddrPort
+	}
+	sockets := map[topology.Service][]socket{
+		topology.ServiceSTUN:       {{"udp", plan.STUNServer()}},
+		topology.ServiceTURN:       {{"udp", plan.TURN}, {"tcp", plan.TURN}},
+		topology.ServiceRendezvous: {{"tcp", plan.Rendezvous}},
+		topology.ServiceDERP:       {{"tcp", plan.DERP}},
+		topology.ServiceTunnel:     {{"tcp", plan.Tunnel}},
+	}[s]
+	for _, sock := range sockets {
+		if ok, err := lab.Listening(pid, sock.network, sock.addr); err != nil || !ok {
+			return false
+		}
+	}
+	return len(sockets) > 0
 }

@@ -2,9 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"net"
+	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -46,5 +50,29 @@ func TestStatusNamesEveryKnob(t *testing.T) {
 		`"hairpin":false,"timeout":"1h30m","lan":"192.168.1.0/24","gateway":"192.168.1.1","forwards":[{"proto":"udp","port":5000,"to":"192.168.1.2:5000"}]}`
 	if string(data) != want {
 		t.Errorf("status --json's nat:\n%s\nwant\n%s", data, want)
+	}
+}
+
+// TestServes checks that a service counts as running only while its
+// process listens on its sockets.
+func TestServes(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Skipf("no loopback: %v", err)
+	}
+	at := l.Addr().(*net.TCPAddr).AddrPort()
+	plan := service.Plan{Rendezvous: at, Tunnel: netip.AddrPortFrom(at.Addr(), 1)}
+	if !serves(os.Getpid(), plan, topology.ServiceRendezvous) {
+		t.Errorf("rendezvous on %v: not serving while it listens", at)
+	}
+	if serves(os.Getpid(), plan, topology.ServiceTunnel) {
+		t.Errorf("tunnel on port 1: serving although nothing listens there")
+	}
+	if serves(os.Getpid(), plan, topology.ServiceSTUN) {
+		t.Errorf("stun without a STUN endpoint: serving")
+	}
+	l.Close()
+	if serves(os.Getpid(), plan, topology.ServiceRendezvous) {
+		t.Errorf("rendezvous on %v: serving after its listener closed", at)
 	}
 }
