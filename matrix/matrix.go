@@ -196,11 +196,7 @@ func node(kind, behind string, keys ...Knobs) yaml.MapSlice {
 	}
 	for _, k := range keys {
 		for _, key := range slices.Sorted(maps.Keys(k)) {
-			v := k[key]
-			if t, ok := v.(nat.Type); ok {
-				v = string(t)
-			}
-			n = append(n, yaml.MapItem{Key: key, Value: v})
+			n = append(n, yaml.MapItem{Key: key, Value: k[key]})
 		}
 	}
 	return n
