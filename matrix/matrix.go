@@ -8,12 +8,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"net"
-	"net/netip"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/natlab/natlab/internal/shard"
 	"github.com/natlab/natlab/lab"
@@ -21,19 +24,20 @@ import (
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/nodenet"
 	"github.com/natlab/natlab/punch"
-	"github.com/natlab/natlab/relay"
+	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/service"
+	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
 
 // Row is one row of the matrix: what is in front of alice.
 type Row struct {
 	Name string
-	// NAT is alice's NAT's knobs, as in a scenario file.
-	NAT string
+	// NAT is alice's NAT's knobs, keyed as in a scenario file.
+	NAT Knobs
 	// Carrier, if set, puts alice's NAT behind a carrier-grade NAT with
 	// these knobs.
-	Carrier string
+	Carrier Knobs
 	// SameNAT puts bob behind alice's NAT instead of his column's, to
 	// show hairpinning; the column then sets that shared NAT's type.
 	SameNAT bool
@@ -41,11 +45,15 @@ type Row struct {
 	Predict bool
 }
 
+// Knobs are a NAT's knobs by their keys in a scenario file (type,
+// mapping, filtering, ports, hairpin...), each with its value.
+type Knobs map[string]any
+
 // Rows are the classic types; Variants the knob variants of the story.
 func Rows(types []nat.Type) []Row {
 	var rows []Row
 	for _, t := range types {
-		rows = append(rows, Row{Name: string(t), NAT: "type: " + string(t)})
+		rows = append(rows, Row{Name: string(t), NAT: Knobs{"type": t}})
 	}
 	return rows
 }
@@ -54,11 +62,11 @@ func Rows(types []nat.Type) []Row {
 // symmetric NAT, hairpinning through one shared NAT, carrier-grade NAT in
 // front of a cone NAT, and a knob combination no classic name covers.
 var Variants = []Row{
-	{Name: "symmetric, sequential ports, prediction", NAT: "type: symmetric, ports: sequential", Predict: true},
-	{Name: "same NAT, hairpin", SameNAT: true, NAT: "hairpin: true"},
-	{Name: "same NAT, no hairpin", SameNAT: true, NAT: "hairpin: false"},
-	{Name: "full cone behind a port-restricted CGNAT", NAT: "type: full-cone", Carrier: "type: port-restricted-cone"},
-	{Name: "address-dependent mapping and filtering", NAT: "mapping: address-dependent, filtering: address-dependent"},
+	{Name: "symmetric, sequential ports, prediction", NAT: Knobs{"type": nat.Symmetric, "ports": "sequential"}, Predict: true},
+	{Name: "same NAT, hairpin", SameNAT: true, NAT: Knobs{"hairpin": true}},
+	{Name: "same NAT, no hairpin", SameNAT: true, NAT: Knobs{"hairpin": false}},
+	{Name: "full cone behind a port-restricted CGNAT", NAT: Knobs{"type": nat.FullCone}, Carrier: Knobs{"type": nat.PortRestrictedCone}},
+	{Name: "address-dependent mapping and filtering", NAT: Knobs{"mapping": "address-dependent", "filtering": "address-dependent"}},
 }
 
 // Cell is one punch between alice (row) and bob (column).
@@ -152,20 +160,46 @@ func Run(ctx context.Context, opts Options) ([]Cell, error) {
 	return cells, ctx.Err()
 }
 
-// Scenario is the lab of one cell.
-func Scenario(row Row, col nat.Type) string {
-	var b strings.Builder
-	b.WriteString("nodes:\n  servers: {kind: server, services: [stun, turn]}\n")
+// Scenario is the lab of one cell, as a scenario file: servers with STUN
+// and TURN, alice behind the row's NAT (behind a carrier-grade NAT if the
+// row has one) and bob behind the column's, or both behind one NAT of
+// the column's type with the row's knobs.
+func Scenario(row Row, col nat.Type) ([]byte, error) {
+	nodes := yaml.MapSlice{{Key: "servers", Value: yaml.MapSlice{{Key: "kind", Value: "server"}, {Key: "services", Value: []string{string(topology.ServiceSTUN), string(topology.ServiceTURN)}}}}}
+	add := func(name string, n yaml.MapSlice) { nodes = append(nodes, yaml.MapItem{Key: name, Value: n}) }
 	switch {
 	case row.SameNAT:
-		fmt.Fprintf(&b, "  home: {kind: nat, type: %s, %s}\n  alice: {kind: host, behind: home}\n  bob: {kind: host, behind: home}\n", col, row.NAT)
-	case row.Carrier != "":
-		fmt.Fprintf(&b, "  carrier: {kind: nat, lan: 100.64.0.0/10, %s}\n  nat-a: {kind: nat, behind: carrier, %s}\n", row.Carrier, row.NAT)
-		fmt.Fprintf(&b, "  nat-b: {kind: nat, type: %s}\n  alice: {kind: host, behind: nat-a}\n  bob: {kind: host, behind: nat-b}\n", col)
+		add("home", node("nat", "", Knobs{"type": col}, row.NAT))
+		add("alice", node("host", "home"))
+		add("bob", node("host", "home"))
+	case row.Carrier != nil:
+		add("carrier", node("nat", "", Knobs{"lan": "100.64.0.0/10"}, row.Carrier))
+		add("nat-a", node("nat", "carrier", row.NAT))
+		add("nat-b", node("nat", "", Knobs{"type": col}))
+		add("alice", node("host", "nat-a"))
+		add("bob", node("host", "nat-b"))
 	default:
-		fmt.Fprintf(&b, "  nat-a: {kind: nat, %s}\n  nat-b: {kind: nat, type: %s}\n  alice: {kind: host, behind: nat-a}\n  bob: {kind: host, behind: nat-b}\n", row.NAT, col)
+		add("nat-a", node("nat", "", row.NAT))
+		add("nat-b", node("nat", "", Knobs{"type": col}))
+		add("alice", node("host", "nat-a"))
+		add("bob", node("host", "nat-b"))
 	}
-	return b.String()
+	return yaml.Marshal(yaml.MapSlice{{Key: "nodes", Value: nodes}})
+}
+
+// node is a node of kind behind the nat behind ("" for the internet), with
+// the keys of each of keys, sorted.
+func node(kind, behind string, keys ...Knobs) yaml.MapSlice {
+	n := yaml.MapSlice{{Key: "kind", Value: kind}}
+	if behind != "" {
+		n = append(n, yaml.MapItem{Key: "behind", Value: behind})
+	}
+	for _, k := range keys {
+		for _, key := range slices.Sorted(maps.Keys(k)) {
+			n = append(n, yaml.MapItem{Key: key, Value: k[key]})
+		}
+	}
+	return n
 }
 
 // Expected is what theory says about a cell of topo.
@@ -174,84 +208,109 @@ func Expected(topo *topology.Topology, row Row) bool {
 		return topo.Node("home").NAT.Behaviour.Hairpin
 	}
 	a := topo.Node("nat-a").NAT.Behaviour
-	if row.Carrier != "" {
+	if row.Carrier != nil {
 		a = nat.Compose(a, topo.Node("carrier").NAT.Behaviour)
 	}
 	return nat.PunchWorks(a, topo.Node("nat-b").NAT.Behaviour, row.Predict)
 }
 
-func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout time.Duration) Cell {
-	cell := Cell{Row: row.Name, Column: col, Done: true}
-	scenario := Scenario(row, col)
-	topo, err := topology.Parse(name+".yaml", []byte(scenario), nil)
+// relayTimeout bounds the relay of a cell punching could not connect.
+const relayTimeout = 3 * time.Second
+
+func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout time.Duration) (cell Cell) {
+	cell = Cell{Row: row.Name, Column: col, Done: true}
+	scenario, err := Scenario(row, col)
+	if err != nil {
+		cell.Err = err.Error()
+		return cell
+	}
+	topo, err := step.Parse(name+".yaml", scenario)
 	if err != nil {
 		cell.Err = err.Error()
 		return cell
 	}
 	cell.Expected = Expected(topo, row)
-	st, err := lab.Up(ctx, topo, lab.Options{Source: "matrix", Scenario: []byte(scenario)})
+	st, err := lab.Up(ctx, topo, lab.Options{Source: "matrix", Scenario: scenario})
 	if err != nil {
 		cell.Err = err.Error()
 		return cell
 	}
-	defer lab.Down(context.Background(), name, nil)
-	peers, closeAll, err := open(st, topo, !row.SameNAT)
-	if err != nil {
-		cell.Err = err.Error()
-		return cell
+	defer func() {
+		// A lab left up is a failure of the cell, whatever it showed.
+		if _, err := lab.Down(context.Background(), name, nil); err != nil {
+			cell.Err = strings.TrimPrefix(cell.Err+"; taking the lab down: "+err.Error(), "; ")
+		}
+	}()
+	sess := runner.New(st, topo)
+	defer sess.Close()
+	pair := [2]string{"alice", "bob"}
+	if row.SameNAT {
+		// Both on one LAN: see punchPublic.
+		out, err := punchPublic(ctx, st, topo, row.Predict, timeout)
+		switch {
+		case errors.Is(err, errSetup):
+			cell.Err = err.Error()
+			return cell
+		case err == nil:
+			cell.Punched = true
+			cell.FirstPacket = min(out.A.FirstPacket, out.B.FirstPacket)
+			return cell
+		}
+		cell.Reason = err.Error()
+	} else {
+		res := sess.Step(ctx, topology.Step{Kind: "punch", Name: "punch alice bob", Spec: &step.Punch{
+			Between: pair, Family: topology.FamilyIPv4, Server: "servers", Timeout: timeout, Predict: row.Predict, Expect: "ok"}})
+		switch res.Observed {
+		case "ok":
+			cell.Punched = true
+			if out, ok := res.Data.(*punch.Outcome); ok {
+				cell.FirstPacket = min(out.A.FirstPacket, out.B.FirstPacket)
+			}
+			return cell
+		case "error":
+			// The punch could not be carried out at all: no sockets.
+			cell.Err = res.Reason
+			return cell
+		}
+		cell.Reason = res.Reason
 	}
-	defer closeAll()
-	plan := service.PlanFor(topo.Node("servers"))
-	out, err := punch.Pair(ctx, punch.Config{STUN: plan.STUNServer(), Session: name, Timeout: timeout, Predict: row.Predict}, peers[0], peers[1])
-	if err == nil {
-		cell.Punched = true
-		cell.FirstPacket = min(out.A.FirstPacket, out.B.FirstPacket)
-		return cell
-	}
-	cell.Reason = err.Error()
 	// Punching failed: the relay must connect them.
-	a, b := peers[0], peers[1]
-	_, rerr := relay.Connect(ctx, relay.Config{Server: plan.TURN, Realm: st.TURN.Realm, User: st.TURN.User, Password: st.TURN.Password, Timeout: 3 * time.Second},
-		relay.Peer{Name: a.Name, Conn: a.Conn}, relay.Peer{Name: b.Name, Conn: b.Conn})
-	ok := rerr == nil
+	res := sess.Step(ctx, topology.Step{Kind: "relay", Name: "relay alice bob", Spec: &step.Relay{
+		Between: pair, Server: "servers", Timeout: relayTimeout, Expect: "ok"}})
+	ok := res.Observed == "ok"
 	cell.Relayed = &ok
-	if rerr != nil {
-		cell.Reason += "; relay: " + rerr.Error()
+	if !ok {
+		cell.Reason += "; relay: " + res.Reason
 	}
 	return cell
 }
 
-// open makes alice's and bob's sockets. Without withHost the peers
-// announce only their public endpoints, so two peers on one LAN must go
-// through their NAT (hairpinning).
-func open(st *labstate.State, topo *topology.Topology, withHost bool) ([2]punch.Peer, func(), error) {
+// errSetup marks a punch that could not start: no sockets.
+var errSetup = errors.New("opening the peers' sockets")
+
+// punchPublic punches between alice and bob announcing only their public
+// endpoints, so that two peers on one LAN must go through their NAT
+// (hairpinning). The punch step always announces a host's own address as
+// well, which on one LAN connects them whatever the NAT does, and has no
+// key to leave it out; until it has, these cells punch here.
+func punchPublic(ctx context.Context, st *labstate.State, topo *topology.Topology, predict bool, timeout time.Duration) (*punch.Outcome, error) {
 	var peers [2]punch.Peer
-	var conns []*net.UDPConn
-	closeAll := func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}
 	board := punch.NewBoard()
 	for i, name := range []string{"alice", "bob"} {
 		n, err := nodenet.Open(lab.NamespaceName(st.Name, name), name)
 		if err != nil {
-			closeAll()
-			return peers, nil, err
+			return nil, fmt.Errorf("%w: %w", errSetup, err)
 		}
 		c, err := n.ListenUDP(":0")
 		n.Close()
 		if err != nil {
-			closeAll()
-			return peers, nil, err
+			return nil, fmt.Errorf("%w: %w", errSetup, err)
 		}
-		conns = append(conns, c)
+		defer c.Close()
 		peers[i] = punch.Peer{Name: name, Conn: c, Exchange: board}
-		if withHost {
-			peers[i].Local = netip.AddrPortFrom(topo.Node(name).Addresses[0], c.LocalAddr().(*net.UDPAddr).AddrPort().Port())
-		}
 	}
-	return peers, closeAll, nil
+	plan := service.PlanFor(topo.Node("servers"))
+	return punch.Pair(ctx, punch.Config{STUN: plan.STUNServer(), Session: st.Name, Timeout: timeout, Predict: predict}, peers[0], peers[1])
 }
 
 // Markdown draws the matrix: rows alice's NAT, columns bob's. A cell shows

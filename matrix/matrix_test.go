@@ -7,6 +7,7 @@ import (
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/matrix"
 	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/step"
 )
 
 // Every cell of the classic matrix and of the variants matches theory, and
@@ -60,5 +61,55 @@ func TestMarkdownLeavesOtherShardsBlank(t *testing.T) {
 		"| symmetric | no, relay ok (UNEXPECTED: theory says ok) | |\n"
 	if got := matrix.Markdown(cells, rows, cols); got != want {
 		t.Errorf("Markdown =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// Each cell's scenario, built as Go values, is the lab the matrix always
+// built: the same topology as the file written out by hand.
+func TestScenario(t *testing.T) {
+	const servers = "nodes:\n  servers: {kind: server, services: [stun, turn]}\n"
+	variant := func(name string) matrix.Row {
+		for _, r := range matrix.Variants {
+			if r.Name == name {
+				return r
+			}
+		}
+		t.Fatalf("no variant %q", name)
+		return matrix.Row{}
+	}
+	for _, tc := range []struct {
+		row  matrix.Row
+		col  nat.Type
+		want string
+	}{
+		{matrix.Rows([]nat.Type{nat.Symmetric})[0], nat.FullCone, servers +
+			"  nat-a: {kind: nat, type: symmetric}\n  nat-b: {kind: nat, type: full-cone}\n  alice: {kind: host, behind: nat-a}\n  bob: {kind: host, behind: nat-b}\n"},
+		{variant("symmetric, sequential ports, prediction"), nat.PortRestrictedCone, servers +
+			"  nat-a: {kind: nat, type: symmetric, ports: sequential}\n  nat-b: {kind: nat, type: port-restricted-cone}\n  alice: {kind: host, behind: nat-a}\n  bob: {kind: host, behind: nat-b}\n"},
+		{variant("same NAT, no hairpin"), nat.Symmetric, servers +
+			"  home: {kind: nat, type: symmetric, hairpin: false}\n  alice: {kind: host, behind: home}\n  bob: {kind: host, behind: home}\n"},
+		{variant("full cone behind a port-restricted CGNAT"), nat.AddressRestrictedCone, servers +
+			"  carrier: {kind: nat, lan: 100.64.0.0/10, type: port-restricted-cone}\n  nat-a: {kind: nat, behind: carrier, type: full-cone}\n" +
+			"  nat-b: {kind: nat, type: address-restricted-cone}\n  alice: {kind: host, behind: nat-a}\n  bob: {kind: host, behind: nat-b}\n"},
+		{variant("address-dependent mapping and filtering"), nat.FullCone, servers +
+			"  nat-a: {kind: nat, mapping: address-dependent, filtering: address-dependent}\n  nat-b: {kind: nat, type: full-cone}\n  alice: {kind: host, behind: nat-a}\n  bob: {kind: host, behind: nat-b}\n"},
+	} {
+		t.Run(tc.row.Name+" vs "+string(tc.col), func(t *testing.T) {
+			data, err := matrix.Scenario(tc.row, tc.col)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := step.Parse("cell.yaml", data)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, data)
+			}
+			want, err := step.Parse("cell.yaml", []byte(tc.want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Errorf("scenario\n%s\nis\n%s\nwant\n%s", data, got, want)
+			}
+		})
 	}
 }

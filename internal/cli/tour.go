@@ -94,8 +94,9 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 }
 
 // playAct tells an act, brings its scenario up, runs its steps with the
-// trace of its NAT, and takes it down. It returns how many steps failed.
-func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) (int, error) {
+// trace of its NAT, and takes it down. It returns how many steps failed;
+// a lab it could not take down is an error.
+func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) (failed int, err error) {
 	fmt.Fprintf(out, "\n\033[1mAct %s: %s\033[0m\n\n", a.Number, a.Title)
 	for _, p := range a.Text {
 		fmt.Fprintf(out, "%s\n\n", wrap(p, proseWidth(out)))
@@ -114,7 +115,11 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 		return 0, err
 	}
 	topo = renamed(topo, st.Name)
-	defer lab.Down(context.Background(), st.Name, nil)
+	defer func() {
+		if _, derr := lab.Down(context.Background(), st.Name, nil); derr != nil {
+			err = errors.Join(err, fmt.Errorf("tour: taking lab %s down: %w", st.Name, derr))
+		}
+	}()
 	printNodes(out, topo)
 	fmt.Fprintln(out)
 
