@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,12 +19,9 @@ import (
 
 	"github.com/natlab/natlab/internal/shard"
 	"github.com/natlab/natlab/lab"
-	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
-	"github.com/natlab/natlab/nodenet"
 	"github.com/natlab/natlab/punch"
 	"github.com/natlab/natlab/runner"
-	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 )
@@ -244,38 +240,29 @@ func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout ti
 	sess := runner.New(st, topo)
 	defer sess.Close()
 	pair := [2]string{"alice", "bob"}
+	p := &step.Punch{Between: pair, Family: topology.FamilyIPv4, Server: "servers", Timeout: timeout, Predict: row.Predict, Expect: "ok"}
 	if row.SameNAT {
-		// Both on one LAN: see punchPublic.
-		out, err := punchPublic(ctx, st, topo, row.Predict, timeout)
-		switch {
-		case errors.Is(err, errSetup):
-			cell.Err = err.Error()
-			return cell
-		case err == nil:
-			cell.Punched = true
-			cell.FirstPacket = min(out.A.FirstPacket, out.B.FirstPacket)
-			return cell
-		}
-		cell.Reason = err.Error()
-	} else {
-		res := sess.Step(ctx, topology.Step{Kind: "punch", Name: "punch alice bob", Spec: &step.Punch{
-			Between: pair, Family: topology.FamilyIPv4, Server: "servers", Timeout: timeout, Predict: row.Predict, Expect: "ok"}})
-		switch res.Observed {
-		case "ok":
-			cell.Punched = true
-			if out, ok := res.Data.(*punch.Outcome); ok {
-				cell.FirstPacket = min(out.A.FirstPacket, out.B.FirstPacket)
-			}
-			return cell
-		case "error":
-			// The punch could not be carried out at all: no sockets.
-			cell.Err = res.Reason
-			return cell
-		}
-		cell.Reason = res.Reason
+		// Both on one LAN, where their own addresses would connect them
+		// whatever the NAT does: announcing only their public endpoints
+		// makes the punch go through the NAT (hairpinning).
+		p.Announce = step.AnnouncePublic
 	}
+	res := sess.Step(ctx, topology.Step{Kind: "punch", Name: "punch alice bob", Spec: p})
+	switch res.Observed {
+	case "ok":
+		cell.Punched = true
+		if out, ok := res.Data.(*punch.Outcome); ok {
+			cell.FirstPacket = min(out.A.FirstPacket, out.B.FirstPacket)
+		}
+		return cell
+	case "error":
+		// The punch could not be carried out at all: no sockets.
+		cell.Err = res.Reason
+		return cell
+	}
+	cell.Reason = res.Reason
 	// Punching failed: the relay must connect them.
-	res := sess.Step(ctx, topology.Step{Kind: "relay", Name: "relay alice bob", Spec: &step.Relay{
+	res = sess.Step(ctx, topology.Step{Kind: "relay", Name: "relay alice bob", Spec: &step.Relay{
 		Between: pair, Server: "servers", Timeout: relayTimeout, Expect: "ok"}})
 	ok := res.Observed == "ok"
 	cell.Relayed = &ok
@@ -283,34 +270,6 @@ func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout ti
 		cell.Reason += "; relay: " + res.Reason
 	}
 	return cell
-}
-
-// errSetup marks a punch that could not start: no sockets.
-var errSetup = errors.New("opening the peers' sockets")
-
-// punchPublic punches between alice and bob announcing only their public
-// endpoints, so that two peers on one LAN must go through their NAT
-// (hairpinning). The punch step always announces a host's own address as
-// well, which on one LAN connects them whatever the NAT does, and has no
-// key to leave it out; until it has, these cells punch here.
-func punchPublic(ctx context.Context, st *labstate.State, topo *topology.Topology, predict bool, timeout time.Duration) (*punch.Outcome, error) {
-	var peers [2]punch.Peer
-	board := punch.NewBoard()
-	for i, name := range []string{"alice", "bob"} {
-		n, err := nodenet.Open(lab.NamespaceName(st.Name, name), name)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errSetup, err)
-		}
-		c, err := n.ListenUDP(":0")
-		n.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errSetup, err)
-		}
-		defer c.Close()
-		peers[i] = punch.Peer{Name: name, Conn: c, Exchange: board}
-	}
-	plan := service.PlanFor(topo.Node("servers"))
-	return punch.Pair(ctx, punch.Config{STUN: plan.STUNServer(), Session: st.Name, Timeout: timeout, Predict: predict}, peers[0], peers[1])
 }
 
 // Markdown draws the matrix: rows alice's NAT, columns bob's. A cell shows

@@ -13,6 +13,10 @@
 // Then the agent measures the round-trip time and can keep the mapping
 // alive. With port prediction, a peer behind a NAT that allocates ports
 // sequentially is also tried at the ports after the one STUN saw.
+//
+// Each step is a phase of one peer's agent (side.go). Pair and Run take
+// them as applications do, the last two at once and in real time; Walk
+// takes the same phases one at a time, for people to watch.
 package punch
 
 import (
@@ -22,12 +26,10 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/natlab/natlab/rendezvous"
-	"github.com/natlab/natlab/stunclient"
 )
 
 // Peer is one side of a punch.
@@ -37,7 +39,8 @@ type Peer struct {
 	Conn *net.UDPConn
 	// Local is the peer's own address and Conn's port: its host
 	// candidate, which works when both peers share a LAN. Leave it
-	// invalid to announce the public endpoint only.
+	// invalid, or set Config.PublicOnly, to announce the public endpoint
+	// only.
 	Local netip.AddrPort
 	// Exchange carries this peer's endpoints to the other and back: a
 	// rendezvous client whose connections start in the peer's node, or a
@@ -67,6 +70,10 @@ type Config struct {
 	// public port (default 16), for sequential-port NATs.
 	Predict     bool
 	PredictSpan int
+	// PublicOnly has each peer announce its public endpoint only, not
+	// its Local address: two peers on one LAN must then reach each other
+	// through their NAT's public address (hairpinning).
+	PublicOnly bool
 	// Pings measure the RTT once connected (default 5).
 	Pings int
 }
@@ -144,17 +151,22 @@ func Pair(ctx context.Context, cfg Config, a, b Peer) (*Outcome, error) {
 			errs[i] = s.run(ctx, bothDone)
 		}()
 	}
+	watch, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		for _, c := range []chan struct{}{sa.confirmed, sb.confirmed} {
 			select {
 			case <-c:
-			case <-ctx.Done():
+			case <-watch.Done():
 				return
 			}
 		}
 		close(bothDone)
 	}()
 	wg.Wait()
+	stopWatch()
+	<-watched
 	out.Events = log.events()
 	if err := errors.Join(errs...); err != nil {
 		return out, err
@@ -181,18 +193,25 @@ func Run(ctx context.Context, cfg Config, self Peer, other string, linger time.D
 	log := &eventLog{start: time.Now()}
 	s := newSide(cfg, self, other, log)
 	lingered := make(chan struct{})
+	watch, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		select {
 		case <-s.confirmed:
+			t := time.NewTimer(linger)
+			defer t.Stop()
 			select {
-			case <-time.After(linger):
-			case <-ctx.Done():
+			case <-t.C:
+				close(lingered)
+			case <-watch.Done():
 			}
-			close(lingered)
-		case <-ctx.Done():
+		case <-watch.Done():
 		}
 	}()
 	err := s.run(ctx, lingered)
+	stopWatch()
+	<-watched
 	return s.res, log.events(), err
 }
 
@@ -248,241 +267,6 @@ func (l *eventLog) events() []Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.list)
-}
-
-// side is one peer's agent.
-type side struct {
-	cfg       Config
-	self      Peer
-	other     string
-	log       *eventLog
-	res       *Result
-	confirmed chan struct{}
-	heard     bool // a packet from the other side arrived
-	acked     bool // the other side acknowledged one of ours
-}
-
-func newSide(cfg Config, self Peer, other string, log *eventLog) *side {
-	return &side{cfg: cfg, self: self, other: other, log: log,
-		res: &Result{Peer: self.Name}, confirmed: make(chan struct{})}
-}
-
-// Wire format: text, so tcpdump -A shows the story.
-//
-//	NATLAB PUNCH <session> <from> <to> <n>
-//	NATLAB ACK <session> <from> <to> <n>
-func (s *side) message(kind string, n int) []byte {
-	return fmt.Appendf(nil, "NATLAB %s %s %s %s %d", kind, s.cfg.Session, s.self.Name, s.other, n)
-}
-
-// parse returns the kind and counter of a message from the other side to
-// this one, or ok=false.
-func (s *side) parse(b []byte) (kind string, n int, ok bool) {
-	f := strings.Fields(string(b))
-	if len(f) != 6 || f[0] != "NATLAB" || f[2] != s.cfg.Session || f[3] != s.other || f[4] != s.self.Name {
-		return "", 0, false
-	}
-	if _, err := fmt.Sscan(f[5], &n); err != nil {
-		return "", 0, false
-	}
-	return f[1], n, true
-}
-
-func (s *side) run(ctx context.Context, bothDone <-chan struct{}) error {
-	name := s.self.Name
-	// 1. Ask STUN for the public endpoint. Without a STUN server (IPv6,
-	// where no NAT rewrites addresses) the local endpoint is public.
-	if s.cfg.STUN.IsValid() {
-		r, err := stunclient.Binding(ctx, s.self.Conn, s.cfg.STUN, stunclient.Request{})
-		if err != nil {
-			return fmt.Errorf("%s: ask STUN at %v for its public endpoint: %w", name, s.cfg.STUN, err)
-		}
-		s.res.Public = r.Mapped
-		s.log.add(name, "STUN says %s's public endpoint is %v (local %v)", name, r.Mapped, s.self.Local)
-	} else {
-		s.res.Public = s.self.Local
-		s.log.add(name, "%s's address %v is public: no STUN needed", name, s.self.Local)
-	}
-
-	// 2. Register public and local endpoints.
-	mine := []netip.AddrPort{s.res.Public}
-	if s.self.Local.IsValid() && s.self.Local != s.res.Public {
-		mine = append(mine, s.self.Local)
-	}
-	if err := s.self.Exchange.Register(ctx, s.cfg.Session, name, mine); err != nil {
-		return fmt.Errorf("%s: register: %w", name, err)
-	}
-	s.log.add(name, "%s registers %v with the rendezvous", name, mine)
-
-	// 3. Fetch the other side's.
-	wait := time.Until(deadline(ctx))
-	reg, err := s.self.Exchange.Fetch(ctx, s.cfg.Session, s.other, wait)
-	if errors.Is(err, rendezvous.ErrNotRegistered) || (err != nil && ctx.Err() != nil) {
-		return fmt.Errorf("%s: %w: %s never registered its endpoints", name, ErrNoPath, s.other)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: fetch %s's endpoints: %w", name, s.other, err)
-	}
-	s.res.Announced = reg.Endpoints
-	s.log.add(name, "%s learns %s's endpoints %v", name, s.other, reg.Endpoints)
-
-	// 4. Punch, and 5. answer what comes back.
-	targets := Targets(s.cfg, reg.Endpoints)
-	start := time.Now()
-	readErr := make(chan error, 1)
-	incoming := make(chan packet, 64)
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go read(s.self.Conn, incoming, readErr, stop, stopped)
-	defer func() {
-		// The socket is used again after the punch: wait until the
-		// reader is gone so it cannot take those packets.
-		close(stop)
-		s.self.Conn.SetReadDeadline(time.Now())
-		<-stopped
-		s.self.Conn.SetReadDeadline(time.Time{})
-	}()
-	tick := time.NewTicker(s.cfg.Interval)
-	defer tick.Stop()
-	n := 0
-	send := func() {
-		for _, t := range targets {
-			n++
-			s.self.Conn.WriteToUDPAddrPort(s.message("PUNCH", n), t)
-		}
-		if n == len(targets) {
-			s.log.add(name, "%s sends its first punches to %s: its NAT now expects answers from there", name, endpoints(targets))
-		}
-	}
-	send()
-	done := false
-	for {
-		select {
-		case <-ctx.Done():
-			s.res.Punches = n
-			if done {
-				return nil
-			}
-			return fmt.Errorf("%s: %w within %v: %s", name, ErrNoPath, s.cfg.Timeout, s.failure(n, targets))
-		case <-bothDone:
-			s.res.Punches = n
-			return nil
-		case err := <-readErr:
-			return fmt.Errorf("%s: read: %w", name, err)
-		case <-tick.C:
-			if !done {
-				send()
-			}
-		case p := <-incoming:
-			kind, _, ok := s.parse(p.data)
-			if !ok {
-				continue
-			}
-			if !s.heard {
-				s.heard = true
-				s.res.FirstPacket = time.Since(start)
-				s.res.Heard = time.Since(s.log.start)
-				s.res.Seen = p.from
-				s.res.Reflexive = !slices.Contains(reg.Endpoints, p.from)
-				how := "an announced endpoint"
-				if s.res.Reflexive {
-					how = "a new, peer-reflexive endpoint"
-				}
-				s.log.add(name, "%s hears %s from %v (%s) after %v", name, s.other, p.from, how, s.res.FirstPacket.Round(time.Microsecond))
-				// Answer where it came from, from now on.
-				targets = []netip.AddrPort{p.from}
-			}
-			switch kind {
-			case "PUNCH":
-				s.self.Conn.WriteToUDPAddrPort(s.message("ACK", 0), p.from)
-			case "ACK":
-				if !s.acked {
-					s.acked = true
-					s.log.add(name, "%s's punch reached %s: both directions work", name, s.other)
-				}
-			}
-			if s.heard && s.acked && !done {
-				done = true
-				s.res.Confirmed = time.Since(start)
-				close(s.confirmed)
-			}
-		}
-	}
-}
-
-// failure says what this side saw of a failed punch.
-func (s *side) failure(n int, targets []netip.AddrPort) string {
-	switch {
-	case !s.heard:
-		return fmt.Sprintf("%s sent %d punches to %s and heard nothing from %s: %s's NAT dropped them, or %s's NAT dropped the answers",
-			s.self.Name, n, endpoints(targets), s.other, s.other, s.self.Name)
-	default:
-		return fmt.Sprintf("%s heard %s from %v, but %s never acknowledged %s's answers", s.self.Name, s.other, s.res.Seen, s.other, s.self.Name)
-	}
-}
-
-// endpoints writes the endpoints a side punches for a message: all of
-// them when they are few, else how many and, for each address in the
-// order it first appears, the range of its ports and how many.
-func endpoints(targets []netip.AddrPort) string {
-	if len(targets) <= 4 {
-		return fmt.Sprint(targets)
-	}
-	type ports struct {
-		lo, hi uint16
-		n      int
-	}
-	var order []netip.Addr
-	byAddr := map[netip.Addr]*ports{}
-	for _, t := range targets {
-		p := byAddr[t.Addr()]
-		if p == nil {
-			p = &ports{lo: t.Port(), hi: t.Port()}
-			byAddr[t.Addr()] = p
-			order = append(order, t.Addr())
-		}
-		p.lo, p.hi, p.n = min(p.lo, t.Port()), max(p.hi, t.Port()), p.n+1
-	}
-	parts := make([]string, len(order))
-	for i, a := range order {
-		p := byAddr[a]
-		parts[i] = netip.AddrPortFrom(a, p.lo).String()
-		if p.n > 1 {
-			parts[i] += fmt.Sprintf("-%d (%d)", p.hi, p.n)
-		}
-	}
-	return fmt.Sprintf("%d endpoints: %s", len(targets), strings.Join(parts, ", "))
-}
-
-type packet struct {
-	data []byte
-	from netip.AddrPort
-}
-
-// read delivers datagrams until stop is closed (and the socket's read
-// deadline set in the past to wake it) or the socket fails.
-func read(c *net.UDPConn, out chan<- packet, errc chan<- error, stop <-chan struct{}, stopped chan<- struct{}) {
-	defer close(stopped)
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFromUDPAddrPort(buf)
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				errc <- err
-			}
-			return
-		}
-		select {
-		case out <- packet{append([]byte(nil), buf[:n]...), netip.AddrPortFrom(from.Addr().Unmap(), from.Port())}:
-		case <-stop:
-			return
-		}
-	}
 }
 
 func deadline(ctx context.Context) time.Time {

@@ -3,6 +3,7 @@ package step
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -35,10 +36,29 @@ type Punch struct {
 	// Keep the punched path open for the rest of the run by sending over
 	// it this often, 100ms to 10m.
 	Keepalive time.Duration `yaml:"keepalive" format:"Duration" default:"none: the nats forget the path after their timeout"`
+	// Which endpoints the hosts tell each other: public leaves out their
+	// own addresses, so that hosts on one LAN go through their nat.
+	Announce Announce `yaml:"announce" default:"all"`
 	// Whether the hosts must end up talking directly.
 	Expect string   `yaml:"expect" format:"OKFail" default:"ok"`
 	_      struct{} `name:"punch A B"`
 }
+
+// Announce is which endpoints the hosts of a punch tell each other: all
+// (each host's public endpoint from STUN and its own address, which is
+// what connects two hosts on one LAN) or public (the public endpoint
+// only, so that two hosts behind one nat must reach each other through
+// its public address: hairpinning).
+type Announce string
+
+// The endpoints a punch announces.
+const (
+	AnnounceAll    Announce = "all"
+	AnnouncePublic Announce = "public"
+)
+
+// Values lists all and public.
+func (Announce) Values() []string { return []string{string(AnnounceAll), string(AnnouncePublic)} }
 
 func (s *Punch) read(f *topology.StepFields) string {
 	s.Between = f.Between()
@@ -48,6 +68,7 @@ func (s *Punch) read(f *topology.StepFields) string {
 	s.Predict = f.Flag("predict")
 	s.Explain = f.Flag("explain")
 	s.Keepalive = f.Duration("keepalive", topology.MinStepTimeout, topology.MaxWait, 0)
+	s.Announce = Announce(f.OneOf("announce", Announce("").Values(), string(AnnounceAll), "all or public"))
 	s.Timeout = f.Timeout(5*time.Second, topology.MaxStepTimeout)
 	s.Expect = f.Outcome(okFail, "ok", "ok or fail", nil)
 	return fmt.Sprintf("punch %s%s %s", topology.FamilyWord(s.Family), s.Between[0], s.Between[1])
@@ -71,6 +92,9 @@ func (s *Punch) Describe() string {
 		s.Family, s.Between[0], s.Between[1], s.Server, rendezvous, predict, explain, topology.FormatDuration(s.Timeout))
 	if s.Keepalive > 0 {
 		d += fmt.Sprintf(", keepalive every %s", topology.FormatDuration(s.Keepalive))
+	}
+	if s.Announce == AnnouncePublic {
+		d += ", public endpoints only"
 	}
 	return d + ", expect " + s.Expect
 }
@@ -112,25 +136,11 @@ func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
 		return verdict(s, s.Expect, "fail", res), nil
 	}
 	rtt := out.A.MedianRTT()
-	mem := env.Memory()
-	mem.SetRTT(a, b, rtt)
-	for i, p := range []struct {
-		from, to string
-		seen     netip.AddrPort
-	}{{a, b, out.A.Seen}, {b, a, out.B.Seen}} {
-		env.Keep(peers[i].Conn)
-		mem.KeepPath(p.from, p.to, s.Family, Path{peers[i].Conn, p.seen})
+	env.Memory().SetRTT(a, b, rtt)
+	for _, p := range peers {
+		env.Keep(p.Conn)
 	}
-	mem.Saw(a, b, out.A.Seen)
-	mem.Saw(b, a, out.B.Seen)
-	if s.Keepalive > 0 {
-		// Each ends with the session, or when a new punch between the
-		// hosts closes the socket it keeps alive.
-		for i, seen := range []netip.AddrPort{out.A.Seen, out.B.Seen} {
-			conn := peers[i].Conn
-			env.Go(func(ctx context.Context) { punch.KeepAlive(ctx, conn, seen, s.Keepalive) })
-		}
-	}
+	s.keepPath(env, [2]*net.UDPConn{peers[0].Conn, peers[1].Conn}, [2]netip.AddrPort{out.A.Seen, out.B.Seen})
 	res.Detail = fmt.Sprintf("%s <-> %s direct: first packet after %v, both ways after %v, rtt %v; %s",
 		a, b, Round(min(out.A.FirstPacket, out.B.FirstPacket)), Round(max(out.A.Confirmed, out.B.Confirmed)), Round(rtt), reflexive(out))
 	if s.Keepalive > 0 {
@@ -140,6 +150,23 @@ func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
 		res.Detail += "\n" + explain(out, drops, tablesOf(ctx, env, s.Between[:]))
 	}
 	return verdict(s, s.Expect, "ok", res), nil
+}
+
+// keepPath makes the path a punch opened the hosts' for later steps:
+// each host's socket, which the session owns, and where it saw the
+// other; with keepalive, each sends over it until the session ends or a
+// new punch between the hosts closes the socket.
+func (s *Punch) keepPath(env Env, conns [2]*net.UDPConn, seen [2]netip.AddrPort) {
+	mem := env.Memory()
+	for i := range conns {
+		from, to := s.Between[i], s.Between[1-i]
+		mem.KeepPath(from, to, s.Family, Path{conns[i], seen[i]})
+		mem.Saw(from, to, seen[i])
+		if s.Keepalive > 0 {
+			conn, at := conns[i], seen[i]
+			env.Go(func(ctx context.Context) { punch.KeepAlive(ctx, conn, at, s.Keepalive) })
+		}
+	}
 }
 
 func reflexive(out *punch.Outcome) string {
@@ -179,9 +206,10 @@ func (s *Punch) peers(env Env) ([2]punch.Peer, punch.Config, error) {
 		peers[i] = p
 	}
 	cfg := punch.Config{
-		Session: fmt.Sprintf("%s-%d", env.Lab(), time.Now().UnixNano()),
-		Timeout: s.Timeout,
-		Predict: s.Predict,
+		Session:    fmt.Sprintf("%s-%d", env.Lab(), time.Now().UnixNano()),
+		Timeout:    s.Timeout,
+		Predict:    s.Predict,
+		PublicOnly: s.Announce == AnnouncePublic,
 	}
 	// IPv6 needs no STUN: a host's own address is its public one.
 	if s.Family == topology.FamilyIPv4 {

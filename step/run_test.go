@@ -122,8 +122,11 @@ func TestSendRun(t *testing.T) {
 	}
 }
 
-func TestSTUNRun(t *testing.T) {
-	layout := stunserver.Layout{Addrs: [2]netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")}, Ports: [2]uint16{45478, 45479}}
+// loopSTUN serves STUN on loopback, on 127.0.0.3 and 127.0.0.4 and the
+// two ports from port, until the test ends.
+func loopSTUN(t *testing.T, port uint16) stunserver.Layout {
+	t.Helper()
+	layout := stunserver.Layout{Addrs: [2]netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")}, Ports: [2]uint16{port, port + 1}}
 	srv, err := stunserver.Listen(layout)
 	if err != nil {
 		t.Skipf("no loopback STUN server: %v", err)
@@ -131,7 +134,11 @@ func TestSTUNRun(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(nil) }()
 	t.Cleanup(func() { srv.Close(); <-done })
+	return layout
+}
 
+func TestSTUNRun(t *testing.T) {
+	layout := loopSTUN(t, 45478)
 	env := newLoopEnv(t, "alice", "127.0.0.1", "stun", "127.0.0.3")
 	env.plans["stun"] = service.Plan{STUN: layout}
 	env.plans["stun2"] = service.Plan{STUN: layout}

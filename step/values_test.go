@@ -49,10 +49,10 @@ func TestStepValues(t *testing.T) {
 	if c := nth[STUN](t, steps, 3).Classification; c == nil || c.Type != "" || c.Mapping != nat.EndpointIndependent || c.Hairpin != nil {
 		t.Errorf("classification without type: %+v", c)
 	}
-	if s := nth[Punch](t, steps, 5); s.Between != [2]string{"alice", "bob"} || s.Server != "stun" || s.Rendezvous != "stun" || s.Timeout != 5*time.Second || s.Predict {
+	if s := nth[Punch](t, steps, 5); s.Between != [2]string{"alice", "bob"} || s.Server != "stun" || s.Rendezvous != "stun" || s.Timeout != 5*time.Second || s.Predict || s.Announce != AnnounceAll {
 		t.Errorf("punch with defaults: %+v", s)
 	}
-	if s := nth[Punch](t, steps, 6); s.Between != [2]string{"bob", "alice"} || s.Rendezvous != "meet" || s.Timeout != 100*time.Millisecond || !s.Predict || steps[6].Name != "predicted ports" {
+	if s := nth[Punch](t, steps, 6); s.Between != [2]string{"bob", "alice"} || s.Rendezvous != "meet" || s.Timeout != 100*time.Millisecond || !s.Predict || s.Announce != AnnouncePublic || steps[6].Name != "predicted ports" {
 		t.Errorf("punch: %+v", s)
 	}
 	if s := nth[ICE](t, steps, 9); s.Expect != "" || s.Timeout != 10*time.Second {

@@ -12,11 +12,12 @@ import (
 
 // PunchWalk is a punch step taken one phase at a time, for people to
 // watch (natlab ui's walk): the same step, with the same sockets,
-// servers and port prediction as its Run, the sends of its fourth phase
-// made one after the other (punch.Walk). A walk that opens a path ends as
-// Run does: the path is kept for later sends between the hosts, kept
-// alive when the step asks, and with explain its last phase tells what
-// the NATs on the way dropped and what their tables hold.
+// servers, port prediction and announced endpoints as its Run, and the
+// same phases of the same agents (punch.Walk), only taken one after the
+// other. A walk that opens a path ends as Run does (keepPath): the path
+// is kept for later sends between the hosts, kept alive when the step
+// asks, and with explain its last phase tells what the NATs on the way
+// dropped and what their tables hold.
 type PunchWalk struct {
 	step    *Punch
 	env     Env
@@ -55,23 +56,14 @@ func (w *PunchWalk) Next(ctx context.Context) (punch.WalkStep, error) {
 		}
 		return st, err
 	}
-	s, a, b := w.step, w.step.Between[0], w.step.Between[1]
+	s := w.step
 	drops := stopTracers(w.tracers)
 	w.tracers = nil
 	if st.OK {
-		seen := w.walk.Seen()
-		conns := w.walk.Conns()
-		mem := w.env.Memory()
-		mem.KeepPath(a, b, s.Family, Path{conns[0], seen[0]})
-		mem.KeepPath(b, a, s.Family, Path{conns[1], seen[1]})
-		mem.Saw(a, b, seen[0])
-		mem.Saw(b, a, seen[1])
+		// As Run ends a punch that worked.
+		s.keepPath(w.env, w.walk.Conns(), w.walk.Seen())
 		w.kept = true
 		if s.Keepalive > 0 {
-			for i := range conns {
-				conn, to := conns[i], seen[i]
-				w.env.Go(func(ctx context.Context) { punch.KeepAlive(ctx, conn, to, s.Keepalive) })
-			}
 			st.Lines = append(st.Lines, fmt.Sprintf("Both keep the path open, sending over it every %v.", s.Keepalive))
 		}
 	}

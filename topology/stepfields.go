@@ -363,21 +363,32 @@ func (r *StepFields) Word(key, want string) (string, bool) {
 // says what it takes, for messages; hints answer words that belong to
 // other kinds of step ("ok": "did you mean delivered?").
 func (r *StepFields) Outcome(words []string, def, want string, hints map[string]string) string {
-	word, ok := r.Word("expect", want)
+	return r.oneOf("expect", "outcome", words, def, want, hints)
+}
+
+// OneOf reads an optional key that takes one of words, def when it is
+// left out; want says what it takes, for messages.
+func (r *StepFields) OneOf(key string, words []string, def, want string) string {
+	return r.oneOf(key, "value", words, def, want, nil)
+}
+
+// oneOf reads key as one of words; what names such a word in messages.
+func (r *StepFields) oneOf(key, what string, words []string, def, want string, hints map[string]string) string {
+	word, ok := r.Word(key, want)
 	if !ok {
-		if r.field("expect") == nil {
+		if r.field(key) == nil {
 			return def
 		}
 		return ""
 	}
 	if !slices.Contains(words, word) {
-		msg := fmt.Sprintf("%s: unknown outcome %q; want %s", joinPath(r.path, "expect"), word, want)
+		msg := fmt.Sprintf("%s: unknown %s %q; want %s", joinPath(r.path, key), what, word, want)
 		if hint := hints[word]; hint != "" {
 			msg += "; " + hint
 		} else if sug := suggest.Closest(word, words); sug != "" {
 			msg += "; did you mean " + sug + "?"
 		}
-		r.errorf(r.field("expect").pos, "%s", msg)
+		r.errorf(r.field(key).pos, "%s", msg)
 		return ""
 	}
 	return word

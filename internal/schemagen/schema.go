@@ -479,10 +479,18 @@ func newGenerator(dir, stepDir string) (*generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Of package step, only the kinds' value types are of the format.
+	// Of package step, only the kinds' value types are of the format,
+	// and the types of their fields that a kind declares itself (a word
+	// only that kind takes, such as punch's announce).
 	values := map[string]bool{}
+	stepPkg := reflect.TypeFor[step.Kind]().PkgPath()
 	for _, k := range step.All() {
 		values[k.Type().Name()] = true
+		for i := range k.Type().NumField() {
+			if t := topology.FieldFormat(k.Type().Field(i)); t.PkgPath() == stepPkg && t.Name() != "" {
+				values[t.Name()] = true
+			}
+		}
 	}
 	for k, v := range sd {
 		typ, _, _ := strings.Cut(k, ".")
