@@ -43,7 +43,7 @@ const fullSets = 10000
 // throughput is one measurement: TCP bits/s and UDP packets/s.
 type throughput struct{ tcp, udp float64 }
 
-func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
+func datapath(ctx context.Context, cfg config, r *report, log io.Writer) (err error) {
 	if err := need(cfg, "iperf3"); err != nil {
 		r.skip("datapath", "NAT vs plain routing", err.Error())
 		return nil
@@ -57,7 +57,7 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer lab.Down(context.Background(), st.Name, nil)
+	defer func() { err = errors.Join(err, downLab(st.Name)) }()
 	d := &dataLab{name: st.Name, seconds: 3}
 	rounds := 5
 	if cfg.quick {

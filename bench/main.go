@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/natlab/natlab/lab"
 )
 
 func main() {
@@ -259,4 +261,13 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// downLab takes down a lab a measurement brought up. Its error is the
+// measurement's too: a lab left behind would skew every later one.
+func downLab(name string) error {
+	if _, err := lab.Down(context.Background(), name, nil); err != nil {
+		return fmt.Errorf("taking down lab %s: %w", name, err)
+	}
+	return nil
 }

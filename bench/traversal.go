@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,7 +54,7 @@ func traversal(ctx context.Context, cfg config, r *report, log io.Writer) error 
 // punchTimes brings punchLab up and punches n times between alice and
 // bob, each time from new sockets, and returns when each first heard the
 // other.
-func punchTimes(ctx context.Context, n int) (sample, error) {
+func punchTimes(ctx context.Context, n int) (_ sample, err error) {
 	topo, err := topology.Parse("punch.yaml", []byte(punchLab), nil)
 	if err != nil {
 		return nil, err
@@ -63,7 +64,7 @@ func punchTimes(ctx context.Context, n int) (sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lab.Down(context.Background(), st.Name, nil)
+	defer func() { err = errors.Join(err, downLab(st.Name)) }()
 	stun := service.PlanFor(topo.Node("stun")).STUNServer()
 	var nodes [2]*nodenet.Node
 	for i, name := range []string{"alice", "bob"} {
