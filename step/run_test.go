@@ -123,7 +123,7 @@ func TestSendRun(t *testing.T) {
 }
 
 func TestSTUNRun(t *testing.T) {
-	layout := stunserver.Layout{Addrs: [2]netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")}, Ports: [2]uint16{45478, 45479}}
+	layout := service.STUNLayout{Addrs: [2]netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")}, Ports: [2]uint16{45478, 45479}}
 	srv, err := stunserver.Listen(layout)
 	if err != nil {
 		t.Skipf("no loopback STUN server: %v", err)
