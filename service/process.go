@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,12 +24,13 @@ const (
 // readyFD is the descriptor a service process reports readiness on.
 const readyFD = 3
 
-// noTests is passed to the service process for the case where its program
-// does not hand it to serve.Main: a test binary without labtest.Main in
-// its TestMain would otherwise run its whole suite again inside the node,
+// noTests is passed to the service process of a test binary, for the case
+// where it does not hand the process to serve.Main: without labtest.Main
+// in its TestMain, it would run its whole suite again inside the node,
 // bringing up labs that launch more of themselves. With it, such a binary
 // runs no test and exits, and Wait says what is missing. serve.Main reads
-// no arguments, so to natlab it means nothing.
+// no arguments; other programs do not get it, so that ps shows their
+// service processes as just "natlab-service LAB/NODE".
 const noTests = "-test.run=^$"
 
 // StartTimeout bounds how long Start waits for a service to be ready.
@@ -82,7 +84,12 @@ func Launch(ns *namedns.NS, lab, node, logPath string) (*Launched, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Args = []string{"natlab-service " + lab + "/" + node, noTests}
+	cmd.Args = []string{"natlab-service " + lab + "/" + node}
+	// The testing package defines the flag in a test binary only, before
+	// TestMain runs.
+	if flag.Lookup("test.run") != nil {
+		cmd.Args = append(cmd.Args, noTests)
+	}
 	cmd.Env = append(os.Environ(), envLab+"="+lab, envNode+"="+node)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.ExtraFiles = []*os.File{readyW}
