@@ -69,8 +69,8 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) (err er
 	}{
 		{"routed", d.routed},
 		{"minimal nat", d.minimal},
-		{"nat", d.natted},
-		{fmt.Sprintf("nat, sets of %d", fullSets), d.filled},
+		{"nat", func() error { return d.natted(ctx) }},
+		{fmt.Sprintf("nat, sets of %d", fullSets), func() error { return d.filled(ctx) }},
 		{"stateless rewrite", d.stateless},
 	}
 	results := map[string][]throughput{}
@@ -273,15 +273,15 @@ func ifname(name string) []byte {
 }
 
 // natted puts the NAT's rules back, as natlab loads them, with empty sets.
-func (d *dataLab) natted() error {
-	_, err := lab.SwitchNAT(d.name, "nat", nat.AddressRestrictedCone)
+func (d *dataLab) natted(ctx context.Context) error {
+	_, err := lab.SwitchNAT(ctx, d.name, "nat", nat.AddressRestrictedCone)
 	return err
 }
 
 // filled is natted with fullSets entries in every set of the NAT, on
 // ports and addresses no packet of the measurement uses.
-func (d *dataLab) filled() error {
-	if err := d.natted(); err != nil {
+func (d *dataLab) filled(ctx context.Context) error {
+	if err := d.natted(ctx); err != nil {
 		return err
 	}
 	c, done, err := d.nft("nat")

@@ -34,9 +34,15 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/service/serve"
 )
 
 func main() {
+	// The services of the labs it brings up itself (the traversal suite)
+	// run in this program started again inside the node.
+	if serve.IsServiceProcess() {
+		os.Exit(serve.Main())
+	}
 	cfg := config{}
 	flag.StringVar(&cfg.natlab, "natlab", "bin/natlab", "the natlab binary to measure")
 	flag.StringVar(&cfg.floor, "floor", "bin/natlab-floor", "the floor program (go build -o bin/natlab-floor ./bench/floor)")

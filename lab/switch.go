@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/mdlayher/netlink"
@@ -22,8 +23,13 @@ import (
 // made under the old rules would otherwise go on being honoured by them.
 // Port mappings granted by NAT-PMP go with the old table. The change is
 // recorded, so status and rules show it. It returns the node as it now is.
-func SwitchNAT(name, node string, typ nat.Type) (*topology.Node, error) {
-	lock, err := labstate.Acquire(name)
+//
+// If another process holds the lab's lock, SwitchNAT waits for it as
+// Down does: up to LockPatience, or until ctx is done.
+func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.Node, error) {
+	waitCtx, cancel := context.WithTimeoutCause(ctx, LockPatience, fmt.Errorf("%v passed", LockPatience))
+	lock, err := labstate.AcquireWait(waitCtx, name, nil)
+	cancel()
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 package lab_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/lab"
@@ -25,7 +27,7 @@ func TestSwitchNAT(t *testing.T) {
 	s.a2p2.Send(before, "full cone lets anyone in")
 	h.Expect("full cone lets anyone in", arrival)
 
-	n, err := lab.SwitchNAT(l.Topo.Name, "nat", nat.Symmetric)
+	n, err := lab.SwitchNAT(context.Background(), l.Topo.Name, "nat", nat.Symmetric)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func TestSwitchNAT(t *testing.T) {
 		t.Errorf("the recorded NAT's rules allocate no random ports:\n%v", rs)
 	}
 
-	if _, err := lab.SwitchNAT(l.Topo.Name, "h1", nat.FullCone); err == nil || !strings.Contains(err.Error(), "not a NAT") {
+	if _, err := lab.SwitchNAT(context.Background(), l.Topo.Name, "h1", nat.FullCone); err == nil || !strings.Contains(err.Error(), "not a NAT") {
 		t.Errorf("switching a host: err = %v, want one saying it is not a NAT", err)
 	}
 }
@@ -72,10 +74,38 @@ func TestSwitchNAT(t *testing.T) {
 func TestSwitchNATOfALabThatIsGone(t *testing.T) {
 	testutil.RequireRoot(t)
 	name := testutil.UniqueName(t)
-	if _, err := lab.SwitchNAT(name, "nat", nat.Symmetric); !errors.Is(err, labstate.ErrNotFound) {
+	if _, err := lab.SwitchNAT(context.Background(), name, "nat", nat.Symmetric); !errors.Is(err, labstate.ErrNotFound) {
 		t.Errorf("SwitchNAT of a lab that is not up: %v, want ErrNotFound", err)
 	}
 	if _, err := os.Stat(filepath.Join(labstate.Dir, name+".lock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock file: %v, want none", err)
+	}
+}
+
+// A switch that finds the lab's lock held waits for it, as down does,
+// instead of failing at once while another natlab changes the lab; and it
+// gives up when its context is done.
+func TestSwitchNATWaitsForTheLock(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	held, err := labstate.Acquire(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := lab.SwitchNAT(ctx, name, "nat", nat.Symmetric); !errors.Is(err, labstate.ErrBusy) {
+		t.Errorf("SwitchNAT with its context done while the lock is held: %v, want ErrBusy", err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(200 * time.Millisecond)
+		held.Release()
+	}()
+	_, err = lab.SwitchNAT(context.Background(), name, "nat", nat.Symmetric)
+	<-released
+	if !errors.Is(err, labstate.ErrNotFound) {
+		t.Errorf("SwitchNAT while the lock is held, then released: %v, want ErrNotFound (it got the lock and found no lab)", err)
 	}
 }

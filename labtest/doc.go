@@ -40,8 +40,9 @@
 //
 //	go test -exec sudo ./...
 //
-// Servers with services (stun, turn, rendezvous, tunnel, derp) run them in
-// a process started from the test binary itself: importing labtest is all
-// it takes, natlab's service package recognises that process when it
-// starts.
+// Servers with services (stun, turn, rendezvous, tunnel, derp), and NATs
+// with port-mapping, run them in a process started from the test binary
+// itself, which the package's TestMain hands to natlab's services:
+//
+//	func TestMain(m *testing.M) { labtest.Main(m) }
 package labtest

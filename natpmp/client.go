@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/natlab/natlab/service"
 )
 
 // Client asks a NAT-PMP server (the gateway) from a socket of the host's.
@@ -21,7 +23,7 @@ type Client struct {
 var tries = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
 
 func (c *Client) exchange(req []byte, ok func([]byte) bool) ([]byte, error) {
-	to := netip.AddrPortFrom(c.Gateway, Port)
+	to := netip.AddrPortFrom(c.Gateway, service.NATPMPPort)
 	buf := make([]byte, 64)
 	defer c.Conn.SetReadDeadline(time.Time{})
 	for _, wait := range tries {

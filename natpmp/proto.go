@@ -13,9 +13,6 @@ import (
 	"time"
 )
 
-// Port is where NAT-PMP servers listen, on the gateway's LAN address.
-const Port = 5351
-
 // Opcodes.
 const (
 	opAddress = 0

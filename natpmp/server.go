@@ -13,6 +13,7 @@ import (
 
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/service"
 )
 
 // MaxLifetime caps what a host may ask for, as RFC 6886 allows.
@@ -45,7 +46,7 @@ type grant struct {
 // Listen opens the server's socket on gateway (inside the NAT's
 // namespace). Requests from outside lan are refused.
 func Listen(gateway netip.Addr, lan netip.Prefix, public netip.Addr, ports nat.PortRange) (*Server, error) {
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(gateway, Port)))
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(gateway, service.NATPMPPort)))
 	if err != nil {
 		return nil, fmt.Errorf("nat-pmp: %w", err)
 	}

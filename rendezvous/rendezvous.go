@@ -22,9 +22,6 @@ import (
 	"time"
 )
 
-// DefaultPort is where natlab's rendezvous service listens.
-const DefaultPort = 7000
-
 // Limits keep a misbehaving client from exhausting the service.
 const (
 	MaxSessions         = 1000

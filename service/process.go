@@ -2,17 +2,17 @@ package service
 
 import (
 	"bufio"
-	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/natlab/natlab/internal/namedns"
-	"github.com/natlab/natlab/labstate"
 )
 
 // The environment of a service process.
@@ -24,14 +24,24 @@ const (
 // readyFD is the descriptor a service process reports readiness on.
 const readyFD = 3
 
-func init() {
-	if lab := os.Getenv(envLab); lab != "" {
-		os.Exit(serve(lab, os.Getenv(envNode)))
-	}
-}
+// noTests is passed to the service process of a test binary, for the case
+// where it does not hand the process to serve.Main: without labtest.Main
+// in its TestMain, it would run its whole suite again inside the node,
+// bringing up labs that launch more of themselves. With it, such a binary
+// runs no test and exits, and Wait says what is missing. serve.Main reads
+// no arguments; other programs do not get it, so that ps shows their
+// service processes as just "natlab-service LAB/NODE".
+const noTests = "-test.run=^$"
 
 // StartTimeout bounds how long Start waits for a service to be ready.
 const StartTimeout = 10 * time.Second
+
+// Assigned reports the lab and node this process was launched to serve;
+// ok is false in any process Launch did not start.
+func Assigned() (lab, node string, ok bool) {
+	lab = os.Getenv(envLab)
+	return lab, os.Getenv(envNode), lab != ""
+}
 
 // Start launches the service process of a lab's server node inside ns,
 // with its output going to logPath, and returns once it is serving. The
@@ -56,6 +66,9 @@ type Launched struct {
 // Launch starts the service process of a lab's server node inside ns and
 // returns at once; Wait waits for it to serve. A lab's bring-up launches
 // its services early and does the rest of its work while they start.
+//
+// The process is this program's own executable, which must call
+// serve.Main when serve.IsServiceProcess says it is one.
 func Launch(ns *namedns.NS, lab, node, logPath string) (*Launched, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -72,6 +85,11 @@ func Launch(ns *namedns.NS, lab, node, logPath string) (*Launched, error) {
 	}
 	cmd := exec.Command(exe)
 	cmd.Args = []string{"natlab-service " + lab + "/" + node}
+	// The testing package defines the flag in a test binary only, before
+	// TestMain runs.
+	if flag.Lookup("test.run") != nil {
+		cmd.Args = append(cmd.Args, noTests)
+	}
 	cmd.Env = append(os.Environ(), envLab+"="+lab, envNode+"="+node)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.ExtraFiles = []*os.File{readyW}
@@ -100,48 +118,39 @@ func (l *Launched) Wait() (*os.Process, error) {
 	}
 	l.cmd.Process.Kill()
 	msg := strings.TrimSpace(strings.TrimPrefix(line, "error "))
-	if msg == "" {
-		msg = fmt.Sprintf("it exited or hung without saying why (%v); see %s", err, l.logPath)
+	switch {
+	case msg != "":
+	case errors.Is(err, io.EOF):
+		msg = fmt.Sprintf("it exited without saying why (see %s): it crashed, or its program does not hand service processes to serve.Main "+
+			"(a test binary needs func TestMain(m *testing.M) { labtest.Main(m) })", l.logPath)
+	default:
+		msg = fmt.Sprintf("it said nothing within %v (%v); see %s", StartTimeout, err, l.logPath)
 	}
 	return nil, fmt.Errorf("services of %s did not start: %s", l.node, msg)
 }
 
-// serve is the service process: it reads the lab's record, serves the
-// node's services, and exits on SIGTERM or SIGINT.
-func serve(lab, node string) int {
-	ready := os.NewFile(readyFD, "ready")
-	fail := func(err error) int {
-		fmt.Fprintf(os.Stderr, "natlab service %s/%s: %v\n", lab, node, err)
-		if ready != nil {
-			fmt.Fprintf(ready, "error %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
-		}
-		return 1
+// Reporter is a service process's side of Wait: it tells the process
+// that launched it, once, whether the services serve.
+type Reporter struct{ f *os.File }
+
+// NewReporter returns the reporter of this service process. Call it once:
+// the descriptor it reports on is closed after the first report.
+func NewReporter() *Reporter { return &Reporter{os.NewFile(readyFD, "ready")} }
+
+// Ready says every socket is open.
+func (r *Reporter) Ready() { r.report("ready") }
+
+// Fail says the services could not start, and why; after Ready it does
+// nothing.
+func (r *Reporter) Fail(err error) {
+	r.report("error " + strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+func (r *Reporter) report(line string) {
+	if r.f == nil {
+		return
 	}
-	st, err := labstate.Load(lab)
-	if err != nil {
-		return fail(err)
-	}
-	topo, err := st.Topology()
-	if err != nil {
-		return fail(err)
-	}
-	n := topo.Node(node)
-	if n == nil || !PlanFor(n).Any() {
-		return fail(fmt.Errorf("no node %s with services in lab %s", node, lab))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-	}
-	err = Run(ctx, n, st.TURN, logf, func() {
-		fmt.Fprintln(ready, "ready")
-		ready.Close()
-		ready = nil
-	})
-	if err != nil {
-		return fail(err)
-	}
-	logf("stopped")
-	return 0
+	fmt.Fprintln(r.f, line)
+	r.f.Close()
+	r.f = nil
 }

@@ -1,37 +1,79 @@
-// Package service runs the services of a lab's server nodes (STUN, TURN,
-// rendezvous), each node's in its own process inside the node's network
-// namespace, so they live as long as the lab and not as long as the
-// natlab command that built it.
+// Package service is what a lab needs to know of the services of its
+// nodes (STUN, TURN, rendezvous, tunnel relay, DERP, NAT-PMP): where each
+// listens (Plan), and how to start the process that serves a node's and
+// wait until its sockets are open (Launch). It serves nothing itself:
+// the serving code is package service/serve, which links the agents
+// (pion, Tailscale's DERP); the kernel layer, which imports this package,
+// links none of them.
 //
-// The process is natlab's own executable run again (the re-exec pattern):
-// Start runs it with two environment variables, and this package's init
-// function sees them and serves instead of running the program's main.
-// That way the same mechanism works for the natlab binary and for test
-// binaries that build labs.
+// A service process is the program's own executable run again (the
+// re-exec pattern), with the lab and node in its environment. The
+// program's main must hand such a process to serve.Main before anything
+// else, as cmd/natlab does; a test binary that brings up labs with
+// services does it in its TestMain (labtest.Main).
 package service
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 
-	"github.com/natlab/natlab/labstate"
-	"github.com/natlab/natlab/natpmp"
-	"github.com/natlab/natlab/rendezvous"
-	"github.com/natlab/natlab/stunserver"
 	"github.com/natlab/natlab/topology"
-	"github.com/natlab/natlab/tunnel"
-	"github.com/natlab/natlab/turnserver"
-	"github.com/natlab/natlab/upgrade"
 )
+
+// Where the services listen. The agents that serve and reach them take
+// their ports from here, so the plan and the servers cannot disagree.
+const (
+	// STUNPort is STUN's port (RFC 8489), and STUNAltPort the
+	// conventional alternate an RFC 5780 server also answers on.
+	STUNPort    = 3478
+	STUNAltPort = 3479
+	// TURNPort is TURN's port, shared with STUN (RFC 8656).
+	TURNPort = 3478
+	// RendezvousPort is where natlab's HTTP rendezvous service listens.
+	RendezvousPort = 7000
+	// TunnelPort is where reverse-tunnel relays accept tunnels.
+	TunnelPort = 4443
+	// DERPPort is where natlab's DERP service listens (plain HTTP).
+	DERPPort = 80
+	// NATPMPPort is where NAT-PMP servers listen, on the gateway's LAN
+	// address (RFC 6886).
+	NATPMPPort = 5351
+)
+
+// STUNEndpoint says which of an RFC 5780 STUN server's sockets: address
+// 0 or 1, port 0 or 1.
+type STUNEndpoint struct{ Addr, Port int }
+
+// STUNLayout is where a STUN server listens: Addrs[1] is invalid for a
+// server with one address, which then cannot honour change-IP requests.
+type STUNLayout struct {
+	Addrs [2]netip.Addr
+	Ports [2]uint16
+}
+
+// At is the transport address of one endpoint.
+func (l STUNLayout) At(e STUNEndpoint) netip.AddrPort {
+	return netip.AddrPortFrom(l.Addrs[e.Addr], l.Ports[e.Port])
+}
+
+// Endpoints lists the endpoints the layout has: four, or two with one
+// address.
+func (l STUNLayout) Endpoints() []STUNEndpoint {
+	var eps []STUNEndpoint
+	for a := 0; a < 2; a++ {
+		if !l.Addrs[a].IsValid() {
+			continue
+		}
+		for p := 0; p < 2; p++ {
+			eps = append(eps, STUNEndpoint{a, p})
+		}
+	}
+	return eps
+}
 
 // Plan is where a server node's services listen.
 type Plan struct {
 	// STUN is the RFC 5780 layout; STUN.Addrs[0] is invalid without stun.
-	STUN stunserver.Layout
+	STUN STUNLayout
 	// TURN is TURN's address (UDP and TCP), invalid without turn.
 	TURN netip.AddrPort
 	// Rendezvous is the HTTP rendezvous service's address, invalid
@@ -66,19 +108,19 @@ func PlanFor(n *topology.Node) Plan {
 			if len(n.Addresses) > 1 {
 				p.STUN.Addrs[1] = n.Addresses[1]
 			}
-			p.STUN.Ports = [2]uint16{stunserver.DefaultPort, stunserver.DefaultAltPort}
+			p.STUN.Ports = [2]uint16{STUNPort, STUNAltPort}
 		case topology.ServiceTURN:
-			p.TURN = netip.AddrPortFrom(n.Addresses[0], turnserver.DefaultPort)
+			p.TURN = netip.AddrPortFrom(n.Addresses[0], TURNPort)
 		case topology.ServiceRendezvous:
-			p.Rendezvous = netip.AddrPortFrom(n.Addresses[0], rendezvous.DefaultPort)
+			p.Rendezvous = netip.AddrPortFrom(n.Addresses[0], RendezvousPort)
 		case topology.ServiceTunnel:
-			p.Tunnel = netip.AddrPortFrom(n.Addresses[0], tunnel.ControlPort)
+			p.Tunnel = netip.AddrPortFrom(n.Addresses[0], TunnelPort)
 		case topology.ServiceDERP:
-			p.DERP = netip.AddrPortFrom(n.Addresses[0], upgrade.DERPPort)
+			p.DERP = netip.AddrPortFrom(n.Addresses[0], DERPPort)
 		}
 	}
 	if n.NAT != nil && n.NAT.PortMapping == topology.PortMappingNATPMP {
-		p.NATPMP = netip.AddrPortFrom(n.NAT.Gateway, natpmp.Port)
+		p.NATPMP = netip.AddrPortFrom(n.NAT.Gateway, NATPMPPort)
 	}
 	return p
 }
@@ -88,7 +130,16 @@ func (p Plan) STUNServer() netip.AddrPort {
 	if !p.STUN.Addrs[0].IsValid() {
 		return netip.AddrPort{}
 	}
-	return p.STUN.At(stunserver.Endpoint{})
+	return p.STUN.At(STUNEndpoint{})
+}
+
+// STUNAlternate is the RFC 5780 alternate endpoint (the other address and
+// port), invalid without stun or with one address.
+func (p Plan) STUNAlternate() netip.AddrPort {
+	if !p.STUN.Addrs[1].IsValid() {
+		return netip.AddrPort{}
+	}
+	return p.STUN.At(STUNEndpoint{Addr: 1, Port: 1})
 }
 
 // RendezvousURL is the rendezvous service's base URL.
@@ -96,109 +147,10 @@ func (p Plan) RendezvousURL() string {
 	return "http://" + p.Rendezvous.String()
 }
 
-// Run serves node n's services from the calling process, which must be
-// inside the node's namespace, until ctx is done. ready is called once
-// every socket is open. NAT-PMP edits the NAT's nftables table, in the
-// process's namespace.
-func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, logf func(string, ...any), ready func()) error {
-	plan := PlanFor(n)
-	var closers []func() error
-	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}()
-
-	var stun *stunserver.Server
-	if plan.STUN.Addrs[0].IsValid() {
-		var err error
-		if stun, err = stunserver.Listen(plan.STUN); err != nil {
-			return err
-		}
-		closers = append(closers, stun.Close)
-		logf("stun: listening on %v (RFC 5780 alternate: %v)", plan.STUNServer(), alternate(plan.STUN))
+// DERPURL is the DERP service's URL, "" without derp.
+func (p Plan) DERPURL() string {
+	if !p.DERP.IsValid() {
+		return ""
 	}
-	if plan.TURN.IsValid() {
-		cfg := turnserver.Config{RelayAddress: plan.TURN.Addr(), Realm: creds.Realm, User: creds.User, Password: creds.Password, Logf: logf}
-		if stun != nil && plan.STUNServer() == plan.TURN {
-			shared := turnserver.NewSharedConn(stun.Conn(stunserver.Endpoint{}))
-			stun.HandleOther(func(at stunserver.Endpoint, from netip.AddrPort, packet []byte) {
-				if at == (stunserver.Endpoint{}) {
-					shared.Deliver(from, packet)
-				}
-			})
-			cfg.UDP = shared
-		} else {
-			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(plan.TURN))
-			if err != nil {
-				return fmt.Errorf("turn: %w", err)
-			}
-			cfg.UDP = c
-		}
-		tcp, err := net.Listen("tcp4", plan.TURN.String())
-		if err != nil {
-			return fmt.Errorf("turn: %w", err)
-		}
-		cfg.TCP = tcp
-		ts, err := turnserver.Start(cfg)
-		if err != nil {
-			tcp.Close()
-			return err
-		}
-		closers = append(closers, ts.Close)
-		logf("turn: listening on %v (udp and tcp), realm %s, user %s", plan.TURN, creds.Realm, creds.User)
-	}
-	if stun != nil {
-		go stun.Serve(logf)
-	}
-	if plan.Rendezvous.IsValid() {
-		l, err := net.Listen("tcp4", plan.Rendezvous.String())
-		if err != nil {
-			return fmt.Errorf("rendezvous: %w", err)
-		}
-		srv := &http.Server{Handler: rendezvous.NewServer().Handler(), ReadHeaderTimeout: 5e9}
-		go func() {
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logf("rendezvous: %v", err)
-			}
-		}()
-		closers = append(closers, srv.Close)
-		logf("rendezvous: listening on %s", plan.RendezvousURL())
-	}
-	if plan.Tunnel.IsValid() {
-		ts, err := tunnel.Listen(plan.Tunnel.Addr())
-		if err != nil {
-			return err
-		}
-		go ts.Serve(logf)
-		closers = append(closers, ts.Close)
-		logf("tunnel: relay control on %v", plan.Tunnel)
-	}
-	if plan.DERP.IsValid() {
-		stop, err := upgrade.ServeDERP(plan.DERP.Addr(), logf)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, stop)
-		logf("derp: listening on %s", upgrade.DERPURL(plan.DERP.Addr()))
-	}
-	if plan.NATPMP.IsValid() {
-		ps, err := natpmp.Listen(plan.NATPMP.Addr(), n.NAT.LAN, n.Addresses[0], n.NAT.Behaviour.PortRange)
-		if err != nil {
-			return err
-		}
-		go ps.Serve(logf)
-		closers = append(closers, ps.Close)
-		logf("nat-pmp: listening on %v", plan.NATPMP)
-	}
-	ready()
-	<-ctx.Done()
-	return nil
-}
-
-func alternate(l stunserver.Layout) string {
-	if !l.Addrs[1].IsValid() {
-		return "none: one address, so no RFC 5780 discovery"
-	}
-	return l.At(stunserver.Endpoint{Addr: 1, Port: 1}).String()
+	return "http://" + p.DERP.String() + "/derp"
 }

@@ -124,9 +124,9 @@ func TestSendRun(t *testing.T) {
 
 // loopSTUN serves STUN on loopback, on 127.0.0.3 and 127.0.0.4 and the
 // two ports from port, until the test ends.
-func loopSTUN(t *testing.T, port uint16) stunserver.Layout {
+func loopSTUN(t *testing.T, port uint16) service.STUNLayout {
 	t.Helper()
-	layout := stunserver.Layout{Addrs: [2]netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")}, Ports: [2]uint16{port, port + 1}}
+	layout := service.STUNLayout{Addrs: [2]netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")}, Ports: [2]uint16{port, port + 1}}
 	srv, err := stunserver.Listen(layout)
 	if err != nil {
 		t.Skipf("no loopback STUN server: %v", err)

@@ -92,8 +92,8 @@ func (s *Upgrade) Run(ctx context.Context, env Env) (Result, error) {
 		TURN:  relayConfig(env, s.Server, s.Timeout),
 		Punch: punch.Config{STUN: env.Plan(s.STUN).STUNServer(), Timeout: s.Timeout},
 	}
-	if d := env.Plan(s.Server).DERP; s.Relay == topology.ServiceDERP && d.IsValid() {
-		cfg.DERP = upgrade.DERPURL(d.Addr())
+	if s.Relay == topology.ServiceDERP {
+		cfg.DERP = env.Plan(s.Server).DERPURL()
 	}
 	out, err := upgrade.Run(ctx, cfg, peers[0], peers[1])
 	res := Result{Data: out}

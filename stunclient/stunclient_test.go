@@ -6,17 +6,18 @@ import (
 
 	"github.com/pion/stun/v3"
 
+	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/stunserver"
 )
 
 func TestParseServerAnswer(t *testing.T) {
-	layout := stunserver.Layout{Addrs: [2]netip.Addr{netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("203.0.113.11")}, Ports: [2]uint16{3478, 3479}}
+	layout := service.STUNLayout{Addrs: [2]netip.Addr{netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("203.0.113.11")}, Ports: [2]uint16{3478, 3479}}
 	req, err := Build(Request{ChangeIP: true, ChangePort: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := netip.MustParseAddrPort("198.51.100.1:4000")
-	reply, err := stunserver.Answer(layout, stunserver.Endpoint{}, client, req.Raw)
+	reply, err := stunserver.Answer(layout, service.STUNEndpoint{}, client, req.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +35,8 @@ func TestParseServerAnswer(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	req, _ := Build(Request{})
-	reply, _ := stunserver.Answer(stunserver.Layout{Addrs: [2]netip.Addr{netip.MustParseAddr("203.0.113.10")}, Ports: [2]uint16{3478, 3479}},
-		stunserver.Endpoint{}, netip.MustParseAddrPort("198.51.100.1:4000"), req.Raw)
+	reply, _ := stunserver.Answer(service.STUNLayout{Addrs: [2]netip.Addr{netip.MustParseAddr("203.0.113.10")}, Ports: [2]uint16{3478, 3479}},
+		service.STUNEndpoint{}, netip.MustParseAddrPort("198.51.100.1:4000"), req.Raw)
 	f.Add(reply.Packet)
 	f.Add(req.Raw)
 	f.Fuzz(func(t *testing.T, packet []byte) {

@@ -17,53 +17,17 @@ import (
 	"net/netip"
 
 	"github.com/pion/stun/v3"
-)
 
-// Default ports: 3478 is STUN's, 3479 the conventional alternate.
-const (
-	DefaultPort    = 3478
-	DefaultAltPort = 3479
+	"github.com/natlab/natlab/service"
 )
 
 // Software is sent in every response.
 const Software = "natlab"
 
-// Endpoint says which of the server's sockets: address 0 or 1, port 0 or 1.
-type Endpoint struct{ Addr, Port int }
-
-// Layout is where the server listens: Addrs[1] is invalid for a server
-// with one address, which then cannot honour change-IP requests.
-type Layout struct {
-	Addrs [2]netip.Addr
-	Ports [2]uint16
-}
-
-// At is the transport address of one endpoint.
-func (l Layout) At(e Endpoint) netip.AddrPort {
-	return netip.AddrPortFrom(l.Addrs[e.Addr], l.Ports[e.Port])
-}
-
-// Endpoints lists the endpoints the layout has: four, or two with one
-// address.
-func (l Layout) Endpoints() []Endpoint {
-	var eps []Endpoint
-	for a := 0; a < 2; a++ {
-		if !l.Addrs[a].IsValid() {
-			continue
-		}
-		for p := 0; p < 2; p++ {
-			eps = append(eps, Endpoint{a, p})
-		}
-	}
-	return eps
-}
-
-func (l Layout) hasAlternateAddr() bool { return l.Addrs[1].IsValid() }
-
 // Reply is what Answer decides: send Packet from endpoint Via to To.
 type Reply struct {
 	Packet []byte
-	Via    Endpoint
+	Via    service.STUNEndpoint
 	To     netip.AddrPort
 }
 
@@ -95,7 +59,7 @@ var comprehensionOK = map[stun.AttrType]bool{
 // Answer handles one datagram that arrived on endpoint at from client.
 // It returns ErrNotBinding for anything that is not a Binding request, and
 // another error (and no reply) for a Binding request it must drop.
-func Answer(l Layout, at Endpoint, client netip.AddrPort, packet []byte) (Reply, error) {
+func Answer(l service.STUNLayout, at service.STUNEndpoint, client netip.AddrPort, packet []byte) (Reply, error) {
 	if !stun.IsMessage(packet) {
 		return Reply{}, ErrNotBinding
 	}
@@ -136,7 +100,7 @@ func Answer(l Layout, at Endpoint, client netip.AddrPort, packet []byte) (Reply,
 		}
 		flags := raw[3]
 		if flags&changeIP != 0 {
-			if !l.hasAlternateAddr() {
+			if !l.Addrs[1].IsValid() {
 				// RFC 5780 section 6.1: no alternate address, no change.
 				return errorReply(req, reply, stun.CodeBadRequest, nil)
 			}
@@ -161,8 +125,8 @@ func Answer(l Layout, at Endpoint, client netip.AddrPort, packet []byte) (Reply,
 		&stun.MappedAddress{IP: client.Addr().AsSlice(), Port: int(client.Port())},
 		&stun.ResponseOrigin{IP: origin.Addr().AsSlice(), Port: int(origin.Port())},
 	}
-	if l.hasAlternateAddr() {
-		other := l.At(Endpoint{1 - at.Addr, 1 - at.Port})
+	if l.Addrs[1].IsValid() {
+		other := l.At(service.STUNEndpoint{Addr: 1 - at.Addr, Port: 1 - at.Port})
 		setters = append(setters, &stun.OtherAddress{IP: other.Addr().AsSlice(), Port: int(other.Port())})
 	}
 	setters = append(setters, stun.NewSoftware(Software), stun.Fingerprint)
@@ -194,17 +158,17 @@ func errorReply(req *stun.Message, reply Reply, code stun.ErrorCode, unknown stu
 
 // Server serves Answer on real sockets.
 type Server struct {
-	layout Layout
-	conns  map[Endpoint]*net.UDPConn
+	layout service.STUNLayout
+	conns  map[service.STUNEndpoint]*net.UDPConn
 	// other receives datagrams that are not Binding requests, with the
 	// endpoint they came to; nil drops them.
-	other func(at Endpoint, from netip.AddrPort, packet []byte)
+	other func(at service.STUNEndpoint, from netip.AddrPort, packet []byte)
 }
 
 // Listen opens the layout's sockets in the calling thread's network
 // namespace.
-func Listen(l Layout) (*Server, error) {
-	s := &Server{layout: l, conns: map[Endpoint]*net.UDPConn{}}
+func Listen(l service.STUNLayout) (*Server, error) {
+	s := &Server{layout: l, conns: map[service.STUNEndpoint]*net.UDPConn{}}
 	for _, e := range l.Endpoints() {
 		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(l.At(e)))
 		if err != nil {
@@ -217,11 +181,11 @@ func Listen(l Layout) (*Server, error) {
 }
 
 // Conn returns the socket of endpoint e, for a service sharing it.
-func (s *Server) Conn(e Endpoint) *net.UDPConn { return s.conns[e] }
+func (s *Server) Conn(e service.STUNEndpoint) *net.UDPConn { return s.conns[e] }
 
 // HandleOther passes every datagram that is not a Binding request to fn,
 // which runs on the endpoint's reading goroutine.
-func (s *Server) HandleOther(fn func(at Endpoint, from netip.AddrPort, packet []byte)) {
+func (s *Server) HandleOther(fn func(at service.STUNEndpoint, from netip.AddrPort, packet []byte)) {
 	s.other = fn
 }
 

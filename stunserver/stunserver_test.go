@@ -7,9 +7,11 @@ import (
 	"testing"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/natlab/natlab/service"
 )
 
-var layout = Layout{
+var layout = service.STUNLayout{
 	Addrs: [2]netip.Addr{netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("203.0.113.11")},
 	Ports: [2]uint16{3478, 3479},
 }
@@ -49,26 +51,26 @@ func decode(t *testing.T, raw []byte) *stun.Message {
 func TestAnswer(t *testing.T) {
 	tests := []struct {
 		name       string
-		layout     Layout
-		at         Endpoint
+		layout     service.STUNLayout
+		at         service.STUNEndpoint
 		setters    []stun.Setter
-		wantVia    Endpoint
+		wantVia    service.STUNEndpoint
 		wantTo     netip.AddrPort
 		wantOther  string // "" for none
 		wantErrors stun.ErrorCode
 	}{
-		{"plain", layout, Endpoint{0, 0}, nil, Endpoint{0, 0}, client, "203.0.113.11:3479", 0},
-		{"on the alternate port", layout, Endpoint{0, 1}, nil, Endpoint{0, 1}, client, "203.0.113.11:3478", 0},
-		{"change ip and port", layout, Endpoint{0, 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 6}}}, Endpoint{1, 1}, client, "203.0.113.11:3479", 0},
-		{"change port", layout, Endpoint{0, 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 2}}}, Endpoint{0, 1}, client, "203.0.113.11:3479", 0},
-		{"change ip", layout, Endpoint{1, 1}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 4}}}, Endpoint{0, 1}, client, "203.0.113.10:3478", 0},
-		{"no change", layout, Endpoint{0, 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 0}}}, Endpoint{0, 0}, client, "203.0.113.11:3479", 0},
-		{"response port", layout, Endpoint{0, 0}, []stun.Setter{rawAttr{stun.AttrResponsePort, []byte{0x9c, 0x41, 0, 0}}}, Endpoint{0, 0}, netip.MustParseAddrPort("198.51.100.7:40001"), "203.0.113.11:3479", 0},
-		{"one address: no other-address", Layout{Addrs: [2]netip.Addr{layout.Addrs[0]}, Ports: layout.Ports}, Endpoint{0, 0}, nil, Endpoint{0, 0}, client, "", 0},
-		{"one address: change ip refused", Layout{Addrs: [2]netip.Addr{layout.Addrs[0]}, Ports: layout.Ports}, Endpoint{0, 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 4}}}, Endpoint{0, 0}, client, "", stun.CodeBadRequest},
-		{"bad change-request length", layout, Endpoint{0, 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{4}}}, Endpoint{0, 0}, client, "", stun.CodeBadRequest},
-		{"unknown required attribute", layout, Endpoint{0, 0}, []stun.Setter{rawAttr{0x0031, []byte{1, 2, 3, 4}}}, Endpoint{0, 0}, client, "", stun.CodeUnknownAttribute},
-		{"unknown optional attribute is ignored", layout, Endpoint{0, 0}, []stun.Setter{rawAttr{0x8031, []byte{1, 2, 3, 4}}}, Endpoint{0, 0}, client, "203.0.113.11:3479", 0},
+		{"plain", layout, service.STUNEndpoint{Addr: 0, Port: 0}, nil, service.STUNEndpoint{Addr: 0, Port: 0}, client, "203.0.113.11:3479", 0},
+		{"on the alternate port", layout, service.STUNEndpoint{Addr: 0, Port: 1}, nil, service.STUNEndpoint{Addr: 0, Port: 1}, client, "203.0.113.11:3478", 0},
+		{"change ip and port", layout, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 6}}}, service.STUNEndpoint{Addr: 1, Port: 1}, client, "203.0.113.11:3479", 0},
+		{"change port", layout, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 2}}}, service.STUNEndpoint{Addr: 0, Port: 1}, client, "203.0.113.11:3479", 0},
+		{"change ip", layout, service.STUNEndpoint{Addr: 1, Port: 1}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 4}}}, service.STUNEndpoint{Addr: 0, Port: 1}, client, "203.0.113.10:3478", 0},
+		{"no change", layout, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 0}}}, service.STUNEndpoint{Addr: 0, Port: 0}, client, "203.0.113.11:3479", 0},
+		{"response port", layout, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{stun.AttrResponsePort, []byte{0x9c, 0x41, 0, 0}}}, service.STUNEndpoint{Addr: 0, Port: 0}, netip.MustParseAddrPort("198.51.100.7:40001"), "203.0.113.11:3479", 0},
+		{"one address: no other-address", service.STUNLayout{Addrs: [2]netip.Addr{layout.Addrs[0]}, Ports: layout.Ports}, service.STUNEndpoint{Addr: 0, Port: 0}, nil, service.STUNEndpoint{Addr: 0, Port: 0}, client, "", 0},
+		{"one address: change ip refused", service.STUNLayout{Addrs: [2]netip.Addr{layout.Addrs[0]}, Ports: layout.Ports}, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{0, 0, 0, 4}}}, service.STUNEndpoint{Addr: 0, Port: 0}, client, "", stun.CodeBadRequest},
+		{"bad change-request length", layout, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{stun.AttrChangeRequest, []byte{4}}}, service.STUNEndpoint{Addr: 0, Port: 0}, client, "", stun.CodeBadRequest},
+		{"unknown required attribute", layout, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{0x0031, []byte{1, 2, 3, 4}}}, service.STUNEndpoint{Addr: 0, Port: 0}, client, "", stun.CodeUnknownAttribute},
+		{"unknown optional attribute is ignored", layout, service.STUNEndpoint{Addr: 0, Port: 0}, []stun.Setter{rawAttr{0x8031, []byte{1, 2, 3, 4}}}, service.STUNEndpoint{Addr: 0, Port: 0}, client, "203.0.113.11:3479", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,7 +134,7 @@ const rfc5769Request = "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e
 
 func TestAnswerRFC5769Request(t *testing.T) {
 	raw, _ := hex.DecodeString(rfc5769Request)
-	reply, err := Answer(layout, Endpoint{0, 0}, client, raw)
+	reply, err := Answer(layout, service.STUNEndpoint{Addr: 0, Port: 0}, client, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +164,7 @@ func TestAnswerIgnores(t *testing.T) {
 		"truncated":       {request(t, stun.Fingerprint)[:24], false},
 		"trailing bytes":  {append(request(t), 0), false},
 	} {
-		_, err := Answer(layout, Endpoint{0, 0}, client, tc.packet)
+		_, err := Answer(layout, service.STUNEndpoint{Addr: 0, Port: 0}, client, tc.packet)
 		if err == nil || errors.Is(err, ErrNotBinding) != tc.notBindig {
 			t.Errorf("%s: err=%v, want an error (not binding: %v)", name, err, tc.notBindig)
 		}
@@ -176,7 +178,7 @@ func FuzzAnswer(f *testing.F) {
 	f.Add(m.Raw)
 	f.Add([]byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
 	f.Fuzz(func(t *testing.T, packet []byte) {
-		reply, err := Answer(layout, Endpoint{0, 1}, client, packet)
+		reply, err := Answer(layout, service.STUNEndpoint{Addr: 0, Port: 1}, client, packet)
 		if err != nil {
 			return
 		}

@@ -27,10 +27,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// ControlPort is where relays accept tunnels.
-const ControlPort = 4443
+	"github.com/natlab/natlab/service"
+)
 
 // Limits of a relay.
 const (
@@ -51,7 +50,7 @@ type Server struct {
 // Listen opens the relay's control port on addr (in the calling thread's
 // namespace).
 func Listen(addr netip.Addr) (*Server, error) {
-	l, err := net.Listen("tcp4", netip.AddrPortFrom(addr, ControlPort).String())
+	l, err := net.Listen("tcp4", netip.AddrPortFrom(addr, service.TunnelPort).String())
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: %w", err)
 	}
@@ -245,7 +244,7 @@ func (c *Client) untrack(conns ...net.Conn) {
 // connection is made with dial, from the host's node. The tunnel stays
 // open until Close.
 func Open(ctx context.Context, dial Dialer, relay netip.Addr, publicPort uint16, target string) (*Client, error) {
-	ctlAddr := netip.AddrPortFrom(relay, ControlPort).String()
+	ctlAddr := netip.AddrPortFrom(relay, service.TunnelPort).String()
 	ctl, err := dial(ctx, "tcp4", ctlAddr)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: connect to the relay at %s: %w", ctlAddr, err)

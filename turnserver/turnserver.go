@@ -16,9 +16,6 @@ import (
 	"github.com/pion/turn/v4"
 )
 
-// DefaultPort is TURN's port, shared with STUN.
-const DefaultPort = 3478
-
 // Relay ports are taken from the dynamic range.
 const (
 	RelayMinPort = 49152

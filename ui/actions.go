@@ -200,8 +200,8 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 		if err != nil {
 			return nil, badRequest("switch: %v", err)
 		}
-		return &action{title: fmt.Sprintf("switch %s to %s", n.Name, typ), run: func(_ context.Context, res *actionResult) {
-			s.switchNAT(n.Name, typ, res)
+		return &action{title: fmt.Sprintf("switch %s to %s", n.Name, typ), run: func(ctx context.Context, res *actionResult) {
+			s.switchNAT(ctx, n.Name, typ, res)
 		}}, nil
 
 	case len(req.Walk) > 0:
@@ -264,8 +264,8 @@ func (s *Server) walkStep(ctx context.Context, w *step.PunchWalk, res *actionRes
 // switchNAT changes a NAT's type in the kernel, then starts afresh with
 // the new topology: a new runner session (what it learnt about paths
 // through the old NAT no longer holds), and a new state for every page.
-func (s *Server) switchNAT(node string, typ nat.Type, res *actionResult) {
-	n, err := lab.SwitchNAT(s.lab, node, typ)
+func (s *Server) switchNAT(ctx context.Context, node string, typ nat.Type, res *actionResult) {
+	n, err := lab.SwitchNAT(ctx, s.lab, node, typ)
 	if err != nil {
 		res.Error = err.Error()
 		return

@@ -20,6 +20,7 @@ import (
 	"tailscale.com/types/key"
 
 	"github.com/natlab/natlab/relay"
+	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/stunclient"
 )
 
@@ -204,13 +205,10 @@ func (d *derpLink) close() {
 	d.wg.Wait()
 }
 
-// DERPPort is where natlab's DERP service listens (plain HTTP).
-const DERPPort = 80
-
 // ServeDERP runs a DERP server on addr (in the calling thread's namespace)
 // until the returned function is called.
 func ServeDERP(addr netip.Addr, logf func(string, ...any)) (stop func() error, err error) {
-	l, err := net.Listen("tcp4", netip.AddrPortFrom(addr, DERPPort).String())
+	l, err := net.Listen("tcp4", netip.AddrPortFrom(addr, service.DERPPort).String())
 	if err != nil {
 		return nil, fmt.Errorf("derp: %w", err)
 	}
@@ -226,9 +224,4 @@ func ServeDERP(addr netip.Addr, logf func(string, ...any)) (stop func() error, e
 		hs.Close()
 		return srv.Close()
 	}, nil
-}
-
-// DERPURL is the URL of the DERP service on addr.
-func DERPURL(addr netip.Addr) string {
-	return fmt.Sprintf("http://%v/derp", netip.AddrPortFrom(addr, DERPPort))
 }

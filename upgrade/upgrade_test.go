@@ -52,7 +52,7 @@ nodes:
 				Punch: punch.Config{STUN: plan.STUNServer(), Timeout: time.Second},
 			}
 			if tc.relay == "derp" {
-				cfg.DERP = upgrade.DERPURL(plan.DERP.Addr())
+				cfg.DERP = plan.DERPURL()
 			}
 			res, err := upgrade.Run(context.Background(), cfg, peer("alice"), peer("bob"))
 			if err != nil {

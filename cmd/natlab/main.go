@@ -6,8 +6,16 @@ import (
 	"os"
 
 	"github.com/natlab/natlab/internal/cli"
+	"github.com/natlab/natlab/service/serve"
 )
 
 func main() {
+	// A lab's services run in natlab started again inside the node
+	// (service.Launch). First of all: a service process of a rootless lab
+	// also carries the rootless child's environment, which cli.Main would
+	// act on.
+	if serve.IsServiceProcess() {
+		os.Exit(serve.Main())
+	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -10,9 +10,7 @@ import (
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/service"
-	"github.com/natlab/natlab/stunserver"
 	"github.com/natlab/natlab/topology"
-	"github.com/natlab/natlab/upgrade"
 )
 
 // checkLabName refuses a --name that cannot name a lab, as a usage error.
@@ -75,8 +73,8 @@ func serviceSummary(n *topology.Node) string {
 	var s []string
 	if a := plan.STUNServer(); a.IsValid() {
 		alt := "no RFC 5780: one address"
-		if plan.STUN.Addrs[1].IsValid() {
-			alt = "RFC 5780 alternate " + plan.STUN.At(stunserver.Endpoint{Addr: 1, Port: 1}).String()
+		if b := plan.STUNAlternate(); b.IsValid() {
+			alt = "RFC 5780 alternate " + b.String()
 		}
 		s = append(s, fmt.Sprintf("stun %v (%s)", a, alt))
 	}
@@ -87,7 +85,7 @@ func serviceSummary(n *topology.Node) string {
 		s = append(s, "rendezvous "+plan.RendezvousURL())
 	}
 	if plan.DERP.IsValid() {
-		s = append(s, "derp "+upgrade.DERPURL(plan.DERP.Addr()))
+		s = append(s, "derp "+plan.DERPURL())
 	}
 	if plan.Tunnel.IsValid() {
 		s = append(s, fmt.Sprintf("tunnel %v tcp", plan.Tunnel))

@@ -18,7 +18,6 @@ import (
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
-	"github.com/natlab/natlab/upgrade"
 )
 
 // labStatus is what `natlab status --json` prints for one lab.
@@ -189,7 +188,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 				topology.ServiceSTUN:       plan.STUNServer().String(),
 				topology.ServiceTURN:       plan.TURN.String(),
 				topology.ServiceRendezvous: plan.RendezvousURL(),
-				topology.ServiceDERP:       upgrade.DERPURL(plan.DERP.Addr()),
+				topology.ServiceDERP:       plan.DERPURL(),
 				topology.ServiceTunnel:     plan.Tunnel.String(),
 			}[s]
 			ns.Services = append(ns.Services, serviceStatus{string(s), addr, pid != 0 && serves(pid, plan, s)})

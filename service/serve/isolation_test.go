@@ -1,4 +1,4 @@
-package service_test
+package serve_test
 
 import (
 	"context"
