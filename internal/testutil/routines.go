@@ -67,7 +67,11 @@ func checkRoutines(t testing.TB, tries int) {
 			k, _ := strconv.Atoi(c)
 			n += k
 		}
-		t.Errorf("%d goroutines the test started still run after it ended (count @ stack):\n\n%s", n, strings.Join(left, "\n\n"))
+		what := fmt.Sprintf("%d goroutines the test started still run", n)
+		if n == 1 {
+			what = "a goroutine the test started still runs"
+		}
+		t.Errorf("%s after it ended (count @ stack):\n\n%s", what, strings.Join(left, "\n\n"))
 	})
 }
 
@@ -81,7 +85,8 @@ func routinesOf(id string) []string {
 	var out []string
 	// After a header line, one record per stack: "N @ pcs", its labels,
 	// its frames, then a blank line.
-	for _, rec := range strings.Split(buf.String(), "\n\n") {
+	_, records, _ := strings.Cut(buf.String(), "\n")
+	for _, rec := range strings.Split(records, "\n\n") {
 		lines := strings.Split(strings.TrimSpace(rec), "\n")
 		if len(lines) < 2 || !strings.HasPrefix(lines[1], "# labels: {") || !strings.Contains(lines[1], want) || ownRoutine(rec) {
 			continue

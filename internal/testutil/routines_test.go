@@ -89,7 +89,7 @@ func TestCheckRoutines(t *testing.T) {
 				t.Fatalf("%d failures, want one: %q", len(f.failures), f.failures)
 			}
 			msg := f.failures[0]
-			if !strings.HasPrefix(msg, fmt.Sprintf("%d goroutines", tc.leaked)) || !strings.Contains(msg, "testutil.parked") {
+			if !strings.HasPrefix(msg, fmt.Sprintf("%d goroutines the test started", tc.leaked)) || !strings.Contains(msg, "testutil.parked") {
 				t.Errorf("failure does not count %d goroutines and show them parked:\n%s", tc.leaked, msg)
 			}
 			if strings.Contains(msg, "testing.tRunner") || strings.Contains(msg, "writeGoroutine") {
