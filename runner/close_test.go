@@ -2,10 +2,10 @@ package runner
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/topology"
 )
@@ -14,7 +14,7 @@ import (
 // steps started to outlast them (keepalives), and runs their closers,
 // and that the session starts nothing once closed.
 func TestCloseJoinsBackground(t *testing.T) {
-	before := runtime.NumGoroutine()
+	testutil.CheckRoutines(t)
 	sess := New(&labstate.State{Name: "close"}, &topology.Topology{Name: "close"})
 	ended := make(chan struct{}, 10)
 	closed := 0
@@ -34,7 +34,4 @@ func TestCloseJoinsBackground(t *testing.T) {
 	}
 	sess.Close()
 	sess.Env().Go(func(context.Context) { t.Error("a closed session started a goroutine") })
-	if after := runtime.NumGoroutine(); after > before {
-		t.Errorf("%d goroutines before the session, %d after it closed", before, after)
-	}
 }
