@@ -313,7 +313,7 @@ func (e *Env) inNAT(nat string, fn func(ns *namedns.NS) error) error {
 func (e *Env) Table(ctx context.Context, nat string) (*nattable.Table, error) {
 	var t *nattable.Table
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		t, err = nattable.Read(ns.Fd(), e.s.topo.Node(nat).Addresses[0])
+		t, err = nattable.Read(ctx, ns.Fd(), e.s.topo.Node(nat).Addresses[0])
 		return err
 	})
 	return t, err
@@ -323,7 +323,7 @@ func (e *Env) Table(ctx context.Context, nat string) (*nattable.Table, error) {
 func (e *Env) WallDrops(ctx context.Context, nat string) (uint64, error) {
 	var n uint64
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		n, err = nattable.WallDrops(ns.Fd())
+		n, err = nattable.WallDrops(ctx, ns.Fd())
 		return err
 	})
 	return n, err
@@ -333,7 +333,7 @@ func (e *Env) WallDrops(ctx context.Context, nat string) (uint64, error) {
 func (e *Env) Trace(ctx context.Context, nat string) (*trace.Tracer, error) {
 	var tr *trace.Tracer
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		tr, err = trace.Start(ns.Fd())
+		tr, err = trace.Start(ctx, ns.Fd())
 		return err
 	})
 	return tr, err
