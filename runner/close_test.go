@@ -2,6 +2,9 @@ package runner
 
 import (
 	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,4 +37,52 @@ func TestCloseJoinsBackground(t *testing.T) {
 	}
 	sess.Close()
 	sess.Env().Go(func(context.Context) { t.Error("a closed session started a goroutine") })
+}
+
+// Steps still starting background work and registering closers as the
+// session closes, from other goroutines: once any Close returns, every
+// goroutine Go started has ended, every closer has run, and no node can
+// be opened that Close would not close.
+func TestCloseRacesSteps(t *testing.T) {
+	testutil.CheckRoutines(t)
+	for range 200 {
+		sess := New(&labstate.State{Name: "race"}, &topology.Topology{Name: "race"})
+		var started, ended, registered, run atomic.Int64
+		var steps sync.WaitGroup
+		for range 4 {
+			steps.Go(func() {
+				env := sess.Env()
+				defer env.Close()
+				for range 5 {
+					env.Go(func(ctx context.Context) {
+						started.Add(1)
+						<-ctx.Done()
+						ended.Add(1)
+					})
+					registered.Add(1)
+					env.OnClose(func() error { run.Add(1); return nil })
+				}
+			})
+		}
+		var closers sync.WaitGroup
+		for range 2 {
+			closers.Go(func() {
+				sess.Close()
+				if s, e := started.Load(), ended.Load(); s != e {
+					t.Errorf("Close returned with %d of %d background goroutines still running", s-e, s)
+				}
+			})
+		}
+		closers.Wait()
+		steps.Wait()
+		if r, n := registered.Load(), run.Load(); r != n {
+			t.Errorf("%d closers registered, %d run", r, n)
+		}
+		if _, err := sess.Env().Node("alice"); err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Errorf("a closed session opened a node: %v", err)
+		}
+		if t.Failed() {
+			return
+		}
+	}
 }
