@@ -28,15 +28,23 @@ nodes:
   h1:     {kind: host, behind: nat}
 `
 
-func TestTraceShowsRewritesAndDrops(t *testing.T) {
-	testutil.CheckRoutines(t)
-	testutil.RequireTool(t, "tcpdump")
+// upNAT brings the scenario up and opens its NAT's namespace until the
+// test ends.
+func upNAT(t *testing.T) (*labtest.Lab, *namedns.NS) {
+	t.Helper()
 	l := labtest.Up(t, scenario)
 	ns, err := namedns.Open(l.Namespace("nat"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
+	t.Cleanup(func() { ns.Close() })
+	return l, ns
+}
+
+func TestTraceShowsRewritesAndDrops(t *testing.T) {
+	testutil.CheckRoutines(t)
+	testutil.RequireTool(t, "tcpdump")
+	l, ns := upNAT(t)
 
 	// An independent capture of the same namespace, on every interface.
 	capture := filepath.Join(t.TempDir(), "tcpdump.pcap")
@@ -174,12 +182,7 @@ func TestPcapReadsBack(t *testing.T) {
 // kernel, not taken in by the NAT.
 func TestTraceNoRoute(t *testing.T) {
 	testutil.CheckRoutines(t)
-	l := labtest.Up(t, scenario)
-	ns, err := namedns.Open(l.Namespace("nat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	l, ns := upNAT(t)
 	tr, err := trace.Start(t.Context(), ns.Fd())
 	if err != nil {
 		t.Fatal(err)
@@ -204,12 +207,7 @@ func TestTraceNoRoute(t *testing.T) {
 // would have waited for the NAT to be quiet.
 func TestTraceContext(t *testing.T) {
 	testutil.CheckRoutines(t)
-	l := labtest.Up(t, scenario)
-	ns, err := namedns.Open(l.Namespace("nat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	_, ns := upNAT(t)
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 	if tr, err := trace.Start(cancelled, ns.Fd()); !errors.Is(err, context.Canceled) {
