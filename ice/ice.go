@@ -218,17 +218,24 @@ func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
 // roundTrip measures the RTT over a connected pair: A sends a numbered
 // ping every 200ms until B's echo of one comes back, since a datagram may
 // be lost. pion's Conn ignores deadlines, so ctx ends the reads by closing
-// the connections.
+// the connections; roundTrip closes them when it returns too (nothing
+// uses them after it), and waits for its echo and its pings to end.
 func roundTrip(ctx context.Context, a, b net.Conn) (time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		a.Close()
+		b.Close()
+		wg.Wait()
+	}()
 	stop := context.AfterFunc(ctx, func() {
 		a.Close()
 		b.Close()
 	})
 	defer stop()
 	// B echoes what it gets.
-	go func() {
+	wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
 			n, err := b.Read(buf)
@@ -239,10 +246,10 @@ func roundTrip(ctx context.Context, a, b net.Conn) (time.Duration, error) {
 				return
 			}
 		}
-	}()
+	})
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
-	go func() {
+	wg.Go(func() {
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for seq := 0; ; seq++ {
@@ -259,7 +266,7 @@ func roundTrip(ctx context.Context, a, b net.Conn) (time.Duration, error) {
 			case <-tick.C:
 			}
 		}
-	}()
+	})
 	buf := make([]byte, 1500)
 	for {
 		n, err := a.Read(buf)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/natlab/natlab/ice"
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/nodenet"
 	"github.com/natlab/natlab/service"
 )
@@ -37,6 +38,7 @@ func servers(l *labtest.Lab) []ice.Server {
 // The ladder: host on one LAN, reflexive across punchable NATs, relay
 // where punching fails.
 func TestLadder(t *testing.T) {
+	testutil.CheckRoutines(t)
 	for _, tc := range []struct {
 		name, scenario string
 		want           []ice.Rung

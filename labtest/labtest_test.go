@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
@@ -33,6 +34,7 @@ nodes:
 // TestUpAndCleanup brings a lab up in a subtest and checks that it is
 // there while the subtest runs and gone, namespaces and record, after.
 func TestUpAndCleanup(t *testing.T) {
+	testutil.CheckRoutines(t)
 	var name string
 	var namespaces []string
 	t.Run("up", func(t *testing.T) {
@@ -73,6 +75,7 @@ func TestUpAndCleanup(t *testing.T) {
 }
 
 func TestAddresses(t *testing.T) {
+	testutil.CheckRoutines(t)
 	lb := Up(t, `
 nodes:
   server: {kind: server, addresses: [203.0.113.10, 203.0.113.11]}
@@ -120,6 +123,7 @@ nodes:
 // TestDo checks that Do runs inside the node, returns fn's error, and
 // leaves the test's own goroutine where it was.
 func TestDo(t *testing.T) {
+	testutil.CheckRoutines(t)
 	lb := Up(t, homeLab)
 	before := interfaces(t)
 	var inside string
@@ -151,6 +155,7 @@ func TestDo(t *testing.T) {
 // TestUDPThroughNAT dials from behind the NAT to a server, which sees the
 // NAT's public address; the answer comes back through the NAT.
 func TestUDPThroughNAT(t *testing.T) {
+	testutil.CheckRoutines(t)
 	lb := Up(t, homeLab)
 	srv, err := lb.Node("server").ListenUDP("udp4", ":9000")
 	if err != nil {
@@ -185,6 +190,7 @@ func TestUDPThroughNAT(t *testing.T) {
 // another, through DialContext in an http.Transport, and a TCP connection
 // into the NAT's LAN that the NAT refuses.
 func TestHTTPThroughNAT(t *testing.T) {
+	testutil.CheckRoutines(t)
 	lb := Up(t, homeLab)
 	ln, err := lb.Node("server").ListenTCP("tcp4", ":8080")
 	if err != nil {
@@ -222,6 +228,7 @@ func TestHTTPThroughNAT(t *testing.T) {
 }
 
 func TestCommand(t *testing.T) {
+	testutil.CheckRoutines(t)
 	lb := Up(t, homeLab)
 	alice := lb.Node("alice")
 	var inside []string
@@ -306,6 +313,7 @@ func TestCommand(t *testing.T) {
 // TestUpBuiltin brings up a built-in scenario; its STUN and TURN server
 // runs in a process started from this test binary.
 func TestUpBuiltin(t *testing.T) {
+	testutil.CheckRoutines(t)
 	lb := UpBuiltin(t, "full-cone")
 	if lb.Node("alice").PublicAddr() != lb.Node("nat-a").Addr() {
 		t.Fatalf("alice's public address %v, nat-a's %v", lb.Node("alice").PublicAddr(), lb.Node("nat-a").Addr())
@@ -322,6 +330,7 @@ func TestUpBuiltin(t *testing.T) {
 }
 
 func TestUpFile(t *testing.T) {
+	testutil.CheckRoutines(t)
 	path := filepath.Join(t.TempDir(), "lab.yaml")
 	if err := os.WriteFile(path, []byte(homeLab), 0o644); err != nil {
 		t.Fatal(err)
@@ -333,6 +342,7 @@ func TestUpFile(t *testing.T) {
 }
 
 func TestUpSpec(t *testing.T) {
+	testutil.CheckRoutines(t)
 	lb := UpSpec(t, Spec{Nodes: []NodeSpec{
 		Server("server"),
 		NAT("home", nat.Symmetric),
@@ -361,6 +371,7 @@ func TestUpSpec(t *testing.T) {
 
 // TestHelperSend is TestCommand's command.
 func TestHelperSend(t *testing.T) {
+	testutil.CheckRoutines(t)
 	to := os.Getenv("LABTEST_SEND_TO")
 	if to == "" {
 		t.Skip("run by TestCommand")

@@ -11,9 +11,12 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/internal/testutil"
 )
 
 func TestSkipReason(t *testing.T) {
+	testutil.CheckRoutines(t)
 	all := func(int) (bool, error) { return true, nil }
 	without := func(missing int) func(int) (bool, error) {
 		return func(c int) (bool, error) { return c != missing, nil }
@@ -50,6 +53,7 @@ func TestSkipReason(t *testing.T) {
 // TestKernelProbe runs the real probe, which must pass on a machine where
 // labs are built, and leave nothing in the test's own namespace.
 func TestKernelProbe(t *testing.T) {
+	testutil.CheckRoutines(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to probe the kernel")
 	}
@@ -78,6 +82,7 @@ func interfaces(t *testing.T) string {
 // as root without each capability a lab needs, and checks that Up skips
 // with the reason instead of failing.
 func TestSkipsWithoutPrivileges(t *testing.T) {
+	testutil.CheckRoutines(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to drop privileges from")
 	}
@@ -112,6 +117,7 @@ func TestSkipsWithoutPrivileges(t *testing.T) {
 
 // TestUpUnprivileged is TestSkipsWithoutPrivileges's child.
 func TestUpUnprivileged(t *testing.T) {
+	testutil.CheckRoutines(t)
 	if os.Getenv("LABTEST_UNPRIVILEGED") == "" {
 		t.Skip("run by TestSkipsWithoutPrivileges")
 	}

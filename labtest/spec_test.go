@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
 )
@@ -15,6 +16,7 @@ import (
 // file natlab parses has the nodes, addresses and NAT behaviour the Go
 // value gave, and the defaults where it gave none.
 func TestSpecYAML(t *testing.T) {
+	testutil.CheckRoutines(t)
 	off := false
 	tests := []struct {
 		name  string
@@ -114,6 +116,7 @@ func TestSpecYAML(t *testing.T) {
 // a knob whose zero value is no way of leaving it out), and that Spec
 // writes each into the scenario.
 func TestNodeSpecHasEveryKnob(t *testing.T) {
+	testutil.CheckRoutines(t)
 	var n NodeSpec
 	v := reflect.ValueOf(&n).Elem()
 	for i := range topology.NATKnobs {

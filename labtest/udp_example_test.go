@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/labtest"
 	"github.com/natlab/natlab/nat"
 )
@@ -55,6 +56,7 @@ func arrives(c *net.UDPConn, payload string, wait time.Duration) bool {
 // once mapped, only from addresses the host sent to, or only from the
 // exact address and port).
 func TestEchoAcrossNATTypes(t *testing.T) {
+	testutil.CheckRoutines(t)
 	tests := []struct {
 		typ nat.Type
 		// samePort: both echo servers see the same public port

@@ -1,6 +1,7 @@
 package natpmp
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,34 +23,73 @@ type Client struct {
 // doubles; a lab answers at once or not at all.
 var tries = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
 
-func (c *Client) exchange(req []byte, ok func([]byte) bool) ([]byte, error) {
+// exchange sends req until an answer ok accepts comes from the gateway,
+// the tries run out or ctx ends, whichever is first.
+func (c *Client) exchange(ctx context.Context, req []byte, ok func([]byte) bool) ([]byte, error) {
 	to := netip.AddrPortFrom(c.Gateway, service.NATPMPPort)
 	buf := make([]byte, 64)
-	defer c.Conn.SetReadDeadline(time.Time{})
+	// A cancelled ctx ends the read under way; the socket is the
+	// caller's again, without a deadline, once exchange returns.
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.Conn.SetReadDeadline(time.Now())
+		close(interrupted)
+	})
+	defer func() {
+		if !stop() {
+			<-interrupted
+		}
+		c.Conn.SetReadDeadline(time.Time{})
+	}()
 	for _, wait := range tries {
 		if _, err := c.Conn.WriteToUDPAddrPort(req, to); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("NAT-PMP: send to %v: %w", to, err)
 		}
-		c.Conn.SetReadDeadline(time.Now().Add(wait))
+		deadline := time.Now().Add(wait)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		c.Conn.SetReadDeadline(deadline)
+		// After the deadline is set: a ctx that ended before it was
+		// would not be noticed until the deadline.
+		if err := ended(ctx); err != nil {
+			return nil, fmt.Errorf("NAT-PMP: asking %v: %w", to, err)
+		}
 		for {
 			n, from, err := c.Conn.ReadFromUDPAddrPort(buf)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				break
 			}
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("NAT-PMP: read: %w", err)
 			}
 			if from.Addr().Unmap() == c.Gateway && ok(buf[:n]) {
 				return append([]byte(nil), buf[:n]...), nil
 			}
 		}
+		if err := ended(ctx); err != nil {
+			return nil, fmt.Errorf("NAT-PMP: no answer from %v: %w", to, err)
+		}
 	}
 	return nil, fmt.Errorf("NAT-PMP: no answer from %v", to)
 }
 
+// ended is ctx's error, or context.DeadlineExceeded once its deadline
+// has passed: a read whose deadline is ctx's may end before ctx's timer
+// has marked it done.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // ExternalAddress asks for the NAT's public address.
-func (c *Client) ExternalAddress() (netip.Addr, error) {
-	b, err := c.exchange([]byte{0, opAddress}, func(b []byte) bool { return len(b) == 12 && b[1] == opReply+opAddress })
+func (c *Client) ExternalAddress(ctx context.Context) (netip.Addr, error) {
+	b, err := c.exchange(ctx, []byte{0, opAddress}, func(b []byte) bool { return len(b) == 12 && b[1] == opReply+opAddress })
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -62,13 +102,13 @@ func (c *Client) ExternalAddress() (netip.Addr, error) {
 // Map asks for a forward of proto ("tcp" or "udp") from a public port
 // (suggested, which the NAT may not grant) to the host's internal port.
 // A zero lifetime deletes the mapping.
-func (c *Client) Map(proto string, internal, suggested uint16, lifetime time.Duration) (Mapping, error) {
+func (c *Client) Map(ctx context.Context, proto string, internal, suggested uint16, lifetime time.Duration) (Mapping, error) {
 	op := opcode(proto)
 	req := []byte{0, op, 0, 0}
 	req = binary.BigEndian.AppendUint16(req, internal)
 	req = binary.BigEndian.AppendUint16(req, suggested)
 	req = binary.BigEndian.AppendUint32(req, uint32(lifetime/time.Second))
-	b, err := c.exchange(req, func(b []byte) bool { return len(b) == 16 && b[1] == opReply+op })
+	b, err := c.exchange(ctx, req, func(b []byte) bool { return len(b) == 16 && b[1] == opReply+op })
 	if err != nil {
 		return Mapping{}, err
 	}

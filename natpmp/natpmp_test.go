@@ -22,10 +22,11 @@ nodes:
 
 // natlab's own client asks; a friend outside then reaches the console.
 func TestMapThroughNATPMP(t *testing.T) {
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, scenario)
 	c, _ := l.ListenUDP("console", ":0")
 	client := natpmp.Client{Conn: c, Gateway: l.Topo.Node("home").NAT.Gateway}
-	ext, err := client.ExternalAddress()
+	ext, err := client.ExternalAddress(t.Context())
 	if err != nil || ext != l.Addr("home", 0) {
 		t.Fatalf("external address %v, %v; want %v", ext, err, l.Addr("home", 0))
 	}
@@ -34,7 +35,7 @@ func TestMapThroughNATPMP(t *testing.T) {
 	if _, err := l.TCPDial("friend", public.String(), 500*time.Millisecond); err == nil {
 		t.Fatal("the friend reached the console before any mapping")
 	}
-	m, err := client.Map("tcp", 25565, 25565, time.Hour)
+	m, err := client.Map(t.Context(), "tcp", 25565, 25565, time.Hour)
 	if err != nil || m.External != 25565 || m.Lifetime != time.Hour {
 		t.Fatalf("map: %+v, %v", m, err)
 	}
@@ -42,7 +43,7 @@ func TestMapThroughNATPMP(t *testing.T) {
 		t.Errorf("friend -> %v after the mapping: %q, %v", public, got, err)
 	}
 	// UDP too.
-	u, err := client.Map("udp", 5000, 5000, time.Minute)
+	u, err := client.Map(t.Context(), "udp", 5000, 5000, time.Minute)
 	if err != nil || u.External != 5000 {
 		t.Fatalf("map udp: %+v, %v", u, err)
 	}
@@ -50,7 +51,7 @@ func TestMapThroughNATPMP(t *testing.T) {
 	l.UDP("friend", "").Send(netip.AddrPortFrom(ext, 5000), "udp through nat-pmp")
 	game.Expect("udp through nat-pmp", 2*time.Second)
 	// Deleting the TCP mapping closes the door again.
-	if _, err := client.Map("tcp", 25565, 0, 0); err != nil {
+	if _, err := client.Map(t.Context(), "tcp", 25565, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.TCPDial("friend", public.String(), 500*time.Millisecond); err == nil {
@@ -60,6 +61,7 @@ func TestMapThroughNATPMP(t *testing.T) {
 
 // natpmpc, an independent client from Debian, gets a mapping too.
 func TestNatpmpc(t *testing.T) {
+	testutil.CheckRoutines(t)
 	testutil.RequireTool(t, "natpmpc")
 	l := labtest.Up(t, scenario)
 	gw := l.Topo.Node("home").NAT.Gateway.String()
@@ -80,6 +82,7 @@ func TestNatpmpc(t *testing.T) {
 // uses the port too); an address-dependent mapping map, keyed by the
 // remote too, is left alone. Deleting the lease takes it all out again.
 func TestLeaseInTheNATsMaps(t *testing.T) {
+	testutil.CheckRoutines(t)
 	testutil.RequireTool(t, "nft")
 	for _, tc := range []struct {
 		name, knobs string
@@ -96,7 +99,7 @@ nodes:
 `)
 			c, _ := l.ListenUDP("console", ":0")
 			client := natpmp.Client{Conn: c, Gateway: l.Topo.Node("home").NAT.Gateway}
-			if m, err := client.Map("udp", 5000, 5001, time.Minute); err != nil || m.External != 5001 {
+			if m, err := client.Map(t.Context(), "udp", 5000, 5001, time.Minute); err != nil || m.External != 5001 {
 				t.Fatalf("map udp: %+v, %v", m, err)
 			}
 			console := regexp.QuoteMeta(l.Addr("console", 0).String())
@@ -117,7 +120,7 @@ nodes:
 			if got := list("mappings"); mapping.MatchString(got) != tc.mapping {
 				t.Errorf("map mappings holds %v: %v, want %v:\n%s", mapping, !tc.mapping, tc.mapping, got)
 			}
-			if _, err := client.Map("udp", 5000, 0, 0); err != nil {
+			if _, err := client.Map(t.Context(), "udp", 5000, 0, 0); err != nil {
 				t.Fatal(err)
 			}
 			for _, set := range []string{"portmap_udp", "ports", "mappings"} {

@@ -8,6 +8,7 @@ package nattable
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,9 +113,14 @@ func sortForwards(fs []Forward) {
 }
 
 // Read reads the table of the NAT whose namespace is open as nsFd and
-// whose public address is public.
-func Read(nsFd int, public netip.Addr) (*Table, error) {
+// whose public address is public. Each of its reads is one exchange with
+// the kernel, which answers at once; ctx is looked at before each, and
+// its deadline bounds those of nftables.
+func Read(ctx context.Context, nsFd int, public netip.Addr) (*Table, error) {
 	t := &Table{}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("conntrack: %w", err)
+	}
 	ct, err := conntrack.Dial(&netlink.Config{NetNS: nsFd})
 	if err != nil {
 		return nil, fmt.Errorf("conntrack: %w", err)
@@ -132,17 +138,27 @@ func Read(nsFd int, public netip.Addr) (*Table, error) {
 	slices.SortFunc(t.Flows, func(a, b Flow) int {
 		return cmp.Or(cmp.Compare(a.Public.Port(), b.Public.Port()), a.Remote.Compare(b.Remote), cmp.Compare(a.Proto, b.Proto))
 	})
-	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
+	conn, err := dialNFT(ctx, nsFd)
 	if err != nil {
 		return nil, err
 	}
-	if t.Mappings, err = readMappings(conn, public); err != nil {
+	if t.Mappings, err = readMappings(ctx, conn, public); err != nil {
 		return nil, err
 	}
-	if t.Forwards, err = readLeases(conn, public); err != nil {
+	if t.Forwards, err = readLeases(ctx, conn, public); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// dialNFT opens an nftables connection to the namespace open as nsFd,
+// whose exchanges with the kernel end at ctx's deadline.
+func dialNFT(ctx context.Context, nsFd int) (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.WithNetNSFd(nsFd)}
+	if d, ok := ctx.Deadline(); ok {
+		opts = append(opts, nftables.WithSockOptions(func(c *netlink.Conn) error { return c.SetDeadline(d) }))
+	}
+	return nftables.New(opts...)
 }
 
 // translated turns a conntrack flow into a table row, if the NAT
@@ -222,7 +238,10 @@ func tcpState(pi conntrack.ProtoInfo) string {
 
 // readMappings lists natlab's ports map: public UDP port -> private
 // endpoint.
-func readMappings(conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
+func readMappings(ctx context.Context, conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read the ports map: %w", err)
+	}
 	set, err := conn.GetSetByName(natrules.Table(), natrules.PortsSet)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -248,10 +267,13 @@ func readMappings(conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
 
 // readLeases lists the NAT-PMP leases: the port forward maps a NAT with
 // port-mapping has, one for each protocol; a NAT without has none.
-func readLeases(conn *nftables.Conn, public netip.Addr) ([]Forward, error) {
+func readLeases(ctx context.Context, conn *nftables.Conn, public netip.Addr) ([]Forward, error) {
 	var leases []Forward
 	for _, proto := range []string{"tcp", "udp"} {
 		name := natrules.PortMapSet(proto)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read the map %s: %w", name, err)
+		}
 		set, err := conn.GetSetByName(natrules.Table(), name)
 		if errors.Is(err, unix.ENOENT) {
 			continue

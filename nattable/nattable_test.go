@@ -2,6 +2,8 @@ package nattable_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 )
@@ -17,6 +20,7 @@ import (
 // The table shows exactly the public ports the server saw, in order, the
 // way the story's NAT at 203.0.113.50 hands out 48721, 48722, ...
 func TestTableMatchesSockets(t *testing.T) {
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, `
 internet: 203.0.113.0/24
 nodes:
@@ -39,7 +43,7 @@ nodes:
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	tab, err := nattable.Read(ns.Fd(), l.Addr("nat", 0))
+	tab, err := nattable.Read(t.Context(), ns.Fd(), l.Addr("nat", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +72,39 @@ nodes:
 }
 
 func TestNotANAT(t *testing.T) {
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, "nodes:\n  h: {kind: host}\n")
 	ns, _ := namedns.Open(l.Namespace("h"))
 	defer ns.Close()
-	if _, err := nattable.Read(ns.Fd(), l.Addr("h", 0)); err == nil || !strings.Contains(err.Error(), "not a NAT") {
+	if _, err := nattable.Read(t.Context(), ns.Fd(), l.Addr("h", 0)); err == nil || !strings.Contains(err.Error(), "not a NAT") {
 		t.Errorf("table of a host: %v", err)
+	}
+}
+
+// Reading a NAT's table or wall ends with its context, naming what it
+// was reading.
+func TestReadContext(t *testing.T) {
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, "nodes:\n  nat: {kind: nat}\n")
+	ns, _ := namedns.Open(l.Namespace("nat"))
+	defer ns.Close()
+	if _, err := nattable.Read(t.Context(), ns.Fd(), l.Addr("nat", 0)); err != nil {
+		t.Fatalf("table of a NAT: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if tab, err := nattable.Read(cancelled, ns.Fd(), l.Addr("nat", 0)); !errors.Is(err, context.Canceled) {
+		t.Errorf("table, cancelled: %v, %v", tab, err)
+	}
+	if n, err := nattable.WallDrops(cancelled, ns.Fd()); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "chain") {
+		t.Errorf("wall drops, cancelled: %d, %v", n, err)
 	}
 }
 
 // A NAT's port forwards: the scenario's static one and the NAT-PMP lease a
 // host asked for, each with where it came from and how long it has left.
 func TestForwards(t *testing.T) {
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, `
 nodes:
   home:    {kind: nat, type: port-restricted-cone, port-mapping: nat-pmp, forward: [{proto: tcp, port: 25565, to: server}]}
@@ -90,7 +116,7 @@ nodes:
 		t.Fatal(err)
 	}
 	client := natpmp.Client{Conn: c, Gateway: l.Topo.Node("home").NAT.Gateway}
-	if _, err := client.Map("tcp", 3074, 3074, time.Hour); err != nil {
+	if _, err := client.Map(t.Context(), "tcp", 3074, 3074, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	ns, err := namedns.Open(l.Namespace("home"))
@@ -99,7 +125,7 @@ nodes:
 	}
 	defer ns.Close()
 	public := l.Addr("home", 0)
-	tab, err := nattable.Read(ns.Fd(), public)
+	tab, err := nattable.Read(t.Context(), ns.Fd(), public)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package nattable
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -12,9 +13,11 @@ import (
 
 // WallDrops reads how many packets the wall of the NAT whose namespace is
 // open as nsFd has dropped: the counters of natlab's rules that drop
-// unsolicited packets (natrules.DropInput and DropForward), summed.
-func WallDrops(nsFd int) (uint64, error) {
-	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
+// unsolicited packets (natrules.DropInput and DropForward), summed. ctx
+// is looked at before each chain is read, and its deadline bounds the
+// reads.
+func WallDrops(ctx context.Context, nsFd int) (uint64, error) {
+	conn, err := dialNFT(ctx, nsFd)
 	if err != nil {
 		return 0, err
 	}
@@ -23,6 +26,9 @@ func WallDrops(nsFd int) (uint64, error) {
 	// The wall's rules are in these two chains; the others hold
 	// expressions google/nftables cannot read back.
 	for _, name := range []string{natrules.ChainForward, natrules.ChainInput} {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("list the rules of chain %s: %w", name, err)
+		}
 		ch := &nftables.Chain{Name: name, Table: table}
 		rules, err := conn.GetRules(table, ch)
 		if err != nil {

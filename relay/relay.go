@@ -247,7 +247,12 @@ func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, err)
 	}
-	defer relayConn.Close()
+	// Closing the allocation ends A's answering; Run waits for it.
+	var answering sync.WaitGroup
+	defer func() {
+		relayConn.Close()
+		answering.Wait()
+	}()
 	res.Relayed = relayConn.Relayed()
 
 	// A opens the permission for B's address (sending creates it).
@@ -257,7 +262,7 @@ func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 
 	// A answers every ping through the relay, to wherever it came from.
 	served := make(chan netip.AddrPort, 1)
-	go func() {
+	answering.Go(func() {
 		buf := make([]byte, 1500)
 		first := true
 		for {
@@ -275,7 +280,7 @@ func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 				first = false
 			}
 		}
-	}()
+	})
 
 	// B pings the relayed address until an answer comes back.
 	start := time.Now()

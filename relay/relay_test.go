@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/relay"
 	"github.com/natlab/natlab/service"
 )
@@ -29,6 +30,7 @@ func config(l *labtest.Lab) relay.Config {
 // The relay connects peers behind every pair of NAT types, including the
 // ones hole punching cannot cross.
 func TestRelayConnectsEveryPair(t *testing.T) {
+	testutil.CheckRoutines(t)
 	types := []string{"full-cone", "restricted-cone", "port-restricted-cone", "symmetric"}
 	for _, ta := range types {
 		for _, tb := range types {
@@ -56,6 +58,7 @@ nodes:
 }
 
 func TestRelayRefusesWrongCredentials(t *testing.T) {
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, `
 nodes:
   relay: {kind: server, services: [turn]}
@@ -76,6 +79,7 @@ nodes:
 // from it no more, so what reaches it is its owner's, and no goroutine is
 // left behind on it.
 func TestConnectGivesTheSocketBack(t *testing.T) {
+	testutil.CheckRoutines(t)
 	// Not parallel: it counts the process's goroutines.
 	l := labtest.Up(t, `
 nodes:

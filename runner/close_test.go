@@ -2,10 +2,13 @@ package runner
 
 import (
 	"context"
-	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/topology"
 )
@@ -14,7 +17,7 @@ import (
 // steps started to outlast them (keepalives), and runs their closers,
 // and that the session starts nothing once closed.
 func TestCloseJoinsBackground(t *testing.T) {
-	before := runtime.NumGoroutine()
+	testutil.CheckRoutines(t)
 	sess := New(&labstate.State{Name: "close"}, &topology.Topology{Name: "close"})
 	ended := make(chan struct{}, 10)
 	closed := 0
@@ -34,7 +37,52 @@ func TestCloseJoinsBackground(t *testing.T) {
 	}
 	sess.Close()
 	sess.Env().Go(func(context.Context) { t.Error("a closed session started a goroutine") })
-	if after := runtime.NumGoroutine(); after > before {
-		t.Errorf("%d goroutines before the session, %d after it closed", before, after)
+}
+
+// Steps still starting background work and registering closers as the
+// session closes, from other goroutines: once any Close returns, every
+// goroutine Go started has ended, every closer has run, and no node can
+// be opened that Close would not close.
+func TestCloseRacesSteps(t *testing.T) {
+	testutil.CheckRoutines(t)
+	for range 200 {
+		sess := New(&labstate.State{Name: "race"}, &topology.Topology{Name: "race"})
+		var started, ended, registered, run atomic.Int64
+		var steps sync.WaitGroup
+		for range 4 {
+			steps.Go(func() {
+				env := sess.Env()
+				defer env.Close()
+				for range 5 {
+					env.Go(func(ctx context.Context) {
+						started.Add(1)
+						<-ctx.Done()
+						ended.Add(1)
+					})
+					registered.Add(1)
+					env.OnClose(func() error { run.Add(1); return nil })
+				}
+			})
+		}
+		var closers sync.WaitGroup
+		for range 2 {
+			closers.Go(func() {
+				sess.Close()
+				if s, e := started.Load(), ended.Load(); s != e {
+					t.Errorf("Close returned with %d of %d background goroutines still running", s-e, s)
+				}
+			})
+		}
+		closers.Wait()
+		steps.Wait()
+		if r, n := registered.Load(), run.Load(); r != n {
+			t.Errorf("%d closers registered, %d run", r, n)
+		}
+		if _, err := sess.Env().Node("alice"); err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Errorf("a closed session opened a node: %v", err)
+		}
+		if t.Failed() {
+			return
+		}
 	}
 }

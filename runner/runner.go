@@ -100,7 +100,10 @@ type Session struct {
 	nodes  map[string]*nodenet.Node
 	// closers run when the session closes, last first.
 	closers []func() error
-	closed  bool
+	// closed is set, under mu, before Close waits for bg: from then on Go
+	// starts nothing, so nothing is added to bgDone once it is waited on.
+	closed    bool
+	closeOnce sync.Once
 }
 
 // New starts a session on the lab st describes, whose topology is topo
@@ -145,16 +148,18 @@ func (r *Session) Forget() { r.mem.Forget() }
 
 // Close stops what the session's steps started in the background, waits
 // for it to end, and closes its sockets and handles. It may be called
-// more than once.
-func (r *Session) Close() {
+// more than once, and from several goroutines: each returns once the
+// session is closed.
+func (r *Session) Close() { r.closeOnce.Do(r.close) }
+
+func (r *Session) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.stopBg()
 	r.bgDone.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return
-	}
-	r.closed = true
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		r.closers[i]()
 	}
@@ -169,6 +174,10 @@ func (r *Session) node(name string) (*nodenet.Node, error) {
 	defer r.mu.Unlock()
 	if n, ok := r.nodes[name]; ok {
 		return n, nil
+	}
+	if r.closed {
+		// Close would not close a handle opened now.
+		return nil, fmt.Errorf("node %s: the session is closed", name)
 	}
 	n, err := nodenet.Open(lab.NamespaceName(r.st.Name, name), name)
 	if err != nil {
@@ -313,7 +322,7 @@ func (e *Env) inNAT(nat string, fn func(ns *namedns.NS) error) error {
 func (e *Env) Table(ctx context.Context, nat string) (*nattable.Table, error) {
 	var t *nattable.Table
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		t, err = nattable.Read(ns.Fd(), e.s.topo.Node(nat).Addresses[0])
+		t, err = nattable.Read(ctx, ns.Fd(), e.s.topo.Node(nat).Addresses[0])
 		return err
 	})
 	return t, err
@@ -323,7 +332,7 @@ func (e *Env) Table(ctx context.Context, nat string) (*nattable.Table, error) {
 func (e *Env) WallDrops(ctx context.Context, nat string) (uint64, error) {
 	var n uint64
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		n, err = nattable.WallDrops(ns.Fd())
+		n, err = nattable.WallDrops(ctx, ns.Fd())
 		return err
 	})
 	return n, err
@@ -333,7 +342,7 @@ func (e *Env) WallDrops(ctx context.Context, nat string) (uint64, error) {
 func (e *Env) Trace(ctx context.Context, nat string) (*trace.Tracer, error) {
 	var tr *trace.Tracer
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		tr, err = trace.Start(ns.Fd())
+		tr, err = trace.Start(ctx, ns.Fd())
 		return err
 	})
 	return tr, err
@@ -356,9 +365,16 @@ func (e *Env) Go(fn func(ctx context.Context)) {
 }
 
 // OnClose has the session run fn when it closes.
+// A session closed already runs it at once: what a step still running
+// as the session closed kept open is closed all the same.
 func (e *Env) OnClose(fn func() error) {
 	r := e.s
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		fn()
+		return
+	}
 	defer r.mu.Unlock()
 	r.closers = append(r.closers, fn)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/step"
 )
@@ -14,6 +15,7 @@ import (
 // to, whose node's process is gone (or is another process now that its
 // PID was reused), grouped by node.
 func TestServicesDown(t *testing.T) {
+	testutil.CheckRoutines(t)
 	scenario := []byte(`
 name: down
 nodes:

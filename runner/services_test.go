@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/step"
@@ -18,6 +19,7 @@ import (
 // service and its node, besides what the step itself saw.
 func TestStepsSayWhichServiceIsDown(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, `
 nodes:
   srv:   {kind: server, services: [stun, turn, rendezvous, tunnel]}

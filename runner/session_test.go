@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/step"
 )
@@ -24,6 +25,7 @@ steps:
 // the filtering lets the knocker in, and meets the wall otherwise.
 func TestSessionKnocks(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, knockLab)
 	sess := runner.New(l.State, l.Topo)
 	defer sess.Close()

@@ -19,6 +19,7 @@ func TestEveryScenarioPasses(t *testing.T) {
 	for _, name := range scenarios.Names() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			testutil.CheckRoutines(t)
 			data, path, _ := scenarios.Read(name)
 			topo, err := step.Parse(path, data)
 			if err != nil {

@@ -86,7 +86,7 @@ func (s *Portmap) Run(ctx context.Context, env Env) (Result, error) {
 	if want == 0 {
 		want = s.Port
 	}
-	m, err := client.Map(string(s.Proto), s.Port, want, s.Lifetime)
+	m, err := client.Map(ctx, string(s.Proto), s.Port, want, s.Lifetime)
 	if err != nil {
 		return verdict(s, s.Expect, "fail", Result{Reason: err.Error(), Detail: fmt.Sprintf("%s asked %s (%v) for %s port %d", s.From, gw.Name, gw.NAT.Gateway, s.Proto, want)}), nil
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/stunserver"
@@ -16,6 +17,7 @@ import (
 // The steps' logic, run through loopEnv: no root, no namespaces.
 
 func TestWaitRun(t *testing.T) {
+	testutil.CheckRoutines(t)
 	env := newLoopEnv(t)
 	res, err := (&Wait{Duration: time.Millisecond}).Run(context.Background(), env)
 	if err != nil || !res.Pass || res.Observed != "ok" {
@@ -30,6 +32,7 @@ func TestWaitRun(t *testing.T) {
 }
 
 func TestExecRun(t *testing.T) {
+	testutil.CheckRoutines(t)
 	env := newLoopEnv(t, "alice", "127.0.0.1")
 	for _, tc := range []struct {
 		name     string
@@ -61,6 +64,7 @@ func TestExecRun(t *testing.T) {
 }
 
 func TestTableRun(t *testing.T) {
+	testutil.CheckRoutines(t)
 	env := newLoopEnv(t, "nat-a", "127.0.0.1")
 	env.tables["nat-a"] = &nattable.Table{
 		Mappings: []nattable.Mapping{
@@ -90,6 +94,7 @@ func TestTableRun(t *testing.T) {
 }
 
 func TestSendRun(t *testing.T) {
+	testutil.CheckRoutines(t)
 	env := newLoopEnv(t, "alice", "127.0.0.1", "bob", "127.0.0.2")
 	alice := netip.MustParseAddr("127.0.0.1")
 	for _, tc := range []struct {
@@ -138,6 +143,7 @@ func loopSTUN(t *testing.T, port uint16) service.STUNLayout {
 }
 
 func TestSTUNRun(t *testing.T) {
+	testutil.CheckRoutines(t)
 	layout := loopSTUN(t, 45478)
 	env := newLoopEnv(t, "alice", "127.0.0.1", "stun", "127.0.0.3")
 	env.plans["stun"] = service.Plan{STUN: layout}
@@ -163,6 +169,7 @@ func TestSTUNRun(t *testing.T) {
 }
 
 func TestServicesDownNamesOnlyNeeds(t *testing.T) {
+	testutil.CheckRoutines(t)
 	env := newLoopEnv(t, "alice", "127.0.0.1", "one", "127.0.0.3", "two", "127.0.0.4")
 	env.down["one"] = true
 	for _, tc := range []struct {

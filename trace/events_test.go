@@ -23,7 +23,7 @@ func startTrace(t *testing.T, l *labtest.Lab, nat string) *trace.Tracer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Close() })
-	tr, err := trace.Start(ns.Fd())
+	tr, err := trace.Start(t.Context(), ns.Fd())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,7 @@ func startTrace(t *testing.T, l *labtest.Lab, nat string) *trace.Tracer {
 // error after the packet it answers, although the trace knows that a
 // packet went nowhere only a moment later.
 func TestTraceInTimeOrder(t *testing.T) {
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, scenario)
 	gateway := l.Topo.Node("nat").NAT.Gateway
 	for _, tc := range []struct {
@@ -49,7 +50,7 @@ func TestTraceInTimeOrder(t *testing.T) {
 			tr := startTrace(t, l, "nat")
 			h := l.UDP("h1", "")
 			h.Send(tc.to, "anyone?")
-			evs := tr.Drain(time.Second)
+			evs := tr.Drain(t.Context(), time.Second)
 			cause, answer := -1, -1
 			for i, e := range evs {
 				switch {
@@ -76,6 +77,7 @@ func TestTraceInTimeOrder(t *testing.T) {
 // identifier may be; its destination never is, and the label says what
 // changed.
 func TestTraceLabelsICMPRewrite(t *testing.T) {
+	testutil.CheckRoutines(t)
 	testutil.RequireTool(t, "ping")
 	l := labtest.Up(t, `
 nodes:
@@ -88,7 +90,7 @@ nodes:
 		t.Fatalf("ping: %v\n%s", err, out)
 	}
 	seen := 0
-	for _, e := range tr.Drain(time.Second) {
+	for _, e := range tr.Drain(t.Context(), time.Second) {
 		if e.Kind != trace.Forwarded || e.Before.Proto != "icmp" {
 			continue
 		}
@@ -118,6 +120,7 @@ nodes:
 
 // One tracer per NAT: the second is told who likely holds the NAT's log.
 func TestSecondTracerIsBusy(t *testing.T) {
+	testutil.CheckRoutines(t)
 	l := labtest.Up(t, scenario)
 	startTrace(t, l, "nat")
 	ns, err := namedns.Open(l.Namespace("nat"))
@@ -125,7 +128,7 @@ func TestSecondTracerIsBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	tr, err := trace.Start(ns.Fd())
+	tr, err := trace.Start(t.Context(), ns.Fd())
 	if err == nil {
 		tr.Stop()
 		t.Fatal("a second tracer started on the same NAT")
@@ -143,6 +146,7 @@ func TestSecondTracerIsBusy(t *testing.T) {
 // The label says what changed, the ICMP identifier apart from the
 // addresses: it is no port, though trace keeps it in the ports.
 func TestRewrittenLabels(t *testing.T) {
+	testutil.CheckRoutines(t)
 	ap := netip.MustParseAddrPort
 	pkt := func(proto, icmp, src, dst string) trace.Packet {
 		return trace.Packet{Proto: proto, ICMP: icmp, Src: ap(src), Dst: ap(dst)}

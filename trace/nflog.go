@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -55,10 +56,17 @@ type nflogConn struct {
 	group uint16
 }
 
-func dialNFLOG(nsFd int, group uint16) (*nflogConn, error) {
+// dialNFLOG binds group in the namespace open as nsFd; ctx's deadline
+// bounds the binding.
+func dialNFLOG(ctx context.Context, nsFd int, group uint16) (*nflogConn, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsFd})
 	if err != nil {
 		return nil, fmt.Errorf("nflog: %w", err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		c.SetDeadline(d)
+		// The trace's reads set deadlines of their own.
+		defer c.SetDeadline(time.Time{})
 	}
 	n := &nflogConn{c: c, group: group}
 	if err := n.config(attr(cfgCmd, []byte{cmdBind})); err != nil {

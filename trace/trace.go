@@ -9,6 +9,7 @@
 package trace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -142,9 +144,14 @@ type Tracer struct {
 // taken in by the NAT, before it counts as dropped by the kernel.
 const pairWindow = 300 * time.Millisecond
 
-// Start begins tracing the NAT whose namespace is open as nsFd.
-func Start(nsFd int) (*Tracer, error) {
+// Start begins tracing the NAT whose namespace is open as nsFd. ctx bounds
+// setting the trace up, as it bounds net.ListenConfig.Listen: once Start
+// returns, the trace runs until Stop.
+func Start(ctx context.Context, nsFd int) (*Tracer, error) {
 	t := &Tracer{nsFd: nsFd, ifname: map[uint32]string{}, local: map[netip.Addr]bool{}, events: make(chan Event, 1024), done: make(chan struct{})}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start a trace: %w", err)
+	}
 	h, err := namedns.Netlink(nsFd)
 	if err != nil {
 		return nil, err
@@ -167,10 +174,10 @@ func Start(nsFd int) (*Tracer, error) {
 			t.local[ip] = true
 		}
 	}
-	if t.log, err = dialNFLOG(nsFd, natrules.LogGroup); err != nil {
+	if t.log, err = dialNFLOG(ctx, nsFd, natrules.LogGroup); err != nil {
 		return nil, err
 	}
-	if err := t.addTable(); err != nil {
+	if err := t.addTable(ctx); err != nil {
 		t.log.close()
 		return nil, err
 	}
@@ -184,9 +191,9 @@ func Start(nsFd int) (*Tracer, error) {
 func (t *Tracer) Events() <-chan Event { return t.events }
 
 // Drain returns the events that arrive until none has come for quiet, or
-// the trace ends: the kernel delivers its logs a little after the
+// the trace or ctx ends: the kernel delivers its logs a little after the
 // packets, so what a moment of traffic caused is in once the NAT is quiet.
-func (t *Tracer) Drain(quiet time.Duration) []Event {
+func (t *Tracer) Drain(ctx context.Context, quiet time.Duration) []Event {
 	var evs []Event
 	timer := time.NewTimer(quiet)
 	defer timer.Stop()
@@ -200,11 +207,14 @@ func (t *Tracer) Drain(quiet time.Duration) []Event {
 			timer.Reset(quiet)
 		case <-timer.C:
 			return evs
+		case <-ctx.Done():
+			return evs
 		}
 	}
 }
 
-// Stop removes the trace table and stops listening.
+// Stop removes the trace table and stops listening. It returns once the
+// goroutine that reads the kernel's logs has ended, within pairWindow.
 func (t *Tracer) Stop() error {
 	err := t.delTable()
 	close(t.done)
@@ -214,8 +224,12 @@ func (t *Tracer) Stop() error {
 	return err
 }
 
-func (t *Tracer) addTable() error {
-	conn, err := nftables.New(nftables.WithNetNSFd(t.nsFd))
+func (t *Tracer) addTable(ctx context.Context) error {
+	opts := []nftables.ConnOption{nftables.WithNetNSFd(t.nsFd)}
+	if d, ok := ctx.Deadline(); ok {
+		opts = append(opts, nftables.WithSockOptions(func(c *mdnetlink.Conn) error { return c.SetDeadline(d) }))
+	}
+	conn, err := nftables.New(opts...)
 	if err != nil {
 		return err
 	}
@@ -246,6 +260,9 @@ func (t *Tracer) addTable() error {
 		conn.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
 			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: natrules.LogGroup, Data: []byte(c.prefix)},
 		}})
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("add the trace table: %w", err)
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("add the trace table: %w", err)

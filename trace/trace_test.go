@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/netip"
 	"os"
@@ -27,14 +28,23 @@ nodes:
   h1:     {kind: host, behind: nat}
 `
 
-func TestTraceShowsRewritesAndDrops(t *testing.T) {
-	testutil.RequireTool(t, "tcpdump")
+// upNAT brings the scenario up and opens its NAT's namespace until the
+// test ends.
+func upNAT(t *testing.T) (*labtest.Lab, *namedns.NS) {
+	t.Helper()
 	l := labtest.Up(t, scenario)
 	ns, err := namedns.Open(l.Namespace("nat"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
+	t.Cleanup(func() { ns.Close() })
+	return l, ns
+}
+
+func TestTraceShowsRewritesAndDrops(t *testing.T) {
+	testutil.CheckRoutines(t)
+	testutil.RequireTool(t, "tcpdump")
+	l, ns := upNAT(t)
 
 	// An independent capture of the same namespace, on every interface.
 	capture := filepath.Join(t.TempDir(), "tcpdump.pcap")
@@ -55,7 +65,7 @@ func TestTraceShowsRewritesAndDrops(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stderr)
 
-	tr, err := trace.Start(ns.Fd())
+	tr, err := trace.Start(t.Context(), ns.Fd())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +77,7 @@ func TestTraceShowsRewritesAndDrops(t *testing.T) {
 	srv.Send(public, "welcome")
 	h.Expect("welcome", time.Second)
 	other.Send(public, "knock") // port-restricted: dropped
-	evs := tr.Drain(time.Second)
+	evs := tr.Drain(t.Context(), time.Second)
 	if err := tr.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +159,7 @@ func tcpdumpAddr(a netip.AddrPort) string {
 }
 
 func TestPcapReadsBack(t *testing.T) {
+	testutil.CheckRoutines(t)
 	tool := testutil.RequireTool(t, "tcpdump")
 	var b bytes.Buffer
 	w, err := trace.NewPcapWriter(&b)
@@ -170,20 +181,16 @@ func TestPcapReadsBack(t *testing.T) {
 // A packet for an address the NAT has no route to is dropped by the
 // kernel, not taken in by the NAT.
 func TestTraceNoRoute(t *testing.T) {
-	l := labtest.Up(t, scenario)
-	ns, err := namedns.Open(l.Namespace("nat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	tr, err := trace.Start(ns.Fd())
+	testutil.CheckRoutines(t)
+	l, ns := upNAT(t)
+	tr, err := trace.Start(t.Context(), ns.Fd())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Stop()
 	h := l.UDP("h1", ":5000")
 	h.Send(netip.MustParseAddrPort("10.9.9.9:7"), "anyone?")
-	for _, e := range tr.Drain(time.Second) {
+	for _, e := range tr.Drain(t.Context(), time.Second) {
 		if e.Before.Dst.String() != "10.9.9.9:7" {
 			continue
 		}
@@ -193,4 +200,28 @@ func TestTraceNoRoute(t *testing.T) {
 		return
 	}
 	t.Error("the packet to 10.9.9.9 was not traced")
+}
+
+// Setting a trace up ends with its context, leaving the NAT's log free
+// for the next; Drain returns when its context ends, however long it
+// would have waited for the NAT to be quiet.
+func TestTraceContext(t *testing.T) {
+	testutil.CheckRoutines(t)
+	_, ns := upNAT(t)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if tr, err := trace.Start(cancelled, ns.Fd()); !errors.Is(err, context.Canceled) {
+		if err == nil {
+			tr.Stop()
+		}
+		t.Fatalf("start with a cancelled context: %v, want %v", err, context.Canceled)
+	}
+	tr, err := trace.Start(t.Context(), ns.Fd())
+	if err != nil {
+		t.Fatalf("start after a cancelled start: %v", err)
+	}
+	defer tr.Stop()
+	if evs := tr.Drain(cancelled, time.Hour); len(evs) != 0 {
+		t.Errorf("drain of a quiet NAT: %v", evs)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/ui"
 )
 
@@ -162,6 +163,7 @@ func (p *page) shot(name string) {
 
 func TestBrowser(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	s := serve(t, storyLab)
 	ctx := browser(t)
 	p := newPage(t, ctx, artifacts(t))
@@ -271,7 +273,7 @@ func TestBrowser(t *testing.T) {
 	// the new URL rather than retrying for ever.
 	s.shutdown(t)
 	s.srv.Close()
-	again, err := ui.New(ui.Config{Lab: s.lab.Topo.Name, Token: "another-token-entirely"})
+	again, err := ui.New(t.Context(), ui.Config{Lab: s.lab.Topo.Name, Token: "another-token-entirely"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +287,7 @@ func TestBrowser(t *testing.T) {
 // a size that can be read.
 func TestBrowserLargeLab(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	var b strings.Builder
 	b.WriteString("nodes:\n  meet: {kind: server, services: [stun]}\n  stranger: {kind: host}\n")
 	for i := range 8 {
@@ -318,6 +321,7 @@ func TestBrowserLargeLab(t *testing.T) {
 // Without the token the page says what to do, and shows no lab.
 func TestBrowserWithoutToken(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	s := serve(t, storyLab)
 	ctx := browser(t)
 	p := newPage(t, ctx, artifacts(t))

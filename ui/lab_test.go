@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/ui"
@@ -47,7 +48,7 @@ type served struct {
 func serve(t *testing.T, scenario string) *served {
 	t.Helper()
 	l := labtest.Up(t, scenario)
-	srv, err := ui.New(ui.Config{Lab: l.Topo.Name, Token: token})
+	srv, err := ui.New(t.Context(), ui.Config{Lab: l.Topo.Name, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +199,7 @@ func (st *stream) await(t *testing.T, typ string, ok func(map[string]any) bool) 
 // watcher as packets, rewrites, table rows and results.
 func TestActions(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	s := serve(t, storyLab)
 	first, second := s.events(t), s.events(t)
 	for _, st := range []*stream{first, second} {
@@ -293,6 +295,7 @@ func TestActions(t *testing.T) {
 // table row.
 func TestRefusedActionsChangeNothing(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	s := serve(t, storyLab)
 	rules := func() string {
 		out, err := exec.Command("ip", "netns", "exec", s.lab.Namespace("nat-a"), "nft", "list", "ruleset").CombinedOutput()
@@ -342,6 +345,7 @@ func TestRefusedActionsChangeNothing(t *testing.T) {
 // address takes the page back.
 func TestStreamsEndWithTheServer(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	s := serve(t, storyLab)
 	st := s.events(t)
 	st.await(t, "state", func(map[string]any) bool { return true })
@@ -372,6 +376,7 @@ func mustJSON(v any) string {
 // says so to the command that serves it.
 func TestLabTakenDown(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	s := serve(t, storyLab)
 	st := s.events(t)
 	st.await(t, "state", func(map[string]any) bool { return true })
@@ -389,6 +394,7 @@ func TestLabTakenDown(t *testing.T) {
 // A NAT's port forwards reach the browser with its table.
 func TestTableForwards(t *testing.T) {
 	t.Parallel()
+	testutil.CheckRoutines(t)
 	s := serve(t, `
 nodes:
   home:      {kind: nat, type: port-restricted-cone, public: 203.0.113.2, forward: [{proto: tcp, port: 25565, to: minecraft}]}

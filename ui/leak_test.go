@@ -5,12 +5,15 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/natlab/natlab/internal/testutil"
 )
 
 // Every action's sockets and goroutines end with it. A hundred actions
 // (STUN, punches, relays, sends, walks) leave the process serving the
 // page with the descriptors and goroutines it had after one of each.
 func TestActionsLeaveNothingOpen(t *testing.T) {
+	testutil.CheckRoutines(t)
 	// Not parallel: it counts the whole process's descriptors and
 	// goroutines, and the parallel tests wait until it is done.
 	s := serve(t, storyLab)

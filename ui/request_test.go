@@ -5,11 +5,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/natlab/natlab/internal/testutil"
 )
 
 // Requests the server refuses before it looks at the lab: the form of an
 // action, the token, the Origin and the Host. None of them needs a lab.
 func TestDecodeAction(t *testing.T) {
+	testutil.CheckRoutines(t)
 	for _, tc := range []struct {
 		name, contentType, body string
 		code                    int
@@ -49,6 +52,7 @@ func TestDecodeAction(t *testing.T) {
 }
 
 func TestGuards(t *testing.T) {
+	testutil.CheckRoutines(t)
 	s := &Server{token: "secret", hosts: map[string]bool{"127.0.0.1:7780": true}, hub: newHub()}
 	h := s.Handler()
 	for _, tc := range []struct {
@@ -94,6 +98,7 @@ func TestGuards(t *testing.T) {
 }
 
 func TestHub(t *testing.T) {
+	testutil.CheckRoutines(t)
 	h := newHub()
 	fast, _ := h.subscribe()
 	slow, _ := h.subscribe()

@@ -83,15 +83,18 @@ type Server struct {
 	life context.Context
 	end  context.CancelFunc
 	// gone is closed when the lab is taken down under the server.
-	gone      chan struct{}
+	gone chan struct{}
+	// labWatch is the goroutine that closes gone; Close waits for it.
+	labWatch  sync.WaitGroup
 	closeOnce sync.Once
 }
 
 // labCheck is how often the server looks whether its lab is still up.
 const labCheck = time.Second
 
-// New starts watching lab cfg.Lab, which must be up.
-func New(cfg Config) (*Server, error) {
+// New starts watching lab cfg.Lab, which must be up. ctx bounds starting
+// to watch (the traces of its NATs); the server runs until Close.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	st, err := labstate.Load(cfg.Lab)
 	if err != nil {
 		return nil, err
@@ -116,8 +119,8 @@ func New(cfg Config) (*Server, error) {
 	life, end := context.WithCancel(context.Background())
 	s := &Server{lab: st.Name, token: token, hosts: hosts, hub: newHub(), st: st, topo: topo,
 		sess: runner.New(st, topo), life: life, end: end, gone: make(chan struct{})}
-	s.watch = newWatcher(st.Name, topo, s.hub)
-	go s.watchLab()
+	s.watch = newWatcher(ctx, st.Name, topo, s.hub)
+	s.labWatch.Go(s.watchLab)
 	return s, nil
 }
 
@@ -149,14 +152,16 @@ func (s *Server) Token() string { return s.token }
 // Warnings say what the page cannot show (a NAT another trace holds).
 func (s *Server) Warnings() []string { return s.watch.warnings }
 
-// Close stops watching the lab and ends every event stream. It leaves the
-// lab up.
+// Close stops watching the lab and ends every event stream; it returns
+// once every goroutine the server started has ended. It leaves the lab
+// up.
 func (s *Server) Close() {
 	s.closeOnce.Do(s.close)
 }
 
 func (s *Server) close() {
 	s.end()
+	s.labWatch.Wait()
 	s.hub.closeAll()
 	// An action still running has been cancelled; let it end before its
 	// session goes.

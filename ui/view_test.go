@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/topology"
 )
@@ -12,6 +13,7 @@ import (
 // topology.NATKnobs of a nat as a scenario file writes it, which is what
 // natlab status --json shows too (cli's TestStatusNamesEveryKnob).
 func TestViewNamesEveryKnob(t *testing.T) {
+	testutil.CheckRoutines(t)
 	topo, err := topology.Parse("knobs.yaml", []byte(`
 nodes:
   cgn: {kind: nat, mapping: address-dependent, ports: sequential, port-range: 20000-20999, hairpin: false, timeout: 24h}

@@ -84,8 +84,10 @@ const (
 	tableSettle = 100 * time.Millisecond
 )
 
-func newWatcher(labName string, topo *topology.Topology, h *hub) *watcher {
-	ctx, stop := context.WithCancel(context.Background())
+// newWatcher starts watching the lab's NATs; ctx bounds starting their
+// traces, and the watcher runs until close.
+func newWatcher(ctx context.Context, labName string, topo *topology.Topology, h *hub) *watcher {
+	life, stop := context.WithCancel(context.Background())
 	w := &watcher{lab: labName, hub: h, tables: map[string]*tableView{}, pokes: map[string]chan struct{}{}, stop: stop}
 	w.setTopology(topo)
 	for _, n := range topo.Nodes {
@@ -100,7 +102,7 @@ func newWatcher(labName string, topo *topology.Topology, h *hub) *watcher {
 		w.namespaces = append(w.namespaces, ns)
 		poke := make(chan struct{}, 1)
 		w.pokes[n.Name] = poke
-		tr, err := trace.Start(ns.Fd())
+		tr, err := trace.Start(ctx, ns.Fd())
 		if err != nil {
 			w.warnings = append(w.warnings, fmt.Sprintf("packets crossing %s cannot be shown: %v (is natlab trace running on it?)", n.Name, err))
 		} else {
@@ -109,7 +111,7 @@ func newWatcher(labName string, topo *topology.Topology, h *hub) *watcher {
 			go w.packets(n.Name, tr, poke)
 		}
 		w.wg.Add(1)
-		go w.table(ctx, n, ns, poke)
+		go w.table(life, n, ns, poke)
 	}
 	return w
 }
@@ -252,7 +254,10 @@ func (w *watcher) table(ctx context.Context, n *topology.Node, ns *namedns.NS, p
 	defer tick.Stop()
 	for {
 		v := &tableView{NAT: n.Name, Flows: []nattable.Flow{}, Mappings: []nattable.Mapping{}, Forwards: []nattable.Forward{}}
-		if t, err := nattable.Read(ns.Fd(), n.Addresses[0]); err != nil {
+		if t, err := nattable.Read(ctx, ns.Fd(), n.Addresses[0]); ctx.Err() != nil {
+			// The server is closing: what was read is of no use.
+			return
+		} else if err != nil {
 			v.Error = err.Error()
 		} else {
 			t.AddStatic(n.Addresses[0], n.NAT.Forwards)

@@ -206,7 +206,8 @@ func (d *derpLink) close() {
 }
 
 // ServeDERP runs a DERP server on addr (in the calling thread's namespace)
-// until the returned function is called.
+// until the returned function is called, which returns once the server
+// has stopped serving.
 func ServeDERP(addr netip.Addr, logf func(string, ...any)) (stop func() error, err error) {
 	l, err := net.Listen("tcp4", netip.AddrPortFrom(addr, service.DERPPort).String())
 	if err != nil {
@@ -219,9 +220,11 @@ func ServeDERP(addr netip.Addr, logf func(string, ...any)) (stop func() error, e
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go hs.Serve(l)
+	var serving sync.WaitGroup
+	serving.Go(func() { hs.Serve(l) })
 	return func() error {
 		hs.Close()
+		serving.Wait()
 		return srv.Close()
 	}, nil
 }

@@ -122,7 +122,11 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	var direct atomic.Pointer[path]
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// The punch's goroutine sends on punched once, as it ends, after it
+	// started the direct path's readers if the punch succeeded: once
+	// punched has been received, wg counts every reader.
 	punched := make(chan error, 1)
+	punchOver := false
 	go func() {
 		select {
 		case <-relayed:
@@ -156,10 +160,15 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 		}
 		select {
 		case <-ctx.Done():
+			if !punchOver {
+				// The punch ends with ctx.
+				<-punched
+			}
 			close(stop)
 			wg.Wait()
 			return res, ctx.Err()
 		case err := <-punched:
+			punchOver = true
 			if err != nil {
 				res.PunchError = err.Error()
 			} else {

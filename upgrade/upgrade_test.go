@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/punch"
 	"github.com/natlab/natlab/relay"
 	"github.com/natlab/natlab/service"
@@ -16,6 +17,7 @@ import (
 )
 
 func TestRelayThenDirect(t *testing.T) {
+	testutil.CheckRoutines(t)
 	for _, tc := range []struct {
 		relay    string
 		a, b     string

@@ -119,39 +119,40 @@ func TestCompleteLabAndNodes(t *testing.T) {
 		name   string
 		prefix []string
 	}{{"root", nil}, {"nobody", nobody}} {
-		if who.name == "nobody" && who.prefix == nil {
-			t.Log("no setpriv: not tried as nobody")
-			continue
-		}
-		for _, tc := range []struct {
-			args   []string
-			want   []string
-			unwant []string
-		}{
-			{[]string{"exec", ""}, []string{name}, nil},
-			{[]string{"down", name[:3]}, []string{name}, nil},
-			{[]string{"status", name, ""}, nil, []string{name}},
-			{[]string{"ui", ""}, []string{name, "act5-the-trick"}, nil},
-			{[]string{"exec", name, ""}, []string{"alice", "bob", "nat-a", "nat-b", "stun", "internet"}, nil},
-			{[]string{"classify", name, ""}, []string{"alice", "bob"}, []string{"nat-a", "stun"}},
-			{[]string{"classify", name, "alice", "--server", ""}, []string{"stun"}, []string{"alice"}},
-			{[]string{"table", name, ""}, []string{"nat-a", "nat-b"}, []string{"alice", "stun", "internet"}},
-			{[]string{"trace", name, "nat-"}, []string{"nat-a", "nat-b"}, []string{"alice"}},
-			{[]string{"rules", name, ""}, []string{"nat-a", "nat-b"}, []string{"bob"}},
-			{[]string{"graph", name[:4]}, []string{name}, nil},
-		} {
-			values, _ := complete(t, who.prefix, tc.args...)
-			for _, w := range tc.want {
-				if !slices.Contains(values, w) {
-					t.Errorf("as %s, __complete %q: %q missing from %q", who.name, tc.args, w, values)
+		t.Run(who.name, func(t *testing.T) {
+			if who.name == "nobody" && who.prefix == nil {
+				t.Skip("needs setpriv to complete as nobody (util-linux has it)")
+			}
+			for _, tc := range []struct {
+				args   []string
+				want   []string
+				unwant []string
+			}{
+				{[]string{"exec", ""}, []string{name}, nil},
+				{[]string{"down", name[:3]}, []string{name}, nil},
+				{[]string{"status", name, ""}, nil, []string{name}},
+				{[]string{"ui", ""}, []string{name, "act5-the-trick"}, nil},
+				{[]string{"exec", name, ""}, []string{"alice", "bob", "nat-a", "nat-b", "stun", "internet"}, nil},
+				{[]string{"classify", name, ""}, []string{"alice", "bob"}, []string{"nat-a", "stun"}},
+				{[]string{"classify", name, "alice", "--server", ""}, []string{"stun"}, []string{"alice"}},
+				{[]string{"table", name, ""}, []string{"nat-a", "nat-b"}, []string{"alice", "stun", "internet"}},
+				{[]string{"trace", name, "nat-"}, []string{"nat-a", "nat-b"}, []string{"alice"}},
+				{[]string{"rules", name, ""}, []string{"nat-a", "nat-b"}, []string{"bob"}},
+				{[]string{"graph", name[:4]}, []string{name}, nil},
+			} {
+				values, _ := complete(t, who.prefix, tc.args...)
+				for _, w := range tc.want {
+					if !slices.Contains(values, w) {
+						t.Errorf("as %s, __complete %q: %q missing from %q", who.name, tc.args, w, values)
+					}
+				}
+				for _, u := range tc.unwant {
+					if slices.Contains(values, u) {
+						t.Errorf("as %s, __complete %q: %q offered: %q", who.name, tc.args, u, values)
+					}
 				}
 			}
-			for _, u := range tc.unwant {
-				if slices.Contains(values, u) {
-					t.Errorf("as %s, __complete %q: %q offered: %q", who.name, tc.args, u, values)
-				}
-			}
-		}
+		})
 	}
 }
 
@@ -165,22 +166,20 @@ func TestCompletionScripts(t *testing.T) {
 		{"zsh", []string{"zsh", "-n"}},
 		{"fish", []string{"fish", "--no-execute"}},
 	} {
-		r := run(t, "completion", tc.shell)
-		if r.code != 0 || !strings.Contains(r.stdout, "__complete") {
-			t.Errorf("completion %s: exit %d, %s\n%.300s", tc.shell, r.code, r.stderr, r.stdout)
-			continue
-		}
-		if _, err := exec.LookPath(tc.check[0]); err != nil {
-			t.Logf("no %s here: its script is not parsed", tc.shell)
-			continue
-		}
-		file := filepath.Join(t.TempDir(), "natlab."+tc.shell)
-		if err := os.WriteFile(file, []byte(r.stdout), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command(tc.check[0], append(tc.check[1:], file)...).CombinedOutput(); err != nil {
-			t.Errorf("%s does not parse natlab completion %s: %v\n%s", tc.shell, tc.shell, err, out)
-		}
+		t.Run(tc.shell, func(t *testing.T) {
+			r := run(t, "completion", tc.shell)
+			if r.code != 0 || !strings.Contains(r.stdout, "__complete") {
+				t.Fatalf("completion %s: exit %d, %s\n%.300s", tc.shell, r.code, r.stderr, r.stdout)
+			}
+			testutil.RequireTool(t, tc.check[0])
+			file := filepath.Join(t.TempDir(), "natlab."+tc.shell)
+			if err := os.WriteFile(file, []byte(r.stdout), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(tc.check[0], append(tc.check[1:], file)...).CombinedOutput(); err != nil {
+				t.Errorf("%s does not parse natlab completion %s: %v\n%s", tc.shell, tc.shell, err, out)
+			}
+		})
 	}
 }
 
@@ -188,33 +187,48 @@ func TestCompletionScripts(t *testing.T) {
 // natlab: a Tab after "natlab rules symmetric " offers its NATs.
 func TestCompletionInTheShell(t *testing.T) {
 	const bashCompletion = "/usr/share/bash-completion/bash_completion"
-	for _, tc := range []struct {
+	shells := []struct {
 		shell, script string
-		skip          func() bool
+		// framework is a file the shell's script needs, "" if none.
+		framework string
 	}{
 		{"bash", `source ` + bashCompletion + `; source <(natlab completion bash)
 COMP_WORDS=(natlab rules symmetric ""); COMP_CWORD=3; COMP_LINE="natlab rules symmetric "; COMP_POINT=${#COMP_LINE}
-__start_natlab; printf '%s\n' "${COMPREPLY[@]}"`, func() bool { _, err := os.Stat(bashCompletion); return err != nil }},
-		{"fish", `natlab completion fish | source; complete -C "natlab rules symmetric "`, nil},
-	} {
-		if _, err := exec.LookPath(tc.shell); err != nil || (tc.skip != nil && tc.skip()) {
-			t.Logf("no %s (or its completion framework) here: not tried", tc.shell)
-			continue
-		}
-		cmd := exec.Command(tc.shell, "-c", tc.script)
-		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(natlab)+":"+os.Getenv("PATH"))
-		// Only stdout: bash's compopt complains on stderr outside a real
-		// Tab, and does nothing else.
-		out, err := cmd.Output()
-		var values []string
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			v, _, _ := strings.Cut(l, "\t")
-			values = append(values, v)
-		}
-		if err != nil || !slices.Equal(values, []string{"nat-a", "nat-b"}) {
-			t.Errorf("%s: Tab after natlab rules symmetric: %v, %q, want nat-a and nat-b", tc.shell, err, values)
-		}
+__start_natlab; printf '%s\n' "${COMPREPLY[@]}"`, bashCompletion},
+		{"fish", `natlab completion fish | source; complete -C "natlab rules symmetric "`, ""},
+	}
+	skipped := 0
+	for _, tc := range shells {
+		t.Run(tc.shell, func(t *testing.T) {
+			defer func() {
+				if t.Skipped() {
+					skipped++
+				}
+			}()
+			testutil.RequireTool(t, tc.shell)
+			if tc.framework != "" {
+				if _, err := os.Stat(tc.framework); err != nil {
+					t.Skipf("needs %s's completion framework, %s (the bash-completion package)", tc.shell, tc.framework)
+				}
+			}
+			cmd := exec.Command(tc.shell, "-c", tc.script)
+			cmd.Dir = repoRoot(t)
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(natlab)+":"+os.Getenv("PATH"))
+			// Only stdout: bash's compopt complains on stderr outside a real
+			// Tab, and does nothing else.
+			out, err := cmd.Output()
+			var values []string
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				v, _, _ := strings.Cut(l, "\t")
+				values = append(values, v)
+			}
+			if err != nil || !slices.Equal(values, []string{"nat-a", "nat-b"}) {
+				t.Errorf("%s: Tab after natlab rules symmetric: %v, %q, want nat-a and nat-b", tc.shell, err, values)
+			}
+		})
+	}
+	if skipped == len(shells) {
+		t.Skip("no shell to complete in: each subtest says what it needs")
 	}
 }
 

@@ -54,7 +54,7 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 			defer ns.Close()
 			out := cmd.OutOrStdout()
 			show := func() error {
-				t, err := nattable.Read(ns.Fd(), n.Addresses[0])
+				t, err := nattable.Read(cmd.Context(), ns.Fd(), n.Addresses[0])
 				if err != nil {
 					return fmt.Errorf("%s: %w", n.Name, err)
 				}
@@ -91,6 +91,10 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 			defer tick.Stop()
 			for {
 				if err := show(); err != nil {
+					if cmd.Context().Err() != nil {
+						// Ctrl-C while the table was read.
+						return nil
+					}
 					return err
 				}
 				select {

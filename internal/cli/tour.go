@@ -126,7 +126,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 	var tr *trace.Tracer
 	if a.Trace != "" {
 		if ns, err := namedns.Open(lab.NamespaceName(st.Name, a.Trace)); err == nil {
-			tr, _ = trace.Start(ns.Fd())
+			tr, _ = trace.Start(cmd.Context(), ns.Fd())
 			ns.Close()
 		}
 	}
@@ -144,7 +144,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 		Finished: func(r step.Result) {
 			printStep(out, r, len(topo.Steps), width)
 			if tr != nil {
-				for _, e := range tr.Drain(50 * time.Millisecond) { // the step's packets
+				for _, e := range tr.Drain(cmd.Context(), 50*time.Millisecond) { // the step's packets
 					fmt.Fprintf(out, "           %s: %s\n", a.Trace, e)
 				}
 			}

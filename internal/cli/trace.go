@@ -69,7 +69,7 @@ Wireshark read.`,
 					return err
 				}
 			}
-			tr, err := trace.Start(ns.Fd())
+			tr, err := trace.Start(cmd.Context(), ns.Fd())
 			if busy := (*trace.BusyError)(nil); errors.As(err, &busy) {
 				holder := ""
 				if h := busy.Holder(); h != "" {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -110,7 +111,7 @@ ps does not show) keeps the URL the same from one start to the next.`,
 			if err != nil {
 				return err
 			}
-			srv, err := ui.New(ui.Config{Lab: labName, Token: token, Hosts: allowedHosts(l.Addr())})
+			srv, err := ui.New(ctx, ui.Config{Lab: labName, Token: token, Hosts: allowedHosts(l.Addr())})
 			if err != nil {
 				l.Close()
 				return err
@@ -128,16 +129,18 @@ ps does not show) keeps the URL the same from one start to the next.`,
 				fmt.Fprintf(errOut, "natlab ui: listening beyond this machine: anyone with the URL can act on the lab\n")
 			}
 			serveCtx, stop := context.WithCancel(ctx)
-			defer stop()
-			go func() {
+			var gone sync.WaitGroup
+			gone.Go(func() {
 				select {
 				case <-srv.Gone():
 					fmt.Fprintf(errOut, "natlab ui: lab %s was taken down\n", labName)
 					stop()
 				case <-serveCtx.Done():
 				}
-			}()
+			})
 			err = srv.Serve(serveCtx, l)
+			stop()
+			gone.Wait()
 			select {
 			case <-srv.Gone():
 				return fmt.Errorf("lab %s was taken down while natlab ui showed it", labName)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,8 +87,7 @@ func (l *Lab) UDP(node, local string) *UDPConn {
 }
 
 // TCPListen listens on TCP inside node and accepts connections, each of
-// which it answers with one line: "hello from NODE". It returns the
-// listener's port.
+// which it answers with one line: "hello from NODE", until the test ends.
 func (l *Lab) TCPListen(node, local string) {
 	l.t.Helper()
 	var ln net.Listener
@@ -96,8 +96,12 @@ func (l *Lab) TCPListen(node, local string) {
 		ln, err = net.Listen("tcp4", local)
 		return err
 	})
-	l.t.Cleanup(func() { ln.Close() })
-	go func() {
+	var accepting sync.WaitGroup
+	l.t.Cleanup(func() {
+		ln.Close()
+		accepting.Wait()
+	})
+	accepting.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -106,7 +110,7 @@ func (l *Lab) TCPListen(node, local string) {
 			c.Write([]byte("hello from " + node + "\n"))
 			c.Close()
 		}
-	}()
+	})
 }
 
 // TCPDial connects from node to addr and returns the first line it reads,
