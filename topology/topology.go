@@ -13,6 +13,7 @@ package topology
 import (
 	"net/netip"
 
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
 )
 
@@ -133,6 +134,10 @@ type Node struct {
 	NAT *NAT
 	// Services run on a server node.
 	Services []Service
+	// Link is the conditions of the node's uplink (delay, loss, rate,
+	// MTU...); the zero Link is a perfect wire. Up is from the node
+	// toward its NAT or the internet.
+	Link linkcond.Link
 }
 
 // NAT is the translating side of a NAT node.
