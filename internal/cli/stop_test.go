@@ -177,6 +177,20 @@ func TestStopSignalsEndEveryCommand(t *testing.T) {
 				p.waitFor(t, "Ctrl-C stops", 1)
 				return p, []string{name}
 			}, 0},
+			{"tour, at a prompt", func(t *testing.T, _ string) (*natlabProc, []string) {
+				// Its stdin stays open and says nothing: the tour waits.
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { r.Close(); w.Close() })
+				p := startNatlab(t, r, nil, "tour", "--act", "I")
+				t.Cleanup(func() { run(t, "down", tourLab); run(t, "down", tourLab+"-2") })
+				p.waitFor(t, "[Enter: build", 1)
+				w.Write([]byte("\n"))
+				p.waitFor(t, "[Enter: ", 2) // its lab is up, its first step waits
+				return p, []string{tourLab}
+			}, 128 + int(sig)},
 			{"trace", func(t *testing.T, name string) (*natlabProc, []string) {
 				if r := run(t, "up", slow, "--name", name); r.code != 0 {
 					t.Fatalf("up: exit %d\n%s", r.code, r.stderr)
