@@ -136,6 +136,9 @@ type Tracer struct {
 	events chan Event
 	done   chan struct{}
 	wg     sync.WaitGroup
+
+	stopOnce sync.Once
+	stopErr  error // what Stop said
 }
 
 // pairWindow is how long a packet that came in may take to leave, or be
@@ -204,14 +207,18 @@ func (t *Tracer) Drain(quiet time.Duration) []Event {
 	}
 }
 
-// Stop removes the trace table and stops listening.
+// Stop removes the trace table and stops listening. Calling it again
+// does nothing and returns what the first call returned: a tracer may be
+// stopped by its owner and by a deferred Stop both.
 func (t *Tracer) Stop() error {
-	err := t.delTable()
-	close(t.done)
-	t.log.c.SetReadDeadline(time.Now())
-	t.wg.Wait()
-	t.log.close()
-	return err
+	t.stopOnce.Do(func() {
+		t.stopErr = t.delTable()
+		close(t.done)
+		t.log.c.SetReadDeadline(time.Now())
+		t.wg.Wait()
+		t.log.close()
+	})
+	return t.stopErr
 }
 
 func (t *Tracer) addTable() error {

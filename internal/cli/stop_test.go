@@ -200,6 +200,15 @@ func TestStopSignalsEndEveryCommand(t *testing.T) {
 				p.waitFor(t, "Ctrl-C stops", 1)
 				return p, nil
 			}, 0},
+			{"table --watch", func(t *testing.T, name string) (*natlabProc, []string) {
+				if r := run(t, "up", slow, "--name", name); r.code != 0 {
+					t.Fatalf("up: exit %d\n%s", r.code, r.stderr)
+				}
+				t.Cleanup(func() { run(t, "down", name) })
+				p := startNatlab(t, nil, nil, "table", name, "home", "--watch")
+				p.waitFor(t, "\n", 1)
+				return p, nil
+			}, 0},
 		} {
 			t.Run(fmt.Sprintf("%s/%v", c.name, unix.SignalName(sig)), func(t *testing.T) {
 				name := testutil.UniqueName(t)
