@@ -283,4 +283,10 @@ func TestOutputThatCannotBeWritten(t *testing.T) {
 	t.Cleanup(func() { run(t, "down", name) })
 	check(t, startNatlab(t, nil, full, "run", file, "--name", name), "run")
 	noLeftovers(t, "run >/dev/full", name)
+	// A report file that cannot be written is said, by name.
+	p := startNatlab(t, nil, nil, "run", file, "--name", name, "--json", "/dev/full")
+	if code := p.exit(t, "writing its report"); code == 0 || !strings.Contains(p.stderr.String(), "writing /dev/full: ") {
+		t.Errorf("natlab run --json /dev/full: exit %d, stderr %q; want non-zero and the file named", code, p.stderr.String())
+	}
+	noLeftovers(t, "run --json /dev/full", name)
 }
