@@ -66,6 +66,12 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 		}
 		if opts.Started != nil {
 			opts.Started(i, s)
+			// Started may wait (the tour waits for Enter there): a run
+			// stopped meanwhile does not start the step.
+			if err := ctx.Err(); err != nil {
+				rep.Duration = time.Since(rep.Started)
+				return rep, err
+			}
 		}
 		res := sess.Step(ctx, s)
 		res.Index = i

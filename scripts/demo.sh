@@ -3,15 +3,26 @@
 # scenario, looked at, used, and removed again (also on failure or Ctrl-C).
 set -eu
 natlab=${1:-bin/natlab}
-lab=demo
+# A lab of this run's own: one named demo may be someone else's (a
+# teacher's), which the exit trap must never remove. NATLAB_DEMO_LAB
+# names it otherwise.
+lab=${NATLAB_DEMO_LAB:-demo-$$}
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 
-cleanup() { "$natlab" down "$lab" >/dev/null 2>&1 || true; }
-trap cleanup EXIT INT TERM
+# Only a lab this run brought up is removed: an up that fails (the name
+# is taken) or is interrupted removes what it built itself.
+made=
+cleanup() {
+	if [ -n "$made" ]; then "$natlab" down "$lab" >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 step "Build a lab: a STUN server, alice behind a symmetric NAT, bob behind a port-restricted cone" \
 	"natlab up symmetric --name $lab"
 "$natlab" up symmetric --name "$lab"
+made=1
 
 step "What is up" "natlab status $lab"
 "$natlab" status "$lab"
@@ -33,9 +44,10 @@ fi
 echo "no answer: dropped by nat-a's input chain"
 
 step "The rules natlab loaded into nat-a (first lines)" "natlab rules $lab nat-a"
-"$natlab" rules "$lab" nat-a | head -n 30
+# sed reads it all: natlab says so when its reader goes away (head).
+"$natlab" rules "$lab" nat-a | sed -n 1,30p
 echo "..."
 
 step "Remove the lab" "natlab down $lab"
 "$natlab" down "$lab"
-trap - EXIT INT TERM
+made=

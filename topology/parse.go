@@ -32,30 +32,39 @@ func ParseFile(path string, kinds StepKinds) (*Topology, error) {
 
 // ReadFile reads a scenario file, refusing what cannot be one: a
 // directory, a FIFO or device (which could block or never end), a file
-// over MaxFileSize. Its error is an ErrorList naming path.
+// of the kernel's (/proc, /sys: see kernelFileSystems), a file over
+// MaxFileSize. It looks before it opens, since opening some files does
+// something, and again at what it opened, in case the path changed in
+// between; it reads no more than the size the kernel reports. Its error
+// is an ErrorList naming path.
 func ReadFile(path string) ([]byte, error) {
 	fail := func(msg string, err error) ([]byte, error) {
 		return nil, ErrorList{{Pos: Position{File: path}, Msg: msg, err: err}}
 	}
-	// Non-blocking, so that opening a FIFO returns at once instead of
-	// waiting for a writer; the mode is checked on what was opened.
+	info, err := os.Stat(path)
+	if err != nil {
+		return fail(fileProblem(err), err)
+	}
+	if msg := notAScenarioFile(info, onKernelFS(path, nil)); msg != "" {
+		return fail(msg, nil)
+	}
+	// Non-blocking, so that a FIFO put in the path's place since returns
+	// at once instead of waiting for a writer.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fail(fileProblem(err), err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
+	if info, err = f.Stat(); err != nil {
 		return fail(fileProblem(err), err)
 	}
-	if info.IsDir() {
-		return fail("is a directory; want a scenario file", nil)
+	if msg := notAScenarioFile(info, onKernelFS(path, f)); msg != "" {
+		return fail(msg, nil)
 	}
-	if !info.Mode().IsRegular() {
-		return fail(fmt.Sprintf("is not a regular file (%s); want a scenario file", fileKind(info.Mode())), nil)
-	}
-	if info.Size() > MaxFileSize {
-		return fail(fmt.Sprintf("file is %s; a scenario file is at most 1 MiB", mebibytes(info.Size())), nil)
+	if info.Size() == 0 {
+		// Nothing to read, and a file that has something all the same
+		// (of a file system that makes it up when read) is not read.
+		return []byte{}, nil
 	}
 	// The file may grow between Stat and ReadAll; read one byte more than
 	// allowed to notice.
@@ -67,6 +76,22 @@ func ReadFile(path string) ([]byte, error) {
 		return fail("file is larger than 1 MiB; a scenario file is at most 1 MiB", nil)
 	}
 	return data, nil
+}
+
+// notAScenarioFile says why a file that is info, on the kernel's file
+// system kernelFS (or none), cannot be a scenario file, or "".
+func notAScenarioFile(info fs.FileInfo, kernelFS string) string {
+	switch {
+	case kernelFS != "":
+		return fmt.Sprintf("is in the kernel's %s file system, whose files the kernel makes up as they are read and reports no true size for; want a scenario file (natlab does not read them)", kernelFS)
+	case info.IsDir():
+		return "is a directory; want a scenario file"
+	case !info.Mode().IsRegular():
+		return fmt.Sprintf("is not a regular file (%s); want a scenario file", fileKind(info.Mode()))
+	case info.Size() > MaxFileSize:
+		return fmt.Sprintf("file is %s; a scenario file is at most 1 MiB", mebibytes(info.Size()))
+	}
+	return ""
 }
 
 func fileKind(m fs.FileMode) string {

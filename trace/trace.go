@@ -138,6 +138,9 @@ type Tracer struct {
 	events chan Event
 	done   chan struct{}
 	wg     sync.WaitGroup
+
+	stopOnce sync.Once
+	stopErr  error // what Stop said
 }
 
 // pairWindow is how long a packet that came in may take to leave, or be
@@ -215,13 +218,17 @@ func (t *Tracer) Drain(ctx context.Context, quiet time.Duration) []Event {
 
 // Stop removes the trace table and stops listening. It returns once the
 // goroutine that reads the kernel's logs has ended, within pairWindow.
+// Calling it again does nothing and returns what the first call returned:
+// a tracer may be stopped by its owner and by a deferred Stop both.
 func (t *Tracer) Stop() error {
-	err := t.delTable()
-	close(t.done)
-	t.log.c.SetReadDeadline(time.Now())
-	t.wg.Wait()
-	t.log.close()
-	return err
+	t.stopOnce.Do(func() {
+		t.stopErr = t.delTable()
+		close(t.done)
+		t.log.c.SetReadDeadline(time.Now())
+		t.wg.Wait()
+		t.log.close()
+	})
+	return t.stopErr
 }
 
 func (t *Tracer) addTable(ctx context.Context) error {

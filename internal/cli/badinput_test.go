@@ -158,3 +158,22 @@ func TestLabTooLargeForTheKernel(t *testing.T) {
 		}
 	}
 }
+
+// Files of the kernel's file systems are refused before natlab reads
+// them, with exit 2 and the reason: `natlab validate /proc/kmsg` waited
+// for ever on the kernel's log (taking it from syslog) and ignored
+// SIGTERM. The wait for it to exit is bounded; a hang fails the test.
+func TestKernelFilesAreNotRead(t *testing.T) {
+	for _, path := range []string{"/proc/kmsg", "/proc/self/status", "/sys/kernel/uevent_seqnum"} {
+		if _, err := os.Lstat(path); err != nil {
+			continue // not in this container
+		}
+		for _, cmd := range []string{"validate", "up"} {
+			p := startNatlab(t, nil, nil, cmd, path)
+			code := p.exit(t, "it was started")
+			if code >= 0 && (code != 2 || !strings.Contains(p.stderr.String(), path+": is in the kernel's")) {
+				t.Errorf("natlab %s %s: exit %d, want 2 and that it is the kernel's file\n%s", cmd, path, code, p.stderr.String())
+			}
+		}
+	}
+}

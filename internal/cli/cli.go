@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -23,8 +21,8 @@ import (
 const (
 	exitFailure = 1 // something went wrong while doing the work
 	exitUsage   = 2 // bad arguments or a bad scenario file: nothing was changed
-
-	exitInterrupted = 130 // Ctrl-C: whatever was built was removed again
+	// A command stopped by a signal exits 128 + the signal (stopSignal):
+	// 130 for Ctrl-C.
 )
 
 // exitError carries an exit code through cobra.
@@ -52,23 +50,40 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		inv.rootless = true
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	root := newRoot(stdout, stderr)
+	stop := startStopper(stdout)
+	defer stop.close()
+	root := newRoot(stop.out, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(context.WithValue(ctx, invocationKey{}, inv))
-	if err == nil {
-		return 0
-	}
+	err := root.ExecuteContext(context.WithValue(stop.ctx, invocationKey{}, inv))
 	var child childExit
 	if errors.As(err, &child) {
 		return int(child)
 	}
-	if ctx.Err() != nil {
-		// Interrupted: the shell's convention for death by SIGINT.
-		fmt.Fprintf(stderr, "natlab: %v\n", err)
-		return exitInterrupted
+	cause := context.Cause(stop.ctx)
+	var failed outputFailed
+	if errors.As(cause, &failed) {
+		// First: it is why the command stopped, or what went wrong after
+		// it did its work, which nobody saw.
+		fmt.Fprintf(stderr, "natlab: %v\n", failed)
+		if err != nil && !errors.As(err, new(outputFailed)) {
+			printError(stderr, err)
+		}
+		return exitFailure
 	}
+	if err == nil {
+		return 0
+	}
+	code := printError(stderr, err)
+	var sig stopSignal
+	if errors.As(cause, &sig) {
+		// Stopped by a signal: whatever was built was removed again.
+		return sig.exitCode()
+	}
+	return code
+}
+
+// printError says what err is on stderr and returns the exit code for it.
+func printError(stderr io.Writer, err error) int {
 	var list topology.ErrorList
 	var ee *exitError
 	switch {

@@ -61,7 +61,7 @@ func rootOrRootless(cmd *cobra.Command, forced bool) error {
 	if inv.rootless || (os.Geteuid() == 0 && !forced) {
 		return nil
 	}
-	code, err := rootless.Exec(inv.args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+	code, err := rootless.Exec(inv.args, cmd.InOrStdin(), unwrapOutput(cmd.OutOrStdout()), cmd.ErrOrStderr())
 	if err != nil {
 		return &exitError{exitFailure, fmt.Errorf("%s cannot run rootless: %w", cmd.CommandPath(), err)}
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -329,10 +330,10 @@ func createReports(jsonPath, junitPath string) (*reportFiles, error) {
 func (r *reportFiles) write(rep *runner.Report) error {
 	for i, f := range r.files {
 		if err := r.writes[i](f, rep); err != nil {
-			return err
+			return fmt.Errorf("writing %s: %w", f.Name(), err)
 		}
 	}
-	return nil
+	return r.close()
 }
 
 func (r *reportFiles) writeSuite(s *report.Suite) error {
@@ -341,17 +342,24 @@ func (r *reportFiles) writeSuite(s *report.Suite) error {
 			return fmt.Errorf("writing %s: %w", f.Name(), err)
 		}
 	}
-	return nil
+	return r.close()
 }
 
-func (r *reportFiles) close() {
+// close closes the files, once: a file system may report a failed write
+// only then.
+func (r *reportFiles) close() error {
+	var errs []error
 	for _, f := range r.files {
-		f.Close()
+		if err := f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("writing %s: %w", f.Name(), err))
+		}
 	}
+	r.files = nil
+	return errors.Join(errs...)
 }
 
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := fileOf(w)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -56,27 +55,27 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 			// Lines fit the terminal (80 columns when it is none).
 			out := newLineWrapper(cmd.OutOrStdout(), outputWidth(cmd.OutOrStdout()))
 			defer out.Flush()
-			in := bufio.NewReader(cmd.InOrStdin())
-			pause := func(prompt string) {
+			in := newPromptReader(cmd.InOrStdin())
+			// pause waits for Enter, and returns an error if the tour was
+			// stopped (Ctrl-C) meanwhile.
+			pause := func(prompt string) error {
 				if noPause {
-					return
+					return cmd.Context().Err()
 				}
 				fmt.Fprintf(out, "\033[2m%s\033[0m", prompt)
 				out.Flush()
-				in.ReadString('\n')
+				in.readLine(cmd.Context())
+				return cmd.Context().Err()
 			}
 			failed := 0
 			for i, a := range acts {
-				if cmd.Context().Err() != nil {
-					break
-				}
 				n, err := playAct(cmd, out, a, pause)
 				if err != nil {
 					return err
 				}
 				failed += n
-				if i < len(acts)-1 {
-					pause("\n[Enter: the next act] ")
+				if i < len(acts)-1 && pause("\n[Enter: the next act] ") != nil {
+					return fmt.Errorf("interrupted after act %s", a.Number)
 				}
 			}
 			fmt.Fprintln(out)
@@ -96,7 +95,7 @@ before each step, for a class to follow; --no-pause runs straight through.`,
 // playAct tells an act, brings its scenario up, runs its steps with the
 // trace of its NAT, and takes it down. It returns how many steps failed;
 // a lab it could not take down is an error.
-func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) (failed int, err error) {
+func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string) error) (failed int, err error) {
 	fmt.Fprintf(out, "\n\033[1mAct %s: %s\033[0m\n\n", a.Number, a.Title)
 	for _, p := range a.Text {
 		fmt.Fprintf(out, "%s\n\n", wrap(p, proseWidth(out)))
@@ -109,15 +108,24 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 	if err != nil {
 		return 0, err
 	}
-	pause(fmt.Sprintf("[Enter: build %s] ", a.Scenario))
+	if pause(fmt.Sprintf("[Enter: build %s] ", a.Scenario)) != nil {
+		return 0, fmt.Errorf("interrupted in act %s, before its lab was built", a.Number)
+	}
 	st, err := upTourLab(cmd, topo, "tour-"+strings.TrimPrefix(a.Scenario, "act"), data, a.Scenario)
 	if err != nil {
+		if cmd.Context().Err() != nil {
+			return 0, fmt.Errorf("interrupted in act %s; what was built of its lab was removed: %w", a.Number, err)
+		}
 		return 0, err
 	}
 	topo = renamed(topo, st.Name)
 	defer func() {
-		if _, derr := lab.Down(context.Background(), st.Name, nil); derr != nil {
+		_, derr := lab.Down(context.Background(), st.Name, nil)
+		switch {
+		case derr != nil:
 			err = errors.Join(err, fmt.Errorf("tour: taking lab %s down: %w", st.Name, derr))
+		case cmd.Context().Err() != nil:
+			err = fmt.Errorf("interrupted in act %s; its lab %s was taken down", a.Number, st.Name)
 		}
 	}()
 	printNodes(out, topo)
@@ -139,7 +147,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string)) 
 	}
 	rep, err := runner.Run(cmd.Context(), st, topo, runner.Options{
 		Started: func(i int, s topology.Step) {
-			pause(fmt.Sprintf("[Enter: %s] ", s.Name))
+			pause(fmt.Sprintf("[Enter: %s] ", s.Name)) // a stopped run does not start the step
 		},
 		Finished: func(r step.Result) {
 			printStep(out, r, len(topo.Steps), width)

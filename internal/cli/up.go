@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -62,6 +64,12 @@ If anything fails, or you press Ctrl-C, everything built so far is removed.`,
 				fmt.Fprintf(out, "  sudo ip netns exec %s nft list ruleset\n", lab.NamespaceName(st.Name, nat))
 			}
 			fmt.Fprintf(out, "Remove it:\n  sudo natlab down %s\n", st.Name)
+			if errors.As(context.Cause(cmd.Context()), new(outputFailed)) {
+				// The lab is what up was asked for, and it outlives up
+				// anyway; but whoever reads the exit code must learn that
+				// it is there.
+				return fmt.Errorf("lab %s is up all the same: natlab status %s shows it, natlab down %s removes it", st.Name, st.Name, st.Name)
+			}
 			return nil
 		},
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"io"
-	"os"
 	"strings"
 
 	"golang.org/x/term"
@@ -15,7 +14,7 @@ const defaultWidth = 80
 
 // outputWidth is the width of the terminal w writes to, or defaultWidth.
 func outputWidth(w io.Writer) int {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := fileOf(w); ok && term.IsTerminal(int(f.Fd())) {
 		if width, _, err := term.GetSize(int(f.Fd())); err == nil && width >= 40 {
 			return width
 		}
