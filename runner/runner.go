@@ -346,12 +346,11 @@ func (e *Env) WallDrops(ctx context.Context, nat string) (uint64, error) {
 
 // Trace starts a trace on NAT nat.
 func (e *Env) Trace(ctx context.Context, nat string) (*trace.Tracer, error) {
-	var tr *trace.Tracer
-	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		tr, err = trace.Start(ctx, ns.Fd())
-		return err
-	})
-	return tr, err
+	tr, err := trace.Open(ctx, lab.NamespaceName(e.s.st.Name, nat))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", nat, err)
+	}
+	return tr, nil
 }
 
 // Go runs fn until the session closes, which cancels fn's context and

@@ -102,6 +102,9 @@ func dialNFLOG(ctx context.Context, nsFd int, group uint16) (*nflogConn, error) 
 // gives a NAT's log group one listener at a time.
 var ErrBusy = errors.New("another natlab trace or natlab ui is tracing this NAT")
 
+// busyHint is what a person can do about ErrBusy.
+const busyHint = "; a NAT's packets go to one tracer at a time: stop that one first"
+
 // BusyError is the ErrBusy of one NAT, with the process that most likely
 // holds its log.
 type BusyError struct {
@@ -115,9 +118,9 @@ type BusyError struct {
 
 func (e *BusyError) Error() string {
 	if h := e.Holder(); h != "" {
-		return ErrBusy.Error() + " (" + h + ")"
+		return ErrBusy.Error() + " (" + h + ")" + busyHint
 	}
-	return ErrBusy.Error()
+	return ErrBusy.Error() + busyHint
 }
 
 // Is makes errors.Is(err, ErrBusy) hold.

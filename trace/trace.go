@@ -147,14 +147,39 @@ type Tracer struct {
 // taken in by the NAT, before it counts as dropped by the kernel.
 const pairWindow = 300 * time.Millisecond
 
-// Start begins tracing the NAT whose namespace is open as nsFd. ctx bounds
+// Open begins tracing the NAT in the network namespace called namespace
+// (lab.NamespaceName of the lab and the NAT): the one way the tour, the
+// page, the runner and natlab trace start a trace. See Start.
+func Open(ctx context.Context, namespace string) (*Tracer, error) {
+	ns, err := namedns.Open(namespace)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return Start(ctx, ns.Fd())
+}
+
+// Start begins tracing the NAT whose namespace is open as nsFd. The tracer
+// keeps a descriptor of its own, so the caller may close nsFd once Start
+// returns: Stop removes the trace table from that namespace and no other,
+// even if the number nsFd has been given to another file since. ctx bounds
 // setting the trace up, as it bounds net.ListenConfig.Listen: once Start
 // returns, the trace runs until Stop.
-func Start(ctx context.Context, nsFd int) (*Tracer, error) {
-	t := &Tracer{nsFd: nsFd, ifname: map[uint32]string{}, local: map[netip.Addr]bool{}, events: make(chan Event, 1024), done: make(chan struct{})}
+func Start(ctx context.Context, nsFd int) (t *Tracer, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start a trace: %w", err)
 	}
+	own, err := unix.FcntlInt(uintptr(nsFd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("start a trace: hold the namespace: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(own)
+		}
+	}()
+	nsFd = own
+	t = &Tracer{nsFd: nsFd, ifname: map[uint32]string{}, local: map[netip.Addr]bool{}, events: make(chan Event, 1024), done: make(chan struct{})}
 	h, err := namedns.Netlink(nsFd)
 	if err != nil {
 		return nil, err
@@ -227,6 +252,7 @@ func (t *Tracer) Stop() error {
 		t.log.c.SetReadDeadline(time.Now())
 		t.wg.Wait()
 		t.log.close()
+		unix.Close(t.nsFd)
 	})
 	return t.stopErr
 }

@@ -102,9 +102,9 @@ func newWatcher(ctx context.Context, labName string, topo *topology.Topology, h 
 		w.namespaces = append(w.namespaces, ns)
 		poke := make(chan struct{}, 1)
 		w.pokes[n.Name] = poke
-		tr, err := trace.Start(ctx, ns.Fd())
+		tr, err := trace.Open(ctx, lab.NamespaceName(labName, n.Name))
 		if err != nil {
-			w.warnings = append(w.warnings, fmt.Sprintf("packets crossing %s cannot be shown: %v (is natlab trace running on it?)", n.Name, err))
+			w.warnings = append(w.warnings, fmt.Sprintf("packets crossing %s cannot be shown: %v", n.Name, err))
 		} else {
 			w.tracers = append(w.tracers, tr)
 			w.wg.Add(1)

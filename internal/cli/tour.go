@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/runner"
@@ -133,9 +132,10 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string) e
 
 	var tr *trace.Tracer
 	if a.Trace != "" {
-		if ns, err := namedns.Open(lab.NamespaceName(st.Name, a.Trace)); err == nil {
-			tr, _ = trace.Start(cmd.Context(), ns.Fd())
-			ns.Close()
+		var terr error
+		if tr, terr = trace.Open(cmd.Context(), lab.NamespaceName(st.Name, a.Trace)); terr != nil {
+			// The act runs without its packets shown, and says why.
+			fmt.Fprintf(cmd.ErrOrStderr(), "tour: the packets crossing %s cannot be shown: %v\n", a.Trace, terr)
 		}
 	}
 	if tr != nil {

@@ -2,14 +2,12 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/trace"
 )
@@ -53,11 +51,6 @@ Wireshark read.`,
 			if n.NAT == nil {
 				return usageError("%s is a %s: natlab traces NAT nodes (tcpdump works in any node: natlab exec %s %s -- tcpdump -ni any)", a[1], n.Kind, a[0], a[1])
 			}
-			ns, err := namedns.Open(lab.NamespaceName(topo.Name, n.Name))
-			if err != nil {
-				return err
-			}
-			defer ns.Close()
 			var pcap *trace.PcapWriter
 			if pcapPath != "" {
 				f, err := os.Create(pcapPath)
@@ -69,16 +62,9 @@ Wireshark read.`,
 					return err
 				}
 			}
-			tr, err := trace.Start(cmd.Context(), ns.Fd())
-			if busy := (*trace.BusyError)(nil); errors.As(err, &busy) {
-				holder := ""
-				if h := busy.Holder(); h != "" {
-					holder = " (" + h + ")"
-				}
-				return fmt.Errorf("another natlab trace or natlab ui is tracing NAT %s of lab %s%s; a NAT's packets go to one tracer at a time: stop that one first", n.Name, topo.Name, holder)
-			}
+			tr, err := trace.Open(cmd.Context(), lab.NamespaceName(topo.Name, n.Name))
 			if err != nil {
-				return fmt.Errorf("trace %s: %w", n.Name, err)
+				return fmt.Errorf("trace NAT %s of lab %s: %w", n.Name, topo.Name, err)
 			}
 			defer tr.Stop()
 			out := cmd.OutOrStdout()

@@ -37,7 +37,7 @@ func TestSecondTraceNamesTheFirst(t *testing.T) {
 		t.Fatalf("the first trace did not start: %q", lines.Text())
 	}
 	r := run(t, "trace", name, "nat-a", "--duration", "1s")
-	want := fmt.Sprintf("another natlab trace or natlab ui is tracing NAT nat-a of lab %s (process %d: %s trace %s nat-a --duration 30s)", name, first.Process.Pid, natlab, name)
+	want := fmt.Sprintf("trace NAT nat-a of lab %s: another natlab trace or natlab ui is tracing this NAT (process %d: %s trace %s nat-a --duration 30s); a NAT's packets go to one tracer at a time", name, first.Process.Pid, natlab, name)
 	if r.code != 1 || !strings.Contains(r.stderr, want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 		t.Errorf("second trace: exit %d\n%s\nwant exit 1 and one line with %q", r.code, r.stderr, want)
 	}
