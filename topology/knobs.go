@@ -237,10 +237,13 @@ func NATJSON(before any, b nat.Behaviour, after any) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// NATKnobKeys stands, in NATNode, for the keys of NATKnobs: a field
-// tagged schema:"knobs" is those keys, each a field of its Format type
-// with its Default and, as tag doc, its Meaning (see KnobFields).
+// NATKnobKeys stands, in NATNode, for the keys of NATKnobs: each a field
+// of its Format type with its Default and, as tag doc, its Meaning (see
+// KnobFields).
 type NATKnobKeys struct{}
+
+// KeyFields are the fields NATKnobKeys stands for.
+func (NATKnobKeys) KeyFields() []reflect.StructField { return KnobFields() }
 
 // KnobFields are the keys of NATKnobs as fields of a format struct, for
 // what reads the format types (formatFields, internal/schemagen): each
