@@ -252,13 +252,21 @@ func (NATKnobKeys) KeyFields() []reflect.StructField { return KnobFields() }
 func KnobFields() []reflect.StructField {
 	fields := make([]reflect.StructField, len(NATKnobs))
 	for i, k := range NATKnobs {
-		fields[i] = reflect.StructField{
-			Name: knobFieldName(k.Key),
-			Type: k.Format,
-			Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", k.Key, k.Default, k.Meaning)),
-		}
+		fields[i] = registryField(k.Key, k.Format, k.Default, k.Meaning)
 	}
 	return fields
+}
+
+// registryField is a key of a registry as a field of a format struct:
+// the Go name a field of key would have, its format type, and as tags its
+// key, its default and, standing in for the doc comment a written field
+// has, doc.
+func registryField(key string, format reflect.Type, def, doc string) reflect.StructField {
+	return reflect.StructField{
+		Name: knobFieldName(key),
+		Type: format,
+		Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", key, def, doc)),
+	}
 }
 
 // knobFieldName is the Go name a field of key would have: port-range,

@@ -215,11 +215,7 @@ func LinkFields(direction bool) []reflect.StructField {
 		if direction && k.Whole {
 			continue
 		}
-		fields = append(fields, reflect.StructField{
-			Name: knobFieldName(k.Key),
-			Type: k.Format,
-			Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", k.Key, k.Default, k.Meaning)),
-		})
+		fields = append(fields, registryField(k.Key, k.Format, k.Default, k.Meaning))
 	}
 	return fields
 }

@@ -61,13 +61,7 @@ nodes:
 		}
 		run(t, "down", name)
 	}()
-	lines := bufio.NewScanner(stdout)
-	var url string
-	for url == "" && lines.Scan() {
-		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "http://127.0.0.1:") {
-			url = l
-		}
-	}
+	url := pageURL(bufio.NewScanner(stdout))
 	go io.Copy(io.Discard, stdout)
 	if url == "" {
 		t.Fatal("natlab ui printed no URL")

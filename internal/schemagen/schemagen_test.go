@@ -207,23 +207,27 @@ func TestValueFormats(t *testing.T) {
 	}
 }
 
-// TestKnobsDocumented checks that the committed schema and reference
-// describe every NAT knob of topology.NATKnobs with its meaning and
-// default, and that the schema takes its words.
-func TestKnobsDocumented(t *testing.T) {
+// schemaDef is what the tests of what is documented read of a definition
+// of the committed schema.
+type schemaDef struct {
+	Properties map[string]struct {
+		Description string `json:"description"`
+		Ref         string `json:"$ref"`
+		Type        string `json:"type"`
+	} `json:"properties"`
+	Enum []string `json:"enum"`
+}
+
+// committed reads the definitions of the committed schema and the
+// committed reference.
+func committed(t *testing.T) (map[string]schemaDef, string) {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, schemaPath))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var schema struct {
-		Defs map[string]struct {
-			Properties map[string]struct {
-				Description string `json:"description"`
-				Ref         string `json:"$ref"`
-				Type        string `json:"type"`
-			} `json:"properties"`
-			Enum []string `json:"enum"`
-		} `json:"$defs"`
+		Defs map[string]schemaDef `json:"$defs"`
 	}
 	if err := json.Unmarshal(data, &schema); err != nil {
 		t.Fatal(err)
@@ -232,7 +236,15 @@ func TestKnobsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	natNode := schema.Defs["NATNode"]
+	return schema.Defs, string(ref)
+}
+
+// TestKnobsDocumented checks that the committed schema and reference
+// describe every NAT knob of topology.NATKnobs with its meaning and
+// default, and that the schema takes its words.
+func TestKnobsDocumented(t *testing.T) {
+	defs, ref := committed(t)
+	natNode := defs["NATNode"]
 	for _, k := range topology.NATKnobs {
 		p, ok := natNode.Properties[k.Key]
 		if !ok {
@@ -243,18 +255,18 @@ func TestKnobsDocumented(t *testing.T) {
 			t.Errorf("%s: described as %q in the schema, want %q", k.Key, p.Description, want)
 		}
 		if vs, ok := reflect.Zero(k.Format).Interface().(interface{ Values() []string }); ok {
-			def := schema.Defs[strings.TrimPrefix(p.Ref, "#/$defs/")]
+			def := defs[strings.TrimPrefix(p.Ref, "#/$defs/")]
 			if !slices.Equal(def.Enum, vs.Values()) {
 				t.Errorf("%s: the schema takes %v, the knob %v", k.Key, def.Enum, vs.Values())
 			}
 		}
 		row := fmt.Sprintf("| `%s` | ", k.Key)
-		i := strings.Index(string(ref), row)
+		i := strings.Index(ref, row)
 		if i < 0 {
 			t.Errorf("%s has no row in %s", k.Key, referencePath)
 			continue
 		}
-		line, _, _ := strings.Cut(string(ref[i:]), "\n")
+		line, _, _ := strings.Cut(ref[i:], "\n")
 		if !strings.Contains(line, " | "+k.Default+" | "+k.Meaning+" |") {
 			t.Errorf("%s's row in %s is %q, without its default %q and meaning %q", k.Key, referencePath, line, k.Default, k.Meaning)
 		}
@@ -266,26 +278,8 @@ func TestKnobsDocumented(t *testing.T) {
 // meaning and default, in link: and (but the whole link's) in up: and
 // down:.
 func TestLinkConditionsDocumented(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(root, schemaPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var schema struct {
-		Defs map[string]struct {
-			Properties map[string]struct {
-				Description string `json:"description"`
-				Ref         string `json:"$ref"`
-			} `json:"properties"`
-		} `json:"$defs"`
-	}
-	if err := json.Unmarshal(data, &schema); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := os.ReadFile(filepath.Join(root, referencePath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sections := strings.Split(string(ref), "\n### ")
+	defs, ref := committed(t)
+	sections := strings.Split(ref, "\n### ")
 	section := func(heading string) string {
 		for _, s := range sections {
 			if strings.HasPrefix(s, heading+"\n") {
@@ -299,7 +293,7 @@ func TestLinkConditionsDocumented(t *testing.T) {
 		def, heading string
 		direction    bool
 	}{{"LinkEntry", "link", false}, {"LinkDirection", "up and down", true}} {
-		props := schema.Defs[where.def].Properties
+		props := defs[where.def].Properties
 		sec := section(where.heading)
 		for _, k := range topology.LinkConditions {
 			p, ok := props[k.Key]
@@ -335,7 +329,7 @@ func TestLinkConditionsDocumented(t *testing.T) {
 		}
 	}
 	for _, kind := range []string{"ServerNode", "NATNode", "HostNode"} {
-		if p := schema.Defs[kind].Properties["link"]; p.Ref != "#/$defs/LinkEntry" {
+		if p := defs[kind].Properties["link"]; p.Ref != "#/$defs/LinkEntry" {
 			t.Errorf("the schema's %s has no link of LinkEntry: %+v", kind, p)
 		}
 	}
