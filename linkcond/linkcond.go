@@ -67,35 +67,68 @@ func (l Link) IsZero() bool { return l == Link{} }
 // Symmetric reports whether both directions have the same conditions.
 func (l Link) Symmetric() bool { return l.Up == l.Down }
 
+// Error is what Validate reports: a condition out of range, or one that
+// contradicts another. It names the condition, so that a file's parser can
+// point at the value that set it.
+type Error struct {
+	// Direction is "up" or "down" when only that direction of a link has
+	// the problem; "" when both do, or the problem is the MTU's.
+	Direction string
+	// Key is the condition's key as a file writes it: "loss", "mtu". When
+	// two conditions contradict each other, it is the one that must give
+	// way: jitter to the delay, reorder to a missing delay.
+	Key string
+	// Problem says what is wrong: "loss 101% is outside 0-100%".
+	Problem string
+}
+
+func (e *Error) Error() string {
+	if e.Direction != "" {
+		return e.Direction + ": " + e.Problem
+	}
+	return e.Problem
+}
+
+func problem(key, format string, args ...any) *Error {
+	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
 // Validate reports the first condition of l that is out of range, or that
-// contradicts another, naming it by its key as the file writes it.
+// contradicts another, as an *Error.
 func (l Link) Validate() error {
 	if l.MTU != 0 && (l.MTU < MinMTU || l.MTU > MaxMTU) {
-		return fmt.Errorf("mtu %d is outside %d-%d", l.MTU, MinMTU, MaxMTU)
+		return problem("mtu", "mtu %d is outside %d-%d", l.MTU, MinMTU, MaxMTU)
 	}
 	for _, d := range []struct {
 		name string
 		dir  Direction
 	}{{"up", l.Up}, {"down", l.Down}} {
-		if err := d.dir.Validate(); err != nil {
-			if l.Symmetric() {
-				return err
+		if err := d.dir.validate(); err != nil {
+			if !l.Symmetric() {
+				err.Direction = d.name
 			}
-			return fmt.Errorf("%s: %w", d.name, err)
+			return err
 		}
 	}
 	return nil
 }
 
 // Validate reports the first condition of d that is out of range, or that
-// contradicts another.
+// contradicts another, as an *Error.
 func (d Direction) Validate() error {
+	if err := d.validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (d Direction) validate() *Error {
 	for _, p := range []struct {
 		key string
 		v   float64
 	}{{"loss", d.Loss}, {"duplicate", d.Duplicate}, {"reorder", d.Reorder}} {
 		if p.v < 0 || p.v > 100 || p.v != p.v {
-			return fmt.Errorf("%s %s is outside 0-100%%", p.key, FormatPercent(p.v))
+			return problem(p.key, "%s %s is outside 0-100%%", p.key, FormatPercent(p.v))
 		}
 	}
 	for _, t := range []struct {
@@ -103,20 +136,20 @@ func (d Direction) Validate() error {
 		v   time.Duration
 	}{{"delay", d.Delay}, {"jitter", d.Jitter}} {
 		if t.v < 0 {
-			return fmt.Errorf("%s %s is negative", t.key, FormatDuration(t.v))
+			return problem(t.key, "%s %s is negative", t.key, FormatDuration(t.v))
 		}
 		if t.v > MaxDelay {
-			return fmt.Errorf("%s %s is longer than the maximum %s", t.key, FormatDuration(t.v), FormatDuration(MaxDelay))
+			return problem(t.key, "%s %s is longer than the maximum %s", t.key, FormatDuration(t.v), FormatDuration(MaxDelay))
 		}
 	}
 	if d.Jitter > d.Delay {
-		return fmt.Errorf("jitter %s is more than the delay %s: a packet cannot arrive before it was sent", FormatDuration(d.Jitter), FormatDuration(d.Delay))
+		return problem("jitter", "jitter %s is more than the delay %s: a packet cannot arrive before it was sent", FormatDuration(d.Jitter), FormatDuration(d.Delay))
 	}
 	if d.Reorder > 0 && d.Delay == 0 {
-		return fmt.Errorf("reorder %s needs a delay: reordered packets are the ones sent without it", FormatPercent(d.Reorder))
+		return problem("reorder", "reorder %s needs a delay: reordered packets are the ones sent without it", FormatPercent(d.Reorder))
 	}
 	if d.Rate != 0 && (d.Rate < MinRate || d.Rate > MaxRate) {
-		return fmt.Errorf("rate %s is outside %s-%s", d.Rate, MinRate, MaxRate)
+		return problem("rate", "rate %s is outside %s-%s", d.Rate, MinRate, MaxRate)
 	}
 	return nil
 }

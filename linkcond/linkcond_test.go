@@ -1,6 +1,8 @@
 package linkcond
 
 import (
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +179,68 @@ func TestChangeApply(t *testing.T) {
 	} {
 		if got := c.c.Apply(c.from); got != c.want {
 			t.Errorf("%s: Apply = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestValidateNamesTheCondition checks that Validate's error names the
+// condition at fault and the direction that has it, as a file writes
+// them, which the parser points at.
+func TestValidateNamesTheCondition(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		l        Link
+		dir, key string
+	}{
+		{Link{MTU: 100}, "", "mtu"},
+		{both(Direction{Loss: 101}), "", "loss"},
+		{both(Direction{Duplicate: -1}), "", "duplicate"},
+		{both(Direction{Delay: -ms}), "", "delay"},
+		{both(Direction{Delay: ms, Jitter: 2 * ms}), "", "jitter"},
+		{both(Direction{Reorder: 1}), "", "reorder"},
+		{both(Direction{Rate: 1}), "", "rate"},
+		{Link{Up: Direction{Loss: 1}, Down: Direction{Loss: 101}}, "down", "loss"},
+		{Link{Up: Direction{Jitter: ms}, Down: Direction{Delay: ms, Jitter: ms}}, "up", "jitter"},
+	} {
+		var e *Error
+		if err := c.l.Validate(); !errors.As(err, &e) {
+			t.Errorf("%v: Validate() = %v, not an *Error", c.l, err)
+			continue
+		}
+		if e.Direction != c.dir || e.Key != c.key {
+			t.Errorf("%v: %q names direction %q and key %q, want %q and %q", c.l, e, e.Direction, e.Key, c.dir, c.key)
+		}
+	}
+	if err := (Direction{Loss: 1}).Validate(); err != nil {
+		t.Errorf("Direction.Validate of a good direction: %#v, want nil", err)
+	}
+}
+
+// TestNewView checks the JSON the views show of a link: each direction
+// always, conditions as a file writes them, nothing for a perfect wire.
+func TestNewView(t *testing.T) {
+	ms := time.Millisecond
+	if v := NewView(Link{}); v != nil {
+		t.Errorf("NewView of a perfect wire = %+v, want nil", v)
+	}
+	for _, c := range []struct {
+		l    Link
+		want string
+	}{
+		{Link{MTU: 1400}, `{"up":{},"down":{},"mtu":1400,"text":"mtu 1400"}`},
+		{both(Direction{Delay: 30 * ms, Jitter: 5 * ms, Loss: 1, Duplicate: 0.1, Reorder: 1, Rate: 10_000_000}),
+			`{"up":{"delay":"30ms","jitter":"5ms","loss":1,"duplicate":0.1,"reorder":1,"rate":"10mbit"},` +
+				`"down":{"delay":"30ms","jitter":"5ms","loss":1,"duplicate":0.1,"reorder":1,"rate":"10mbit"},` +
+				`"text":"delay 30ms, jitter 5ms, loss 1%, duplicate 0.1%, reorder 1%, rate 10mbit"}`},
+		{Link{Up: Direction{Rate: 1_000_000}, Down: Direction{Rate: 20_000_000, Delay: 1500 * time.Microsecond}},
+			`{"up":{"rate":"1mbit"},"down":{"delay":"1.5ms","rate":"20mbit"},"text":"up: rate 1mbit; down: delay 1.5ms, rate 20mbit"}`},
+	} {
+		data, err := json.Marshal(NewView(c.l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != c.want {
+			t.Errorf("view of %v:\n got %s\nwant %s", c.l, data, c.want)
 		}
 	}
 }

@@ -30,8 +30,11 @@ import (
 //   - a type with a Variants method takes the form of one of them;
 //   - the other named types are the value formats of values.go in
 //     internal/schemagen: names, addresses, durations, ports;
-//   - a field tagged schema:"knobs" stands for the NAT knobs of
-//     NATKnobs (knobs.go), each a key with its format, default and doc.
+//   - a field whose type has a KeyFields method stands for the keys it
+//     returns, each with its format, default and doc: those of a
+//     registry, NATKnobKeys for the NAT knobs of NATKnobs (knobs.go),
+//     LinkConditionKeys for the link conditions of LinkConditions
+//     (link.go).
 
 //go:generate go run ../internal/schemagen -root ..
 
@@ -89,6 +92,8 @@ type ServerNode struct {
 	// rendezvous (HTTP 7000), tunnel (a reverse-tunnel relay, control port
 	// 4443) and derp (Tailscale's relay, HTTP 80).
 	Services []ServiceName `yaml:"services" schema:"uniqueItems" default:"none"`
+	// The conditions of the server's link to the internet.
+	Link LinkEntry `yaml:"link" default:"a perfect wire"`
 }
 
 // NATNode is a router that translates between its LAN and its uplink: the
@@ -105,7 +110,7 @@ type NATNode struct {
 	Type NATType `yaml:"type" default:"port-restricted-cone"`
 	// The RFC 4787 knobs, one key each: the NATKnobs of knobs.go stand
 	// here (mapping, filtering, ports, port-range, hairpin, timeout).
-	Knobs NATKnobKeys `schema:"knobs"`
+	Knobs NATKnobKeys
 	// How hosts behind the nat can ask it for a mapping: nat-pmp answers
 	// NAT-PMP (RFC 6886) on its LAN, for portmap steps.
 	PortMapping PortMapping `yaml:"port-mapping" default:"none"`
@@ -125,6 +130,9 @@ type NATNode struct {
 	// The filtering of the nat's stateful IPv6 firewall, in the words
 	// filtering takes, or off. Needs internet6.
 	Firewall6 Firewall6 `yaml:"firewall6" default:"address-and-port-dependent"`
+	// The conditions of the nat's uplink: its link to the internet, or to
+	// the LAN of the nat it is behind.
+	Link LinkEntry `yaml:"link" default:"a perfect wire"`
 }
 
 // HostNode is an end device: a laptop, a phone, a game console.
@@ -137,6 +145,34 @@ type HostNode struct {
 	Address IPv4Addr `yaml:"address" default:"the lowest free address of its uplink"`
 	// The host's IPv6 address on its uplink's /64; needs internet6.
 	Address6 IPv6Addr `yaml:"address6" default:"the lowest free address of its uplink's /64"`
+	// The conditions of the host's link to its nat's LAN, or to the
+	// internet.
+	Link LinkEntry `yaml:"link" default:"a perfect wire"`
+}
+
+// LinkEntry is the conditions of a node's uplink, its link toward what it
+// is behind or the internet, as netem and Mininet's TCLink have them: each
+// applies in each direction, so delay: 30ms adds 60 ms to a round trip,
+// unless up: or down: say otherwise for one direction.
+type LinkEntry struct {
+	// The conditions, one key each: the LinkConditions of link.go stand
+	// here (delay, jitter, loss, duplicate, reorder, rate, mtu).
+	Conditions LinkConditionKeys
+	// Conditions of the up direction only, from the node toward what it
+	// is behind, over those given beside up:; an asymmetric link, such
+	// as ADSL's or a cellular one.
+	Up LinkDirection `yaml:"up" default:"the conditions beside it"`
+	// Conditions of the down direction only, toward the node, over those
+	// given beside down:.
+	Down LinkDirection `yaml:"down" default:"the conditions beside it"`
+}
+
+// LinkDirection is the conditions of one direction of a link: those of
+// link: but the MTU, which is the whole link's.
+type LinkDirection struct {
+	// The conditions of a direction, one key each: the LinkConditions of
+	// link.go but mtu.
+	Conditions LinkDirectionKeys
 }
 
 // PortForward is a static port forward: what arrives at a port of the
@@ -242,6 +278,19 @@ type (
 	// SeenAs is a node, an address, ADDRESS:PORT, or with family: ipv6
 	// [ADDRESS]:PORT.
 	SeenAs string
+	// LinkDuration is a delay: a number with its unit, us, ms or s (30ms,
+	// 1.5s, 250us), or 0.
+	LinkDuration string
+	// Percent is a share of packets, written with its sign: 1%, 0.1%. The
+	// sign is required, so that 0.01 is not mistaken for 1%.
+	Percent string
+	// Rate is a number of bits per second with its unit, bit, kbit, mbit
+	// or gbit, as tc writes them and counts them (in powers of 1000):
+	// 500kbit, 10mbit, 1gbit.
+	Rate string
+	// MTU is the largest packet a link carries, in bytes: 576 (the least
+	// an IPv4 host must take) to 9000 (a jumbo frame).
+	MTU int
 )
 
 // The values that are one of a fixed set of words. Each lists its words
@@ -354,8 +403,8 @@ func formatFields(t reflect.Type) []formatField {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		opts := strings.Split(f.Tag.Get("schema"), ",")
-		if slices.Contains(opts, "knobs") {
-			for _, kf := range KnobFields() {
+		if kfs, ok := RegistryKeys(f); ok {
+			for _, kf := range kfs {
 				fields = append(fields, formatField{key: kf.Tag.Get("yaml"), field: kf})
 			}
 			continue
@@ -366,6 +415,16 @@ func formatFields(t reflect.Type) []formatField {
 		fields = append(fields, formatField{key: f.Tag.Get("yaml"), field: f, required: slices.Contains(opts, "required")})
 	}
 	return fields
+}
+
+// RegistryKeys returns the keys that field f of a format struct stands
+// for when they are kept in a registry rather than written as fields (its
+// type has a KeyFields method, as NATKnobKeys has), and whether they are.
+func RegistryKeys(f reflect.StructField) ([]reflect.StructField, bool) {
+	if r, ok := reflect.Zero(f.Type).Interface().(interface{ KeyFields() []reflect.StructField }); ok {
+		return r.KeyFields(), true
+	}
+	return nil, false
 }
 
 // formatKeys lists the keys of format struct T, as formatFields orders them.
@@ -445,6 +504,7 @@ var formatTypes = func() map[string]reflect.Type {
 		reflect.TypeFor[ProtoName](), reflect.TypeFor[Family](), reflect.TypeFor[OKFail](),
 		reflect.TypeFor[STUNExpect](), reflect.TypeFor[UpgradeOutcome](), reflect.TypeFor[ICEOutcome](),
 		reflect.TypeFor[SendOutcome](), reflect.TypeFor[TableExpect](), reflect.TypeFor[IPv4Addr](),
+		reflect.TypeFor[LinkDuration](), reflect.TypeFor[Percent](), reflect.TypeFor[Rate](), reflect.TypeFor[MTU](),
 	} {
 		m[t.Name()] = t
 	}

@@ -57,6 +57,16 @@ func probeSites() []probeSite {
 		{reflect.TypeFor[ServerNode](), "nodes.probe", node(KindServer)},
 		{reflect.TypeFor[NATNode](), "nodes.probe", node(KindNAT)},
 		{reflect.TypeFor[HostNode](), "nodes.probe", node(KindHost)},
+		{reflect.TypeFor[LinkEntry](), "nodes.alice.link", func(m map[string]any) map[string]any {
+			d := probeBase()
+			d["nodes"].(map[string]any)["alice"].(map[string]any)["link"] = m
+			return d
+		}},
+		{reflect.TypeFor[LinkDirection](), "nodes.alice.link.down", func(m map[string]any) map[string]any {
+			d := probeBase()
+			d["nodes"].(map[string]any)["alice"].(map[string]any)["link"] = map[string]any{"down": m}
+			return d
+		}},
 		{reflect.TypeFor[PortForward](), "nodes.nat.forward[0]", func(m map[string]any) map[string]any {
 			d := probeBase()
 			f := d["nodes"].(map[string]any)["nat"].(map[string]any)["forward"].([]any)[0].(map[string]any)

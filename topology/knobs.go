@@ -237,10 +237,13 @@ func NATJSON(before any, b nat.Behaviour, after any) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// NATKnobKeys stands, in NATNode, for the keys of NATKnobs: a field
-// tagged schema:"knobs" is those keys, each a field of its Format type
-// with its Default and, as tag doc, its Meaning (see KnobFields).
+// NATKnobKeys stands, in NATNode, for the keys of NATKnobs: each a field
+// of its Format type with its Default and, as tag doc, its Meaning (see
+// KnobFields).
 type NATKnobKeys struct{}
+
+// KeyFields are the fields NATKnobKeys stands for.
+func (NATKnobKeys) KeyFields() []reflect.StructField { return KnobFields() }
 
 // KnobFields are the keys of NATKnobs as fields of a format struct, for
 // what reads the format types (formatFields, internal/schemagen): each
@@ -249,13 +252,21 @@ type NATKnobKeys struct{}
 func KnobFields() []reflect.StructField {
 	fields := make([]reflect.StructField, len(NATKnobs))
 	for i, k := range NATKnobs {
-		fields[i] = reflect.StructField{
-			Name: knobFieldName(k.Key),
-			Type: k.Format,
-			Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", k.Key, k.Default, k.Meaning)),
-		}
+		fields[i] = registryField(k.Key, k.Format, k.Default, k.Meaning)
 	}
 	return fields
+}
+
+// registryField is a key of a registry as a field of a format struct:
+// the Go name a field of key would have, its format type, and as tags its
+// key, its default and, standing in for the doc comment a written field
+// has, doc.
+func registryField(key string, format reflect.Type, def, doc string) reflect.StructField {
+	return reflect.StructField{
+		Name: knobFieldName(key),
+		Type: format,
+		Tag:  reflect.StructTag(fmt.Sprintf("yaml:%q default:%q doc:%q", key, def, doc)),
+	}
 }
 
 // knobFieldName is the Go name a field of key would have: port-range,

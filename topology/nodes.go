@@ -167,6 +167,8 @@ func (p *parser) readNodeKey(n *nodeSpec, f entry) {
 	path := joinPath(n.path, f.key)
 	switch {
 	case f.key == "kind":
+	case f.key == "link":
+		p.readLink(n, f.val, path)
 	case f.key == "behind" && kind == KindServer:
 		if f.val.isScalar() && f.val.text == Internet {
 			return

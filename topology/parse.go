@@ -140,7 +140,10 @@ func mebibytes(n int64) string {
 // the rest of the file (x-home: &home {kind: nat, type: full-cone}), as in
 // Docker Compose files.
 //
-// Every node has kind: server, nat or host, and by kind:
+// Every node has kind: server, nat or host, link (its uplink's conditions:
+// delay, jitter, loss, duplicate, reorder, rate and mtu for both
+// directions, and up and down for one; default: a perfect wire), and by
+// kind:
 //
 //	server  addresses (default: two with stun, else one), addresses6,
 //	        services (stun, turn, rendezvous, tunnel)

@@ -7,9 +7,9 @@ import (
 )
 
 // String describes the topology in a stable, human-readable form with every
-// default spelt out, one node per line plus a line for each NAT's behaviour,
-// its IPv6 firewall in a dual-stack lab, and its forwards, then one line
-// per step. natlab show prints it; tests compare it with golden files.
+// default spelt out, one node per line plus a line for its link's
+// conditions where it has any, for each NAT's behaviour, its IPv6
+// firewall in a dual-stack lab, and its forwards, then one line per step. natlab show prints it; tests compare it with golden files.
 func (t *Topology) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lab %s", t.Name)
@@ -23,6 +23,9 @@ func (t *Topology) String() string {
 	for _, n := range t.Nodes {
 		b.WriteString(n.String())
 		b.WriteByte('\n')
+		if !n.Link.IsZero() {
+			fmt.Fprintf(&b, "  link %s\n", n.Link)
+		}
 		if n.NAT == nil {
 			continue
 		}

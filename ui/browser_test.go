@@ -174,6 +174,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#box-alice")),
 		text("#conn", "live"),
 		text("#box-nat-a", "full-cone", "203.0.113.1"),
+		// bob's link has conditions, which its wire shows.
+		text("#link-bob", "mtu 1400"),
 	)
 	url, err := chromedp.Run(p.ctx, chromedp.Location())
 	if err != nil {

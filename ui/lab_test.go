@@ -21,7 +21,9 @@ import (
 )
 
 // storyLab has a full-cone and a symmetric home, a stranger on the
-// internet and a server for STUN, TURN and the rendezvous.
+// internet and a server for STUN, TURN and the rendezvous; bob's link has
+// a condition for the page to show, an MTU, which changes no test's
+// packets.
 const storyLab = `
 description: two homes and a stranger
 nodes:
@@ -30,7 +32,7 @@ nodes:
   nat-a:    {kind: nat, type: full-cone, public: 203.0.113.1}
   nat-b:    {kind: nat, type: symmetric, public: 203.0.113.2}
   alice:    {kind: host, behind: nat-a}
-  bob:      {kind: host, behind: nat-b}
+  bob:      {kind: host, behind: nat-b, link: {mtu: 1400}}
 `
 
 const token = "test-token"

@@ -6,6 +6,7 @@ import (
 
 	"github.com/natlab/natlab/graph"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
 )
@@ -39,6 +40,9 @@ type nodeView struct {
 	Addresses []string `json:"addresses"`
 	Services  []string `json:"services,omitempty"`
 	NAT       *natView `json:"nat,omitempty"`
+	// Link is the conditions of the node's uplink, as natlab status
+	// --json has them too; left out for a perfect wire.
+	Link *linkcond.View `json:"link,omitempty"`
 }
 
 // natView is a NAT's type, its knobs (each of topology.NATKnobs, as a
@@ -86,7 +90,7 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 		v.Choices.Types = append(v.Choices.Types, string(t))
 	}
 	for _, n := range topo.Nodes {
-		nv := nodeView{Name: n.Name, Kind: string(n.Kind), Behind: n.Behind}
+		nv := nodeView{Name: n.Name, Kind: string(n.Kind), Behind: n.Behind, Link: linkcond.NewView(n.Link)}
 		for _, a := range n.Addresses {
 			nv.Addresses = append(nv.Addresses, a.String())
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -62,3 +63,54 @@ nodes:
 		t.Errorf("home: %v", home)
 	}
 }
+
+// TestViewShowsLinks checks that the page's state has each node's link
+// conditions as linkcond.NewView makes them, which natlab status --json
+// shows too (cli's TestStatusShowsLinks and TestStatusAndPageAgree), and
+// no link for a perfect wire.
+func TestViewShowsLinks(t *testing.T) {
+	testutil.CheckRoutines(t)
+	topo, err := topology.Parse("links.yaml", []byte(linksScenario), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(newStateView(&labstate.State{Name: "links"}, topo, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Nodes []struct {
+			Name string
+			Link json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Nodes) != len(topo.Nodes) {
+		t.Fatalf("%d nodes in the state, %d in the lab", len(v.Nodes), len(topo.Nodes))
+	}
+	for _, n := range v.Nodes {
+		l := topo.Node(n.Name).Link
+		if l.IsZero() {
+			if n.Link != nil {
+				t.Errorf("%s: a perfect wire shown as %s", n.Name, n.Link)
+			}
+			continue
+		}
+		want, _ := json.Marshal(linkcond.NewView(l))
+		if string(n.Link) != string(want) {
+			t.Errorf("%s: link %s, want %s", n.Name, n.Link, want)
+		}
+	}
+}
+
+// linksScenario has links with conditions on a node of each kind, and a
+// host without.
+const linksScenario = `
+nodes:
+  srv:   {kind: server, link: {mtu: 1400}}
+  home:  {kind: nat, link: {delay: 10ms, up: {rate: 1mbit}, down: {rate: 20mbit}}}
+  alice: {kind: host, behind: home, link: {delay: 30ms, jitter: 5ms, loss: 1%, duplicate: 0.1%, reorder: 1%, rate: 10mbit}}
+  bob:   {kind: host, behind: home}
+`

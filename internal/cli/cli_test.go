@@ -405,6 +405,17 @@ func TestGraphAndTableAndTrace(t *testing.T) {
 	}
 }
 
+// pageURL reads what natlab ui prints up to the page's URL, and returns
+// it; "" if natlab ui ended before printing one.
+func pageURL(lines *bufio.Scanner) string {
+	for lines.Scan() {
+		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "http://127.0.0.1:") {
+			return l
+		}
+	}
+	return ""
+}
+
 // natlab ui brings a scenario up, serves its page with the token it
 // prints, and on Ctrl-C stops and takes the lab down.
 func TestUICommand(t *testing.T) {
@@ -430,12 +441,7 @@ func TestUICommand(t *testing.T) {
 		}
 	}()
 	lines := bufio.NewScanner(stdout)
-	var url string
-	for url == "" && lines.Scan() {
-		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "http://127.0.0.1:") {
-			url = l
-		}
-	}
+	url := pageURL(lines)
 	if !strings.HasSuffix(url, "/?token=a-token-of-my-own") {
 		t.Fatalf("natlab ui printed no URL with the token; stderr %q", stderr.String())
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -31,16 +32,30 @@ func firstOfKind(topo *topology.Topology, kind topology.Kind) string {
 }
 
 // printNodes prints one line per node: what it is, where it sits, its
-// addresses and, for a NAT, its behaviour.
+// addresses, its uplink's conditions (in a column of their own when a node
+// has any) and, for a NAT, its behaviour.
 func printNodes(w io.Writer, topo *topology.Topology) {
+	links := slices.ContainsFunc(topo.Nodes, func(n *topology.Node) bool { return !n.Link.IsZero() })
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tKIND\tBEHIND\tADDRESS\tDETAILS")
+	if links {
+		fmt.Fprintln(tw, "NODE\tKIND\tBEHIND\tADDRESS\tLINK\tDETAILS")
+	} else {
+		fmt.Fprintln(tw, "NODE\tKIND\tBEHIND\tADDRESS\tDETAILS")
+	}
 	for _, n := range topo.Nodes {
 		behind := n.Behind
 		if behind == "" {
 			behind = "internet"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind, behind, joinAddrs(n), nodeDetails(n))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", n.Name, n.Kind, behind, joinAddrs(n))
+		if links {
+			link := "-"
+			if !n.Link.IsZero() {
+				link = n.Link.String()
+			}
+			fmt.Fprintf(tw, "%s\t", link)
+		}
+		fmt.Fprintf(tw, "%s\n", nodeDetails(n))
 	}
 	tw.Flush()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
@@ -43,6 +44,9 @@ type nodeStatus struct {
 	Addresses []string        `json:"addresses"`
 	Services  []serviceStatus `json:"services,omitempty"`
 	NAT       *natInfo        `json:"nat,omitempty"`
+	// Link is the conditions of the node's uplink, as the page's state
+	// has them too; left out for a perfect wire.
+	Link *linkcond.View `json:"link,omitempty"`
 }
 
 type serviceStatus struct {
@@ -171,7 +175,8 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 		return l
 	}
 	for _, n := range topo.Nodes {
-		ns := nodeStatus{Name: n.Name, Kind: string(n.Kind), Namespace: lab.NamespaceName(st.Name, n.Name), Behind: n.Behind}
+		ns := nodeStatus{Name: n.Name, Kind: string(n.Kind), Namespace: lab.NamespaceName(st.Name, n.Name), Behind: n.Behind,
+			Link: linkcond.NewView(n.Link)}
 		for _, a := range n.Addresses {
 			ns.Addresses = append(ns.Addresses, a.String())
 		}

@@ -5,9 +5,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
 )
@@ -74,5 +76,75 @@ func TestServes(t *testing.T) {
 	l.Close()
 	if serves(os.Getpid(), plan, topology.ServiceRendezvous) {
 		t.Errorf("rendezvous on %v: serving after its listener closed", at)
+	}
+}
+
+// linksScenario has links with conditions on a node of each kind, and a
+// host without.
+const linksScenario = `
+nodes:
+  srv:   {kind: server, link: {mtu: 1400}}
+  home:  {kind: nat, link: {delay: 10ms, up: {rate: 1mbit}, down: {rate: 20mbit}}}
+  alice: {kind: host, behind: home, link: {delay: 30ms, jitter: 5ms, loss: 1%, rate: 10mbit}}
+  bob:   {kind: host, behind: home}
+`
+
+// TestStatusShowsLinks checks that status --json has each node's link
+// conditions as linkcond.NewView makes them (the page's state has the
+// same, see ui's TestViewShowsLinks), no link for a perfect wire, and that
+// status's text shows them in a column of their own.
+func TestStatusShowsLinks(t *testing.T) {
+	topo, err := topology.Parse("links.yaml", []byte(linksScenario), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := describeLab(&labstate.State{Name: "links", Complete: true}, topo, nil)
+	for _, n := range l.Nodes {
+		data, err := json.Marshal(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Link json.RawMessage }
+		if err := json.Unmarshal(data, &got); err != nil {
+			t.Fatal(err)
+		}
+		link := topo.Node(n.Name).Link
+		if link.IsZero() {
+			if got.Link != nil {
+				t.Errorf("%s: a perfect wire shown as %s", n.Name, got.Link)
+			}
+			continue
+		}
+		want, _ := json.Marshal(linkcond.NewView(link))
+		if string(got.Link) != string(want) {
+			t.Errorf("%s: link %s, want %s", n.Name, got.Link, want)
+		}
+	}
+	// The example of the issue, exactly.
+	data, _ := json.Marshal(l.Nodes[2].Link)
+	if want := `{"up":{"delay":"30ms","jitter":"5ms","loss":1,"rate":"10mbit"},"down":{"delay":"30ms","jitter":"5ms","loss":1,"rate":"10mbit"},"text":"delay 30ms, jitter 5ms, loss 1%, rate 10mbit"}`; string(data) != want {
+		t.Errorf("alice's link in status --json:\n%s\nwant\n%s", data, want)
+	}
+
+	var text strings.Builder
+	printNodes(&text, topo)
+	lines := strings.Split(strings.TrimSpace(text.String()), "\n")
+	if !strings.Contains(lines[0], "LINK") {
+		t.Errorf("no LINK column in\n%s", text.String())
+	}
+	for i, want := range []string{"mtu 1400", "up: delay 10ms, rate 1mbit; down: delay 10ms, rate 20mbit", "delay 30ms, jitter 5ms, loss 1%, rate 10mbit", "  -"} {
+		if !strings.Contains(lines[i+1], want) {
+			t.Errorf("status line of %s is %q, without %q", topo.Nodes[i].Name, lines[i+1], want)
+		}
+	}
+	// A lab without conditions has no LINK column.
+	plain, err := topology.Parse("plain.yaml", []byte("nodes:\n  a: {kind: host}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text.Reset()
+	printNodes(&text, plain)
+	if strings.Contains(text.String(), "LINK") {
+		t.Errorf("a LINK column for a lab without link conditions:\n%s", text.String())
 	}
 }

@@ -62,7 +62,10 @@ func (g *generator) reference() []byte {
 		_, kind, _ := discriminator(t)
 		nodeSections = append(nodeSections, section{t: t, heading: kind})
 	}
-	nodeSections = append(nodeSections, section{t: reflect.TypeFor[topology.PortForward](), heading: "forward"})
+	nodeSections = append(nodeSections,
+		section{t: reflect.TypeFor[topology.PortForward](), heading: "forward"},
+		section{t: reflect.TypeFor[topology.LinkEntry](), heading: "link"},
+		section{t: reflect.TypeFor[topology.LinkDirection](), heading: "up and down"})
 	var stepSections []section
 	for _, k := range step.All() {
 		if !k.Scalar() {

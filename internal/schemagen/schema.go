@@ -211,13 +211,14 @@ type generator struct {
 }
 
 // fields are the fields of a struct type that are keys, those with a yaml
-// tag; a blank field holds keywords for the type itself, and one tagged
-// schema:"knobs" stands for the NAT knobs of topology.NATKnobs.
+// tag; a blank field holds keywords for the type itself, and one whose
+// type has a KeyFields method stands for the keys of a registry, such as
+// the NAT knobs of topology.NATKnobs (topology.RegistryKeys).
 func fields(t reflect.Type) (keys []reflect.StructField, self []reflect.StructField) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if parseTag(f).has("knobs") {
-			keys = append(keys, topology.KnobFields()...)
+		if kfs, ok := topology.RegistryKeys(f); ok {
+			keys = append(keys, kfs...)
 			continue
 		}
 		if f.Name == "_" {

@@ -128,6 +128,7 @@ func TestInvalidFiles(t *testing.T) {
 		"step-two-kinds", "step-unknown-fields", "step-unknown-kind", "step-wait",
 		"steps-not-list", "top-list", "unknown-keys", "wrong-types", "wrong-types-nodes",
 		"firewall6", "internet-invalid", "internet6-not-string",
+		"link-keys", "link-values", "link-directions",
 	} {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join(root, "topology/testdata/invalid", name+".yaml")
@@ -177,6 +178,15 @@ func TestValueFormats(t *testing.T) {
 		{"TableExpect", []string{`{"mappings": 2}`, `{"flows": 0, "mappings": 1}`}, []string{`{}`, `{"entries": 2}`, `2`}},
 		{"NodeEntry", []string{`{"kind": "nat", "type": "full-cone"}`, `{"kind": "host", "behind": "nat-a"}`},
 			[]string{`{}`, `{"kind": "router"}`, `{"kind": "host", "type": "full-cone"}`, `{"kind": "server", "behind": "nat-a"}`}},
+		{"LinkDuration", []string{`"30ms"`, `"1.5s"`, `"250us"`, `"0"`, `0`, `" 5ms "`, `".5ms"`},
+			[]string{`30`, `"30"`, `"-5ms"`, `"2m"`, `"1h"`, `"30ns"`, `"ms"`, `true`}},
+		{"Percent", []string{`"1%"`, `"0.1%"`, `"100%"`, `"0%"`, `" 10 %"`, `"99.5%"`, `".5%"`},
+			[]string{`"101%"`, `"100.5%"`, `"1"`, `1`, `"-1%"`, `"%"`, `"x%"`}},
+		{"Rate", []string{`"10mbit"`, `"1.5Mbit"`, `"500kbit"`, `"1gbit"`, `"64000bit"`, `"10 mbit"`},
+			[]string{`"10mbps"`, `"10MB"`, `"10"`, `10`, `"-1mbit"`, `"mbit"`}},
+		{"MTU", []string{`1400`, `576`, `9000`, `"1500"`}, []string{`575`, `9001`, `1400.5`, `"big"`}},
+		{"LinkEntry", []string{`{}`, `{"delay": "30ms", "loss": "1%", "mtu": 1400, "up": {"rate": "1mbit"}, "down": {"rate": "20mbit"}}`},
+			[]string{`{"dealy": "30ms"}`, `{"up": {"mtu": 1400}}`, `{"up": "fast"}`, `"30ms"`}},
 		{"StepEntry", []string{`{"wait": "2s"}`, `{"punch": {"between": ["a", "b"]}}`},
 			[]string{`{}`, `{"wait": "2s", "punch": {"between": ["a", "b"]}}`, `{"punch": {}}`, `{"sleep": "2s"}`}},
 	}
@@ -197,23 +207,27 @@ func TestValueFormats(t *testing.T) {
 	}
 }
 
-// TestKnobsDocumented checks that the committed schema and reference
-// describe every NAT knob of topology.NATKnobs with its meaning and
-// default, and that the schema takes its words.
-func TestKnobsDocumented(t *testing.T) {
+// schemaDef is what the tests of what is documented read of a definition
+// of the committed schema.
+type schemaDef struct {
+	Properties map[string]struct {
+		Description string `json:"description"`
+		Ref         string `json:"$ref"`
+		Type        string `json:"type"`
+	} `json:"properties"`
+	Enum []string `json:"enum"`
+}
+
+// committed reads the definitions of the committed schema and the
+// committed reference.
+func committed(t *testing.T) (map[string]schemaDef, string) {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, schemaPath))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var schema struct {
-		Defs map[string]struct {
-			Properties map[string]struct {
-				Description string `json:"description"`
-				Ref         string `json:"$ref"`
-				Type        string `json:"type"`
-			} `json:"properties"`
-			Enum []string `json:"enum"`
-		} `json:"$defs"`
+		Defs map[string]schemaDef `json:"$defs"`
 	}
 	if err := json.Unmarshal(data, &schema); err != nil {
 		t.Fatal(err)
@@ -222,7 +236,15 @@ func TestKnobsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	natNode := schema.Defs["NATNode"]
+	return schema.Defs, string(ref)
+}
+
+// TestKnobsDocumented checks that the committed schema and reference
+// describe every NAT knob of topology.NATKnobs with its meaning and
+// default, and that the schema takes its words.
+func TestKnobsDocumented(t *testing.T) {
+	defs, ref := committed(t)
+	natNode := defs["NATNode"]
 	for _, k := range topology.NATKnobs {
 		p, ok := natNode.Properties[k.Key]
 		if !ok {
@@ -233,20 +255,82 @@ func TestKnobsDocumented(t *testing.T) {
 			t.Errorf("%s: described as %q in the schema, want %q", k.Key, p.Description, want)
 		}
 		if vs, ok := reflect.Zero(k.Format).Interface().(interface{ Values() []string }); ok {
-			def := schema.Defs[strings.TrimPrefix(p.Ref, "#/$defs/")]
+			def := defs[strings.TrimPrefix(p.Ref, "#/$defs/")]
 			if !slices.Equal(def.Enum, vs.Values()) {
 				t.Errorf("%s: the schema takes %v, the knob %v", k.Key, def.Enum, vs.Values())
 			}
 		}
 		row := fmt.Sprintf("| `%s` | ", k.Key)
-		i := strings.Index(string(ref), row)
+		i := strings.Index(ref, row)
 		if i < 0 {
 			t.Errorf("%s has no row in %s", k.Key, referencePath)
 			continue
 		}
-		line, _, _ := strings.Cut(string(ref[i:]), "\n")
+		line, _, _ := strings.Cut(ref[i:], "\n")
 		if !strings.Contains(line, " | "+k.Default+" | "+k.Meaning+" |") {
 			t.Errorf("%s's row in %s is %q, without its default %q and meaning %q", k.Key, referencePath, line, k.Default, k.Meaning)
+		}
+	}
+}
+
+// TestLinkConditionsDocumented checks that the committed schema and
+// reference describe every condition of topology.LinkConditions, with its
+// meaning and default, in link: and (but the whole link's) in up: and
+// down:.
+func TestLinkConditionsDocumented(t *testing.T) {
+	defs, ref := committed(t)
+	sections := strings.Split(ref, "\n### ")
+	section := func(heading string) string {
+		for _, s := range sections {
+			if strings.HasPrefix(s, heading+"\n") {
+				return s
+			}
+		}
+		t.Fatalf("%s has no section %q", referencePath, heading)
+		return ""
+	}
+	for _, where := range []struct {
+		def, heading string
+		direction    bool
+	}{{"LinkEntry", "link", false}, {"LinkDirection", "up and down", true}} {
+		props := defs[where.def].Properties
+		sec := section(where.heading)
+		for _, k := range topology.LinkConditions {
+			p, ok := props[k.Key]
+			if where.direction && k.Whole {
+				if ok {
+					t.Errorf("the schema's %s takes %s, the whole link's", where.def, k.Key)
+				}
+				if strings.Contains(sec, "| `"+k.Key+"` |") {
+					t.Errorf("%s's %s lists %s, the whole link's", referencePath, where.heading, k.Key)
+				}
+				continue
+			}
+			if !ok {
+				t.Errorf("the schema's %s has no %s", where.def, k.Key)
+				continue
+			}
+			if want := k.Meaning + " Default: " + k.Default + "."; p.Description != want {
+				t.Errorf("%s.%s: described as %q in the schema, want %q", where.def, k.Key, p.Description, want)
+			}
+			if want := "#/$defs/" + k.Format.Name(); p.Ref != want {
+				t.Errorf("%s.%s: the schema's value is %s, want %s", where.def, k.Key, p.Ref, want)
+			}
+			row := "| `" + k.Key + "` | "
+			i := strings.Index(sec, row)
+			if i < 0 {
+				t.Errorf("%s has no row in %s's %s", k.Key, referencePath, where.heading)
+				continue
+			}
+			line, _, _ := strings.Cut(sec[i:], "\n")
+			if !strings.Contains(line, " | "+k.Default+" | "+k.Meaning+" |") {
+				t.Errorf("%s's row in %s's %s is %q, without its default %q and meaning %q", k.Key, referencePath, where.heading, line, k.Default, k.Meaning)
+			}
+		}
+	}
+	for _, kind := range []string{"ServerNode", "NATNode", "HostNode"} {
+		if p := defs[kind].Properties["link"]; p.Ref != "#/$defs/LinkEntry" {
+			t.Errorf("the schema's %s has no link of LinkEntry: %+v", kind, p)
 		}
 	}
 }

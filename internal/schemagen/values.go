@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -31,6 +32,8 @@ const (
 	// goDuration is what time.ParseDuration accepts.
 	goDuration = `[+-]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)`
 	digits     = `^\s*[0-9]+\s*$`
+	// decimal is a number without sign or exponent: 30, 1.5, .5.
+	decimal = `([0-9]+(\.[0-9]*)?|\.[0-9]+)`
 )
 
 func str(pattern string) *object {
@@ -75,6 +78,15 @@ var valueFormats = map[reflect.Type]valueFormat{
 			obj("type", "array", "minItems", 1, "items", obj("type", []string{"string", "number", "boolean"})),
 		})
 	}},
+	reflect.TypeFor[topology.LinkDuration](): {"link duration", func() *object {
+		return obj("anyOf", []any{obj("const", 0), str(`^\s*(0|` + decimal + `(us|µs|μs|ms|s))\s*$`)})
+	}},
+	// A percentage's pattern holds it to 0-100%, as linkcond.Validate does.
+	reflect.TypeFor[topology.Percent](): {"percentage", func() *object {
+		return str(`^\s*0*(100(\.0*)?|[0-9]{1,2}(\.[0-9]*)?|\.[0-9]+)\s*%$`)
+	}},
+	reflect.TypeFor[topology.Rate]():          {"bit rate", func() *object { return str(`^\s*` + decimal + `\s*[kKmMgG]?[bB][iI][tT]\s*$`) }},
+	reflect.TypeFor[topology.MTU]():           {"MTU", number(linkcond.MinMTU, linkcond.MaxMTU)},
 	reflect.TypeFor[topology.ForwardTarget](): {"forward target", func() *object { return obj("type", "string", "minLength", 1) }},
 	reflect.TypeFor[topology.SendTarget]():    {"send target", func() *object { return obj("type", "string", "minLength", 1) }},
 	reflect.TypeFor[topology.SeenAs]():        {"source", func() *object { return obj("type", "string", "minLength", 1) }},

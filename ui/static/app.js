@@ -123,7 +123,16 @@ function drawTopology() {
   const wires = el("g", {}, svg);
   for (const b of L.boxes) {
     if (!b.up) continue;
-    el("polyline", { class: "wire", points: b.up.map((p) => `${p.x},${p.y}`).join(" ") }, wires);
+    const n = node(b.name);
+    const link = n && n.link;
+    const wire = el("polyline", { class: link ? "wire shaped" : "wire", points: b.up.map((p) => `${p.x},${p.y}`).join(" ") }, wires);
+    if (!link) continue;
+    // A link with conditions is drawn dashed, its conditions beside the
+    // wire just above the box; in full when hovered, as they may be long.
+    el("title", {}, wire).textContent = `${b.name}'s link: ${link.text}`;
+    const t = el("text", { class: "link", id: "link-" + b.name, x: b.up[0].x + 6, y: b.up[0].y - 8 }, wires);
+    t.textContent = link.text.length > 34 ? link.text.slice(0, 33) + "…" : link.text;
+    el("title", {}, t).textContent = link.text;
   }
   const g = el("g", {}, svg);
   for (const b of L.boxes) {
