@@ -596,8 +596,15 @@ func (b *builder) loadNAT(n *topology.Node) error {
 	}
 	seconds := fmt.Sprint(int(math.Ceil(n.NAT.Behaviour.Timeout.Seconds())))
 	return namedns.Do(b.ns[n.Name], func() error {
-		for _, name := range []string{"net.netfilter.nf_conntrack_udp_timeout", "net.netfilter.nf_conntrack_udp_timeout_stream"} {
-			if err := writeSysctl(name, seconds); err != nil {
+		// nf_conntrack_acct counts each flow's packets and bytes, which
+		// natlab table shows; it is off by default, and set here in the
+		// NAT's namespace only, never in the root namespace.
+		for _, s := range [][2]string{
+			{"net.netfilter.nf_conntrack_udp_timeout", seconds},
+			{"net.netfilter.nf_conntrack_udp_timeout_stream", seconds},
+			{"net.netfilter.nf_conntrack_acct", "1"},
+		} {
+			if err := writeSysctl(s[0], s[1]); err != nil {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}

@@ -13,7 +13,7 @@ import (
 // flow, private -> public -> remote, then natlab's UDP mappings and the
 // NAT's port forwards.
 func Write(w io.Writer, t *Table) error {
-	err := section(w, "", "PROTO\tPRIVATE\t\tPUBLIC\t\tREMOTE\tSTATE\tEXPIRES", func(tw io.Writer) {
+	err := section(w, "", "PROTO\tPRIVATE\t\tPUBLIC\t\tREMOTE\tSTATE\tEXPIRES\tPACKETS\tBYTES", func(tw io.Writer) {
 		for _, f := range t.Flows {
 			arrow := "->"
 			if f.Inbound {
@@ -23,7 +23,7 @@ func Write(w io.Writer, t *Table) error {
 			if f.Hairpin {
 				state += " hairpin"
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%s\t%v\t%s\t%s\n", f.Proto, f.Private, arrow, f.Public, arrow, f.Remote, state, secs(f.Expires))
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%s\t%v\t%s\t%s\t%d\t%d\n", f.Proto, f.Private, arrow, f.Public, arrow, f.Remote, state, secs(f.Expires), f.Packets, f.Bytes)
 		}
 		if len(t.Flows) == 0 {
 			fmt.Fprintln(tw, "(no translated flows)")

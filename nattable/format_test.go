@@ -36,7 +36,7 @@ func TestWriteDurations(t *testing.T) {
 	if err := nattable.Write(&b, tab); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"replied  29s\n", "192.168.1.2:5000  2m30s\n", "nat-pmp   1h\n", "scenario  never\n"} {
+	for _, want := range []string{"replied  29s  ", "192.168.1.2:5000  2m30s\n", "nat-pmp   1h\n", "scenario  never\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("want %q in\n%s", want, b.String())
 		}

@@ -45,7 +45,10 @@ type Flow struct {
 	// TCP state.
 	State   string        `json:"state"`
 	Expires time.Duration `json:"expires_ns"`
-	Packets uint64        `json:"packets"`
+	// Packets and Bytes count what crossed the NAT in this flow, both
+	// ways (conntrack's accounting, which natlab turns on in each NAT).
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 // Mapping is one of natlab's UDP mappings: who owns a public port.
@@ -166,7 +169,7 @@ func dialNFT(ctx context.Context, nsFd int) (*nftables.Conn, error) {
 func translated(f conntrack.Flow) (Flow, bool) {
 	o, r := f.TupleOrig, f.TupleReply
 	fl := Flow{Proto: protoName(o.Proto), Expires: time.Duration(f.Timeout) * time.Second,
-		Packets: f.CountersOrig.Packets + f.CountersReply.Packets}
+		Packets: f.CountersOrig.Packets + f.CountersReply.Packets, Bytes: f.CountersOrig.Bytes + f.CountersReply.Bytes}
 	port := func(t conntrack.Tuple, src bool) uint16 {
 		if t.Proto.Protocol == unix.IPPROTO_ICMP {
 			return t.Proto.ICMPID

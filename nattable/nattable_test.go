@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,51 @@ nodes:
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("the printed table lacks %q:\n%s", line, b.String())
 		}
+	}
+}
+
+// Each flow counts its packets and bytes, both ways: conntrack's
+// accounting, off by default, is on in every NAT (issue 16: every flow
+// showed 0 packets).
+func TestFlowsCountPacketsAndBytes(t *testing.T) {
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  nat:    {kind: nat, public: 203.0.113.50, type: port-restricted-cone}
+  phone:  {kind: host, behind: nat}
+`)
+	srv := l.UDP("server", ":3478")
+	to := netip.MustParseAddrPort("203.0.113.10:3478")
+	c := l.UDP("phone", ":5000")
+	payload := strings.Repeat("x", 100) // 128 bytes with the IPv4 and UDP headers
+	var public netip.AddrPort
+	for range 5 {
+		c.Send(to, payload)
+		public = srv.Expect(payload, 2*time.Second)
+	}
+	for range 2 {
+		srv.Send(public, payload)
+		c.Expect(payload, 2*time.Second)
+	}
+	ns, err := namedns.Open(l.Namespace("nat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tab, err := nattable.Read(t.Context(), ns.Fd(), l.Addr("nat", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Flows) != 1 {
+		t.Fatalf("%d flows, want 1: %+v", len(tab.Flows), tab.Flows)
+	}
+	if f := tab.Flows[0]; f.Packets != 7 || f.Bytes != 7*128 {
+		t.Errorf("the flow counts %d packets and %d bytes, want 7 and %d", f.Packets, f.Bytes, 7*128)
+	}
+	var b bytes.Buffer
+	nattable.Write(&b, tab)
+	if !strings.Contains(b.String(), "PACKETS") || !regexp.MustCompile(`replied\s+\S+\s+7\s+896\n`).MatchString(b.String()) {
+		t.Errorf("the table does not show the counts:\n%s", b.String())
 	}
 }

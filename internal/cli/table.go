@@ -27,6 +27,21 @@ mappings (which private endpoint owns each public port), then its port
 forwards: the scenario's static ones and the NAT-PMP leases hosts asked for.
 It is read from the kernel: conntrack and the NAT's nftables maps.
 
+The columns of a flow:
+  PROTO     udp, tcp or icmp (an ICMP echo's identifier stands for its ports)
+  PRIVATE   the host's own address and port, behind the NAT
+  PUBLIC    what the NAT rewrote it to: the address and port the world sees
+  REMOTE    the other end; "->" a flow the host started, "<-" one from outside
+            (a forward, or a packet the filtering let in)
+  STATE     conntrack's: unreplied, replied or assured (TCP adds its state);
+            "hairpin" for two hosts of this LAN talking through the NAT
+  EXPIRES   the time the flow has left unless a packet refreshes it
+  PACKETS   packets of the flow through the NAT, both ways
+  BYTES     their bytes, IP headers included
+A mapping row says which private endpoint owns a public UDP port, and for
+how long; a forward row, where a public port is sent on, and who made it
+(the scenario, or a host by NAT-PMP). --json gives the same fields.
+
 With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 		Example: `  sudo natlab table symmetric nat-a
   sudo natlab table symmetric nat-a --watch
