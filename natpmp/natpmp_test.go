@@ -131,3 +131,37 @@ nodes:
 		})
 	}
 }
+
+// A host that already sends from a port, and so has a public port for it,
+// asks to map that port with no suggestion: the NAT grants the mapping
+// the host has, as a real router does, so the socket keeps one public
+// endpoint for every destination (endpoint-independent mapping). Before,
+// it was granted a second, random port, and a new destination saw that.
+func TestGrantKeepsTheMappingAHostHas(t *testing.T) {
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, `
+nodes:
+  friend:  {kind: host}
+  other:   {kind: host}
+  home:    {kind: nat, type: port-restricted-cone, port-mapping: nat-pmp}
+  console: {kind: host, behind: home}
+`)
+	friend, other := l.UDP("friend", ":7000"), l.UDP("other", ":7000")
+	game := l.UDP("console", ":41641")
+	game.Send(netip.AddrPortFrom(l.Addr("friend", 0), 7000), "first")
+	before := friend.Expect("first", 2*time.Second)
+
+	c, _ := l.ListenUDP("console", ":0")
+	client := natpmp.Client{Conn: c, Gateway: l.Topo.Node("home").NAT.Gateway}
+	m, err := client.Map(t.Context(), "udp", 41641, 0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.External != before.Port() {
+		t.Errorf("granted public port %d; the host's socket already has %d", m.External, before.Port())
+	}
+	game.Send(netip.AddrPortFrom(l.Addr("other", 0), 7000), "second")
+	if after := other.Expect("second", 2*time.Second); after != before {
+		t.Errorf("a new destination sees %v; the first saw %v", after, before)
+	}
+}

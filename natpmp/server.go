@@ -128,9 +128,20 @@ func (s *Server) grant(internal netip.AddrPort, req Request) (Mapping, error) {
 	lifetime := min(req.Lifetime, MaxLifetime)
 	external := old.external
 	if !had {
-		var err error
-		if external, err = s.pick(req.Proto, req.Suggested); err != nil {
+		// A host that already sends from this port has a public port for
+		// it (endpoint-independent mapping): a real router grants that
+		// one (RFC 6886 section 3.3), whatever port was suggested, so that
+		// the socket keeps one public endpoint for every destination.
+		mapped, ok, err := s.mapped(req.Proto, internal)
+		switch {
+		case err != nil:
 			return Mapping{}, err
+		case ok:
+			external = mapped
+		default:
+			if external, err = s.pick(req.Proto, req.Suggested); err != nil {
+				return Mapping{}, err
+			}
 		}
 	}
 	if err := s.apply(req.Proto, external, internal, lifetime); err != nil {
@@ -172,6 +183,37 @@ func (s *Server) taken(proto string) (map[uint16]bool, error) {
 	if proto != "udp" {
 		return taken, nil
 	}
+	owners, err := portOwners()
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range owners {
+		taken[o.Public] = true
+	}
+	return taken, nil
+}
+
+// mapped finds the public port the NAT already maps internal to, for
+// UDP: the port of the ports map that internal owns.
+func (s *Server) mapped(proto string, internal netip.AddrPort) (uint16, bool, error) {
+	if proto != "udp" {
+		return 0, false, nil
+	}
+	owners, err := portOwners()
+	if err != nil {
+		return 0, false, err
+	}
+	for _, o := range owners {
+		if o.Private == internal {
+			return o.Public, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// portOwners reads the NAT's ports map: which private endpoint owns each
+// public UDP port.
+func portOwners() ([]natrules.Owner, error) {
 	conn, err := nftables.New()
 	if err != nil {
 		return nil, err
@@ -184,14 +226,15 @@ func (s *Server) taken(proto string) (map[uint16]bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	owners := make([]natrules.Owner, 0, len(elems))
 	for _, e := range elems {
 		o, err := natrules.ParseOwner(e)
 		if err != nil {
 			return nil, fmt.Errorf("map %s: %w", natrules.PortsSet, err)
 		}
-		taken[o.Public] = true
+		owners = append(owners, o)
 	}
-	return taken, nil
+	return owners, nil
 }
 
 // apply writes the mapping into the NAT's maps (lifetime 0 removes it),
