@@ -208,7 +208,7 @@ func TestSourcePath(t *testing.T) {
 func TestQemuArgs(t *testing.T) {
 	o := &options{kernel: "/boot/vmlinuz", memMiB: 1024, cpus: 2}
 	args := strings.Join(qemuArgs(o, "/tmp/i.cpio"), " ")
-	for _, want := range []string{"-accel tcg", "-nic none", "-nodefaults", "-no-reboot", "-smp 2", "-m 1024", "-kernel /boot/vmlinuz", "-initrd /tmp/i.cpio", "panic=-1"} {
+	for _, want := range []string{"-accel tcg,thread=single", "-nic none", "-nodefaults", "-no-reboot", "-smp 2", "-m 1024", "-kernel /boot/vmlinuz", "-initrd /tmp/i.cpio", "panic=-1"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("qemu %s: no %q", args, want)
 		}
