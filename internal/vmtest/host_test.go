@@ -128,7 +128,7 @@ insmod /lib/modules/6.1.0-48-amd64/kernel/drivers/net/dummy.ko numdummies=2
 func TestModulesResolve(t *testing.T) {
 	dirs, _ := filepath.Glob("/lib/modules/*/kernel/net/sched/sch_netem.ko*")
 	if len(dirs) == 0 {
-		t.Skip("needs a kernel whose netem is a module under /lib/modules (Debian's: make vm-test installs none, this test only reads)")
+		t.Skip("needs the modules of a kernel that builds netem as a module, as Debian's does, under /lib/modules")
 	}
 	if _, err := exec.LookPath("modprobe"); err != nil {
 		t.Skip("needs kmod's modprobe")
