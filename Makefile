@@ -45,10 +45,13 @@ demo: build
 	@scripts/demo.sh bin/natlab
 
 # Everything CI checks: formatting, vet, staticcheck, unit tests and, as
-# root, the integration tests on real namespaces, and a short fuzz run.
+# root, the integration tests on real namespaces, the kernel-level ones
+# again on Debian's own kernel in a VM (where apt has that kernel; about
+# two minutes), and a short fuzz run.
 test: test-deps lint
 	$(MAKE) --no-print-directory cross
 	$(GO) test -count=1 -parallel 8 ./...
+	$(MAKE) --no-print-directory vm-test VM_OPTIONAL=1
 	$(MAKE) --no-print-directory race
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	$(MAKE) --no-print-directory bench-quick
