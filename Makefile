@@ -15,7 +15,7 @@ STAMP = -X github.com/natlab/natlab/internal/buildinfo.version=$(VERSION) \
 	-X github.com/natlab/natlab/internal/buildinfo.commit=$(COMMIT) \
 	-X github.com/natlab/natlab/internal/buildinfo.date=$(DATE)
 
-.PHONY: all build deps test-deps demo test lint fuzz bench bench-quick soak race clean man cross release generate install uninstall
+.PHONY: all build deps test-deps demo test vm-test lint fuzz bench bench-quick soak race clean man cross release generate install uninstall
 
 all: build
 
@@ -45,13 +45,25 @@ demo: build
 	@scripts/demo.sh bin/natlab
 
 # Everything CI checks: formatting, vet, staticcheck, unit tests and, as
-# root, the integration tests on real namespaces, and a short fuzz run.
+# root, the integration tests on real namespaces, the kernel-level ones
+# again on Debian's own kernel in a VM (where apt has that kernel; about
+# two minutes), and a short fuzz run.
 test: test-deps lint
 	$(MAKE) --no-print-directory cross
 	$(GO) test -count=1 -parallel 8 ./...
+	$(MAKE) --no-print-directory vm-test VM_OPTIONAL=1
 	$(MAKE) --no-print-directory race
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	$(MAKE) --no-print-directory bench-quick
+
+# natlab's kernel-level tests (internal/vmtest/tests.txt) on Debian's own
+# kernel, booted in qemu with an initramfs of the static test binaries:
+# proof that labs work on a stock distribution kernel, which builds netem,
+# nftables and the rest as modules, and not only on this machine's.
+# Needs no root once qemu is installed; touches nothing of the host.
+# VM_TESTS, VM_RUN, VM_KERNEL_PACKAGE and more: scripts/vm-test.sh.
+vm-test:
+	@scripts/vm-test.sh
 
 # The packages that build labs, run services and agents in one process,
 # under the race detector (which needs cgo, so gcc). It found a map read
