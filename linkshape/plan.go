@@ -71,6 +71,10 @@ type Hold struct {
 // IsZero reports whether h holds nothing.
 func (h Hold) IsZero() bool { return h.Delay == 0 && h.Jitter == 0 && h.Reorder == 0 }
 
+// Holds reports whether the delay line holds the packets of direction d:
+// whether it has a delay, a jitter or a reordering.
+func Holds(d linkcond.Direction) bool { return !holdOf(d, false).IsZero() }
+
 // holdOf is the delay line's part of d.
 func holdOf(d linkcond.Direction, down bool) Hold {
 	return Hold{Delay: d.Delay, Jitter: d.Jitter, Reorder: d.Reorder, Cut: down}
