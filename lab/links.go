@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,7 +28,7 @@ func Wires(name string, topo *topology.Topology) []linkshape.Wire {
 		ports[owner] = portNames(nodes)
 	}
 	wires := make([]linkshape.Wire, 0, len(topo.Nodes))
-	for _, n := range topo.Nodes {
+	for i, n := range topo.Nodes {
 		w := linkshape.Wire{
 			Node:        n.Name,
 			NS:          NamespaceName(name, n.Name),
@@ -35,7 +36,9 @@ func Wires(name string, topo *topology.Topology) []linkshape.Wire {
 			UplinkIndex: uplinkIndex,
 			ParentNS:    NamespaceName(name, topology.Internet),
 			Port:        ports[n.Behind][n.Name],
+			PortIndex:   portIndexBase + i,
 			Bridge:      InternetBridge,
+			BridgeIndex: bridgeIndex,
 			Segment:     n.Behind,
 		}
 		if n.Behind != "" {
@@ -56,20 +59,43 @@ func linkStates(st *labstate.State) map[string]linkshape.State {
 	return links
 }
 
-// sendersMACs reads the MAC address of the uplink of every node whose up
-// direction the delay line holds: the delay line knows their frames by
-// it. Only the delay line needs them.
-func sendersMACs(wires []linkshape.Wire, links map[string]linkshape.State, mech linkshape.Mechanism) (map[string]linkshape.MAC, error) {
+// sendersMACs gives the MAC address of the uplink of every node whose up
+// direction the delay line holds (it knows their frames by it): the one
+// st records, else the kernel's, which it records in st. Only the delay
+// line needs them.
+func sendersMACs(st *labstate.State, wires []linkshape.Wire, links map[string]linkshape.State, mech linkshape.Mechanism) (map[string]linkshape.MAC, error) {
 	if mech != linkshape.DelayLine {
 		return nil, nil
 	}
-	var senders []linkshape.Wire
+	macs := map[string]linkshape.MAC{}
+	var unknown []linkshape.Wire
 	for _, w := range wires {
-		if linkshape.Holds(links[w.Node].Link.Up) {
-			senders = append(senders, w)
+		if !linkshape.Holds(links[w.Node].Link.Up) {
+			continue
+		}
+		if hw, err := net.ParseMAC(st.Links[w.Node].MAC); err == nil && len(hw) == 6 {
+			macs[w.Node] = linkshape.MAC(hw)
+		} else {
+			unknown = append(unknown, w)
 		}
 	}
-	return linkshape.ReadMACs(senders)
+	read, err := linkshape.ReadMACs(unknown)
+	if err != nil {
+		return nil, err
+	}
+	for node, m := range read {
+		macs[node] = m
+		recordMAC(st, node, m)
+	}
+	return macs, nil
+}
+
+// recordMAC records the MAC address of node's uplink in st.
+func recordMAC(st *labstate.State, node string, m linkshape.MAC) {
+	if l, ok := st.Links[node]; ok {
+		l.MAC = m.String()
+		st.Links[node] = l
+	}
 }
 
 // DelayLineQueues says what the delay line of lab name holds in each
@@ -87,7 +113,7 @@ func DelayLineQueues(name string) (map[string]*linkshape.Queue, error) {
 	wires := Wires(name, topo)
 	links := linkStates(st)
 	mech := linkshape.Mechanism(st.LinkMechanism)
-	macs, err := sendersMACs(wires, links, mech)
+	macs, err := sendersMACs(st, wires, links, mech)
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: %w", name, err)
 	}
@@ -185,7 +211,7 @@ func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, n
 	mech := linkshape.Mechanism(st.LinkMechanism)
 	wires := Wires(st.Name, topo)
 	links := linkStates(st)
-	macs, err := sendersMACs(wires, links, mech)
+	macs, err := sendersMACs(st, wires, links, mech)
 	if err != nil {
 		return err
 	}

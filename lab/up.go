@@ -692,6 +692,8 @@ func (b *builder) planLinks() error {
 					return fmt.Errorf("node %s: %w", w.Node, err)
 				}
 				macs[w.Node] = m
+				// The delay line reads it from the record.
+				recordMAC(b.st, w.Node, m)
 			}
 		}
 	}
@@ -718,7 +720,7 @@ func (b *builder) shape(node string) error {
 	if p == nil || p.IsZero() {
 		return nil
 	}
-	if err := linkshape.ApplyWith(b.ns[node].Fd(), b.nl[node], p, b.mech); err != nil {
+	if err := linkshape.ApplyNew(b.ns[node].Fd(), b.nl[node], p, b.mech); err != nil {
 		if node == topology.Internet {
 			return fmt.Errorf("the internet: links: %w", err)
 		}

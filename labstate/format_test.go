@@ -88,7 +88,7 @@ const recordV2 = `{
   "namespaces": [{"name": "natlab-home-nat", "node": "nat"}],
   "processes": [{"pid": 43, "node": "", "what": "delay line", "start_time": 12346}],
   "links": {
-    "alice": {"link": {"up": {"delay_ns": 30000000, "loss": 1, "rate_bps": 1000000}, "down": {"delay_ns": 30000000, "jitter_ns": 5000000, "duplicate": 0.5, "reorder": 2}, "mtu": 1400}},
+    "alice": {"link": {"up": {"delay_ns": 30000000, "loss": 1, "rate_bps": 1000000}, "down": {"delay_ns": 30000000, "jitter_ns": 5000000, "duplicate": 0.5, "reorder": 2}, "mtu": 1400}, "mac": "02:00:00:00:00:01"},
     "bob": {"link": {"up": {}, "down": {}}, "down": true}
   },
   "link_mechanism": "delay-line"
@@ -104,7 +104,7 @@ func TestDecodeVersion2(t *testing.T) {
 		Up:   linkcond.Direction{Delay: 30 * ms, Loss: 1, Rate: 1_000_000},
 		Down: linkcond.Direction{Delay: 30 * ms, Jitter: 5 * ms, Duplicate: 0.5, Reorder: 2},
 		MTU:  1400,
-	}}
+	}, MAC: "02:00:00:00:00:01"}
 	if got := s.Links["alice"]; got != want {
 		t.Errorf("alice's link reads as %+v, want %+v", got, want)
 	}

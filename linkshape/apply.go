@@ -20,9 +20,9 @@ const defaultMTU = 1500
 // refused, and a link with less has no IPv6.
 const minMTU6 = 1280
 
-// Apply makes the namespace of p hold what p says, under mech: each end's
-// MTU and queueing disciplines, the routes with an MTU, and natlab's link
-// tables, which it replaces in one transaction.
+// Apply makes the namespace of p hold what p says, under mech, whatever
+// it held: each end's MTU and queueing disciplines, the routes with an
+// MTU, and natlab's link tables, which it replaces in one transaction.
 func Apply(p *Plan, mech Mechanism) error {
 	ns, err := namedns.Open(p.NS)
 	if err != nil {
@@ -34,44 +34,65 @@ func Apply(p *Plan, mech Mechanism) error {
 		return fmt.Errorf("namespace %s: %w", p.NS, err)
 	}
 	defer h.Close()
-	return ApplyWith(ns.Fd(), h, p, mech)
+	return apply(ns.Fd(), h, p, mech, false)
 }
 
-// ApplyWith is Apply through a netlink handle already open in the
-// namespace open as nsFd.
-func ApplyWith(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism) error {
+// ApplyNew is Apply in a namespace of a lab being built, through a netlink
+// handle open in it (nsFd): it holds nothing of natlab's links yet, so
+// nothing is looked up or removed first, and only what p asks for is
+// done. A lab of a hundred shaped links comes up the faster for it.
+func ApplyNew(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism) error {
+	return apply(nsFd, h, p, mech, true)
+}
+
+func apply(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism, fresh bool) error {
 	names := make([]string, 0, len(p.Devices))
 	for n := range p.Devices {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	ifindex := map[string]int{}
 	for _, name := range names {
 		d := p.Devices[name]
-		link, err := h.LinkByName(name)
-		if err != nil {
+		var link netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.Index, Name: d.Name, MTU: defaultMTU}}
+		if !fresh {
+			var err error
+			if link, err = h.LinkByIndex(d.Index); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		if err := setMTU(h, link, d, fresh); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		ifindex[name] = link.Attrs().Index
-		if err := setMTU(h, link, d); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		root, child := qdiscsFor(link.Attrs().Index, d.Egress, d.MTU, mech)
-		if err := setQdiscs(h, link, root, child); err != nil {
+		root, child := qdiscsFor(d.Index, d.Egress, d.MTU, mech)
+		if fresh {
+			for _, q := range []netlink.Qdisc{root, child} {
+				if q != nil {
+					if err := h.QdiscAdd(q); err != nil {
+						return fmt.Errorf("%s: add %s qdisc: %w", name, q.Type(), err)
+					}
+				}
+			}
+		} else if err := setQdiscs(h, link, root, child); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	for _, r := range p.Routes {
+		if fresh && r.MTU == 0 {
+			continue
+		}
 		if err := setRoute(h, r); err != nil {
 			return fmt.Errorf("route to %v: %w", r.Addr, err)
 		}
+	}
+	if fresh && !needsTables(p, mech) {
+		return nil
 	}
 	conn, err := nftconn.Dial(nsFd)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	tables(conn.Conn, p, mech, ifindex)
+	tables(conn.Conn, p, mech, !fresh)
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("load the %s tables: %w", TableName, err)
 	}
@@ -80,8 +101,9 @@ func ApplyWith(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism) error {
 
 // setMTU gives an end the link's MTU. A bridge takes the least MTU of its
 // ports unless told its own, and so would lower every node's on the
-// segment: once a port's MTU is set, the bridge is told 1500.
-func setMTU(h *netlink.Handle, link netlink.Link, d *Device) error {
+// segment: once a port's MTU is set, the bridge is told 1500. In a fresh
+// namespace every link has the default.
+func setMTU(h *netlink.Handle, link netlink.Link, d *Device, fresh bool) error {
 	want := d.MTU
 	if want == 0 {
 		want = defaultMTU
@@ -91,17 +113,21 @@ func setMTU(h *netlink.Handle, link netlink.Link, d *Device) error {
 			return fmt.Errorf("mtu %d: %w", want, err)
 		}
 	}
-	if d.Bridge == "" {
+	if d.Bridge == "" || (fresh && d.MTU == 0) {
 		return nil
 	}
-	br, err := h.LinkByName(d.Bridge)
-	if err != nil {
-		return err
-	}
-	if br.Attrs().MTU != defaultMTU {
-		if err := h.LinkSetMTU(br, defaultMTU); err != nil {
-			return fmt.Errorf("bridge %s mtu: %w", d.Bridge, err)
+	var br netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.BridgeIndex, Name: d.Bridge}}
+	if !fresh {
+		var err error
+		if br, err = h.LinkByIndex(d.BridgeIndex); err != nil {
+			return fmt.Errorf("bridge %s: %w", d.Bridge, err)
 		}
+		if br.Attrs().MTU == defaultMTU {
+			return nil
+		}
+	}
+	if err := h.LinkSetMTU(br, defaultMTU); err != nil {
+		return fmt.Errorf("bridge %s mtu: %w", d.Bridge, err)
 	}
 	return nil
 }
@@ -111,13 +137,9 @@ func setMTU(h *netlink.Handle, link netlink.Link, d *Device) error {
 // big for the link with ICMP "fragmentation needed" (or "packet too
 // big"), as a router in front of a narrower link does.
 func setRoute(h *netlink.Handle, r Route) error {
-	br, err := h.LinkByName(r.Dev)
-	if err != nil {
-		return err
-	}
 	bits := r.Addr.BitLen()
 	route := &netlink.Route{
-		LinkIndex: br.Attrs().Index,
+		LinkIndex: r.DevIndex,
 		Dst:       &net.IPNet{IP: r.Addr.AsSlice(), Mask: net.CIDRMask(bits, bits)},
 		Scope:     netlink.SCOPE_LINK,
 		MTU:       r.MTU,

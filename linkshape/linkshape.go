@@ -107,8 +107,9 @@ type Wire struct {
 	NS, Uplink  string
 	UplinkIndex int
 	// ParentNS is the namespace of the bridge the node plugs into, Port
-	// the pair's end there and Bridge the bridge.
+	// the pair's end there and Bridge the bridge, with their indexes.
 	ParentNS, Port, Bridge string
+	PortIndex, BridgeIndex int
 	// Segment is the bridge: the NAT that owns it, "" for the internet.
 	// Nodes on one segment receive each other's frames.
 	Segment string

@@ -29,16 +29,31 @@ const dupMark = 0x6e6c0d0b
 // are drawn from: percentages to four decimals.
 const perMillion = 1_000_000
 
+// needsTables reports whether plan p needs a table of natlab's links.
+func needsTables(p *Plan, mech Mechanism) bool {
+	if mech == DelayLine && p.Queue != nil {
+		return true
+	}
+	for _, d := range p.Devices {
+		if d.Down || (mech == DelayLine && (d.Egress.Loss > 0 || d.Egress.Duplicate > 0)) {
+			return true
+		}
+	}
+	return false
+}
+
 // tables adds to conn the netdev and inet tables plan p needs, after
-// deleting the ones there are, so that one transaction replaces them;
-// ifindex gives the index of each device p names.
-func tables(conn *nftables.Conn, p *Plan, mech Mechanism, ifindex map[string]int) {
+// deleting the ones there are if replace says they may be there, so that
+// one transaction replaces them.
+func tables(conn *nftables.Conn, p *Plan, mech Mechanism, replace bool) {
 	netdev := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: TableName}
 	inet := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
-	// Adding first makes the delete valid whatever is there.
-	for _, t := range []*nftables.Table{netdev, inet} {
-		conn.AddTable(t)
-		conn.DelTable(t)
+	if replace {
+		// Adding first makes the delete valid whatever is there.
+		for _, t := range []*nftables.Table{netdev, inet} {
+			conn.AddTable(t)
+			conn.DelTable(t)
+		}
 	}
 	names := make([]string, 0, len(p.Devices))
 	for n := range p.Devices {
@@ -54,7 +69,7 @@ func tables(conn *nftables.Conn, p *Plan, mech Mechanism, ifindex map[string]int
 				conn.AddTable(netdev)
 			}
 			netdevChains++
-			egressChain(conn, netdev, d, ifindex[name])
+			egressChain(conn, netdev, d)
 		}
 		if d.Down {
 			if netdevChains == 0 {
@@ -77,7 +92,7 @@ func tables(conn *nftables.Conn, p *Plan, mech Mechanism, ifindex map[string]int
 //	meta mark 0x6e6c0d0b meta mark set 0 accept
 //	numgen random mod 1000000 < LOSS drop
 //	numgen random mod 1000000 < DUP meta mark set 0x6e6c0d0b dup to DEV meta mark set 0
-func egressChain(conn *nftables.Conn, t *nftables.Table, d *Device, ifindex int) {
+func egressChain(conn *nftables.Conn, t *nftables.Table, d *Device) {
 	c := conn.AddChain(&nftables.Chain{Name: "egress-" + d.Name, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookEgress, Priority: nftables.ChainPriorityRef(0), Device: d.Name})
 	rule := func(comment string, exprs ...expr.Any) {
@@ -99,7 +114,7 @@ func egressChain(conn *nftables.Conn, t *nftables.Table, d *Device, ifindex int)
 	if d.Egress.Duplicate > 0 {
 		exprs := append(chance(d.Egress.Duplicate), setMark(dupMark)...)
 		exprs = append(exprs,
-			&expr.Immediate{Register: 2, Data: binary.NativeEndian.AppendUint32(nil, uint32(ifindex))},
+			&expr.Immediate{Register: 2, Data: binary.NativeEndian.AppendUint32(nil, uint32(d.Index))},
 			&expr.Dup{RegDev: 2, IsRegDevSet: true})
 		rule(fmt.Sprintf("duplicate %v%%", d.Egress.Duplicate), append(exprs, setMark(0)...)...)
 	}

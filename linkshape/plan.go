@@ -26,7 +26,8 @@ type Plan struct {
 
 // Device is one end of a node's uplink.
 type Device struct {
-	Name string
+	Name  string
+	Index int
 	// Egress is the direction of the link whose packets leave through
 	// this end: the node's up direction at its own end, its down
 	// direction at the bridge's.
@@ -34,7 +35,8 @@ type Device struct {
 	// MTU is the link's, 0 for the default.
 	MTU int
 	// Bridge is the bridge the end is a port of, "" for the node's end.
-	Bridge string
+	Bridge      string
+	BridgeIndex int
 	// Down drops every frame that reaches the end from the wire.
 	Down bool
 }
@@ -42,8 +44,9 @@ type Device struct {
 // Route is a router's route to a node's address, with the MTU of the
 // node's link.
 type Route struct {
-	Dev  string
-	Addr netip.Addr
+	Dev      string
+	DevIndex int
+	Addr     netip.Addr
 	// MTU is the link's; 0 means the route is not wanted.
 	MTU int
 }
@@ -96,12 +99,12 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism, macs map[stri
 	for _, w := range wires {
 		st := links[w.Node]
 		l := st.Link
-		plan(w.NS).Devices[w.Uplink] = &Device{Name: w.Uplink, Egress: l.Up, MTU: l.MTU, Down: st.Down}
+		plan(w.NS).Devices[w.Uplink] = &Device{Name: w.Uplink, Index: w.UplinkIndex, Egress: l.Up, MTU: l.MTU, Down: st.Down}
 		parent := plan(w.ParentNS)
-		parent.Devices[w.Port] = &Device{Name: w.Port, Egress: l.Down, MTU: l.MTU, Bridge: w.Bridge, Down: st.Down}
+		parent.Devices[w.Port] = &Device{Name: w.Port, Index: w.PortIndex, Egress: l.Down, MTU: l.MTU, Bridge: w.Bridge, BridgeIndex: w.BridgeIndex, Down: st.Down}
 		if w.Routed {
 			for _, a := range w.Addrs {
-				parent.Routes = append(parent.Routes, Route{Dev: w.Bridge, Addr: a, MTU: l.MTU})
+				parent.Routes = append(parent.Routes, Route{Dev: w.Bridge, DevIndex: w.BridgeIndex, Addr: a, MTU: l.MTU})
 			}
 		}
 	}
