@@ -91,6 +91,14 @@ func links(ctx context.Context, cfg config, r *report, log io.Writer) (err error
 		Detail: fmt.Sprintf("%s; offered %d/s; unshaped %.0f/s in the same run (%.2fx)", mech, offeredPPS, base.pps, shaped.pps/base.pps)})
 	r.add(&goal{Suite: "links", Name: "median added delay, off the 10 ms set", Value: float64(abs(added-linkDelay)) / 1e6, Unit: "ms", Target: 1,
 		Detail: fmt.Sprintf("added %v at %.0f packets/s (median %v, unshaped %v)", round(added), shaped.pps, round(shaped.median), round(base.median))})
+	// How far past the goal: offered more than one sender here sends.
+	most, err := l.flow(4*offeredPPS, seconds/3)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "  offered %d packets/s: %.0f/s through, median %v\n", 4*offeredPPS, most.pps, round(most.median))
+	r.add(&goal{Suite: "links", Name: "packets/s through a link of 10 ms delay, offered all a sender sends", Value: most.pps, Unit: "/s", Info: true,
+		Detail: fmt.Sprintf("offered %d/s; median delay %v", 4*offeredPPS, round(most.median))})
 
 	if err := l.flood(ctx, r, log, mech, seconds); err != nil {
 		return err
