@@ -159,21 +159,11 @@ func SetLinkState(ctx context.Context, name, node string, up bool) error {
 // changeLink edits node's link in lab name's record under the lab's lock
 // and makes the kernel follow.
 func changeLink(ctx context.Context, name, node string, edit func(*labstate.LinkState) error) error {
-	waitCtx, cancel := context.WithTimeoutCause(ctx, LockPatience, fmt.Errorf("%v passed", LockPatience))
-	lock, err := labstate.AcquireWait(waitCtx, name, nil)
-	cancel()
+	lock, st, topo, err := lockRunning(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer lock.Release()
-	st, err := labstate.Load(name)
-	if err != nil {
-		return err
-	}
-	topo, err := st.Topology()
-	if err != nil {
-		return err
-	}
 	n := topo.Node(node)
 	if n == nil {
 		return fmt.Errorf("lab %s: no node %q", name, node)

@@ -268,17 +268,32 @@ func TestRate(t *testing.T) {
 	l := labtest.Up(t, homeLab)
 	s := newShaper(t, l)
 	s.set("alice", both(linkcond.Direction{Rate: 10_000_000}))
-	ln, err := l.Lab.Node("srv").Listen("tcp4", ":5001")
+	alice, server := tcpPair(t, l)
+	mbit(t, "TCP through a link of rate 10mbit", throughput(t, alice, server, 3*time.Second), 9, 10.5)
+}
+
+// tcpPair connects alice to the server with TCP, and returns her end and
+// a channel with the server's.
+func tcpPair(t *testing.T, l *labtest.Lab) (net.Conn, chan net.Conn) {
+	t.Helper()
+	ln, err := l.Lab.Node("srv").Listen("tcp4", ":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	accepted := accept(t, ln)
-	c, err := l.Lab.Node("alice").Dial("tcp4", srvAt(l, 5001).String())
+	to := srvAt(l, uint16(ln.Addr().(*net.TCPAddr).Port))
+	c, err := l.Lab.Node("alice").Dial("tcp4", to.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	bps := throughput(t, c, accepted, 3*time.Second)
-	mbit(t, "TCP through a link of rate 10mbit", bps, 9, 10.5)
+	ch := make(chan net.Conn, 1)
+	select {
+	case s := <-accepted:
+		ch <- s
+	case <-time.After(5 * time.Second):
+		t.Fatal("no TCP connection arrived")
+	}
+	return c, ch
 }
 
 func mbit(t *testing.T, what string, bps, lo, hi float64) {
@@ -307,30 +322,13 @@ func TestAsymmetric(t *testing.T) {
 	down := send(t, at, from, c, 50, 16, 5*ms, 300*ms)
 	within(t, "the median delay down", median(delays(down)), 30*ms, ms)
 
-	ln, err := l.Lab.Node("srv").Listen("tcp4", ":5001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := accept(t, ln)
-	conn, err := l.Lab.Node("alice").Dial("tcp4", srvAt(l, 5001).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mbit(t, "TCP up through 2mbit", throughput(t, conn, accepted, 3*time.Second), 1.8, 2.1)
+	alice, server := tcpPair(t, l)
+	mbit(t, "TCP up through 2mbit", throughput(t, alice, server, 3*time.Second), 1.8, 2.1)
 	// Down: the server sends on a connection alice opened.
-	conn, err = l.Lab.Node("alice").Dial("tcp4", srvAt(l, 5001).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var server net.Conn
-	select {
-	case server = <-accepted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no TCP connection arrived")
-	}
-	ch := make(chan net.Conn, 1)
-	ch <- conn
-	mbit(t, "TCP down through 8mbit", throughput(t, server, ch, 3*time.Second), 7.2, 8.4)
+	alice, server = tcpPair(t, l)
+	back := make(chan net.Conn, 1)
+	back <- alice
+	mbit(t, "TCP down through 8mbit", throughput(t, <-server, back, 3*time.Second), 7.2, 8.4)
 }
 
 // The link is down: nothing crosses it either way; up again, everything
