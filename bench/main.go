@@ -11,7 +11,10 @@
 //     plain routing, and with the NAT's maps holding 10,000 entries;
 //   - traversal: the punch matrix's wall time, and the time from two punch
 //     agents starting to the first direct packet;
-//   - parallel: 20 labs up and down at once against one after another.
+//   - parallel: 20 labs up and down at once against one after another;
+//   - links: packets/s and added delay through a link of 10 ms delay
+//     against the same flow unshaped, the delay line's memory under a
+//     flood, and up of a lab of 100 shaped links against it unshaped.
 //
 // It needs root, and builds every namespace it uses under names starting
 // "nlb" and removes them. With -quick it runs small sizes, for CI, so that
@@ -138,6 +141,7 @@ var suites = []suite{
 	{"datapath", datapath},
 	{"traversal", traversal},
 	{"parallel", parallel},
+	{"links", links},
 }
 
 func suiteNames() []string {

@@ -14,6 +14,30 @@ import (
 	"github.com/natlab/natlab/topology"
 )
 
+// lockRunning takes the lock of the running lab name, waiting for another
+// process that holds it as Down does (up to LockPatience, or until ctx is
+// done), and reads the lab's record and topology. The caller releases the
+// lock.
+func lockRunning(ctx context.Context, name string) (*labstate.Lock, *labstate.State, *topology.Topology, error) {
+	waitCtx, cancel := context.WithTimeoutCause(ctx, LockPatience, fmt.Errorf("%v passed", LockPatience))
+	lock, err := labstate.AcquireWait(waitCtx, name, nil)
+	cancel()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := labstate.Load(name)
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, err
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		lock.Release()
+		return nil, nil, nil, err
+	}
+	return lock, st, topo, nil
+}
+
 // SwitchNAT turns NAT node of the running lab name into a NAT of type
 // typ, in place: the mapping and filtering become the type's, and so does
 // the port allocation (a switch to symmetric is the random-port symmetric
@@ -27,21 +51,11 @@ import (
 // If another process holds the lab's lock, SwitchNAT waits for it as
 // Down does: up to LockPatience, or until ctx is done.
 func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.Node, error) {
-	waitCtx, cancel := context.WithTimeoutCause(ctx, LockPatience, fmt.Errorf("%v passed", LockPatience))
-	lock, err := labstate.AcquireWait(waitCtx, name, nil)
-	cancel()
+	lock, st, topo, err := lockRunning(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	st, err := labstate.Load(name)
-	if err != nil {
-		return nil, err
-	}
-	topo, err := st.Topology()
-	if err != nil {
-		return nil, err
-	}
 	n := topo.Node(node)
 	if n == nil || n.NAT == nil {
 		return nil, fmt.Errorf("lab %s: %q is not a NAT node of the lab", name, node)

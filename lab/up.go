@@ -22,6 +22,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkshape"
 	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
@@ -121,6 +122,12 @@ type builder struct {
 	bridges map[string]int
 	// services are the service processes launched, not yet serving.
 	services []*launched
+	// links are the plans of the lab's shaped links, by namespace (nil
+	// when every link is a perfect wire), mech their mechanism, and
+	// delayLine the delay line launched for them, not yet bound.
+	links     map[string]*linkshape.Plan
+	mech      linkshape.Mechanism
+	delayLine *service.Launched
 }
 
 type launched struct {
@@ -170,6 +177,9 @@ func (b *builder) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := b.recordLinks(); err != nil {
+		return err
+	}
 	var nats []*topology.Node
 	for _, n := range nodes {
 		if n.Kind == topology.KindNAT {
@@ -194,15 +204,23 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.plugUplinks(ctx); err != nil {
 		return err
 	}
-	err = each(ctx, len(nodes), func(i int) error {
+	if err := b.planLinks(); err != nil {
+		return err
+	}
+	err = each(ctx, len(nodes)+1, func(i int) error {
+		if i == len(nodes) {
+			return b.shape(topology.Internet)
+		}
 		n := nodes[i]
 		if err := b.configureNode(n); err != nil {
 			return err
 		}
 		if n.Kind == topology.KindNAT {
-			return b.loadNAT(n)
+			if err := b.loadNAT(n); err != nil {
+				return err
+			}
 		}
-		return nil
+		return b.shape(n.Name)
 	})
 	if err != nil {
 		return err
@@ -633,10 +651,97 @@ func (b *builder) launchServices(n *topology.Node) error {
 	return nil
 }
 
-// waitServices waits for every service process to serve, and records
-// each.
+// recordLinks records the conditions of the links the scenario shapes
+// and, if it shapes any, finds the lab's mechanism.
+func (b *builder) recordLinks() error {
+	for _, n := range b.topo.Nodes {
+		if !n.Link.IsZero() {
+			if b.st.Links == nil {
+				b.st.Links = map[string]labstate.LinkState{}
+			}
+			b.st.Links[n.Name] = labstate.LinkState{Link: n.Link}
+		}
+	}
+	if len(b.st.Links) == 0 {
+		return nil
+	}
+	mech, err := linkshape.Detect(b.ns[topology.Internet].Fd())
+	if err != nil {
+		return err
+	}
+	b.mech, b.st.LinkMechanism = mech, string(mech)
+	return nil
+}
+
+// planLinks plans the shaped links, once every uplink exists, and
+// launches the delay line if they need one: it binds its queues while the
+// rest is built.
+func (b *builder) planLinks() error {
+	if len(b.st.Links) == 0 {
+		return nil
+	}
+	wires := Wires(b.topo.Name, b.topo)
+	links := linkStates(b.st)
+	var macs map[string]linkshape.MAC
+	if b.mech == linkshape.DelayLine {
+		macs = map[string]linkshape.MAC{}
+		for _, w := range wires {
+			if linkshape.Holds(links[w.Node].Link.Up) {
+				m, err := linkshape.LinkMAC(b.nl[w.Node], uplinkIndex)
+				if err != nil {
+					return fmt.Errorf("node %s: %w", w.Node, err)
+				}
+				macs[w.Node] = m
+				// The delay line reads it from the record.
+				recordMAC(b.st, w.Node, m)
+			}
+		}
+	}
+	b.links = linkshape.PlanLab(wires, links, b.mech, macs)
+	if len(linkshape.Queues(b.links)) == 0 {
+		return nil
+	}
+	// The delay line reads the links from the record.
+	if err := labstate.Save(b.st); err != nil {
+		return fmt.Errorf("write record: %w", err)
+	}
+	l, err := launchDelayLine(b.ns[topology.Internet], b.topo.Name)
+	if err != nil {
+		return err
+	}
+	b.delayLine = l
+	return nil
+}
+
+// shape makes the namespace of node (topology.Internet for the
+// internet's) hold what the lab's links need there.
+func (b *builder) shape(node string) error {
+	p := b.links[NamespaceName(b.topo.Name, node)]
+	if p == nil || p.IsZero() {
+		return nil
+	}
+	if err := linkshape.ApplyNew(b.ns[node].Fd(), b.nl[node], p, b.mech); err != nil {
+		if node == topology.Internet {
+			return fmt.Errorf("the internet: links: %w", err)
+		}
+		return fmt.Errorf("node %s: link: %w", node, err)
+	}
+	return nil
+}
+
+// waitServices waits for every service process to serve, and for the
+// delay line to hold its queues, and records each.
 func (b *builder) waitServices() error {
 	var errs []error
+	if b.delayLine != nil {
+		proc, err := b.delayLine.Wait()
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			start, _ := startTime(proc.Pid)
+			b.st.Processes = append(b.st.Processes, labstate.Process{PID: proc.Pid, What: DelayLineProcess, StartTime: start})
+		}
+	}
 	for _, s := range b.services {
 		proc, err := s.l.Wait()
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
 )
 
@@ -74,11 +75,60 @@ func TestEncodeDecode(t *testing.T) {
 	}
 }
 
+// recordV2 is a record of format 2: a lab whose links natlab shaped, one
+// of them since taken down, by the delay line.
+const recordV2 = `{
+  "version": 2,
+  "name": "home",
+  "id": "0123456789ab",
+  "source": "builtin:home",
+  "scenario": "bm9kZXM6IHt9Cg==",
+  "created": "2026-12-03T10:00:00Z",
+  "complete": true,
+  "namespaces": [{"name": "natlab-home-nat", "node": "nat"}],
+  "processes": [{"pid": 43, "node": "", "what": "delay line", "start_time": 12346}],
+  "links": {
+    "alice": {"link": {"up": {"delay_ns": 30000000, "loss": 1, "rate_bps": 1000000}, "down": {"delay_ns": 30000000, "jitter_ns": 5000000, "duplicate": 0.5, "reorder": 2}, "mtu": 1400}, "mac": "02:00:00:00:00:01"},
+    "bob": {"link": {"up": {}, "down": {}}, "down": true}
+  },
+  "link_mechanism": "delay-line"
+}`
+
+func TestDecodeVersion2(t *testing.T) {
+	s, err := decode([]byte(recordV2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	want := LinkState{Link: linkcond.Link{
+		Up:   linkcond.Direction{Delay: 30 * ms, Loss: 1, Rate: 1_000_000},
+		Down: linkcond.Direction{Delay: 30 * ms, Jitter: 5 * ms, Duplicate: 0.5, Reorder: 2},
+		MTU:  1400,
+	}, MAC: "02:00:00:00:00:01"}
+	if got := s.Links["alice"]; got != want {
+		t.Errorf("alice's link reads as %+v, want %+v", got, want)
+	}
+	if got := s.Links["bob"]; got != (LinkState{Down: true}) {
+		t.Errorf("bob's link reads as %+v, want down", got)
+	}
+	if s.LinkMechanism != "delay-line" || s.Processes[0].What != "delay line" {
+		t.Errorf("mechanism %q, process %+v", s.LinkMechanism, s.Processes[0])
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decode(data)
+	if err != nil || back.Links["alice"] != want || back.Links["bob"] != s.Links["bob"] || back.LinkMechanism != s.LinkMechanism {
+		t.Errorf("links do not survive a round trip (%v):\n%s", err, data)
+	}
+}
+
 func TestDecodeRefusesOtherVersions(t *testing.T) {
 	tests := []struct {
 		name, record, want string
 	}{
-		{"newer", `{"version": 2, "name": "home", "nat_changes": {"nat": {"behaviour": {"mapping": "x"}}}}`, "format 2, from a newer natlab; this natlab reads format 1"},
+		{"newer", `{"version": 3, "name": "home", "nat_changes": {"nat": {"behaviour": {"mapping": "x"}}}}`, "format 3, from a newer natlab; this natlab reads formats 1-2"},
 		{"missing", `{"name": "home", "namespaces": []}`, "has none"},
 		{"zero", `{"version": 0, "name": "home"}`, "format 0"},
 		{"negative", `{"version": -1, "name": "home"}`, "format -1"},

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
 )
@@ -29,13 +30,20 @@ import (
 const Dir = "/run/natlab"
 
 // FormatVersion is the format of the records this natlab writes; Save
-// puts it into every record and Load refuses a record of another one with
-// ErrVersion. Every natlab so far has written version 1, so the records of
-// running labs, whichever natlab brought them up, read. A change to what a
-// record holds that an older natlab would misread (a JSON name changed or
-// removed, a value in another unit, here or in the nat types a record
-// holds, whose JSON names are fixed by tags) must raise it.
-const FormatVersion = 1
+// puts it into every record and Load refuses a record of a format it does
+// not read with ErrVersion. A change to what a record holds that an older
+// natlab would misread (a JSON name changed or removed, a value in another
+// unit, here or in the nat and linkcond types a record holds, whose JSON
+// names are fixed by tags) must raise it.
+//
+// Format 2 added the links (Links, LinkMechanism): a natlab of format 1
+// would take a lab whose links are shaped for one of perfect wires, so it
+// refuses the record. Format 1 records, of labs brought up before, read
+// as labs whose links are perfect wires.
+const FormatVersion = 2
+
+// oldestVersion is the oldest format this natlab reads.
+const oldestVersion = 1
 
 // State is everything natlab knows about one lab.
 type State struct {
@@ -66,6 +74,24 @@ type State struct {
 	// ui's switch between NAT types), by node. Topology applies them, so
 	// status and rules show what the kernel has.
 	NATChanges map[string]NATChange `json:"nat_changes,omitempty"`
+	// Links are the conditions of the nodes' uplinks as natlab last set
+	// them, by node: those of the scenario at bring-up, then each change
+	// (natlab link, a link step). A node missing here has the link its
+	// scenario gives. Topology applies them.
+	Links map[string]LinkState `json:"links,omitempty"`
+	// LinkMechanism is how the links are shaped ("netem" or
+	// "delay-line"), found once per lab when a link is first shaped.
+	LinkMechanism string `json:"link_mechanism,omitempty"`
+}
+
+// LinkState is a node's uplink as natlab set it.
+type LinkState struct {
+	Link linkcond.Link `json:"link"`
+	// Down says the link is down: it drops everything.
+	Down bool `json:"down,omitempty"`
+	// MAC is the MAC address of the node's uplink, by which the delay
+	// line knows the node's frames; "" until the delay line needed it.
+	MAC string `json:"mac,omitempty"`
 }
 
 // NATChange is the behaviour a NAT node was switched to.
@@ -93,6 +119,11 @@ func (s *State) Topology() (*topology.Topology, error) {
 	for node, c := range s.NATChanges {
 		if n := topo.Node(node); n != nil && n.NAT != nil {
 			n.NAT.Type, n.NAT.Behaviour = c.Type, c.Behaviour
+		}
+	}
+	for node, l := range s.Links {
+		if n := topo.Node(node); n != nil {
+			n.Link = l.Link
 		}
 	}
 	return topo, nil
@@ -182,9 +213,9 @@ func decode(data []byte) (*State, error) {
 	case v.Version == nil:
 		return nil, fmt.Errorf("%w: the record has none, and every natlab writes one (format %d)", ErrVersion, FormatVersion)
 	case *v.Version > FormatVersion:
-		return nil, fmt.Errorf("%w: the record is of format %d, from a newer natlab; this natlab reads format %d", ErrVersion, *v.Version, FormatVersion)
-	case *v.Version != FormatVersion:
-		return nil, fmt.Errorf("%w: the record is of format %d; this natlab reads format %d", ErrVersion, *v.Version, FormatVersion)
+		return nil, fmt.Errorf("%w: the record is of format %d, from a newer natlab; this natlab reads formats %d-%d", ErrVersion, *v.Version, oldestVersion, FormatVersion)
+	case *v.Version < oldestVersion:
+		return nil, fmt.Errorf("%w: the record is of format %d; this natlab reads formats %d-%d", ErrVersion, *v.Version, oldestVersion, FormatVersion)
 	}
 	var s State
 	if err := json.Unmarshal(data, &s); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -197,4 +198,37 @@ func (n *Node) LAN() netip.Prefix {
 		return netip.Prefix{}
 	}
 	return n.Topology.NAT.LAN
+}
+
+// SetLink gives the node's uplink the conditions l, whatever it had: l's
+// delay, loss, rate and the rest, each direction's, and its MTU (the zero
+// Link is a perfect wire). It returns once the kernel has them. A link
+// that is down stays down.
+func (n *Node) SetLink(l linkcond.Link) error {
+	_, err := n.ChangeLink(linkcond.To(l))
+	return err
+}
+
+// ChangeLink changes the conditions of the node's uplink that c names,
+// and keeps the others, as natlab link does; it returns the link as it
+// now is. A change that makes no valid link is refused whole.
+func (n *Node) ChangeLink(c linkcond.Change) (linkcond.Link, error) {
+	if n.Topology == nil {
+		return linkcond.Link{}, fmt.Errorf("labtest: the internet has no uplink")
+	}
+	return lab.SetLink(context.Background(), n.lab.Name, n.Name, c)
+}
+
+// LinkDown takes the node's uplink down: it drops every packet, either
+// way, until LinkUp.
+func (n *Node) LinkDown() error { return n.setLinkState(false) }
+
+// LinkUp brings the node's uplink up again, with the conditions it had.
+func (n *Node) LinkUp() error { return n.setLinkState(true) }
+
+func (n *Node) setLinkState(up bool) error {
+	if n.Topology == nil {
+		return fmt.Errorf("labtest: the internet has no uplink")
+	}
+	return lab.SetLinkState(context.Background(), n.lab.Name, n.Name, up)
 }

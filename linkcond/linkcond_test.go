@@ -244,3 +244,47 @@ func TestNewView(t *testing.T) {
 		}
 	}
 }
+
+func TestChangeCleared(t *testing.T) {
+	ms := time.Millisecond
+	d := func(x time.Duration) *time.Duration { return &x }
+	r := func(x Rate) *Rate { return &x }
+	from := Link{Up: Direction{Delay: 30 * ms, Loss: 1, Rate: 8000}, Down: Direction{Jitter: ms, Delay: 2 * ms, Duplicate: 3, Reorder: 4}, MTU: 1400}
+	for _, c := range []Change{
+		{},
+		{Both: Setting{Delay: d(5 * ms)}},
+		{Up: Setting{Rate: r(1_000_000)}, Down: Setting{Delay: d(ms)}},
+	} {
+		if got, want := c.Cleared().Apply(from), c.Apply(Link{}); got != want {
+			t.Errorf("%+v cleared over %v = %v, want %v", c, from, got, want)
+		}
+	}
+}
+
+func TestChangeString(t *testing.T) {
+	d := func(x time.Duration) *time.Duration { return &x }
+	f := func(x float64) *float64 { return &x }
+	r := func(x Rate) *Rate { return &x }
+	m := func(x int) *int { return &x }
+	for _, c := range []struct {
+		c    Change
+		want string
+	}{
+		{Change{}, "nothing"},
+		{Change{Both: Setting{Delay: d(100 * time.Millisecond), Loss: f(0)}}, "delay 100ms, loss 0%"},
+		{Change{Up: Setting{Rate: r(1_000_000)}, Down: Setting{Rate: r(0)}, MTU: m(1400)}, "up: rate 1mbit; down: rate none; mtu 1400"},
+		{Change{MTU: m(0)}, "mtu default"},
+	} {
+		if got := c.c.String(); got != c.want {
+			t.Errorf("String() = %q, want %q", got, c.want)
+		}
+	}
+}
+
+func TestTo(t *testing.T) {
+	l := Link{Up: Direction{Delay: time.Millisecond, Rate: 8000}, Down: Direction{Loss: 3}, MTU: 1400}
+	from := Link{Up: Direction{Jitter: time.Microsecond, Duplicate: 1}, Down: Direction{Reorder: 2, Delay: time.Second}, MTU: 9000}
+	if got := To(l).Apply(from); got != l {
+		t.Errorf("To(%v) over %v = %v", l, from, got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/nodenet"
 	"github.com/natlab/natlab/service"
@@ -382,6 +383,24 @@ func (e *Env) OnClose(fn func() error) {
 	}
 	defer r.mu.Unlock()
 	r.closers = append(r.closers, fn)
+}
+
+// SetLink changes node's uplink on the lab (lab.SetLink), and the
+// session's topology with it.
+func (e *Env) SetLink(ctx context.Context, node string, c linkcond.Change) (linkcond.Link, error) {
+	l, err := lab.SetLink(ctx, e.s.st.Name, node, c)
+	if err != nil {
+		return linkcond.Link{}, err
+	}
+	if n := e.s.topo.Node(node); n != nil {
+		n.Link = l
+	}
+	return l, nil
+}
+
+// SetLinkState takes node's uplink down or brings it up (lab.SetLinkState).
+func (e *Env) SetLinkState(ctx context.Context, node string, up bool) error {
+	return lab.SetLinkState(ctx, e.s.st.Name, node, up)
 }
 
 // Running says whether the process serving node's services runs, as far

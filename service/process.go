@@ -19,7 +19,14 @@ import (
 const (
 	envLab  = "NATLAB_SERVICE_LAB"
 	envNode = "NATLAB_SERVICE_NODE"
+	// envRole says what the process is when it is not a node's services:
+	// roleDelayLine for a lab's delay line.
+	envRole = "NATLAB_SERVICE_ROLE"
 )
+
+// roleDelayLine is the role of the process that holds a lab's delay line
+// (package linkshape): one per lab, for every shaped link.
+const roleDelayLine = "delay-line"
 
 // readyFD is the descriptor a service process reports readiness on.
 const readyFD = 3
@@ -37,10 +44,18 @@ const noTests = "-test.run=^$"
 const StartTimeout = 10 * time.Second
 
 // Assigned reports the lab and node this process was launched to serve;
-// ok is false in any process Launch did not start.
+// ok is false in any process Launch or LaunchDelayLine did not start. The
+// node is "" in the process of a lab's delay line.
 func Assigned() (lab, node string, ok bool) {
 	lab = os.Getenv(envLab)
 	return lab, os.Getenv(envNode), lab != ""
+}
+
+// DelayLineAssigned reports the lab whose delay line this process was
+// launched to hold (LaunchDelayLine).
+func DelayLineAssigned() (lab string, ok bool) {
+	lab = os.Getenv(envLab)
+	return lab, lab != "" && os.Getenv(envRole) == roleDelayLine
 }
 
 // Start launches the service process of a lab's server node inside ns,
@@ -59,7 +74,7 @@ func Start(ns *namedns.NS, lab, node, logPath string) (*os.Process, error) {
 type Launched struct {
 	cmd     *exec.Cmd
 	ready   *os.File
-	node    string
+	what    string
 	logPath string
 }
 
@@ -70,6 +85,21 @@ type Launched struct {
 // The process is this program's own executable, which must call
 // serve.Main when serve.IsServiceProcess says it is one.
 func Launch(ns *namedns.NS, lab, node, logPath string) (*Launched, error) {
+	return launch(ns, "natlab-service "+lab+"/"+node, []string{envLab + "=" + lab, envNode + "=" + node}, "services of "+node, logPath)
+}
+
+// LaunchDelayLine starts the process that holds lab's delay line inside
+// ns (the lab's internet namespace, so that natlab down stops it with
+// the rest) and returns at once; Wait waits until its queues are bound.
+// Like a node's services it is this program's own executable, which hands
+// it to serve.Main.
+func LaunchDelayLine(ns *namedns.NS, lab, logPath string) (*Launched, error) {
+	return launch(ns, "natlab-delay-line "+lab, []string{envLab + "=" + lab, envRole + "=" + roleDelayLine}, "the delay line", logPath)
+}
+
+// launch starts this program again inside ns, named name, with env added
+// to its environment; what names it in messages.
+func launch(ns *namedns.NS, name string, env []string, what, logPath string) (*Launched, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -84,13 +114,13 @@ func Launch(ns *namedns.NS, lab, node, logPath string) (*Launched, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Args = []string{"natlab-service " + lab + "/" + node}
+	cmd.Args = []string{name}
 	// The testing package defines the flag in a test binary only, before
 	// TestMain runs.
 	if flag.Lookup("test.run") != nil {
 		cmd.Args = append(cmd.Args, noTests)
 	}
-	cmd.Env = append(os.Environ(), envLab+"="+lab, envNode+"="+node)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.ExtraFiles = []*os.File{readyW}
 	// Its own session: a Ctrl-C meant for the natlab that started it does
@@ -101,10 +131,10 @@ func Launch(ns *namedns.NS, lab, node, logPath string) (*Launched, error) {
 	readyW.Close()
 	if err != nil {
 		readyR.Close()
-		return nil, fmt.Errorf("start services of %s: %w", node, err)
+		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	go cmd.Wait() // reap it if it dies while we still run
-	return &Launched{cmd: cmd, ready: readyR, node: node, logPath: logPath}, nil
+	return &Launched{cmd: cmd, ready: readyR, what: what, logPath: logPath}, nil
 }
 
 // Wait returns the process once it says it is serving, or an error (and
@@ -126,7 +156,7 @@ func (l *Launched) Wait() (*os.Process, error) {
 	default:
 		msg = fmt.Sprintf("it said nothing within %v (%v); see %s", StartTimeout, err, l.logPath)
 	}
-	return nil, fmt.Errorf("services of %s did not start: %s", l.node, msg)
+	return nil, fmt.Errorf("%s did not start: %s", l.what, msg)
 }
 
 // Reporter is a service process's side of Wait: it tells the process

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
@@ -58,6 +59,12 @@ type Env interface {
 	OnClose(fn func() error)
 	// Running says whether the process serving node's services runs.
 	Running(node string) bool
+	// SetLink changes the conditions of node's uplink, over those it
+	// has, and returns the link as it now is; SetLinkState takes it down
+	// (up false) or brings it up again. Topology has the new conditions
+	// after SetLink.
+	SetLink(ctx context.Context, node string, c linkcond.Change) (linkcond.Link, error)
+	SetLinkState(ctx context.Context, node string, up bool) error
 }
 
 // Node is what a step does inside one node: sockets and processes that

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/transport/v3"
 
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
@@ -32,6 +33,8 @@ type loopEnv struct {
 	tables map[string]*nattable.Table
 	drops  map[string]uint64
 	down   map[string]bool
+	// linkDown says which nodes' links a step took down.
+	linkDown map[string]bool
 
 	mu      sync.Mutex
 	socks   []*net.UDPConn
@@ -56,7 +59,7 @@ func newLoopEnv(t *testing.T, nodes ...string) *loopEnv {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	e := &loopEnv{topo: topo, mem: NewMemory(), plans: map[string]service.Plan{}, tables: map[string]*nattable.Table{},
-		drops: map[string]uint64{}, down: map[string]bool{}, bg: bg, stop: stop}
+		drops: map[string]uint64{}, down: map[string]bool{}, linkDown: map[string]bool{}, bg: bg, stop: stop}
 	t.Cleanup(e.close)
 	return e
 }
@@ -75,12 +78,34 @@ func (e *loopEnv) close() {
 	e.mem.Forget()
 }
 
-func (e *loopEnv) Lab() string                             { return "loop" }
-func (e *loopEnv) Topology() *topology.Topology            { return e.topo }
-func (e *loopEnv) TURN() labstate.TURNCredentials          { return labstate.TURNCredentials{} }
-func (e *loopEnv) Plan(server string) service.Plan         { return e.plans[server] }
-func (e *loopEnv) Memory() *Memory                         { return e.mem }
-func (e *loopEnv) Running(node string) bool                { return !e.down[node] }
+func (e *loopEnv) Lab() string                     { return "loop" }
+func (e *loopEnv) Topology() *topology.Topology    { return e.topo }
+func (e *loopEnv) TURN() labstate.TURNCredentials  { return labstate.TURNCredentials{} }
+func (e *loopEnv) Plan(server string) service.Plan { return e.plans[server] }
+func (e *loopEnv) Memory() *Memory                 { return e.mem }
+func (e *loopEnv) Running(node string) bool        { return !e.down[node] }
+
+// SetLink changes the link of the topology's node, as the lab's does.
+func (e *loopEnv) SetLink(_ context.Context, node string, c linkcond.Change) (linkcond.Link, error) {
+	n := e.topo.Node(node)
+	if n == nil {
+		return linkcond.Link{}, fmt.Errorf("no node %q", node)
+	}
+	l := c.Apply(n.Link)
+	if err := l.Validate(); err != nil {
+		return linkcond.Link{}, err
+	}
+	n.Link = l
+	return l, nil
+}
+
+func (e *loopEnv) SetLinkState(_ context.Context, node string, up bool) error {
+	if e.topo.Node(node) == nil {
+		return fmt.Errorf("no node %q", node)
+	}
+	e.linkDown[node] = !up
+	return nil
+}
 func (e *loopEnv) HTTPClient(string) (*http.Client, error) { return http.DefaultClient, nil }
 
 func (e *loopEnv) Node(name string) (Node, error) {

@@ -41,6 +41,7 @@ var probeSteps = map[string]map[string]any{
 	"tunnel":  {"from": "alice", "port": 8080},
 	"table":   {"node": "nat"},
 	"exec":    {"node": "alice", "command": "true"},
+	"link":    {"node": "alice", "delay": "10ms"},
 }
 
 // probeKey is one key of a kind's value, and the format its value takes.

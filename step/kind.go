@@ -120,10 +120,11 @@ var (
 	tableKind   = kind[Table]("table", "Read a nat's translation table.", "table: {node: nat-a}")
 	waitKind    = scalarKind[Wait]("wait", "Pause the script, for instance to let mappings expire: 1ms to 10m.", "wait: 2s", reflect.TypeFor[topology.Duration](), "duration")
 	execKind    = kind[Exec]("exec", "Run a command on a node.", `exec: {node: alice, command: "ping -c1 203.0.113.10"}`)
+	linkKind    = kind[Link]("link", "Change the conditions of a node's uplink on the running lab (delay, loss, rate...), or take the link down or bring it up again.", "link: {node: alice, delay: 100ms}")
 )
 
 // all lists every kind: the one place a kind is registered.
-var all = []*Kind{stunKind, punchKind, relayKind, upgradeKind, iceKind, sendKind, portmapKind, tunnelKind, tableKind, waitKind, execKind}
+var all = []*Kind{stunKind, punchKind, relayKind, upgradeKind, iceKind, sendKind, portmapKind, tunnelKind, tableKind, waitKind, execKind, linkKind}
 
 // Kinds are the kinds as the parser takes them.
 var Kinds = func() topology.StepKinds {

@@ -510,3 +510,12 @@ var formatTypes = func() map[string]reflect.Type {
 	}
 	return m
 }()
+
+// LinkDownValue is what a link step's down: takes: true (the link goes
+// down and drops everything), false (it comes up again with the
+// conditions it had), or the conditions of the down direction only, as a
+// node's link: takes them.
+type LinkDownValue struct{}
+
+// Variants lists its forms.
+func (LinkDownValue) Variants() []any { return []any{false, LinkDirection{}} }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/natlab/natlab/internal/suggest"
+	"github.com/natlab/natlab/linkcond"
 )
 
 // MaxFileSize is the largest scenario file ParseFile reads. A lab of
@@ -262,6 +263,9 @@ type parser struct {
 	// kinds are the kinds of step the parser reads; none, and it reads no
 	// steps.
 	kinds StepKinds
+	// stepLinks are the nodes' links as the link steps read so far leave
+	// them, so that each is checked over what the ones before it made.
+	stepLinks map[string]linkcond.Link
 }
 
 // topLevelKeys are the keys a scenario file may have, besides x- keys.

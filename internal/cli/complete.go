@@ -45,6 +45,7 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"table":    labThenNode(natNode, false),
 	"trace":    labThenNode(natNode, false),
 	"rules":    labOrScenarioThenNode(natNode),
+	"link":     labThenNode(anyNode, false),
 }
 
 // nonPathFlags take a string that is no file name. Any other string flag
@@ -55,6 +56,7 @@ var nonPathFlags = map[string][]string{
 	"run":    {"name", "shard"},
 	"matrix": {"shard"},
 	"ui":     {"name", "listen", "token"},
+	"link":   linkFlagNames(),
 }
 
 // flagCompletions complete the flags whose values are known.

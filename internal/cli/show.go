@@ -112,6 +112,9 @@ func serviceSummary(n *topology.Node) string {
 // credentials.
 func printServices(w io.Writer, st *labstate.State, topo *topology.Topology) {
 	for _, p := range st.Processes {
+		if p.What == lab.DelayLineProcess {
+			continue // printLinks says
+		}
 		state := "running"
 		if !lab.ProcessAlive(p.PID, p.StartTime) {
 			state = "NOT RUNNING (natlab down and up again)"

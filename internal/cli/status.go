@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/linkcond"
+	"github.com/natlab/natlab/linkshape"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
@@ -31,6 +33,9 @@ type labStatus struct {
 	Nodes   []nodeStatus `json:"nodes"`
 	// TURN is the lab's TURN credentials, if it runs TURN.
 	TURN *labstate.TURNCredentials `json:"turn,omitempty"`
+	// LinkMechanism is how the lab's links are shaped (netem or
+	// delay-line), "" while none is.
+	LinkMechanism string `json:"link_mechanism,omitempty"`
 
 	st   *labstate.State
 	topo *topology.Topology
@@ -47,6 +52,9 @@ type nodeStatus struct {
 	// Link is the conditions of the node's uplink, as the page's state
 	// has them too; left out for a perfect wire.
 	Link *linkcond.View `json:"link,omitempty"`
+	// LinkDown says natlab took the node's uplink down: it drops
+	// everything until it is brought up.
+	LinkDown bool `json:"link_down,omitempty"`
 }
 
 type serviceStatus struct {
@@ -152,6 +160,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 	if st.TURN.User != "" {
 		l.TURN = &st.TURN
 	}
+	l.LinkMechanism = st.LinkMechanism
 	if !st.Complete {
 		l.State = "building"
 		if held, err := labstate.Held(st.Name); err == nil && !held {
@@ -198,6 +207,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 			}[s]
 			ns.Services = append(ns.Services, serviceStatus{string(s), addr, pid != 0 && serves(pid, plan, s)})
 		}
+		ns.LinkDown = st.Links[n.Name].Down
 		if n.NAT != nil {
 			ns.NAT = &natInfo{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
 				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
@@ -222,7 +232,36 @@ func printLab(w io.Writer, l labStatus) {
 	if l.topo != nil {
 		fmt.Fprintf(w, "  namespaces: %s\n", lab.NamespaceName(l.Name, "NODE"))
 		printServices(w, l.st, l.topo)
+		printLinks(w, l)
 		printNodes(w, l.topo)
+	}
+}
+
+// printLinks says how the lab's links are shaped, and which are down;
+// the nodes' table gives each link's conditions.
+func printLinks(w io.Writer, l labStatus) {
+	if l.LinkMechanism == "" {
+		return
+	}
+	how := "netem"
+	if l.LinkMechanism == string(linkshape.DelayLine) {
+		how = "natlab's delay line (this kernel has no netem)"
+		state := "not running: the delay line is started with the first delay"
+		for _, p := range l.st.Processes {
+			if p.What == lab.DelayLineProcess {
+				state = fmt.Sprintf("pid %d, NOT RUNNING (natlab down and up again)", p.PID)
+				if lab.ProcessAlive(p.PID, p.StartTime) {
+					state = fmt.Sprintf("pid %d, running", p.PID)
+				}
+			}
+		}
+		how += "; " + state + ", log " + filepath.Join(labstate.LogDir(l.Name), "delay-line.log")
+	}
+	fmt.Fprintf(w, "  links: shaped by %s\n", how)
+	for _, n := range l.Nodes {
+		if n.LinkDown {
+			fmt.Fprintf(w, "  link of %s: DOWN, it drops everything (natlab link %s %s --up)\n", n.Name, l.Name, n.Name)
+		}
 	}
 }
 

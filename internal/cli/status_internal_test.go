@@ -148,3 +148,41 @@ func TestStatusShowsLinks(t *testing.T) {
 		t.Errorf("a LINK column for a lab without link conditions:\n%s", text.String())
 	}
 }
+
+// TestStatusShowsMechanism checks that status says how the links are
+// shaped, whether the delay line runs, and which links are down, in text
+// and in JSON.
+func TestStatusShowsMechanism(t *testing.T) {
+	topo, err := topology.Parse("links.yaml", []byte(linksScenario), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &labstate.State{Name: "links", Complete: true, LinkMechanism: "delay-line",
+		Links: map[string]labstate.LinkState{"alice": {Link: topo.Node("alice").Link, Down: true}}}
+	l := describeLab(st, topo, nil)
+	var out strings.Builder
+	printLinks(&out, l)
+	for _, want := range []string{
+		"links: shaped by natlab's delay line (this kernel has no netem); not running",
+		"link of alice: DOWN, it drops everything (natlab link links alice --up)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status says\n%s\nwant a line with %q", out.String(), want)
+		}
+	}
+	if strings.Contains(out.String(), "home: DOWN") {
+		t.Errorf("status has a link down that is not:\n%s", out.String())
+	}
+	data, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"link_mechanism":"delay-line"`, `"link_down":true`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("status --json:\n%s\nwant %s", data, want)
+		}
+	}
+	if strings.Count(string(data), `"link_down"`) != 1 {
+		t.Errorf("status --json has link_down on links that are up:\n%s", data)
+	}
+}

@@ -238,6 +238,14 @@ func (r *reference) valueText(t reflect.Type) string {
 	if a, ok := r.anchors[t]; ok {
 		return "[" + r.labels[t] + "](#" + a + ")"
 	}
+	// A value of one of several forms, none of them words: each form.
+	if v, ok := reflect.Zero(t).Interface().(interface{ Variants() []any }); ok {
+		var forms []string
+		for _, variant := range v.Variants() {
+			forms = append(forms, r.valueText(reflect.TypeOf(variant)))
+		}
+		return strings.Join(forms, ", or ")
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		return "`true` or `false`"

@@ -22,7 +22,7 @@ var modules = []string{
 	// counter are in nf_tables itself).
 	"nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct", "nft_numgen",
 	"nft_limit", "nft_log", "nft_reject", "nft_reject_inet", "nft_fib_inet",
-	"nft_queue", "nft_compat", "nft_hash", "nft_redir",
+	"nft_queue", "nft_compat", "nft_hash", "nft_redir", "nft_dup_netdev",
 	// Conntrack, NAT, and what natlab reads them through: the NAT's
 	// table (conntrack netlink), traces (nfnetlink_log), a delay line in
 	// user space (nfnetlink_queue, through nft queue or the xt NFQUEUE

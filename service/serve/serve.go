@@ -29,7 +29,11 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkshape"
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/rendezvous"
 	"github.com/natlab/natlab/service"
@@ -50,8 +54,12 @@ func IsServiceProcess() bool {
 
 // Main is the service process: it reads the lab's record, serves the
 // node's services, tells the process that launched it once they serve,
-// and returns the exit code on SIGTERM or SIGINT.
+// and returns the exit code on SIGTERM or SIGINT. The process of a lab's
+// delay line (service.LaunchDelayLine) holds the delay line instead.
 func Main() int {
+	if lab, ok := service.DelayLineAssigned(); ok {
+		return delayLine(lab)
+	}
 	lab, node, _ := service.Assigned()
 	rep := service.NewReporter()
 	fail := func(err error) int {
@@ -181,6 +189,34 @@ func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, 
 	ready()
 	<-ctx.Done()
 	return nil
+}
+
+// delayLinePriority is the delay line's nice value: the links' delays are
+// made of its timing, which a busy machine would otherwise stretch.
+const delayLinePriority = -10
+
+// delayLine is the process that holds a lab's delay line (package
+// linkshape): it binds the queues the lab's links need, tells the process
+// that launched it, and loads them again whenever a link changes, until
+// SIGTERM or SIGINT.
+func delayLine(name string) int {
+	rep := service.NewReporter()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, delayLinePriority); err != nil {
+		logf("delay line: cannot raise its priority: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	load := func() (map[string]*linkshape.Queue, error) { return lab.DelayLineQueues(name) }
+	if err := linkshape.Serve(ctx, linkshape.SocketPath(name), load, rep.Ready, logf); err != nil {
+		fmt.Fprintf(os.Stderr, "natlab delay line %s: %v\n", name, err)
+		rep.Fail(err)
+		return 1
+	}
+	logf("stopped")
+	return 0
 }
 
 func alternate(p service.Plan) string {

@@ -1,0 +1,196 @@
+package linkshape
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/internal/nftconn"
+)
+
+// defaultMTU is the MTU of every link natlab makes.
+const defaultMTU = 1500
+
+// minMTU6 is the least MTU IPv6 allows (RFC 8200): a route with less is
+// refused, and a link with less has no IPv6.
+const minMTU6 = 1280
+
+// Apply makes the namespace of p hold what p says, under mech, whatever
+// it held: each end's MTU and queueing disciplines, the routes with an
+// MTU, and natlab's link tables, which it replaces in one transaction.
+func Apply(p *Plan, mech Mechanism) error {
+	ns, err := namedns.Open(p.NS)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := namedns.Netlink(ns.Fd())
+	if err != nil {
+		return fmt.Errorf("namespace %s: %w", p.NS, err)
+	}
+	defer h.Close()
+	return apply(ns.Fd(), h, p, mech, false)
+}
+
+// ApplyNew is Apply in a namespace of a lab being built, through a netlink
+// handle open in it (nsFd): it holds nothing of natlab's links yet, so
+// nothing is looked up or removed first, and only what p asks for is
+// done. A lab of a hundred shaped links comes up the faster for it.
+func ApplyNew(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism) error {
+	return apply(nsFd, h, p, mech, true)
+}
+
+func apply(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism, fresh bool) error {
+	names := make([]string, 0, len(p.Devices))
+	for n := range p.Devices {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		d := p.Devices[name]
+		var link netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.Index, Name: d.Name, MTU: defaultMTU}}
+		if !fresh {
+			var err error
+			if link, err = h.LinkByIndex(d.Index); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		if err := setMTU(h, link, d, fresh); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		root, child := qdiscsFor(d.Index, d.Egress, d.MTU, mech)
+		if fresh {
+			for _, q := range []netlink.Qdisc{root, child} {
+				if q != nil {
+					if err := h.QdiscAdd(q); err != nil {
+						return fmt.Errorf("%s: add %s qdisc: %w", name, q.Type(), err)
+					}
+				}
+			}
+		} else if err := setQdiscs(h, link, root, child); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	for _, r := range p.Routes {
+		if fresh && r.MTU == 0 {
+			continue
+		}
+		if err := setRoute(h, r); err != nil {
+			return fmt.Errorf("route to %v: %w", r.Addr, err)
+		}
+	}
+	if fresh && !needsTables(p, mech) {
+		return nil
+	}
+	conn, err := nftconn.Dial(nsFd)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tables(conn.Conn, p, mech, !fresh)
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("load the %s tables: %w", TableName, err)
+	}
+	return nil
+}
+
+// setMTU gives an end the link's MTU. A bridge takes the least MTU of its
+// ports unless told its own, and so would lower every node's on the
+// segment: once a port's MTU is set, the bridge is told 1500. In a fresh
+// namespace every link has the default.
+func setMTU(h *netlink.Handle, link netlink.Link, d *Device, fresh bool) error {
+	want := d.MTU
+	if want == 0 {
+		want = defaultMTU
+	}
+	if link.Attrs().MTU != want {
+		if err := h.LinkSetMTU(link, want); err != nil {
+			return fmt.Errorf("mtu %d: %w", want, err)
+		}
+	}
+	if d.Bridge == "" || (fresh && d.MTU == 0) {
+		return nil
+	}
+	var br netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.BridgeIndex, Name: d.Bridge}}
+	if !fresh {
+		var err error
+		if br, err = h.LinkByIndex(d.BridgeIndex); err != nil {
+			return fmt.Errorf("bridge %s: %w", d.Bridge, err)
+		}
+		if br.Attrs().MTU == defaultMTU {
+			return nil
+		}
+	}
+	if err := h.LinkSetMTU(br, defaultMTU); err != nil {
+		return fmt.Errorf("bridge %s mtu: %w", d.Bridge, err)
+	}
+	return nil
+}
+
+// setRoute adds, changes or removes a route to one address over the
+// bridge with the MTU of its link: the router then answers a packet too
+// big for the link with ICMP "fragmentation needed" (or "packet too
+// big"), as a router in front of a narrower link does.
+func setRoute(h *netlink.Handle, r Route) error {
+	bits := r.Addr.BitLen()
+	route := &netlink.Route{
+		LinkIndex: r.DevIndex,
+		Dst:       &net.IPNet{IP: r.Addr.AsSlice(), Mask: net.CIDRMask(bits, bits)},
+		Scope:     netlink.SCOPE_LINK,
+		MTU:       r.MTU,
+	}
+	if r.MTU == 0 || (r.Addr.Is6() && r.MTU < minMTU6) {
+		route.MTU = 0
+		if err := h.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return nil
+	}
+	return h.RouteReplace(route)
+}
+
+// ReadMACs reads the MAC address of each wire's uplink, for the delay
+// line's sets.
+func ReadMACs(wires []Wire) (map[string]MAC, error) {
+	macs := map[string]MAC{}
+	for _, w := range wires {
+		m, err := readMAC(w)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", w.Node, err)
+		}
+		macs[w.Node] = m
+	}
+	return macs, nil
+}
+
+func readMAC(w Wire) (MAC, error) {
+	ns, err := namedns.Open(w.NS)
+	if err != nil {
+		return MAC{}, err
+	}
+	defer ns.Close()
+	h, err := namedns.Netlink(ns.Fd())
+	if err != nil {
+		return MAC{}, err
+	}
+	defer h.Close()
+	return LinkMAC(h, w.UplinkIndex)
+}
+
+// LinkMAC reads the MAC address of link index through h.
+func LinkMAC(h *netlink.Handle, index int) (MAC, error) {
+	link, err := h.LinkByIndex(index)
+	if err != nil {
+		return MAC{}, err
+	}
+	var m MAC
+	if copy(m[:], link.Attrs().HardwareAddr) != len(m) {
+		return MAC{}, fmt.Errorf("%s has no MAC address", link.Attrs().Name)
+	}
+	return m, nil
+}

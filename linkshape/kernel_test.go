@@ -1,0 +1,508 @@
+package linkshape_test
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/linkcond"
+	"github.com/natlab/natlab/linkshape"
+	"github.com/natlab/natlab/topology"
+)
+
+// The tests here bring a lab up, shape its links through this package
+// (a delay line in the test's process where the kernel has no netem) and
+// measure what the links do with real sockets: a host behind a NAT and a
+// server on the internet.
+const homeLab = `
+nodes:
+  srv:   {kind: server, addresses: [203.0.113.10]}
+  home:  {kind: nat, type: port-restricted-cone, public: 203.0.113.1, lan: 192.168.1.0/24}
+  alice: {kind: host, behind: home}
+`
+
+const ms = time.Millisecond
+
+// shaper shapes one lab's links as a test says.
+type shaper struct {
+	t     *testing.T
+	l     *labtest.Lab
+	wires []linkshape.Wire
+	mech  linkshape.Mechanism
+	macs  map[string]linkshape.MAC
+	line  *linkshape.Line
+	links map[string]linkshape.State
+}
+
+func newShaper(t *testing.T, l *labtest.Lab) *shaper {
+	t.Helper()
+	s := &shaper{t: t, l: l, wires: lab.Wires(l.Name, l.Topo), links: map[string]linkshape.State{}}
+	ns, err := namedns.Open(lab.NamespaceName(l.Name, topology.Internet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if s.mech, err = linkshape.Detect(ns.Fd()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("links are shaped by %s", s.mech)
+	if s.macs, err = linkshape.ReadMACs(s.wires); err != nil {
+		t.Fatal(err)
+	}
+	if s.mech == linkshape.DelayLine {
+		s.line = linkshape.NewLine(t.Logf)
+		t.Cleanup(s.line.Close)
+	}
+	return s
+}
+
+// set gives node's link st, on a running lab.
+func (s *shaper) set(node string, st linkshape.State) {
+	s.t.Helper()
+	if err := st.Link.Validate(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.links[node] = st
+	plans := linkshape.PlanLab(s.wires, s.links, s.mech, s.macs)
+	if s.line != nil {
+		if err := s.line.Update(linkshape.Queues(plans)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	for _, ns := range linkshape.Affected(s.wires, node) {
+		if err := linkshape.Apply(plans[ns], s.mech); err != nil {
+			s.t.Fatalf("apply %s: %v", ns, err)
+		}
+	}
+}
+
+func both(d linkcond.Direction) linkshape.State {
+	return linkshape.State{Link: linkcond.Link{Up: d, Down: d}}
+}
+
+// udp opens a UDP socket in node.
+func udp(t *testing.T, l *labtest.Lab, node, at string) *net.UDPConn {
+	t.Helper()
+	c, err := l.Lab.Node(node).ListenUDP("udp4", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func srvAt(l *labtest.Lab, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(l.Addr("srv", 0), port)
+}
+
+// RTT through two links of 25 ms each (alice's and the server's) is
+// 100 ms at the median of 50 pings; with one of them at 50 ms, 150 ms.
+func TestRTT(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", both(linkcond.Direction{Delay: 25 * ms}))
+	s.set("srv", both(linkcond.Direction{Delay: 25 * ms}))
+	echo(t, udp(t, l, "srv", ":7"))
+	c := udp(t, l, "alice", ":0")
+	rtt, lost := rtts(t, c, srvAt(l, 7), 50, 10*ms, 500*ms)
+	if lost > 0 {
+		t.Errorf("%d of 50 pings lost on links without loss", lost)
+	}
+	within(t, "the median RTT through two links of 25 ms", median(rtt), 100*ms, 3*ms)
+
+	s.set("srv", both(linkcond.Direction{Delay: 50 * ms}))
+	rtt, _ = rtts(t, c, srvAt(l, 7), 50, 10*ms, 500*ms)
+	within(t, "the median RTT with one link changed to 50 ms", median(rtt), 150*ms, 4*ms)
+}
+
+// Loss of 10% on alice's link, both directions, loses 19% of round trips.
+func TestLoss(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	echo(t, udp(t, l, "srv", ":7"))
+	c := udp(t, l, "alice", ":0")
+	// Loss takes ARP's frames too, as on a real link: a lost request
+	// would hold the first second's pings. The neighbours are found
+	// first.
+	if _, lost := rtts(t, c, srvAt(l, 7), 5, ms, 300*ms); lost > 0 {
+		t.Fatalf("%d of 5 pings lost before the loss was set", lost)
+	}
+	s.set("alice", both(linkcond.Direction{Loss: 10}))
+	_, lost := rtts(t, c, srvAt(l, 7), 1000, ms, 300*ms)
+	binomial(t, "round trips lost through a link with 10% loss each way", lost, 1000, 1-0.9*0.9)
+}
+
+// Duplication of 10% sends a tenth of the packets twice, in each
+// direction.
+func TestDuplicate(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", both(linkcond.Direction{Duplicate: 10}))
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":0")
+	const n = 2000
+	got := send(t, c, srvAt(l, 9), at, n, 64, 200*time.Microsecond, 300*ms)
+	binomial(t, "up: packets duplicated", len(got)-distinct(got), n, 0.10)
+	// Down: the server answers to alice's mapping, which her first
+	// packets made.
+	from := publicOf(t, at, c, srvAt(l, 9))
+	got = send(t, at, from, c, n, 64, 200*time.Microsecond, 300*ms)
+	binomial(t, "down: packets duplicated", len(got)-distinct(got), n, 0.10)
+}
+
+// publicOf returns the endpoint srv sees c's packets come from.
+func publicOf(t *testing.T, srv, c *net.UDPConn, to netip.AddrPort) netip.AddrPort {
+	t.Helper()
+	for range 50 {
+		c.WriteToUDPAddrPort(probe(1<<31, 16), to)
+		srv.SetReadDeadline(time.Now().Add(100 * ms))
+		buf := make([]byte, 2048)
+		if _, from, err := srv.ReadFromUDPAddrPort(buf); err == nil {
+			return from
+		}
+	}
+	t.Fatal("the server never heard from alice")
+	return netip.AddrPort{}
+}
+
+func distinct(a []arrival) int {
+	seen := map[uint32]bool{}
+	for _, x := range a {
+		seen[x.seq] = true
+	}
+	return len(seen)
+}
+
+// Reordering of 10% with a delay of 20 ms sends a tenth of the packets at
+// once: each overtakes the one before it, unless that one went at once
+// too.
+func TestReorder(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", both(linkcond.Direction{Delay: 20 * ms, Reorder: 10}))
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":0")
+	const n = 2000
+	got := send(t, c, srvAt(l, 9), at, n, 16, 500*time.Microsecond, 300*ms)
+	if len(got) != n {
+		t.Fatalf("%d of %d packets arrived on a link without loss", len(got), n)
+	}
+	binomial(t, "packets that overtook the one sent before them", overtook(got), n-1, 0.10*0.90)
+	// The ones that went at once took no delay.
+	fast := 0
+	for _, a := range got {
+		if a.delay < 10*ms {
+			fast++
+		}
+	}
+	binomial(t, "packets that skipped the delay", fast, n, 0.10)
+}
+
+// overtook counts the packets that arrived before the one sent just
+// before them.
+func overtook(a []arrival) int {
+	at := map[uint32]int{}
+	for i, x := range a {
+		at[x.seq] = i
+	}
+	n := 0
+	for seq, i := range at {
+		if prev, ok := at[seq-1]; ok && seq > 0 && i < prev {
+			n++
+		}
+	}
+	return n
+}
+
+// Jitter of 10 ms on a delay of 20 ms spreads packets' delays evenly over
+// 10-30 ms, around the delay the link has without it, and does not
+// reorder them.
+func TestJitter(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":0")
+	// The same link without jitter first: what this machine adds to the
+	// delay (a busy one, or an emulated one, makes packets late, never
+	// early), measured as the jitter is.
+	s.set("alice", linkshape.State{Link: linkcond.Link{Up: linkcond.Direction{Delay: 20 * ms}}})
+	plain := median(delays(send(t, c, srvAt(l, 9), at, 50, 16, 21*ms, 300*ms)))
+	s.set("alice", linkshape.State{Link: linkcond.Link{Up: linkcond.Direction{Delay: 20 * ms, Jitter: 10 * ms}}})
+	// Spaced by more than the spread, so that no packet waits for the
+	// one ahead of it: each delay is the one drawn.
+	got := send(t, c, srvAt(l, 9), at, 200, 16, 21*ms, 300*ms)
+	d := delays(got)
+	within(t, "the median one-way delay without jitter", plain, 20*ms, 2*ms)
+	within(t, "the median one-way delay with jitter", median(d), plain, 2*ms)
+	within(t, "the spread of the middle half of the delays", quantile(d, 0.75)-quantile(d, 0.25), 10*ms, 5*ms/2)
+	within(t, "the 5th percentile of one-way delays", quantile(d, 0.05), plain-9*ms, 2*ms)
+	if lo := quantile(d, 0); lo < 10*ms-ms/2 {
+		t.Errorf("a packet took %v, less than the delay less the jitter (10 ms)", lo)
+	}
+	// Sent faster than the spread, they would be shuffled if each took
+	// its own delay.
+	got = send(t, c, srvAt(l, 9), at, 500, 16, 200*time.Microsecond, 300*ms)
+	if len(got) != 500 {
+		t.Fatalf("%d of 500 packets arrived", len(got))
+	}
+	if n := overtook(got); n > 0 {
+		t.Errorf("%d packets overtook the one before them on a link with jitter and no reorder", n)
+	}
+	for i, a := range got {
+		if a.seq != uint32(i) {
+			t.Errorf("packet %d arrived in place %d", a.seq, i)
+			break
+		}
+	}
+}
+
+// A rate of 10mbit carries 9-10.5 Mbit/s of TCP.
+func TestRate(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", both(linkcond.Direction{Rate: 10_000_000}))
+	alice, server := tcpPair(t, l)
+	mbit(t, "TCP through a link of rate 10mbit", throughput(t, alice, server, 3*time.Second), 9, 10.5)
+}
+
+// tcpPair connects alice to the server with TCP, and returns her end and
+// a channel with the server's.
+func tcpPair(t *testing.T, l *labtest.Lab) (net.Conn, chan net.Conn) {
+	t.Helper()
+	ln, err := l.Lab.Node("srv").Listen("tcp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := accept(t, ln)
+	to := srvAt(l, uint16(ln.Addr().(*net.TCPAddr).Port))
+	c, err := l.Lab.Node("alice").Dial("tcp4", to.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan net.Conn, 1)
+	select {
+	case s := <-accepted:
+		ch <- s
+	case <-time.After(5 * time.Second):
+		t.Fatal("no TCP connection arrived")
+	}
+	return c, ch
+}
+
+func mbit(t *testing.T, what string, bps, lo, hi float64) {
+	t.Helper()
+	if m := bps / 1e6; m < lo || m > hi {
+		t.Errorf("%s: %.2f Mbit/s, want %v-%v", what, m, lo, hi)
+	} else {
+		t.Logf("%s: %.2f Mbit/s (want %v-%v)", what, m, lo, hi)
+	}
+}
+
+// An asymmetric link has each direction's rate and delay: measured
+// alice to the server (up) and back (down).
+func TestAsymmetric(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", linkshape.State{Link: linkcond.Link{
+		Up:   linkcond.Direction{Delay: 10 * ms, Rate: 2_000_000},
+		Down: linkcond.Direction{Delay: 30 * ms, Rate: 8_000_000},
+	}})
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":0")
+	up := send(t, c, srvAt(l, 9), at, 50, 16, 5*ms, 300*ms)
+	within(t, "the median delay up", median(delays(up)), 10*ms, ms)
+	from := publicOf(t, at, c, srvAt(l, 9))
+	down := send(t, at, from, c, 50, 16, 5*ms, 300*ms)
+	within(t, "the median delay down", median(delays(down)), 30*ms, ms)
+
+	alice, server := tcpPair(t, l)
+	mbit(t, "TCP up through 2mbit", throughput(t, alice, server, 3*time.Second), 1.8, 2.1)
+	// Down: the server sends on a connection alice opened.
+	alice, server = tcpPair(t, l)
+	back := make(chan net.Conn, 1)
+	back <- alice
+	mbit(t, "TCP down through 8mbit", throughput(t, <-server, back, 3*time.Second), 7.2, 8.4)
+}
+
+// The link is down: nothing crosses it either way; up again, everything
+// does.
+func TestDown(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	echo(t, udp(t, l, "srv", ":7"))
+	c := udp(t, l, "alice", ":0")
+	if _, lost := rtts(t, c, srvAt(l, 7), 20, 5*ms, 200*ms); lost > 0 {
+		t.Fatalf("%d of 20 pings lost before the link went down", lost)
+	}
+	s.set("alice", linkshape.State{Down: true})
+	if _, lost := rtts(t, c, srvAt(l, 7), 20, 5*ms, 300*ms); lost != 20 {
+		t.Errorf("%d of 20 pings came back through a link that is down", 20-lost)
+	}
+	// Nor does anything from the NAT's side reach alice.
+	home := udp(t, l, "home", ":0")
+	far := udp(t, l, "alice", ":9")
+	if got := send(t, home, netip.AddrPortFrom(l.Addr("alice", 0), 9), far, 20, 16, 5*ms, 200*ms); len(got) > 0 {
+		t.Errorf("%d of 20 packets from the NAT reached alice through a link that is down", len(got))
+	}
+	s.set("alice", linkshape.State{})
+	if _, lost := rtts(t, c, srvAt(l, 7), 20, 5*ms, 300*ms); lost > 0 {
+		t.Errorf("%d of 20 pings lost after the link came up again", lost)
+	}
+}
+
+// An MTU of 1400 on alice's link lets a 1400-byte packet through with
+// "don't fragment" set, either way, and the NAT, the router in front of
+// the link, answers a 1500-byte one from the far side with ICMP
+// "fragmentation needed", naming 1400.
+func TestMTU(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", linkshape.State{Link: linkcond.Link{MTU: 1400}})
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":9")
+	for _, conn := range []*net.UDPConn{at, c} {
+		dontFragment(t, conn)
+	}
+	const udpIP = 28 // IPv4 and UDP headers
+	if got := send(t, c, srvAt(l, 9), at, 5, 1400-udpIP, 5*ms, 200*ms); len(got) != 5 {
+		t.Errorf("%d of 5 packets of 1400 bytes went up a link of MTU 1400", len(got))
+	}
+	from := publicOf(t, at, c, srvAt(l, 9))
+	if got := send(t, at, from, c, 5, 1400-udpIP, 5*ms, 200*ms); len(got) != 5 {
+		t.Errorf("%d of 5 packets of 1400 bytes came down a link of MTU 1400", len(got))
+	}
+	// One packet: the ICMP error it gets back fails the socket's next
+	// send, as IP_RECVERR asks.
+	if got := send(t, at, from, c, 1, 1500-udpIP, 5*ms, 200*ms); len(got) > 0 {
+		t.Errorf("a packet of 1500 bytes crossed a link of MTU 1400")
+	}
+	e := icmpError(t, at)
+	if e == nil {
+		t.Fatal("the server got no ICMP error for a 1500-byte packet too big for the link")
+	}
+	if e.Type != 3 || e.Code != 4 || e.Info != 1400 {
+		t.Errorf("the server got ICMP type %d code %d, MTU %d; want type 3 code 4 (fragmentation needed), MTU 1400", e.Type, e.Code, e.Info)
+	}
+	if want := l.Addr("home", 0); e.From != want {
+		t.Errorf("the ICMP error came from %v, want the NAT %v, the router in front of the link", e.From, want)
+	}
+	// Alice's own end refuses to send more than the link takes.
+	if _, err := c.WriteToUDPAddrPort(make([]byte, 1500-udpIP), srvAt(l, 9)); err == nil {
+		t.Error("alice sent 1500 bytes with don't-fragment on a link of MTU 1400")
+	}
+}
+
+// dontFragment sets "don't fragment" on c's packets whatever the path's
+// MTU is thought to be, and asks for ICMP errors on its error queue.
+func dontFragment(t *testing.T, c *net.UDPConn) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE)
+		if serr == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1)
+		}
+	})
+	if serr != nil {
+		t.Fatal(serr)
+	}
+}
+
+type icmpErr struct {
+	Type, Code uint8
+	Info       uint32
+	From       netip.Addr
+}
+
+// icmpError reads the ICMP error c's error queue holds, waiting a little
+// for one; nil if none comes.
+func icmpError(t *testing.T, c *net.UDPConn) *icmpErr {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		var got *icmpErr
+		rc.Control(func(fd uintptr) {
+			buf, oob := make([]byte, 2048), make([]byte, 512)
+			_, oobn, _, _, err := unix.Recvmsg(int(fd), buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			if err != nil {
+				return
+			}
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				return
+			}
+			for _, m := range msgs {
+				if m.Header.Level != unix.IPPROTO_IP || m.Header.Type != unix.IP_RECVERR || len(m.Data) < int(unsafe.Sizeof(unix.SockExtendedErr{}))+8 {
+					continue
+				}
+				ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+				if ee.Origin != unix.SO_EE_ORIGIN_ICMP {
+					continue
+				}
+				// The offender's address follows: a sockaddr_in.
+				off := m.Data[unsafe.Sizeof(*ee):]
+				from, _ := netip.AddrFromSlice(off[4:8])
+				got = &icmpErr{Type: ee.Type, Code: ee.Code, Info: ee.Info, From: from}
+			}
+		})
+		if got != nil {
+			return got
+		}
+		time.Sleep(10 * ms)
+	}
+	return nil
+}
+
+// A delayed link does not change what the NAT does: packets of one new
+// flow sent faster than the delay all leave a NAT of random ports from
+// one public port, as they would on a wire. (Were they held after
+// conntrack had seen the first but before it had confirmed its entry,
+// each would get a mapping of its own.)
+func TestNATUnderDelay(t *testing.T) {
+	l := labtest.Up(t, `
+nodes:
+  srv:   {kind: server, addresses: [203.0.113.10]}
+  home:  {kind: nat, type: symmetric, public: 203.0.113.1, lan: 192.168.1.0/24}
+  alice: {kind: host, behind: home}
+`)
+	s := newShaper(t, l)
+	s.set("alice", both(linkcond.Direction{Delay: 30 * ms}))
+	s.set("home", both(linkcond.Direction{Delay: 30 * ms}))
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":0")
+	var wg sync.WaitGroup
+	froms := map[netip.AddrPort]int{}
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			at.SetReadDeadline(time.Now().Add(300 * ms))
+			_, from, err := at.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			froms[from]++
+		}
+	})
+	for i := range 10 {
+		c.WriteToUDPAddrPort(probe(uint32(i), 16), srvAt(l, 9))
+		time.Sleep(ms)
+	}
+	wg.Wait()
+	if len(froms) != 1 {
+		t.Errorf("10 packets of one flow came from %d public endpoints: %v", len(froms), froms)
+	}
+}

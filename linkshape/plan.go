@@ -1,0 +1,187 @@
+package linkshape
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/natlab/natlab/linkcond"
+)
+
+// Plan is what one namespace must hold for its lab's links to be as their
+// conditions say. It is computed from the whole lab (PlanLab), because
+// under the delay line a namespace holds the delays of the frames it
+// receives from its neighbours.
+type Plan struct {
+	NS string
+	// Devices are the ends of uplinks in the namespace, by name.
+	Devices map[string]*Device
+	// Routes are the namespace's routes, as a router's, to the nodes on
+	// its LAN, with the MTU of their links (0: no such route).
+	Routes []Route
+	// Queue is what the delay line does with the packets the namespace
+	// receives, nil if it does nothing with them.
+	Queue *Queue
+}
+
+// Device is one end of a node's uplink.
+type Device struct {
+	Name  string
+	Index int
+	// Egress is the direction of the link whose packets leave through
+	// this end: the node's up direction at its own end, its down
+	// direction at the bridge's.
+	Egress linkcond.Direction
+	// MTU is the link's, 0 for the default.
+	MTU int
+	// Bridge is the bridge the end is a port of, "" for the node's end.
+	Bridge      string
+	BridgeIndex int
+	// Down drops every frame that reaches the end from the wire.
+	Down bool
+}
+
+// Route is a router's route to a node's address, with the MTU of the
+// node's link.
+type Route struct {
+	Dev      string
+	DevIndex int
+	Addr     netip.Addr
+	// MTU is the link's; 0 means the route is not wanted.
+	MTU int
+}
+
+// Queue is the delay line's work in one namespace: the packets that
+// arrive there, held for the delays of the directions they crossed.
+type Queue struct {
+	// UplinkIndex is the namespace's uplink, Down what is done to the
+	// packets that arrive on it: its node's down direction.
+	UplinkIndex int
+	Down        Hold
+	// Senders are the up directions of the neighbours whose frames reach
+	// the namespace, by the MAC address of the neighbour's uplink.
+	Senders map[MAC]Hold
+}
+
+// Hold is the part of a direction the delay line carries out.
+type Hold struct {
+	Delay, Jitter time.Duration
+	Reorder       float64
+	// Cut says the link is down: what is held from it is dropped.
+	Cut bool
+}
+
+// IsZero reports whether h holds nothing.
+func (h Hold) IsZero() bool { return h.Delay == 0 && h.Jitter == 0 && h.Reorder == 0 }
+
+// Holds reports whether the delay line holds the packets of direction d:
+// whether it has a delay, a jitter or a reordering.
+func Holds(d linkcond.Direction) bool { return !holdOf(d, false).IsZero() }
+
+// holdOf is the delay line's part of d.
+func holdOf(d linkcond.Direction, down bool) Hold {
+	return Hold{Delay: d.Delay, Jitter: d.Jitter, Reorder: d.Reorder, Cut: down}
+}
+
+// PlanLab says what every namespace that holds an end of an uplink must
+// hold, given each node's link (a node missing from links has a perfect
+// wire) and, for the delay line, the MAC address of each node's uplink.
+func PlanLab(wires []Wire, links map[string]State, mech Mechanism, macs map[string]MAC) map[string]*Plan {
+	plans := map[string]*Plan{}
+	plan := func(ns string) *Plan {
+		p := plans[ns]
+		if p == nil {
+			p = &Plan{NS: ns, Devices: map[string]*Device{}}
+			plans[ns] = p
+		}
+		return p
+	}
+	for _, w := range wires {
+		st := links[w.Node]
+		l := st.Link
+		plan(w.NS).Devices[w.Uplink] = &Device{Name: w.Uplink, Index: w.UplinkIndex, Egress: l.Up, MTU: l.MTU, Down: st.Down}
+		parent := plan(w.ParentNS)
+		parent.Devices[w.Port] = &Device{Name: w.Port, Index: w.PortIndex, Egress: l.Down, MTU: l.MTU, Bridge: w.Bridge, BridgeIndex: w.BridgeIndex, Down: st.Down}
+		if w.Routed {
+			for _, a := range w.Addrs {
+				parent.Routes = append(parent.Routes, Route{Dev: w.Bridge, DevIndex: w.BridgeIndex, Addr: a, MTU: l.MTU})
+			}
+		}
+	}
+	if mech != DelayLine {
+		return plans
+	}
+	queue := func(w Wire) *Queue {
+		p := plan(w.NS)
+		if p.Queue == nil {
+			p.Queue = &Queue{UplinkIndex: w.UplinkIndex, Senders: map[MAC]Hold{}}
+		}
+		return p.Queue
+	}
+	for _, w := range wires {
+		st := links[w.Node]
+		if h := holdOf(st.Link.Down, st.Down); !h.IsZero() {
+			queue(w).Down = h
+		}
+		h := holdOf(st.Link.Up, st.Down)
+		if h.IsZero() {
+			continue
+		}
+		// What w sends up reaches the nodes on its segment and the NAT
+		// that owns the segment.
+		for _, r := range wires {
+			if r.Node != w.Node && (r.Segment == w.Segment || r.Node == w.Segment) {
+				queue(r).Senders[macs[w.Node]] = h
+			}
+		}
+	}
+	return plans
+}
+
+// Affected lists the namespaces whose plan depends on node's link: its
+// own, its parent's, and those of the nodes that receive what it sends.
+func Affected(wires []Wire, node string) []string {
+	var w *Wire
+	for i := range wires {
+		if wires[i].Node == node {
+			w = &wires[i]
+		}
+	}
+	if w == nil {
+		return nil
+	}
+	ns := []string{w.NS, w.ParentNS}
+	for _, r := range wires {
+		if r.Node != w.Node && (r.Segment == w.Segment || r.Node == w.Segment) && !slices.Contains(ns, r.NS) {
+			ns = append(ns, r.NS)
+		}
+	}
+	return ns
+}
+
+// IsZero reports whether p asks nothing of its namespace: what a
+// namespace of a lab just built already has.
+func (p *Plan) IsZero() bool {
+	for _, d := range p.Devices {
+		if !d.Egress.IsZero() || d.MTU != 0 || d.Down {
+			return false
+		}
+	}
+	for _, r := range p.Routes {
+		if r.MTU != 0 {
+			return false
+		}
+	}
+	return p.Queue == nil
+}
+
+// Queues are the delay line's queues among plans, by namespace.
+func Queues(plans map[string]*Plan) map[string]*Queue {
+	q := map[string]*Queue{}
+	for ns, p := range plans {
+		if p.Queue != nil {
+			q[ns] = p.Queue
+		}
+	}
+	return q
+}
