@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -10,14 +11,18 @@ import (
 // TestHairpinFiltering checks that a hairpinned packet meets the filtering
 // of the mapping it is sent to, as RFC 4787 (section 6, REQ-9) has it: it
 // comes from the NAT's public address, from the sender's public endpoint.
-// h2 (b) has a mapping P from sending to the server; sockets of h1 (a)
-// then send to P. Full cone lets everything in; address-restricted lets
-// in what comes once P has sent to the public address; port-restricted
-// what comes from a public endpoint P has sent to; symmetric nothing,
-// because a's hairpinned packet leaves by a new mapping P never sent to.
+// The scenario: h2 (b) sends from port 40000 to out:9000 and gets
+// the mapping P; sockets of h1 (a) then send to P. Full cone lets
+// everything in; address-restricted lets in what comes once P has sent to
+// the public address; port-restricted what comes from a public endpoint P
+// has sent to; symmetric nothing, because a's hairpinned packet leaves by
+// a new mapping P never sent to.
 // Without hairpinning nothing loops back at all.
 func TestHairpinFiltering(t *testing.T) {
 	type want struct {
+		// otherPort: out:9001's packet to P, which b opened by sending to
+		// out:9000 (the filtering as it was before hairpinning meets it).
+		otherPort bool
 		// unsolicited: a's packet to P before b has sent to the NAT.
 		unsolicited bool
 		// toOther: b's packet to a2's public endpoint, which a2 has never
@@ -31,21 +36,28 @@ func TestHairpinFiltering(t *testing.T) {
 		knobs string
 		want  want
 	}{
-		{"type: full-cone", want{true, true, true, true, true}},
-		{"type: address-restricted-cone", want{false, false, true, false, true}},
-		{"type: port-restricted-cone", want{false, false, false, false, true}},
-		{"type: symmetric", want{false, false, false, false, false}},
-		{"type: port-restricted-cone, hairpin: false", want{false, false, false, false, false}},
+		{"type: full-cone", want{true, true, true, true, true, true}},
+		{"type: address-restricted-cone", want{true, false, false, true, false, true}},
+		{"type: port-restricted-cone", want{false, false, false, false, false, true}},
+		{"type: symmetric", want{false, false, false, false, false, false}},
+		{"type: port-restricted-cone, hairpin: false", want{false, false, false, false, false, false}},
 	} {
 		t.Run(tc.knobs, func(t *testing.T) {
 			t.Parallel()
 			l := natLab(t, tc.knobs)
-			s := openServers(l)
+			out := l.Addr("server", 0)
+			out9000, out9001 := l.UDP("server", netip.AddrPortFrom(out, 9000).String()), l.UDP("server", netip.AddrPortFrom(out, 9001).String())
 			b := l.UDP("h2", ":40000")
 			a, a2, a3 := l.UDP("h1", ":41000"), l.UDP("h1", ":41001"), l.UDP("h1", ":41002")
-			// Each learns its public endpoint from the server, as from STUN.
-			p := s.seen(t, b, s.a1p1)
-			pa, pa2, pa3 := s.seen(t, a, s.a1p1), s.seen(t, a2, s.a1p1), s.seen(t, a3, s.a1p1)
+			// Each learns its public endpoint from out:9000, as from STUN.
+			seen := func(c *labtest.UDPConn) netip.AddrPort {
+				t.Helper()
+				msg := fmt.Sprintf("probe from port %d", c.LocalPort())
+				c.Send(netip.AddrPortFrom(out, 9000), msg)
+				return out9000.Expect(msg, arrival)
+			}
+			p := seen(b)
+			pa, pa2, pa3 := seen(a), seen(a2), seen(a3)
 			cone := tc.knobs != "type: symmetric"
 
 			// check says whether step reached to, and from where: a
@@ -64,6 +76,9 @@ func TestHairpinFiltering(t *testing.T) {
 				}
 			}
 			w := tc.want
+			out9001.Send(p, "out:9001 to P")
+			check("out:9001 to P", b, netip.AddrPortFrom(out, 9001), w.otherPort)
+
 			a.Send(p, "a to P, unsolicited")
 			check("a to P, unsolicited", b, pa, w.unsolicited)
 
