@@ -276,7 +276,14 @@ func allocation(pairs []PortPair) nat.PortAllocation {
 }
 
 // hairpin is RFC 5780 section 4.5: a request from a second socket to the
-// first socket's public endpoint must come back in to the first.
+// first socket's public endpoint must come back in to the first. A NAT
+// filters a hairpinned packet as one from outside (RFC 4787 REQ-9), from
+// the second socket's public endpoint, so the first socket sends there
+// first, as a hole punch does: then any filtering of an
+// endpoint-independent mapping lets the request in. Behind
+// address-dependent mappings both sockets reach the public address through
+// mappings nobody can learn, and the test sees no hairpinning even where
+// the NAT has it.
 func (d *discovery) hairpin(ctx context.Context) error {
 	a, err := d.open()
 	if err != nil {
@@ -292,21 +299,31 @@ func (d *discovery) hairpin(ctx context.Context) error {
 	if err != nil || !ok {
 		return d.noAnswer(d.opts.Server, err)
 	}
+	rb, ok, err := d.probe(ctx, "hairpin: learn the second socket's public endpoint", b, d.opts.Server, stunclient.Request{})
+	if err != nil || !ok {
+		return d.noAnswer(d.opts.Server, err)
+	}
 	m, err := stunclient.Build(stunclient.Request{})
 	if err != nil {
 		return err
 	}
+	// The first socket's packet to the second is only there to open its
+	// mapping's filter; it is not a STUN message, so nobody answers it.
+	open := []byte("natlab classify: hairpin, opening the filter")
 	got := false
 	for _, wait := range stunclient.Probes {
-		if _, err := b.WriteToUDPAddrPort(m.Raw, r.Mapped); err != nil {
+		if _, err := a.WriteToUDPAddrPort(open, rb.Mapped); err != nil {
 			break // hairpin-less NATs may answer with an error
+		}
+		if _, err := b.WriteToUDPAddrPort(m.Raw, r.Mapped); err != nil {
+			break
 		}
 		if arrived(a, m.Raw, time.Now().Add(wait)) {
 			got = true
 			break
 		}
 	}
-	t := Test{Name: "hairpin: a request to that endpoint from a second socket", From: localAddr(b), To: r.Mapped, Answered: got}
+	t := Test{Name: "hairpin: from the second socket, after one the other way", From: localAddr(b), To: r.Mapped, Answered: got}
 	d.res.Tests = append(d.res.Tests, t)
 	if d.opts.Log != nil {
 		d.opts.Log(t)

@@ -201,7 +201,12 @@ func node(kind, behind string, keys ...Knobs) yaml.MapSlice {
 // Expected is what theory says about a cell of topo.
 func Expected(topo *topology.Topology, row Row) bool {
 	if row.SameNAT {
-		return topo.Node("home").NAT.Behaviour.Hairpin
+		// Through one hairpinning NAT each host's punch leaves by its
+		// mapping and arrives at the other's from the NAT's public
+		// address, filtered as if from outside (RFC 4787 REQ-9): the same
+		// as two hosts behind two NATs of that kind.
+		h := topo.Node("home").NAT.Behaviour
+		return h.Hairpin && nat.PunchWorks(h, h, row.Predict)
 	}
 	a := topo.Node("nat-a").NAT.Behaviour
 	if row.Carrier != nil {

@@ -17,6 +17,7 @@ const (
 	DropForward = "wall: not admitted through"
 	DropNoPort  = "no free public port"
 	DropClash   = "the host talks to this remote through another mapping"
+	DropHairpin = "hairpin: the filtering does not admit the sender"
 )
 
 // randomAttempts is how many random ports a new mapping tries when its
@@ -47,6 +48,7 @@ func Build(c Config) (*Ruleset, error) {
 	b.track()
 	b.permit()
 	b.clash()
+	b.hairpin()
 	b.forward()
 	b.input()
 	return b.r, nil
@@ -101,6 +103,10 @@ func (b *builder) sets() {
 	if b.b.Filtering == nat.AddressDependent {
 		b.r.sets = append(b.r.sets, newSet(t, setPermits, "remote address . public port: whom each mapping has sent to (address-dependent filtering)",
 			[]nftables.SetDatatype{ipv4, inetService}, nil))
+	}
+	if b.b.Hairpin && b.b.Filtering == nat.AddressAndPortDependent {
+		b.r.sets = append(b.r.sets, newSet(t, setHairpins, "remote address . remote port . public port: the public endpoints each mapping has sent to by hairpinning (address-and-port-dependent filtering)",
+			[]nftables.SetDatatype{ipv4, inetService, inetService}, nil))
 	}
 }
 
@@ -157,8 +163,14 @@ func (b *builder) prerouting() {
 		// nothing else needs translating.
 	}
 	if b.b.Hairpin {
+		stmts := []stmt{iifname(b.LAN), ipDaddr(b.Public)}
+		if b.b.Filtering != nat.EndpointIndependent {
+			// The filtering judges it in the hairpin chain, once source NAT
+			// has given it the sender's public port.
+			stmts = append(stmts, setMark(hairpinMark))
+		}
 		c.add("hairpin: a packet from inside to a mapped public port goes to its owner",
-			iifname(b.LAN), ipDaddr(b.Public), l4proto("udp", false), dnatToOwner())
+			append(stmts, l4proto("udp", false), dnatToOwner())...)
 	}
 }
 
@@ -302,6 +314,52 @@ func (b *builder) clash() {
 	c := b.chain(chainClash, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+5), nftables.ChainPolicyAccept)
 	c.add("an admitted packet that conntrack could only deliver with an invented source port",
 		iifname(b.WAN), ctStatusDNAT(), ctStatusSNAT(), counter(), logDrop(DropClash), drop())
+}
+
+// hairpin is the inbound half of a hairpinned packet. RFC 4787 (section
+// 6, REQ-9) treats a packet from inside to one of the NAT's public
+// endpoints as leaving by one mapping and arriving at another from the
+// NAT's public address: its outbound half makes or refreshes the sender's
+// mapping and remembers whom it sent to, and the filtering of the mapping
+// it arrives at decides whether it is let in. Both halves are judged here,
+// after source NAT, where the packet shows the sender's public port: the
+// mapping it left by, which under address-and-port-dependent mapping is a
+// new one nobody can have sent to. A packet the filtering refuses is
+// dropped before conntrack confirms its flow, so it leaves no flow behind,
+// only the sender's mapping and its permit, as a real NAT would (and which
+// lets two hosts behind one NAT punch through it, as two behind two NATs
+// of its type would). Endpoint-independent filtering admits every
+// hairpinned packet and needs none of this.
+func (b *builder) hairpin() {
+	if !b.b.Hairpin || b.b.Filtering == nat.EndpointIndependent {
+		return
+	}
+	c := b.chain(chainHairpin, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
+	looped := []stmt{iifname(b.LAN), oifname(b.LAN), ipSaddrIs(b.Public), l4proto("udp", false)}
+	t := b.b.Timeout
+	// The remote a hairpinned packet was sent to is the NAT's public
+	// address, which after source NAT is the packet's source too.
+	remote := ipSaddr
+	switch b.b.Filtering {
+	case nat.AddressDependent:
+		c.add("a mapping that sends to the public address may hear back from it",
+			append(looped, update(setPermits, t, []field{remote, udpSport}, nil))...)
+		c.add("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address",
+			iifname(b.LAN), oifname(b.LAN), markIs(hairpinMark), l4proto("udp", true),
+			notInSet(setPermits, ipSaddr, ctPort(expr.CtKeyPROTODST, original)),
+			counter(), logDrop(DropHairpin), drop())
+	case nat.AddressAndPortDependent:
+		// The public port the packet was sent to is the destination of
+		// its direction of the flow, before destination NAT.
+		for _, dir := range []uint32{original, reply} {
+			c.add("a mapping that sends to a public endpoint may hear back from it",
+				append(looped, ctDirection(dir), update(setHairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}, nil))...)
+		}
+		c.add("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint",
+			iifname(b.LAN), oifname(b.LAN), markIs(hairpinMark), l4proto("udp", false),
+			notInSet(setHairpins, ipSaddr, udpSport, ctPort(expr.CtKeyPROTODST, original)),
+			counter(), logDrop(DropHairpin), drop())
+	}
 }
 
 // forward lets the inside out and only admitted traffic in.

@@ -23,6 +23,9 @@
 //     public port is allocated, so the same private endpoint keeps its port.
 //   - permits (address-dependent filtering): remote address . public port,
 //     the remotes a mapping has sent to.
+//   - hairpin_permits (address-and-port-dependent filtering, with
+//     hairpinning): remote address . remote port . public port, the NAT's
+//     own public endpoints a mapping has sent to by hairpinning.
 //
 // A chain at postrouting, after source NAT, records every UDP flow in those
 // maps from its conntrack tuples. Inbound packets to the public address are
@@ -34,6 +37,14 @@
 // chain (the wall), which also keeps an early inbound packet from claiming a
 // port the NAT is about to map (nat-behaviour.md, trap 1).
 //
+// A hairpinned packet, from inside to one of the NAT's own public
+// endpoints, is treated as RFC 4787 (section 6, REQ-9) has it: it leaves by
+// the sender's mapping and arrives at the owner's from the sender's public
+// endpoint. Source NAT gives it that endpoint; the hairpin chain, after it,
+// records whom the sender's mapping has sent to and lets the filtering of
+// the owner's mapping decide, dropping a refused packet before conntrack
+// confirms its flow.
+//
 // TCP and ICMP echo are translated by conntrack (source NAT to the public
 // address, random ports for address-and-port-dependent mapping) and admitted
 // inbound only as replies or through static forwards.
@@ -43,7 +54,7 @@
 // natrules also owns the schema of those tables for the packages that
 // read and write them at run time: the table descriptors (Table,
 // TableFirewall6, TraceTable), the names of the sets, and the byte layout
-// of their elements (Owner, Mapping, Permit and a port-mapping Lease, each
+// of their elements (Owner, Mapping, Permit, HairpinPermit and a port-mapping Lease, each
 // with its encoder and parser). natpmp, nattable, trace and bench use
 // them and spell no table or set name of their own; a test fails if one
 // does.

@@ -53,6 +53,12 @@ func inSet(name string, fields ...field) stmt {
 	return stmt{text + " @" + name, append(exprs, &expr.Lookup{SourceRegister: reg1, SetName: name})}
 }
 
+// notInSet matches if the key is not in the set.
+func notInSet(name string, fields ...field) stmt {
+	_, text, exprs := concat(reg1, fields...)
+	return stmt{text + " != @" + name, append(exprs, &expr.Lookup{SourceRegister: reg1, SetName: name, Invert: true})}
+}
+
 // snatFromMap translates to the public port the mappings map holds for the
 // key; if there is none the rule does not match.
 func snatFromMap(public netip.Addr, key ...field) stmt {

@@ -57,6 +57,13 @@ const (
 	// PermitsSet holds remote address . public port: whom each mapping has
 	// sent to, under address-dependent filtering (Permit).
 	PermitsSet = "permits"
+	// HairpinPermitsSet holds remote address . remote port . public port:
+	// the public endpoints each mapping has sent to through the NAT itself
+	// (hairpinning), under address-and-port-dependent filtering
+	// (HairpinPermit). Hairpinned packets come from the NAT's own public
+	// address, so conntrack cannot tell them apart the way it tells
+	// remotes on the WAN apart, and they need a set of their own.
+	HairpinPermitsSet = "hairpin_permits"
 	// PortMapTCP and PortMapUDP are the maps of port-mapping forwards
 	// (NAT-PMP): public port -> private endpoint (Owner), one per
 	// protocol, with the lifetime the host asked for.
@@ -97,6 +104,7 @@ const (
 	chainTrack       = "track"
 	chainPermit      = "permit"
 	chainClash       = "clash"
+	chainHairpin     = "hairpin"
 	chainForward     = ChainForward
 	chainInput       = ChainInput
 )
@@ -106,7 +114,15 @@ const (
 	setPorts    = PortsSet
 	setMappings = MappingsSet
 	setPermits  = PermitsSet
+	setHairpins = HairpinPermitsSet
 )
+
+// hairpinMark is the packet mark the prerouting chain gives a packet it
+// hairpins to a mapping's owner, so that the hairpin chain, after source
+// NAT, knows which packets the filtering must judge: not those of static
+// or port-mapping forwards, which anyone may reach. A mark does not
+// survive the veth into a host's namespace, and natlab sets no other.
+const hairpinMark = 0x00004e4c // "NL"
 
 // How values lie in set keys and data. A single value is as long as it is
 // (a port: two bytes). In a concatenation every value starts on a 4-byte
@@ -273,6 +289,34 @@ func ParsePermit(e nftables.SetElement) (Permit, error) {
 	}
 	ap := decodeEndpoint(e.Key)
 	return Permit{Remote: ap.Addr(), Public: ap.Port()}, nil
+}
+
+// HairpinPermit is an element of the hairpin permits set: a public
+// endpoint of the NAT itself that a mapping has sent to by hairpinning,
+// and the mapping's public port.
+type HairpinPermit struct {
+	Remote netip.AddrPort
+	Public uint16
+}
+
+// Key is the element's key: the remote address, its port padded to four
+// bytes, then the public port padded to four bytes.
+func (p HairpinPermit) Key() []byte {
+	return append(encodeEndpoint(p.Remote), byte(p.Public>>8), byte(p.Public), 0, 0)
+}
+
+// Element is the element to add or delete; a timeout of zero is the
+// set's own.
+func (p HairpinPermit) Element(timeout time.Duration) nftables.SetElement {
+	return nftables.SetElement{Key: p.Key(), Timeout: timeout}
+}
+
+// ParseHairpinPermit reads an element of the hairpin permits set.
+func ParseHairpinPermit(e nftables.SetElement) (HairpinPermit, error) {
+	if err := wantLen("key", e.Key, endpointLen+regLen); err != nil {
+		return HairpinPermit{}, err
+	}
+	return HairpinPermit{Remote: decodeEndpoint(e.Key), Public: binary.BigEndian.Uint16(e.Key[endpointLen:])}, nil
 }
 
 // A LeaseEntry is one element a port-mapping lease puts in a NAT's maps.

@@ -71,6 +71,9 @@ func TestElementLayouts(t *testing.T) {
 		{"permit", Permit{Remote: remote, Public: 0xabcd}.Element(0),
 			[]byte{198, 51, 100, 7, 0xab, 0xcd, 0, 0},
 			nil},
+		{"hairpin permit", HairpinPermit{Remote: netip.MustParseAddrPort("203.0.113.1:4660"), Public: 0xabcd}.Element(0),
+			[]byte{203, 0, 113, 1, 0x12, 0x34, 0, 0, 0xab, 0xcd, 0, 0},
+			nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,6 +118,7 @@ func TestElementsFitTheirSets(t *testing.T) {
 			{PortMapUDP, Owner{Public: 1, Private: private}.Element(0)},
 			{MappingsSet, mapping.Element(0)},
 			{PermitsSet, Permit{Remote: remote, Public: 1}.Element(0)},
+			{HairpinPermitsSet, HairpinPermit{Remote: netip.AddrPortFrom(remote, 2), Public: 1}.Element(0)},
 		} {
 			s, ok := sets[e.set]
 			if !ok {
@@ -154,6 +158,11 @@ func TestElementRoundTrips(t *testing.T) {
 			t.Errorf("ParsePermit(%+v) = %+v, %v", p, got, err)
 		}
 	}
+	for _, p := range []HairpinPermit{{Remote: netip.MustParseAddrPort("203.0.113.1:65535"), Public: 0xabcd}, {Remote: netip.MustParseAddrPort("1.2.3.4:1"), Public: 1}} {
+		if got, err := ParseHairpinPermit(p.Element(0)); err != nil || got != p {
+			t.Errorf("ParseHairpinPermit(%+v) = %+v, %v", p, got, err)
+		}
+	}
 }
 
 // The kernel returns what a rule stored, padding and all; what is not an
@@ -173,6 +182,7 @@ func TestParseRejectsOtherLayouts(t *testing.T) {
 		{"mapping, key of 16", parseMapping, nftables.SetElement{Key: append(endpoint, endpoint...), Val: []byte{0xab, 0xcd}}, "key"},
 		{"mapping, data padded", parseMapping, nftables.SetElement{Key: endpoint, Val: []byte{0xab, 0xcd, 0, 0}}, "data"},
 		{"permit, key of 12", parsePermit, nftables.SetElement{Key: append(endpoint, 1, 2, 3, 4)}, "key"},
+		{"hairpin permit, key of 8", parseHairpinPermit, nftables.SetElement{Key: endpoint}, "key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,6 +196,10 @@ func TestParseRejectsOtherLayouts(t *testing.T) {
 func parseOwner(e nftables.SetElement) error   { _, err := ParseOwner(e); return err }
 func parseMapping(e nftables.SetElement) error { _, err := ParseMapping(e); return err }
 func parsePermit(e nftables.SetElement) error  { _, err := ParsePermit(e); return err }
+func parseHairpinPermit(e nftables.SetElement) error {
+	_, err := ParseHairpinPermit(e)
+	return err
+}
 
 func TestLease(t *testing.T) {
 	owner := Owner{Public: 5000, Private: private}.Element(time.Minute)

@@ -228,3 +228,30 @@ func concat(start uint32, fields ...field) (reg uint32, text string, exprs []exp
 	}
 	return start, strings.Join(texts, " . "), exprs
 }
+
+// ctDirection matches the direction of the packet in its flow: original
+// (from the side that started it) or reply.
+func ctDirection(dir uint32) stmt {
+	word := map[uint32]string{original: "original", reply: "reply"}[dir]
+	return stmt{"ct direction " + word, []expr.Any{
+		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(dir)}},
+	}}
+}
+
+// The packet mark is in host byte order, as nft writes it.
+func markBytes(mark uint32) []byte { return binary.NativeEndian.AppendUint32(nil, mark) }
+
+func setMark(mark uint32) stmt {
+	return stmt{fmt.Sprintf("meta mark set 0x%08x", mark), []expr.Any{
+		&expr.Immediate{Register: reg1, Data: markBytes(mark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
+func markIs(mark uint32) stmt {
+	return stmt{fmt.Sprintf("meta mark 0x%08x", mark), []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: markBytes(mark)},
+	}}
+}

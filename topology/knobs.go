@@ -139,7 +139,7 @@ var NATKnobs = []NATKnob{
 	}.knob(),
 	knobDef[bool]{
 		key: "hairpin", format: reflect.TypeFor[bool](), def: "true",
-		meaning: "Whether a host behind the nat can reach another behind it through the nat's public address (RFC 4787 REQ-9).",
+		meaning: "Whether a host behind the nat can reach another behind it through the nat's public address (RFC 4787 REQ-9). The nat's filtering judges such a packet as one from outside, from the sender's public endpoint.",
 		field:   func(b *nat.Behaviour) *bool { return &b.Hairpin },
 		read:    (*parser).boolean,
 		// RFC 4787 REQ-9: a NAT MUST support hairpinning.

@@ -209,6 +209,9 @@ func (w *watcher) reason(nat, rule string) string {
 		return fmt.Sprintf("The wall: %s's filtering (%s) does not let this sender in: %s.", nat, f, filteringRule(string(f)))
 	case natrules.DropNoPort:
 		return "No public port was free for a new mapping."
+	case natrules.DropHairpin:
+		f := n.NAT.Behaviour.Filtering
+		return fmt.Sprintf("Hairpinned: %s filters a packet from inside to its public address as one from outside, from the sender's public endpoint, and its filtering (%s) does not let that in: %s.", nat, f, filteringRule(string(f)))
 	case natrules.DropClash:
 		return "The host already talks to this remote endpoint through another mapping."
 	case trace.NoRoute:
