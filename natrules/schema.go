@@ -94,6 +94,7 @@ const (
 	chainPrerouting  = "prerouting"
 	chainPostrouting = "postrouting"
 	chainOutbound    = "outbound"
+	chainClaim       = "claim"
 	chainTrack       = "track"
 	chainPermit      = "permit"
 	chainClash       = "clash"
