@@ -45,6 +45,7 @@ func Build(c Config) (*Ruleset, error) {
 	b.prerouting()
 	b.postrouting()
 	b.outbound()
+	b.claim()
 	b.track()
 	b.permit()
 	b.clash()
@@ -198,33 +199,41 @@ func (b *builder) outbound() {
 		c.add("address-dependent mapping: reuse the public port this private endpoint uses towards that address",
 			l4proto("udp", true), snatFromMap(b.Public, append(priv, ipDaddrF)...))
 	}
+	// Each candidate port is offered to the claim chain, which returns
+	// if a mapping owns it and otherwise takes it (see markTaken).
 	pr := b.b.PortRange
-	allocate := func(comment string, pick stmt, port field) {
-		stmts := []stmt{l4proto("udp", false), pick}
-		stmts = append(stmts, b.recordNew(port)...)
-		c.add(comment, append(stmts, snatToPort(b.Public, port))...)
+	offer := func(comment string, stmts ...stmt) {
+		c.add(comment, append(stmts, jump(chainClaim))...)
 	}
+	udp := l4proto("udp", true)
 	switch b.b.Ports {
 	case nat.PortPreserve:
-		pick, port := keepSport(pr)
-		allocate("new mapping: keep the private port when no other mapping owns it", pick, port)
+		offer("new mapping: keep the private port when no other mapping owns it", offerSport(pr)...)
 	case nat.PortSequential:
-		pick, port := numgen(unix.NFT_NG_INCREMENTAL, pr)
-		allocate(fmt.Sprintf("new mapping: the next port from %d, if free", pr.First), pick, port)
+		offer(fmt.Sprintf("new mapping: the next port from %d, if free", pr.First), udp, offerNumgen(unix.NFT_NG_INCREMENTAL, pr))
 	}
 	for i := 0; i < min(randomAttempts, pr.Size()); i++ {
-		pick, port := numgen(unix.NFT_NG_RANDOM, pr)
-		allocate(fmt.Sprintf("new mapping: a random port from %v, if free", pr), pick, port)
+		offer(fmt.Sprintf("new mapping: a random port from %v, if free", pr), udp, offerNumgen(unix.NFT_NG_RANDOM, pr))
 	}
 	if pr.Size() <= scanLimit {
 		for p := int(pr.First); p <= int(pr.Last); p++ {
-			pick, port := portFree(uint16(p))
-			allocate(fmt.Sprintf("new mapping: port %d, if free", p), pick, port)
+			offer(fmt.Sprintf("new mapping: port %d, if free", p), udp, offerPort(uint16(p)))
 		}
 	}
 	c.add("no free public port: refuse the mapping", l4proto("udp", true), counter(), logDrop(DropNoPort), drop())
 	random := b.b.Mapping == nat.AddressAndPortDependent
 	c.add("TCP, ICMP and the rest: conntrack picks the port", snatTo(b.Public, random))
+}
+
+// claim takes the port the outbound chain offers in the mark for a new
+// mapping, unless a mapping owns it already: then it returns, and the
+// outbound chain offers the next candidate.
+func (b *builder) claim() {
+	c := b.chain(chainClaim, nil, "", nil, 0)
+	c.add("the port is taken: offer the next", markTaken(), ret())
+	stmts := []stmt{l4proto("udp", false), loadMark()}
+	stmts = append(stmts, b.recordNew(markPort)...)
+	c.add("a new mapping takes the port", append(stmts, snatToPort(b.Public, markPort))...)
 }
 
 // recordNew enters a new mapping from the private source of the packet to

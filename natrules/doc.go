@@ -17,7 +17,12 @@
 // dynamic maps, refreshed by traffic and expiring after the mapping timeout:
 //
 //   - ports: public port -> private endpoint, one owner per public port. New
-//     mappings only take a port that is not in it.
+//     mappings only take a port that is not in it: the outbound chain
+//     offers candidate ports one by one in the packet's mark, and the
+//     claim chain takes the first that the map has no owner for. (A
+//     single rule testing "udp sport != @ports" is refused by Linux before
+//     6.5, Debian 12's and Ubuntu 22.04's kernels among them: see
+//     markTaken.)
 //   - mappings (endpoint-independent and address-dependent mapping): private
 //     endpoint [. remote address] -> public port, consulted before a new
 //     public port is allocated, so the same private endpoint keeps its port.

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 
 	"github.com/natlab/natlab/internal/nftconn"
@@ -87,4 +88,38 @@ func firstRefused(t *testing.T, nsFd int, rs *Ruleset) string {
 		}
 	}
 	return "nothing, piece by piece"
+}
+
+// Linux before 6.5 refuses a lookup in a map without a destination
+// register ("udp sport != @ports", inverted or not) and an inverted lookup
+// with one; a set lookup with a destination every kernel refuses. Debian
+// 12 (6.1) and Ubuntu 22.04 (5.15) run such kernels, so no rule may hold
+// one. This checks it on any kernel, without root; make vm-test's
+// TestKernelAcceptsEveryRuleset on Debian 12's 6.1 checks it for real.
+func TestLookupsLoadOnLinux61(t *testing.T) {
+	for name, rs := range allCases(t) {
+		isMap := map[string]bool{}
+		for _, s := range rs.sets {
+			isMap[s.spec.Name] = s.spec.IsMap
+		}
+		for _, c := range rs.chains {
+			for _, rl := range c.rules {
+				for _, e := range rl.exprs() {
+					l, ok := e.(*expr.Lookup)
+					if !ok {
+						continue
+					}
+					m, known := isMap[l.SetName]
+					switch {
+					case !known:
+						t.Errorf("%s: chain %s: a lookup in @%s, which the table does not declare: %s", name, c.spec.Name, l.SetName, rl.text())
+					case m && (!l.IsDestRegSet || l.Invert):
+						t.Errorf("%s: chain %s: a lookup in map @%s without a destination or inverted, which Linux before 6.5 refuses: %s", name, c.spec.Name, l.SetName, rl.text())
+					case !m && l.IsDestRegSet:
+						t.Errorf("%s: chain %s: a lookup in set @%s with a destination: %s", name, c.spec.Name, l.SetName, rl.text())
+					}
+				}
+			}
+		}
+	}
 }

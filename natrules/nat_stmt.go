@@ -1,6 +1,7 @@
 package natrules
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"time"
@@ -73,51 +74,78 @@ func snatFromMap(public netip.Addr, key ...field) stmt {
 
 // snatToPort translates to the public port in reg.
 func snatToPort(public netip.Addr, port field) stmt {
-	text := port.text
-	if port.natText != "" {
-		text = port.natText
-	}
-	return stmt{fmt.Sprintf("snat to %v:%s", public, text), []expr.Any{
+	return stmt{fmt.Sprintf("snat to %v:%s", public, port.text), []expr.Any{
 		immediate(reg1, public.AsSlice()),
 		natExpr(expr.NATTypeSourceNAT, reg1, port.reg),
 	}}
 }
 
-// numgen draws a port from the range into reg3 (incrementally or at random)
-// and matches if no mapping owns it. numgen yields host byte order, so the
-// value is converted before use (nat-behaviour.md, trap 7).
-func numgen(kind uint32, r nat.PortRange) (stmt, field) {
+// A new mapping's public port is chosen in two steps, because Linux
+// before 6.5 refuses a lookup in a map that has no destination register
+// ("udp sport != @ports", "netfilter: nf_tables: relax set/map validation
+// checks"): a rule of the outbound chain offers a candidate port, putting
+// it in the packet's mark and jumping to the claim chain; there the first
+// rule returns if a mapping owns the port (a lookup with a destination, not
+// inverted, which every kernel takes) and the second takes it. The mark
+// carries the candidate from one rule to the next, so a random or
+// sequential candidate is drawn once, as in a single rule. It holds the
+// port in network byte order, as a register holds a two-byte key. Nothing
+// else in a NAT node reads marks, and the mark is cleared when the packet
+// leaves the node's namespace (a veth crossing namespaces scrubs it).
+
+func markSet(text string, load ...expr.Any) stmt {
+	return stmt{"meta mark set " + text, append(load, &expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg3})}
+}
+
+// markPort is the candidate port in the mark, loaded into reg3.
+var markPort = inRegister(reg3, "meta mark")
+
+func loadMark() stmt {
+	return stmt{exprs: []expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: reg3}}}
+}
+
+// offerNumgen offers a port drawn from the range (incrementally or at
+// random). numgen yields host byte order, so the value is converted first
+// (nat-behaviour.md, trap 7).
+func offerNumgen(kind uint32, r nat.PortRange) stmt {
 	word := map[uint32]string{unix.NFT_NG_INCREMENTAL: "inc", unix.NFT_NG_RANDOM: "random"}[kind]
-	text := fmt.Sprintf("numgen %s mod %d offset %d", word, r.Size(), r.First)
-	return stmt{text + " != @" + setPorts, []expr.Any{
+	return markSet(fmt.Sprintf("numgen %s mod %d offset %d", word, r.Size(), r.First),
 		&expr.Numgen{Register: reg3, Type: kind, Modulus: uint32(r.Size()), Offset: uint32(r.First)},
-		&expr.Byteorder{SourceRegister: reg3, DestRegister: reg3, Op: expr.ByteorderHton, Len: 2, Size: 2},
-		&expr.Lookup{SourceRegister: reg3, SetName: setPorts, Invert: true},
-	}}, inRegister(reg3, text)
+		&expr.Byteorder{SourceRegister: reg3, DestRegister: reg3, Op: expr.ByteorderHton, Len: 2, Size: 2})
 }
 
-// keepSport puts the source port in reg3 and matches if it lies in the
-// range and no mapping owns it.
-func keepSport(r nat.PortRange) (stmt, field) {
-	exprs := []expr.Any{loadPort(sportOffset, reg3)}
-	text := ""
+// offerSport offers the source port, if it lies in the range.
+func offerSport(r nat.PortRange) []stmt {
+	stmts := []stmt{l4proto("udp", false)}
 	if r != (nat.PortRange{First: 1, Last: 65535}) {
-		exprs = append(exprs, &expr.Range{Op: expr.CmpOpEq, Register: reg3, FromData: encodePort(r.First), ToData: encodePort(r.Last)})
-		text = fmt.Sprintf("udp sport %d-%d ", r.First, r.Last)
+		stmts = append(stmts, stmt{fmt.Sprintf("udp sport %d-%d", r.First, r.Last), []expr.Any{
+			loadPort(sportOffset, reg3),
+			&expr.Range{Op: expr.CmpOpEq, Register: reg3, FromData: encodePort(r.First), ToData: encodePort(r.Last)},
+		}})
 	}
-	exprs = append(exprs, &expr.Lookup{SourceRegister: reg3, SetName: setPorts, Invert: true})
-	return stmt{text + "udp sport != @" + setPorts, exprs}, inRegister(reg3, "udp sport")
+	return append(stmts, markSet("udp sport", loadPort(sportOffset, reg3)))
 }
 
-// portFree puts a fixed port in reg3 and matches if no mapping owns it.
-// nft lists a constant looked up in a set without its type, as
-// "0x9c40 [invalid type]"; the rule's comment names the port.
-func portFree(port uint16) (stmt, field) {
-	text := fmt.Sprintf("0x%04x [invalid type]", port)
-	return stmt{text + " != @" + setPorts, []expr.Any{
-		immediate(reg3, encodePort(port)),
-		&expr.Lookup{SourceRegister: reg3, SetName: setPorts, Invert: true},
-	}}, field{text: text, natText: fmt.Sprint(port), reg: reg3}
+// offerPort offers a fixed port. nft lists the mark as the number the
+// register's bytes make in host byte order; the rule's comment names the
+// port.
+func offerPort(port uint16) stmt {
+	data := append(encodePort(port), 0, 0)
+	return markSet(fmt.Sprintf("0x%08x", binary.NativeEndian.Uint32(data)), immediate(reg3, data))
+}
+
+// markTaken matches if a mapping owns the port in the mark: a lookup in
+// the ports map with a destination register, not inverted, the only
+// lookup in a map Linux before 6.5 accepts. The lookup leaves the owner in
+// reg2 and the rule compares it with zero, which no owner is (its address
+// is a host's), so that nft lists the rule as the test it is rather than
+// as a bare verdict.
+func markTaken() stmt {
+	return stmt{"meta mark map @" + setPorts + " != 0x0 [invalid type]", []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg3},
+		&expr.Lookup{SourceRegister: reg3, DestRegister: reg2, IsDestRegSet: true, SetName: setPorts},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg2, Data: make([]byte, ip4Len)},
+	}}
 }
 
 // snatTo translates the source address and lets conntrack choose the port:

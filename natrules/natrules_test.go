@@ -76,6 +76,10 @@ func goldenCases() []goldenCase {
 	small := baseConfig(nat.Behaviour{Mapping: nat.AddressAndPortDependent, Filtering: nat.EndpointIndependent,
 		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 40000, Last: 40003}, Hairpin: false, Timeout: nat.DefaultTimeout})
 	cases = append(cases, goldenCase{"small-range", small})
+	// Every port may be kept: the preserving rule has no range to check.
+	whole := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
+		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 1, Last: 65535}, Hairpin: true, Timeout: nat.DefaultTimeout})
+	cases = append(cases, goldenCase{"whole-range", whole})
 	return cases
 }
 

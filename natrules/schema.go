@@ -101,6 +101,7 @@ const (
 	chainPrerouting  = "prerouting"
 	chainPostrouting = "postrouting"
 	chainOutbound    = "outbound"
+	chainClaim       = "claim"
 	chainTrack       = "track"
 	chainPermit      = "permit"
 	chainClash       = "clash"

@@ -146,6 +146,8 @@ func verdict(kind expr.VerdictKind, word string) stmt {
 func accept() stmt { return verdict(expr.VerdictAccept, "accept") }
 func drop() stmt   { return verdict(expr.VerdictDrop, "drop") }
 
+func ret() stmt { return verdict(expr.VerdictReturn, "return") }
+
 func jump(chain string) stmt {
 	return stmt{"jump " + chain, []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}}
 }
@@ -163,10 +165,8 @@ type field struct {
 	// size is the value's length in bytes; 0 means up to 4.
 	size uint32
 	text string
-	// natText, if set, is how nft shows the value as a NAT port.
-	natText string
-	load    func(reg uint32) expr.Any // nil: the value is already in reg
-	reg     uint32
+	load func(reg uint32) expr.Any // nil: the value is already in reg
+	reg  uint32
 }
 
 // ctPort is a port of a conntrack tuple. (natlab uses no conntrack
