@@ -168,7 +168,7 @@ func (b *builder) prerouting() {
 		if b.b.Filtering != nat.EndpointIndependent {
 			// The filtering judges it in the hairpin chain, once source NAT
 			// has given it the sender's public port.
-			stmts = append(stmts, setMark(hairpinMark))
+			stmts = append(stmts, setCtMark(hairpinMark))
 		}
 		c.add("hairpin: a packet from inside to a mapped public port goes to its owner",
 			append(stmts, l4proto("udp", false), dnatToOwner())...)
@@ -354,7 +354,7 @@ func (b *builder) hairpin() {
 		c.add("a mapping that sends to the public address may hear back from it",
 			append(looped, update(setPermits, t, []field{remote, udpSport}, nil))...)
 		c.add("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address",
-			iifname(b.LAN), oifname(b.LAN), markIs(hairpinMark), l4proto("udp", true),
+			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", true),
 			notInSet(setPermits, ipSaddr, ctPort(expr.CtKeyPROTODST, original)),
 			counter(), logDrop(DropHairpin), drop())
 	case nat.AddressAndPortDependent:
@@ -365,7 +365,7 @@ func (b *builder) hairpin() {
 				append(looped, ctDirection(dir), update(setHairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}, nil))...)
 		}
 		c.add("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint",
-			iifname(b.LAN), oifname(b.LAN), markIs(hairpinMark), l4proto("udp", false),
+			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", false),
 			notInSet(setHairpins, ipSaddr, udpSport, ctPort(expr.CtKeyPROTODST, original)),
 			counter(), logDrop(DropHairpin), drop())
 	}

@@ -118,11 +118,12 @@ const (
 	setHairpins = HairpinPermitsSet
 )
 
-// hairpinMark is the packet mark the prerouting chain gives a packet it
+// hairpinMark is the connection mark the prerouting chain gives a flow it
 // hairpins to a mapping's owner, so that the hairpin chain, after source
-// NAT, knows which packets the filtering must judge: not those of static
-// or port-mapping forwards, which anyone may reach. A mark does not
-// survive the veth into a host's namespace, and natlab sets no other.
+// NAT, knows which first packets the filtering must judge: not those of
+// static or port-mapping forwards, which anyone may reach. It is the
+// connection's mark, not the packet's: the claim chain carries a
+// candidate port in the packet mark of that same first packet.
 const hairpinMark = 0x00004e4c // "NL"
 
 // How values lie in set keys and data. A single value is as long as it is

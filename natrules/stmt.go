@@ -242,16 +242,24 @@ func ctDirection(dir uint32) stmt {
 // The packet mark is in host byte order, as nft writes it.
 func markBytes(mark uint32) []byte { return binary.NativeEndian.AppendUint32(nil, mark) }
 
-func setMark(mark uint32) stmt {
-	return stmt{fmt.Sprintf("meta mark set 0x%08x", mark), []expr.Any{
+// setCtMark marks the packet's connection: the flag lives on the flow,
+// so that the packet mark stays free for the claim chain, which carries a
+// candidate port in it.
+func setCtMark(mark uint32) stmt {
+	return stmt{fmt.Sprintf("ct mark set 0x%08x", mark), []expr.Any{
 		&expr.Immediate{Register: reg1, Data: markBytes(mark)},
-		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+		&expr.Ct{Key: expr.CtKeyMARK, SourceRegister: true, Register: reg1},
 	}}
 }
 
-func markIs(mark uint32) stmt {
-	return stmt{fmt.Sprintf("meta mark 0x%08x", mark), []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+// ctMarkIs matches a connection setCtMark marked.
+func ctMarkIs(mark uint32) stmt {
+	return stmt{fmt.Sprintf("ct mark 0x%08x", mark), []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: markBytes(mark)},
 	}}
 }
+
+// ctStateNew matches the first packet of a flow, before conntrack
+// confirms it.
+func ctStateNew() stmt { return ctBits(expr.CtKeySTATE, expr.CtStateBitNEW, "ct state new") }
