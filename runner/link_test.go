@@ -11,6 +11,7 @@ import (
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/step"
+	"github.com/natlab/natlab/topology"
 )
 
 // A script's link steps change the running lab: a link that is down drops
@@ -31,15 +32,7 @@ steps:
   - link: {node: alice, down: false, delay: 20ms, loss: 0%}
   - send: {from: alice, to: server}
 `)
-	topo, err := step.Parse(l.State.ScenarioFile(), l.State.Scenario)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo.Name = l.Name
-	rep, err := runner.Run(context.Background(), l.State, topo, runner.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo, rep := runScript(t, l)
 	for _, s := range rep.Steps {
 		if !s.Pass {
 			t.Errorf("%s: expected %s, observed %s (%s; %s)", s.Name, s.Expect, s.Observed, s.Detail, s.Reason)
@@ -71,15 +64,7 @@ steps:
   - link: {node: alice, loss: 10%}
   - send: {from: alice, to: server, count: 300}
 `)
-	topo, err := step.Parse(l.State.ScenarioFile(), l.State.Scenario)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo.Name = l.Name
-	rep, err := runner.Run(context.Background(), l.State, topo, runner.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rep := runScript(t, l)
 	if len(rep.Steps) != 3 {
 		t.Fatalf("%d steps ran", len(rep.Steps))
 	}
@@ -116,4 +101,20 @@ steps:
 	if !strings.Contains(lossy.Measured(), "300 sent") {
 		t.Errorf("measured %q", lossy.Measured())
 	}
+}
+
+// runScript runs the steps of the scenario l was brought up with, and
+// returns the session's topology and the report.
+func runScript(t *testing.T, l *labtest.Lab) (*topology.Topology, *runner.Report) {
+	t.Helper()
+	topo, err := step.Parse(l.State.ScenarioFile(), l.State.Scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.Name = l.Name
+	rep, err := runner.Run(context.Background(), l.State, topo, runner.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo, rep
 }

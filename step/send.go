@@ -178,10 +178,8 @@ func (s *Send) probe(ctx context.Context, env Env, out, in *net.UDPConn, receive
 	)
 	allIn := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
 	// The receiver answers every probe.
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
 			n, from, err := in.ReadFromUDPAddrPort(buf)
@@ -198,10 +196,9 @@ func (s *Send) probe(ctx context.Context, env Env, out, in *net.UDPConn, receive
 			mu.Unlock()
 			in.WriteToUDPAddrPort(buf[:n], from)
 		}
-	}()
+	})
 	// The sender times the answers.
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
 			n, _, err := out.ReadFromUDPAddrPort(buf)
@@ -224,7 +221,7 @@ func (s *Send) probe(ctx context.Context, env Env, out, in *net.UDPConn, receive
 			}
 			mu.Unlock()
 		}
-	}()
+	})
 	var sendErr error
 	tick := time.NewTicker(probeInterval)
 	for seq := 0; seq < s.Count && ctx.Err() == nil; seq++ {
