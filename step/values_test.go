@@ -213,3 +213,20 @@ nodes:
 		t.Errorf("a scenario that does not parse: err = %v, want its own position", err)
 	}
 }
+
+// count: is read into the send, and its line says so.
+func TestSendCount(t *testing.T) {
+	scenario := []byte("nodes:\n  stun: {kind: server}\n  alice: {kind: host}\n")
+	st, err := ParseOne("lab.yaml", scenario, "action", []byte(`{send: {from: alice, to: stun, count: 50}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := UnitOf(*st).(*Send)
+	if s.Count != 50 || !strings.HasSuffix(s.Describe(), ", 50 messages answered, expect delivered") {
+		t.Errorf("count %d, line %q", s.Count, s.Describe())
+	}
+	st, err = ParseOne("lab.yaml", scenario, "action", []byte(`{send: {from: alice, to: stun}}`))
+	if err != nil || UnitOf(*st).(*Send).Count != 0 || strings.Contains(UnitOf(*st).(*Send).Describe(), "answered") {
+		t.Errorf("a send without count: %+v, %v", st, err)
+	}
+}
