@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -302,24 +303,30 @@ func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	return res, nil
 }
 
-// pingUntil sends "PING id" every interval until "PONG id" comes back,
-// and returns the round-trip time of the answered ping.
+// pingUntil sends "PING id/N" every interval, N counting the tries, until
+// "PONG id/N" comes back for any of them, and returns the round-trip time
+// of the try answered: timed from the last send instead, an answer that
+// takes longer than interval would look as fast as the time since the
+// try after it.
 func pingUntil(ctx context.Context, c *net.UDPConn, to netip.AddrPort, id string, interval time.Duration) (time.Duration, error) {
 	buf := make([]byte, 1500)
 	defer c.SetReadDeadline(time.Time{})
+	var sent []time.Time
+	answer := "PONG " + id + "/"
 	for {
-		sent := time.Now()
-		if _, err := c.WriteToUDPAddrPort([]byte("PING "+id), to); err != nil {
+		sent = append(sent, time.Now())
+		if _, err := c.WriteToUDPAddrPort(fmt.Appendf(nil, "PING %s/%d", id, len(sent)-1), to); err != nil {
 			return 0, err
 		}
-		c.SetReadDeadline(sent.Add(interval))
+		c.SetReadDeadline(sent[len(sent)-1].Add(interval))
 		for {
 			n, _, err := c.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				break
 			}
-			if string(buf[:n]) == "PONG "+id {
-				return time.Since(sent), nil
+			try, ok := strings.CutPrefix(string(buf[:n]), answer)
+			if i, err := strconv.Atoi(try); ok && err == nil && i >= 0 && i < len(sent) {
+				return time.Since(sent[i]), nil
 			}
 		}
 		if ctx.Err() != nil {

@@ -6,8 +6,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/step"
 )
 
 // WriteJSON writes the whole report, with each step's full findings.
@@ -35,12 +37,47 @@ type junitSuite struct {
 }
 
 type junitCase struct {
-	Classname string        `xml:"classname,attr"`
-	Name      string        `xml:"name,attr"`
-	Time      string        `xml:"time,attr,omitempty"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-	Error     *junitFailure `xml:"error,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	Classname string `xml:"classname,attr"`
+	Name      string `xml:"name,attr"`
+	Time      string `xml:"time,attr,omitempty"`
+	// Properties hold what the step measured: round trips and RTT.
+	Properties *junitProperties `xml:"properties,omitempty"`
+	Failure    *junitFailure    `xml:"failure,omitempty"`
+	Error      *junitFailure    `xml:"error,omitempty"`
+	SystemOut  string           `xml:"system-out,omitempty"`
+}
+
+type junitProperties struct {
+	Property []junitProperty `xml:"property"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+// measured lists what a step measured as JUnit properties: its probes'
+// counts and its RTT in milliseconds; nil when it measured nothing.
+func measured(s step.Result) *junitProperties {
+	var ps []junitProperty
+	add := func(name string, v any) { ps = append(ps, junitProperty{name, fmt.Sprint(v)}) }
+	if p := s.Probes; p != nil {
+		add("sent", p.Sent)
+		add("delivered", p.Delivered)
+		add("answered", p.Answered)
+		add("lost", p.Lost())
+	}
+	if r := s.RTT; r != nil {
+		ms := func(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1000) }
+		add("rtt_min_ms", ms(r.Min))
+		add("rtt_median_ms", ms(r.Median))
+		add("rtt_max_ms", ms(r.Max))
+		add("rtt_samples", r.Samples)
+	}
+	if ps == nil {
+		return nil
+	}
+	return &junitProperties{ps}
 }
 
 type junitFailure struct {
@@ -67,10 +104,11 @@ func runSuite(r *runner.Report) junitSuite {
 	}
 	for _, s := range r.Steps {
 		c := junitCase{
-			Classname: "natlab." + r.Lab,
-			Name:      fmt.Sprintf("%02d %s", s.Index+1, s.Name),
-			Time:      seconds(s.Duration.Seconds()),
-			SystemOut: s.Detail,
+			Classname:  "natlab." + r.Lab,
+			Name:       fmt.Sprintf("%02d %s", s.Index+1, s.Name),
+			Time:       seconds(s.Duration.Seconds()),
+			SystemOut:  s.Detail,
+			Properties: measured(s),
 		}
 		if !s.Pass {
 			c.Failure = &junitFailure{

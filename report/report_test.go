@@ -22,7 +22,11 @@ func sample() *runner.Report {
 		Steps: []step.Result{
 			{Index: 0, Name: "stun from alice", Kind: "stun", Expect: "ok", Observed: "ok", Pass: true, Duration: 2 * time.Millisecond, Detail: "alice 192.168.1.2:40000 is 203.0.113.1:51234 to the STUN server"},
 			{Index: 1, Name: "punch alice bob", Kind: "punch", Expect: "ok", Observed: "fail", Pass: false, Duration: 3 * time.Second, Detail: "alice and bob found no direct path within 3s", Reason: "alice: no direct path within 3s: alice sent 150 punches & heard <nothing>"},
-			{Index: 2, Name: "relay alice bob", Kind: "relay", Expect: "ok", Observed: "ok", Pass: true, Duration: 20 * time.Millisecond},
+			{Index: 2, Name: "relay alice bob", Kind: "relay", Expect: "ok", Observed: "ok", Pass: true, Duration: 20 * time.Millisecond,
+				RTT: &step.RTT{Min: 180 * time.Millisecond, Median: 181 * time.Millisecond, Max: 183 * time.Millisecond, Samples: 5}},
+			{Index: 3, Name: "send alice -> bob", Kind: "send", Expect: "delivered", Observed: "delivered", Pass: true, Duration: 1500 * time.Millisecond,
+				Probes: &step.Probes{Sent: 50, Delivered: 45, Answered: 41},
+				RTT:    &step.RTT{Min: 99 * time.Millisecond, Median: 100500 * time.Microsecond, Max: 102 * time.Millisecond, Samples: 41}},
 		},
 	}
 }
@@ -50,7 +54,7 @@ func TestJUnit(t *testing.T) {
 	}
 	golden(t, "sample.junit.xml", b.Bytes())
 	var doc junitSuites
-	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil || doc.Failures != 1 || len(doc.Suites[0].Cases) != 3 {
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil || doc.Failures != 1 || len(doc.Suites[0].Cases) != 4 || doc.Suites[0].Cases[3].Properties == nil {
 		t.Errorf("the JUnit does not read back: %v %+v", err, doc)
 	}
 }

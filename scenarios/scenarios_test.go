@@ -4,12 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/scenarios"
 	"github.com/natlab/natlab/step"
+	"github.com/natlab/natlab/upgrade"
 )
 
 // Every built-in scenario parses, has a description, and, run for real,
@@ -43,7 +45,54 @@ func TestEveryScenarioPasses(t *testing.T) {
 					t.Errorf("step %d %q: expected %s, observed %s: %s\n%s", s.Index+1, s.Name, s.Expect, s.Observed, s.Reason, indent(s.Detail))
 				}
 			}
+			if check := measures[name]; check != nil && !t.Failed() {
+				check(t, rep.Steps)
+			}
 		})
+	}
+}
+
+// measures check what a scenario's steps measured, where expectations
+// have no words for it.
+var measures = map[string]func(t *testing.T, steps []step.Result){
+	"act6-relay-costs": relayCosts,
+}
+
+// relayCosts: the direct path crosses two 10ms links, a 40ms round trip;
+// the relay adds the server's 40ms link twice each way, 200ms. Each step
+// reports the RTT of the path it found.
+func relayCosts(t *testing.T, steps []step.Result) {
+	near := func(what string, got, want, tol time.Duration) {
+		t.Helper()
+		if got < want-tol || got > want+tol {
+			t.Errorf("%s: rtt %v, want %v ± %v", what, got, want, tol)
+		}
+	}
+	const direct, relayed = 40 * time.Millisecond, 200 * time.Millisecond
+	for i, want := range []time.Duration{direct, direct, relayed, direct, direct} {
+		s := steps[i]
+		if s.RTT == nil {
+			t.Errorf("%s reports no rtt: %s", s.Name, s.Detail)
+			continue
+		}
+		// ICE measures one round trip; the others take the median of
+		// several.
+		tol := 4 * time.Millisecond
+		if s.Kind == "ice" {
+			tol = 15 * time.Millisecond
+		}
+		near(s.Name, s.RTT.Median, want, tol)
+	}
+	if p := steps[1].Probes; p == nil || p.Sent != 50 || p.Answered != 50 {
+		t.Errorf("%s: %v, want 50 sent and answered", steps[1].Name, p)
+	}
+	up, ok := steps[4].Data.(*upgrade.Result)
+	if !ok || len(up.RelayRTTs) == 0 {
+		t.Fatalf("the upgrade measured no round trips over the relay: %+v", steps[4].Data)
+	}
+	near("the upgrade's relay", step.NewRTT(up.RelayRTTs).Median, relayed, 6*time.Millisecond)
+	if !strings.Contains(steps[2].Detail, "x the direct path's") {
+		t.Errorf("the relay does not compare itself with the direct path: %s", steps[2].Detail)
 	}
 }
 

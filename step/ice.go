@@ -101,6 +101,7 @@ func (s *ICE) Run(ctx context.Context, env Env) (Result, error) {
 		return res, nil
 	}
 	res.Observed = string(out.Rung)
+	res.RTT = NewRTT([]time.Duration{out.RTT})
 	res.Detail = fmt.Sprintf("selected %s %v <-> %s %v after %v, rtt %v", out.Local.Type, out.Local.Address, out.Remote.Type, out.Remote.Address, Round(out.Connected), Round(out.RTT))
 	res.Pass = ICEPasses(s.Expect, string(out.Rung))
 	return res, nil

@@ -136,6 +136,7 @@ func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
 		return verdict(s, s.Expect, "fail", res), nil
 	}
 	rtt := out.A.MedianRTT()
+	res.RTT = NewRTT(out.A.RTTs)
 	env.Memory().SetRTT(a, b, rtt)
 	for _, p := range peers {
 		env.Keep(p.Conn)

@@ -67,6 +67,7 @@ func (s *Relay) Run(ctx context.Context, env Env) (Result, error) {
 		return verdict(s, s.Expect, "fail", res), nil
 	}
 	rtt := out.MedianRTT()
+	res.RTT = NewRTT(out.RTTs)
 	res.Detail = fmt.Sprintf("%s <-> relay %v <-> %s (from %v), rtt %v", a, out.Relayed, b, out.BSeen, Round(rtt))
 	if direct, ok := env.Memory().RTT(a, b); ok && direct > 0 {
 		res.Detail += fmt.Sprintf(", %.1fx the direct path's %v", float64(rtt)/float64(direct), Round(direct))

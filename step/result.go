@@ -1,6 +1,11 @@
 package step
 
-import "time"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
 
 // Result is what one step did.
 type Result struct {
@@ -16,6 +21,11 @@ type Result struct {
 	// Reason says why the step failed its expectation, or why what it
 	// observed happened (a punch's failure, for instance).
 	Reason string `json:"reason,omitempty"`
+	// RTT is the round-trip time of the path the step measured: a send's
+	// probes, or the path a punch, relay, ice or upgrade found.
+	RTT *RTT `json:"rtt,omitempty"`
+	// Probes counts a send's probes, when it sent more than one message.
+	Probes *Probes `json:"probes,omitempty"`
 	// Data holds the step's full findings (a punch outcome, a
 	// classification, ...), for --json.
 	Data any `json:"data,omitempty"`
@@ -44,3 +54,61 @@ func Round(d time.Duration) time.Duration {
 
 // okFail are the outcomes of a step that works or does not.
 var okFail = []string{"ok", "fail"}
+
+// RTT sums up the round trips measured over one path.
+type RTT struct {
+	Min    time.Duration `json:"min_ns"`
+	Median time.Duration `json:"median_ns"`
+	Max    time.Duration `json:"max_ns"`
+	// Samples is how many round trips were measured.
+	Samples int `json:"samples"`
+}
+
+// NewRTT sums up samples; nil when there are none.
+func NewRTT(samples []time.Duration) *RTT {
+	if len(samples) == 0 {
+		return nil
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	return &RTT{Min: s[0], Median: s[len(s)/2], Max: s[len(s)-1], Samples: len(s)}
+}
+
+// String is "rtt 100ms" for one sample, else "rtt min/median/max
+// 99ms/100ms/102ms".
+func (r *RTT) String() string {
+	if r.Samples == 1 {
+		return fmt.Sprintf("rtt %v", Round(r.Median))
+	}
+	return fmt.Sprintf("rtt min/median/max %v/%v/%v", Round(r.Min), Round(r.Median), Round(r.Max))
+}
+
+// Probes counts the messages a send with a count sent: how many reached
+// the receiver, and how many of those came back as its echo.
+type Probes struct {
+	Sent      int `json:"sent"`
+	Delivered int `json:"delivered"`
+	Answered  int `json:"answered"`
+}
+
+// Lost is how many round trips did not complete.
+func (p *Probes) Lost() int { return p.Sent - p.Answered }
+
+// String is "50 sent, 45 delivered, 41 answered, 9 lost (18%)".
+func (p *Probes) String() string {
+	return fmt.Sprintf("%d sent, %d delivered, %d answered, %d lost (%.0f%%)",
+		p.Sent, p.Delivered, p.Answered, p.Lost(), 100*float64(p.Lost())/float64(max(p.Sent, 1)))
+}
+
+// Measured is what the step measured, on one line for reports: its
+// probes and its RTT; "" when it measured nothing.
+func (r Result) Measured() string {
+	var parts []string
+	if r.Probes != nil {
+		parts = append(parts, r.Probes.String())
+	}
+	if r.RTT != nil {
+		parts = append(parts, r.RTT.String())
+	}
+	return strings.Join(parts, ", ")
+}

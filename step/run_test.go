@@ -127,6 +127,27 @@ func TestSendRun(t *testing.T) {
 	}
 }
 
+// A send with a count has the receiver answer each message, so it counts
+// the round trips and times them.
+func TestSendCountRun(t *testing.T) {
+	testutil.CheckRoutines(t)
+	env := newLoopEnv(t, "alice", "127.0.0.1", "bob", "127.0.0.2")
+	s := Send{From: "alice", To: "bob", Proto: topology.UDP, Port: 45010, Family: topology.FamilyIPv4, Expect: "delivered", Count: 20}
+	res, err := s.Run(context.Background(), env)
+	if err != nil || !res.Pass || res.Observed != "delivered" {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if p := res.Probes; p == nil || *p != (Probes{Sent: 20, Delivered: 20, Answered: 20}) {
+		t.Errorf("probes %+v, want 20 sent, delivered and answered", p)
+	}
+	if r := res.RTT; r == nil || r.Samples != 20 || r.Min <= 0 || r.Min > r.Median || r.Median > r.Max {
+		t.Errorf("rtt %+v, want 20 samples in order", r)
+	}
+	if m := res.Measured(); !strings.Contains(m, "20 sent, 20 delivered, 20 answered, 0 lost (0%)") || !strings.Contains(m, "rtt min/median/max") {
+		t.Errorf("measured %q", m)
+	}
+}
+
 // loopSTUN serves STUN on loopback, on 127.0.0.3 and 127.0.0.4 and the
 // two ports from port, until the test ends.
 func loopSTUN(t *testing.T, port uint16) service.STUNLayout {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +35,12 @@ type Send struct {
 	// (its address, any port), an address (any port), or an address and
 	// port.
 	SeenAs string `yaml:"seen-as" format:"SeenAs" default:"not checked"`
-	// Whether the message must arrive.
+	// How many messages to send, 1 to 10000, 10ms apart. The receiver
+	// answers each, so the step counts what reached it and what came
+	// back, and measures the round trips (min, median, max). UDP only.
+	Count int `yaml:"count" format:"ProbeCount" default:"one message, not answered"`
+	// Whether the message must arrive; with count, delivered means at
+	// least one of them did, dropped that none did.
 	Expect string   `yaml:"expect" format:"SendOutcome" default:"delivered"`
 	_      struct{} `name:"send FROM -> TO"`
 
@@ -61,6 +68,10 @@ func (s *Send) read(f *topology.StepFields) string {
 		}
 	}
 	s.SeenAs, s.SeenAsAddr = f.SeenAs("seen-as")
+	s.Count = f.ProbeCount("count")
+	if s.Count > 0 && s.Proto == topology.TCP {
+		f.Errorf(f.At("count"), "%s.count: a count of messages is for udp, whose receiver answers each; a tcp send opens one connection, so leave count out", f.Path())
+	}
 	to := s.To
 	if s.ToAddr.IsValid() {
 		s.Port = s.ToAddr.Port()
@@ -100,6 +111,9 @@ func (s *Send) Describe() string {
 			d += s.SeenAsAddr.String()
 		}
 	}
+	if s.Count > 0 {
+		d += fmt.Sprintf(", %d messages answered", s.Count)
+	}
 	return d + ", expect " + s.Expect
 }
 
@@ -128,6 +142,9 @@ func (s *Send) Run(ctx context.Context, env Env) (Result, error) {
 	if p, ok := env.Memory().Path(s.From, s.To, s.Family); ok {
 		dest = p.To
 	}
+	if s.Count > 0 {
+		return s.probe(ctx, env, out, in, receiver, dest), nil
+	}
 	payload := fmt.Sprintf("natlab send %d from %s", time.Now().UnixNano(), s.From)
 	if _, err := out.WriteToUDPAddrPort([]byte(payload), dest); err != nil {
 		return verdict(s, s.Expect, "dropped", Result{Reason: err.Error(), Detail: fmt.Sprintf("%s could not send to %v", s.From, dest)}), nil
@@ -139,6 +156,118 @@ func (s *Send) Run(ctx context.Context, env Env) (Result, error) {
 	env.Memory().Saw(receiver, s.From, from)
 	res := verdict(s, s.Expect, "delivered", Result{Detail: fmt.Sprintf("%s -> %v reached %s, from %v", s.From, dest, receiver, from)})
 	return s.checkSource(from, res), nil
+}
+
+// probeInterval is the time between the messages of a send with a count.
+const probeInterval = 10 * time.Millisecond
+
+// probe sends Count numbered messages from out to dest, which in (the
+// receiver's socket) answers, each to where it came from; out reads the
+// answers and times each round trip. It waits for the answers until they
+// are all in or silence has passed since the last message.
+func (s *Send) probe(ctx context.Context, env Env, out, in *net.UDPConn, receiver string, dest netip.AddrPort) Result {
+	prefix := fmt.Sprintf("natlab probe %d from %s #", time.Now().UnixNano(), s.From)
+	var (
+		mu        sync.Mutex
+		delivered int
+		first     netip.AddrPort
+		sentAt    = make([]time.Time, s.Count)
+		rtts      []time.Duration
+		answered  = make([]bool, s.Count)
+		sent      int
+	)
+	allIn := make(chan struct{})
+	var wg sync.WaitGroup
+	// The receiver answers every probe.
+	wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := in.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if !strings.HasPrefix(string(buf[:n]), prefix) {
+				continue
+			}
+			mu.Lock()
+			if delivered++; delivered == 1 {
+				first = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			}
+			mu.Unlock()
+			in.WriteToUDPAddrPort(buf[:n], from)
+		}
+	})
+	// The sender times the answers.
+	wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := out.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			at := time.Now()
+			rest, ok := strings.CutPrefix(string(buf[:n]), prefix)
+			seq, err := strconv.Atoi(rest)
+			if !ok || err != nil || seq < 0 || seq >= s.Count {
+				continue
+			}
+			mu.Lock()
+			if !answered[seq] && !sentAt[seq].IsZero() {
+				answered[seq] = true
+				rtts = append(rtts, at.Sub(sentAt[seq]))
+				if len(rtts) == s.Count {
+					close(allIn)
+				}
+			}
+			mu.Unlock()
+		}
+	})
+	var sendErr error
+	tick := time.NewTicker(probeInterval)
+	for seq := 0; seq < s.Count && ctx.Err() == nil; seq++ {
+		if seq > 0 {
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+		}
+		mu.Lock()
+		sentAt[seq] = time.Now()
+		mu.Unlock()
+		if _, err := out.WriteToUDPAddrPort(fmt.Appendf(nil, "%s%d", prefix, seq), dest); err != nil && sendErr == nil {
+			sendErr = err
+		}
+		sent++
+	}
+	tick.Stop()
+	wait := time.NewTimer(silence)
+	select {
+	case <-allIn:
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	wait.Stop()
+	// A deadline in the past ends both reads; the sockets may be a
+	// punched path's, which later steps use, so they stay open.
+	for _, c := range []*net.UDPConn{in, out} {
+		c.SetReadDeadline(time.Unix(1, 0))
+	}
+	wg.Wait()
+	for _, c := range []*net.UDPConn{in, out} {
+		c.SetReadDeadline(time.Time{})
+	}
+	probes := &Probes{Sent: sent, Delivered: delivered, Answered: len(rtts)}
+	if delivered == 0 {
+		res := Result{Detail: fmt.Sprintf("%s -> %v: none of %d messages reached %s within %v", s.From, dest, sent, receiver, silence), Probes: probes}
+		if sendErr != nil {
+			res.Reason = sendErr.Error()
+		}
+		return verdict(s, s.Expect, "dropped", res)
+	}
+	env.Memory().Saw(receiver, s.From, first)
+	res := verdict(s, s.Expect, "delivered", Result{Probes: probes, RTT: NewRTT(rtts),
+		Detail: fmt.Sprintf("%s -> %v reached %s, from %v", s.From, dest, receiver, first)})
+	return s.checkSource(first, res)
 }
 
 // checkSource checks a delivered message's source against seen-as.

@@ -102,11 +102,19 @@ func (s *Upgrade) Run(ctx context.Context, env Env) (Result, error) {
 		return verdict(s, s.Expect, "fail", res), nil
 	}
 	a, b := s.Between[0], s.Between[1]
+	relayRTT := NewRTT(out.RelayRTTs)
 	if out.Upgraded {
+		// The RTT of the path the hosts end on is the direct one's; the
+		// detail shows what the upgrade saved.
+		res.RTT = NewRTT(out.DirectRTTs)
 		res.Detail = fmt.Sprintf("%s -> %s: through %s from %v, direct after %v; %d packets over the relay, %d direct, %d lost",
 			a, b, out.Relay, Round(out.FirstData), Round(out.UpgradedAt), out.OverRelay, out.Direct, out.Lost())
+		if relayRTT != nil && res.RTT != nil {
+			res.Detail += fmt.Sprintf("; rtt %v over the relay, %v direct", Round(relayRTT.Median), Round(res.RTT.Median))
+		}
 		return verdict(s, s.Expect, "direct", res), nil
 	}
+	res.RTT = relayRTT
 	res.Detail = fmt.Sprintf("%s -> %s: through %s from %v; no direct path, so the data stays on the relay (%d packets, %d lost)",
 		a, b, out.Relay, Round(out.FirstData), out.OverRelay, out.Lost())
 	res.Reason = out.PunchError

@@ -188,6 +188,10 @@ nodes:
 		{`{"stun": {"from": "alice"}}`, "stun from alice"},
 		{`{"send": {"from": "carol", "to": "stun"}}`, `action:1:19: step.send.from: no node named "carol"; the hosts and servers are alice, bob, stun`},
 		{`{"send": {"from": "alice"}}`, "action:1:2: step.send: missing to"},
+		{`{"send": {"from": "alice", "to": "stun", "count": 50}}`, "send alice -> stun"},
+		{`{"send": {"from": "alice", "to": "stun", "count": 0}}`, "action:1:51: step.send.count: 0 is out of range; want 1 to 10000"},
+		{`{"send": {"from": "alice", "to": "stun", "count": many}}`, "action:1:51: step.send.count: want a number from 1 to 10000"},
+		{`{"send": {"from": "alice", "to": "stun", "proto": tcp, "count": 5}}`, "action:1:65: step.send.count: a count of messages is for udp"},
 		{`{"relay": {"between": [alice, bob]}}`, "action:1:2: step.relay: relay needs a server with services: [turn]"},
 		{`[1, 2]`, "action:1:1: step: want a step"},
 		{`{"send": `, "action:1:"},
@@ -207,5 +211,22 @@ nodes:
 	}
 	if _, err := ParseOne("lab.yaml", []byte("nodes: 3"), "action", []byte(`{wait: 1s}`)); err == nil || !strings.HasPrefix(err.Error(), "lab.yaml:1:8:") {
 		t.Errorf("a scenario that does not parse: err = %v, want its own position", err)
+	}
+}
+
+// count: is read into the send, and its line says so.
+func TestSendCount(t *testing.T) {
+	scenario := []byte("nodes:\n  stun: {kind: server}\n  alice: {kind: host}\n")
+	st, err := ParseOne("lab.yaml", scenario, "action", []byte(`{send: {from: alice, to: stun, count: 50}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := UnitOf(*st).(*Send)
+	if s.Count != 50 || !strings.HasSuffix(s.Describe(), ", 50 messages answered, expect delivered") {
+		t.Errorf("count %d, line %q", s.Count, s.Describe())
+	}
+	st, err = ParseOne("lab.yaml", scenario, "action", []byte(`{send: {from: alice, to: stun}}`))
+	if err != nil || UnitOf(*st).(*Send).Count != 0 || strings.Contains(UnitOf(*st).(*Send).Describe(), "answered") {
+		t.Errorf("a send without count: %+v, %v", st, err)
 	}
 }

@@ -266,6 +266,8 @@ type (
 	PortRange string
 	// Count is a number of table entries, 0 to 65535.
 	Count int
+	// ProbeCount is a number of messages a send step sends, 1 to 10000.
+	ProbeCount int
 	// Command is a shell command run with sh -c, such as "ping -c1
 	// 203.0.113.10", or a program and its arguments, such as [ping, -c1,
 	// 203.0.113.10].
@@ -499,7 +501,7 @@ var formatTypes = func() map[string]reflect.Type {
 	m := map[string]reflect.Type{}
 	for _, t := range []reflect.Type{
 		reflect.TypeFor[NodeRef](), reflect.TypeFor[HostPair](), reflect.TypeFor[StepName](),
-		reflect.TypeFor[Duration](), reflect.TypeFor[Port](), reflect.TypeFor[Count](),
+		reflect.TypeFor[Duration](), reflect.TypeFor[Port](), reflect.TypeFor[Count](), reflect.TypeFor[ProbeCount](),
 		reflect.TypeFor[Command](), reflect.TypeFor[SendTarget](), reflect.TypeFor[SeenAs](),
 		reflect.TypeFor[ProtoName](), reflect.TypeFor[Family](), reflect.TypeFor[OKFail](),
 		reflect.TypeFor[STUNExpect](), reflect.TypeFor[UpgradeOutcome](), reflect.TypeFor[ICEOutcome](),

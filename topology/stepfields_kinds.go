@@ -257,6 +257,30 @@ func (r *StepFields) TableCounts(key string) (mappings, flows *int) {
 	return mappings, flows
 }
 
+// MaxProbes is the most messages a send step sends.
+const MaxProbes = 10000
+
+// ProbeCount reads an optional number of messages to send, 1 to
+// MaxProbes; 0 when the step leaves it out.
+func (r *StepFields) ProbeCount(key string) int {
+	v := r.field(key)
+	if v == nil {
+		return 0
+	}
+	n, ok := v.integer()
+	switch {
+	case v.kind == kindInvalid:
+		r.ok = false
+	case !ok:
+		r.errorf(v.pos, "%s: want a number from 1 to %d, not %s", joinPath(r.path, key), MaxProbes, v.describe())
+	case n < 1 || n > MaxProbes:
+		r.errorf(v.pos, "%s: %s is out of range; want 1 to %d", joinPath(r.path, key), v.text, MaxProbes)
+	default:
+		return int(n)
+	}
+	return 0
+}
+
 // maxCount is the largest count a table step expects.
 const maxCount = 65535
 

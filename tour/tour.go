@@ -50,6 +50,10 @@ var Acts = []Act{
 		"Symmetric NATs give every destination a new port, so a peer cannot know where to send: punching between two of them fails. A TURN relay on the internet still connects them, at the cost of every packet taking a detour.",
 		"natlab matrix punches every NAT type against every other; this act shows the worst case.",
 	}, "turn-fallback", ""},
+	{"VI", "When it breaks: relay costs", []string{
+		"The relay is a detour, and the links here have length: alice and bob are 10ms from their NATs, the TURN server 40ms down its link. The direct path's round trip is 40ms.",
+		"Every relayed packet climbs to the server and back down, both ways: 200ms, five times the direct path. Each step shows the RTT of the path it found; the upgrade shows it drop as the data leaves the relay.",
+	}, "act6-relay-costs", ""},
 	{"VII", "The real world: ICE", []string{
 		"Real applications do not guess: ICE agents gather every way to be reached (their own addresses, what STUN sees, a relay) and try them all, keeping the most direct that works.",
 	}, "act7-ice-ladder", ""},

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,10 @@ type Result struct {
 	Received  int `json:"received"`
 	OverRelay int `json:"over_relay"`
 	Direct    int `json:"direct"`
+	// RelayRTTs and DirectRTTs are the round trips of the data packets
+	// echoed over each path, from A's send to the echo's arrival.
+	RelayRTTs  []time.Duration `json:"relay_rtts_ns,omitempty"`
+	DirectRTTs []time.Duration `json:"direct_rtts_ns,omitempty"`
 }
 
 // Lost is how many data packets did not come back.
@@ -86,6 +91,10 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	res := &Result{}
 	var mu sync.Mutex
 	echoes := map[int]string{}
+	sentAt := map[int]time.Time{}
+	// The round trips by path; res gets copies at the end, since a
+	// relay's reader may still count an echo while Run returns.
+	var relayRTTs, directRTTs []time.Duration
 	relayed := make(chan struct{}) // closed at the first echo through the relay
 	count := func(via string) func([]byte) {
 		return func(data []byte) {
@@ -99,6 +108,13 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 				return
 			}
 			echoes[seq] = via
+			if at, ok := sentAt[seq]; ok {
+				if via == "relay" {
+					relayRTTs = append(relayRTTs, time.Since(at))
+				} else {
+					directRTTs = append(directRTTs, time.Since(at))
+				}
+			}
 			if res.FirstData == 0 {
 				res.FirstData = time.Since(start)
 				close(relayed)
@@ -152,6 +168,9 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	seq := 0
 	for settled.IsZero() || time.Now().Before(settled) {
 		msg := fmt.Appendf(nil, "NATLAB DATA %d", seq)
+		mu.Lock()
+		sentAt[seq] = time.Now()
+		mu.Unlock()
 		if p := direct.Load(); p != nil {
 			p.conn.WriteToUDPAddrPort(msg, p.to)
 			seq++
@@ -185,6 +204,7 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	wg.Wait()
 	mu.Lock()
 	res.Received = len(echoes)
+	res.RelayRTTs, res.DirectRTTs = slices.Clone(relayRTTs), slices.Clone(directRTTs)
 	for _, via := range echoes {
 		if via == "relay" {
 			res.OverRelay++

@@ -289,6 +289,9 @@ func printStep(w io.Writer, r step.Result, total, width int) {
 	if !r.Pass {
 		fmt.Fprintf(w, " (expected %s)", r.Expect)
 	}
+	if m := r.Measured(); m != "" {
+		fmt.Fprintf(w, "  %s", m)
+	}
 	fmt.Fprintf(w, "  %v\n", step.Round(r.Duration))
 	if r.Detail != "" {
 		fmt.Fprintf(w, "         %s\n", strings.ReplaceAll(r.Detail, "\n", "\n         "))

@@ -69,9 +69,10 @@ var valueFormats = map[reflect.Type]valueFormat{
 	reflect.TypeFor[topology.Duration](): {"duration", func() *object {
 		return obj("anyOf", []any{obj("type", "integer", "minimum", 0), str(`^\s*([0-9]+|` + goDuration + `)\s*$`)})
 	}},
-	reflect.TypeFor[topology.Port]():      {"port", number(1, 65535)},
-	reflect.TypeFor[topology.Count]():     {"count", number(0, 65535)},
-	reflect.TypeFor[topology.PortRange](): {"port range", func() *object { return str(`^\s*[0-9]+\s*-\s*[0-9]+\s*$`) }},
+	reflect.TypeFor[topology.Port]():       {"port", number(1, 65535)},
+	reflect.TypeFor[topology.Count]():      {"count", number(0, 65535)},
+	reflect.TypeFor[topology.ProbeCount](): {"probe count", number(1, topology.MaxProbes)},
+	reflect.TypeFor[topology.PortRange]():  {"port range", func() *object { return str(`^\s*[0-9]+\s*-\s*[0-9]+\s*$`) }},
 	reflect.TypeFor[topology.Command](): {"command", func() *object {
 		return obj("anyOf", []any{
 			obj("type", "string", "pattern", `\S`),
