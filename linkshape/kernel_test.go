@@ -252,13 +252,22 @@ func TestJitter(t *testing.T) {
 	if len(got) != 500 {
 		t.Fatalf("%d of 500 packets arrived", len(got))
 	}
-	if n := overtook(got); n > 0 {
-		t.Errorf("%d packets overtook the one before them on a link with jitter and no reorder", n)
+	// natlab's delay line keeps their order exactly. netem keeps it
+	// through the rate it is given, except on Linux 6.1 (Debian 12's
+	// default kernel), where one packet of these 500 overtook the one
+	// before it in every run of make vm-test (docs/kernels.md); without
+	// the rate, 241 did. So netem may shuffle one packet in 250.
+	allowed := 0
+	if s.mech == linkshape.Netem {
+		allowed = len(got) / 250
 	}
-	for i, a := range got {
-		if a.seq != uint32(i) {
-			t.Errorf("packet %d arrived in place %d", a.seq, i)
-			break
+	if n := overtook(got); n > allowed {
+		t.Errorf("%d packets overtook the one before them on a link with jitter and no reorder (%s; at most %d may)", n, s.mech, allowed)
+		for i, a := range got {
+			if a.seq != uint32(i) {
+				t.Errorf("packet %d arrived in place %d", a.seq, i)
+				break
+			}
 		}
 	}
 }
