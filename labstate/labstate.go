@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -82,6 +83,12 @@ type State struct {
 	// LinkMechanism is how the links are shaped ("netem" or
 	// "delay-line"), found once per lab when a link is first shaped.
 	LinkMechanism string `json:"link_mechanism,omitempty"`
+	// Publics are the public addresses NATs were given on the running
+	// lab (natlab renumber, or a reboot with a new address), by node.
+	// Topology makes each its node's first address. A natlab of format 2
+	// that reads a record with them shows the address the file gave,
+	// which is all it gets wrong, so they need no new format version.
+	Publics map[string]netip.Addr `json:"publics,omitempty"`
 }
 
 // LinkState is a node's uplink as natlab set it.
@@ -124,6 +131,11 @@ func (s *State) Topology() (*topology.Topology, error) {
 	for node, l := range s.Links {
 		if n := topo.Node(node); n != nil {
 			n.Link = l.Link
+		}
+	}
+	for node, a := range s.Publics {
+		if n := topo.Node(node); n != nil && n.NAT != nil && len(n.Addresses) > 0 {
+			n.Addresses[0] = a
 		}
 	}
 	return topo, nil

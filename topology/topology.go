@@ -11,7 +11,9 @@
 package topology
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
@@ -275,4 +277,37 @@ func (t *Topology) Behind(name string) []*Node {
 		}
 	}
 	return nodes
+}
+
+// AddressProblem says why a cannot become node n's address on its uplink,
+// as when the ISP gives a NAT a new public address, or "" if it can: it
+// must be an IPv4 host address of the uplink's subnet (not its network or
+// broadcast address) that no node of the subnet, and no gateway, holds
+// already; n's own current first address is refused too, for then nothing
+// would change.
+func (t *Topology) AddressProblem(n *Node, a netip.Addr) string {
+	if !a.Is4() {
+		return fmt.Sprintf("%s is not an IPv4 address", a)
+	}
+	pfx := t.Uplink(n)
+	what := "the internet"
+	if n.Behind != "" {
+		what = "the LAN of " + n.Behind
+	}
+	seg := newSegment(pfx, what)
+	if msg := seg.problem(a); msg != "" {
+		return msg
+	}
+	if gw, ok := t.Gateway(n); ok && gw == a {
+		return fmt.Sprintf("%s is taken by %s's gateway, on %s", a, n.Behind, seg.name)
+	}
+	for _, o := range t.Behind(n.Behind) {
+		if slices.Contains(o.Addresses, a) {
+			if o == n && o.Addresses[0] == a {
+				return fmt.Sprintf("%s is %s's address already", a, n.Name)
+			}
+			return fmt.Sprintf("%s is taken by %s, on %s", a, o.Name, seg.name)
+		}
+	}
+	return ""
 }

@@ -1,0 +1,232 @@
+package lab_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/natpmp"
+	"github.com/natlab/natlab/nattable"
+)
+
+// readTable reads node's translation table, mappings of the address it
+// has now.
+func readTable(t *testing.T, l *labtest.Lab, node string, public netip.Addr) *nattable.Table {
+	t.Helper()
+	ns, err := namedns.Open(l.Namespace(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tab, err := nattable.Read(context.Background(), ns.Fd(), public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// After a reboot the NAT's table is empty and the path a host had opened
+// lets nothing in, until the host sends out again. Under full cone the
+// path is natlab's maps; under port-restricted cone, conntrack's reply
+// matching: both must be forgotten.
+func TestReboot(t *testing.T) {
+	for _, typ := range []string{"full-cone", "port-restricted-cone"} {
+		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
+			l := natLab(t, "type: "+typ)
+			s := openServers(l)
+			h := l.UDP("h1", ":40000")
+			mapped := s.seen(t, h, s.a1p1)
+			s.a1p1.Send(mapped, "before")
+			h.Expect("before", arrival)
+			if tab := readTable(t, l, "nat", mapped.Addr()); len(tab.Mappings)+len(tab.Flows) == 0 {
+				t.Fatal("before the reboot the table is empty already; the test proves nothing")
+			}
+
+			if _, err := lab.Reboot(context.Background(), l.Topo.Name, "nat", netip.Addr{}); err != nil {
+				t.Fatal(err)
+			}
+			if tab := readTable(t, l, "nat", mapped.Addr()); len(tab.Mappings)+len(tab.Flows) != 0 {
+				t.Errorf("after the reboot the table holds %d mappings and %d flows, want none:\n%+v", len(tab.Mappings), len(tab.Flows), tab)
+			}
+			s.a1p1.Send(mapped, "after the reboot")
+			if h.Arrives("after the reboot", silence) {
+				t.Error("after the reboot the server's packet to the old mapping got in")
+			}
+			again := s.seen(t, h, s.a1p1)
+			s.a1p1.Send(again, "punched again")
+			h.Expect("punched again", arrival)
+		})
+	}
+}
+
+// A renumbered NAT translates to its new address, the record says so, and
+// the mappings of the old address are gone, conntrack's with them.
+func TestRenumber(t *testing.T) {
+	t.Parallel()
+	l := natLab(t, "type: full-cone")
+	s := openServers(l)
+	h := l.UDP("h1", ":40000")
+	old := s.seen(t, h, s.a1p1)
+	public := netip.MustParseAddr("203.0.113.77")
+
+	n, err := lab.Renumber(context.Background(), l.Topo.Name, "nat", public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Addresses[0] != public {
+		t.Errorf("the renumbered node has address %v, want %v", n.Addresses[0], public)
+	}
+	tab := readTable(t, l, "nat", public)
+	if len(tab.Mappings) != 0 {
+		t.Errorf("after the renumber the table holds mappings %+v, want none", tab.Mappings)
+	}
+	for _, f := range readTable(t, l, "nat", old.Addr()).Flows {
+		if f.Public.Addr() == old.Addr() {
+			t.Errorf("after the renumber a flow of the old address is left: %+v", f)
+		}
+	}
+	s.a1p1.Send(old, "to the old address")
+	if h.Arrives("to the old address", silence) {
+		t.Error("after the renumber a packet to the old address got in")
+	}
+	now := s.seen(t, h, s.a1p1)
+	if now.Addr() != public {
+		t.Errorf("after the renumber the server sees the host as %v, want the address %v", now, public)
+	}
+	s.a2p2.Send(now, "full cone at the new address")
+	h.Expect("full cone at the new address", arrival)
+
+	st, err := labstate.Load(l.Topo.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topo.Node("nat").Addresses[0]; got != public {
+		t.Errorf("the record has the NAT at %v, want %v", got, public)
+	}
+}
+
+// A reboot with a new address is a renumber too.
+func TestRebootWithNewAddress(t *testing.T) {
+	t.Parallel()
+	l := natLab(t, "type: port-restricted-cone")
+	s := openServers(l)
+	h := l.UDP("h1", ":40000")
+	s.seen(t, h, s.a1p1)
+	public := netip.MustParseAddr("203.0.113.78")
+	if _, err := lab.Reboot(context.Background(), l.Topo.Name, "nat", public); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.seen(t, h, s.a1p1); got.Addr() != public {
+		t.Errorf("after the reboot the server sees the host as %v, want the address %v", got, public)
+	}
+}
+
+// Changes a lab cannot take are refused with ErrBadChange, and nothing
+// changes: the record keeps the address, the host's mapping keeps working.
+func TestEventsBadInput(t *testing.T) {
+	t.Parallel()
+	l := natLab(t, "type: full-cone")
+	s := openServers(l)
+	h := l.UDP("h1", ":40000")
+	mapped := s.seen(t, h, s.a1p1)
+	ctx := context.Background()
+	name := l.Topo.Name
+	for _, tc := range []struct {
+		what string
+		err  error
+	}{
+		{"renumber outside the internet", func() error {
+			_, err := lab.Renumber(ctx, name, "nat", netip.MustParseAddr("198.51.100.1"))
+			return err
+		}()},
+		{"renumber to a server's address", func() error {
+			_, err := lab.Renumber(ctx, name, "nat", l.Addr("server", 0))
+			return err
+		}()},
+		{"renumber to the network address", func() error {
+			_, err := lab.Renumber(ctx, name, "nat", netip.MustParseAddr("203.0.113.0"))
+			return err
+		}()},
+		{"renumber to its own address", func() error {
+			_, err := lab.Renumber(ctx, name, "nat", mapped.Addr())
+			return err
+		}()},
+		{"renumber to nothing", func() error {
+			_, err := lab.Renumber(ctx, name, "nat", netip.Addr{})
+			return err
+		}()},
+		{"renumber a host", func() error {
+			_, err := lab.Renumber(ctx, name, "h1", netip.MustParseAddr("203.0.113.77"))
+			return err
+		}()},
+		{"reboot a host", func() error {
+			_, err := lab.Reboot(ctx, name, "h1", netip.Addr{})
+			return err
+		}()},
+		{"reboot an unknown node", func() error {
+			_, err := lab.Reboot(ctx, name, "nobody", netip.Addr{})
+			return err
+		}()},
+		{"reboot to a taken address", func() error {
+			_, err := lab.Reboot(ctx, name, "nat", l.Addr("server", 1))
+			return err
+		}()},
+	} {
+		if !errors.Is(tc.err, lab.ErrBadChange) {
+			t.Errorf("%s: err = %v, want ErrBadChange", tc.what, tc.err)
+		}
+	}
+	st, err := labstate.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Publics) != 0 {
+		t.Errorf("after refused changes the record has public addresses %v, want none", st.Publics)
+	}
+	s.a2p2.Send(mapped, "still mapped")
+	h.Expect("still mapped", arrival)
+}
+
+// A NAT's NAT-PMP service forgets its leases in a reboot and gives out
+// the new address after a renumber.
+func TestEventsNATPMP(t *testing.T) {
+	t.Parallel()
+	l := natLab(t, "type: port-restricted-cone, port-mapping: nat-pmp")
+	conn, err := l.ListenUDP("h1", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &natpmp.Client{Conn: conn, Gateway: l.Topo.Node("nat").NAT.Gateway}
+	ctx := context.Background()
+	if _, err := client.Map(ctx, "udp", 7000, 7000, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	old := l.Addr("nat", 0)
+	if tab := readTable(t, l, "nat", old); len(tab.Mappings) == 0 {
+		t.Fatal("after a NAT-PMP lease the table holds no mapping; the test proves nothing")
+	}
+	if _, err := lab.Reboot(ctx, l.Topo.Name, "nat", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if tab := readTable(t, l, "nat", old); len(tab.Mappings) != 0 {
+		t.Errorf("after the reboot the lease is still in the table: %+v", tab.Mappings)
+	}
+	public := netip.MustParseAddr("203.0.113.79")
+	if _, err := lab.Renumber(ctx, l.Topo.Name, "nat", public); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := client.ExternalAddress(ctx); err != nil || got != public {
+		t.Errorf("after the renumber NAT-PMP says the external address is %v (err %v), want %v", got, err, public)
+	}
+}
