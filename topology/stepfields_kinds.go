@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -441,4 +443,48 @@ func Clip(s string, n int) string {
 		line = string(runes[:min(len(runes), n-3)]) + "..."
 	}
 	return line
+}
+
+// NewAddress reads key as a new address for node's uplink, as a NAT that
+// is renumbered gets: a free IPv4 host address of the subnet node is on
+// (AddressProblem). node is the name the step read, "" when that was not a
+// usable node, and then only the address itself is checked. It returns
+// the zero Addr when key is missing or bad.
+func (r *StepFields) NewAddress(key, node string) netip.Addr {
+	v := r.field(key)
+	if v == nil {
+		return netip.Addr{}
+	}
+	path := joinPath(r.path, key)
+	var n *Node
+	if r.p.nodesOK && node != "" {
+		n = r.p.topo.Node(node)
+	}
+	want := "an IPv4 address such as 203.0.113.77"
+	if n != nil {
+		if free := r.p.topo.freeAddress(n); free.IsValid() {
+			want = fmt.Sprintf("a free address of %s's uplink such as %s", node, free)
+		}
+	}
+	s, ok := r.p.str(v, path, "an IPv4 address")
+	if !ok {
+		r.ok = false
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	switch {
+	case err != nil:
+		r.errorf(v.pos, "%s: invalid IPv4 address %q; want %s", path, s, want)
+	case !a.Is4():
+		r.errorf(v.pos, "%s: %s is IPv6; want %s", path, s, want)
+	case n == nil:
+		return a
+	default:
+		if msg := r.p.topo.AddressProblem(n, a); msg != "" {
+			r.errorf(v.pos, "%s: %s; want %s", path, msg, want)
+			return netip.Addr{}
+		}
+		return a
+	}
+	return netip.Addr{}
 }

@@ -311,3 +311,18 @@ func (t *Topology) AddressProblem(n *Node, a netip.Addr) string {
 	}
 	return ""
 }
+
+// freeAddress is the lowest address AddressProblem accepts for n, among
+// the first 1024 of its uplink, or the zero Addr.
+func (t *Topology) freeAddress(n *Node) netip.Addr {
+	a := t.Uplink(n).Masked().Addr()
+	for range 1024 {
+		if a = a.Next(); !t.Uplink(n).Contains(a) {
+			break
+		}
+		if t.AddressProblem(n, a) == "" {
+			return a
+		}
+	}
+	return netip.Addr{}
+}

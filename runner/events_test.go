@@ -1,0 +1,56 @@
+package runner_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/runner"
+	"github.com/natlab/natlab/step"
+)
+
+// Reboot and renumber steps on a running lab: a path a host opened stops
+// at the reboot until the host sends out again, and after the renumber
+// STUN sees the new address, and the mappings of the old one are gone.
+func TestSessionRebootRenumber(t *testing.T) {
+	t.Parallel()
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, services: [stun]}
+  home:   {kind: nat, type: port-restricted-cone, public: 203.0.113.1}
+  alice:  {kind: host, behind: home}
+`)
+	sess := runner.New(l.State, l.Topo)
+	defer sess.Close()
+	for _, tc := range []struct {
+		step     string
+		observed string
+		detail   string
+	}{
+		{`{stun: {from: alice}}`, "ok", "203.0.113.1:"},
+		{`{send: {from: alice, to: server}}`, "delivered", "from 203.0.113.1:5000"},
+		{`{send: {from: server, to: "203.0.113.1:5000"}}`, "delivered", "reached alice"},
+		{`{reboot: {node: home}}`, "ok", "home rebooted"},
+		{`{table: {node: home, expect: {mappings: 0, flows: 0}}}`, "{mappings 0, flows 0}", ""},
+		{`{send: {from: server, to: "203.0.113.1:5000", expect: dropped}}`, "dropped", "its wall dropped the packet"},
+		{`{send: {from: alice, to: server}}`, "delivered", "from 203.0.113.1:5000"},
+		{`{send: {from: server, to: "203.0.113.1:5000"}}`, "delivered", "reached alice"},
+		{`{renumber: {node: home, public: 203.0.113.77}}`, "ok", "home's public address is 203.0.113.77, was 203.0.113.1"},
+		// The mapping alice's port 5000 had is not carried over.
+		{`{send: {from: server, to: "203.0.113.77:5000", expect: dropped}}`, "dropped", "its wall dropped the packet"},
+		{`{stun: {from: alice}}`, "ok", "203.0.113.77:"},
+		{`{send: {from: alice, to: server, seen-as: 203.0.113.77}}`, "delivered", "from 203.0.113.77:5000"},
+		{`{send: {from: server, to: "203.0.113.77:5000"}}`, "delivered", "reached alice"},
+	} {
+		one, err := step.ParseOne(l.State.ScenarioFile(), l.State.Scenario, "action", []byte(tc.step))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := sess.Step(context.Background(), *one)
+		if res.Observed != tc.observed || !contains(res.Detail, tc.detail) {
+			t.Errorf("%s: observed %q (%s; %s), want %q with %q", tc.step, res.Observed, res.Detail, res.Reason, tc.observed, tc.detail)
+		}
+	}
+}
