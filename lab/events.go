@@ -24,7 +24,17 @@ import (
 // ErrBadChange means a change asked of a running lab cannot be made as
 // asked (a node that is not a NAT, an address outside its uplink or held
 // by another node); nothing was changed.
+// errors.Is tells them; their message is the problem alone.
 var ErrBadChange = errors.New("bad change")
+
+type badChange struct{ msg string }
+
+func (e badChange) Error() string        { return e.msg }
+func (e badChange) Is(target error) bool { return target == ErrBadChange }
+
+func badChangef(format string, args ...any) error {
+	return badChange{fmt.Sprintf(format, args...)}
+}
 
 // Reboot power-cycles NAT node of the running lab name: every mapping it
 // made, every port mapping (NAT-PMP lease) it granted and every conntrack
@@ -64,7 +74,7 @@ func Reboot(ctx context.Context, name, node string, public netip.Addr) (*topolog
 // be a free host address of the NAT's uplink subnet.
 func Renumber(ctx context.Context, name, node string, public netip.Addr) (*topology.Node, error) {
 	if !public.IsValid() {
-		return nil, fmt.Errorf("lab %s: node %s: renumber: no address given: %w", name, node, ErrBadChange)
+		return nil, badChangef("lab %s: node %s: renumber: no address given", name, node)
 	}
 	return changeNAT(ctx, name, node, func(c *natChange) error {
 		c.restart = true
@@ -112,7 +122,7 @@ func changeNAT(ctx context.Context, name, node string, fn func(c *natChange) err
 	}
 	n := topo.Node(node)
 	if n == nil || n.NAT == nil {
-		return nil, fmt.Errorf("lab %s: %q is not a NAT node of the lab: %w", name, node, ErrBadChange)
+		return nil, badChangef("lab %s: %q is not a NAT node of the lab", name, node)
 	}
 	ns, err := namedns.Open(NamespaceName(name, node))
 	if err != nil {
@@ -178,7 +188,7 @@ func (c *natChange) restartServices() error {
 // replaceRules.
 func (c *natChange) renumber(public netip.Addr) error {
 	if msg := c.topo.AddressProblem(c.n, public); msg != "" {
-		return fmt.Errorf("lab %s: node %s: renumber to %v: %s: %w", c.topo.Name, c.n.Name, public, msg, ErrBadChange)
+		return badChangef("lab %s: node %s: public address %v: %s", c.topo.Name, c.n.Name, public, msg)
 	}
 	h, err := vnl.NewHandleAt(netns.NsHandle(c.ns.Fd()))
 	if err != nil {

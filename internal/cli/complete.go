@@ -44,6 +44,8 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"classify": labThenNode(hostNode, false),
 	"table":    labThenNode(natNode, false),
 	"trace":    labThenNode(natNode, false),
+	"reboot":   labThenNode(natNode, false),
+	"renumber": labThenNode(natNode, false),
 	"rules":    labOrScenarioThenNode(natNode),
 	"link":     labThenNode(anyNode, false),
 }
@@ -57,6 +59,7 @@ var nonPathFlags = map[string][]string{
 	"matrix": {"shard"},
 	"ui":     {"name", "listen", "token"},
 	"link":   linkFlagNames(),
+	"reboot": {"public"},
 }
 
 // flagCompletions complete the flags whose values are known.
