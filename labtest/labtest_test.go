@@ -18,6 +18,7 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
@@ -383,5 +384,57 @@ func TestHelperSend(t *testing.T) {
 	defer c.Close()
 	if _, err := c.Write([]byte("from a command")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Reboot and Renumber change the running lab: after the renumber the
+// server sees alice's packets come from the new address, which the
+// lab's nodes report, and a host cannot be rebooted.
+func TestRebootRenumber(t *testing.T) {
+	testutil.CheckRoutines(t)
+	lb := Up(t, homeLab)
+	srv, err := lb.Node("server").ListenUDP("udp4", ":9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := lb.Node("alice")
+	c, err := alice.ListenUDP("udp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := func() netip.AddrPort {
+		t.Helper()
+		if _, err := c.WriteToUDPAddrPort([]byte("ping"), netip.MustParseAddrPort("203.0.113.10:9000")); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 64)
+		_, from, err := srv.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("server: %v", err)
+		}
+		return from
+	}
+	seen()
+	home := lb.Node("home")
+	if err := home.Reboot(); err != nil {
+		t.Fatal(err)
+	}
+	public := netip.MustParseAddr("203.0.113.77")
+	if err := home.Renumber(public); err != nil {
+		t.Fatal(err)
+	}
+	if home.Addr() != public || alice.PublicAddr() != public || lb.Topology.Node("home").Addresses[0] != public {
+		t.Errorf("after the renumber home is at %v, alice's public address %v, the topology's %v; want %v",
+			home.Addr(), alice.PublicAddr(), lb.Topology.Node("home").Addresses[0], public)
+	}
+	if from := seen(); from.Addr() != public {
+		t.Errorf("after the renumber the server sees alice at %v, want %v", from, public)
+	}
+	if err := alice.Reboot(); !errors.Is(err, lab.ErrBadChange) {
+		t.Errorf("reboot of a host: %v, want lab.ErrBadChange", err)
+	}
+	if err := home.Renumber(netip.MustParseAddr("203.0.113.10")); !errors.Is(err, lab.ErrBadChange) {
+		t.Errorf("renumber to the server's address: %v, want lab.ErrBadChange", err)
 	}
 }
