@@ -105,47 +105,54 @@ type natChange struct {
 // one of its NATs, and runs fn on it; the record is saved after fn
 // succeeds, for fn may have changed it.
 func changeNAT(ctx context.Context, name, node string, fn func(c *natChange) error) (*topology.Node, error) {
-	waitCtx, cancel := context.WithTimeoutCause(ctx, LockPatience, fmt.Errorf("%v passed", LockPatience))
-	lock, err := labstate.AcquireWait(waitCtx, name, nil)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	st, err := labstate.Load(name)
-	if err != nil {
-		return nil, err
-	}
-	topo, err := st.Topology()
-	if err != nil {
-		return nil, err
-	}
-	n := topo.Node(node)
-	if n == nil || n.NAT == nil {
-		return nil, badChangef("lab %s: %q is not a NAT node of the lab", name, node)
-	}
-	ns, err := namedns.Open(NamespaceName(name, node))
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", node, err)
-	}
-	defer ns.Close()
-	c := &natChange{st: st, topo: topo, n: n, ns: ns}
-	if err := fn(c); err != nil {
-		return nil, err
-	}
-	if err := labstate.Save(st); err != nil {
-		return nil, fmt.Errorf("lab %s: record the change of %s: %w", name, node, err)
-	}
-	if c.restart && service.PlanFor(n).Any() {
-		// After the record is saved: the new process reads it.
-		if err := c.restartServices(); err != nil {
-			return nil, err
+	var n *topology.Node
+	err := changeLab(ctx, name, func(st *labstate.State, topo *topology.Topology) error {
+		n = topo.Node(node)
+		if n == nil || n.NAT == nil {
+			return badChangef("lab %s: %q is not a NAT node of the lab", name, node)
+		}
+		ns, err := namedns.Open(NamespaceName(name, node))
+		if err != nil {
+			return fmt.Errorf("node %s: %w", node, err)
+		}
+		defer ns.Close()
+		c := &natChange{st: st, topo: topo, n: n, ns: ns}
+		if err := fn(c); err != nil {
+			return err
 		}
 		if err := labstate.Save(st); err != nil {
-			return nil, fmt.Errorf("lab %s: record the services of %s: %w", name, node, err)
+			return fmt.Errorf("lab %s: record the change of %s: %w", name, node, err)
 		}
+		if c.restart && service.PlanFor(n).Any() {
+			// After the record is saved: the new process reads it.
+			if err := c.restartServices(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return n, nil
+}
+
+// changeLab takes lab name's lock (lockRunning), with its record and
+// topology (the changes made so far applied), runs fn, and saves the
+// record after fn succeeds, for fn may have changed it.
+func changeLab(ctx context.Context, name string, fn func(st *labstate.State, topo *topology.Topology) error) error {
+	lock, st, topo, err := lockRunning(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	if err := fn(st, topo); err != nil {
+		return err
+	}
+	if err := labstate.Save(st); err != nil {
+		return fmt.Errorf("lab %s: record the change: %w", name, err)
+	}
+	return nil
 }
 
 // restartServices stops the node's service process and starts it again,
