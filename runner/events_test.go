@@ -54,3 +54,39 @@ nodes:
 		}
 	}
 }
+
+// A move step: the host goes out through the other NAT, and the one it
+// left holds nothing of it.
+func TestSessionMove(t *testing.T) {
+	t.Parallel()
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, services: [stun]}
+  home:   {kind: nat, type: port-restricted-cone, public: 203.0.113.1}
+  cell:   {kind: nat, type: symmetric, public: 203.0.113.2, lan: 10.20.0.0/24}
+  alice:  {kind: host, behind: home}
+`)
+	sess := runner.New(l.State, l.Topo)
+	defer sess.Close()
+	for _, tc := range []struct {
+		step     string
+		observed string
+		detail   string
+	}{
+		{`{send: {from: alice, to: server, seen-as: home}}`, "delivered", "from 203.0.113.1:5000"},
+		{`{move: {node: alice, behind: cell}}`, "ok", "alice left home (192.168.1.2) and is behind cell at 10.20.0.2"},
+		{`{table: {node: home, expect: {mappings: 0, flows: 0}}}`, "{mappings 0, flows 0}", ""},
+		{`{send: {from: alice, to: server, seen-as: cell}}`, "delivered", "from 203.0.113.2:"},
+		{`{stun: {from: alice}}`, "ok", "alice 10.20.0.2:"},
+	} {
+		one, err := step.ParseOne(l.State.ScenarioFile(), l.State.Scenario, "action", []byte(tc.step))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := sess.Step(context.Background(), *one)
+		if res.Observed != tc.observed || !contains(res.Detail, tc.detail) {
+			t.Errorf("%s: observed %q (%s; %s), want %q with %q", tc.step, res.Observed, res.Detail, res.Reason, tc.observed, tc.detail)
+		}
+	}
+}

@@ -476,3 +476,12 @@ func (e *Env) Renumber(ctx context.Context, nat string, public netip.Addr) error
 	}
 	return e.s.reload()
 }
+
+// Move roams host behind NAT nat (lab.Move); the session's topology has
+// it there after it.
+func (e *Env) Move(ctx context.Context, host, nat string) error {
+	if _, err := lab.Move(ctx, e.s.lab(), host, nat); err != nil {
+		return err
+	}
+	return e.s.reload()
+}

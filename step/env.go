@@ -70,6 +70,9 @@ type Env interface {
 	// public address. Topology has the NAT's new address after either.
 	Reboot(ctx context.Context, nat string, public netip.Addr) error
 	Renumber(ctx context.Context, nat string, public netip.Addr) error
+	// Move roams a host behind another NAT; Topology has the host there,
+	// with its new address, after it.
+	Move(ctx context.Context, host, nat string) error
 }
 
 // Node is what a step does inside one node: sockets and processes that

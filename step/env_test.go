@@ -100,6 +100,17 @@ func (e *loopEnv) Renumber(_ context.Context, nat string, public netip.Addr) err
 	return e.event("renumber "+nat+" "+public.String(), nat, public)
 }
 
+func (e *loopEnv) Move(_ context.Context, host, nat string) error {
+	n, to := e.topo.Node(host), e.topo.Node(nat)
+	if n == nil || to == nil || to.NAT == nil {
+		return fmt.Errorf("no move of %s behind %s", host, nat)
+	}
+	e.events = append(e.events, "move "+host+" "+nat)
+	n.Behind = nat
+	n.Addresses[0] = n.Addresses[0].Next()
+	return nil
+}
+
 // event notes a reboot or renumber of nat and gives it the address public
 // (unless that is the zero Addr), as the lab would.
 func (e *loopEnv) event(ev, nat string, public netip.Addr) error {

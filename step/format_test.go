@@ -25,6 +25,7 @@ func probeBase() map[string]any {
 			"nat":   map[string]any{"kind": "nat", "port-mapping": "nat-pmp", "forward": []any{map[string]any{"proto": "tcp", "port": 80, "to": "alice"}}},
 			"alice": map[string]any{"kind": "host", "behind": "nat"},
 			"bob":   map[string]any{"kind": "host", "behind": "nat"},
+			"nat2":  map[string]any{"kind": "nat"},
 		},
 	}
 }
@@ -44,6 +45,7 @@ var probeSteps = map[string]map[string]any{
 	"link":     {"node": "alice", "delay": "10ms"},
 	"reboot":   {"node": "nat"},
 	"renumber": {"node": "nat", "public": "203.0.113.77"},
+	"move":     {"node": "alice", "behind": "nat2"},
 }
 
 // probeKey is one key of a kind's value, and the format its value takes.

@@ -122,11 +122,12 @@ var (
 	execKind     = kind[Exec]("exec", "Run a command on a node.", `exec: {node: alice, command: "ping -c1 203.0.113.10"}`)
 	linkKind     = kind[Link]("link", "Change the conditions of a node's uplink on the running lab (delay, loss, rate...), or take the link down or bring it up again.", "link: {node: alice, delay: 100ms}")
 	rebootKind   = kind[Reboot]("reboot", "Power-cycle a nat: every mapping, port mapping and conntrack entry it held is gone; optionally it comes back with a new public address.", "reboot: {node: nat-a}")
+	moveKind     = kind[Move]("move", "Move a host to the LAN of another nat (roaming): it gets an address there, and the nat it left forgets its mappings.", "move: {node: alice, behind: nat-a}")
 	renumberKind = kind[Renumber]("renumber", "Give a nat a new public address, as an ISP does; the mappings of the old one break.", "renumber: {node: nat-a, public: 203.0.113.77}")
 )
 
 // all lists every kind: the one place a kind is registered.
-var all = []*Kind{stunKind, punchKind, relayKind, upgradeKind, iceKind, sendKind, portmapKind, tunnelKind, tableKind, waitKind, execKind, linkKind, rebootKind, renumberKind}
+var all = []*Kind{stunKind, punchKind, relayKind, upgradeKind, iceKind, sendKind, portmapKind, tunnelKind, tableKind, waitKind, execKind, linkKind, rebootKind, renumberKind, moveKind}
 
 // Kinds are the kinds as the parser takes them.
 var Kinds = func() topology.StepKinds {

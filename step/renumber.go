@@ -21,13 +21,13 @@ type Renumber struct {
 }
 
 func (s *Renumber) read(f *topology.StepFields) string {
-	var ok bool
-	s.Node, ok = f.NAT("node")
+	node, ok := f.NAT("node")
+	s.Node = node
 	if !ok {
-		s.Public = f.NewAddress("public", "")
-	} else {
-		s.Public = f.NewAddress("public", s.Node)
+		node = ""
 	}
+	s.Public = f.NewAddress("public", node)
+	f.Renumbered(node, s.Public)
 	return "renumber " + s.Node
 }
 

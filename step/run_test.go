@@ -237,3 +237,16 @@ func TestRebootRenumberRun(t *testing.T) {
 		t.Error("a reboot of a host: no error")
 	}
 }
+
+// A move step asks the lab for the move and says where the host went.
+func TestMoveRun(t *testing.T) {
+	env := newLoopEnv(t, "nat-a", "203.0.113.1", "nat-b", "203.0.113.2", "alice", "127.0.0.1")
+	env.topo.Node("alice").Behind = "nat-a"
+	res, err := (&Move{Node: "alice", Behind: "nat-b"}).Run(context.Background(), env)
+	if err != nil || !res.Pass || res.Detail != "alice left nat-a (127.0.0.1) and is behind nat-b at 127.0.0.2; nat-a's mappings of it are gone" {
+		t.Errorf("move: %+v, %v", res, err)
+	}
+	if want := []string{"move alice nat-b"}; !slices.Equal(env.events, want) {
+		t.Errorf("events %q, want %q", env.events, want)
+	}
+}

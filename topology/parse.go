@@ -266,6 +266,10 @@ type parser struct {
 	// stepLinks are the nodes' links as the link steps read so far leave
 	// them, so that each is checked over what the ones before it made.
 	stepLinks map[string]linkcond.Link
+	// now is the lab as the steps read so far leave it (a nat renumbered,
+	// a host moved), against which the next step's changes are checked;
+	// nil until a step asks (current).
+	now *Topology
 }
 
 // topLevelKeys are the keys a scenario file may have, besides x- keys.
