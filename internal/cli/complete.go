@@ -46,6 +46,7 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"trace":    labThenNode(natNode, false),
 	"reboot":   labThenNode(natNode, false),
 	"renumber": labThenNode(natNode, false),
+	"move":     labThenHostThenNAT,
 	"rules":    labOrScenarioThenNode(natNode),
 	"link":     labThenNode(anyNode, false),
 }
@@ -386,4 +387,19 @@ func labTopology(name string) *topology.Topology {
 		return nil
 	}
 	return topo
+}
+
+// labThenHostThenNAT completes what natlab move takes: a lab, one of its
+// hosts, then a NAT other than the one that host is behind.
+func labThenHostThenNAT(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) < 2 {
+		return labThenNode(hostNode, false)(cmd, args, toComplete)
+	}
+	topo := labTopology(args[0])
+	if len(args) > 2 || topo == nil || topo.Node(args[1]) == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	host := topo.Node(args[1])
+	other := func(n *topology.Node) bool { return n.NAT != nil && n.Name != host.Behind }
+	return nodeCompletions(topo, other, toComplete), cobra.ShellCompDirectiveNoFileComp
 }

@@ -12,7 +12,8 @@ import (
 	"github.com/natlab/natlab/topology"
 )
 
-// The events of a running lab: a NAT's reboot and its renumbering.
+// The events of a running lab: a NAT's reboot and its renumbering, and a
+// host's move to another NAT's LAN.
 
 func newRebootCmd() *cobra.Command {
 	var public string
@@ -82,6 +83,53 @@ renumber waits for it up to 10 seconds.`,
 			}
 			old := before.Addresses[0]
 			fmt.Fprintf(cmd.OutOrStdout(), "%s's public address is %v, was %v; its mappings of %v are gone\n", n.Name, n.Addresses[0], old, old)
+			return nil
+		},
+	}
+}
+
+func newMoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "move LAB HOST NAT",
+		Short: "Move a host of a running lab behind another NAT (roaming)",
+		Long: `Move a host of a running lab to the LAN of another NAT, as a phone that
+leaves the wifi for the cellular network: its uplink is unplugged from the
+LAN it was on and plugged into NAT's, where it gets the lowest free address
+and a default route through NAT. The NAT it left forgets its mappings and
+NAT-PMP leases. Programs in the host go on; sockets bound to no address in
+particular send from the new address, through the new NAT.
+
+natlab status shows the host where it is now. If another natlab process
+holds the lab, move waits for it up to 10 seconds.`,
+		Example: `  sudo natlab move roaming phone cell`,
+		Args:    labArgs(1, cobra.ExactArgs(3)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := requireRoot(cmd); err != nil {
+				return err
+			}
+			_, topo, err := runningLab(a[0])
+			if err != nil {
+				return err
+			}
+			before := topo.Node(a[1])
+			if before == nil {
+				return usageError("lab %s has no node %s", a[0], a[1])
+			}
+			if msg := topo.MoveProblem(before, a[2]); msg != "" {
+				return usageError("%s", msg)
+			}
+			n, err := lab.Move(cmd.Context(), a[0], a[1], a[2])
+			if errors.Is(err, lab.ErrBadChange) {
+				return usageError("%v", err)
+			}
+			if err != nil {
+				return err
+			}
+			left := "the internet"
+			if before.Behind != "" {
+				left = before.Behind
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s left %s (%v) and is behind %s at %v; %s's mappings of it are gone\n", n.Name, left, before.Addresses[0], n.Behind, n.Addresses[0], left)
 			return nil
 		},
 	}

@@ -54,3 +54,38 @@ func TestRebootRenumberCommands(t *testing.T) {
 		t.Errorf("status after the refused changes does not show home at 203.0.113.78:\n%s%s", r.stdout, r.stderr)
 	}
 }
+
+// natlab move roams a host, status shows it behind the other NAT, and
+// bad input is one line and exit 2.
+func TestMoveCommand(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := testutil.UniqueName(t)
+	t.Cleanup(func() { run(t, "down", name) })
+	if r := run(t, "up", "symmetric", "--name", name); r.code != 0 {
+		t.Fatalf("up: %s", r.stderr)
+	}
+	r := run(t, "move", name, "alice", "nat-b")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "alice left nat-a (192.168.1.2) and is behind nat-b at 192.168.2.") {
+		t.Errorf("move: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "status", name, "--json"); !strings.Contains(r.stdout, `"behind": "nat-b"`) && !strings.Contains(r.stdout, `"behind":"nat-b"`) {
+		t.Errorf("status after the move does not have alice behind nat-b:\n%s%s", r.stdout, r.stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"move", name, "alice", "nat-b"}, "alice is behind nat-b already"},
+		{[]string{"move", name, "nat-a", "nat-b"}, "nat-a is a nat; only a host moves"},
+		{[]string{"move", name, "alice", "stun"}, "stun is a server, not a nat"},
+		{[]string{"move", name, "alice", "nowhere"}, `no node named "nowhere"`},
+		{[]string{"move", name, "nobody", "nat-a"}, "has no node nobody"},
+		{[]string{"move", name, "alice"}, "accepts 3 arg(s)"},
+	} {
+		r := run(t, tc.args...)
+		msg := strings.TrimSpace(r.stderr)
+		if r.code != 2 || !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") || r.stdout != "" {
+			t.Errorf("natlab %s: exit %d, stderr %q, stdout %q; want exit 2 and one line with %q", strings.Join(tc.args, " "), r.code, msg, r.stdout, tc.want)
+		}
+	}
+}
