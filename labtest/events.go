@@ -33,6 +33,19 @@ func (n *Node) Renumber(addr netip.Addr) error {
 	})
 }
 
+// Move roams the node, a host, to the LAN of the NAT called nat, as
+// lab.Move does: it gets the lowest free address there and goes out
+// through nat, and the NAT it left forgets its mappings. Sockets bound to
+// no address go on, from the new address. After it, the lab's Topology
+// and State and each node's Topology are the lab as it is now, so Addr
+// and PublicAddr follow the host; call it from the test's goroutine,
+// while no other uses them.
+func (n *Node) Move(nat string) error {
+	return n.change(func(ctx context.Context) (*topology.Node, error) {
+		return lab.Move(ctx, n.lab.Name, n.Name, nat)
+	})
+}
+
 // change makes a change to the running lab and reads its record again.
 func (n *Node) change(fn func(ctx context.Context) (*topology.Node, error)) error {
 	if _, err := fn(context.Background()); err != nil {

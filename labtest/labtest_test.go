@@ -438,3 +438,42 @@ func TestRebootRenumber(t *testing.T) {
 		t.Errorf("renumber to the server's address: %v, want lab.ErrBadChange", err)
 	}
 }
+
+// Move roams a host: its address and public address follow it, and the
+// server sees it come from the other NAT.
+func TestMove(t *testing.T) {
+	testutil.CheckRoutines(t)
+	lb := Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  home:   {kind: nat, type: port-restricted-cone, public: 203.0.113.1}
+  cell:   {kind: nat, type: symmetric, public: 203.0.113.2, lan: 10.20.0.0/24}
+  alice:  {kind: host, behind: home}
+`)
+	srv, err := lb.Node("server").ListenUDP("udp4", ":9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := lb.Node("alice")
+	c, err := alice.ListenUDP("udp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Move("cell"); err != nil {
+		t.Fatal(err)
+	}
+	if alice.Addr() != netip.MustParseAddr("10.20.0.2") || alice.PublicAddr() != netip.MustParseAddr("203.0.113.2") || alice.Topology.Behind != "cell" {
+		t.Errorf("after the move alice is at %v behind %s, public %v; want 10.20.0.2 behind cell, public 203.0.113.2", alice.Addr(), alice.Topology.Behind, alice.PublicAddr())
+	}
+	if _, err := c.WriteToUDPAddrPort([]byte("ping"), netip.MustParseAddrPort("203.0.113.10:9000")); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 64)
+	if _, from, err := srv.ReadFromUDPAddrPort(buf); err != nil || from.Addr() != alice.PublicAddr() {
+		t.Errorf("after the move the server got %v from %v, want a packet from %v", err, from, alice.PublicAddr())
+	}
+	if err := lb.Node("home").Move("cell"); !errors.Is(err, lab.ErrBadChange) {
+		t.Errorf("move of a NAT: %v, want lab.ErrBadChange", err)
+	}
+}
