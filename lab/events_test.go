@@ -13,6 +13,7 @@ import (
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
+	"github.com/natlab/natlab/topology"
 )
 
 // readTable reads node's translation table, mappings of the address it
@@ -29,6 +30,20 @@ func readTable(t *testing.T, l *labtest.Lab, node string, public netip.Addr) *na
 		t.Fatal(err)
 	}
 	return tab
+}
+
+// recorded is the lab's topology as its record has it now.
+func recorded(t *testing.T, l *labtest.Lab) *topology.Topology {
+	t.Helper()
+	st, err := labstate.Load(l.Topo.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
 }
 
 // After a reboot the NAT's table is empty and the path a host had opened
@@ -103,15 +118,7 @@ func TestRenumber(t *testing.T) {
 	s.a2p2.Send(now, "full cone at the new address")
 	h.Expect("full cone at the new address", arrival)
 
-	st, err := labstate.Load(l.Topo.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := st.Topology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := topo.Node("nat").Addresses[0]; got != public {
+	if got := recorded(t, l).Node("nat").Addresses[0]; got != public {
 		t.Errorf("the record has the NAT at %v, want %v", got, public)
 	}
 }

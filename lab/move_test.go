@@ -10,7 +10,6 @@ import (
 
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/lab"
-	"github.com/natlab/natlab/labstate"
 )
 
 const roamLab = `
@@ -82,15 +81,7 @@ func TestMove(t *testing.T) {
 	if got := s.seen(t, h, s.a1p1); got.Addr() != netip.MustParseAddr("203.0.113.2") {
 		t.Errorf("after the move the server sees alice at %v, want cell's address 203.0.113.2", got)
 	}
-	st, err := labstate.Load(l.Topo.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := st.Topology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := topo.Node("alice"); a.Behind != "cell" || a.Addresses[0] != want {
+	if a := recorded(t, l).Node("alice"); a.Behind != "cell" || a.Addresses[0] != want {
 		t.Errorf("the record has alice behind %q at %v, want behind cell at %v", a.Behind, a.Addresses, want)
 	}
 

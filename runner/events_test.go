@@ -1,13 +1,11 @@
 package runner_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/runner"
-	"github.com/natlab/natlab/step"
 )
 
 // Reboot and renumber steps on a running lab: a path a host opened stops
@@ -24,11 +22,7 @@ nodes:
 `)
 	sess := runner.New(l.State, l.Topo)
 	defer sess.Close()
-	for _, tc := range []struct {
-		step     string
-		observed string
-		detail   string
-	}{
+	runSteps(t, l, sess, []stepCase{
 		{`{stun: {from: alice}}`, "ok", "203.0.113.1:"},
 		{`{send: {from: alice, to: server}}`, "delivered", "from 203.0.113.1:5000"},
 		{`{send: {from: server, to: "203.0.113.1:5000"}}`, "delivered", "reached alice"},
@@ -43,16 +37,7 @@ nodes:
 		{`{stun: {from: alice}}`, "ok", "203.0.113.77:"},
 		{`{send: {from: alice, to: server, seen-as: 203.0.113.77}}`, "delivered", "from 203.0.113.77:5000"},
 		{`{send: {from: server, to: "203.0.113.77:5000"}}`, "delivered", "reached alice"},
-	} {
-		one, err := step.ParseOne(l.State.ScenarioFile(), l.State.Scenario, "action", []byte(tc.step))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res := sess.Step(context.Background(), *one)
-		if res.Observed != tc.observed || !contains(res.Detail, tc.detail) {
-			t.Errorf("%s: observed %q (%s; %s), want %q with %q", tc.step, res.Observed, res.Detail, res.Reason, tc.observed, tc.detail)
-		}
-	}
+	})
 }
 
 // A move step: the host goes out through the other NAT, and the one it
@@ -69,24 +54,11 @@ nodes:
 `)
 	sess := runner.New(l.State, l.Topo)
 	defer sess.Close()
-	for _, tc := range []struct {
-		step     string
-		observed string
-		detail   string
-	}{
+	runSteps(t, l, sess, []stepCase{
 		{`{send: {from: alice, to: server, seen-as: home}}`, "delivered", "from 203.0.113.1:5000"},
 		{`{move: {node: alice, behind: cell}}`, "ok", "alice left home (192.168.1.2) and is behind cell at 10.20.0.2"},
 		{`{table: {node: home, expect: {mappings: 0, flows: 0}}}`, "{mappings 0, flows 0}", ""},
 		{`{send: {from: alice, to: server, seen-as: cell}}`, "delivered", "from 203.0.113.2:"},
 		{`{stun: {from: alice}}`, "ok", "alice 10.20.0.2:"},
-	} {
-		one, err := step.ParseOne(l.State.ScenarioFile(), l.State.Scenario, "action", []byte(tc.step))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res := sess.Step(context.Background(), *one)
-		if res.Observed != tc.observed || !contains(res.Detail, tc.detail) {
-			t.Errorf("%s: observed %q (%s; %s), want %q with %q", tc.step, res.Observed, res.Detail, res.Reason, tc.observed, tc.detail)
-		}
-	}
+	})
 }

@@ -22,13 +22,7 @@ type Reboot struct {
 }
 
 func (s *Reboot) read(f *topology.StepFields) string {
-	node, ok := f.NAT("node")
-	s.Node = node
-	if !ok {
-		node = ""
-	}
-	s.Public = f.NewAddress("public", node)
-	f.Renumbered(node, s.Public)
+	s.Node, s.Public = readRenumber(f)
 	return "reboot " + s.Node
 }
 

@@ -21,14 +21,21 @@ type Renumber struct {
 }
 
 func (s *Renumber) read(f *topology.StepFields) string {
-	node, ok := f.NAT("node")
-	s.Node = node
-	if !ok {
-		node = ""
-	}
-	s.Public = f.NewAddress("public", node)
-	f.Renumbered(node, s.Public)
+	s.Node, s.Public = readRenumber(f)
 	return "renumber " + s.Node
+}
+
+// readRenumber reads the fields of a step that gives a nat, node, a new
+// address, public, and notes the change for the steps after it.
+func readRenumber(f *topology.StepFields) (node string, public netip.Addr) {
+	node, ok := f.NAT("node")
+	checkAgainst := node
+	if !ok {
+		checkAgainst = ""
+	}
+	public = f.NewAddress("public", checkAgainst)
+	f.Renumbered(checkAgainst, public)
+	return node, public
 }
 
 // Describe says which nat gets which address.

@@ -104,16 +104,9 @@ holds the lab, move waits for it up to 10 seconds.`,
 		Example: `  sudo natlab move roaming phone cell`,
 		Args:    labArgs(1, cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if err := requireRoot(cmd); err != nil {
-				return err
-			}
-			_, topo, err := runningLab(a[0])
+			topo, before, err := labNode(cmd, a[0], a[1])
 			if err != nil {
 				return err
-			}
-			before := topo.Node(a[1])
-			if before == nil {
-				return usageError("lab %s has no node %s", a[0], a[1])
 			}
 			if msg := topo.MoveProblem(before, a[2]); msg != "" {
 				return usageError("%s", msg)
@@ -148,17 +141,10 @@ func parsePublic(s string) (netip.Addr, error) {
 // makes the change, and returns the node before and after it. A change
 // the lab refuses (an address taken) is a usage error: nothing changed.
 func changeNAT(cmd *cobra.Command, name, node string, change func() (*topology.Node, error)) (before, after *topology.Node, err error) {
-	if err := requireRoot(cmd); err != nil {
-		return nil, nil, err
-	}
-	_, topo, err := runningLab(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	before = topo.Node(node)
+	_, before, err = labNode(cmd, name, node)
 	switch {
-	case before == nil:
-		return nil, nil, usageError("lab %s has no node %s", name, node)
+	case err != nil:
+		return nil, nil, err
 	case before.NAT == nil:
 		return nil, nil, usageError("%s is a %s: only a NAT node can be %sed", node, before.Kind, cmd.Name())
 	}
@@ -167,4 +153,21 @@ func changeNAT(cmd *cobra.Command, name, node string, change func() (*topology.N
 		return nil, nil, usageError("%v", err)
 	}
 	return before, after, err
+}
+
+// labNode checks that the command runs as root, that lab name is up and
+// that it has the node, and returns the lab's topology and the node.
+func labNode(cmd *cobra.Command, name, node string) (*topology.Topology, *topology.Node, error) {
+	if err := requireRoot(cmd); err != nil {
+		return nil, nil, err
+	}
+	_, topo, err := runningLab(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := topo.Node(node)
+	if n == nil {
+		return nil, nil, usageError("lab %s has no node %s", name, node)
+	}
+	return topo, n, nil
 }
