@@ -3,6 +3,7 @@ package lab_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -236,4 +237,72 @@ func TestEventsNATPMP(t *testing.T) {
 	if got, err := client.ExternalAddress(ctx); err != nil || got != public {
 		t.Errorf("after the renumber NAT-PMP says the external address is %v (err %v), want %v", got, err, public)
 	}
+}
+
+// A NAT behind another (carrier-grade NAT) is renumbered on its ISP's
+// LAN: its default route through the ISP survives the change of its
+// uplink's only address, so its hosts go on reaching the internet.
+func TestRenumberBehindCGNAT(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10, 203.0.113.11]}
+  isp:    {kind: nat, type: full-cone, public: 203.0.113.1, lan: 100.64.0.0/24}
+  nat:    {kind: nat, type: full-cone, behind: isp, lan: 192.168.1.0/24}
+  h1:     {kind: host, behind: nat}
+`)
+	s := openServers(l)
+	h := l.UDP("h1", ":40000")
+	s.seen(t, h, s.a1p1)
+	public := netip.MustParseAddr("100.64.0.9")
+	if _, err := lab.Renumber(context.Background(), l.Topo.Name, "nat", public); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.seen(t, h, s.a1p1); got.Addr() != netip.MustParseAddr("203.0.113.1") {
+		t.Errorf("after the renumber the server sees h1 at %v, want the ISP's address", got)
+	}
+	found := false
+	for _, m := range readTable(t, l, "isp", netip.MustParseAddr("203.0.113.1")).Mappings {
+		found = found || m.Private.Addr() == public
+	}
+	if !found {
+		t.Errorf("the ISP maps nothing of the NAT's new address %v", public)
+	}
+}
+
+// In a dual-stack lab a reboot empties the IPv6 firewall's state too, and
+// a host that moves gets an IPv6 address on its new LAN and is reached
+// there.
+func TestEventsIPv6(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, fmt.Sprintf(dualStack, "endpoint-independent"))
+	a := l.UDP6("alice", "[::]:5000")
+	srv := l.UDP6("server", "[::]:3478")
+	oth := l.UDP6("other", "[::]:3478")
+	a.Send(v6(l, "server", 3478), "hello")
+	from := srv.Expect("hello", arrival)
+	oth.Send(from, "open to anyone")
+	a.Expect("open to anyone", arrival)
+
+	if _, err := lab.Reboot(context.Background(), l.Topo.Name, "home", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	oth.Send(from, "after the reboot")
+	if a.Arrives("after the reboot", silence) {
+		t.Error("after the reboot home's IPv6 firewall still let a stranger in")
+	}
+
+	n, err := lab.Move(context.Background(), l.Topo.Name, "alice", "inner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Addresses6) != 1 || !l.Topo.Node("inner").NAT.LAN6.Contains(n.Addresses6[0]) {
+		t.Fatalf("the moved host has IPv6 addresses %v, want one in inner's LAN %v", n.Addresses6, l.Topo.Node("inner").NAT.LAN6)
+	}
+	a.Send(v6(l, "server", 3478), "from inner")
+	if got := srv.Expect("from inner", arrival); got.Addr() != n.Addresses6[0] {
+		t.Errorf("after the move the server sees alice at %v, want %v", got, n.Addresses6[0])
+	}
+	srv.Send(netip.AddrPortFrom(n.Addresses6[0], 5000), "back")
+	a.Expect("back", arrival)
 }

@@ -30,8 +30,8 @@ hosts punch again.
 With --public it comes back with a new public address, as after natlab
 renumber. If another natlab process holds the lab, reboot waits for it up
 to 10 seconds.`,
-		Example: `  sudo natlab reboot nat-reboot home
-  sudo natlab reboot nat-reboot home --public 203.0.113.77`,
+		Example: `  sudo natlab reboot symmetric nat-b
+  sudo natlab reboot symmetric nat-b --public 203.0.113.77`,
 		Args: labArgs(1, cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var addr netip.Addr
@@ -68,7 +68,7 @@ mapped afresh from the new address. NAT-PMP gives out the new address.
 ADDR must be a free address of the NAT's uplink: of the internet, or of the
 LAN of the NAT it is behind. If another natlab process holds the lab,
 renumber waits for it up to 10 seconds.`,
-		Example: `  sudo natlab renumber nat-reboot home 203.0.113.77`,
+		Example: `  sudo natlab renumber symmetric nat-b 203.0.113.77`,
 		Args:    labArgs(1, cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			addr, err := parsePublic(a[2])
@@ -101,7 +101,7 @@ particular send from the new address, through the new NAT.
 
 natlab status shows the host where it is now. If another natlab process
 holds the lab, move waits for it up to 10 seconds.`,
-		Example: `  sudo natlab move roaming phone cell`,
+		Example: `  sudo natlab move symmetric alice nat-b`,
 		Args:    labArgs(1, cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			topo, before, err := labNode(cmd, a[0], a[1])
