@@ -167,5 +167,11 @@ func ParseOne(scenarioFile string, scenario []byte, stepFile string, step []byte
 	return topology.ParseStep(scenarioFile, scenario, stepFile, step, Kinds)
 }
 
+// ParseOneAt is ParseOne on a lab that has changed since it came up: now
+// is its recorded topology (see topology.ParseStepAt).
+func ParseOneAt(scenarioFile string, scenario []byte, now *topology.Topology, stepFile string, step []byte) (*topology.Step, error) {
+	return topology.ParseStepAt(scenarioFile, scenario, now, stepFile, step, Kinds)
+}
+
 // UnitOf is the unit of a step parsed with Kinds.
 func UnitOf(s topology.Step) Unit { return s.Spec.(Unit) }
