@@ -38,8 +38,9 @@ func badChangef(format string, args ...any) error {
 
 // Reboot power-cycles NAT node of the running lab name: every mapping it
 // made, every port mapping (NAT-PMP lease) it granted and every conntrack
-// entry in its namespace are gone, as after a router's reboot, while what
-// is configured (its behaviour, its static forwards) stays. Its services
+// entry in its namespace are gone, as after a router's reboot (its maps
+// emptied, as natrules' Ruleset.Forget does), while what is configured
+// (its behaviour, its rules, its static forwards) stays. Its services
 // start again: NAT-PMP begins a new epoch, which tells clients their
 // leases are gone (RFC 6886 section 3.6). With public
 // valid the NAT comes back with that public address, as Renumber gives
@@ -48,19 +49,21 @@ func badChangef(format string, args ...any) error {
 func Reboot(ctx context.Context, name, node string, public netip.Addr) (*topology.Node, error) {
 	return changeNAT(ctx, name, node, func(c *natChange) error {
 		c.restart = true
-		if public.IsValid() && public != c.n.Addresses[0] {
+		renumbered := public.IsValid() && public != c.n.Addresses[0]
+		if renumbered {
 			if err := c.renumber(public); err != nil {
 				return err
 			}
+			// Its rules translate to the address: a new table, whose
+			// maps hold only the static forwards.
+			if err := c.replaceRules(); err != nil {
+				return err
+			}
 		}
-		// A new table holds no dynamic element: no mapping, no lease.
-		if err := c.replaceRules(true); err != nil {
+		if err := c.forgetMaps(!renumbered); err != nil {
 			return err
 		}
-		if err := c.flushConntrack(); err != nil {
-			return err
-		}
-		return nil
+		return c.flushConntrack()
 	})
 }
 
@@ -82,10 +85,10 @@ func Renumber(ctx context.Context, name, node string, public netip.Addr) (*topol
 		if err := c.renumber(public); err != nil {
 			return err
 		}
-		if err := c.replaceRules(false); err != nil {
+		if err := c.replaceRules(); err != nil {
 			return err
 		}
-		return c.forget(old)
+		return c.forgetAddress(old)
 	})
 }
 
@@ -231,10 +234,8 @@ func (c *natChange) renumber(public netip.Addr) error {
 
 // replaceRules replaces the NAT's table with a fresh one built from the
 // node as it now is, in one nftables transaction, so that no packet meets
-// half of each; the new table's maps hold only the static forwards. With
-// firewall6 the IPv6 firewall's table is replaced too, forgetting whom it
-// let in.
-func (c *natChange) replaceRules(firewall6 bool) error {
+// half of each; the new table's maps hold only the static forwards.
+func (c *natChange) replaceRules() error {
 	rs, err := Rules(c.n)
 	if err != nil {
 		return err
@@ -250,19 +251,47 @@ func (c *natChange) replaceRules(firewall6 bool) error {
 	if err := rs.AddTo(conn.Conn); err != nil {
 		return fmt.Errorf("node %s: rules: %w", c.n.Name, err)
 	}
-	if fw := c.n.NAT.Firewall6; firewall6 && fw != "" {
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("node %s: replace the nftables table: %w", c.n.Name, err)
+	}
+	return nil
+}
+
+// forgetMaps empties what the NAT learnt into its tables' maps, in one
+// transaction, keeping its static forwards (natrules' Ruleset.Forget): the
+// NAT's own table's unless table is false, and its IPv6 firewall's, which
+// forgets whom it let in. The rules stay as they are.
+func (c *natChange) forgetMaps(table bool) error {
+	var sets []*natrules.Ruleset
+	if table {
+		rs, err := Rules(c.n)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, rs)
+	}
+	if fw := c.n.NAT.Firewall6; fw != "" {
 		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: c.n.NAT.Behaviour.Timeout})
 		if err != nil {
 			return fmt.Errorf("node %s: IPv6 firewall: %w", c.n.Name, err)
 		}
-		conn.AddTable(rs6.Table())
-		conn.DelTable(rs6.Table())
-		if err := rs6.AddTo(conn.Conn); err != nil {
-			return fmt.Errorf("node %s: IPv6 firewall: %w", c.n.Name, err)
+		sets = append(sets, rs6)
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	conn, err := nftconn.Dial(c.ns.Fd())
+	if err != nil {
+		return fmt.Errorf("node %s: %w", c.n.Name, err)
+	}
+	defer conn.Close()
+	for _, rs := range sets {
+		if err := rs.Forget(conn.Conn); err != nil {
+			return fmt.Errorf("node %s: %w", c.n.Name, err)
 		}
 	}
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("node %s: replace the nftables table: %w", c.n.Name, err)
+		return fmt.Errorf("node %s: empty the maps: %w", c.n.Name, err)
 	}
 	return nil
 }
@@ -281,10 +310,10 @@ func (c *natChange) flushConntrack() error {
 	return nil
 }
 
-// forget deletes the conntrack entries in the NAT's namespace that
+// forgetAddress deletes the conntrack entries in the NAT's namespace that
 // involve addr: the flows translated to it (their replies are addressed
 // to it) and those of the NAT itself.
-func (c *natChange) forget(addr netip.Addr) error {
+func (c *natChange) forgetAddress(addr netip.Addr) error {
 	ct, err := conntrack.Dial(&netlink.Config{NetNS: c.ns.Fd()})
 	if err != nil {
 		return fmt.Errorf("node %s: conntrack: %w", c.n.Name, err)

@@ -50,7 +50,7 @@ func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.
 		b := c.n.NAT.Behaviour
 		b.Mapping, b.Filtering, b.Ports = typ.Mapping(), typ.Filtering(), typ.DefaultPorts()
 		c.n.NAT.Type, c.n.NAT.Behaviour = typ, b
-		if err := c.replaceRules(false); err != nil {
+		if err := c.replaceRules(); err != nil {
 			return err
 		}
 		if err := c.flushConntrack(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/nat"
@@ -243,4 +244,69 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestForgetLeavesTheTableAsLoaded fills every set of a loaded table
+// with an element the NAT could have learnt, then has Forget empty them:
+// nft must list exactly the golden text again, the static forwards in
+// their maps and nothing else.
+func TestForgetLeavesTheTableAsLoaded(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "nft")
+	cases := allCases(t)
+	for _, caseName := range []string{"full-cone-forwards", "port-mapping", "eim-adf-preserve", "firewall6-eif", "firewall6-adf"} {
+		rs := cases[caseName]
+		if rs == nil {
+			t.Fatalf("no golden case %s", caseName)
+		}
+		t.Run(caseName, func(t *testing.T) {
+			ns, name := testutil.NewNS(t, "forget")
+			conn, err := nftconn.Dial(ns.Fd())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := rs.AddTo(conn.Conn); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			learnt := 0
+			for _, s := range rs.sets {
+				key := bytes.Repeat([]byte{1}, int(s.spec.KeyType.Bytes))
+				var val []byte
+				if s.spec.IsMap {
+					val = bytes.Repeat([]byte{2}, int(s.spec.DataType.Bytes))
+				}
+				if err := conn.SetAddElements(s.spec, []nftables.SetElement{{Key: key, Val: val, Timeout: time.Minute}}); err != nil {
+					t.Fatal(err)
+				}
+				learnt++
+			}
+			if err := conn.Flush(); err != nil {
+				t.Fatalf("adding what the NAT learnt: %v", err)
+			}
+			if learnt == 0 {
+				t.Fatal("the table has no set; the test proves nothing")
+			}
+			if err := rs.Forget(conn.Conn); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Flush(); err != nil {
+				t.Fatalf("forget: %v", err)
+			}
+			out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "ruleset").CombinedOutput()
+			if err != nil {
+				t.Fatalf("nft list ruleset: %v\n%s", err, out)
+			}
+			want, err := os.ReadFile(goldenPath(caseName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := counters.ReplaceAllString(string(out), "counter packets 0 bytes 0"); got != string(want) {
+				t.Errorf("after Forget nft lists something else than %s:\n%s", goldenPath(caseName), lineDiff(string(want), got))
+			}
+		})
+	}
 }
