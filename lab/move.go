@@ -97,8 +97,10 @@ func plugInto(ctx context.Context, lab string, topo *topology.Topology, n *topol
 	if err := h.LinkDel(&vnl.Device{LinkAttrs: vnl.LinkAttrs{Name: Uplink(n), Index: uplinkIndex}}); err != nil {
 		return fmt.Errorf("node %s: unplug %s: %w", n.Name, Uplink(n), err)
 	}
-	// The port's name is the one Up would have given it on this LAN.
-	port := portNames(append(slices.DeleteFunc(topo.Behind(n.Behind), func(o *topology.Node) bool { return o == n }), n))[n.Name]
+	// The port's name is the one Up would have given it on this LAN,
+	// from the nodes on it in file order: what anything that finds a
+	// node's port by the topology (as the record gives it) computes.
+	port := portNames(topo.Behind(n.Behind))[n.Name]
 	err = addVeth(raw, vethEnd{name: port, index: portIndexBase + index, master: bridgeIndex},
 		vethEnd{name: Uplink(n), index: uplinkIndex}, hostNS.Fd())
 	if err != nil {
