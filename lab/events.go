@@ -100,8 +100,9 @@ type natChange struct {
 	topo *topology.Topology
 	n    *topology.Node
 	ns   *namedns.NS
-	// restart says the node's services start again after the change.
-	restart bool
+	// restart says the node's services start again after the change;
+	// renumbered that its address changed.
+	restart, renumbered bool
 }
 
 // changeNAT takes lab name's lock as SwitchNAT does, checks that node is
@@ -125,6 +126,13 @@ func changeNAT(ctx context.Context, name, node string, fn func(c *natChange) err
 		}
 		if err := labstate.Save(st); err != nil {
 			return fmt.Errorf("lab %s: record the change of %s: %w", name, node, err)
+		}
+		if c.renumbered && len(st.Links) > 0 {
+			// What shapes the links knows the node by its address: the
+			// NAT it is behind routes to it with the link's MTU.
+			if err := reshape(ctx, st, topo, node); err != nil {
+				return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
+			}
 		}
 		if c.restart && service.PlanFor(n).Any() {
 			// After the record is saved: the new process reads it.
@@ -225,6 +233,7 @@ func (c *natChange) renumber(public netip.Addr) error {
 		}
 	}
 	c.n.Addresses[0] = public
+	c.renumbered = true
 	if c.st.Publics == nil {
 		c.st.Publics = map[string]netip.Addr{}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/topology"
+	"github.com/vishvananda/netlink"
 )
 
 // readTable reads node's translation table, mappings of the address it
@@ -313,4 +314,40 @@ func TestEventsIPv6(t *testing.T) {
 	}
 	srv.Send(netip.AddrPortFrom(n.Addresses6[0], 5000), "back")
 	a.Expect("back", arrival)
+}
+
+// A NAT renumbered on its ISP's LAN keeps its link's conditions there:
+// the ISP routes to the new address with the link's MTU, as it did to the
+// old one.
+func TestRenumberKeepsTheLink(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server}
+  isp:    {kind: nat, type: full-cone, lan: 100.64.0.0/24}
+  home:   {kind: nat, type: full-cone, behind: isp, link: {mtu: 1400}}
+`)
+	routeMTU := func(to netip.Addr) int {
+		mtu := -1
+		l.Do("isp", func() error {
+			routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+			for _, r := range routes {
+				if r.Dst != nil && r.Dst.IP.Equal(to.AsSlice()) {
+					mtu = r.MTU
+				}
+			}
+			return err
+		})
+		return mtu
+	}
+	if got := routeMTU(l.Addr("home", 0)); got != 1400 {
+		t.Fatalf("before the renumber the ISP routes to home with MTU %d, want 1400; the test proves nothing", got)
+	}
+	public := netip.MustParseAddr("100.64.0.9")
+	if _, err := lab.Renumber(context.Background(), l.Topo.Name, "home", public); err != nil {
+		t.Fatal(err)
+	}
+	if got := routeMTU(public); got != 1400 {
+		t.Errorf("after the renumber the ISP routes to home's %v with MTU %d, want 1400", public, got)
+	}
 }

@@ -29,7 +29,8 @@ import (
 // gone: its conntrack entries and natlab's map entries of the host's old
 // address, NAT-PMP leases included. Sockets of the host's that are bound
 // to no address go on working, from the new address. The move is
-// recorded, so status shows the host where it is. It takes the lab's lock
+// recorded, so status shows the host where it is; its link keeps its
+// conditions. It takes the lab's lock
 // as SwitchNAT does, and returns the host as it now is.
 func Move(ctx context.Context, name, node, nat string) (*topology.Node, error) {
 	var moved *topology.Node
@@ -58,6 +59,18 @@ func Move(ctx context.Context, name, node, nat string) (*topology.Node, error) {
 			st.Moves = map[string]labstate.Move{}
 		}
 		st.Moves[node] = labstate.Move{Behind: nat, Address: a4, Address6: a6}
+		if len(st.Links) > 0 {
+			// The new wire is shaped as the links say, the host's own
+			// with them; its uplink is a new device, with a MAC address
+			// of its own.
+			if l, ok := st.Links[node]; ok {
+				l.MAC = ""
+				st.Links[node] = l
+			}
+			if err := reshape(ctx, st, after, node); err != nil {
+				return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
+			}
+		}
 		return nil
 	})
 	if err != nil {

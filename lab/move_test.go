@@ -105,3 +105,35 @@ func TestMove(t *testing.T) {
 		}
 	}
 }
+
+// A host that moves keeps its link's conditions on its new uplink.
+func TestMoveKeepsTheLink(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server}
+  home:   {kind: nat, type: full-cone}
+  cell:   {kind: nat, type: symmetric, lan: 10.20.0.0/24}
+  alice:  {kind: host, behind: home, link: {mtu: 1400}}
+`)
+	mtu := func() int {
+		var got int
+		l.Do("alice", func() error {
+			link, err := netlink.LinkByName(lab.HostUplink)
+			if err == nil {
+				got = link.Attrs().MTU
+			}
+			return err
+		})
+		return got
+	}
+	if got := mtu(); got != 1400 {
+		t.Fatalf("before the move alice's eth0 has MTU %d, want 1400; the test proves nothing", got)
+	}
+	if _, err := lab.Move(context.Background(), l.Topo.Name, "alice", "cell"); err != nil {
+		t.Fatal(err)
+	}
+	if got := mtu(); got != 1400 {
+		t.Errorf("after the move alice's eth0 has MTU %d, want the link's 1400", got)
+	}
+}
