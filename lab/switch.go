@@ -4,11 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/mdlayher/netlink"
-	"github.com/ti-mo/conntrack"
-
-	"github.com/natlab/natlab/internal/namedns"
-	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
@@ -51,55 +46,20 @@ func lockRunning(ctx context.Context, name string) (*labstate.Lock, *labstate.St
 // If another process holds the lab's lock, SwitchNAT waits for it as
 // Down does: up to LockPatience, or until ctx is done.
 func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.Node, error) {
-	lock, st, topo, err := lockRunning(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	n := topo.Node(node)
-	if n == nil || n.NAT == nil {
-		return nil, fmt.Errorf("lab %s: %q is not a NAT node of the lab", name, node)
-	}
-	b := n.NAT.Behaviour
-	b.Mapping, b.Filtering, b.Ports = typ.Mapping(), typ.Filtering(), typ.DefaultPorts()
-	n.NAT.Type, n.NAT.Behaviour = typ, b
-	rs, err := Rules(n)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := namedns.Open(NamespaceName(name, node))
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", node, err)
-	}
-	defer ns.Close()
-	conn, err := nftconn.Dial(ns.Fd())
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", node, err)
-	}
-	defer conn.Close()
-	// Adding the table first makes the delete valid whatever is there.
-	conn.AddTable(rs.Table())
-	conn.DelTable(rs.Table())
-	if err := rs.AddTo(conn.Conn); err != nil {
-		return nil, fmt.Errorf("node %s: rules: %w", node, err)
-	}
-	if err := conn.Flush(); err != nil {
-		return nil, fmt.Errorf("node %s: replace the nftables table: %w", node, err)
-	}
-	ct, err := conntrack.Dial(&netlink.Config{NetNS: ns.Fd()})
-	if err != nil {
-		return nil, fmt.Errorf("node %s: conntrack: %w", node, err)
-	}
-	defer ct.Close()
-	if err := ct.Flush(); err != nil {
-		return nil, fmt.Errorf("node %s: flush conntrack: %w", node, err)
-	}
-	if st.NATChanges == nil {
-		st.NATChanges = map[string]labstate.NATChange{}
-	}
-	st.NATChanges[node] = labstate.NATChange{Type: typ, Behaviour: b}
-	if err := labstate.Save(st); err != nil {
-		return nil, fmt.Errorf("lab %s: record the switch: %w", name, err)
-	}
-	return n, nil
+	return changeNAT(ctx, name, node, func(c *natChange) error {
+		b := c.n.NAT.Behaviour
+		b.Mapping, b.Filtering, b.Ports = typ.Mapping(), typ.Filtering(), typ.DefaultPorts()
+		c.n.NAT.Type, c.n.NAT.Behaviour = typ, b
+		if err := c.replaceRules(); err != nil {
+			return err
+		}
+		if err := c.flushConntrack(); err != nil {
+			return err
+		}
+		if c.st.NATChanges == nil {
+			c.st.NATChanges = map[string]labstate.NATChange{}
+		}
+		c.st.NATChanges[node] = labstate.NATChange{Type: typ, Behaviour: b}
+		return nil
+	})
 }

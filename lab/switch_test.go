@@ -44,14 +44,7 @@ func TestSwitchNAT(t *testing.T) {
 		t.Errorf("after the switch both destinations saw %v; a symmetric NAT maps each destination apart", first)
 	}
 
-	st, err := labstate.Load(l.Topo.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := st.Topology()
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := recorded(t, l)
 	if got := topo.Node("nat").NAT.Type; got != nat.Symmetric {
 		t.Errorf("the record's topology has the NAT as %q, want symmetric", got)
 	}

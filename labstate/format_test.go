@@ -3,6 +3,7 @@ package labstate
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,36 @@ func TestDecodeCorrupt(t *testing.T) {
 		if _, err := decode([]byte(record)); !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrVersion) {
 			t.Errorf("decode(%s) = %v, want ErrCorrupt", record, err)
 		}
+	}
+}
+
+// A record's public addresses and moves, as renumber and move write them,
+// survive a round trip, and Topology puts each node where they say.
+func TestEventsRecorded(t *testing.T) {
+	s := &State{Version: FormatVersion, Name: "ev", Scenario: []byte(`nodes:
+  home:  {kind: nat, public: 203.0.113.1}
+  cell:  {kind: nat, lan: 10.20.0.0/24}
+  alice: {kind: host, behind: home}
+`),
+		Publics: map[string]netip.Addr{"home": netip.MustParseAddr("203.0.113.77")},
+		Moves:   map[string]Move{"alice": {Behind: "cell", Address: netip.MustParseAddr("10.20.0.2")}}}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "address6") {
+		t.Errorf("a move without IPv6 writes an IPv6 address:\n%s", data)
+	}
+	back, err := decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := back.Topology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, alice := topo.Node("home"), topo.Node("alice")
+	if home.Addresses[0] != netip.MustParseAddr("203.0.113.77") || alice.Behind != "cell" || alice.Addresses[0] != netip.MustParseAddr("10.20.0.2") || len(alice.Addresses6) != 0 {
+		t.Errorf("the recorded topology has home at %v and alice behind %s at %v %v:\n%s", home.Addresses, alice.Behind, alice.Addresses, alice.Addresses6, data)
 	}
 }

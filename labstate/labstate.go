@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -82,6 +83,24 @@ type State struct {
 	// LinkMechanism is how the links are shaped ("netem" or
 	// "delay-line"), found once per lab when a link is first shaped.
 	LinkMechanism string `json:"link_mechanism,omitempty"`
+	// Publics are the public addresses NATs were given on the running
+	// lab (natlab renumber, or a reboot with a new address), by node.
+	// Topology makes each its node's first address. A natlab of format 2
+	// that reads a record with them shows the address the file gave,
+	// which is all it gets wrong, so they need no new format version.
+	Publics map[string]netip.Addr `json:"publics,omitempty"`
+	// Moves are the hosts that moved behind another NAT on the running
+	// lab (natlab move), by host. Topology puts each where it moved;
+	// an older natlab shows it where the file put it.
+	Moves map[string]Move `json:"moves,omitempty"`
+}
+
+// Move is where a host moved: the NAT it is behind now and its addresses
+// on that NAT's LAN (Address6 zero in an IPv4-only lab).
+type Move struct {
+	Behind   string     `json:"behind"`
+	Address  netip.Addr `json:"address"`
+	Address6 netip.Addr `json:"address6,omitzero"`
 }
 
 // LinkState is a node's uplink as natlab set it.
@@ -124,6 +143,19 @@ func (s *State) Topology() (*topology.Topology, error) {
 	for node, l := range s.Links {
 		if n := topo.Node(node); n != nil {
 			n.Link = l.Link
+		}
+	}
+	for node, m := range s.Moves {
+		if n := topo.Node(node); n != nil && n.Kind == topology.KindHost {
+			n.Behind, n.Addresses, n.Addresses6 = m.Behind, []netip.Addr{m.Address}, nil
+			if m.Address6.IsValid() {
+				n.Addresses6 = []netip.Addr{m.Address6}
+			}
+		}
+	}
+	for node, a := range s.Publics {
+		if n := topo.Node(node); n != nil && n.NAT != nil && len(n.Addresses) > 0 {
+			n.Addresses[0] = a
 		}
 	}
 	return topo, nil

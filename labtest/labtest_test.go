@@ -18,6 +18,7 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
@@ -383,5 +384,92 @@ func TestHelperSend(t *testing.T) {
 	defer c.Close()
 	if _, err := c.Write([]byte("from a command")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// seenBy opens a socket in host, one socket on port 9000 of server, and
+// returns a function that sends from the first to the second and returns
+// the source the server saw.
+func seenBy(t *testing.T, lb *Lab, host, server string) func() netip.AddrPort {
+	srv, err := lb.Node(server).ListenUDP("udp4", ":9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := lb.Node(host).ListenUDP("udp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := netip.AddrPortFrom(lb.Node(server).Addr(), 9000)
+	return func() netip.AddrPort {
+		t.Helper()
+		if _, err := c.WriteToUDPAddrPort([]byte("ping"), to); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 64)
+		_, from, err := srv.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("%s: %v", server, err)
+		}
+		return from
+	}
+}
+
+// Reboot and Renumber change the running lab: after the renumber the
+// server sees alice's packets come from the new address, which the
+// lab's nodes report, and a host cannot be rebooted.
+func TestRebootRenumber(t *testing.T) {
+	testutil.CheckRoutines(t)
+	lb := Up(t, homeLab)
+	alice := lb.Node("alice")
+	seen := seenBy(t, lb, "alice", "server")
+	seen()
+	home := lb.Node("home")
+	if err := home.Reboot(); err != nil {
+		t.Fatal(err)
+	}
+	public := netip.MustParseAddr("203.0.113.77")
+	if err := home.Renumber(public); err != nil {
+		t.Fatal(err)
+	}
+	if home.Addr() != public || alice.PublicAddr() != public || lb.Topology.Node("home").Addresses[0] != public {
+		t.Errorf("after the renumber home is at %v, alice's public address %v, the topology's %v; want %v",
+			home.Addr(), alice.PublicAddr(), lb.Topology.Node("home").Addresses[0], public)
+	}
+	if from := seen(); from.Addr() != public {
+		t.Errorf("after the renumber the server sees alice at %v, want %v", from, public)
+	}
+	if err := alice.Reboot(); !errors.Is(err, lab.ErrBadChange) {
+		t.Errorf("reboot of a host: %v, want lab.ErrBadChange", err)
+	}
+	if err := home.Renumber(netip.MustParseAddr("203.0.113.10")); !errors.Is(err, lab.ErrBadChange) {
+		t.Errorf("renumber to the server's address: %v, want lab.ErrBadChange", err)
+	}
+}
+
+// Move roams a host: its address and public address follow it, and the
+// server sees it come from the other NAT.
+func TestMove(t *testing.T) {
+	testutil.CheckRoutines(t)
+	lb := Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  home:   {kind: nat, type: port-restricted-cone, public: 203.0.113.1}
+  cell:   {kind: nat, type: symmetric, public: 203.0.113.2, lan: 10.20.0.0/24}
+  alice:  {kind: host, behind: home}
+`)
+	alice := lb.Node("alice")
+	seen := seenBy(t, lb, "alice", "server")
+	if err := alice.Move("cell"); err != nil {
+		t.Fatal(err)
+	}
+	if alice.Addr() != netip.MustParseAddr("10.20.0.2") || alice.PublicAddr() != netip.MustParseAddr("203.0.113.2") || alice.Topology.Behind != "cell" {
+		t.Errorf("after the move alice is at %v behind %s, public %v; want 10.20.0.2 behind cell, public 203.0.113.2", alice.Addr(), alice.Topology.Behind, alice.PublicAddr())
+	}
+	if from := seen(); from.Addr() != alice.PublicAddr() {
+		t.Errorf("after the move the server sees alice at %v, want %v", from, alice.PublicAddr())
+	}
+	if err := lb.Node("home").Move("cell"); !errors.Is(err, lab.ErrBadChange) {
+		t.Errorf("move of a NAT: %v, want lab.ErrBadChange", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/nat"
@@ -196,32 +197,46 @@ func TestKernelListsGolden(t *testing.T) {
 	testutil.RequireTool(t, "nft")
 	for caseName, rs := range allCases(t) {
 		t.Run(caseName, func(t *testing.T) {
-			ns, name := testutil.NewNS(t, "rules")
-			// Through the connection natlab's labs load their tables with.
-			conn, err := nftconn.Dial(ns.Fd())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			if err := rs.AddTo(conn.Conn); err != nil {
-				t.Fatal(err)
-			}
-			if err := conn.Flush(); err != nil {
-				t.Fatalf("kernel refused the ruleset: %v", err)
-			}
-			out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "ruleset").CombinedOutput()
-			if err != nil {
-				t.Fatalf("nft list ruleset: %v\n%s", err, out)
-			}
-			want, err := os.ReadFile(goldenPath(caseName))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := counters.ReplaceAllString(string(out), "counter packets 0 bytes 0")
-			if got != string(want) {
-				t.Errorf("nft lists something else than %s:\n%s", goldenPath(caseName), lineDiff(string(want), got))
-			}
+			_, name := loadInNS(t, "rules", rs)
+			wantGolden(t, name, caseName, "nft lists")
 		})
+	}
+}
+
+// loadInNS loads rs into a fresh namespace through the connection
+// natlab's labs load their tables with, and returns the connection
+// (closed when the test ends) and the namespace's name.
+func loadInNS(t *testing.T, prefix string, rs *Ruleset) (*nftconn.Conn, string) {
+	t.Helper()
+	ns, name := testutil.NewNS(t, prefix)
+	conn, err := nftconn.Dial(ns.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := rs.AddTo(conn.Conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Flush(); err != nil {
+		t.Fatalf("kernel refused the ruleset: %v", err)
+	}
+	return conn, name
+}
+
+// wantGolden wants nft, in namespace name, to list golden case caseName's
+// text; what says what is listed in the message when it does not.
+func wantGolden(t *testing.T, name, caseName, what string) {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "ruleset").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list ruleset: %v\n%s", err, out)
+	}
+	want, err := os.ReadFile(goldenPath(caseName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counters.ReplaceAllString(string(out), "counter packets 0 bytes 0"); got != string(want) {
+		t.Errorf("%s something else than %s:\n%s", what, goldenPath(caseName), lineDiff(string(want), got))
 	}
 }
 
@@ -243,4 +258,48 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestForgetLeavesTheTableAsLoaded fills every set of a loaded table
+// with an element the NAT could have learnt, then has Forget empty them:
+// nft must list exactly the golden text again, the static forwards in
+// their maps and nothing else.
+func TestForgetLeavesTheTableAsLoaded(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "nft")
+	cases := allCases(t)
+	for _, caseName := range []string{"full-cone-forwards", "port-mapping", "eim-adf-preserve", "firewall6-eif", "firewall6-adf"} {
+		rs := cases[caseName]
+		if rs == nil {
+			t.Fatalf("no golden case %s", caseName)
+		}
+		t.Run(caseName, func(t *testing.T) {
+			conn, name := loadInNS(t, "forget", rs)
+			learnt := 0
+			for _, s := range rs.sets {
+				key := bytes.Repeat([]byte{1}, int(s.spec.KeyType.Bytes))
+				var val []byte
+				if s.spec.IsMap {
+					val = bytes.Repeat([]byte{2}, int(s.spec.DataType.Bytes))
+				}
+				if err := conn.SetAddElements(s.spec, []nftables.SetElement{{Key: key, Val: val, Timeout: time.Minute}}); err != nil {
+					t.Fatal(err)
+				}
+				learnt++
+			}
+			if err := conn.Flush(); err != nil {
+				t.Fatalf("adding what the NAT learnt: %v", err)
+			}
+			if learnt == 0 {
+				t.Fatal("the table has no set; the test proves nothing")
+			}
+			if err := rs.Forget(conn.Conn); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Flush(); err != nil {
+				t.Fatalf("forget: %v", err)
+			}
+			wantGolden(t, name, caseName, "after Forget nft lists")
+		})
+	}
 }

@@ -91,6 +91,25 @@ func (r *Ruleset) AddTo(conn *nftables.Conn) error {
 	return nil
 }
 
+// Forget queues on conn what a NAT's reboot does to its memory: each set
+// of the table, loaded as AddTo loads it, is emptied and given back the
+// static elements Build put there (the forwards), so that what the NAT
+// learnt while it ran (its mappings, whom they sent to, port-mapping
+// leases) is gone and its configuration stays; chains and rules are left
+// as they are. Flushing conn applies it in one transaction.
+func (r *Ruleset) Forget(conn *nftables.Conn) error {
+	for _, s := range r.sets {
+		conn.FlushSet(s.spec)
+		if len(s.elements) == 0 {
+			continue
+		}
+		if err := conn.SetAddElements(s.spec, s.elements); err != nil {
+			return fmt.Errorf("set %s: %w", s.spec.Name, err)
+		}
+	}
+	return nil
+}
+
 // String renders the table as `nft list table ip natlab` prints it on a
 // freshly loaded ruleset, so it can be compared with the kernel and loaded
 // with `nft -f`.

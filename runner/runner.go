@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -95,9 +96,12 @@ func Run(ctx context.Context, st *labstate.State, topo *topology.Topology, opts 
 // scenario; natlab ui keeps one for as long as it serves a lab. Its
 // methods may be called from several goroutines.
 type Session struct {
-	st   *labstate.State
-	topo *topology.Topology
-	mem  *step.Memory
+	// labMu guards st and topo, which a step that changes the lab (a
+	// reboot, a renumber) replaces.
+	labMu sync.Mutex
+	st    *labstate.State
+	topo  *topology.Topology
+	mem   *step.Memory
 	// bg lives as long as the session: what steps start to outlast
 	// them (keepalives) runs under it, and Close waits for it.
 	bg     context.Context
@@ -118,6 +122,33 @@ type Session struct {
 func New(st *labstate.State, topo *topology.Topology) *Session {
 	bg, stop := context.WithCancel(context.Background())
 	return &Session{st: st, topo: topo, mem: step.NewMemory(), bg: bg, stopBg: stop, nodes: map[string]*nodenet.Node{}}
+}
+
+// state is the lab's record and topology as they are now.
+func (r *Session) state() (*labstate.State, *topology.Topology) {
+	r.labMu.Lock()
+	defer r.labMu.Unlock()
+	return r.st, r.topo
+}
+
+// reload reads the lab's record again after a change to the lab, and
+// takes its topology, with the change, for the session's; the steps stay
+// the session's own.
+func (r *Session) reload() error {
+	st, topo := r.state()
+	fresh, err := labstate.Load(st.Name)
+	if err != nil {
+		return err
+	}
+	t, err := fresh.Topology()
+	if err != nil {
+		return err
+	}
+	t.Source, t.Steps = topo.Source, topo.Steps
+	r.labMu.Lock()
+	defer r.labMu.Unlock()
+	r.st, r.topo = fresh, t
+	return nil
 }
 
 // Step runs one step and says what it did. Index is left 0 for the caller
@@ -186,7 +217,7 @@ func (r *Session) node(name string) (*nodenet.Node, error) {
 		// Close would not close a handle opened now.
 		return nil, fmt.Errorf("node %s: the session is closed", name)
 	}
-	n, err := nodenet.Open(lab.NamespaceName(r.st.Name, name), name)
+	n, err := nodenet.Open(lab.NamespaceName(r.lab(), name), name)
 	if err != nil {
 		return nil, err
 	}
@@ -222,16 +253,22 @@ func (e *Env) Close() {
 var _ step.Env = (*Env)(nil)
 
 // Lab is the lab's name.
-func (e *Env) Lab() string { return e.s.st.Name }
+func (e *Env) Lab() string { return e.s.lab() }
 
 // Topology is the lab's topology.
-func (e *Env) Topology() *topology.Topology { return e.s.topo }
+func (e *Env) Topology() *topology.Topology {
+	_, topo := e.s.state()
+	return topo
+}
 
 // TURN is the lab's TURN credentials.
-func (e *Env) TURN() labstate.TURNCredentials { return e.s.st.TURN }
+func (e *Env) TURN() labstate.TURNCredentials {
+	st, _ := e.s.state()
+	return st.TURN
+}
 
 // Plan is where server's services listen.
-func (e *Env) Plan(server string) service.Plan { return service.PlanFor(e.s.topo.Node(server)) }
+func (e *Env) Plan(server string) service.Plan { return service.PlanFor(e.Topology().Node(server)) }
 
 // Memory is what the session's steps learnt.
 func (e *Env) Memory() *step.Memory { return e.s.mem }
@@ -314,7 +351,7 @@ func (e *Env) HTTPClient(node string) (*http.Client, error) {
 
 // inNAT runs fn with a handle on the namespace of NAT nat.
 func (e *Env) inNAT(nat string, fn func(ns *namedns.NS) error) error {
-	ns, err := namedns.Open(lab.NamespaceName(e.s.st.Name, nat))
+	ns, err := namedns.Open(lab.NamespaceName(e.s.lab(), nat))
 	if err != nil {
 		return err
 	}
@@ -329,7 +366,7 @@ func (e *Env) inNAT(nat string, fn func(ns *namedns.NS) error) error {
 func (e *Env) Table(ctx context.Context, nat string) (*nattable.Table, error) {
 	var t *nattable.Table
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		t, err = nattable.Read(ctx, ns.Fd(), e.s.topo.Node(nat).Addresses[0])
+		t, err = nattable.Read(ctx, ns.Fd(), e.Topology().Node(nat).Addresses[0])
 		return err
 	})
 	return t, err
@@ -347,7 +384,7 @@ func (e *Env) WallDrops(ctx context.Context, nat string) (uint64, error) {
 
 // Trace starts a trace on NAT nat.
 func (e *Env) Trace(ctx context.Context, nat string) (*trace.Tracer, error) {
-	tr, err := trace.Open(ctx, lab.NamespaceName(e.s.st.Name, nat))
+	tr, err := trace.Open(ctx, lab.NamespaceName(e.s.lab(), nat))
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", nat, err)
 	}
@@ -407,10 +444,44 @@ func (e *Env) SetLinkState(ctx context.Context, node string, up bool) error {
 // as the lab's record tells: a node whose process is not recorded (a lab
 // whose services natlab did not start) counts as running.
 func (e *Env) Running(node string) bool {
-	for _, p := range e.s.st.Processes {
+	st, _ := e.s.state()
+	for _, p := range st.Processes {
 		if p.Node == node {
 			return lab.ProcessAlive(p.PID, p.StartTime)
 		}
 	}
 	return true
+}
+
+// lab is the lab's name.
+func (r *Session) lab() string {
+	st, _ := r.state()
+	return st.Name
+}
+
+// Reboot power-cycles NAT nat (lab.Reboot); the session's topology has
+// its address after it.
+func (e *Env) Reboot(ctx context.Context, nat string, public netip.Addr) error {
+	if _, err := lab.Reboot(ctx, e.s.lab(), nat, public); err != nil {
+		return err
+	}
+	return e.s.reload()
+}
+
+// Renumber gives NAT nat a new public address (lab.Renumber); the
+// session's topology has it after it.
+func (e *Env) Renumber(ctx context.Context, nat string, public netip.Addr) error {
+	if _, err := lab.Renumber(ctx, e.s.lab(), nat, public); err != nil {
+		return err
+	}
+	return e.s.reload()
+}
+
+// Move roams host behind NAT nat (lab.Move); the session's topology has
+// it there after it.
+func (e *Env) Move(ctx context.Context, host, nat string) error {
+	if _, err := lab.Move(ctx, e.s.lab(), host, nat); err != nil {
+		return err
+	}
+	return e.s.reload()
 }

@@ -29,18 +29,28 @@ func TestSessionKnocks(t *testing.T) {
 	l := labtest.Up(t, knockLab)
 	sess := runner.New(l.State, l.Topo)
 	defer sess.Close()
-	for _, tc := range []struct {
-		step     string
-		observed string
-		detail   string
-	}{
+	runSteps(t, l, sess, []stepCase{
 		{`{send: {from: server, to: "203.0.113.1:5000"}}`, "dropped", "no row of home's table holds that public port, and its wall dropped the packet"},
 		{`{send: {from: alice, to: server}}`, "delivered", "reached server, from 203.0.113.1:5000"},
 		{`{send: {from: server, to: "203.0.113.1:5000"}}`, "delivered", "reached alice, from 203.0.113."},
 		{`{send: {from: stranger, to: "203.0.113.1:5000", expect: dropped}}`, "dropped", "nothing reached alice"},
 		{`{send: {from: server, to: "203.0.113.1:5001", expect: dropped}}`, "dropped", "its wall dropped the packet"},
 		{`{send: {from: server, to: "203.0.113.1:5001", proto: tcp, expect: dropped}}`, "dropped", "its wall dropped the packet"},
-	} {
+	})
+}
+
+// stepCase is a step given to a session as natlab ui gives one, what it
+// must observe, and what its detail must hold.
+type stepCase struct {
+	step     string
+	observed string
+	detail   string
+}
+
+// runSteps gives the session each step in turn and checks what it saw.
+func runSteps(t *testing.T, l *labtest.Lab, sess *runner.Session, cases []stepCase) {
+	t.Helper()
+	for _, tc := range cases {
 		one, err := step.ParseOne(l.State.ScenarioFile(), l.State.Scenario, "action", []byte(tc.step))
 		if err != nil {
 			t.Fatal(err)

@@ -65,6 +65,14 @@ type Env interface {
 	// after SetLink.
 	SetLink(ctx context.Context, node string, c linkcond.Change) (linkcond.Link, error)
 	SetLinkState(ctx context.Context, node string, up bool) error
+	// Reboot power-cycles a NAT, which comes back with public as its
+	// address unless that is the zero Addr; Renumber gives it a new
+	// public address. Topology has the NAT's new address after either.
+	Reboot(ctx context.Context, nat string, public netip.Addr) error
+	Renumber(ctx context.Context, nat string, public netip.Addr) error
+	// Move roams a host behind another NAT; Topology has the host there,
+	// with its new address, after it.
+	Move(ctx context.Context, host, nat string) error
 }
 
 // Node is what a step does inside one node: sockets and processes that

@@ -35,6 +35,9 @@ type loopEnv struct {
 	down   map[string]bool
 	// linkDown says which nodes' links a step took down.
 	linkDown map[string]bool
+	// events are the reboots and renumbers asked for, as "reboot nat-a"
+	// or "renumber nat-a 203.0.113.77".
+	events []string
 
 	mu      sync.Mutex
 	socks   []*net.UDPConn
@@ -84,6 +87,43 @@ func (e *loopEnv) TURN() labstate.TURNCredentials  { return labstate.TURNCredent
 func (e *loopEnv) Plan(server string) service.Plan { return e.plans[server] }
 func (e *loopEnv) Memory() *Memory                 { return e.mem }
 func (e *loopEnv) Running(node string) bool        { return !e.down[node] }
+
+func (e *loopEnv) Reboot(_ context.Context, nat string, public netip.Addr) error {
+	ev := "reboot " + nat
+	if public.IsValid() {
+		ev += " " + public.String()
+	}
+	return e.event(ev, nat, public)
+}
+
+func (e *loopEnv) Renumber(_ context.Context, nat string, public netip.Addr) error {
+	return e.event("renumber "+nat+" "+public.String(), nat, public)
+}
+
+func (e *loopEnv) Move(_ context.Context, host, nat string) error {
+	n, to := e.topo.Node(host), e.topo.Node(nat)
+	if n == nil || to == nil || to.NAT == nil {
+		return fmt.Errorf("no move of %s behind %s", host, nat)
+	}
+	e.events = append(e.events, "move "+host+" "+nat)
+	n.Behind = nat
+	n.Addresses[0] = n.Addresses[0].Next()
+	return nil
+}
+
+// event notes a reboot or renumber of nat and gives it the address public
+// (unless that is the zero Addr), as the lab would.
+func (e *loopEnv) event(ev, nat string, public netip.Addr) error {
+	n := e.topo.Node(nat)
+	if n == nil || n.NAT == nil {
+		return fmt.Errorf("%s: not a NAT", nat)
+	}
+	e.events = append(e.events, ev)
+	if public.IsValid() {
+		n.Addresses[0] = public
+	}
+	return nil
+}
 
 // SetLink changes the link of the topology's node, as the lab's does.
 func (e *loopEnv) SetLink(_ context.Context, node string, c linkcond.Change) (linkcond.Link, error) {

@@ -3,6 +3,7 @@ package step
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,44 @@ func TestServicesDownNamesOnlyNeeds(t *testing.T) {
 		if got := ServicesDown(env, tc.u); got != tc.want {
 			t.Errorf("%T %+v: %q, want %q", tc.u, tc.u, got, tc.want)
 		}
+	}
+}
+
+// Reboot and renumber steps ask the lab for the event and say what
+// changed.
+func TestRebootRenumberRun(t *testing.T) {
+	env := newLoopEnv(t, "nat-a", "203.0.113.1", "alice", "127.0.0.1")
+	ctx := context.Background()
+	res, err := (&Reboot{Node: "nat-a"}).Run(ctx, env)
+	if err != nil || !res.Pass || !strings.Contains(res.Detail, "nat-a rebooted") {
+		t.Errorf("reboot: %+v, %v", res, err)
+	}
+	public := netip.MustParseAddr("203.0.113.77")
+	res, err = (&Renumber{Node: "nat-a", Public: public}).Run(ctx, env)
+	if err != nil || !res.Pass || res.Detail != "nat-a's public address is 203.0.113.77, was 203.0.113.1; its mappings of 203.0.113.1 are gone" {
+		t.Errorf("renumber: %+v, %v", res, err)
+	}
+	res, err = (&Reboot{Node: "nat-a", Public: netip.MustParseAddr("203.0.113.78")}).Run(ctx, env)
+	if err != nil || !res.Pass || !strings.Contains(res.Detail, "its public address is 203.0.113.78") {
+		t.Errorf("reboot with an address: %+v, %v", res, err)
+	}
+	if want := []string{"reboot nat-a", "renumber nat-a 203.0.113.77", "reboot nat-a 203.0.113.78"}; !slices.Equal(env.events, want) {
+		t.Errorf("events %q, want %q", env.events, want)
+	}
+	if _, err := (&Reboot{Node: "alice"}).Run(ctx, env); err == nil {
+		t.Error("a reboot of a host: no error")
+	}
+}
+
+// A move step asks the lab for the move and says where the host went.
+func TestMoveRun(t *testing.T) {
+	env := newLoopEnv(t, "nat-a", "203.0.113.1", "nat-b", "203.0.113.2", "alice", "127.0.0.1")
+	env.topo.Node("alice").Behind = "nat-a"
+	res, err := (&Move{Node: "alice", Behind: "nat-b"}).Run(context.Background(), env)
+	if err != nil || !res.Pass || res.Detail != "alice left nat-a (127.0.0.1) and is behind nat-b at 127.0.0.2; nat-a's mappings of it are gone" {
+		t.Errorf("move: %+v, %v", res, err)
+	}
+	if want := []string{"move alice nat-b"}; !slices.Equal(env.events, want) {
+		t.Errorf("events %q, want %q", env.events, want)
 	}
 }

@@ -70,6 +70,11 @@ func checkStep(t *testing.T, topo *topology.Topology, s topology.Step) {
 			t.Errorf("step %q has family %q in a lab with internet6 %v", s.Name, f, topo.Internet6)
 		}
 	}
+	nat := func(name string) {
+		if n := topo.Node(name); n == nil || n.Kind != topology.KindNAT {
+			t.Errorf("step %q names %q as a nat, which it is not", s.Name, name)
+		}
+	}
 	switch u := s.Spec.(type) {
 	case *step.Punch:
 		between(u.Between)
@@ -95,9 +100,7 @@ func checkStep(t *testing.T, topo *topology.Topology, s topology.Step) {
 			t.Errorf("step %q is seen as %s, which has no address", s.Name, u.SeenAs)
 		}
 	case *step.Table:
-		if n := topo.Node(u.Node); n == nil || n.Kind != topology.KindNAT {
-			t.Errorf("step %q reads the table of %q, which is not a nat", s.Name, u.Node)
-		}
+		nat(u.Node)
 	case *step.Portmap:
 		if n := topo.Node(u.From); n == nil || n.Behind == "" || topo.Node(n.Behind).NAT.PortMapping != topology.PortMappingNATPMP {
 			t.Errorf("step %q maps a port for %q, which is not behind a nat with NAT-PMP", s.Name, u.From)
@@ -110,6 +113,21 @@ func checkStep(t *testing.T, topo *topology.Topology, s topology.Step) {
 		}
 		if len(u.Command) == 0 {
 			t.Errorf("step %q has no command", s.Name)
+		}
+	case *step.Reboot:
+		nat(u.Node)
+		if u.Public.IsValid() && !u.Public.Is4() {
+			t.Errorf("step %q reboots %s with the address %v", s.Name, u.Node, u.Public)
+		}
+	case *step.Renumber:
+		nat(u.Node)
+		if !u.Public.Is4() {
+			t.Errorf("step %q renumbers %s to %v", s.Name, u.Node, u.Public)
+		}
+	case *step.Move:
+		nat(u.Behind)
+		if n := topo.Node(u.Node); n == nil || n.Kind != topology.KindHost {
+			t.Errorf("step %q moves %q, which is not a host", s.Name, u.Node)
 		}
 	case *step.Wait:
 	default:

@@ -212,6 +212,14 @@ func newParser(filename string) *parser {
 // file's own. stepFile names the step's source in messages; the errors
 // are an ErrorList.
 func ParseStep(scenarioFile string, scenario []byte, stepFile string, step []byte, kinds StepKinds) (*Step, error) {
+	return ParseStepAt(scenarioFile, scenario, nil, stepFile, step, kinds)
+}
+
+// ParseStepAt is ParseStep for a step on a lab that has changed since it
+// came up (a NAT renumbered, a host moved): now is the lab as it is, its
+// recorded topology, against which what the step changes is checked; nil
+// is the lab as the scenario describes it.
+func ParseStepAt(scenarioFile string, scenario []byte, now *Topology, stepFile string, step []byte, kinds StepKinds) (*Step, error) {
 	p := newParser(scenarioFile)
 	p.kinds = kinds
 	if root := decodeYAML(scenarioFile, scenario, &p.errs); root != nil {
@@ -220,6 +228,7 @@ func ParseStep(scenarioFile string, scenario []byte, stepFile string, step []byt
 	if err := p.errs.Err(); err != nil {
 		return nil, err
 	}
+	p.now = now
 	v := decodeYAML(stepFile, step, &p.errs)
 	if v == nil {
 		return nil, p.errs.Err()
@@ -266,6 +275,10 @@ type parser struct {
 	// stepLinks are the nodes' links as the link steps read so far leave
 	// them, so that each is checked over what the ones before it made.
 	stepLinks map[string]linkcond.Link
+	// now is the lab as the steps read so far leave it (a nat renumbered,
+	// a host moved), against which the next step's changes are checked;
+	// nil until a step asks (current).
+	now *Topology
 }
 
 // topLevelKeys are the keys a scenario file may have, besides x- keys.

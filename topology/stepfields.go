@@ -197,6 +197,14 @@ type StepFields struct {
 	ok bool
 }
 
+// current is the lab as the steps read so far leave it.
+func (p *parser) current() *Topology {
+	if p.now != nil {
+		return p.now
+	}
+	return p.topo
+}
+
 // field returns the value of key, or nil when the step does not give it.
 func (r *StepFields) field(key string) *value {
 	if r.fields == nil {

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -441,4 +443,91 @@ func Clip(s string, n int) string {
 		line = string(runes[:min(len(runes), n-3)]) + "..."
 	}
 	return line
+}
+
+// NewAddress reads key as a new address for node's uplink, as a NAT that
+// is renumbered gets: a free IPv4 host address of the subnet node is on
+// (AddressProblem), as the steps before leave the lab. node is the name
+// the step read, "" when that was not a usable node, and then only the
+// address itself is checked. It returns the zero Addr when key is missing
+// or bad.
+func (r *StepFields) NewAddress(key, node string) netip.Addr {
+	v := r.field(key)
+	if v == nil {
+		return netip.Addr{}
+	}
+	path := joinPath(r.path, key)
+	now := r.p.current()
+	var n *Node
+	if r.p.nodesOK && node != "" {
+		n = now.Node(node)
+	}
+	want := "an IPv4 address such as 203.0.113.77"
+	if n != nil {
+		if free := now.freeAddress(n); free.IsValid() {
+			want = fmt.Sprintf("a free address of %s's uplink such as %s", node, free)
+		}
+	}
+	s, ok := r.p.str(v, path, "an IPv4 address")
+	if !ok {
+		r.ok = false
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	switch {
+	case err != nil:
+		r.errorf(v.pos, "%s: invalid IPv4 address %q; want %s", path, s, want)
+	case !a.Is4():
+		r.errorf(v.pos, "%s: %s is IPv6; want %s", path, s, want)
+	case n == nil:
+		return a
+	default:
+		if msg := now.AddressProblem(n, a); msg != "" {
+			r.errorf(v.pos, "%s: %s; want %s", path, msg, want)
+			return netip.Addr{}
+		}
+		return a
+	}
+	return netip.Addr{}
+}
+
+// Renumbered notes that the step gives node the address a, so that the
+// steps after it are checked against the lab with that address; a step
+// with a problem changes nothing.
+func (r *StepFields) Renumbered(node string, a netip.Addr) {
+	if !r.ok || !r.p.nodesOK || !a.IsValid() {
+		return
+	}
+	now := r.p.current()
+	if n := now.Node(node); n != nil {
+		r.p.now = now.Renumbered(n, a)
+	}
+}
+
+// MoveTo reads key as the nat host moves behind (MoveProblem), as the
+// steps before leave the lab; host is the name the step read, "" when
+// that was not a usable host.
+func (r *StepFields) MoveTo(key, host string) string {
+	nat, ok := r.NAT(key)
+	if !ok || host == "" || !r.p.nodesOK {
+		return nat
+	}
+	now := r.p.current()
+	if msg := now.MoveProblem(now.Node(host), nat); msg != "" {
+		r.errorf(r.At(key), "%s.%s: %s", r.path, key, msg)
+	}
+	return nat
+}
+
+// Moved notes that the step moves host behind nat, so that the steps
+// after it are checked against the lab with the host there.
+func (r *StepFields) Moved(host, nat string) {
+	if !r.ok || !r.p.nodesOK || host == "" || nat == "" {
+		return
+	}
+	now := r.p.current()
+	n := now.Node(host)
+	if a4, a6, ok := now.MoveAddresses(n, nat); ok {
+		r.p.now = now.Moved(n, nat, a4, a6)
+	}
 }

@@ -205,7 +205,9 @@ func (r *StepFields) seenAs(v *value, path string, seenNode *string, seenAddr *n
 		name, n := r.node(v, path, nodesOnly)
 		*seenNode = name
 		if n != nil {
-			if addrs := r.familyAddrs(n); len(addrs) > 0 {
+			// The node's address as the steps before leave the lab: a
+			// nat renumbered has its new one.
+			if addrs := r.nodeAddrs(r.p.current().Node(name)); len(addrs) > 0 {
 				*seenAddr = netip.AddrPortFrom(addrs[0], 0)
 			}
 		}
@@ -234,11 +236,14 @@ func (r *StepFields) seenAs(v *value, path string, seenNode *string, seenAddr *n
 }
 
 // familyAddrs are the addresses of n in the step's family.
-func (r *StepFields) familyAddrs(n *nodeSpec) []netip.Addr {
+func (r *StepFields) familyAddrs(n *nodeSpec) []netip.Addr { return r.nodeAddrs(n.node) }
+
+// nodeAddrs are the addresses of n in the step's family.
+func (r *StepFields) nodeAddrs(n *Node) []netip.Addr {
 	if r.family == FamilyIPv6 {
-		return n.node.Addresses6
+		return n.Addresses6
 	}
-	return n.node.Addresses
+	return n.Addresses
 }
 
 // sendToWant says what a send step's to: takes.

@@ -11,7 +11,9 @@
 package topology
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
@@ -275,4 +277,151 @@ func (t *Topology) Behind(name string) []*Node {
 		}
 	}
 	return nodes
+}
+
+// AddressProblem says why a cannot become node n's address on its uplink,
+// as when the ISP gives a NAT a new public address, or "" if it can: it
+// must be an IPv4 host address of the uplink's subnet (not its network or
+// broadcast address) that no node of the subnet, and no gateway, holds
+// already; n's own current first address is refused too, for then nothing
+// would change.
+func (t *Topology) AddressProblem(n *Node, a netip.Addr) string {
+	return t.addressProblem(n.Behind, n, a)
+}
+
+// addressProblem says why a cannot be self's address on the subnet of the
+// nat behind ("" for the internet), or "". self is nil for a node that is
+// not on that subnet yet.
+func (t *Topology) addressProblem(behind string, self *Node, a netip.Addr) string {
+	if !a.Is4() {
+		return fmt.Sprintf("%s is not an IPv4 address", a)
+	}
+	pfx, what := t.Internet, "the internet"
+	if behind != "" {
+		pfx, what = t.Node(behind).NAT.LAN, "the LAN of "+behind
+	}
+	seg := newSegment(pfx, what)
+	if msg := seg.problem(a); msg != "" {
+		return msg
+	}
+	if behind != "" && t.Node(behind).NAT.Gateway == a {
+		return fmt.Sprintf("%s is taken by %s's gateway, on %s", a, behind, seg.name)
+	}
+	for _, o := range t.Behind(behind) {
+		if slices.Contains(o.Addresses, a) {
+			if o == self && o.Addresses[0] == a {
+				return fmt.Sprintf("%s is %s's address already", a, self.Name)
+			}
+			return fmt.Sprintf("%s is taken by %s, on %s", a, o.Name, seg.name)
+		}
+	}
+	return ""
+}
+
+// freeAddress is the lowest address AddressProblem accepts for n, among
+// the first 1024 of its uplink, or the zero Addr.
+func (t *Topology) freeAddress(n *Node) netip.Addr {
+	return t.freeAddressOn(n.Behind, n)
+}
+
+func (t *Topology) freeAddressOn(behind string, self *Node) netip.Addr {
+	pfx := t.Internet
+	if behind != "" {
+		pfx = t.Node(behind).NAT.LAN
+	}
+	a := pfx.Masked().Addr()
+	for range 1024 {
+		if a = a.Next(); !pfx.Contains(a) {
+			break
+		}
+		if t.addressProblem(behind, self, a) == "" {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+// MoveAddresses are the addresses host n gets when it moves behind the
+// nat called nat, as a device that roams to another network gets one
+// there: the lowest free IPv4 address of the nat's LAN and, in a
+// dual-stack lab, the lowest free one of its LAN6 (zero when there is
+// none). ok is false when the LAN is full.
+func (t *Topology) MoveAddresses(n *Node, nat string) (a4, a6 netip.Addr, ok bool) {
+	a4 = t.freeAddressOn(nat, nil)
+	lan6 := t.Node(nat).NAT.LAN6
+	if lan6.IsValid() {
+		for id := uint64(2); id < 1<<16; id++ {
+			a := hostAddr6(lan6, id)
+			taken := false
+			for _, o := range t.Behind(nat) {
+				taken = taken || slices.Contains(o.Addresses6, a)
+			}
+			if !taken {
+				a6 = a
+				break
+			}
+		}
+	}
+	return a4, a6, a4.IsValid()
+}
+
+// MoveProblem says why host n cannot move behind the node called nat, or
+// "": nat must be a nat, and another than the one n is behind.
+func (t *Topology) MoveProblem(n *Node, nat string) string {
+	to := t.Node(nat)
+	switch {
+	case n.Kind != KindHost:
+		return fmt.Sprintf("%s is a %s; only a host moves", n.Name, n.Kind)
+	case to == nil:
+		return fmt.Sprintf("no node named %q", nat)
+	case to.NAT == nil:
+		return fmt.Sprintf("%s is a %s, not a nat", nat, to.Kind)
+	case n.Behind == nat:
+		return fmt.Sprintf("%s is behind %s already", n.Name, nat)
+	}
+	if _, _, ok := t.MoveAddresses(n, nat); !ok {
+		return fmt.Sprintf("the LAN of %s has no free address left", nat)
+	}
+	return ""
+}
+
+// Moved returns a copy of t in which host n is behind nat with the
+// addresses a4 and a6 (a6 zero for none); the copy shares every other
+// node with t.
+func (t *Topology) Moved(n *Node, nat string, a4, a6 netip.Addr) *Topology {
+	c := t.shallow()
+	m := *n
+	m.Behind, m.Addresses, m.Addresses6 = nat, []netip.Addr{a4}, nil
+	if a6.IsValid() {
+		m.Addresses6 = []netip.Addr{a6}
+	}
+	c.replace(&m)
+	return c
+}
+
+// Renumbered returns a copy of t in which node n's first address is a;
+// the copy shares every other node with t.
+func (t *Topology) Renumbered(n *Node, a netip.Addr) *Topology {
+	c := t.shallow()
+	m := *n
+	m.Addresses = append([]netip.Addr{a}, n.Addresses[1:]...)
+	c.replace(&m)
+	return c
+}
+
+// shallow copies t with its own list of nodes.
+func (t *Topology) shallow() *Topology {
+	c := *t
+	c.Nodes = slices.Clone(t.Nodes)
+	c.index = nil
+	return &c
+}
+
+// replace puts m in the place of the node of its name.
+func (t *Topology) replace(m *Node) {
+	for i, o := range t.Nodes {
+		if o.Name == m.Name {
+			t.Nodes[i] = m
+		}
+	}
 }

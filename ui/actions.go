@@ -176,7 +176,7 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 	s.mu.Unlock()
 	switch {
 	case len(req.Step) > 0:
-		one, err := step.ParseOne(st.ScenarioFile(), st.Scenario, "step", req.Step)
+		one, err := step.ParseOneAt(st.ScenarioFile(), st.Scenario, topo, "step", req.Step)
 		if err != nil {
 			return nil, badRequest("%v", err)
 		}
@@ -189,6 +189,14 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 		return &action{title: one.Name, run: func(ctx context.Context, res *actionResult) {
 			r := sess.Step(ctx, *one)
 			res.Step, res.OK = &r, r.Pass
+			switch one.Spec.(type) {
+			case *step.Reboot, *step.Renumber, *step.Move:
+				// The lab changed: every page shows it as it is now. The
+				// session goes on, as the hosts do.
+				if _, _, err := s.refresh(false); err != nil {
+					res.Error, res.OK = err.Error(), false
+				}
+			}
 		}}, nil
 
 	case req.Switch != nil:
@@ -270,33 +278,49 @@ func (s *Server) switchNAT(ctx context.Context, node string, typ nat.Type, res *
 		res.Error = err.Error()
 		return
 	}
-	st, err := labstate.Load(s.lab)
+	st, topo, err := s.refresh(true)
 	if err != nil {
 		res.Error = err.Error()
 		return
 	}
-	topo, err := st.Topology()
-	if err != nil {
-		res.Error = err.Error()
-		return
-	}
-	s.mu.Lock()
-	if s.walk != nil {
-		s.walk.Close()
-	}
-	s.sess.Close()
-	s.st, s.topo, s.sess = st, topo, runner.New(st, topo)
-	s.walk, s.walkOf, s.walkOver = nil, "", false
-	s.mu.Unlock()
-	s.watch.setTopology(topo)
-	s.watch.pokeAll()
 	for _, nv := range newStateView(st, topo, nil).Nodes {
 		if nv.Name == n.Name {
 			res.Switch = &nv
 		}
 	}
 	res.OK = true
+}
+
+// refresh reads the lab's record again after a change to the lab and
+// shows every page the lab as it now is. With fresh the runner session
+// starts afresh too, and any walk ends: what they learnt about paths
+// through a NAT whose rules were replaced no longer holds. Without, the
+// session goes on (it has read the record itself), as the hosts go on
+// after their NAT reboots or they move.
+func (s *Server) refresh(fresh bool) (*labstate.State, *topology.Topology, error) {
+	st, err := labstate.Load(s.lab)
+	if err != nil {
+		return nil, nil, err
+	}
+	topo, err := st.Topology()
+	if err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	if fresh {
+		if s.walk != nil {
+			s.walk.Close()
+		}
+		s.sess.Close()
+		s.sess = runner.New(st, topo)
+		s.walk, s.walkOf, s.walkOver = nil, "", false
+	}
+	s.st, s.topo = st, topo
+	s.mu.Unlock()
+	s.watch.setTopology(topo)
+	s.watch.pokeAll()
 	s.hub.publish("state", s.state())
+	return st, topo, nil
 }
 
 func natNames(topo *topology.Topology) []string {

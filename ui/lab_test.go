@@ -424,3 +424,48 @@ nodes:
 		}
 	}
 }
+
+// Reboot, renumber and move steps from the page change the lab, and every
+// page's state shows it as it now is; a later step is checked against
+// the lab as it is, not as the file put it.
+func TestEventsFromThePage(t *testing.T) {
+	t.Parallel()
+	testutil.CheckRoutines(t)
+	s := serve(t, storyLab)
+	page := s.events(t)
+	node := func(state map[string]any, name string) map[string]any {
+		for _, n := range state["nodes"].([]any) {
+			if n := n.(map[string]any); n["name"] == name {
+				return n
+			}
+		}
+		t.Fatalf("no node %s in the state", name)
+		return nil
+	}
+	addrOf := func(name string) func(map[string]any) bool {
+		return func(v map[string]any) bool { return fmt.Sprint(node(v, name)["addresses"]) == "[203.0.113.77]" }
+	}
+	for _, tc := range []struct {
+		body, observed string
+	}{
+		{`{"step": {"reboot": {"node": "nat-a"}}}`, "ok"},
+		{`{"step": {"renumber": {"node": "nat-a", "public": "203.0.113.77"}}}`, "ok"},
+	} {
+		if code, res := s.post(t, tc.body, nil); code != 200 || res["step"].(map[string]any)["observed"] != tc.observed {
+			t.Fatalf("%s: %d %v", tc.body, code, res)
+		}
+	}
+	page.await(t, "state", addrOf("nat-a"))
+	// Its first address is free again, and it can have it back.
+	if code, res := s.post(t, `{"step": {"renumber": {"node": "nat-b", "public": "203.0.113.1"}}}`, nil); code != 200 || res["ok"] != true {
+		t.Fatalf("renumber nat-b to nat-a's old address: %d %v", code, res)
+	}
+	if code, res := s.post(t, `{"step": {"move": {"node": "alice", "behind": "nat-b"}}}`, nil); code != 200 || res["ok"] != true {
+		t.Fatalf("move: %d %v", code, res)
+	}
+	page.await(t, "state", func(v map[string]any) bool { return node(v, "alice")["behind"] == "nat-b" })
+	code, res := s.post(t, `{"step": {"move": {"node": "alice", "behind": "nat-b"}}}`, nil)
+	if code != 400 || !strings.Contains(fmt.Sprint(res["error"]), "alice is behind nat-b already") {
+		t.Errorf("a second move behind nat-b: %d %v, want 400 saying alice is there already", code, res)
+	}
+}

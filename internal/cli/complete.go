@@ -44,6 +44,9 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"classify": labThenNode(hostNode, false),
 	"table":    labThenNode(natNode, false),
 	"trace":    labThenNode(natNode, false),
+	"reboot":   labThenNode(natNode, false),
+	"renumber": labThenNode(natNode, false),
+	"move":     labThenHostThenNAT,
 	"rules":    labOrScenarioThenNode(natNode),
 	"link":     labThenNode(anyNode, false),
 }
@@ -57,6 +60,7 @@ var nonPathFlags = map[string][]string{
 	"matrix": {"shard"},
 	"ui":     {"name", "listen", "token"},
 	"link":   linkFlagNames(),
+	"reboot": {"public"},
 }
 
 // flagCompletions complete the flags whose values are known.
@@ -383,4 +387,19 @@ func labTopology(name string) *topology.Topology {
 		return nil
 	}
 	return topo
+}
+
+// labThenHostThenNAT completes what natlab move takes: a lab, one of its
+// hosts, then a NAT other than the one that host is behind.
+func labThenHostThenNAT(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) < 2 {
+		return labThenNode(hostNode, false)(cmd, args, toComplete)
+	}
+	topo := labTopology(args[0])
+	if len(args) > 2 || topo == nil || topo.Node(args[1]) == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	host := topo.Node(args[1])
+	other := func(n *topology.Node) bool { return n.NAT != nil && n.Name != host.Behind }
+	return nodeCompletions(topo, other, toComplete), cobra.ShellCompDirectiveNoFileComp
 }

@@ -128,7 +128,7 @@ func TestInvalidFiles(t *testing.T) {
 		"step-two-kinds", "step-unknown-fields", "step-unknown-kind", "step-wait",
 		"steps-not-list", "top-list", "unknown-keys", "wrong-types", "wrong-types-nodes",
 		"firewall6", "internet-invalid", "internet6-not-string",
-		"link-keys", "link-values", "link-directions",
+		"link-keys", "link-values", "link-directions", "step-events",
 	} {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join(root, "topology/testdata/invalid", name+".yaml")
