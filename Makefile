@@ -46,12 +46,13 @@ demo: build
 
 # Everything CI checks: formatting, vet, staticcheck, unit tests and, as
 # root, the integration tests on real namespaces, the kernel-level ones
-# again on Debian's own kernels in a VM (where apt has them; about a
-# minute and a half each), and a short fuzz run.
-# The kernels: Debian 12's default (6.1), what a stock Debian 12 runs and
+# again on Debian's own kernel in a VM (where apt has it; about three
+# minutes, one test at a time), and a short fuzz run.
+# The kernel: Debian 12's default (6.1), what a stock Debian 12 runs and
 # the oldest natlab is tested on (it refuses constructs newer kernels
-# take: docs/kernels.md), and Debian 12's newest (6.12).
-VM_TEST_KERNELS ?= linux-image-amd64 linux-image-6.12-amd64
+# take: docs/kernels.md). Debian 12's 6.12 passes too; to run both:
+# make test VM_TEST_KERNELS="linux-image-amd64 linux-image-6.12-amd64".
+VM_TEST_KERNELS ?= linux-image-amd64
 
 test: test-deps lint
 	$(MAKE) --no-print-directory cross

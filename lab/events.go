@@ -10,7 +10,6 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 	vnl "github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/internal/namedns"
@@ -208,7 +207,7 @@ func (c *natChange) renumber(public netip.Addr) error {
 	if msg := c.topo.AddressProblem(c.n, public); msg != "" {
 		return badChangef("lab %s: node %s: public address %v: %s", c.topo.Name, c.n.Name, public, msg)
 	}
-	h, err := vnl.NewHandleAt(netns.NsHandle(c.ns.Fd()))
+	h, err := namedns.Netlink(c.ns.Fd())
 	if err != nil {
 		return fmt.Errorf("node %s: netlink: %w", c.n.Name, err)
 	}

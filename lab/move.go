@@ -94,7 +94,7 @@ func plugInto(ctx context.Context, lab string, topo *topology.Topology, n *topol
 		return fmt.Errorf("node %s: %w", n.Behind, err)
 	}
 	defer natNS.Close()
-	h, err := vnl.NewHandleAt(netns.NsHandle(hostNS.Fd()))
+	h, err := namedns.Netlink(hostNS.Fd())
 	if err != nil {
 		return fmt.Errorf("node %s: netlink: %w", n.Name, err)
 	}

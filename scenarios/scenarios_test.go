@@ -68,6 +68,17 @@ func relayCosts(t *testing.T, steps []step.Result) {
 			t.Errorf("%s: rtt %v, want %v ± %v", what, got, want, tol)
 		}
 	}
+	// The TURN server relays in user space: each pass through it adds its
+	// own work to the links' delays, a fraction of a millisecond here and
+	// up to 7 ms inside make vm-test's emulated machine (204.8 ms and
+	// 206.3 ms measured there). It can make the relay slower, never faster.
+	const relayWork = 8 * time.Millisecond
+	nearRelay := func(what string, got, want, tol time.Duration) {
+		t.Helper()
+		if got < want-tol || got > want+tol+relayWork {
+			t.Errorf("%s: rtt %v, want %v, -%v to +%v (the relay's own work)", what, got, want, tol, tol+relayWork)
+		}
+	}
 	const direct, relayed = 40 * time.Millisecond, 200 * time.Millisecond
 	for i, want := range []time.Duration{direct, direct, relayed, direct, direct} {
 		s := steps[i]
@@ -81,7 +92,11 @@ func relayCosts(t *testing.T, steps []step.Result) {
 		if s.Kind == "ice" {
 			tol = 15 * time.Millisecond
 		}
-		near(s.Name, s.RTT.Median, want, tol)
+		if want == relayed {
+			nearRelay(s.Name, s.RTT.Median, want, tol)
+		} else {
+			near(s.Name, s.RTT.Median, want, tol)
+		}
 	}
 	if p := steps[1].Probes; p == nil || p.Sent != 50 || p.Answered != 50 {
 		t.Errorf("%s: %v, want 50 sent and answered", steps[1].Name, p)
@@ -90,7 +105,7 @@ func relayCosts(t *testing.T, steps []step.Result) {
 	if !ok || len(up.RelayRTTs) == 0 {
 		t.Fatalf("the upgrade measured no round trips over the relay: %+v", steps[4].Data)
 	}
-	near("the upgrade's relay", step.NewRTT(up.RelayRTTs).Median, relayed, 6*time.Millisecond)
+	nearRelay("the upgrade's relay", step.NewRTT(up.RelayRTTs).Median, relayed, 6*time.Millisecond)
 	if !strings.Contains(steps[2].Detail, "x the direct path's") {
 		t.Errorf("the relay does not compare itself with the direct path: %s", steps[2].Detail)
 	}

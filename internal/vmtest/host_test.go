@@ -44,7 +44,7 @@ func TestParseList(t *testing.T) {
 	if got := got[2].Binary(); got != "serve.test" {
 		t.Errorf("binary %q, want what go test -c -o DIR/ writes, serve.test", got)
 	}
-	if args := strings.Join(got[1].Args(), " "); args != "-test.v -test.count=1 -test.run=^TestKernel -test.skip=Golden" {
+	if args := strings.Join(got[1].Args(), " "); args != "-test.v -test.count=1 -test.parallel=1 -test.run=^TestKernel -test.skip=Golden" {
 		t.Errorf("args %q", args)
 	}
 
