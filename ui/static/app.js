@@ -115,6 +115,27 @@ function el(tag, attrs, parent) {
   return e;
 }
 
+// labelRoom is how wide the label beside box b's wire may be: up to the
+// next wire to its right on the same row, or the picture's edge, so that
+// labels neither run into each other nor get cut off.
+function labelRoom(L, b) {
+  const x = b.up[0].x + 6;
+  let end = L.width;
+  for (const o of L.boxes) {
+    if (o !== b && o.up && o.up[0].y === b.up[0].y && o.up[0].x > b.up[0].x) end = Math.min(end, o.up[0].x);
+  }
+  return end - x;
+}
+
+// fitText sets t's text, shortened with an ellipsis until it is no wider
+// than room; the whole text is in its title.
+function fitText(t, text, room) {
+  t.textContent = text;
+  for (let n = text.length - 1; n > 0 && t.getComputedTextLength() > room; n--) {
+    t.textContent = text.slice(0, n).trimEnd() + "…";
+  }
+}
+
 function drawTopology() {
   const svg = $("topo");
   const L = state.layout;
@@ -130,8 +151,9 @@ function drawTopology() {
     // A link with conditions is drawn dashed, its conditions beside the
     // wire just above the box; in full when hovered, as they may be long.
     el("title", {}, wire).textContent = `${b.name}'s link: ${link.text}`;
-    const t = el("text", { class: "link", id: "link-" + b.name, x: b.up[0].x + 6, y: b.up[0].y - 8 }, wires);
-    t.textContent = link.text.length > 34 ? link.text.slice(0, 33) + "…" : link.text;
+    const x = b.up[0].x + 6;
+    const t = el("text", { class: "link", id: "link-" + b.name, x, y: b.up[0].y - 8 }, wires);
+    fitText(t, link.text, labelRoom(L, b) - 6);
     el("title", {}, t).textContent = link.text;
   }
   const g = el("g", {}, svg);
