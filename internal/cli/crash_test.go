@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -268,23 +269,48 @@ done
 }
 
 // Two tours of one act at once, as two students on one machine: the
-// second takes the next free lab name instead of failing.
+// second takes the next free lab name instead of failing. A tour's lab
+// names are fixed (tour-1-address-problem, then -2), so the test runs in a
+// mount namespace of its own, with private, empty /run/netns and
+// /run/natlab: a tour run at the same time elsewhere on the machine (a
+// student, another test run) neither takes its names nor is taken down.
 func TestTwoToursAtOnce(t *testing.T) {
 	testutil.RequireRoot(t)
-	results := make([]result, 2)
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() { results[i] = run(t, "tour", "--act", "I", "--no-pause") })
+	unshare := testutil.RequireTool(t, "unshare")
+	if err := os.MkdirAll("/run/natlab", 0o755); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	for i, r := range results {
-		if r.code != 0 || strings.Contains(r.stdout, "FAIL") {
-			t.Errorf("tour %d: exit %d\n%s%s", i+1, r.code, r.stdout, r.stderr)
-		}
+	script := `set -u
+mount -t tmpfs natlab-test /run/netns && mount -t tmpfs natlab-test /run/natlab || exit 99
+"$NATLAB" tour --act I --no-pause >/tmp/tour-a.$$ 2>&1 & a=$!
+"$NATLAB" tour --act I --no-pause >/tmp/tour-b.$$ 2>&1 & b=$!
+# The lab records the tours make, seen while they run: both names.
+seen=""
+while kill -0 $a 2>/dev/null || kill -0 $b 2>/dev/null; do
+	seen="$seen $(ls /run/natlab)"
+	sleep 0.01
+done
+wait $a; ca=$?; wait $b; cb=$?
+echo "--- labs seen:" $(echo $seen | tr ' ' '\n' | sort -u)
+for f in a b; do echo "--- tour $f"; cat /tmp/tour-$f.$$; rm -f /tmp/tour-$f.$$; done
+left=$(ls -A /run/netns /run/natlab | grep -v '^/run\|^$')
+if [ -n "$left" ]; then echo "left behind: $left"; exit 96; fi
+[ $ca -eq 0 ] && [ $cb -eq 0 ] || { echo "exit codes $ca $cb"; exit 95; }
+`
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "NATLAB="+natlab)
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "FAIL") {
+		t.Errorf("%v\n%s", err, out)
 	}
+	// Both tours ran under their own names: the second took the next one.
+	_, seen, _ := strings.Cut(string(out), "--- labs seen:")
+	seen, _, _ = strings.Cut(seen, "\n")
+	labs := strings.Fields(seen)
 	for _, name := range []string{"tour-1-address-problem", "tour-1-address-problem-2"} {
-		if left := leftovers(t, name); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
+		if !slices.ContainsFunc(labs, func(l string) bool { return l == name || strings.HasPrefix(l, name+".") }) {
+			t.Errorf("no tour ran as %s; labs seen: %v", name, labs)
 		}
 	}
 }
