@@ -6,7 +6,8 @@
 # missing). With "test", also what the tests cross-check natlab with:
 # tcpdump and natpmpc, chromium for natlab ui's browser tests, iperf3
 # for the data path benchmark's quick run, and zsh and fish, which parse
-# natlab's completion scripts for them. With "vm", what make vm-test
+# natlab's completion scripts for them, and bash-completion, which bash
+# needs to load natlab's. With "vm", what make vm-test
 # boots Debian's kernel with: qemu (without its recommends: a GUI, UEFI
 # firmware and disk tools the VM does not use), a static busybox for the
 # guest's shell, and kmod's modprobe, which orders the kernel modules the
@@ -22,7 +23,7 @@ packages="iproute2 nftables conntrack iputils-ping curl unzip ca-certificates"
 vm="qemu-system-x86 busybox-static kmod"
 case "${1:-demo}" in
 demo) ;;
-test) packages="$packages tcpdump natpmpc iperf3 chromium zsh fish gcc libc6-dev"
+test) packages="$packages tcpdump natpmpc iperf3 chromium zsh fish bash-completion gcc libc6-dev"
 	lean="vagrant vagrant-libvirt shellcheck"
 	vm_lean=$vm ;;
 vm) packages="curl unzip ca-certificates"
