@@ -1,4 +1,6 @@
 #!/bin/sh
+# Package lists are words on purpose: they are split where they are used.
+# shellcheck disable=SC2086
 # Installs the Debian packages natlab needs, and nothing that is already
 # there. For the demo (the default): iproute2 and nftables, conntrack and
 # iputils-ping (the demo shows the translation table and pings through a
@@ -73,7 +75,7 @@ need "" $packages
 need --no-install-recommends ${need_lean:-}
 
 # make lint's checks of vagrant/ (vagrant validate with the libvirt plugin,
-# shellcheck), without recommends: vagrant-libvirt's are a whole libvirt
+# and the shell linter), without recommends: vagrant-libvirt's are a whole libvirt
 # and QEMU stack that validating a Vagrantfile does not need (this way 73
 # packages, 20 MiB to fetch). Optional: where apt cannot install them,
 # make lint skips those checks, and make test the VM (vm-test says so).
