@@ -1,6 +1,7 @@
 #!/bin/sh
 # make lint's check of the VM's files, with what is installed: `vagrant
-# validate` on the Vagrantfile and shellcheck on the shell scripts.
+# validate` on the Vagrantfile and shellcheck on the shell scripts (the
+# VM's, and the repository's own: scripts/ and CI's).
 # `scripts/deps.sh test` installs both (vagrant with its libvirt plugin);
 # where one is missing its check is skipped with a note, so that `make lint`
 # works on a machine with only the demo's packages.
@@ -11,9 +12,9 @@ set -eu
 cd "$(dirname "$0")"
 
 if command -v shellcheck >/dev/null; then
-	shellcheck provision.sh lint.sh
+	shellcheck provision.sh lint.sh ../scripts/*.sh ../.ci/run
 else
-	echo "lint: shellcheck is not installed; not checking vagrant/*.sh (scripts/deps.sh test installs it)" >&2
+	echo "lint: shellcheck is not installed; not checking the shell scripts (scripts/deps.sh test installs it)" >&2
 fi
 
 if ! command -v vagrant >/dev/null; then
