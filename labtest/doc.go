@@ -40,6 +40,12 @@
 //
 //	go test -exec sudo ./...
 //
+// Grid runs one test function across every pair of a list of NAT types
+// (or NATs of other knobs, as named presets), each pair in a lab of its
+// own and in parallel, and writes the outcome as a markdown and an HTML
+// table whose rows and columns are the presets: "which pairs does my
+// stack get through, and how fast?" in one test.
+//
 // Servers with services (stun, turn, rendezvous, tunnel, derp), and NATs
 // with port-mapping, run them in a process started from the test binary
 // itself, which the package's TestMain hands to natlab's services:
