@@ -15,7 +15,7 @@ STAMP = -X github.com/natlab/natlab/internal/buildinfo.version=$(VERSION) \
 	-X github.com/natlab/natlab/internal/buildinfo.commit=$(COMMIT) \
 	-X github.com/natlab/natlab/internal/buildinfo.date=$(DATE)
 
-.PHONY: all build deps test-deps demo test vm-test lint fuzz bench bench-quick soak race clean man cross release generate install uninstall
+.PHONY: all build deps test-deps demo test vm-test vm-course lint fuzz bench bench-quick soak race clean man cross release generate install uninstall
 
 all: build
 
@@ -47,7 +47,8 @@ demo: build
 # Everything CI checks: formatting, vet, staticcheck, unit tests and, as
 # root, the integration tests on real namespaces, the kernel-level ones
 # again on Debian's own kernel in a VM (where apt has it; about three
-# minutes, one test at a time), and a short fuzz run.
+# minutes, one test at a time), the course VM's provisioning and tour
+# (vm-course), and a short fuzz run.
 # The kernel: Debian 12's default (6.1), what a stock Debian 12 runs and
 # the oldest natlab is tested on (it refuses constructs newer kernels
 # take: docs/kernels.md). Debian 12's 6.12 passes too; to run both:
@@ -58,6 +59,7 @@ test: test-deps lint
 	$(MAKE) --no-print-directory cross
 	$(GO) test -count=1 -parallel 8 ./...
 	for k in $(VM_TEST_KERNELS); do $(MAKE) --no-print-directory vm-test VM_OPTIONAL=1 VM_KERNEL_PACKAGE=$$k || exit 1; done
+	$(MAKE) --no-print-directory vm-course VM_OPTIONAL=1
 	$(MAKE) --no-print-directory race
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	$(MAKE) --no-print-directory bench-quick
@@ -70,6 +72,13 @@ test: test-deps lint
 # VM_TESTS, VM_RUN, VM_KERNEL_PACKAGE and more: scripts/vm-test.sh.
 vm-test:
 	@scripts/vm-test.sh
+
+# The coursework VM for real: the Vagrantfile's box built from Debian's
+# packages, vagrant/provision.sh run in it, and sudo natlab tour --no-pause
+# as the vagrant user on the box's own kernel (Debian 12's, in qemu).
+# Needs root; the box is cached outside the repository. scripts/vm-course.sh.
+vm-course:
+	@scripts/vm-course.sh
 
 # The packages that build labs, run services and agents in one process,
 # under the race detector (which needs cgo, so gcc). It found a map read

@@ -22,7 +22,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 packages="iproute2 nftables conntrack iputils-ping curl unzip ca-certificates"
-vm="qemu-system-x86 busybox-static kmod"
+vm="qemu-system-x86 busybox-static kmod mmdebstrap rsync"
 case "${1:-demo}" in
 demo) ;;
 test) packages="$packages tcpdump natpmpc iperf3 chromium zsh fish bash-completion gcc libc6-dev"
