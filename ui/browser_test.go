@@ -406,6 +406,16 @@ func TestBrowserNetwork(t *testing.T) {
 	p.run("bring it up", click("#link-up"), text("#result", "up"),
 		until(`!document.querySelector('#link-bob').textContent.includes('down') && document.querySelector('polyline.wire.down') === null`))
 
+	// Relay, then direct: the result has the RTT of the path the hosts
+	// end on.
+	p.run("relay then direct",
+		choose("#pair-a", "alice"),
+		choose("#pair-b", "bob"),
+		click("#upgrade-button"),
+		text("#result", "upgrade alice bob", "✓ direct"),
+		text("#result .measured", "rtt "),
+	)
+
 	// Renumber nat-a to the free address the page offers.
 	p.run("pick nat-a", click("#box-nat-a"), until(`document.querySelector('#renumber-public').value !== ''`))
 	offered, err := chromedp.Run(p.ctx, chromedp.Value(chromedp.CSS("#renumber-public")))

@@ -204,3 +204,23 @@ func TestRenumberedTablesFromThePage(t *testing.T) {
 		t.Errorf("the record has alice %v, the page %v", m, alice["addresses"])
 	}
 }
+
+// What the steps that find a path measured, its RTT, is in the action's
+// result, as natlab run's report writes it.
+func TestMeasuredFromThePage(t *testing.T) {
+	t.Parallel()
+	testutil.CheckRoutines(t)
+	s := serve(t, storyLab)
+	for _, kind := range []string{"punch", "relay", "upgrade", "ice"} {
+		body := fmt.Sprintf(`{"step": {%q: {"between": ["alice", "bob"]}}}`, kind)
+		code, res := s.post(t, body, nil)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", body, code, res)
+		}
+		st := res["step"].(map[string]any)
+		rtt, _ := st["rtt"].(map[string]any)
+		if m, _ := res["measured"].(string); !strings.HasPrefix(m, "rtt ") || rtt["samples"] == nil {
+			t.Errorf("%s observed %v and measured %q (rtt %v), want the path's rtt", kind, st["observed"], m, rtt)
+		}
+	}
+}

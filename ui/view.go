@@ -81,9 +81,10 @@ type choices struct {
 	Servers []string `json:"servers"`
 	Outside []string `json:"outside"`
 	NATs    []string `json:"nats"`
-	// STUN and TURN are the servers running those services.
+	// STUN, TURN and DERP are the servers running those services.
 	STUN  []string `json:"stun"`
 	TURN  []string `json:"turn"`
+	DERP  []string `json:"derp"`
 	Types []string `json:"types"`
 	// Links are the nodes whose uplink a link step changes: every node,
 	// for the internet is none.
@@ -120,6 +121,9 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 			}
 			if slices.Contains(n.Services, topology.ServiceTURN) {
 				v.Choices.TURN = append(v.Choices.TURN, n.Name)
+			}
+			if slices.Contains(n.Services, topology.ServiceDERP) {
+				v.Choices.DERP = append(v.Choices.DERP, n.Name)
 			}
 		case topology.KindNAT:
 			v.Choices.NATs = append(v.Choices.NATs, n.Name)

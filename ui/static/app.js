@@ -287,6 +287,7 @@ function fillChoices() {
   const pair = hosts.length >= 2;
   for (const id of ["walk-start", "punch-button", "ice-button"]) $(id).disabled = !pair || !(c.stun || []).length;
   if (!pair) $("relay-button").disabled = true;
+  $("upgrade-button").disabled = !pair || !(c.stun || []).length || !((c.turn || []).length || (c.derp || []).length);
   $("switch-button").disabled = !nats.length;
 
   options("link-node", c.links || []);
@@ -725,6 +726,9 @@ function wire() {
   $("punch-button").addEventListener("click", () => act({ step: { punch: { between: pairOf() } } }));
   $("ice-button").addEventListener("click", () => act({ step: { ice: { between: pairOf() } } }));
   $("relay-button").addEventListener("click", () => act({ step: { relay: { between: pairOf() } } }));
+  // What the hosts end on is what the page shows, relay or direct: it
+  // states no expectation.
+  $("upgrade-button").addEventListener("click", () => act({ step: { upgrade: { between: pairOf() } } }));
   $("switch-type").addEventListener("change", () => { $("switch-type").dataset.touched = "1"; });
   $("switch-nat").addEventListener("change", () => {
     const n = node($("switch-nat").value);
