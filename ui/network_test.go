@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
 )
 
@@ -222,5 +224,37 @@ func TestMeasuredFromThePage(t *testing.T) {
 		if m, _ := res["measured"].(string); !strings.HasPrefix(m, "rtt ") || rtt["samples"] == nil {
 			t.Errorf("%s observed %v and measured %q (rtt %v), want the path's rtt", kind, st["observed"], m, rtt)
 		}
+	}
+}
+
+// A change made from another terminal (natlab renumber, natlab link) is
+// shown to every page as it is made from the page, and the page's next
+// step is checked against the lab as it now is.
+func TestChangesFromOutside(t *testing.T) {
+	t.Parallel()
+	testutil.CheckRoutines(t)
+	s := serve(t, storyLab)
+	page := s.events(t)
+	page.await(t, "state", func(map[string]any) bool { return true })
+	if _, err := lab.Renumber(t.Context(), s.lab.Topo.Name, "nat-b", netip.MustParseAddr("203.0.113.90")); err != nil {
+		t.Fatal(err)
+	}
+	page.await(t, "state", func(v map[string]any) bool { return fmt.Sprint(nodeIn(t, v, "nat-b")["addresses"]) == "[203.0.113.90]" })
+	if _, err := lab.Move(t.Context(), s.lab.Topo.Name, "alice", "nat-b"); err != nil {
+		t.Fatal(err)
+	}
+	page.await(t, "state", func(v map[string]any) bool { return nodeIn(t, v, "alice")["behind"] == "nat-b" })
+	if err := lab.SetLinkState(t.Context(), s.lab.Topo.Name, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	page.await(t, "state", func(v map[string]any) bool { return nodeIn(t, v, "bob")["link_down"] == true })
+	// The page's step sees alice where she is now.
+	code, res := s.post(t, `{"step": {"move": {"node": "alice", "behind": "nat-b"}}}`, nil)
+	if code != 400 || !strings.Contains(fmt.Sprint(res["error"]), "alice is behind nat-b already") {
+		t.Errorf("a move behind nat-b after one from outside: %d %v", code, res)
+	}
+	// A send from alice goes out through nat-b at its new address.
+	if code, res = s.post(t, `{"step": {"send": {"from": "alice", "to": "meet", "seen-as": "203.0.113.90"}}}`, nil); code != 200 || res["ok"] != true {
+		t.Errorf("a send from alice after she moved: %d %v", code, res)
 	}
 }
