@@ -453,4 +453,13 @@ func TestBrowserNetwork(t *testing.T) {
 		p.run("the page at "+name, chromedp.EmulateViewport(size[0], size[1]), until(noOverlap))
 		p.shot("network-" + name)
 	}
+	// At 1400x900 the forms are beside the picture: scrolled down to the
+	// events form, the picture and the result are still in view.
+	p.run("scroll to the events",
+		until(`(document.querySelector('#event-form').scrollIntoView({block: 'end'}), true)`),
+		until(`(() => {
+			const r = document.querySelector('#result').getBoundingClientRect(), b = document.querySelector('#box-alice').getBoundingClientRect();
+			return window.scrollY > 0 && r.top >= 0 && r.bottom <= innerHeight && b.top >= 0 && b.bottom <= innerHeight;
+		})()`),
+	)
 }

@@ -95,6 +95,7 @@ function render(s) {
   w.hidden = warnings.length === 0;
   w.textContent = warnings.join(" · ");
   drawTopology();
+  stick();
   fillChoices();
   tables = {};
   $("tables").replaceChildren();
@@ -102,6 +103,18 @@ function render(s) {
     if (s.tables[nat]) table(s.tables[nat]);
   }
   $("walk-next").disabled = !s.walk;
+}
+
+// The forms are beside the picture on a wide window (style.css): there
+// the picture and the result stay in view as the forms scroll, so that
+// what a form changes is seen, if they fit the window. Under the forms,
+// on a narrow one, they would cover the forms.
+const wide = matchMedia("(min-width: 1201px)");
+
+function stick() {
+  const p = $("picture");
+  p.classList.remove("stick");
+  p.classList.toggle("stick", wide.matches && p.offsetHeight < innerHeight - 16);
 }
 
 function node(name) {
@@ -785,6 +798,7 @@ function wire() {
 if (!token) {
   $("no-token").hidden = false;
 } else {
+  addEventListener("resize", stick);
   wire();
   connect();
 }
