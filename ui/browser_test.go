@@ -377,6 +377,14 @@ func TestBrowserNetwork(t *testing.T) {
 		text("#link-now", "delay 20ms"),
 		until(`document.querySelector('#link-delay').value === ''`),
 	)
+	// One direction only: bob's up direction gets a rate of its own.
+	p.run("a rate up from bob",
+		choose("#link-dir", "up"),
+		choose("#link-rate", "1mbit"),
+		click("#link-button"),
+		text("#link-now", "up: delay 20ms, rate 1mbit; down: delay 20ms"),
+		blank("#link-dir"),
+	)
 	// A loss of 200% is the step's to refuse, with its message; the link
 	// stays as it was.
 	p.run("refuse a loss of 200%",
@@ -398,13 +406,13 @@ func TestBrowserNetwork(t *testing.T) {
 	)
 	p.run("take bob's link down",
 		click("#link-down"),
-		text("#link-bob", "down", "delay 20ms"),
+		text("#link-bob", "✕ down", "delay 20ms"),
 		until(`document.querySelector('polyline.wire.down') !== null`),
-		text("#link-now.down", "down"),
+		text("#link-now.down", "✕ down"),
 	)
 	p.shot("network-link-down")
 	p.run("bring it up", click("#link-up"), text("#result", "up"),
-		until(`!document.querySelector('#link-bob').textContent.includes('down') && document.querySelector('polyline.wire.down') === null`))
+		until(`!document.querySelector('#link-bob').textContent.includes('✕ down') && document.querySelector('polyline.wire.down') === null`))
 
 	// Relay, then direct: the result has the RTT of the path the hosts
 	// end on.

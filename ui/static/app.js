@@ -756,10 +756,15 @@ function wire() {
   const conds = ["delay", "jitter", "loss", "duplicate", "reorder", "rate", "mtu"];
   const linkStep = (extra) => {
     const link = { node: $("link-node").value, ...extra };
+    // One direction's conditions go in its up: or down: mapping; the mtu
+    // is the whole link's, and stays beside them.
+    const dir = $("link-dir").value;
+    const into = dir ? (link[dir] = {}) : link;
     for (const k of conds) {
       const v = $("link-" + k).value.trim();
-      if (v) link[k] = v;
+      if (v) (k === "mtu" ? link : into)[k] = v;
     }
+    if (dir && !Object.keys(into).length) delete link[dir];
     return { step: { link } };
   };
   const linkDone = (res) => {
