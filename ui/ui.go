@@ -170,6 +170,10 @@ func (s *Server) followChanges(st *labstate.State) {
 	if changes(st) == changes(seen) {
 		return
 	}
+	// What a page that acts meanwhile is told is busy.
+	s.mu.Lock()
+	s.doing = "reading the changes made to the lab elsewhere"
+	s.mu.Unlock()
 	// refresh reads the record again under busy: st may have been read
 	// before an action that has ended since. A record that cannot be
 	// read leaves the page as it is, to be tried at the next look.
