@@ -665,6 +665,12 @@ function actionEvent(a) {
 const failures = new Set(["dropped", "fail", "error", "lost", "interrupted"]);
 
 function showResult(a) {
+  showResultIn(a);
+  // A long result may make the picture too tall to stay in view.
+  stick();
+}
+
+function showResultIn(a) {
   const r = $("result");
   const good = a.step ? !failures.has(a.step.observed) : a.ok;
   r.className = "result " + (a.state === "started" || a.state === "running" ? "running" : good ? "ok" : "fail");
