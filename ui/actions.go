@@ -55,7 +55,12 @@ type actionResult struct {
 	Step   *step.Result    `json:"step,omitempty"`
 	Walk   *punch.WalkStep `json:"walk,omitempty"`
 	Switch *nodeView       `json:"switch,omitempty"`
-	Took   time.Duration   `json:"took_ns"`
+	// Measured is what a step measured, on one line as natlab run's
+	// report has it: a send's probes (sent, delivered, answered, lost)
+	// and the RTT of the path (min/median/max); "" when it measured
+	// nothing.
+	Measured string        `json:"measured,omitempty"`
+	Took     time.Duration `json:"took_ns"`
 }
 
 // maxActionBody bounds a request: an action is a few hundred bytes.
@@ -188,11 +193,13 @@ func (s *Server) prepare(req *actionRequest) (*action, error) {
 		}
 		return &action{title: one.Name, run: func(ctx context.Context, res *actionResult) {
 			r := sess.Step(ctx, *one)
-			res.Step, res.OK = &r, r.Pass
+			res.Step, res.OK, res.Measured = &r, r.Pass, r.Measured()
 			switch one.Spec.(type) {
-			case *step.Reboot, *step.Renumber, *step.Move:
-				// The lab changed: every page shows it as it is now. The
-				// session goes on, as the hosts do.
+			case *step.Reboot, *step.Renumber, *step.Move, *step.Link:
+				// The lab changed: every page shows it as it is now (a
+				// NAT's new address, a host's new parent, a link's
+				// conditions or that it is down). The session goes on, as
+				// the hosts do.
 				if _, _, err := s.refresh(false); err != nil {
 					res.Error, res.OK = err.Error(), false
 				}

@@ -139,6 +139,11 @@ func choose(selector, value string) chromedp.Action[chromedp.Void] {
 	return chromedp.SetValue(chromedp.CSS(selector), value)
 }
 
+// blank empties a field (SetValue refuses an empty value).
+func blank(selector string) chromedp.Action[chromedp.Void] {
+	return until(fmt.Sprintf("(e => (e.value = '', true))(document.querySelector(%q))", selector))
+}
+
 func click(selector string) chromedp.Action[chromedp.Void] {
 	return chromedp.Click(chromedp.CSS(selector))
 }
@@ -332,5 +337,137 @@ func TestBrowserWithoutToken(t *testing.T) {
 		chromedp.Navigate(s.base+"/"),
 		text("#no-token", "needs the token"),
 		until("document.querySelectorAll('.box').length === 0"),
+	)
+}
+
+// noOverlap holds when no two of the controls (buttons, menus, fields,
+// headings, hints) overlap on the screen, nor run out of their form.
+const noOverlap = `(() => {
+	const els = [...document.querySelectorAll('#controls button, #controls select, #controls input, #controls h2, #controls .hint, #controls .now')]
+		.filter(e => e.offsetParent !== null);
+	const r = els.map(e => e.getBoundingClientRect());
+	const apart = (a, b) => a.right <= b.left + 0.5 || b.right <= a.left + 0.5 || a.bottom <= b.top + 0.5 || b.bottom <= a.top + 0.5;
+	const inside = (e, a) => { const f = e.closest('.act').getBoundingClientRect(); return a.left >= f.left - 0.5 && a.right <= f.right + 0.5 && a.top >= f.top - 0.5 && a.bottom <= f.bottom + 0.5; };
+	return els.every((e, i) => inside(e, r[i]) && els.every((o, j) => i === j || e.contains(o) || o.contains(e) || apart(r[i], r[j])));
+})()`
+
+// The network from the page: a link's conditions set, refused and taken
+// down with the link form, a count of messages measured, a NAT
+// renumbered and a host moved with the events form, each seen in the
+// picture; at the sizes of a laptop and of a projector no control
+// overlaps another.
+func TestBrowserNetwork(t *testing.T) {
+	t.Parallel()
+	testutil.CheckRoutines(t)
+	s := serve(t, storyLab)
+	p := newPage(t, browser(t), artifacts(t))
+	defer p.checkScript()
+	p.run("load the page", chromedp.Navigate(s.base+"/?token="+token), text("#conn", "live"), text("#link-bob", "mtu 1400"))
+
+	// Click bob, give his link a delay: the label beside his wire says
+	// so, and still has the MTU it had.
+	p.run("set a delay on bob's link",
+		click("#box-bob"),
+		until(`document.querySelector('#link-node').value === 'bob'`),
+		text("#link-now", "bob → nat-b: mtu 1400"),
+		choose("#link-delay", "20ms"),
+		click("#link-button"),
+		text("#result", "link bob", "✓ ok"),
+		text("#link-bob", "delay 20ms", "mtu 1400"),
+		text("#link-now", "delay 20ms"),
+		until(`document.querySelector('#link-delay').value === ''`),
+	)
+	// One direction only: bob's up direction gets a rate of its own.
+	p.run("a rate up from bob",
+		choose("#link-dir", "up"),
+		choose("#link-rate", "1mbit"),
+		click("#link-button"),
+		text("#link-now", "up: delay 20ms, rate 1mbit; down: delay 20ms"),
+		blank("#link-dir"),
+	)
+	// A loss of 200% is the step's to refuse, with its message; the link
+	// stays as it was.
+	p.run("refuse a loss of 200%",
+		choose("#link-loss", "200%"),
+		click("#link-button"),
+		text("#result", "refused", "loss 200% is outside 0-100%"),
+		until(`!document.querySelector('#link-bob').textContent.includes('loss')`),
+		text("#link-bob", "delay 20ms"),
+		blank("#link-loss"),
+	)
+	// Ten messages over alice's link: counted and timed.
+	p.run("send ten messages",
+		choose("#send-from", "alice"),
+		choose("#send-to", "meet"),
+		choose("#send-count", "10"),
+		click("#send-button"),
+		text("#result", "delivered", "10 sent, 10 delivered", "rtt min/median/max "),
+		blank("#send-count"),
+	)
+	p.run("take bob's link down",
+		click("#link-down"),
+		text("#link-bob", "✕ down", "delay 20ms"),
+		until(`document.querySelector('polyline.wire.down') !== null`),
+		text("#link-now.down", "✕ down"),
+	)
+	p.shot("network-link-down")
+	p.run("bring it up", click("#link-up"), text("#result", "up"),
+		until(`!document.querySelector('#link-bob').textContent.includes('✕ down') && document.querySelector('polyline.wire.down') === null`))
+
+	// Relay, then direct: the result has the RTT of the path the hosts
+	// end on.
+	p.run("relay then direct",
+		choose("#pair-a", "alice"),
+		choose("#pair-b", "bob"),
+		click("#upgrade-button"),
+		text("#result", "upgrade alice bob", "✓ direct"),
+		text("#result .measured", "rtt "),
+	)
+
+	// Renumber nat-a to the free address the page offers.
+	p.run("pick nat-a", click("#box-nat-a"), until(`document.querySelector('#renumber-public').value !== ''`))
+	offered, err := chromedp.Run(p.ctx, chromedp.Value(chromedp.CSS("#renumber-public")))
+	if err != nil || !strings.HasPrefix(offered, "203.0.113.") {
+		t.Fatalf("the page offers to renumber nat-a to %q (%v)", offered, err)
+	}
+	p.run("renumber nat-a",
+		click("#renumber-button"),
+		text("#result", "nat-a's public address is "+offered),
+		text("#box-nat-a", offered),
+		text("#knock-nat", "nat-a ("+offered+")"),
+		until(`document.querySelector('#renumber-public').value !== '' && document.querySelector('#renumber-public').value !== `+fmt.Sprintf("%q", offered)),
+	)
+
+	// Move alice behind nat-b: she is drawn under it, with an address of
+	// its LAN, and the menu offers her only nat-a to go back to.
+	p.run("move alice behind nat-b",
+		click("#box-alice"),
+		until(`[...document.querySelector('#move-nat').options].map(o => o.value).join() === 'nat-b'`),
+		click("#move-button"),
+		text("#result", "alice left nat-a", "behind nat-b"),
+		until(`document.querySelector('#box-alice').dataset.parent === 'nat-b'`),
+		text("#box-alice", "192.168.2."),
+		// Under nat-b on the screen, too.
+		until(`(() => {
+			const a = document.querySelector('#box-alice rect').getBoundingClientRect(), b = document.querySelector('#box-nat-b rect').getBoundingClientRect();
+			return a.top > b.bottom;
+		})()`),
+		until(`[...document.querySelector('#move-nat').options].map(o => o.value).join() === 'nat-a'`),
+	)
+	p.shot("network-moved")
+
+	for _, size := range [][2]int64{{1024, 768}, {1400, 900}} {
+		name := fmt.Sprintf("%dx%d", size[0], size[1])
+		p.run("the page at "+name, chromedp.EmulateViewport(size[0], size[1]), until(noOverlap))
+		p.shot("network-" + name)
+	}
+	// At 1400x900 the forms are beside the picture: scrolled down to the
+	// events form, the picture and the result are still in view.
+	p.run("scroll to the events",
+		until(`(document.querySelector('#event-form').scrollIntoView({block: 'end'}), true)`),
+		until(`(() => {
+			const r = document.querySelector('#result').getBoundingClientRect(), b = document.querySelector('#box-alice').getBoundingClientRect();
+			return window.scrollY > 0 && r.top >= 0 && r.bottom <= innerHeight && b.top >= 0 && b.bottom <= innerHeight;
+		})()`),
 	)
 }

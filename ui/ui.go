@@ -2,7 +2,10 @@
 // every packet crossing each NAT with its addresses before and after the
 // rewrite, each NAT's translation table, the drops at the wall, and
 // buttons that act on the lab for real (send, knock, STUN, a punch step
-// by step, switching a NAT's type, ICE and relays).
+// by step, switching a NAT's type, ICE and relays, a node's link
+// conditions, rebooting, renumbering and moving), each result with the
+// RTT it measured. Changes made to the lab from elsewhere (natlab link in
+// another terminal) are shown as they happen.
 //
 // The page is static and embedded; it reads /api/state once, follows
 // /api/events (server-sent events), and posts actions to /api/actions.
@@ -125,7 +128,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // watchLab closes gone, and tells the pages, when the lab's record
-// disappears (natlab down from another terminal).
+// disappears (natlab down from another terminal). When the record says
+// the lab was changed by someone else (natlab link, reboot, renumber,
+// move or a run's steps in another terminal), every page is shown the lab
+// as it now is.
 func (s *Server) watchLab() {
 	tick := time.NewTicker(labCheck)
 	defer tick.Stop()
@@ -135,12 +141,50 @@ func (s *Server) watchLab() {
 			return
 		case <-tick.C:
 		}
-		if _, err := labstate.Load(s.lab); errors.Is(err, labstate.ErrNotFound) {
+		st, err := labstate.Load(s.lab)
+		if errors.Is(err, labstate.ErrNotFound) {
 			s.hub.publish("gone", map[string]string{"lab": s.lab})
 			close(s.gone)
 			return
 		}
+		if err == nil {
+			s.followChanges(st)
+		}
 	}
+}
+
+// followChanges refreshes the server when st, the lab's record as just
+// read, holds changes the server has not seen. An action of the page's
+// own refreshes when it ends: while one runs, this waits for the next
+// look, so that a record read before the action cannot replace the one
+// read after it. A change from outside starts a new runner session, as
+// a switch does: what the session knew of the lab may no longer hold.
+func (s *Server) followChanges(st *labstate.State) {
+	if !s.busy.TryLock() {
+		return
+	}
+	defer s.busy.Unlock()
+	s.mu.Lock()
+	seen := s.st
+	s.mu.Unlock()
+	if changes(st) == changes(seen) {
+		return
+	}
+	// What a page that acts meanwhile is told is busy.
+	s.mu.Lock()
+	s.doing = "reading the changes made to the lab elsewhere"
+	s.mu.Unlock()
+	// refresh reads the record again under busy: st may have been read
+	// before an action that has ended since. A record that cannot be
+	// read leaves the page as it is, to be tried at the next look.
+	s.refresh(true)
+}
+
+// changes is what a lab's record says was changed on the running lab,
+// in a form to compare.
+func changes(st *labstate.State) string {
+	b, _ := json.Marshal([]any{st.NATChanges, st.Links, st.Publics, st.Moves})
+	return string(b)
 }
 
 // Gone is closed when the lab is taken down while the server runs.

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/natlab/natlab/graph"
@@ -43,6 +44,9 @@ type nodeView struct {
 	// Link is the conditions of the node's uplink, as natlab status
 	// --json has them too; left out for a perfect wire.
 	Link *linkcond.View `json:"link,omitempty"`
+	// LinkDown says the uplink was taken down: it drops everything, as
+	// natlab status --json's link_down says.
+	LinkDown bool `json:"link_down,omitempty"`
 }
 
 // natView is a NAT's type, its knobs (each of topology.NATKnobs, as a
@@ -77,20 +81,30 @@ type choices struct {
 	Servers []string `json:"servers"`
 	Outside []string `json:"outside"`
 	NATs    []string `json:"nats"`
-	// STUN and TURN are the servers running those services.
+	// STUN, TURN and DERP are the servers running those services.
 	STUN  []string `json:"stun"`
 	TURN  []string `json:"turn"`
+	DERP  []string `json:"derp"`
 	Types []string `json:"types"`
+	// Links are the nodes whose uplink a link step changes: every node,
+	// for the internet is none.
+	Links []string `json:"links"`
+	// Publics is, for each NAT, a free address of its uplink it could be
+	// renumbered to (left out when there is none), so that the page can
+	// offer one that works.
+	Publics map[string]string `json:"publics"`
 }
 
 func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Layout) *stateView {
 	v := &stateView{Lab: st.Name, Source: st.Source, Description: topo.Description, Internet: topo.Internet.String(),
 		Layout: layout, Nodes: []nodeView{}, Warnings: []string{}}
+	v.Choices.Publics = map[string]string{}
 	for _, t := range nat.Types {
 		v.Choices.Types = append(v.Choices.Types, string(t))
 	}
 	for _, n := range topo.Nodes {
-		nv := nodeView{Name: n.Name, Kind: string(n.Kind), Behind: n.Behind, Link: linkcond.NewView(n.Link)}
+		nv := nodeView{Name: n.Name, Kind: string(n.Kind), Behind: n.Behind, Link: linkcond.NewView(n.Link), LinkDown: st.Links[n.Name].Down}
+		v.Choices.Links = append(v.Choices.Links, n.Name)
 		for _, a := range n.Addresses {
 			nv.Addresses = append(nv.Addresses, a.String())
 		}
@@ -108,8 +122,14 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 			if slices.Contains(n.Services, topology.ServiceTURN) {
 				v.Choices.TURN = append(v.Choices.TURN, n.Name)
 			}
+			if slices.Contains(n.Services, topology.ServiceDERP) {
+				v.Choices.DERP = append(v.Choices.DERP, n.Name)
+			}
 		case topology.KindNAT:
 			v.Choices.NATs = append(v.Choices.NATs, n.Name)
+			if a := freeAddress(topo, n); a.IsValid() {
+				v.Choices.Publics[n.Name] = a.String()
+			}
 			nv.NAT = &natView{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
 				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
 			for _, f := range n.NAT.Forwards {
@@ -122,4 +142,21 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 		v.Nodes = append(v.Nodes, nv)
 	}
 	return v
+}
+
+// freeAddress is the lowest address of n's uplink that n could be
+// renumbered to, among the first 256 after the network's own; the zero
+// Addr when none is.
+func freeAddress(topo *topology.Topology, n *topology.Node) netip.Addr {
+	pfx := topo.Uplink(n)
+	a := pfx.Masked().Addr()
+	for range 256 {
+		if a = a.Next(); !pfx.Contains(a) {
+			break
+		}
+		if topo.AddressProblem(n, a) == "" {
+			return a
+		}
+	}
+	return netip.Addr{}
 }

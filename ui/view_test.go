@@ -2,6 +2,8 @@ package ui
 
 import (
 	"encoding/json"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/natlab/natlab/internal/testutil"
@@ -114,3 +116,42 @@ nodes:
   alice: {kind: host, behind: home, link: {delay: 30ms, jitter: 5ms, loss: 1%, duplicate: 0.1%, reorder: 1%, rate: 10mbit}}
   bob:   {kind: host, behind: home}
 `
+
+// TestViewChoicesForEvents checks what the page's network forms offer:
+// every node for a link step, a free address of each NAT's own uplink to
+// renumber it to (the CGN's LAN for a NAT behind one), and a link taken
+// down marked so.
+func TestViewChoicesForEvents(t *testing.T) {
+	testutil.CheckRoutines(t)
+	topo, err := topology.Parse("events.yaml", []byte(`
+nodes:
+  cgn:   {kind: nat, public: 203.0.113.1, lan: 100.64.0.0/24}
+  home:  {kind: nat, behind: cgn, public: 100.64.0.2}
+  other: {kind: nat, behind: cgn}
+  cafe:  {kind: nat, public: 203.0.113.2}
+  srv:   {kind: server, addresses: [203.0.113.3]}
+  alice: {kind: host, behind: home}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &labstate.State{Name: "events", Links: map[string]labstate.LinkState{"alice": {Down: true}}}
+	v := newStateView(st, topo, nil)
+	if got := strings.Join(v.Choices.Links, " "); got != "cgn home other cafe srv alice" {
+		t.Errorf("link step nodes: %s", got)
+	}
+	for nat, want := range map[string]string{"cgn": "203.0.113.4", "cafe": "203.0.113.4", "home": "100.64.0.4", "other": "100.64.0.4"} {
+		if got := v.Choices.Publics[nat]; got != want {
+			t.Errorf("the page offers to renumber %s to %q, want %s", nat, got, want)
+			continue
+		}
+		if msg := topo.AddressProblem(topo.Node(nat), netip.MustParseAddr(v.Choices.Publics[nat])); msg != "" {
+			t.Errorf("the address offered to %s is refused: %s", nat, msg)
+		}
+	}
+	for _, n := range v.Nodes {
+		if n.LinkDown != (n.Name == "alice") {
+			t.Errorf("%s: link_down %v", n.Name, n.LinkDown)
+		}
+	}
+}

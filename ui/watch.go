@@ -111,7 +111,7 @@ func newWatcher(ctx context.Context, labName string, topo *topology.Topology, h 
 			go w.packets(n.Name, tr, poke)
 		}
 		w.wg.Add(1)
-		go w.table(life, n, ns, poke)
+		go w.table(life, n.Name, ns, poke)
 	}
 	return w
 }
@@ -250,12 +250,17 @@ func endpoints(p trace.Packet) string {
 
 // table reads nat's table when poked (after tableSettle) and every
 // tablePoll, and publishes it when it changed.
-func (w *watcher) table(ctx context.Context, n *topology.Node, ns *namedns.NS, poke <-chan struct{}) {
+func (w *watcher) table(ctx context.Context, nat string, ns *namedns.NS, poke <-chan struct{}) {
 	defer w.wg.Done()
 	var last []byte
 	tick := time.NewTicker(tablePoll)
 	defer tick.Stop()
 	for {
+		// The NAT as it is now: renumbered or rebooted with a new
+		// address, its table is of that address.
+		w.mu.Lock()
+		n := w.topo.Node(nat)
+		w.mu.Unlock()
 		v := &tableView{NAT: n.Name, Flows: []nattable.Flow{}, Mappings: []nattable.Mapping{}, Forwards: []nattable.Forward{}}
 		if t, err := nattable.Read(ctx, ns.Fd(), n.Addresses[0]); ctx.Err() != nil {
 			// The server is closing: what was read is of no use.

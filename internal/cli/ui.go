@@ -40,9 +40,12 @@ func newUICmd() *cobra.Command {
 devices, every packet crossing each NAT with its addresses before and after
 the rewrite, each NAT's live translation table, and the packets dropped at
 the wall with the reason. Buttons act on the lab for real, in the kernel:
-send a packet, knock on a NAT from outside, ask STUN, walk a hole punch
-step by step, switch a NAT to another type (its rules are replaced in
-place), run ICE or a TURN relay.
+send a packet (or a count of them, timed), knock on a NAT from outside,
+ask STUN, walk a hole punch step by step, switch a NAT to another type
+(its rules are replaced in place), run ICE, a TURN relay or a relay that
+upgrades to a direct path, change a node's link (delay, jitter, loss,
+duplicate, reorder, rate, mtu; down and up), reboot or renumber a NAT, and
+move a host behind another NAT. Each result shows the RTT it measured.
 
 LAB is a running lab. FILE or NAME (a built-in scenario) is brought up
 first and taken down when natlab ui stops. With no argument, the one lab

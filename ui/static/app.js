@@ -95,6 +95,7 @@ function render(s) {
   w.hidden = warnings.length === 0;
   w.textContent = warnings.join(" · ");
   drawTopology();
+  stick();
   fillChoices();
   tables = {};
   $("tables").replaceChildren();
@@ -102,6 +103,18 @@ function render(s) {
     if (s.tables[nat]) table(s.tables[nat]);
   }
   $("walk-next").disabled = !s.walk;
+}
+
+// The forms are beside the picture on a wide window (style.css): there
+// the picture and the result stay in view as the forms scroll, so that
+// what a form changes is seen, if they fit the window. Under the forms,
+// on a narrow one, they would cover the forms.
+const wide = matchMedia("(min-width: 1201px)");
+
+function stick() {
+  const p = $("picture");
+  p.classList.remove("stick");
+  p.classList.toggle("stick", wide.matches && p.offsetHeight < innerHeight - 16);
 }
 
 function node(name) {
@@ -146,21 +159,25 @@ function drawTopology() {
     if (!b.up) continue;
     const n = node(b.name);
     const link = n && n.link;
-    const wire = el("polyline", { class: link ? "wire shaped" : "wire", points: b.up.map((p) => `${p.x},${p.y}`).join(" ") }, wires);
-    if (!link) continue;
+    const down = n && n.link_down;
+    const cls = down ? "wire down" : link ? "wire shaped" : "wire";
+    const wire = el("polyline", { class: cls, points: b.up.map((p) => `${p.x},${p.y}`).join(" ") }, wires);
+    if (!link && !down) continue;
     // A link with conditions is drawn dashed, its conditions beside the
     // wire just above the box; in full when hovered, as they may be long.
-    el("title", {}, wire).textContent = `${b.name}'s link: ${link.text}`;
+    // A link taken down is red, and says so first.
+    const text = linkText(n);
+    el("title", {}, wire).textContent = `${b.name}'s link: ${text}`;
     const x = b.up[0].x + 6;
-    const t = el("text", { class: "link", id: "link-" + b.name, x, y: b.up[0].y - 8 }, wires);
-    fitText(t, link.text, labelRoom(L, b) - 6);
-    el("title", {}, t).textContent = link.text;
+    const t = el("text", { class: down ? "link down" : "link", id: "link-" + b.name, x, y: b.up[0].y - 8 }, wires);
+    fitText(t, text, labelRoom(L, b) - 6);
+    el("title", {}, t).textContent = text;
   }
   const g = el("g", {}, svg);
   for (const b of L.boxes) {
     const n = node(b.name);
     const kind = n ? n.kind : "internet";
-    const box = el("g", { class: `box ${kind}`, id: "box-" + b.name, "data-node": b.name }, g);
+    const box = el("g", { class: `box ${kind}`, id: "box-" + b.name, "data-node": b.name, "data-parent": b.parent || "" }, g);
     el("rect", { x: b.x, y: b.y, width: b.w, height: b.h, rx: kind === "internet" ? 36 : 8 }, box);
     const lines = labelOf(b.name, n);
     const top = b.y + b.h / 2 - (lines.length - 1) * 10 + 5;
@@ -173,6 +190,15 @@ function drawTopology() {
   el("g", { id: "callouts" }, svg);
   el("g", { id: "dots" }, svg);
   if (selected) mark(selected);
+}
+
+// linkText is n's uplink on one line: "down" first when it was taken
+// down, then its conditions.
+function linkText(n) {
+  const parts = [];
+  if (n.link_down) parts.push("✕ down");
+  if (n.link) parts.push(n.link.text);
+  return parts.join(" · ");
 }
 
 function labelOf(name, n) {
@@ -196,7 +222,11 @@ function short(dep) {
 function pick(n) {
   selected = n.name;
   mark(n.name);
+  setSelect("link-node", n.name);
+  showLink();
   if (n.kind === "host") {
+    setSelect("move-host", n.name);
+    fillMoveTargets();
     setSelect("send-from", n.name);
     setSelect("stun-from", n.name);
     setSelect("pair-a", n.name);
@@ -209,6 +239,9 @@ function pick(n) {
     setSelect("switch-nat", n.name);
     setSelect("knock-nat", n.name);
     setSelect("switch-type", n.nat.type);
+    setSelect("reboot-nat", n.name);
+    setSelect("renumber-nat", n.name);
+    suggestPublic(true);
   }
 }
 
@@ -267,7 +300,53 @@ function fillChoices() {
   const pair = hosts.length >= 2;
   for (const id of ["walk-start", "punch-button", "ice-button"]) $(id).disabled = !pair || !(c.stun || []).length;
   if (!pair) $("relay-button").disabled = true;
+  $("upgrade-button").disabled = !pair || !(c.stun || []).length || !((c.turn || []).length || (c.derp || []).length);
   $("switch-button").disabled = !nats.length;
+
+  options("link-node", c.links || []);
+  showLink();
+  $("link-form").querySelectorAll("button").forEach((b) => { b.disabled = !(c.links || []).length; });
+  options("reboot-nat", nats);
+  options("renumber-nat", nats);
+  suggestPublic(false);
+  $("reboot-button").disabled = !nats.length;
+  $("renumber-button").disabled = !nats.length;
+  options("move-host", hosts);
+  fillMoveTargets();
+}
+
+// showLink says what the chosen node's uplink has now.
+function showLink() {
+  const n = node($("link-node").value);
+  const now = $("link-now");
+  if (!n) {
+    now.textContent = "";
+    return;
+  }
+  const to = n.behind || "the internet";
+  now.className = "now" + (n.link_down ? " down" : "");
+  now.textContent = `${n.name} → ${to}: ` + (n.link || n.link_down ? linkText(n) : "a perfect wire");
+}
+
+// suggestPublic offers a free address of the chosen NAT's uplink to
+// renumber it to; one typed in is kept unless the NAT changes (force).
+function suggestPublic(force) {
+  const input = $("renumber-public");
+  const free = (state.choices.publics || {})[$("renumber-nat").value] || "";
+  input.placeholder = free;
+  if (force || !input.dataset.touched) {
+    input.value = free;
+    delete input.dataset.touched;
+  }
+}
+
+// fillMoveTargets offers the NATs the chosen host can move behind: every
+// other than the one it is behind.
+function fillMoveTargets() {
+  const h = node($("move-host").value);
+  const targets = (state.choices.nats || []).filter((n) => !h || n !== h.behind);
+  options("move-nat", targets);
+  $("move-button").disabled = !h || !targets.length;
 }
 
 // ---- packets ----
@@ -586,6 +665,12 @@ function actionEvent(a) {
 const failures = new Set(["dropped", "fail", "error", "lost", "interrupted"]);
 
 function showResult(a) {
+  showResultIn(a);
+  // A long result may make the picture too tall to stay in view.
+  stick();
+}
+
+function showResultIn(a) {
   const r = $("result");
   const good = a.step ? !failures.has(a.step.observed) : a.ok;
   r.className = "result " + (a.state === "started" || a.state === "running" ? "running" : good ? "ok" : "fail");
@@ -603,6 +688,7 @@ function showResult(a) {
     const s = a.step;
     add(r, "div", "verdict", (good ? "✓ " : "✕ ") + s.observed);
     if (s.detail) add(r, "div", "detail", s.detail);
+    if (a.measured) add(r, "div", "measured", a.measured);
     if (s.reason && !good) add(r, "div", "detail", s.reason);
   } else if (a.walk) {
     add(r, "div", "verdict", `step ${a.walk.number}: ${a.walk.title}` + (a.walk.done ? (a.walk.ok ? " ✓ direct path" : " ✕ no direct path") : ""));
@@ -636,7 +722,11 @@ function pairOf() {
 function wire() {
   $("send-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    act({ step: { send: { from: $("send-from").value, to: $("send-to").value, proto: $("send-proto").value, port: Number($("send-port").value) } } });
+    const send = { from: $("send-from").value, to: $("send-to").value, proto: $("send-proto").value, port: Number($("send-port").value) };
+    // The step checks the count (UDP only, 1 to 10000) and says why not.
+    const count = $("send-count").value.trim();
+    if (count) send.count = Number(count);
+    act({ step: { send } });
   });
   $("knock-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -655,6 +745,9 @@ function wire() {
   $("punch-button").addEventListener("click", () => act({ step: { punch: { between: pairOf() } } }));
   $("ice-button").addEventListener("click", () => act({ step: { ice: { between: pairOf() } } }));
   $("relay-button").addEventListener("click", () => act({ step: { relay: { between: pairOf() } } }));
+  // What the hosts end on is what the page shows, relay or direct: it
+  // states no expectation.
+  $("upgrade-button").addEventListener("click", () => act({ step: { upgrade: { between: pairOf() } } }));
   $("switch-type").addEventListener("change", () => { $("switch-type").dataset.touched = "1"; });
   $("switch-nat").addEventListener("change", () => {
     const n = node($("switch-nat").value);
@@ -664,12 +757,59 @@ function wire() {
     e.preventDefault();
     act({ switch: { node: $("switch-nat").value, type: $("switch-type").value } });
   });
+  // A link step, as a scenario writes it: the fields as typed, so that
+  // the step's own checks (units, ranges) say what is wrong.
+  const conds = ["delay", "jitter", "loss", "duplicate", "reorder", "rate", "mtu"];
+  const linkStep = (extra) => {
+    const link = { node: $("link-node").value, ...extra };
+    // One direction's conditions go in its up: or down: mapping; the mtu
+    // is the whole link's, and stays beside them.
+    const dir = $("link-dir").value;
+    const into = dir ? (link[dir] = {}) : link;
+    for (const k of conds) {
+      const v = $("link-" + k).value.trim();
+      if (v) (k === "mtu" ? link : into)[k] = v;
+    }
+    if (dir && !Object.keys(into).length) delete link[dir];
+    return { step: { link } };
+  };
+  const linkDone = (res) => {
+    if (res && res.ok) for (const k of conds) $("link-" + k).value = "";
+  };
+  $("link-node").addEventListener("change", showLink);
+  $("link-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    linkDone(await act(linkStep({})));
+  });
+  $("link-clear").addEventListener("click", async () => linkDone(await act(linkStep({ clear: true }))));
+  $("link-down").addEventListener("click", () => act({ step: { link: { node: $("link-node").value, down: true } } }));
+  $("link-up").addEventListener("click", () => act({ step: { link: { node: $("link-node").value, down: false } } }));
+  $("reboot-button").addEventListener("click", () => {
+    const reboot = { node: $("reboot-nat").value };
+    const pub = $("reboot-public").value.trim();
+    if (pub) reboot.public = pub;
+    act({ step: { reboot } }).then((res) => { if (res && res.ok) $("reboot-public").value = ""; });
+  });
+  $("renumber-nat").addEventListener("change", () => suggestPublic(true));
+  $("renumber-public").addEventListener("input", () => { $("renumber-public").dataset.touched = "1"; });
+  $("renumber-button").addEventListener("click", () => {
+    act({ step: { renumber: { node: $("renumber-nat").value, public: $("renumber-public").value.trim() } } }).then((res) => {
+      if (res && res.ok) {
+        // The address it took is taken now: offer the next free one.
+        delete $("renumber-public").dataset.touched;
+        suggestPublic(false);
+      }
+    });
+  });
+  $("move-host").addEventListener("change", fillMoveTargets);
+  $("move-button").addEventListener("click", () => act({ step: { move: { node: $("move-host").value, behind: $("move-nat").value } } }));
   $("clear-log").addEventListener("click", () => $("events").replaceChildren());
 }
 
 if (!token) {
   $("no-token").hidden = false;
 } else {
+  addEventListener("resize", stick);
   wire();
   connect();
 }
