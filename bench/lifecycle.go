@@ -10,6 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/natlab/natlab/internal/floor"
+	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/topology"
 )
 
 // uniqueName is a lab or namespace prefix no other run uses.
@@ -62,6 +66,23 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 		{name: "floor",
 			up:   func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, cfg.floor, "up", p) },
 			down: func(ctx context.Context, p string) (time.Duration, error) { return timed(ctx, cfg.floor, "down", p) }},
+		// In-process, as labtest users pay it: labtest.Up parses the
+		// scenario and calls lab.Up, its cleanup lab.Down; no process
+		// starts but the lab's own service process.
+		{name: "natlab in-process",
+			up: func(ctx context.Context, p string) (time.Duration, error) {
+				return timedCall(func() error { return upInProcess(ctx, scenario, p) })
+			},
+			down: func(ctx context.Context, p string) (time.Duration, error) {
+				return timedCall(func() error { _, err := lab.Down(ctx, p, nil); return err })
+			}},
+		{name: "floor in-process",
+			up: func(ctx context.Context, p string) (time.Duration, error) {
+				return timedCall(func() error { return floor.Up(p) })
+			},
+			down: func(ctx context.Context, p string) (time.Duration, error) {
+				return timedCall(func() error { return floor.Down(p) })
+			}},
 	}
 	// What starting a process costs each program, from exec to exit
 	// doing nothing: natlab and the floor each pay it twice, once for up
@@ -102,15 +123,17 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 		fmt.Fprintf(log, "  %-8s up %s, down %s\n", t.name, t.ups.spread(), t.downs.spread())
 		measured[t.name] = map[string][]float64{"up_s": t.ups.seconds(), "down_s": t.downs.seconds()}
 	}
-	natlab, script_, floor := tools[0], tools[1], tools[2]
+	natlab, script_, floorOut, natlabIn, floorIn := tools[0], tools[1], tools[2], tools[3], tools[4]
+	r.add(&goal{Suite: "lifecycle", Name: "in-process up+down (labtest.Up and its cleanup) vs the floor's, in-process", Value: ratio(natlabIn.totals.median(), floorIn.totals.median()), Unit: "x", Target: 1.5,
+		Detail: fmt.Sprintf("natlab %v, floor %v (medians of %d)", round(natlabIn.totals.median()), round(floorIn.totals.median()), reps)})
 	r.add(&goal{Suite: "lifecycle", Name: "up+down vs a script of ip/nft", Value: ratio(script_.totals.median(), natlab.totals.median()), Unit: "x", Target: 10, Higher: true,
 		Detail: fmt.Sprintf("natlab %v, script %v (medians of %d)", round(natlab.totals.median()), round(script_.totals.median()), reps)})
-	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor (netlink namespaces+veths)", Value: ratio(natlab.totals.median(), floor.totals.median()), Unit: "x", Target: 1.5,
-		Detail: fmt.Sprintf("natlab %v, floor %v", round(natlab.totals.median()), round(floor.totals.median()))})
+	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor (netlink namespaces+veths)", Value: ratio(natlab.totals.median(), floorOut.totals.median()), Unit: "x", Target: 1.5,
+		Detail: fmt.Sprintf("natlab %v, floor %v", round(natlab.totals.median()), round(floorOut.totals.median()))})
 	natlabStart, floorStart := startTimes["natlab"].median(), startTimes["floor"].median()
 	r.add(&goal{Suite: "lifecycle", Name: "process start, natlab vs the floor program", Value: ratio(natlabStart, floorStart), Unit: "x", Info: true,
 		Detail: fmt.Sprintf("natlab version %v, natlab-floor start %v, exec to exit", round(natlabStart), round(floorStart))})
-	natlabWork, floorWork := natlab.totals.median()-2*natlabStart, floor.totals.median()-2*floorStart
+	natlabWork, floorWork := natlab.totals.median()-2*natlabStart, floorOut.totals.median()-2*floorStart
 	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor, process starts taken out", Value: ratio(natlabWork, floorWork), Unit: "x", Info: true,
 		Detail: fmt.Sprintf("natlab %v, floor %v", round(natlabWork), round(floorWork))})
 	measured["starts"] = map[string][]float64{"natlab_s": startTimes["natlab"].seconds(), "floor_s": startTimes["floor"].seconds()}
@@ -126,6 +149,29 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 	}
 	r.Measured["lifecycle"] = measured
 	return nil
+}
+
+// timedCall is timed for work done in this process.
+func timedCall(f func() error) (time.Duration, error) {
+	start := time.Now()
+	err := f()
+	return time.Since(start), err
+}
+
+// upInProcess is what labtest.Up does: parse the scenario and bring it up
+// under the name p.
+func upInProcess(ctx context.Context, file, p string) error {
+	data, err := topology.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	topo, err := topology.Parse(file, data, nil)
+	if err != nil {
+		return err
+	}
+	topo.Name = p
+	_, err = lab.Up(ctx, topo, lab.Options{Source: "natlab-bench", Scenario: data})
+	return err
 }
 
 // settle lets the kernel finish destroying the namespaces of the last
