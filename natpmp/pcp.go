@@ -1,0 +1,218 @@
+package natpmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/nattable"
+	"github.com/natlab/natlab/pcp"
+)
+
+// answerPCP answers a PCP request (RFC 6887): ANNOUNCE, MAP and PEER.
+func (s *Server) answerPCP(from netip.AddrPort, b []byte, logf func(string, ...any)) []byte {
+	req, err := pcp.ParseRequest(b)
+	var perr *pcp.Error
+	if errors.As(err, &perr) {
+		if perr == pcp.ErrMalformedOption && (req.Opcode == pcp.OpMap || req.Opcode == pcp.OpPeer) {
+			return pcp.ErrorResponse(req, perr.Result, s.epoch()).Marshal()
+		}
+		return pcp.HeaderError(b, perr.Result, s.epoch())
+	}
+	fail := func(result uint8) []byte { return pcp.ErrorResponse(req, result, s.epoch()).Marshal() }
+	switch {
+	case !s.cfg.LAN.Contains(from.Addr()):
+		return fail(pcp.NotAuthorized)
+	case req.Client != from.Addr():
+		// A NAT between the client and this server (section 8.1).
+		return fail(pcp.AddressMismatch)
+	}
+	preferFailure := false
+	for _, o := range req.Options {
+		switch {
+		case o.Code == pcp.OptPreferFailure && req.Opcode == pcp.OpMap:
+			preferFailure = true
+		case o.Code == pcp.OptPreferFailure:
+			return fail(pcp.MalformedOption)
+		case o.Code < 128:
+			// THIRD_PARTY and FILTER, and any other that must be
+			// understood: natlab's NATs do neither.
+			return fail(pcp.UnsuppOption)
+		}
+	}
+	switch req.Opcode {
+	case pcp.OpAnnounce:
+		return pcp.Response{Opcode: pcp.OpAnnounce, Result: pcp.Success, Epoch: s.epoch()}.Marshal()
+	case pcp.OpMap:
+		return s.mapPCP(from, req, preferFailure, logf)
+	}
+	return s.peerPCP(from, req, logf)
+}
+
+// check reads MAP's and PEER's common fields: the protocol and the
+// internal port.
+func check(req pcp.Request) (string, uint8) {
+	proto := pcp.ProtoName(req.Protocol)
+	switch {
+	case proto == "":
+		// 0, all protocols, included: natlab maps UDP and TCP ports.
+		return "", pcp.UnsuppProtocol
+	case req.Internal == 0:
+		return "", pcp.MalformedRequest
+	}
+	return proto, pcp.Success
+}
+
+func (s *Server) mapPCP(from netip.AddrPort, req pcp.Request, preferFailure bool, logf func(string, ...any)) []byte {
+	fail := func(result uint8) []byte { return pcp.ErrorResponse(req, result, s.epoch()).Marshal() }
+	proto, result := check(req)
+	if result != pcp.Success {
+		return fail(result)
+	}
+	if preferFailure && req.Suggested.Addr().IsValid() && !req.Suggested.Addr().IsUnspecified() && req.Suggested.Addr() != s.cfg.Public {
+		return fail(pcp.CannotProvideExt)
+	}
+	nonce := req.Nonce
+	m, err := s.grant(lease{proto: proto, internal: netip.AddrPortFrom(from.Addr(), req.Internal), suggested: req.Suggested.Port(),
+		lifetime: req.Lifetime, by: nattable.ByPCP, nonce: &nonce, exactly: preferFailure})
+	switch {
+	case errors.Is(err, errNonce):
+		return fail(pcp.NotAuthorized)
+	case errors.Is(err, errNotOffered):
+		return fail(pcp.CannotProvideExt)
+	case err != nil:
+		logf("pcp: %v: %v", from, err)
+		return fail(pcp.NoResources)
+	}
+	if req.Lifetime > 0 {
+		logf("pcp: %s %v:%d -> %v:%d for %v", proto, s.cfg.Public, m.External, from.Addr(), req.Internal, m.Lifetime)
+	}
+	resp := pcp.Response{Opcode: pcp.OpMap, Result: pcp.Success, Lifetime: m.Lifetime, Epoch: s.epoch(),
+		Nonce: req.Nonce, Protocol: req.Protocol, Internal: req.Internal, External: netip.AddrPortFrom(s.cfg.Public, m.External)}
+	if preferFailure {
+		resp.Options = []pcp.Option{{Code: pcp.OptPreferFailure}}
+	}
+	return resp.Marshal()
+}
+
+// peerPCP answers PEER (section 12): the mapping of the 5-tuple internal
+// endpoint, protocol, remote peer, as the host's own traffic to the peer
+// would use it. A flow the NAT already tracks for it gives it; otherwise
+// the mapping the endpoint has under endpoint-independent mapping; and
+// failing both, the server makes the mapping in the NAT's maps as its own
+// translation would, with the lifetime asked for, so that the host's
+// first packet to the peer leaves by the port the answer names. Under
+// address-and-port-dependent mapping the kernel's conntrack is the only
+// mapping there is, which a new flow makes: such a NAT answers PEER for a
+// flow it tracks, and NO_RESOURCES before there is one.
+func (s *Server) peerPCP(from netip.AddrPort, req pcp.Request, logf func(string, ...any)) []byte {
+	fail := func(result uint8) []byte { return pcp.ErrorResponse(req, result, s.epoch()).Marshal() }
+	proto, result := check(req)
+	switch {
+	case result != pcp.Success:
+		return fail(result)
+	case !req.Peer.Addr().Is4() || req.Peer.Addr().IsUnspecified() || req.Peer.Port() == 0:
+		return fail(pcp.MalformedRequest)
+	}
+	internal := netip.AddrPortFrom(from.Addr(), req.Internal)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	external, lifetime, err := s.peer(ctx, proto, internal, req.Peer, min(req.Lifetime, MaxLifetime))
+	if err != nil {
+		logf("pcp: peer %v -> %v: %v", internal, req.Peer, err)
+		return fail(pcp.NoResources)
+	}
+	logf("pcp: peer %s %v -> %v by %v:%d for %v", proto, internal, req.Peer, s.cfg.Public, external, lifetime)
+	return pcp.Response{Opcode: pcp.OpPeer, Result: pcp.Success, Lifetime: lifetime, Epoch: s.epoch(),
+		Nonce: req.Nonce, Protocol: req.Protocol, Internal: req.Internal,
+		External: netip.AddrPortFrom(s.cfg.Public, external), Peer: req.Peer}.Marshal()
+}
+
+// errNoMapping is a PEER the NAT cannot make a mapping for ahead of the
+// traffic.
+var errNoMapping = errors.New("no mapping yet, and this NAT makes its mappings from traffic only")
+
+// peer finds or makes the mapping of internal's traffic to remote, and
+// says for how long it holds.
+func (s *Server) peer(ctx context.Context, proto string, internal, remote netip.AddrPort, lifetime time.Duration) (uint16, time.Duration, error) {
+	t, err := s.table(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, f := range t.Flows {
+		if f.Proto == proto && !f.Inbound && f.Private == internal && f.Remote == remote {
+			return f.Public.Port(), min(lifetime, f.Expires), nil
+		}
+	}
+	// natlab keeps mappings of its own for UDP only; TCP is conntrack's.
+	if proto != "udp" || s.cfg.Behaviour.Mapping == nat.AddressAndPortDependent {
+		return 0, 0, errNoMapping
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Behaviour.Mapping == nat.EndpointIndependent {
+		i := slices.IndexFunc(t.Mappings, func(m nattable.Mapping) bool { return m.Private == internal })
+		if i >= 0 {
+			return t.Mappings[i].Public.Port(), min(lifetime, t.Mappings[i].Expires), nil
+		}
+	}
+	external, err := s.pick(proto, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	m := natrules.Mapping{Private: internal, Public: external}
+	if s.cfg.Behaviour.Mapping == nat.AddressDependent {
+		m.Remote = remote.Addr()
+	}
+	elems := []struct {
+		set  string
+		elem nftables.SetElement
+	}{
+		{natrules.PortsSet, natrules.Owner{Public: external, Private: internal}.Element(lifetime)},
+		{natrules.MappingsSet, m.Element(lifetime)},
+	}
+	if s.cfg.Behaviour.Filtering == nat.AddressDependent {
+		// Under address-dependent filtering the permits let the peer in;
+		// under port-dependent filtering conntrack does, once the host
+		// has sent.
+		elems = append(elems, struct {
+			set  string
+			elem nftables.SetElement
+		}{natrules.PermitsSet, natrules.Permit{Remote: remote.Addr(), Public: external}.Element(lifetime)})
+	}
+	conn, err := nftables.New()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, e := range elems {
+		set, err := conn.GetSetByName(natrules.Table(), e.set)
+		if err != nil {
+			return 0, 0, fmt.Errorf("map %s: %w", e.set, err)
+		}
+		if err := conn.SetAddElements(set, []nftables.SetElement{e.elem}); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return 0, 0, fmt.Errorf("the mapping of %v to %v: %w", internal, remote, err)
+	}
+	return external, lifetime, nil
+}
+
+// table reads the NAT's table in the namespace the server runs in.
+func (s *Server) table(ctx context.Context) (*nattable.Table, error) {
+	ns, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return nattable.Read(ctx, int(ns.Fd()), s.cfg.Public)
+}
