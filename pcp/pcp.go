@@ -205,13 +205,8 @@ func ParseRequest(b []byte) (Request, error) {
 		if len(rest) < n {
 			return Request{}, ErrMalformed
 		}
-		r.Nonce = Nonce(rest[0:12])
-		r.Protocol = rest[12]
-		r.Internal = binary.BigEndian.Uint16(rest[16:18])
-		r.Suggested = netip.AddrPortFrom(netip.AddrFrom16([16]byte(rest[20:36])).Unmap(), binary.BigEndian.Uint16(rest[18:20]))
-		if r.Opcode == OpPeer {
-			r.Peer = netip.AddrPortFrom(netip.AddrFrom16([16]byte(rest[40:56])).Unmap(), binary.BigEndian.Uint16(rest[36:38]))
-		}
+		d := parseOpData(rest, r.Opcode)
+		r.Nonce, r.Protocol, r.Internal, r.Suggested, r.Peer = d.nonce, d.protocol, d.internal, d.external, d.peer
 		rest = rest[n:]
 	default:
 		return r, ErrUnsuppOpcode
@@ -262,23 +257,55 @@ func addr16(a netip.Addr) []byte {
 	return b[:]
 }
 
+// opData is the opcode-specific part of MAP and PEER, laid out alike in
+// requests and responses (sections 11.1 and 12.1): external is the
+// suggested endpoint of a request, the assigned one of a response.
+type opData struct {
+	nonce    Nonce
+	protocol uint8
+	internal uint16
+	external netip.AddrPort
+	peer     netip.AddrPort
+}
+
+func (d opData) append(b []byte, opcode uint8) []byte {
+	if opcode != OpMap && opcode != OpPeer {
+		return b
+	}
+	b = append(b, d.nonce[:]...)
+	b = append(b, d.protocol, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, d.internal)
+	b = binary.BigEndian.AppendUint16(b, d.external.Port())
+	b = append(b, addr16(d.external.Addr())...)
+	if opcode == OpPeer {
+		b = binary.BigEndian.AppendUint16(b, d.peer.Port())
+		b = append(b, 0, 0)
+		b = append(b, addr16(d.peer.Addr())...)
+	}
+	return b
+}
+
+// parseOpData reads it from b, which holds at least mapLen bytes (MAP)
+// or peerLen (PEER).
+func parseOpData(b []byte, opcode uint8) opData {
+	d := opData{
+		nonce:    Nonce(b[0:12]),
+		protocol: b[12],
+		internal: binary.BigEndian.Uint16(b[16:18]),
+		external: netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[20:36])).Unmap(), binary.BigEndian.Uint16(b[18:20])),
+	}
+	if opcode == OpPeer {
+		d.peer = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[40:56])).Unmap(), binary.BigEndian.Uint16(b[36:38]))
+	}
+	return d
+}
+
 // Marshal encodes the request.
 func (r Request) Marshal() []byte {
 	b := []byte{Version, r.Opcode, 0, 0}
 	b = binary.BigEndian.AppendUint32(b, uint32(r.Lifetime/time.Second))
 	b = append(b, addr16(r.Client)...)
-	if r.Opcode == OpMap || r.Opcode == OpPeer {
-		b = append(b, r.Nonce[:]...)
-		b = append(b, r.Protocol, 0, 0, 0)
-		b = binary.BigEndian.AppendUint16(b, r.Internal)
-		b = binary.BigEndian.AppendUint16(b, r.Suggested.Port())
-		b = append(b, addr16(r.Suggested.Addr())...)
-		if r.Opcode == OpPeer {
-			b = binary.BigEndian.AppendUint16(b, r.Peer.Port())
-			b = append(b, 0, 0)
-			b = append(b, addr16(r.Peer.Addr())...)
-		}
-	}
+	b = opData{r.Nonce, r.Protocol, r.Internal, r.Suggested, r.Peer}.append(b, r.Opcode)
 	return appendOptions(b, r.Options)
 }
 
@@ -288,18 +315,7 @@ func (r Response) Marshal() []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(r.Lifetime/time.Second))
 	b = binary.BigEndian.AppendUint32(b, r.Epoch)
 	b = append(b, make([]byte, 12)...)
-	if r.Opcode == OpMap || r.Opcode == OpPeer {
-		b = append(b, r.Nonce[:]...)
-		b = append(b, r.Protocol, 0, 0, 0)
-		b = binary.BigEndian.AppendUint16(b, r.Internal)
-		b = binary.BigEndian.AppendUint16(b, r.External.Port())
-		b = append(b, addr16(r.External.Addr())...)
-		if r.Opcode == OpPeer {
-			b = binary.BigEndian.AppendUint16(b, r.Peer.Port())
-			b = append(b, 0, 0)
-			b = append(b, addr16(r.Peer.Addr())...)
-		}
-	}
+	b = opData{r.Nonce, r.Protocol, r.Internal, r.External, r.Peer}.append(b, r.Opcode)
 	return appendOptions(b, r.Options)
 }
 
@@ -330,13 +346,8 @@ func ParseResponse(b []byte) (Response, error) {
 			}
 			return Response{}, ErrNotResponse
 		}
-		r.Nonce = Nonce(rest[0:12])
-		r.Protocol = rest[12]
-		r.Internal = binary.BigEndian.Uint16(rest[16:18])
-		r.External = netip.AddrPortFrom(netip.AddrFrom16([16]byte(rest[20:36])).Unmap(), binary.BigEndian.Uint16(rest[18:20]))
-		if r.Opcode == OpPeer {
-			r.Peer = netip.AddrPortFrom(netip.AddrFrom16([16]byte(rest[40:56])).Unmap(), binary.BigEndian.Uint16(rest[36:38]))
-		}
+		d := parseOpData(rest, r.Opcode)
+		r.Nonce, r.Protocol, r.Internal, r.External, r.Peer = d.nonce, d.protocol, d.internal, d.external, d.peer
 		rest = rest[n:]
 	}
 	opts, err := parseOptions(rest)
