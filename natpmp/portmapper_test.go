@@ -23,7 +23,8 @@ import (
 // Environment of the portmapper helper process.
 const (
 	helperEnv    = "NATLAB_PORTMAPPER_HELPER" // the local port to map
-	helperNoPMP  = "NATLAB_PORTMAPPER_NO_PMP" // set: PCP only
+	helperNoPMP  = "NATLAB_PORTMAPPER_NO_PMP" // set: no NAT-PMP
+	helperUPnP   = "NATLAB_PORTMAPPER_UPNP"   // set: UPnP too
 	helperResult = "portmapper result: "
 )
 
@@ -52,7 +53,12 @@ func TestPortmapperHelper(t *testing.T) {
 	res := portmapperResult{}
 	defer func() { fmt.Printf("%s%s\n", helperResult, must(json.Marshal(res))) }()
 	bus := eventbus.New()
-	knobs := &portmapper.DebugKnobs{VerboseLogs: true, DisableUPnPFunc: func() bool { return true }}
+	knobs := &portmapper.DebugKnobs{VerboseLogs: true}
+	if os.Getenv(helperUPnP) == "" {
+		// Without UPnP its probe waits for SSDP answers only as long
+		// as for the others'.
+		knobs.DisableUPnPFunc = func() bool { return true }
+	}
 	if os.Getenv(helperNoPMP) != "" {
 		knobs.DisablePMPFunc = func() bool { return true }
 	}
@@ -102,6 +108,9 @@ func TestTailscalePortmapper(t *testing.T) {
 		// told not to use NAT-PMP (its probe then asks by PCP only).
 		{"[nat-pmp, pcp]", false, portmappertype.ProbeResult{PCP: true, PMP: true}, "pmp"},
 		{"[nat-pmp, pcp]", true, portmappertype.ProbeResult{PCP: true}, "pcp"},
+		// UPnP is found by SSDP and used when nothing else is there.
+		{"[nat-pmp, pcp, upnp]", false, portmappertype.ProbeResult{PCP: true, PMP: true, UPnP: true}, "pmp"},
+		{"upnp", false, portmappertype.ProbeResult{UPnP: true}, "upnp"},
 	} {
 		t.Run(fmt.Sprintf("%s, no pmp %v", tc.mapping, tc.noPMP), func(t *testing.T) {
 			l := labtest.Up(t, `
@@ -115,6 +124,9 @@ nodes:
 			cmd.Env = append(os.Environ(), helperEnv+"="+strconv.Itoa(int(game.LocalPort())))
 			if tc.noPMP {
 				cmd.Env = append(cmd.Env, helperNoPMP+"=1")
+			}
+			if tc.probe.UPnP {
+				cmd.Env = append(cmd.Env, helperUPnP+"=1")
 			}
 			out, err := cmd.CombinedOutput()
 			if err != nil {

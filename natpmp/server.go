@@ -1,6 +1,7 @@
 package natpmp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -36,6 +37,9 @@ type Config struct {
 	// NATPMP and PCP say which protocols the server speaks; the other's
 	// requests get UNSUPP_VERSION, as RFC 6887 appendix A has it.
 	NATPMP, PCP bool
+	// UPnP adds UPnP's Internet Gateway Device: SSDP on the LAN, and
+	// the device description and its control on service.UPnPPort.
+	UPnP bool
 }
 
 // Server answers NAT-PMP and PCP on a NAT's LAN address, one UDP port for
@@ -47,6 +51,9 @@ type Server struct {
 	conn  *net.UDPConn
 	cfg   Config
 	start time.Time
+
+	// upnp is nil unless the server speaks UPnP.
+	upnp *upnp
 
 	mu sync.Mutex
 	// granted holds each host endpoint's mapping: internal -> external.
@@ -75,14 +82,33 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nat-pmp: %w", err)
 	}
-	return &Server{conn: c, cfg: cfg, start: time.Now(), granted: map[grantKey]grant{}}, nil
+	s := &Server{conn: c, cfg: cfg, start: time.Now(), granted: map[grantKey]grant{}}
+	if cfg.UPnP {
+		if err := s.listenUPnP(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Close stops the server.
-func (s *Server) Close() error { return s.conn.Close() }
+func (s *Server) Close() error {
+	err := s.conn.Close()
+	if s.upnp != nil {
+		err = cmp.Or(s.upnp.close(), err)
+	}
+	return err
+}
 
-// Serve answers requests until Close.
+// Serve answers requests until Close, and returns once every goroutine
+// it started has.
 func (s *Server) Serve(logf func(string, ...any)) {
+	if s.upnp != nil {
+		var wg sync.WaitGroup
+		wg.Go(func() { s.serveUPnP(logf) })
+		defer wg.Wait()
+	}
 	buf := make([]byte, pcp.MaxLen+1)
 	for {
 		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
@@ -122,6 +148,9 @@ func (s *Server) answer(from netip.AddrPort, b []byte, logf func(string, ...any)
 		return s.answerPCP(from, b, logf)
 	case s.cfg.PCP:
 		return pcp.HeaderError(b, pcp.UnsuppVersion, s.epoch())
+	case !s.cfg.NATPMP:
+		// UPnP only: nothing answers on this port.
+		return nil
 	}
 	return errorReply(b[1], ResultUnsupportedVersion, s.epoch())
 }
@@ -158,7 +187,7 @@ type lease struct {
 	internal  netip.AddrPort
 	suggested uint16
 	lifetime  time.Duration
-	// by is the protocol asking, nattable.ByNATPMP or ByPCP.
+	// by is the protocol asking, nattable.ByNATPMP, ByPCP or ByUPnP.
 	by string
 	// nonce is a PCP request's; a NAT-PMP request has none.
 	nonce *pcp.Nonce

@@ -66,8 +66,8 @@ type Forward struct {
 	Public  netip.AddrPort `json:"public"`
 	Private netip.AddrPort `json:"private"`
 	// By says where it comes from: "scenario" for a static forward of
-	// the lab's file, "nat-pmp" or "pcp" for a lease a host asked for by
-	// that protocol.
+	// the lab's file, "nat-pmp", "pcp" or "upnp" for a lease a host asked
+	// for by that protocol.
 	By string `json:"by"`
 	// Expires is zero for static forwards, which never expire.
 	Expires time.Duration `json:"expires_ns"`
@@ -78,6 +78,7 @@ const (
 	ByScenario = "scenario"
 	ByNATPMP   = "nat-pmp"
 	ByPCP      = "pcp"
+	ByUPnP     = "upnp"
 )
 
 // Table is a NAT's translation table at one moment.
@@ -298,8 +299,8 @@ func readLeases(ctx context.Context, conn *nftables.Conn, public netip.Addr) ([]
 			// The lease's comment names the protocol it was asked by;
 			// a lease without one is NAT-PMP's, from before there was PCP.
 			by := ByNATPMP
-			if e.Comment == ByPCP {
-				by = ByPCP
+			if e.Comment == ByPCP || e.Comment == ByUPnP {
+				by = e.Comment
 			}
 			leases = append(leases, Forward{Proto: proto, Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, By: by, Expires: e.Expires})
 		}

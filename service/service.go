@@ -37,6 +37,12 @@ const (
 	// NATPMPPort is where NAT-PMP and PCP servers listen, on the
 	// gateway's LAN address (RFC 6886, RFC 6887: one port for both).
 	NATPMPPort = 5351
+	// SSDPPort is where a NAT with UPnP answers SSDP searches (UDP, the
+	// multicast group 239.255.255.250 on its LAN), and UPnPPort where it
+	// serves its device description and control (HTTP, on the gateway's
+	// LAN address), as miniupnpd does by default.
+	SSDPPort = 1900
+	UPnPPort = 5000
 )
 
 // STUNEndpoint says which of an RFC 5780 STUN server's sockets: address
@@ -83,7 +89,8 @@ type Plan struct {
 	// without tunnel.
 	Tunnel netip.AddrPort
 	// NATPMP is a NAT node's NAT-PMP and PCP server, on its LAN
-	// address; invalid unless the NAT speaks either.
+	// address, which serves UPnP too where the NAT speaks it; invalid
+	// unless the NAT speaks one of them.
 	NATPMP netip.AddrPort
 	// DERP is the DERP relay's HTTP address, invalid without derp.
 	DERP netip.AddrPort
@@ -119,7 +126,7 @@ func PlanFor(n *topology.Node) Plan {
 			p.DERP = netip.AddrPortFrom(n.Addresses[0], DERPPort)
 		}
 	}
-	if n.NAT != nil && (n.NAT.Speaks(topology.PortMappingNATPMP) || n.NAT.Speaks(topology.PortMappingPCP)) {
+	if n.NAT != nil && len(n.NAT.PortMapping) > 0 {
 		p.NATPMP = netip.AddrPortFrom(n.NAT.Gateway, NATPMPPort)
 	}
 	return p

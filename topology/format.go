@@ -112,8 +112,10 @@ type NATNode struct {
 	// here (mapping, filtering, ports, port-range, hairpin, timeout).
 	Knobs NATKnobKeys
 	// How hosts behind the nat can ask it for a mapping: nat-pmp answers
-	// NAT-PMP (RFC 6886) on its LAN, for portmap steps, and pcp the Port
-	// Control Protocol (RFC 6887) on the same port; a list gives several.
+	// NAT-PMP (RFC 6886) on its LAN, for portmap steps, pcp the Port
+	// Control Protocol (RFC 6887) on the same port, and upnp is UPnP's
+	// Internet Gateway Device (SSDP, WANIPConnection:1); a list gives
+	// several.
 	PortMapping PortMapping `yaml:"port-mapping" default:"none"`
 	// The nat's address on its uplink.
 	Public IPv4Addr `yaml:"public" default:"the lowest free address of its uplink"`

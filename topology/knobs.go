@@ -495,8 +495,8 @@ func (p *parser) portMappingProtocol(v *value, path string, orNone bool) (string
 	switch lower := strings.ToLower(s); {
 	case s == "none":
 		msg = fmt.Sprintf("%s: none in a list; write port-mapping: none, or leave the protocols out", path)
-	case !slices.Contains(PortMappingProtocols, PortMappingUPnP) && (lower == "upnp" || strings.HasPrefix(lower, "upnp-")):
-		msg += "; natlab's nats speak NAT-PMP (RFC 6886) and PCP (RFC 6887), not UPnP IGD"
+	case strings.HasPrefix(lower, "upnp"):
+		msg += "; write upnp for UPnP's Internet Gateway Device"
 	default:
 		if sug := suggest.Closest(lower, words); sug != "" {
 			msg += "; did you mean " + sug + "?"

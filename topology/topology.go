@@ -82,13 +82,14 @@ const (
 	// PortMappingPCP is the Port Control Protocol (RFC 6887), NAT-PMP's
 	// successor, on the same port.
 	PortMappingPCP = "pcp"
-	// PortMappingUPnP is UPnP's Internet Gateway Device.
+	// PortMappingUPnP is UPnP's Internet Gateway Device (IGD:1, its
+	// WANIPConnection:1 service), found by SSDP.
 	PortMappingUPnP = "upnp"
 )
 
 // PortMappingProtocols are the protocols port-mapping takes, in the order
 // NAT.PortMapping lists them.
-var PortMappingProtocols = []string{PortMappingNATPMP, PortMappingPCP}
+var PortMappingProtocols = []string{PortMappingNATPMP, PortMappingPCP, PortMappingUPnP}
 
 // Position is a place in a scenario file; lines and columns count from 1.
 type Position struct {

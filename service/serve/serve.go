@@ -182,6 +182,7 @@ func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, 
 		ps, err := natpmp.Listen(natpmp.Config{
 			Gateway: plan.NATPMP.Addr(), LAN: n.NAT.LAN, Public: n.Addresses[0], Behaviour: n.NAT.Behaviour,
 			NATPMP: n.NAT.Speaks(topology.PortMappingNATPMP), PCP: n.NAT.Speaks(topology.PortMappingPCP),
+			UPnP: n.NAT.Speaks(topology.PortMappingUPnP),
 		})
 		if err != nil {
 			return err
