@@ -3,6 +3,7 @@ package natpmp_test
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -299,5 +300,36 @@ nodes:
 				t.Errorf("peer again: %+v, want %v", again, r.External)
 			}
 		})
+	}
+}
+
+// A NAT that reboots tells its LAN: a PCP ANNOUNCE and a NAT-PMP address
+// answer arrive at 224.0.0.1:5350, from the gateway's port 5351, so that
+// clients know at once that their mappings are gone.
+func TestAnnounceOnReboot(t *testing.T) {
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, bothScenario)
+	c, _ := l.ListenUDP("console", ":"+strconv.Itoa(natpmp.AnnouncePort))
+	if err := l.Lab.Node("home").Reboot(); err != nil {
+		t.Fatal(err)
+	}
+	gw := netip.AddrPortFrom(l.Topo.Node("home").NAT.Gateway, service.NATPMPPort)
+	var sawPCP, sawPMP bool
+	buf := make([]byte, 1500)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !sawPCP || !sawPMP {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("announcements heard: pcp %v, nat-pmp %v: %v", sawPCP, sawPMP, err)
+		}
+		if from != gw {
+			continue
+		}
+		if r, err := pcp.ParseResponse(buf[:n]); err == nil && r.Opcode == pcp.OpAnnounce && r.Result == pcp.Success {
+			sawPCP = true
+		}
+		if n == 12 && buf[0] == 0 && buf[1] == 128 && netip.AddrFrom4([4]byte(buf[8:12])) == l.Addr("home", 0) {
+			sawPMP = true
+		}
 	}
 }

@@ -43,14 +43,16 @@ type Config struct {
 }
 
 // Server answers NAT-PMP and PCP on a NAT's LAN address, one UDP port for
-// both told apart by the version byte, by editing the NAT's nftables maps
-// in the namespace it runs in. The leases of both protocols are one store:
-// a mapping one made the other renews or deletes, and natlab table lists
-// them all.
+// both told apart by the version byte, and UPnP IGD where configured, by
+// editing the NAT's nftables maps in the namespace it runs in. The leases
+// of all three are one store: a mapping one made another renews, lists or
+// deletes, and natlab table lists them all.
 type Server struct {
 	conn  *net.UDPConn
 	cfg   Config
 	start time.Time
+	// closed ends the announcements when the server closes.
+	closed chan struct{}
 
 	// upnp is nil unless the server speaks UPnP.
 	upnp *upnp
@@ -82,7 +84,7 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nat-pmp: %w", err)
 	}
-	s := &Server{conn: c, cfg: cfg, start: time.Now(), granted: map[grantKey]grant{}}
+	s := &Server{conn: c, cfg: cfg, start: time.Now(), closed: make(chan struct{}), granted: map[grantKey]grant{}}
 	if cfg.UPnP {
 		if err := s.listenUPnP(); err != nil {
 			c.Close()
@@ -94,6 +96,11 @@ func Listen(cfg Config) (*Server, error) {
 
 // Close stops the server.
 func (s *Server) Close() error {
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
 	err := s.conn.Close()
 	if s.upnp != nil {
 		err = cmp.Or(s.upnp.close(), err)
@@ -104,11 +111,12 @@ func (s *Server) Close() error {
 // Serve answers requests until Close, and returns once every goroutine
 // it started has.
 func (s *Server) Serve(logf func(string, ...any)) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	if s.upnp != nil {
-		var wg sync.WaitGroup
 		wg.Go(func() { s.serveUPnP(logf) })
-		defer wg.Wait()
 	}
+	wg.Go(s.announce)
 	buf := make([]byte, pcp.MaxLen+1)
 	for {
 		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
@@ -123,6 +131,40 @@ func (s *Server) Serve(logf func(string, ...any)) {
 		if reply != nil {
 			s.conn.WriteToUDPAddrPort(reply, from)
 		}
+	}
+}
+
+// AnnouncePort is where hosts listen for a gateway's announcements, on
+// the all-hosts group 224.0.0.1 (RFC 6886 section 3.2.1, RFC 6887
+// section 8.5).
+const AnnouncePort = 5350
+
+// announce tells the LAN that the server has (re)started, as both RFCs
+// have a gateway do when it boots or its epoch starts again: NAT-PMP's
+// external address answer and PCP's ANNOUNCE answer, each of the
+// protocols the NAT speaks, to 224.0.0.1:5350, ten times at 250 ms
+// doubling, so that clients learn at once that their mappings are gone.
+// The socket is bound to the LAN address, so Linux sends the multicast out
+// of the LAN, not along the default route.
+func (s *Server) announce() {
+	if !s.cfg.NATPMP && !s.cfg.PCP {
+		return
+	}
+	to := netip.AddrPortFrom(netip.AddrFrom4([4]byte{224, 0, 0, 1}), AnnouncePort)
+	wait := 250 * time.Millisecond
+	for range 10 {
+		if s.cfg.NATPMP {
+			s.conn.WriteToUDPAddrPort(addressReply(ResultSuccess, s.epoch(), s.cfg.Public), to)
+		}
+		if s.cfg.PCP {
+			s.conn.WriteToUDPAddrPort(pcp.Response{Opcode: pcp.OpAnnounce, Result: pcp.Success, Epoch: s.epoch()}.Marshal(), to)
+		}
+		select {
+		case <-s.closed:
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
 	}
 }
 
@@ -177,11 +219,15 @@ func (s *Server) answerNATPMP(from netip.AddrPort, b []byte, logf func(string, .
 	}
 	if req.Lifetime > 0 {
 		logf("nat-pmp: %s %v:%d -> %v:%d for %v", req.Proto, s.cfg.Public, m.External, from.Addr(), req.Internal, m.Lifetime)
+	} else {
+		// RFC 6886 section 3.4: a deletion is answered with external
+		// port 0.
+		m.External = 0
 	}
 	return mapReply(op, ResultSuccess, s.epoch(), req.Internal, m.External, m.Lifetime)
 }
 
-// lease is a request for a mapping, of either protocol.
+// lease is a request for a mapping, of any of the protocols.
 type lease struct {
 	proto     string
 	internal  netip.AddrPort
@@ -192,7 +238,7 @@ type lease struct {
 	// nonce is a PCP request's; a NAT-PMP request has none.
 	nonce *pcp.Nonce
 	// exactly refuses any port but the suggested one (PCP's
-	// PREFER_FAILURE).
+	// PREFER_FAILURE, and UPnP's AddPortMapping).
 	exactly bool
 }
 
