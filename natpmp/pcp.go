@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/nftables"
-
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/nattable"
@@ -109,7 +107,9 @@ func (s *Server) mapPCP(from netip.AddrPort, req pcp.Request, preferFailure bool
 // the mapping the endpoint has under endpoint-independent mapping; and
 // failing both, the server makes the mapping in the NAT's maps as its own
 // translation would, with the lifetime asked for, so that the host's
-// first packet to the peer leaves by the port the answer names. Under
+// first packet to the peer leaves by the port the answer names. The same
+// nonce renews it and, with lifetime 0, gives it up; another nonce may
+// do neither (NOT_AUTHORIZED), as for MAP. Under
 // address-and-port-dependent mapping the kernel's conntrack is the only
 // mapping there is, which a new flow makes: such a NAT answers PEER for a
 // flow it tracks, and NO_RESOURCES before there is one.
@@ -125,8 +125,11 @@ func (s *Server) peerPCP(from netip.AddrPort, req pcp.Request, logf func(string,
 	internal := netip.AddrPortFrom(from.Addr(), req.Internal)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	external, lifetime, err := s.peer(ctx, proto, internal, req.Peer, min(req.Lifetime, MaxLifetime))
-	if err != nil {
+	external, lifetime, err := s.peer(ctx, proto, internal, req.Peer, req.Nonce, min(req.Lifetime, MaxLifetime))
+	switch {
+	case errors.Is(err, errNonce):
+		return fail(pcp.NotAuthorized)
+	case err != nil:
 		logf("pcp: peer %v -> %v: %v", internal, req.Peer, err)
 		return fail(pcp.NoResources)
 	}
@@ -140,71 +143,115 @@ func (s *Server) peerPCP(from netip.AddrPort, req pcp.Request, logf func(string,
 // traffic.
 var errNoMapping = errors.New("no mapping yet, and this NAT makes its mappings from traffic only")
 
+// peerKey is the 5-tuple of a PEER mapping (with the NAT's own public
+// address, the sixth part, fixed).
+type peerKey struct {
+	proto            string
+	internal, remote netip.AddrPort
+}
+
+// peerGrant is a PEER mapping a client holds: its nonce, like a MAP's,
+// renews and deletes it. The elements are those the server added to the
+// NAT's maps, none for a mapping the traffic had made.
+type peerGrant struct {
+	nonce    pcp.Nonce
+	external uint16
+	expires  time.Time
+	elems    []setElement
+}
+
 // peer finds or makes the mapping of internal's traffic to remote, and
-// says for how long it holds.
-func (s *Server) peer(ctx context.Context, proto string, internal, remote netip.AddrPort, lifetime time.Duration) (uint16, time.Duration, error) {
-	t, err := s.table(ctx)
+// says for how long it holds; lifetime 0 gives the mapping up, removing
+// what the server had added for it (the mapping of the traffic itself
+// lives on while the traffic does).
+func (s *Server) peer(ctx context.Context, proto string, internal, remote netip.AddrPort, nonce pcp.Nonce, lifetime time.Duration) (uint16, time.Duration, error) {
+	key := peerKey{proto, internal, remote}
+	s.mu.Lock()
+	g, had := s.peers[key]
+	if had && time.Now().After(g.expires) {
+		delete(s.peers, key)
+		had = false
+	}
+	s.mu.Unlock()
+	switch {
+	case had && g.nonce != nonce:
+		return 0, 0, errNonce
+	case lifetime == 0:
+		s.mu.Lock()
+		delete(s.peers, key)
+		s.mu.Unlock()
+		return g.external, 0, s.setElements(g.elems, false)
+	case had && len(g.elems) > 0:
+		// Renewed: the elements again, with the new lifetime.
+		for i := range g.elems {
+			g.elems[i].elem.Timeout = lifetime
+		}
+		if err := s.setElements(g.elems, true); err != nil {
+			return 0, 0, err
+		}
+		g.expires = time.Now().Add(lifetime)
+		s.mu.Lock()
+		s.peers[key] = g
+		s.mu.Unlock()
+		return g.external, lifetime, nil
+	}
+	external, held, elems, err := s.peerMapping(ctx, key, lifetime)
 	if err != nil {
 		return 0, 0, err
 	}
+	s.mu.Lock()
+	s.peers[key] = peerGrant{nonce: nonce, external: external, expires: time.Now().Add(held), elems: elems}
+	s.mu.Unlock()
+	return external, held, nil
+}
+
+// peerMapping is the mapping of key's traffic: a flow's, the endpoint's
+// under endpoint-independent mapping, or, failing both, one it makes,
+// returning the elements it added.
+func (s *Server) peerMapping(ctx context.Context, key peerKey, lifetime time.Duration) (uint16, time.Duration, []setElement, error) {
+	t, err := s.table(ctx)
+	if err != nil {
+		return 0, 0, nil, err
+	}
 	for _, f := range t.Flows {
-		if f.Proto == proto && !f.Inbound && f.Private == internal && f.Remote == remote {
-			return f.Public.Port(), min(lifetime, f.Expires), nil
+		if f.Proto == key.proto && !f.Inbound && f.Private == key.internal && f.Remote == key.remote {
+			return f.Public.Port(), min(lifetime, f.Expires), nil, nil
 		}
 	}
 	// natlab keeps mappings of its own for UDP only; TCP is conntrack's.
-	if proto != "udp" || s.cfg.Behaviour.Mapping == nat.AddressAndPortDependent {
-		return 0, 0, errNoMapping
+	if key.proto != "udp" || s.cfg.Behaviour.Mapping == nat.AddressAndPortDependent {
+		return 0, 0, nil, errNoMapping
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.cfg.Behaviour.Mapping == nat.EndpointIndependent {
-		i := slices.IndexFunc(t.Mappings, func(m nattable.Mapping) bool { return m.Private == internal })
+		i := slices.IndexFunc(t.Mappings, func(m nattable.Mapping) bool { return m.Private == key.internal })
 		if i >= 0 {
-			return t.Mappings[i].Public.Port(), min(lifetime, t.Mappings[i].Expires), nil
+			return t.Mappings[i].Public.Port(), min(lifetime, t.Mappings[i].Expires), nil, nil
 		}
 	}
-	external, err := s.pick(proto, 0)
+	s.mu.Lock()
+	external, err := s.pick(key.proto, 0)
+	s.mu.Unlock()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
-	m := natrules.Mapping{Private: internal, Public: external}
+	m := natrules.Mapping{Private: key.internal, Public: external}
 	if s.cfg.Behaviour.Mapping == nat.AddressDependent {
-		m.Remote = remote.Addr()
+		m.Remote = key.remote.Addr()
 	}
-	elems := []struct {
-		set  string
-		elem nftables.SetElement
-	}{
-		{natrules.PortsSet, natrules.Owner{Public: external, Private: internal}.Element(lifetime)},
+	elems := []setElement{
+		{natrules.PortsSet, natrules.Owner{Public: external, Private: key.internal}.Element(lifetime)},
 		{natrules.MappingsSet, m.Element(lifetime)},
 	}
 	if s.cfg.Behaviour.Filtering == nat.AddressDependent {
 		// Under address-dependent filtering the permits let the peer in;
 		// under port-dependent filtering conntrack does, once the host
 		// has sent.
-		elems = append(elems, struct {
-			set  string
-			elem nftables.SetElement
-		}{natrules.PermitsSet, natrules.Permit{Remote: remote.Addr(), Public: external}.Element(lifetime)})
+		elems = append(elems, setElement{natrules.PermitsSet, natrules.Permit{Remote: key.remote.Addr(), Public: external}.Element(lifetime)})
 	}
-	conn, err := nftables.New()
-	if err != nil {
-		return 0, 0, err
+	if err := s.setElements(elems, true); err != nil {
+		return 0, 0, nil, fmt.Errorf("the mapping of %v to %v: %w", key.internal, key.remote, err)
 	}
-	for _, e := range elems {
-		set, err := conn.GetSetByName(natrules.Table(), e.set)
-		if err != nil {
-			return 0, 0, fmt.Errorf("map %s: %w", e.set, err)
-		}
-		if err := conn.SetAddElements(set, []nftables.SetElement{e.elem}); err != nil {
-			return 0, 0, err
-		}
-	}
-	if err := conn.Flush(); err != nil {
-		return 0, 0, fmt.Errorf("the mapping of %v to %v: %w", internal, remote, err)
-	}
-	return external, lifetime, nil
+	return external, lifetime, elems, nil
 }
 
 // table reads the NAT's table in the namespace the server runs in.

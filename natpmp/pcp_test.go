@@ -291,6 +291,26 @@ nodes:
 			if r.Result != pcp.Success || r.External.Addr() != l.Addr("home", 0) || r.Peer != peer || r.Lifetime != time.Minute {
 				t.Fatalf("peer: %+v", r)
 			}
+			// Another nonce is another client's; the same one gives the
+			// mapping up, and what the server made for it is gone.
+			other := req
+			other.Nonce = pcp.Nonce{8}
+			if o := c.do(t, other); o.Result != pcp.NotAuthorized {
+				t.Errorf("peer with another nonce: %+v, want NOT_AUTHORIZED", o)
+			}
+			del := req
+			del.Lifetime = 0
+			if d := c.do(t, del); d.Result != pcp.Success || d.Lifetime != 0 {
+				t.Errorf("peer with lifetime 0: %+v", d)
+			}
+			for _, m := range table(t, l, "home").Mappings {
+				if m.Private == netip.AddrPortFrom(l.Addr("console", 0), 7000) {
+					t.Errorf("the mapping PEER made is still there after it was given up: %+v", m)
+				}
+			}
+			if r = c.do(t, req); r.Result != pcp.Success {
+				t.Fatalf("peer after giving it up: %+v", r)
+			}
 			game.Send(peer, "first")
 			if seen := friend.Expect("first", 2*time.Second); seen != r.External {
 				t.Errorf("the friend sees %v; PEER said %v", seen, r.External)

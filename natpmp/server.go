@@ -60,6 +60,8 @@ type Server struct {
 	mu sync.Mutex
 	// granted holds each host endpoint's mapping: internal -> external.
 	granted map[grantKey]grant
+	// peers holds the PEER mappings clients asked for.
+	peers map[peerKey]peerGrant
 }
 
 type grantKey struct {
@@ -84,7 +86,8 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nat-pmp: %w", err)
 	}
-	s := &Server{conn: c, cfg: cfg, start: time.Now(), closed: make(chan struct{}), granted: map[grantKey]grant{}}
+	s := &Server{conn: c, cfg: cfg, start: time.Now(), closed: make(chan struct{}),
+		granted: map[grantKey]grant{}, peers: map[peerKey]peerGrant{}}
 	if cfg.UPnP {
 		if err := s.listenUPnP(); err != nil {
 			c.Close()
@@ -400,6 +403,7 @@ func (s *Server) apply(proto string, external uint16, internal netip.AddrPort, l
 	if err != nil {
 		return err
 	}
+	var elems []setElement
 	for _, e := range entries {
 		set, err := conn.GetSetByName(natrules.Table(), e.Set)
 		if err != nil {
@@ -414,19 +418,45 @@ func (s *Server) apply(proto string, external uint16, internal netip.AddrPort, l
 			}
 			return fmt.Errorf("map %s: its elements are laid out otherwise than a lease's", e.Set)
 		}
-		// An element's timeout is set when it is added: renewing is
-		// deleting and adding again. The delete fails harmlessly when
-		// there is nothing to delete, so it is a transaction of its own.
-		conn.SetDeleteElements(set, []nftables.SetElement{{Key: e.Element.Key}})
+		elems = append(elems, setElement{e.Set, e.Element})
+	}
+	// Renewing is deleting and adding again (setElements).
+	return s.setElements(elems, lifetime > 0)
+}
+
+// setElement is an element of one of the NAT's maps.
+type setElement struct {
+	set  string
+	elem nftables.SetElement
+}
+
+// setElements adds elems to the NAT's maps (deleting each first, as an
+// element's timeout is set when it is added), or deletes them.
+func (s *Server) setElements(elems []setElement, add bool) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	conn, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	for _, e := range elems {
+		set, err := conn.GetSetByName(natrules.Table(), e.set)
+		if err != nil {
+			return fmt.Errorf("map %s: %w", e.set, err)
+		}
+		// The delete fails harmlessly when there is nothing to delete,
+		// so it is a transaction of its own.
+		conn.SetDeleteElements(set, []nftables.SetElement{{Key: e.elem.Key}})
 		conn.Flush()
-		if lifetime == 0 {
+		if !add {
 			continue
 		}
-		if err := conn.SetAddElements(set, []nftables.SetElement{e.Element}); err != nil {
+		if err := conn.SetAddElements(set, []nftables.SetElement{e.elem}); err != nil {
 			return err
 		}
 		if err := conn.Flush(); err != nil {
-			return fmt.Errorf("map %s: %w", e.Set, err)
+			return fmt.Errorf("map %s: %w", e.set, err)
 		}
 	}
 	return nil
