@@ -66,8 +66,8 @@ func TestUpnpc(t *testing.T) {
 			lease = &f
 		}
 	}
-	if lease == nil || lease.By != nattable.ByUPnP || lease.Expires > 600*time.Second || lease.Expires < 590*time.Second {
-		t.Errorf("the table's lease: %+v, want one by upnp for 10m", lease)
+	if lease == nil || lease.By != nattable.ByUPnP || lease.Expires > 600*time.Second || lease.Expires <= 0 {
+		t.Errorf("the table's lease: %+v, want one by upnp for at most 10m", lease)
 	}
 	// A NAT-PMP lease is in the same store: UPnP lists it.
 	c := newPCPClient(t, l, "console", "home")
