@@ -99,7 +99,7 @@ lint: deps
 # Every fuzzer of the parsers and decoders that face untrusted input, for
 # FUZZTIME each (CI runs a short round; the seeds are in testdata/).
 FUZZTIME ?= 30s
-FUZZERS = ./topology:FuzzParse ./stunserver:FuzzAnswer ./stunclient:FuzzParse ./rendezvous:FuzzHandler
+FUZZERS = ./topology:FuzzParse ./stunserver:FuzzAnswer ./stunclient:FuzzParse ./rendezvous:FuzzHandler ./pcp:FuzzParseRequest
 fuzz: deps
 	@for f in $(FUZZERS); do \
 	  echo "fuzz $$f for $(FUZZTIME)"; \

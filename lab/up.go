@@ -761,7 +761,7 @@ func Rules(n *topology.Node) (*natrules.Ruleset, error) {
 		WAN:         NATUplink,
 		LAN:         NATLAN,
 		Behaviour:   n.NAT.Behaviour,
-		PortMapping: n.NAT.PortMapping != "",
+		PortMapping: len(n.NAT.PortMapping) > 0,
 	}
 	for _, f := range n.NAT.Forwards {
 		cfg.Forwards = append(cfg.Forwards, natrules.Forward{Proto: string(f.Proto), Port: f.Port, To: f.To, Name: f.ToNode})

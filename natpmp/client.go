@@ -10,10 +10,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/natlab/natlab/pcp"
 	"github.com/natlab/natlab/service"
 )
 
-// Client asks a NAT-PMP server (the gateway) from a socket of the host's.
+// Client asks a NAT-PMP or PCP server (the gateway) from a socket of the
+// host's.
 type Client struct {
 	Conn    *net.UDPConn
 	Gateway netip.Addr
@@ -26,8 +28,13 @@ var tries = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time
 // exchange sends req until an answer ok accepts comes from the gateway,
 // the tries run out or ctx ends, whichever is first.
 func (c *Client) exchange(ctx context.Context, req []byte, ok func([]byte) bool) ([]byte, error) {
+	return c.exchangeAs(ctx, "NAT-PMP", req, ok)
+}
+
+// exchangeAs is exchange, its errors naming protocol.
+func (c *Client) exchangeAs(ctx context.Context, protocol string, req []byte, ok func([]byte) bool) ([]byte, error) {
 	to := netip.AddrPortFrom(c.Gateway, service.NATPMPPort)
-	buf := make([]byte, 64)
+	buf := make([]byte, 1500)
 	// A cancelled ctx ends the read under way; the socket is the
 	// caller's again, without a deadline, once exchange returns.
 	interrupted := make(chan struct{})
@@ -43,7 +50,7 @@ func (c *Client) exchange(ctx context.Context, req []byte, ok func([]byte) bool)
 	}()
 	for _, wait := range tries {
 		if _, err := c.Conn.WriteToUDPAddrPort(req, to); err != nil {
-			return nil, fmt.Errorf("NAT-PMP: send to %v: %w", to, err)
+			return nil, fmt.Errorf("%s: send to %v: %w", protocol, to, err)
 		}
 		deadline := time.Now().Add(wait)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -53,7 +60,7 @@ func (c *Client) exchange(ctx context.Context, req []byte, ok func([]byte) bool)
 		// After the deadline is set: a ctx that ended before it was
 		// would not be noticed until the deadline.
 		if err := ended(ctx); err != nil {
-			return nil, fmt.Errorf("NAT-PMP: asking %v: %w", to, err)
+			return nil, fmt.Errorf("%s: asking %v: %w", protocol, to, err)
 		}
 		for {
 			n, from, err := c.Conn.ReadFromUDPAddrPort(buf)
@@ -61,17 +68,17 @@ func (c *Client) exchange(ctx context.Context, req []byte, ok func([]byte) bool)
 				break
 			}
 			if err != nil {
-				return nil, fmt.Errorf("NAT-PMP: read: %w", err)
+				return nil, fmt.Errorf("%s: read: %w", protocol, err)
 			}
 			if from.Addr().Unmap() == c.Gateway && ok(buf[:n]) {
 				return append([]byte(nil), buf[:n]...), nil
 			}
 		}
 		if err := ended(ctx); err != nil {
-			return nil, fmt.Errorf("NAT-PMP: no answer from %v: %w", to, err)
+			return nil, fmt.Errorf("%s: no answer from %v: %w", protocol, to, err)
 		}
 	}
-	return nil, fmt.Errorf("NAT-PMP: no answer from %v", to)
+	return nil, fmt.Errorf("%s: no answer from %v", protocol, to)
 }
 
 // ended is ctx's error, or context.DeadlineExceeded once its deadline
@@ -115,4 +122,20 @@ func (c *Client) Map(ctx context.Context, proto string, internal, suggested uint
 	m, err := parseMapReply(b, op)
 	m.Proto = proto
 	return m, err
+}
+
+// PCP sends a PCP request (RFC 6887) and returns the server's response to
+// it, whatever its result: the one of the request's opcode, and for MAP
+// and PEER of its nonce. req.Client must be the host's address.
+func (c *Client) PCP(ctx context.Context, req pcp.Request) (pcp.Response, error) {
+	var resp pcp.Response
+	_, err := c.exchangeAs(ctx, "PCP", req.Marshal(), func(b []byte) bool {
+		r, err := pcp.ParseResponse(b)
+		if err != nil || r.Opcode != req.Opcode || (r.Opcode != pcp.OpAnnounce && r.Result == pcp.Success && r.Nonce != req.Nonce) {
+			return false
+		}
+		resp = r
+		return true
+	})
+	return resp, err
 }

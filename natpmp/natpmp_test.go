@@ -59,20 +59,26 @@ func TestMapThroughNATPMP(t *testing.T) {
 	}
 }
 
-// natpmpc, an independent client from Debian, gets a mapping too.
+// natpmpc, an independent client from Debian, gets a mapping too, from
+// a NAT that speaks NAT-PMP alone and from one that speaks PCP beside it
+// on the same port.
 func TestNatpmpc(t *testing.T) {
 	testutil.CheckRoutines(t)
 	testutil.RequireTool(t, "natpmpc")
-	l := labtest.Up(t, scenario)
-	gw := l.Topo.Node("home").NAT.Gateway.String()
-	out, err := exec.Command("ip", "netns", "exec", l.Namespace("console"), "natpmpc", "-g", gw, "-a", "8080", "8080", "tcp", "600").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "Mapped public port 8080 protocol TCP to local port 8080") ||
-		!strings.Contains(string(out), "Public IP address : "+l.Addr("home", 0).String()) {
-		t.Fatalf("natpmpc: %v\n%s", err, out)
-	}
-	l.TCPListen("console", ":8080")
-	if got, err := l.TCPDial("friend", l.Addr("home", 0).String()+":8080", 2*time.Second); err != nil || got != "hello from console" {
-		t.Errorf("friend through natpmpc's mapping: %q, %v", got, err)
+	for name, sc := range map[string]string{"nat-pmp": scenario, "nat-pmp and pcp": bothScenario} {
+		t.Run(name, func(t *testing.T) {
+			l := labtest.Up(t, sc)
+			gw := l.Topo.Node("home").NAT.Gateway.String()
+			out, err := exec.Command("ip", "netns", "exec", l.Namespace("console"), "natpmpc", "-g", gw, "-a", "8080", "8080", "tcp", "600").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Mapped public port 8080 protocol TCP to local port 8080") ||
+				!strings.Contains(string(out), "Public IP address : "+l.Addr("home", 0).String()) {
+				t.Fatalf("natpmpc: %v\n%s", err, out)
+			}
+			l.TCPListen("console", ":8080")
+			if got, err := l.TCPDial("friend", l.Addr("home", 0).String()+":8080", 2*time.Second); err != nil || got != "hello from console" {
+				t.Errorf("friend through natpmpc's mapping: %q, %v", got, err)
+			}
+		})
 	}
 }
 
@@ -110,8 +116,10 @@ nodes:
 				}
 				return string(out)
 			}
-			owner := regexp.MustCompile(`[{,] 5001 timeout 1m expires \S+ : ` + console + ` \. 5000[ ,}]`)
-			for _, set := range []string{"portmap_udp", "ports"} {
+			// The forward says by which protocol it was asked; the ports
+			// map's owner is the NAT's own element.
+			for set, comment := range map[string]string{"portmap_udp": `comment "nat-pmp" `, "ports": ""} {
+				owner := regexp.MustCompile(`[{,] 5001 timeout 1m expires \S+ ` + comment + `: ` + console + ` \. 5000[ ,}]`)
 				if got := list(set); !owner.MatchString(got) {
 					t.Errorf("map %s holds no %v:\n%s", set, owner, got)
 				}

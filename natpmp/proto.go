@@ -1,8 +1,10 @@
 // Package natpmp is NAT-PMP (RFC 6886), the protocol a host uses to ask
 // its home router itself for a port forward, as game consoles and
-// BitTorrent clients do: a server natlab runs on a NAT node's LAN address,
-// which turns each request into an element of the NAT's nftables maps, and
-// a client.
+// BitTorrent clients do, its successor PCP (RFC 6887, wire format in
+// package pcp) on the same port, and UPnP's Internet Gateway Device: a
+// server natlab runs on a NAT node's LAN address, which turns each
+// request of any of them into an element of the NAT's nftables maps, and
+// a client of NAT-PMP and PCP.
 package natpmp
 
 import (

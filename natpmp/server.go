@@ -1,6 +1,7 @@
 package natpmp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,24 +14,54 @@ import (
 
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/nattable"
+	"github.com/natlab/natlab/pcp"
 	"github.com/natlab/natlab/service"
 )
 
-// MaxLifetime caps what a host may ask for, as RFC 6886 allows.
+// MaxLifetime caps what a host may ask for, as RFC 6886 and RFC 6887
+// allow.
 const MaxLifetime = 24 * time.Hour
 
-// Server answers NAT-PMP on a NAT's LAN address by editing the NAT's
-// nftables maps in the namespace it runs in.
+// Config says where a server listens and what it serves.
+type Config struct {
+	// Gateway is the NAT's LAN address, where the server listens;
+	// requests from outside LAN are refused.
+	Gateway netip.Addr
+	LAN     netip.Prefix
+	// Public is the NAT's public address.
+	Public netip.Addr
+	// Behaviour is the NAT's: the range its public ports come from, and
+	// its mapping, which says where a PEER request's mapping is kept.
+	Behaviour nat.Behaviour
+	// NATPMP and PCP say which protocols the server speaks; the other's
+	// requests get UNSUPP_VERSION, as RFC 6887 appendix A has it.
+	NATPMP, PCP bool
+	// UPnP adds UPnP's Internet Gateway Device: SSDP on the LAN, and
+	// the device description and its control on service.UPnPPort.
+	UPnP bool
+}
+
+// Server answers NAT-PMP and PCP on a NAT's LAN address, one UDP port for
+// both told apart by the version byte, and UPnP IGD where configured, by
+// editing the NAT's nftables maps in the namespace it runs in. The leases
+// of all three are one store: a mapping one made another renews, lists or
+// deletes, and natlab table lists them all.
 type Server struct {
-	conn   *net.UDPConn
-	lan    netip.Prefix
-	public netip.Addr
-	ports  nat.PortRange
-	start  time.Time
+	conn  *net.UDPConn
+	cfg   Config
+	start time.Time
+	// closed ends the announcements when the server closes.
+	closed chan struct{}
+
+	// upnp is nil unless the server speaks UPnP.
+	upnp *upnp
 
 	mu sync.Mutex
 	// granted holds each host endpoint's mapping: internal -> external.
 	granted map[grantKey]grant
+	// peers holds the PEER mappings clients asked for.
+	peers map[peerKey]peerGrant
 }
 
 type grantKey struct {
@@ -41,24 +72,55 @@ type grantKey struct {
 type grant struct {
 	external uint16
 	expires  time.Time
+	// nonce is the PCP nonce of the client that holds the mapping
+	// (RFC 6887 section 11.1); a NAT-PMP lease has none, and the first
+	// PCP request for it takes it over.
+	nonce    pcp.Nonce
+	hasNonce bool
 }
 
-// Listen opens the server's socket on gateway (inside the NAT's
-// namespace). Requests from outside lan are refused.
-func Listen(gateway netip.Addr, lan netip.Prefix, public netip.Addr, ports nat.PortRange) (*Server, error) {
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(gateway, service.NATPMPPort)))
+// Listen opens the server's socket on cfg.Gateway (inside the NAT's
+// namespace).
+func Listen(cfg Config) (*Server, error) {
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Gateway, service.NATPMPPort)))
 	if err != nil {
 		return nil, fmt.Errorf("nat-pmp: %w", err)
 	}
-	return &Server{conn: c, lan: lan, public: public, ports: ports, start: time.Now(), granted: map[grantKey]grant{}}, nil
+	s := &Server{conn: c, cfg: cfg, start: time.Now(), closed: make(chan struct{}),
+		granted: map[grantKey]grant{}, peers: map[peerKey]peerGrant{}}
+	if cfg.UPnP {
+		if err := s.listenUPnP(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Close stops the server.
-func (s *Server) Close() error { return s.conn.Close() }
+func (s *Server) Close() error {
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	err := s.conn.Close()
+	if s.upnp != nil {
+		err = cmp.Or(s.upnp.close(), err)
+	}
+	return err
+}
 
-// Serve answers requests until Close.
+// Serve answers requests until Close, and returns once every goroutine
+// it started has.
 func (s *Server) Serve(logf func(string, ...any)) {
-	buf := make([]byte, 64)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.upnp != nil {
+		wg.Go(func() { s.serveUPnP(logf) })
+	}
+	wg.Go(s.announce)
+	buf := make([]byte, pcp.MaxLen+1)
 	for {
 		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
 		if errors.Is(err, net.ErrClosed) {
@@ -75,80 +137,173 @@ func (s *Server) Serve(logf func(string, ...any)) {
 	}
 }
 
+// AnnouncePort is where hosts listen for a gateway's announcements, on
+// the all-hosts group 224.0.0.1 (RFC 6886 section 3.2.1, RFC 6887
+// section 8.5).
+const AnnouncePort = 5350
+
+// announce tells the LAN that the server has (re)started, as both RFCs
+// have a gateway do when it boots or its epoch starts again: NAT-PMP's
+// external address answer and PCP's ANNOUNCE answer, each of the
+// protocols the NAT speaks, to 224.0.0.1:5350, ten times at 250 ms
+// doubling, so that clients learn at once that their mappings are gone.
+// The socket is bound to the LAN address, so Linux sends the multicast out
+// of the LAN, not along the default route.
+func (s *Server) announce() {
+	if !s.cfg.NATPMP && !s.cfg.PCP {
+		return
+	}
+	to := netip.AddrPortFrom(netip.AddrFrom4([4]byte{224, 0, 0, 1}), AnnouncePort)
+	wait := 250 * time.Millisecond
+	for range 10 {
+		if s.cfg.NATPMP {
+			s.conn.WriteToUDPAddrPort(addressReply(ResultSuccess, s.epoch(), s.cfg.Public), to)
+		}
+		if s.cfg.PCP {
+			s.conn.WriteToUDPAddrPort(pcp.Response{Opcode: pcp.OpAnnounce, Result: pcp.Success, Epoch: s.epoch()}.Marshal(), to)
+		}
+		select {
+		case <-s.closed:
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// epoch is the seconds since the server started: both protocols' epoch,
+// which starts again when the NAT reboots, telling clients their
+// mappings are gone.
 func (s *Server) epoch() uint32 { return uint32(time.Since(s.start) / time.Second) }
 
+// answer dispatches on the version byte (RFC 6887 appendix A): 0 is
+// NAT-PMP, 2 PCP. A version the server does not speak gets
+// UNSUPP_VERSION in the format of the newest one it does, which is what
+// tells a client what to fall back to.
 func (s *Server) answer(from netip.AddrPort, b []byte, logf func(string, ...any)) []byte {
+	if len(b) < 2 || b[1]&opReply != 0 {
+		// Too short to answer, or a response: silently dropped, as both
+		// RFCs say.
+		return nil
+	}
+	switch {
+	case b[0] == 0 && s.cfg.NATPMP:
+		return s.answerNATPMP(from, b, logf)
+	case b[0] == pcp.Version && s.cfg.PCP:
+		return s.answerPCP(from, b, logf)
+	case s.cfg.PCP:
+		return pcp.HeaderError(b, pcp.UnsuppVersion, s.epoch())
+	case !s.cfg.NATPMP:
+		// UPnP only: nothing answers on this port.
+		return nil
+	}
+	return errorReply(b[1], ResultUnsupportedVersion, s.epoch())
+}
+
+func (s *Server) answerNATPMP(from netip.AddrPort, b []byte, logf func(string, ...any)) []byte {
 	req, result, err := ParseRequest(b)
 	if err != nil {
 		return nil
 	}
-	op := byte(0)
-	if len(b) > 1 {
-		op = b[1]
-	}
+	op := b[1]
 	if result != ResultSuccess {
 		return errorReply(op, result, s.epoch())
 	}
-	if !s.lan.Contains(from.Addr()) {
+	if !s.cfg.LAN.Contains(from.Addr()) {
 		return errorReply(op, ResultNotAuthorized, s.epoch())
 	}
 	if req.Proto == "" {
-		return addressReply(ResultSuccess, s.epoch(), s.public)
+		return addressReply(ResultSuccess, s.epoch(), s.cfg.Public)
 	}
-	m, err := s.grant(netip.AddrPortFrom(from.Addr(), req.Internal), req)
+	m, err := s.grant(lease{proto: req.Proto, internal: netip.AddrPortFrom(from.Addr(), req.Internal), suggested: req.Suggested, lifetime: req.Lifetime, by: nattable.ByNATPMP})
 	if err != nil {
 		logf("nat-pmp: %v: %v", from, err)
 		return errorReply(op, ResultOutOfResources, s.epoch())
 	}
 	if req.Lifetime > 0 {
-		logf("nat-pmp: %s %v:%d -> %v:%d for %v", req.Proto, s.public, m.External, from.Addr(), req.Internal, m.Lifetime)
+		logf("nat-pmp: %s %v:%d -> %v:%d for %v", req.Proto, s.cfg.Public, m.External, from.Addr(), req.Internal, m.Lifetime)
+	} else {
+		// RFC 6886 section 3.4: a deletion is answered with external
+		// port 0.
+		m.External = 0
 	}
 	return mapReply(op, ResultSuccess, s.epoch(), req.Internal, m.External, m.Lifetime)
 }
 
+// lease is a request for a mapping, of any of the protocols.
+type lease struct {
+	proto     string
+	internal  netip.AddrPort
+	suggested uint16
+	lifetime  time.Duration
+	// by is the protocol asking, nattable.ByNATPMP, ByPCP or ByUPnP.
+	by string
+	// nonce is a PCP request's; a NAT-PMP request has none.
+	nonce *pcp.Nonce
+	// exactly refuses any port but the suggested one (PCP's
+	// PREFER_FAILURE, and UPnP's AddPortMapping).
+	exactly bool
+}
+
+// Errors of grant that a protocol answers with a result code of its own.
+var (
+	errNonce      = errors.New("the mapping is another client's: its nonce differs")
+	errNotOffered = errors.New("the suggested port is taken")
+)
+
 // grant creates, renews or (lifetime 0) deletes a mapping.
-func (s *Server) grant(internal netip.AddrPort, req Request) (Mapping, error) {
+func (s *Server) grant(req lease) (Mapping, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := grantKey{req.Proto, internal}
+	key := grantKey{req.proto, req.internal}
 	now := time.Now()
 	old, had := s.granted[key]
 	if had && now.After(old.expires) {
 		had = false
 	}
-	if req.Lifetime == 0 {
+	if had && req.nonce != nil && old.hasNonce && old.nonce != *req.nonce {
+		return Mapping{}, errNonce
+	}
+	if req.lifetime == 0 {
 		if had {
 			delete(s.granted, key)
-			if err := s.apply(req.Proto, old.external, internal, 0); err != nil {
+			if err := s.apply(req.proto, old.external, req.internal, 0, req.by); err != nil {
 				return Mapping{}, err
 			}
 		}
-		return Mapping{Internal: internal.Port()}, nil
+		return Mapping{Proto: req.proto, Internal: req.internal.Port(), External: old.external}, nil
 	}
-	lifetime := min(req.Lifetime, MaxLifetime)
+	lifetime := min(req.lifetime, MaxLifetime)
 	external := old.external
 	if !had {
 		// A host that already sends from this port has a public port for
 		// it (endpoint-independent mapping): a real router grants that
 		// one (RFC 6886 section 3.3), whatever port was suggested, so that
 		// the socket keeps one public endpoint for every destination.
-		mapped, ok, err := s.mapped(req.Proto, internal)
+		mapped, ok, err := s.mapped(req.proto, req.internal)
 		switch {
 		case err != nil:
 			return Mapping{}, err
 		case ok:
 			external = mapped
 		default:
-			if external, err = s.pick(req.Proto, req.Suggested); err != nil {
+			if external, err = s.pick(req.proto, req.suggested); err != nil {
 				return Mapping{}, err
 			}
 		}
 	}
-	if err := s.apply(req.Proto, external, internal, lifetime); err != nil {
+	if req.exactly && req.suggested != 0 && external != req.suggested {
+		return Mapping{}, errNotOffered
+	}
+	if err := s.apply(req.proto, external, req.internal, lifetime, req.by); err != nil {
 		return Mapping{}, err
 	}
-	s.granted[key] = grant{external, now.Add(lifetime)}
-	return Mapping{Proto: req.Proto, Internal: internal.Port(), External: external, Lifetime: lifetime}, nil
+	g := grant{external: external, expires: now.Add(lifetime), nonce: old.nonce, hasNonce: had && old.hasNonce}
+	if req.nonce != nil {
+		g.nonce, g.hasNonce = *req.nonce, true
+	}
+	s.granted[key] = g
+	return Mapping{Proto: req.proto, Internal: req.internal.Port(), External: external, Lifetime: lifetime}, nil
 }
 
 // pick chooses the public port: the suggested one if nobody holds it, else
@@ -162,7 +317,7 @@ func (s *Server) pick(proto string, suggested uint16) (uint16, error) {
 		return suggested, nil
 	}
 	for i := 0; i < 64; i++ {
-		p := uint16(int(s.ports.First) + rand.IntN(s.ports.Size()))
+		p := uint16(int(s.cfg.Behaviour.PortRange.First) + rand.IntN(s.cfg.Behaviour.PortRange.Size()))
 		if !taken[p] {
 			return p, nil
 		}
@@ -238,9 +393,9 @@ func portOwners() ([]natrules.Owner, error) {
 }
 
 // apply writes the mapping into the NAT's maps (lifetime 0 removes it),
-// the elements natrules.Lease says a lease has.
-func (s *Server) apply(proto string, external uint16, internal netip.AddrPort, lifetime time.Duration) error {
-	entries, err := natrules.Lease(proto, external, internal, lifetime)
+// the elements natrules.Lease says a lease has, marked as asked by by.
+func (s *Server) apply(proto string, external uint16, internal netip.AddrPort, lifetime time.Duration, by string) error {
+	entries, err := natrules.Lease(proto, external, internal, lifetime, by)
 	if err != nil {
 		return err
 	}
@@ -248,6 +403,7 @@ func (s *Server) apply(proto string, external uint16, internal netip.AddrPort, l
 	if err != nil {
 		return err
 	}
+	var elems []setElement
 	for _, e := range entries {
 		set, err := conn.GetSetByName(natrules.Table(), e.Set)
 		if err != nil {
@@ -262,19 +418,45 @@ func (s *Server) apply(proto string, external uint16, internal netip.AddrPort, l
 			}
 			return fmt.Errorf("map %s: its elements are laid out otherwise than a lease's", e.Set)
 		}
-		// An element's timeout is set when it is added: renewing is
-		// deleting and adding again. The delete fails harmlessly when
-		// there is nothing to delete, so it is a transaction of its own.
-		conn.SetDeleteElements(set, []nftables.SetElement{{Key: e.Element.Key}})
+		elems = append(elems, setElement{e.Set, e.Element})
+	}
+	// Renewing is deleting and adding again (setElements).
+	return s.setElements(elems, lifetime > 0)
+}
+
+// setElement is an element of one of the NAT's maps.
+type setElement struct {
+	set  string
+	elem nftables.SetElement
+}
+
+// setElements adds elems to the NAT's maps (deleting each first, as an
+// element's timeout is set when it is added), or deletes them.
+func (s *Server) setElements(elems []setElement, add bool) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	conn, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	for _, e := range elems {
+		set, err := conn.GetSetByName(natrules.Table(), e.set)
+		if err != nil {
+			return fmt.Errorf("map %s: %w", e.set, err)
+		}
+		// The delete fails harmlessly when there is nothing to delete,
+		// so it is a transaction of its own.
+		conn.SetDeleteElements(set, []nftables.SetElement{{Key: e.elem.Key}})
 		conn.Flush()
-		if lifetime == 0 {
+		if !add {
 			continue
 		}
-		if err := conn.SetAddElements(set, []nftables.SetElement{e.Element}); err != nil {
+		if err := conn.SetAddElements(set, []nftables.SetElement{e.elem}); err != nil {
 			return err
 		}
 		if err := conn.Flush(); err != nil {
-			return fmt.Errorf("map %s: %w", e.Set, err)
+			return fmt.Errorf("map %s: %w", e.set, err)
 		}
 	}
 	return nil

@@ -95,7 +95,7 @@ func (b *builder) sets() {
 
 	if b.PortMapping {
 		for _, p := range []struct{ name, proto string }{{PortMapTCP, "TCP"}, {PortMapUDP, "UDP"}} {
-			m := newSet(t, p.name, "public "+p.proto+" port -> private endpoint, as hosts asked by NAT-PMP",
+			m := newSet(t, p.name, "public "+p.proto+" port -> private endpoint, as hosts asked by NAT-PMP or PCP",
 				[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
 			m.spec.Dynamic = false
 			b.r.sets = append(b.r.sets, m)
@@ -149,7 +149,7 @@ func (b *builder) prerouting() {
 				stmts = append(stmts, iifname(b.WAN))
 			}
 			stmts = append(stmts, ipDaddr(b.Public), l4proto(p.proto, false), dnatViaMap(p.proto, p.set))
-			c.add("a forward a host asked for by NAT-PMP", stmts...)
+			c.add("a forward a host asked for by NAT-PMP or PCP", stmts...)
 		}
 	}
 	switch b.b.Filtering {

@@ -335,14 +335,15 @@ func (e LeaseEntry) Fits(set *nftables.Set) bool {
 	return set.KeyType.Bytes == uint32(len(e.Element.Key)) && set.DataType.Bytes == uint32(len(e.Element.Val))
 }
 
-// Lease returns the elements a port-mapping (NAT-PMP) lease of public to
-// private puts in the NAT's maps, with the lease's lifetime: the forward
-// map of its protocol; for UDP also the ports map, so the NAT's own
+// Lease returns the elements a port-mapping (NAT-PMP or PCP) lease of
+// public to private puts in the NAT's maps, with the lease's lifetime: the
+// forward map of its protocol, whose element's comment says by which
+// protocol the host asked (by, "nat-pmp" or "pcp"); for UDP also the ports map, so the NAT's own
 // allocation leaves the port alone, and (where it has that layout) the
 // mappings map of endpoint-independent mapping, so the host's own traffic
 // out uses the port too. Renewing a lease is deleting these and adding
 // them again: an element's timeout is set when it is added.
-func Lease(proto string, public uint16, private netip.AddrPort, lifetime time.Duration) ([]LeaseEntry, error) {
+func Lease(proto string, public uint16, private netip.AddrPort, lifetime time.Duration, by string) ([]LeaseEntry, error) {
 	set := PortMapSet(proto)
 	if set == "" {
 		return nil, fmt.Errorf("natrules: a lease of protocol %q: want tcp or udp", proto)
@@ -351,7 +352,9 @@ func Lease(proto string, public uint16, private netip.AddrPort, lifetime time.Du
 		return nil, fmt.Errorf("natrules: a lease to %v: want an IPv4 endpoint", private)
 	}
 	owner := Owner{Public: public, Private: private}.Element(lifetime)
-	entries := []LeaseEntry{{Set: set, Element: owner}}
+	forward := owner
+	forward.Comment = by
+	entries := []LeaseEntry{{Set: set, Element: forward}}
 	if proto == "udp" {
 		entries = append(entries,
 			LeaseEntry{Set: PortsSet, Element: owner},

@@ -203,19 +203,21 @@ func parseHairpinPermit(e nftables.SetElement) error {
 
 func TestLease(t *testing.T) {
 	owner := Owner{Public: 5000, Private: private}.Element(time.Minute)
+	forward := owner
+	forward.Comment = "pcp"
 	tests := []struct {
 		proto string
 		want  []LeaseEntry
 	}{
-		{"tcp", []LeaseEntry{{Set: PortMapTCP, Element: owner}}},
+		{"tcp", []LeaseEntry{{Set: PortMapTCP, Element: forward}}},
 		{"udp", []LeaseEntry{
-			{Set: PortMapUDP, Element: owner},
+			{Set: PortMapUDP, Element: forward},
 			{Set: PortsSet, Element: owner},
 			{Set: MappingsSet, Optional: true, Element: Mapping{Private: private, Public: 5000}.Element(time.Minute)},
 		}},
 	}
 	for _, tc := range tests {
-		got, err := Lease(tc.proto, 5000, private, time.Minute)
+		got, err := Lease(tc.proto, 5000, private, time.Minute, "pcp")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +227,7 @@ func TestLease(t *testing.T) {
 		for i, e := range got {
 			w := tc.want[i]
 			if e.Set != w.Set || e.Optional != w.Optional || !bytes.Equal(e.Element.Key, w.Element.Key) ||
-				!bytes.Equal(e.Element.Val, w.Element.Val) || e.Element.Timeout != time.Minute {
+				!bytes.Equal(e.Element.Val, w.Element.Val) || e.Element.Timeout != time.Minute || e.Element.Comment != w.Element.Comment {
 				t.Errorf("%s: entry %d is %+v, want %+v", tc.proto, i, e, w)
 			}
 		}
@@ -234,14 +236,14 @@ func TestLease(t *testing.T) {
 		proto   string
 		private netip.AddrPort
 	}{{"sctp", private}, {"udp", netip.MustParseAddrPort("[2001:db8::1]:1")}} {
-		if _, err := Lease(bad.proto, 1, bad.private, time.Minute); err == nil {
+		if _, err := Lease(bad.proto, 1, bad.private, time.Minute, "nat-pmp"); err == nil {
 			t.Errorf("Lease(%q, %v) accepted", bad.proto, bad.private)
 		}
 	}
 	// A UDP lease fits the maps of every NAT with port mapping, bar the
 	// mappings map of address-dependent mapping, keyed by the remote
 	// too; nothing else is optional.
-	entries, _ := Lease("udp", 5000, private, time.Minute)
+	entries, _ := Lease("udp", 5000, private, time.Minute, "nat-pmp")
 	for _, tc := range goldenCases() {
 		c := tc.cfg
 		c.PortMapping = true

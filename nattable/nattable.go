@@ -66,7 +66,8 @@ type Forward struct {
 	Public  netip.AddrPort `json:"public"`
 	Private netip.AddrPort `json:"private"`
 	// By says where it comes from: "scenario" for a static forward of
-	// the lab's file, "nat-pmp" for a lease a host asked for.
+	// the lab's file, "nat-pmp", "pcp" or "upnp" for a lease a host asked
+	// for by that protocol.
 	By string `json:"by"`
 	// Expires is zero for static forwards, which never expire.
 	Expires time.Duration `json:"expires_ns"`
@@ -76,6 +77,8 @@ type Forward struct {
 const (
 	ByScenario = "scenario"
 	ByNATPMP   = "nat-pmp"
+	ByPCP      = "pcp"
+	ByUPnP     = "upnp"
 )
 
 // Table is a NAT's translation table at one moment.
@@ -268,7 +271,7 @@ func readMappings(ctx context.Context, conn *nftables.Conn, public netip.Addr) (
 	return maps, nil
 }
 
-// readLeases lists the NAT-PMP leases: the port forward maps a NAT with
+// readLeases lists the NAT-PMP and PCP leases: the port forward maps a NAT with
 // port-mapping has, one for each protocol; a NAT without has none.
 func readLeases(ctx context.Context, conn *nftables.Conn, public netip.Addr) ([]Forward, error) {
 	var leases []Forward
@@ -293,7 +296,13 @@ func readLeases(ctx context.Context, conn *nftables.Conn, public netip.Addr) ([]
 			if err != nil {
 				return nil, fmt.Errorf("read the map %s: %w", name, err)
 			}
-			leases = append(leases, Forward{Proto: proto, Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, By: ByNATPMP, Expires: e.Expires})
+			// The lease's comment names the protocol it was asked by;
+			// a lease without one is NAT-PMP's, from before there was PCP.
+			by := ByNATPMP
+			if e.Comment == ByPCP || e.Comment == ByUPnP {
+				by = e.Comment
+			}
+			leases = append(leases, Forward{Proto: proto, Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, By: by, Expires: e.Expires})
 		}
 	}
 	sortForwards(leases)

@@ -6,7 +6,8 @@
 # iputils-ping (the demo shows the translation table and pings through a
 # NAT), curl and unzip (scripts/go.sh fetches Go with them when it is
 # missing). With "test", also what the tests cross-check natlab with:
-# tcpdump and natpmpc, chromium for natlab ui's browser tests, iperf3
+# tcpdump, natpmpc and miniupnpc (the port-mapping tests' independent
+# clients), chromium for natlab ui's browser tests, iperf3
 # for the data path benchmark's quick run, and zsh and fish, which parse
 # natlab's completion scripts for them, and bash-completion, which bash
 # needs to load natlab's. With "vm", what make vm-test
@@ -25,7 +26,7 @@ packages="iproute2 nftables conntrack iputils-ping curl unzip ca-certificates"
 vm="qemu-system-x86 busybox-static kmod mmdebstrap rsync"
 case "${1:-demo}" in
 demo) ;;
-test) packages="$packages tcpdump natpmpc iperf3 chromium zsh fish bash-completion gcc libc6-dev"
+test) packages="$packages tcpdump natpmpc miniupnpc iperf3 chromium zsh fish bash-completion gcc libc6-dev"
 	lean="vagrant vagrant-libvirt shellcheck"
 	vm_lean=$vm ;;
 vm) packages="curl unzip ca-certificates"

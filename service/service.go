@@ -34,9 +34,15 @@ const (
 	TunnelPort = 4443
 	// DERPPort is where natlab's DERP service listens (plain HTTP).
 	DERPPort = 80
-	// NATPMPPort is where NAT-PMP servers listen, on the gateway's LAN
-	// address (RFC 6886).
+	// NATPMPPort is where NAT-PMP and PCP servers listen, on the
+	// gateway's LAN address (RFC 6886, RFC 6887: one port for both).
 	NATPMPPort = 5351
+	// SSDPPort is where a NAT with UPnP answers SSDP searches (UDP, the
+	// multicast group 239.255.255.250 on its LAN), and UPnPPort where it
+	// serves its device description and control (HTTP, on the gateway's
+	// LAN address), as miniupnpd does by default.
+	SSDPPort = 1900
+	UPnPPort = 5000
 )
 
 // STUNEndpoint says which of an RFC 5780 STUN server's sockets: address
@@ -82,8 +88,9 @@ type Plan struct {
 	// Tunnel is the reverse-tunnel relay's control address, invalid
 	// without tunnel.
 	Tunnel netip.AddrPort
-	// NATPMP is a NAT node's NAT-PMP server, on its LAN address; invalid
-	// unless the NAT offers port mapping.
+	// NATPMP is a NAT node's NAT-PMP and PCP server, on its LAN
+	// address, which serves UPnP too where the NAT speaks it; invalid
+	// unless the NAT speaks one of them.
 	NATPMP netip.AddrPort
 	// DERP is the DERP relay's HTTP address, invalid without derp.
 	DERP netip.AddrPort
@@ -97,8 +104,8 @@ func (p Plan) Any() bool {
 // PlanFor says where node n's services listen: STUN on 3478 and 3479 of
 // its first two addresses, TURN on 3478 of its first address (sharing the
 // UDP socket with STUN when both run), rendezvous on 7000, the tunnel
-// relay's control port on 4443, DERP on HTTP port 80; and NAT-PMP on 5351
-// of a NAT's LAN address.
+// relay's control port on 4443, DERP on HTTP port 80; and NAT-PMP and PCP on
+// 5351 of a NAT's LAN address.
 func PlanFor(n *topology.Node) Plan {
 	var p Plan
 	for _, s := range n.Services {
@@ -119,7 +126,7 @@ func PlanFor(n *topology.Node) Plan {
 			p.DERP = netip.AddrPortFrom(n.Addresses[0], DERPPort)
 		}
 	}
-	if n.NAT != nil && n.NAT.PortMapping == topology.PortMappingNATPMP {
+	if n.NAT != nil && len(n.NAT.PortMapping) > 0 {
 		p.NATPMP = netip.AddrPortFrom(n.NAT.Gateway, NATPMPPort)
 	}
 	return p

@@ -112,7 +112,10 @@ type NATNode struct {
 	// here (mapping, filtering, ports, port-range, hairpin, timeout).
 	Knobs NATKnobKeys
 	// How hosts behind the nat can ask it for a mapping: nat-pmp answers
-	// NAT-PMP (RFC 6886) on its LAN, for portmap steps.
+	// NAT-PMP (RFC 6886) on its LAN, for portmap steps, pcp the Port
+	// Control Protocol (RFC 6887) on the same port, and upnp is UPnP's
+	// Internet Gateway Device (SSDP, WANIPConnection:1); a list gives
+	// several.
 	PortMapping PortMapping `yaml:"port-mapping" default:"none"`
 	// The nat's address on its uplink.
 	Public IPv4Addr `yaml:"public" default:"the lowest free address of its uplink"`
@@ -313,8 +316,13 @@ type (
 	// private port when it is free, sequential hands out consecutive
 	// ones, random picks any.
 	PortAllocation string
-	// PortMapping is how hosts behind a nat can ask it for a mapping.
-	PortMapping string
+	// PortMapping is how hosts behind a nat can ask it for a mapping:
+	// a protocol or none, or a list of protocols.
+	PortMapping struct{}
+	// PortMappingName is a port-mapping protocol, or none.
+	PortMappingName string
+	// PortMappingProtocol is a port-mapping protocol.
+	PortMappingProtocol string
 	// Firewall6 is the filtering of a nat's IPv6 firewall, or off.
 	Firewall6 string
 	// ProtoName is a transport protocol.
@@ -349,8 +357,14 @@ func (Dependence) Values() []string { return words(nat.Dependences) }
 // Values lists the port allocations.
 func (PortAllocation) Values() []string { return words(nat.PortAllocations) }
 
-// Values lists the ways of port mapping.
-func (PortMapping) Values() []string { return portMappingValues }
+// Variants lists port-mapping's forms.
+func (PortMapping) Variants() []any { return []any{PortMappingName(""), []PortMappingProtocol(nil)} }
+
+// Values lists the protocols and none.
+func (PortMappingName) Values() []string { return append(slices.Clip(PortMappingProtocols), "none") }
+
+// Values lists the protocols.
+func (PortMappingProtocol) Values() []string { return PortMappingProtocols }
 
 // Values lists the firewall's filterings.
 func (Firewall6) Values() []string { return append(words(nat.Dependences), firewall6Off) }
@@ -375,9 +389,6 @@ func (ICEOutcome) Values() []string { return []string{"host", "srflx", "prflx", 
 
 // Values lists a send step's outcomes.
 func (SendOutcome) Values() []string { return []string{"delivered", "dropped"} }
-
-// portMappingValues are what port-mapping takes; none is "".
-var portMappingValues = []string{PortMappingNATPMP, "none"}
 
 // firewall6Off turns a nat's IPv6 firewall off.
 const firewall6Off = "off"

@@ -102,7 +102,7 @@ func checkStep(t *testing.T, topo *topology.Topology, s topology.Step) {
 	case *step.Table:
 		nat(u.Node)
 	case *step.Portmap:
-		if n := topo.Node(u.From); n == nil || n.Behind == "" || topo.Node(n.Behind).NAT.PortMapping != topology.PortMappingNATPMP {
+		if n := topo.Node(u.From); n == nil || n.Behind == "" || !topo.Node(n.Behind).NAT.Speaks(topology.PortMappingNATPMP) {
 			t.Errorf("step %q maps a port for %q, which is not behind a nat with NAT-PMP", s.Name, u.From)
 		}
 	case *step.Tunnel:

@@ -15,10 +15,10 @@ func TestActsNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := topo.Node("home").NAT.PortMapping; got != PortMappingNATPMP {
+	if got := topo.Node("home").NAT.PortMapping; !slices.Equal(got, []string{PortMappingNATPMP}) {
 		t.Errorf("home's port mapping is %q", got)
 	}
-	if got := topo.Node("office").NAT.PortMapping; got != "" {
+	if got := topo.Node("office").NAT.PortMapping; got != nil {
 		t.Errorf("office's port mapping is %q", got)
 	}
 	// An IPv4-only lab has no IPv6 at all.

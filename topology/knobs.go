@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -291,10 +292,10 @@ type knobs struct {
 	// by key.
 	given map[string]givenKnob
 
-	// portMapping is "" or PortMappingNATPMP; portMappingBad says the
-	// value was invalid, so that a portmap step from behind this NAT is
-	// not reported again.
-	portMapping    string
+	// portMapping lists the protocols of PortMappingProtocols the NAT
+	// speaks; portMappingBad says the value was invalid, so that a
+	// portmap step from behind this NAT is not reported again.
+	portMapping    []string
 	portMappingBad bool
 	// firewall6 is "" for off; firewall6Val is nil when not given.
 	firewall6    nat.Dependence
@@ -416,35 +417,93 @@ func (p *parser) boolean(v *value, path string) (bool, bool) {
 	return false, false
 }
 
-const portMappingWant = "nat-pmp or none"
+// portMappingWant is what port-mapping takes, for messages.
+func portMappingWant() string {
+	return strings.Join(PortMappingProtocols, ", ") + " or none, or a list of them such as [" + strings.Join(PortMappingProtocols, ", ") + "]"
+}
 
-// portMapping reads how nodes behind a NAT can ask it for a mapping. It
-// reports bad=true after reporting an invalid value.
-func (p *parser) portMapping(v *value, path string) (mapping string, bad bool) {
-	if v.kind == kindBool {
-		p.errs.errorf(v.pos, "%s: want %s, not %s", path, portMappingWant, v.describe())
-		return "", true
+// protocolsWant is what an item of a port-mapping list takes: "a, b or c".
+func protocolsWant() string {
+	ps := PortMappingProtocols
+	return strings.Join(ps[:len(ps)-1], ", ") + " or " + ps[len(ps)-1]
+}
+
+// portMapping reads how nodes behind a NAT can ask it for a mapping: a
+// protocol, none, or a list of protocols. It returns them in the order of
+// PortMappingProtocols, and bad=true after reporting an invalid value.
+func (p *parser) portMapping(v *value, path string) (protocols []string, bad bool) {
+	switch v.kind {
+	case kindInvalid:
+		return nil, true
+	case kindSeq:
+		seen := make(map[string]int)
+		for i, item := range v.items {
+			ipath := indexPath(path, i)
+			s, ok := p.portMappingProtocol(item, ipath, false)
+			if !ok {
+				bad = true
+				continue
+			}
+			if first, dup := seen[s]; dup {
+				p.errs.errorf(item.pos, "%s: %s is already listed at %s", ipath, s, indexPath(path, first))
+				continue
+			}
+			seen[s] = i
+		}
+		for _, s := range PortMappingProtocols {
+			if _, ok := seen[s]; ok {
+				protocols = append(protocols, s)
+			}
+		}
+		return protocols, bad
 	}
-	s, ok := p.str(v, path, portMappingWant)
-	switch {
-	case !ok:
-		return "", true
-	case s == PortMappingNATPMP:
-		return s, false
-	case s == "none":
+	s, ok := p.portMappingProtocol(v, path, true)
+	if !ok {
+		return nil, true
+	}
+	if s == "none" {
+		return nil, false
+	}
+	return []string{s}, false
+}
+
+// portMappingProtocol reads one protocol of port-mapping, or none where
+// orNone allows it (not in a list).
+func (p *parser) portMappingProtocol(v *value, path string, orNone bool) (string, bool) {
+	want := portMappingWant()
+	if !orNone {
+		want = protocolsWant()
+	}
+	if v.kind == kindBool {
+		p.errs.errorf(v.pos, "%s: want %s, not %s", path, want, v.describe())
 		return "", false
 	}
-	msg := fmt.Sprintf("%s: unknown value %q; want %s", path, s, portMappingWant)
+	s, ok := p.str(v, path, want)
+	switch {
+	case !ok:
+		return "", false
+	case slices.Contains(PortMappingProtocols, s):
+		return s, true
+	case s == "none" && orNone:
+		return s, true
+	}
+	msg := fmt.Sprintf("%s: unknown value %q; want %s", path, s, want)
+	words := PortMappingProtocols
+	if orNone {
+		words = append(slices.Clip(words), "none")
+	}
 	switch lower := strings.ToLower(s); {
-	case lower == "upnp" || lower == "pcp" || strings.HasPrefix(lower, "upnp-"):
-		msg += "; natlab's nats speak NAT-PMP (RFC 6886) only"
+	case s == "none":
+		msg = fmt.Sprintf("%s: none in a list; write port-mapping: none, or leave the protocols out", path)
+	case strings.HasPrefix(lower, "upnp"):
+		msg += "; write upnp for UPnP's Internet Gateway Device"
 	default:
-		if sug := suggest.Closest(lower, []string{PortMappingNATPMP, "none"}); sug != "" {
+		if sug := suggest.Closest(lower, words); sug != "" {
 			msg += "; did you mean " + sug + "?"
 		}
 	}
 	p.errs.errorf(v.pos, "%s", msg)
-	return "", true
+	return "", false
 }
 
 // firewall6Want is what firewall6 takes.

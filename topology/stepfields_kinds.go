@@ -168,7 +168,7 @@ func (r *StepFields) NATPMPHost(key string) string {
 	case parent == nil:
 		var names []string
 		for _, n := range r.p.nodes {
-			if n.ok && n.node.Kind == KindHost && n.parent != nil && n.parent.node.NAT.PortMapping == PortMappingNATPMP {
+			if n.ok && n.node.Kind == KindHost && n.parent != nil && n.parent.node.NAT.Speaks(PortMappingNATPMP) {
 				names = append(names, n.node.Name)
 			}
 		}
@@ -181,8 +181,10 @@ func (r *StepFields) NATPMPHost(key string) string {
 	case parent.nat.knobs.portMappingBad:
 		// Its port-mapping: was already reported.
 		r.ok = false
-	case parent.node.NAT.PortMapping != PortMappingNATPMP:
+	case len(parent.node.NAT.PortMapping) == 0:
 		r.errorf(v.pos, "%s: %s is behind %s, whose port-mapping is none; add port-mapping: nat-pmp to %s", path, from.node.Name, parent.node.Name, parent.node.Name)
+	case !parent.node.NAT.Speaks(PortMappingNATPMP):
+		r.errorf(v.pos, "%s: %s is behind %s, whose port-mapping is [%s], and the portmap step asks by NAT-PMP; add nat-pmp to %s's port-mapping", path, from.node.Name, parent.node.Name, strings.Join(parent.node.NAT.PortMapping, ", "), parent.node.Name)
 	}
 	return name
 }

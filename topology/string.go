@@ -96,7 +96,7 @@ func (t *NAT) describeBehaviour() string {
 		}
 		s.WriteString(k.phrase(k.get(t.Behaviour)))
 	}
-	fmt.Fprintf(&s, ", port-mapping %s", cmp.Or(t.PortMapping, "none"))
+	fmt.Fprintf(&s, ", port-mapping %s", cmp.Or(strings.Join(t.PortMapping, " and "), "none"))
 	return s.String()
 }
 

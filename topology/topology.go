@@ -74,9 +74,22 @@ const (
 	FamilyIPv6 = "ipv6"
 )
 
-// PortMappingNATPMP is the NAT.PortMapping of a NAT that answers NAT-PMP
-// (RFC 6886) requests from its LAN; "" means it maps no ports on request.
-const PortMappingNATPMP = "nat-pmp"
+// The port-mapping protocols a NAT may speak on its LAN, as
+// NAT.PortMapping lists them.
+const (
+	// PortMappingNATPMP is NAT-PMP (RFC 6886).
+	PortMappingNATPMP = "nat-pmp"
+	// PortMappingPCP is the Port Control Protocol (RFC 6887), NAT-PMP's
+	// successor, on the same port.
+	PortMappingPCP = "pcp"
+	// PortMappingUPnP is UPnP's Internet Gateway Device (IGD:1, its
+	// WANIPConnection:1 service), found by SSDP.
+	PortMappingUPnP = "upnp"
+)
+
+// PortMappingProtocols are the protocols port-mapping takes, in the order
+// NAT.PortMapping lists them.
+var PortMappingProtocols = []string{PortMappingNATPMP, PortMappingPCP, PortMappingUPnP}
 
 // Position is a place in a scenario file; lines and columns count from 1.
 type Position struct {
@@ -157,9 +170,10 @@ type NAT struct {
 	// Forwards are static port forwards from the public address to a node
 	// behind this NAT.
 	Forwards []Forward
-	// PortMapping is how nodes behind the NAT can ask it for a port
-	// mapping: PortMappingNATPMP, or "" when they cannot.
-	PortMapping string
+	// PortMapping lists the protocols nodes behind the NAT can ask it
+	// for a port mapping with, in the order of PortMappingProtocols; none
+	// when they cannot.
+	PortMapping []string
 
 	// LAN6 is the LAN's /64 in a dual-stack lab. IPv6 is not translated:
 	// the NAT routes it, and filters what comes in with a stateful
@@ -425,3 +439,7 @@ func (t *Topology) replace(m *Node) {
 		}
 	}
 }
+
+// Speaks reports whether nodes behind the NAT can ask it for a mapping
+// with protocol (PortMappingNATPMP, PortMappingPCP...).
+func (n *NAT) Speaks(protocol string) bool { return slices.Contains(n.PortMapping, protocol) }

@@ -24,7 +24,8 @@ func newTableCmd() *cobra.Command {
 flow as private endpoint -> public endpoint -> remote endpoint, with its
 protocol, conntrack state and the time it has left, then natlab's UDP
 mappings (which private endpoint owns each public port), then its port
-forwards: the scenario's static ones and the NAT-PMP leases hosts asked for.
+forwards: the scenario's static ones and the leases hosts asked for by
+NAT-PMP, PCP or UPnP.
 It is read from the kernel: conntrack and the NAT's nftables maps.
 
 The columns of a flow:
@@ -40,7 +41,7 @@ The columns of a flow:
   BYTES     their bytes, IP headers included
 A mapping row says which private endpoint owns a public UDP port, and for
 how long; a forward row, where a public port is sent on, and who made it
-(the scenario, or a host by NAT-PMP). --json gives the same fields.
+(the scenario, or a host: by nat-pmp, by pcp, by upnp). --json gives the same fields.
 
 With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 		Example: `  sudo natlab table symmetric nat-a

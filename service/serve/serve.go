@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -178,13 +179,17 @@ func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, 
 		logf("derp: listening on %s", plan.DERPURL())
 	}
 	if plan.NATPMP.IsValid() {
-		ps, err := natpmp.Listen(plan.NATPMP.Addr(), n.NAT.LAN, n.Addresses[0], n.NAT.Behaviour.PortRange)
+		ps, err := natpmp.Listen(natpmp.Config{
+			Gateway: plan.NATPMP.Addr(), LAN: n.NAT.LAN, Public: n.Addresses[0], Behaviour: n.NAT.Behaviour,
+			NATPMP: n.NAT.Speaks(topology.PortMappingNATPMP), PCP: n.NAT.Speaks(topology.PortMappingPCP),
+			UPnP: n.NAT.Speaks(topology.PortMappingUPnP),
+		})
 		if err != nil {
 			return err
 		}
 		go ps.Serve(logf)
 		closers = append(closers, ps.Close)
-		logf("nat-pmp: listening on %v", plan.NATPMP)
+		logf("%s: listening on %v", strings.Join(n.NAT.PortMapping, ", "), plan.NATPMP)
 	}
 	ready()
 	<-ctx.Done()
