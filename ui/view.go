@@ -86,7 +86,9 @@ type choices struct {
 func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Layout) *stateView {
 	v := &stateView{Lab: st.Name, Source: st.Source, Description: topo.Description, Internet: topo.Internet.String(),
 		Layout: layout, Nodes: []nodeView{}, Warnings: []string{}}
-	for _, t := range nat.Types {
+	// one-to-one too: a switch to it is refused, with the reason, where
+	// the NAT has not exactly one host behind it.
+	for _, t := range nat.AllTypes {
 		v.Choices.Types = append(v.Choices.Types, string(t))
 	}
 	for _, n := range topo.Nodes {
