@@ -92,6 +92,28 @@ nodes:
 		t.Errorf("vm's packet to its own public address: arrived=%v from %v; want it from %v", ok, from, netip.AddrPortFrom(cloud, 40004))
 	}
 
+	// Rebooted, the NAT still gives vm every port; renumbered, it gives
+	// vm its new address, and the old one is nobody's.
+	if _, err := lab.Reboot(context.Background(), l.Topo.Name, "cloud", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Send(netip.AddrPortFrom(cloud, 40001), "after the reboot")
+	if _, ok := arrives(vm, "after the reboot", arrival); !ok {
+		t.Error("after cloud's reboot, an unsolicited packet to vm's port did not arrive")
+	}
+	renumbered := netip.MustParseAddr("203.0.113.77")
+	if _, err := lab.Renumber(context.Background(), l.Topo.Name, "cloud", renumbered); err != nil {
+		t.Fatal(err)
+	}
+	srv.Send(netip.AddrPortFrom(renumbered, 40001), "after the renumber")
+	if _, ok := arrives(vm, "after the renumber", arrival); !ok {
+		t.Error("after cloud's renumber, an unsolicited packet to its new address did not reach vm")
+	}
+	srv.Send(netip.AddrPortFrom(cloud, 40001), "to the old address")
+	if _, ok := arrives(vm, "to the old address", silence); ok {
+		t.Error("after cloud's renumber, a packet to its old address still reached vm")
+	}
+
 	// The full cone switched to one-to-one on the running lab (the
 	// page's switch): laptop is reached on a port it never used, and
 	// the record says so, so that rules and status show it.
