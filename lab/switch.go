@@ -80,7 +80,7 @@ func oneToOneProblem(c *natChange) error {
 	if _, msg := c.topo.OneToOneHost(n); msg != "" {
 		return badChangef("lab %s: node %s: one-to-one: %s", c.topo.Name, n.Name, msg)
 	}
-	if len(n.NAT.Forwards) > 0 || n.NAT.PortMapping != "" {
+	if len(n.NAT.Forwards) > 0 || len(n.NAT.PortMapping) > 0 {
 		return badChangef("lab %s: node %s: one-to-one: its forwards and port mapping would have nothing to do, for its host would own every port; a file that gives them cannot make it one-to-one", c.topo.Name, n.Name)
 	}
 	return nil
