@@ -1,7 +1,8 @@
 // Package classify discovers a NAT's behaviour from behind it, as RFC 5780
 // describes, against a STUN server with two addresses and two ports:
 // mapping (section 4.3), filtering (4.4), hairpinning (4.5) and the
-// mapping lifetime (4.6), plus how new public ports are allocated. It
+// mapping lifetime (4.6), plus how new public ports are allocated and
+// whether a packet to a public port nothing sent from gets in. It
 // names what it finds in the words of RFC 4787 that scenario files use,
 // so a result can be compared with the NAT natlab was asked to build.
 package classify
@@ -52,6 +53,13 @@ type Result struct {
 	// the local ports they were sent from.
 	PortsSeen []PortPair `json:"ports_seen"`
 	Hairpin   bool       `json:"hairpin"`
+	// Unsolicited is true when a packet from outside to a public port
+	// that no socket of the machine has sent from reaches the machine:
+	// every port of the public address is forwarded to it, as a
+	// one-to-one NAT (nat.OneToOne) does, where RFC 5780's tests see a
+	// full cone. On the open internet nothing is in the way, and it is
+	// true too.
+	Unsolicited bool `json:"unsolicited_inbound"`
 	// Type is the classic name of the mapping and filtering, if one fits.
 	Type nat.Type `json:"type,omitempty"`
 	// Lifetime is set when asked for.
@@ -118,6 +126,9 @@ func Discover(ctx context.Context, opts Options) (*Result, error) {
 		return d.res, err
 	}
 	if err := d.hairpin(ctx); err != nil {
+		return d.res, err
+	}
+	if err := d.unsolicited(ctx); err != nil {
 		return d.res, err
 	}
 	if opts.Lifetime {
@@ -332,6 +343,51 @@ func (d *discovery) hairpin(ctx context.Context) error {
 	return nil
 }
 
+// unsolicited asks the server, from a socket with a mapping, to answer
+// to the same public address at the port of a second socket that has sent
+// nothing (RESPONSE-PORT, RFC 5780 section 7.5): no mapping of the second
+// socket's can let the answer in, so it arrives only where the NAT
+// forwards every port to this machine, keeping the port, as a one-to-one
+// NAT does. Behind any other NAT the port is nobody's, or another
+// mapping's, and the answer does not reach the second socket.
+func (d *discovery) unsolicited(ctx context.Context) error {
+	q, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	u, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+	port := localAddr(u).Port()
+	req, err := stunclient.Build(stunclient.Request{ResponsePort: port})
+	if err != nil {
+		return err
+	}
+	got := false
+	for _, wait := range stunclient.Probes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := q.WriteToUDPAddrPort(req.Raw, d.opts.Server); err != nil {
+			return fmt.Errorf("request to %v: %w", d.opts.Server, err)
+		}
+		if _, err := stunclient.Await(u, req.TransactionID, time.Now().Add(wait)); err == nil {
+			got = true
+			break
+		}
+	}
+	t := Test{Name: fmt.Sprintf("unsolicited: an answer to port %d, which sent nothing", port), From: localAddr(q), To: d.opts.Server, Answered: got}
+	d.res.Tests = append(d.res.Tests, t)
+	if d.opts.Log != nil {
+		d.opts.Log(t)
+	}
+	d.res.Unsolicited = got
+	return nil
+}
+
 // arrived reads c until want arrives or the deadline passes.
 func arrived(c *net.UDPConn, want []byte, deadline time.Time) bool {
 	c.SetReadDeadline(deadline)
@@ -433,7 +489,7 @@ func (d *discovery) lifetime(ctx context.Context) error {
 
 // Summary names the behaviour in one line: "symmetric, ports random,
 // hairpin", or the two dependences where no classic name fits, or "no
-// NAT".
+// NAT"; and says so when unsolicited inbound packets get in.
 func (r *Result) Summary() string {
 	if !r.Behind {
 		return "no NAT"
@@ -446,5 +502,9 @@ func (r *Result) Summary() string {
 	if r.Hairpin {
 		hairpin = "hairpin"
 	}
-	return fmt.Sprintf("%s, ports %s, %s", name, r.Ports, hairpin)
+	s := fmt.Sprintf("%s, ports %s, %s", name, r.Ports, hairpin)
+	if r.Unsolicited {
+		s += ", unsolicited inbound gets in (every port forwarded, as by a one-to-one NAT)"
+	}
+	return s
 }

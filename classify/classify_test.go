@@ -65,9 +65,28 @@ func TestDiscoverEveryCombination(t *testing.T) {
 					if typ, ok := nat.TypeOf(m, f); ok && res.Type != typ {
 						t.Errorf("type %q, want %q", res.Type, typ)
 					}
+					if res.Unsolicited {
+						t.Error("an unsolicited packet to a port the host never sent from got in")
+					}
 				})
 			}
 		}
+	}
+}
+
+// Behind a one-to-one NAT, RFC 5780's tests see a full cone that keeps
+// ports and hairpins, and the unsolicited test sees what sets it apart:
+// an answer to a port the host never sent from gets in.
+func TestDiscoverOneToOne(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, fmt.Sprintf(lab, "type: one-to-one"))
+	res := discover(t, l, "h1", false, 0)
+	if !res.Behind || res.Public.Addr() != l.Addr("nat", 0) || res.Type != nat.FullCone || res.Ports != nat.PortPreserve || !res.Hairpin || !res.Unsolicited {
+		t.Errorf("behind a one-to-one NAT: %s (behind %v, public %v, unsolicited %v); want full-cone, ports preserve, hairpin, unsolicited inbound from the NAT's address %v",
+			res.Summary(), res.Behind, res.Public, res.Unsolicited, l.Addr("nat", 0))
+	}
+	if want := "full-cone, ports preserve, hairpin, unsolicited inbound gets in (every port forwarded, as by a one-to-one NAT)"; res.Summary() != want {
+		t.Errorf("Summary = %q, want %q", res.Summary(), want)
 	}
 }
 

@@ -43,10 +43,20 @@ func lockRunning(ctx context.Context, name string) (*labstate.Lock, *labstate.St
 // Port mappings granted by NAT-PMP go with the old table. The change is
 // recorded, so status and rules show it. It returns the node as it now is.
 //
+// A NAT becomes one-to-one only as a file could make it one: with exactly
+// one host behind it, and no forwards or port mapping, for that host owns
+// every port; otherwise SwitchNAT changes nothing and returns an
+// ErrBadChange.
+//
 // If another process holds the lab's lock, SwitchNAT waits for it as
 // Down does: up to LockPatience, or until ctx is done.
 func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.Node, error) {
 	return changeNAT(ctx, name, node, func(c *natChange) error {
+		if typ == nat.OneToOne {
+			if err := oneToOneProblem(c); err != nil {
+				return err
+			}
+		}
 		b := c.n.NAT.Behaviour
 		b.Mapping, b.Filtering, b.Ports = typ.Mapping(), typ.Filtering(), typ.DefaultPorts()
 		c.n.NAT.Type, c.n.NAT.Behaviour = typ, b
@@ -62,4 +72,16 @@ func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.
 		c.st.NATChanges[node] = labstate.NATChange{Type: typ, Behaviour: b}
 		return nil
 	})
+}
+
+// oneToOneProblem says why the NAT of c cannot become one-to-one.
+func oneToOneProblem(c *natChange) error {
+	n := c.n
+	if _, msg := c.topo.OneToOneHost(n); msg != "" {
+		return badChangef("lab %s: node %s: one-to-one: %s", c.topo.Name, n.Name, msg)
+	}
+	if len(n.NAT.Forwards) > 0 || len(n.NAT.PortMapping) > 0 {
+		return badChangef("lab %s: node %s: one-to-one: its forwards and port mapping would have nothing to do, for its host would own every port; a file that gives them cannot make it one-to-one", c.topo.Name, n.Name)
+	}
+	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/linkshape"
+	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
@@ -588,7 +589,7 @@ func routes6(topo *topology.Topology, n *topology.Node) []route {
 // conntrack's UDP timeouts to the mapping timeout, so that conntrack and
 // natlab's maps forget a mapping together. Conntrack counts whole seconds.
 func (b *builder) loadNAT(n *topology.Node) error {
-	rs, err := Rules(n)
+	rs, err := Rules(b.topo, n)
 	if err != nil {
 		return err
 	}
@@ -754,14 +755,23 @@ func (b *builder) waitServices() error {
 	return errors.Join(errs...)
 }
 
-// Rules returns the ruleset of NAT node n, as Up loads it.
-func Rules(n *topology.Node) (*natrules.Ruleset, error) {
+// Rules returns the ruleset of NAT node n of topo, as Up loads it. A
+// one-to-one NAT's rules name the host behind it, whose address owns the
+// NAT's public address.
+func Rules(topo *topology.Topology, n *topology.Node) (*natrules.Ruleset, error) {
 	cfg := natrules.Config{
 		Public:      n.Addresses[0],
 		WAN:         NATUplink,
 		LAN:         NATLAN,
 		Behaviour:   n.NAT.Behaviour,
 		PortMapping: len(n.NAT.PortMapping) > 0,
+	}
+	if n.NAT.Type == nat.OneToOne {
+		host, msg := topo.OneToOneHost(n)
+		if host == nil {
+			return nil, fmt.Errorf("node %s: rules: %s", n.Name, msg)
+		}
+		cfg.OneToOne = host.Addresses[0]
 	}
 	for _, f := range n.NAT.Forwards {
 		cfg.Forwards = append(cfg.Forwards, natrules.Forward{Proto: string(f.Proto), Port: f.Port, To: f.To, Name: f.ToNode})

@@ -125,11 +125,49 @@ func TestDecodeVersion2(t *testing.T) {
 	}
 }
 
+// recordV3 is a record of format 3: a NAT switched to one-to-one on the
+// running lab (the page's switch), whose knobs are a full cone's.
+const recordV3 = `{
+  "version": 3,
+  "name": "cloud",
+  "id": "0123456789ab",
+  "source": "cloud.yaml",
+  "scenario": "bm9kZXM6CiAgbmF0OiB7a2luZDogbmF0fQogIHZtOiB7a2luZDogaG9zdCwgYmVoaW5kOiBuYXR9Cg==",
+  "created": "2026-12-04T10:00:00Z",
+  "complete": true,
+  "namespaces": [{"name": "natlab-cloud-nat", "node": "nat"}],
+  "nat_changes": {
+    "nat": {
+      "type": "one-to-one",
+      "behaviour": {"Mapping": "endpoint-independent", "Filtering": "endpoint-independent",
+        "Ports": "preserve", "PortRange": {"First": 1024, "Last": 65535}, "Hairpin": true, "Timeout": 120000000000}
+    }
+  }
+}`
+
+func TestDecodeVersion3(t *testing.T) {
+	s, err := decode([]byte(recordV3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := s.Topology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := topo.Node("nat")
+	if n.NAT.Type != nat.OneToOne || n.NAT.Behaviour.Filtering != nat.EndpointIndependent {
+		t.Errorf("the switched NAT reads as %s, %v; want one-to-one", n.NAT.Type, n.NAT.Behaviour)
+	}
+	if host, msg := topo.OneToOneHost(n); host == nil || host.Name != "vm" {
+		t.Errorf("its host: %v, %q; want vm", host, msg)
+	}
+}
+
 func TestDecodeRefusesOtherVersions(t *testing.T) {
 	tests := []struct {
 		name, record, want string
 	}{
-		{"newer", `{"version": 3, "name": "home", "nat_changes": {"nat": {"behaviour": {"mapping": "x"}}}}`, "format 3, from a newer natlab; this natlab reads formats 1-2"},
+		{"newer", `{"version": 4, "name": "home", "nat_changes": {"nat": {"behaviour": {"mapping": "x"}}}}`, "format 4, from a newer natlab; this natlab reads formats 1-3"},
 		{"missing", `{"name": "home", "namespaces": []}`, "has none"},
 		{"zero", `{"version": 0, "name": "home"}`, "format 0"},
 		{"negative", `{"version": -1, "name": "home"}`, "format -1"},

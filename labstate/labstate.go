@@ -41,7 +41,13 @@ const Dir = "/run/natlab"
 // would take a lab whose links are shaped for one of perfect wires, so it
 // refuses the record. Format 1 records, of labs brought up before, read
 // as labs whose links are perfect wires.
-const FormatVersion = 2
+//
+// Format 3 added one-to-one NATs: a NAT change may be to type one-to-one
+// (nat.OneToOne), whose behaviour's knobs are a full cone's. A natlab of
+// format 2 would build a full cone's table for it when it renumbers or
+// reboots the NAT, so it refuses the record. Records of formats 1 and 2
+// hold no one-to-one NAT, and read as before.
+const FormatVersion = 3
 
 // oldestVersion is the oldest format this natlab reads.
 const oldestVersion = 1

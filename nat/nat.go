@@ -69,7 +69,7 @@ func ParsePortAllocation(s string) (PortAllocation, error) {
 }
 
 // Type is one of the four classic NAT names, each a shorthand for a mapping
-// and a filtering behaviour.
+// and a filtering behaviour, or OneToOne.
 type Type string
 
 const (
@@ -77,10 +77,23 @@ const (
 	AddressRestrictedCone Type = "address-restricted-cone"
 	PortRestrictedCone    Type = "port-restricted-cone"
 	Symmetric             Type = "symmetric"
+	// OneToOne is 1:1 NAT, as a cloud VM's public address (an AWS
+	// elastic IP): the one private address behind the NAT owns its
+	// public address, every port of it. Inbound packets from anyone, to
+	// any port, are translated to the private address with the port
+	// kept, and outbound ones leave from the public address with their
+	// own port. It is no classic name and not in Types (which the punch
+	// matrix crosses): in RFC 4787's terms it maps and filters
+	// endpoint-independently, and what sets it apart, that no mapping is
+	// needed to be reached, is no knob of Behaviour but the type itself.
+	OneToOne Type = "one-to-one"
 )
 
 // Types lists the classic names in order from most to least permissive.
 var Types = []Type{FullCone, AddressRestrictedCone, PortRestrictedCone, Symmetric}
+
+// AllTypes is Types and OneToOne: every type a file may name.
+var AllTypes = append(slices.Clone(Types), OneToOne)
 
 // typeAliases are other spellings people use for the same types.
 var typeAliases = map[string]Type{
@@ -90,8 +103,8 @@ var typeAliases = map[string]Type{
 // TypeNames lists every name ParseType accepts: the classic names, then
 // the aliases.
 func TypeNames() []string {
-	names := make([]string, 0, len(Types)+len(typeAliases))
-	for _, t := range Types {
+	names := make([]string, 0, len(AllTypes)+len(typeAliases))
+	for _, t := range AllTypes {
 		names = append(names, string(t))
 	}
 	var aliases []string
@@ -102,9 +115,10 @@ func TypeNames() []string {
 	return append(names, aliases...)
 }
 
-// ParseType accepts a classic name or one of its common aliases.
+// ParseType accepts a classic name, one of its common aliases, or
+// one-to-one.
 func ParseType(s string) (Type, error) {
-	for _, t := range Types {
+	for _, t := range AllTypes {
 		if s == string(t) {
 			return t, nil
 		}
@@ -112,7 +126,7 @@ func ParseType(s string) (Type, error) {
 	if t, ok := typeAliases[s]; ok {
 		return t, nil
 	}
-	msg := fmt.Sprintf("unknown NAT type %q; want %s (restricted-cone is accepted for address-restricted-cone)", s, joinQuoted(Types))
+	msg := fmt.Sprintf("unknown NAT type %q; want %s (restricted-cone is accepted for address-restricted-cone)", s, joinQuoted(AllTypes))
 	if sug := suggest.Closest(strings.ToLower(s), TypeNames()); sug != "" {
 		msg += "; did you mean " + sug + "?"
 	}
@@ -130,7 +144,7 @@ func (t Type) Mapping() Dependence {
 // Filtering is the filtering behaviour the classic name stands for.
 func (t Type) Filtering() Dependence {
 	switch t {
-	case FullCone:
+	case FullCone, OneToOne:
 		return EndpointIndependent
 	case AddressRestrictedCone:
 		return AddressDependent

@@ -28,11 +28,25 @@ func TestTypesMapToRFC4787(t *testing.T) {
 	if got, ok := TypeOf(AddressDependent, EndpointIndependent); ok {
 		t.Errorf("TypeOf(address-dependent, endpoint-independent) = %s, want no classic name", got)
 	}
+	// A one-to-one NAT maps and filters as a full cone does, and knobs
+	// alone never name it: what sets it apart is its type.
+	if m, f, p := OneToOne.Mapping(), OneToOne.Filtering(), OneToOne.DefaultPorts(); m != EndpointIndependent || f != EndpointIndependent || p != PortPreserve {
+		t.Errorf("one-to-one = %s/%s/%s, want endpoint-independent/endpoint-independent/preserve", m, f, p)
+	}
+	if got, _ := TypeOf(EndpointIndependent, EndpointIndependent); got != FullCone {
+		t.Errorf("TypeOf(endpoint-independent, endpoint-independent) = %s, want full-cone", got)
+	}
 }
 
 func TestParse(t *testing.T) {
 	if typ, err := ParseType("restricted-cone"); err != nil || typ != AddressRestrictedCone {
 		t.Errorf("ParseType(restricted-cone) = %v, %v", typ, err)
+	}
+	if typ, err := ParseType("one-to-one"); err != nil || typ != OneToOne {
+		t.Errorf("ParseType(one-to-one) = %v, %v", typ, err)
+	}
+	if _, err := ParseType("one-to-onw"); err == nil || !strings.Contains(err.Error(), "one-to-one") {
+		t.Errorf("ParseType(one-to-onw) = %v, want one-to-one named", err)
 	}
 	for _, bad := range []func() error{
 		func() error { _, err := ParseType("cone"); return err },

@@ -38,6 +38,10 @@ func Build(c Config) (*Ruleset, error) {
 	b := &builder{Config: c, b: c.Behaviour, r: &Ruleset{
 		table: Table(),
 	}}
+	if c.OneToOne.IsValid() {
+		b.oneToOne()
+		return b.r, nil
+	}
 	b.sets()
 	for i, s := range b.r.sets {
 		s.spec.ID = uint32(i + 1)

@@ -25,6 +25,11 @@ type Config struct {
 	// PortMapping adds the maps a port-mapping protocol (NAT-PMP) fills
 	// at run time: hosts ask the NAT itself for forwards.
 	PortMapping bool
+	// OneToOne, when valid, makes the NAT a one-to-one NAT
+	// (nat.OneToOne): this private address owns the public address,
+	// every port of it. Of Behaviour only Hairpin counts then, and the
+	// NAT has neither forwards nor port mapping.
+	OneToOne netip.Addr
 }
 
 // Forward sends new connections to Port on the public address to To.
@@ -67,6 +72,17 @@ func (c *Config) validate() error {
 	}
 	if b.Timeout < time.Second || b.Timeout%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("timeout %v must be at least 1s, in whole milliseconds", b.Timeout))
+	}
+	if c.OneToOne.IsValid() {
+		switch {
+		case !c.OneToOne.Is4():
+			errs = append(errs, fmt.Errorf("one-to-one: private address %v is not IPv4", c.OneToOne))
+		case c.OneToOne == c.Public:
+			errs = append(errs, fmt.Errorf("one-to-one: the private address is the public one, %v", c.OneToOne))
+		}
+		if len(c.Forwards) > 0 || c.PortMapping {
+			errs = append(errs, errors.New("one-to-one: a one-to-one NAT has no forwards and no port mapping: every port is its host's"))
+		}
 	}
 	seen := map[string]bool{}
 	for _, f := range c.Forwards {

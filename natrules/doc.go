@@ -50,6 +50,11 @@
 // the owner's mapping decide, dropping a refused packet before conntrack
 // confirms its flow.
 //
+// A one-to-one NAT (Config.OneToOne) needs none of this: its one private
+// address owns the public address, so destination NAT sends everything to
+// the public address there and source NAT sends everything from it out,
+// every port kept, with no maps (see oneToOne).
+//
 // TCP and ICMP echo are translated by conntrack (source NAT to the public
 // address, random ports for address-and-port-dependent mapping) and admitted
 // inbound only as replies or through static forwards.

@@ -29,6 +29,15 @@ func dnatTo(to netip.AddrPort) stmt {
 	}}
 }
 
+// dnatToAddr translates to a fixed address, leaving the port (and ICMP's
+// echo identifier) as it is.
+func dnatToAddr(to netip.Addr) stmt {
+	return stmt{fmt.Sprintf("dnat to %v", to), []expr.Any{
+		immediate(reg1, to.AsSlice()),
+		natExpr(expr.NATTypeDestNAT, reg1, 0),
+	}}
+}
+
 // dnatViaMap translates to the private endpoint a map holds for the
 // destination port.
 func dnatViaMap(proto, set string) stmt {

@@ -81,6 +81,18 @@ func goldenCases() []goldenCase {
 	whole := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
 		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 1, Last: 65535}, Hairpin: true, Timeout: nat.DefaultTimeout})
 	cases = append(cases, goldenCase{"whole-range", whole})
+	// A one-to-one NAT: the behaviour a file gives it, for every port to
+	// be its host's, with and without hairpinning.
+	for _, hairpin := range []bool{true, false} {
+		c := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.EndpointIndependent,
+			Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: hairpin, Timeout: nat.DefaultTimeout})
+		c.OneToOne = netip.MustParseAddr("192.168.1.2")
+		name := "one-to-one"
+		if !hairpin {
+			name += "-nohairpin"
+		}
+		cases = append(cases, goldenCase{name, c})
+	}
 	return cases
 }
 
@@ -166,6 +178,15 @@ func TestBuildRejectsBadConfig(t *testing.T) {
 		{"bad forward proto", func(c *Config) {
 			c.Forwards = []Forward{{Proto: "sctp", Port: 1, To: netip.MustParseAddrPort("10.0.0.1:1")}}
 		}, "tcp or udp"},
+		{"one-to-one v6", func(c *Config) { c.OneToOne = netip.MustParseAddr("fd00::2") }, "not IPv4"},
+		{"one-to-one to itself", func(c *Config) { c.OneToOne = c.Public }, "is the public one"},
+		{"one-to-one with a forward", func(c *Config) {
+			c.OneToOne = netip.MustParseAddr("10.0.0.2")
+			c.Forwards = []Forward{{Proto: "udp", Port: 1, To: netip.MustParseAddrPort("10.0.0.2:1")}}
+		}, "no forwards and no port mapping"},
+		{"one-to-one with port mapping", func(c *Config) {
+			c.OneToOne, c.PortMapping = netip.MustParseAddr("10.0.0.2"), true
+		}, "no forwards and no port mapping"},
 		{"forward twice", func(c *Config) {
 			f := Forward{Proto: "udp", Port: 1, To: netip.MustParseAddrPort("10.0.0.1:1")}
 			c.Forwards = []Forward{f, f}

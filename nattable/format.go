@@ -36,6 +36,11 @@ func Write(w io.Writer, t *Table) error {
 			}
 		})
 	}
+	if err == nil && t.OneToOne != nil {
+		err = section(w, "One-to-one (every port of the public address is the host's, anyone may send to it):", "PUBLIC\t\tPRIVATE\tHOST", func(tw io.Writer) {
+			fmt.Fprintf(tw, "%v\t<->\t%v\t%s\n", t.OneToOne.Public, t.OneToOne.Private, t.OneToOne.Host)
+		})
+	}
 	if err == nil && len(t.Forwards) > 0 {
 		err = section(w, "Port forwards (anyone may send to these):", "PROTO\tPUBLIC\t\tPRIVATE\tBY\tEXPIRES", func(tw io.Writer) {
 			for _, f := range t.Forwards {

@@ -21,6 +21,7 @@ import (
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
+	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/topology"
 )
@@ -86,6 +87,30 @@ type Table struct {
 	Flows    []Flow    `json:"flows"`
 	Mappings []Mapping `json:"mappings"`
 	Forwards []Forward `json:"forwards,omitempty"`
+	// OneToOne is a one-to-one NAT's binding; nil for other NATs. Such
+	// a NAT has no mappings: its rules hold the binding, as they hold
+	// static forwards, and AddStatic adds it.
+	OneToOne *Binding `json:"one_to_one,omitempty"`
+}
+
+// Binding is a one-to-one NAT's: Private owns Public, every port of it,
+// inbound from anyone and outbound with the ports kept.
+type Binding struct {
+	Public  netip.Addr `json:"public"`
+	Private netip.Addr `json:"private"`
+	// Host is the node whose address Private is.
+	Host string `json:"host"`
+}
+
+// AddOneToOne adds the binding of n, a NAT of topo, if it is a one-to-one
+// NAT; it adds nothing for another.
+func (t *Table) AddOneToOne(topo *topology.Topology, n *topology.Node) {
+	if n.NAT == nil || n.NAT.Type != nat.OneToOne {
+		return
+	}
+	if host, _ := topo.OneToOneHost(n); host != nil {
+		t.OneToOne = &Binding{Public: n.Addresses[0], Private: host.Addresses[0], Host: host.Name}
+	}
 }
 
 // MarshalJSON writes a table with no flows or mappings as empty lists,
@@ -250,10 +275,17 @@ func readMappings(ctx context.Context, conn *nftables.Conn, public netip.Addr) (
 	}
 	set, err := conn.GetSetByName(natrules.Table(), natrules.PortsSet)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("no natlab table here: not a NAT node")
+		if !errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("read the ports map: %w", err)
 		}
-		return nil, fmt.Errorf("read the ports map: %w", err)
+		// A one-to-one NAT's table has no maps: it keeps no mappings.
+		if _, err := conn.ListTable(natrules.Table().Name); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil, fmt.Errorf("no natlab table here: not a NAT node")
+			}
+			return nil, fmt.Errorf("read the natlab table: %w", err)
+		}
+		return nil, nil
 	}
 	elems, err := conn.GetSetElements(set)
 	if err != nil {

@@ -207,3 +207,57 @@ nodes:
 		t.Errorf("the table does not show the counts:\n%s", b.String())
 	}
 }
+
+// A one-to-one NAT's table has no maps to read: natlab table shows its
+// binding and the conntrack flows through it, an unsolicited one let in
+// and one the host started, each with its port kept.
+func TestOneToOneTable(t *testing.T) {
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  cloud:  {kind: nat, type: one-to-one, public: 203.0.113.1}
+  vm:     {kind: host, behind: cloud}
+`)
+	srv := l.UDP("server", "203.0.113.10:3478")
+	vm := l.UDP("vm", ":40001")
+	public := netip.MustParseAddrPort("203.0.113.1:40001")
+	srv.Send(public, "unsolicited")
+	vm.Expect("unsolicited", 2*time.Second)
+	out := l.UDP("vm", ":41000")
+	out.Send(netip.MustParseAddrPort("203.0.113.10:3478"), "out")
+	srv.Expect("out", 2*time.Second)
+
+	ns, err := namedns.Open(l.Namespace("cloud"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tab, err := nattable.Read(t.Context(), ns.Fd(), l.Addr("cloud", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.AddOneToOne(l.Topo, l.Topo.Node("cloud"))
+	vmAddr := l.Addr("vm", 0)
+	want := &nattable.Binding{Public: public.Addr(), Private: vmAddr, Host: "vm"}
+	if tab.OneToOne == nil || *tab.OneToOne != *want {
+		t.Errorf("binding %+v, want %+v", tab.OneToOne, want)
+	}
+	if len(tab.Mappings) != 0 || len(tab.Flows) != 2 {
+		t.Fatalf("table has %d mappings and %d flows, want none and 2:\n%+v", len(tab.Mappings), len(tab.Flows), tab)
+	}
+	in, outFlow := tab.Flows[0], tab.Flows[1]
+	if !in.Inbound || in.Private != netip.AddrPortFrom(vmAddr, 40001) || in.Public != public {
+		t.Errorf("the unsolicited flow reads %+v; want inbound, %v -> %v", in, public, netip.AddrPortFrom(vmAddr, 40001))
+	}
+	if outFlow.Inbound || outFlow.Private != netip.AddrPortFrom(vmAddr, 41000) || outFlow.Public != netip.MustParseAddrPort("203.0.113.1:41000") {
+		t.Errorf("vm's own flow reads %+v; want %v -> 203.0.113.1:41000", outFlow, netip.AddrPortFrom(vmAddr, 41000))
+	}
+	var b bytes.Buffer
+	if err := nattable.Write(&b, tab); err != nil {
+		t.Fatal(err)
+	}
+	if row := "203.0.113.1  <->  " + vmAddr.String() + "  vm"; !strings.Contains(b.String(), row) {
+		t.Errorf("natlab table prints\n%s\nwithout the binding row %q", b.String(), row)
+	}
+}

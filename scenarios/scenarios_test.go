@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/classify"
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/runner"
@@ -56,6 +57,23 @@ func TestEveryScenarioPasses(t *testing.T) {
 // have no words for it.
 var measures = map[string]func(t *testing.T, steps []step.Result){
 	"act6-relay-costs": relayCosts,
+	"one-to-one":       oneToOne,
+}
+
+// oneToOne: the unsolicited packet reaches vm with its sender's port, the
+// discovery sees that unsolicited packets get in behind the one-to-one
+// NAT (which the stun step's words cannot say), and the table shows the
+// binding.
+func oneToOne(t *testing.T, steps []step.Result) {
+	if !strings.Contains(steps[0].Detail, "reached vm, from 203.0.113.3:8080") {
+		t.Errorf("the unsolicited UDP packet: %s; want it at vm from friend's 203.0.113.3:8080", steps[0].Detail)
+	}
+	if res, ok := steps[3].Data.(*classify.Result); !ok || !res.Unsolicited {
+		t.Errorf("the discovery from vm: %+v; want it to see unsolicited packets get in", steps[3].Data)
+	}
+	if !strings.Contains(steps[4].Detail, "<->  192.168.1.2  vm") {
+		t.Errorf("cloud's table shows no binding to vm:\n%s", steps[4].Detail)
+	}
 }
 
 // relayCosts: the direct path crosses two 10ms links, a 40ms round trip;

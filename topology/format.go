@@ -106,7 +106,10 @@ type NATNode struct {
 	Behind NodeRef `yaml:"behind" default:"internet"`
 	// The classic name of the nat's behaviour, a shorthand for a mapping
 	// and a filtering; mapping: or filtering: written beside it must agree
-	// with it.
+	// with it. one-to-one is 1:1 NAT, as a cloud VM's public address: the
+	// one host behind the nat owns its public address, every port,
+	// inbound from anyone, ports kept; it takes no ports, port-range,
+	// timeout, forward or port-mapping.
 	Type NATType `yaml:"type" default:"port-restricted-cone"`
 	// The RFC 4787 knobs, one key each: the NATKnobs of knobs.go stand
 	// here (mapping, filtering, ports, port-range, hairpin, timeout).
@@ -214,7 +217,7 @@ func (STUNExpect) Variants() []any { return []any{STUNOutcome(""), Classificatio
 type ClassificationExpect struct {
 	_ struct{} `schema:"minProperties=1"`
 	// The classic name; mapping and filtering beside it must agree.
-	Type NATType `yaml:"type"`
+	Type ClassicType `yaml:"type"`
 	// The mapping behaviour.
 	Mapping Dependence `yaml:"mapping"`
 	// The filtering behaviour.
@@ -305,9 +308,12 @@ type (
 	NodeKind string
 	// ServiceName is a program a server runs.
 	ServiceName string
-	// NATType is a classic NAT name; restricted-cone is accepted for
-	// address-restricted-cone.
+	// NATType is a classic NAT name or one-to-one; restricted-cone is
+	// accepted for address-restricted-cone.
 	NATType string
+	// ClassicType is a classic NAT name, what RFC 5780 discovery can
+	// name; restricted-cone is accepted for address-restricted-cone.
+	ClassicType string
 	// Dependence is an RFC 4787 mapping or filtering behaviour: whether
 	// the nat looks at nothing of the remote endpoint, its address, or
 	// its address and port.
@@ -348,8 +354,13 @@ func (NodeKind) Values() []string { return words(Kinds) }
 // Values lists the services.
 func (ServiceName) Values() []string { return words(Services) }
 
-// Values lists the classic names and their aliases.
+// Values lists the classic names, one-to-one and the aliases.
 func (NATType) Values() []string { return nat.TypeNames() }
+
+// Values lists the classic names and their aliases.
+func (ClassicType) Values() []string {
+	return slices.DeleteFunc(nat.TypeNames(), func(s string) bool { return s == string(nat.OneToOne) })
+}
 
 // Values lists the three behaviours.
 func (Dependence) Values() []string { return words(nat.Dependences) }

@@ -59,6 +59,9 @@ type NATKnob struct {
 	// (", " when empty).
 	phrase func(x any) string
 	sep    string
+	// notOneToOne, when set, says why a nat of type one-to-one takes no
+	// value of the knob: the file may not give one.
+	notOneToOne string
 }
 
 // knobDef is a NATKnob with its functions typed by the field it sets.
@@ -72,12 +75,13 @@ type knobDef[T comparable] struct {
 	value             func(x T) any
 	phrase            func(x T) string
 	sep               string
+	notOneToOne       string
 }
 
 func (d knobDef[T]) knob() NATKnob {
 	return NATKnob{
 		Key: d.key, Format: d.format, Default: d.def, Meaning: d.meaning,
-		field: reflect.TypeFor[T](), typed: d.typed, sep: d.sep,
+		field: reflect.TypeFor[T](), typed: d.typed, sep: d.sep, notOneToOne: d.notOneToOne,
 		read: func(p *parser, v *value, path string) (any, bool) {
 			x, ok := d.read(p, v, path)
 			return x, ok
@@ -125,8 +129,9 @@ var NATKnobs = []NATKnob{
 			}
 			return t.DefaultPorts()
 		},
-		value:  word[nat.PortAllocation],
-		phrase: func(a nat.PortAllocation) string { return "ports " + string(a) },
+		value:       word[nat.PortAllocation],
+		phrase:      func(a nat.PortAllocation) string { return "ports " + string(a) },
+		notOneToOne: noPorts,
 	}.knob(),
 	knobDef[nat.PortRange]{
 		key: "port-range", format: reflect.TypeFor[PortRange](), def: nat.DefaultPortRange.String(),
@@ -137,6 +142,7 @@ var NATKnobs = []NATKnob{
 		value:   func(r nat.PortRange) any { return r.String() },
 		// "ports preserve 1024-65535": the range reads as the ports'.
 		phrase: nat.PortRange.String, sep: " ",
+		notOneToOne: noPorts,
 	}.knob(),
 	knobDef[bool]{
 		key: "hairpin", format: reflect.TypeFor[bool](), def: "true",
@@ -163,8 +169,15 @@ var NATKnobs = []NATKnob{
 		deflt:  func(nat.Type) time.Duration { return nat.DefaultTimeout },
 		value:  func(d time.Duration) any { return fmtDuration(d) },
 		phrase: func(d time.Duration) string { return "timeout " + fmtDuration(d) },
+		// Conntrack still forgets idle flows (after the default timeout),
+		// but nothing the host can observe depends on it: every packet
+		// to the public address reaches it whether a flow exists or not.
+		notOneToOne: "its host's address is bound to the public address for as long as the lab runs, and no mapping times out",
 	}.knob(),
 }
+
+// noPorts is why a one-to-one nat takes neither ports nor port-range.
+const noPorts = "it translates no port: its host owns every port of the public address, and each packet keeps its own"
 
 // NATKnobNamed returns the knob with key, or nil.
 func NATKnobNamed(key string) *NATKnob {
@@ -658,6 +671,9 @@ func (p *parser) behaviour(n *nodeSpec) (nat.Type, nat.Behaviour) {
 			g, ok := k.given[kb.Key]
 			switch {
 			case !ok:
+			case base == nat.OneToOne && k.typVal != nil && kb.notOneToOne != "":
+				p.errs.errorf(g.at.pos, "%s.%s: a one-to-one nat takes no %s: %s; remove %s, or choose another type",
+					n.path, kb.Key, kb.Key, kb.notOneToOne, kb.Key)
 			case typed && k.typVal != nil:
 				if want := kb.def(base); g.x != want {
 					p.errs.errorf(g.at.pos, "%s.%s: %v contradicts type: %s, which means %s: %v; remove one of them",

@@ -151,6 +151,7 @@ func (p *parser) readNode(e entry) *nodeSpec {
 				n.node.NAT.Firewall6 = n.nat.knobs.firewall6
 			}
 		}
+		p.checkOneToOneKeys(n, v)
 		p.readForwards(n)
 	}
 	if n.node.Kind == KindServer && slices.Contains(n.node.Services, ServiceSTUN) {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/natlab/natlab/nat"
 )
 
 // The readers of the fields that only some kinds of step take: the hosts a
@@ -380,6 +382,12 @@ func (r *StepFields) Classification(key, server string) *Classification {
 		switch e.key {
 		case "type":
 			t, ok := p.natType(e.val, epath)
+			if ok && t == nat.OneToOne {
+				// What sets one apart, that no mapping is needed to be
+				// reached, is no part of RFC 5780's discovery.
+				p.errs.errorf(e.val.pos, "%s: a classification names a classic type, and RFC 5780 discovery sees a one-to-one nat as the full-cone it maps and filters as; write type: full-cone", epath)
+				ok = false
+			}
 			c.Type, typeGiven = t, ok
 			r.check(ok)
 		case "mapping", "filtering":

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"strings"
+
+	"github.com/natlab/natlab/nat"
 )
 
 // String describes the topology in a stable, human-readable form with every
@@ -85,19 +87,45 @@ func (n *Node) String() string {
 }
 
 // describeBehaviour spells out every knob of NATKnobs, each in its own
-// phrase, unlike nat.Behaviour.String, which leaves out defaults.
+// phrase, unlike nat.Behaviour.String, which leaves out defaults. A
+// one-to-one nat has no value for the knobs it does not take, and says
+// once instead that it keeps every port.
 func (t *NAT) describeBehaviour() string {
 	var s strings.Builder
 	s.WriteString(cmp.Or(string(t.Type), "no classic type") + ": ")
+	kept := false
 	for i := range NATKnobs {
 		k := &NATKnobs[i]
-		if i > 0 {
-			s.WriteString(cmp.Or(k.sep, ", "))
+		phrase, sep := k.phrase(k.get(t.Behaviour)), cmp.Or(k.sep, ", ")
+		if t.Type == nat.OneToOne && k.notOneToOne != "" {
+			if kept {
+				continue
+			}
+			kept, phrase, sep = true, oneToOnePorts, ", "
 		}
-		s.WriteString(k.phrase(k.get(t.Behaviour)))
+		if i > 0 {
+			s.WriteString(sep)
+		}
+		s.WriteString(phrase)
 	}
 	fmt.Fprintf(&s, ", port-mapping %s", cmp.Or(strings.Join(t.PortMapping, " and "), "none"))
 	return s.String()
+}
+
+// oneToOnePorts is what a one-to-one nat does with ports, in the lines
+// that describe a nat.
+const oneToOnePorts = "every port to its host, kept"
+
+// Summary describes the nat's behaviour in one line, as
+// nat.Behaviour.String does, and for a one-to-one nat without the
+// knobs it does not take: "one-to-one, every port to its host, kept,
+// hairpin". natlab status prints it.
+func (t *NAT) Summary() string {
+	if t.Type != nat.OneToOne {
+		return t.Behaviour.String()
+	}
+	hairpin := NATKnobNamed("hairpin")
+	return fmt.Sprintf("%s, %s, %s", t.Type, oneToOnePorts, hairpin.phrase(hairpin.get(t.Behaviour)))
 }
 
 // String describes the forward: "forward udp 3478 to alice 192.168.1.2:3478".

@@ -380,21 +380,27 @@ func (t *Topology) MoveAddresses(n *Node, nat string) (a4, a6 netip.Addr, ok boo
 }
 
 // MoveProblem says why host n cannot move behind the node called nat, or
-// "": nat must be a nat, and another than the one n is behind.
-func (t *Topology) MoveProblem(n *Node, nat string) string {
-	to := t.Node(nat)
+// "": nat must be a nat, and another than the one n is behind. A host
+// moves neither behind a one-to-one nat, whose one host it would join,
+// nor away from one, which would leave its public address to nobody.
+func (t *Topology) MoveProblem(n *Node, name string) string {
+	to, from := t.Node(name), t.Node(n.Behind)
 	switch {
 	case n.Kind != KindHost:
 		return fmt.Sprintf("%s is a %s; only a host moves", n.Name, n.Kind)
 	case to == nil:
-		return fmt.Sprintf("no node named %q", nat)
+		return fmt.Sprintf("no node named %q", name)
 	case to.NAT == nil:
-		return fmt.Sprintf("%s is a %s, not a nat", nat, to.Kind)
-	case n.Behind == nat:
-		return fmt.Sprintf("%s is behind %s already", n.Name, nat)
+		return fmt.Sprintf("%s is a %s, not a nat", name, to.Kind)
+	case n.Behind == name:
+		return fmt.Sprintf("%s is behind %s already", n.Name, name)
+	case to.NAT.Type == nat.OneToOne:
+		return fmt.Sprintf("%s is a one-to-one nat, which has one host behind it, and no host moves behind one", name)
+	case from != nil && from.NAT != nil && from.NAT.Type == nat.OneToOne:
+		return fmt.Sprintf("%s owns the public address of %s, a one-to-one nat, which would be left to nobody; no host moves away from one", n.Name, from.Name)
 	}
-	if _, _, ok := t.MoveAddresses(n, nat); !ok {
-		return fmt.Sprintf("the LAN of %s has no free address left", nat)
+	if _, _, ok := t.MoveAddresses(n, name); !ok {
+		return fmt.Sprintf("the LAN of %s has no free address left", name)
 	}
 	return ""
 }

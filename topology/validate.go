@@ -12,6 +12,7 @@ import (
 func (p *parser) validate() {
 	p.resolveBehind()
 	p.checkSegmentSizes()
+	p.checkOneToOne()
 	p.findCycles()
 	p.readLANs()
 	p.defaultLANs()

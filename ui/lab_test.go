@@ -425,6 +425,36 @@ nodes:
 	}
 }
 
+// A one-to-one NAT's table on the page holds its binding, which no map
+// of the NAT holds.
+func TestTableOneToOne(t *testing.T) {
+	t.Parallel()
+	testutil.CheckRoutines(t)
+	s := serve(t, `
+nodes:
+  cloud: {kind: nat, type: one-to-one, public: 203.0.113.2}
+  vm:    {kind: host, behind: cloud}
+`)
+	var tab map[string]any
+	st := s.events(t)
+	state := st.await(t, "state", func(map[string]any) bool { return true })
+	if tables, _ := state["tables"].(map[string]any); tables["cloud"] != nil {
+		tab = tables["cloud"].(map[string]any)
+	} else {
+		tab = st.await(t, "table", func(tab map[string]any) bool { return tab["nat"] == "cloud" })
+	}
+	b, _ := tab["one_to_one"].(map[string]any)
+	want := map[string]any{"public": "203.0.113.2", "private": s.lab.Addr("vm", 0).String(), "host": "vm"}
+	for k, v := range want {
+		if b[k] != v {
+			t.Errorf("the binding's %s = %v, want %v (table %v)", k, b[k], v, tab)
+		}
+	}
+	if tab["error"] != nil {
+		t.Errorf("the table has an error: %v", tab["error"])
+	}
+}
+
 // Reboot, renumber and move steps from the page change the lab, and every
 // page's state shows it as it now is; a later step is checked against
 // the lab as it is, not as the file put it.

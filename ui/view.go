@@ -99,7 +99,9 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 	v := &stateView{Lab: st.Name, Source: st.Source, Description: topo.Description, Internet: topo.Internet.String(),
 		Layout: layout, Nodes: []nodeView{}, Warnings: []string{}}
 	v.Choices.Publics = map[string]string{}
-	for _, t := range nat.Types {
+	// one-to-one too: a switch to it is refused, with the reason, where
+	// the NAT has not exactly one host behind it.
+	for _, t := range nat.AllTypes {
 		v.Choices.Types = append(v.Choices.Types, string(t))
 	}
 	for _, n := range topo.Nodes {

@@ -50,7 +50,9 @@ type tableView struct {
 	Flows    []nattable.Flow    `json:"flows"`
 	Mappings []nattable.Mapping `json:"mappings"`
 	Forwards []nattable.Forward `json:"forwards"`
-	Error    string             `json:"error,omitempty"`
+	// OneToOne is a one-to-one NAT's binding, which its rules hold.
+	OneToOne *nattable.Binding `json:"one_to_one,omitempty"`
+	Error    string            `json:"error,omitempty"`
 }
 
 // watcher traces every NAT of the lab and reads their tables, publishing
@@ -269,7 +271,15 @@ func (w *watcher) table(ctx context.Context, nat string, ns *namedns.NS, poke <-
 			v.Error = err.Error()
 		} else {
 			t.AddStatic(n.Addresses[0], n.NAT.Forwards)
+			// The lab as it is now: the page may have switched the NAT.
+			w.mu.Lock()
+			topo := w.topo
+			w.mu.Unlock()
+			if now := topo.Node(n.Name); now != nil {
+				t.AddOneToOne(topo, now)
+			}
 			v.Flows, v.Mappings, v.Forwards = append(v.Flows, t.Flows...), append(v.Mappings, t.Mappings...), append(v.Forwards, t.Forwards...)
+			v.OneToOne = t.OneToOne
 		}
 		data, _ := json.Marshal(v)
 		if !bytes.Equal(data, last) {

@@ -27,7 +27,9 @@ func newClassifyCmd() *cobra.Command {
 		Long: `Run RFC 5780 NAT behaviour discovery from a node of a running lab against the
 lab's STUN server (which needs two addresses): mapping, filtering, how new
 public ports are allocated, and hairpinning, named in the scenario file's
-words. With --lifetime it also estimates how long an idle mapping lives,
+words; and whether a packet from outside to a public port the node never
+sent from gets in (RESPONSE-PORT), as through a one-to-one NAT, which RFC
+5780's tests take for a full cone. With --lifetime it also estimates how long an idle mapping lives,
 which takes that long (up to --lifetime-max).
 
 natlab builds its NATs from these words, so for every NAT it builds this
@@ -135,6 +137,13 @@ func printClassification(w interface{ Write([]byte) (int, error) }, n *topology.
 	}
 	fmt.Fprintf(tw, "ports\t%s (%s)\n", res.Ports, strings.Join(seen, ", "))
 	fmt.Fprintf(tw, "hairpin\t%v\n", res.Hairpin)
+	if res.Behind {
+		unsolicited := "dropped: only what the node's mappings let in gets in"
+		if res.Unsolicited {
+			unsolicited = "gets in: a packet to a public port the node never sent from reaches it (every port is forwarded to it, as by a one-to-one NAT)"
+		}
+		fmt.Fprintf(tw, "unsolicited\t%s\n", unsolicited)
+	}
 	if lt := res.Lifetime; lt != nil {
 		switch {
 		case lt.Gone == 0:

@@ -347,6 +347,9 @@ func TestMatrixCommand(t *testing.T) {
 	if r := run(t, "matrix", "--types", "cone"); r.code != 2 {
 		t.Errorf("matrix with a bad type: exit %d", r.code)
 	}
+	if r := run(t, "matrix", "--types", "full-cone,one-to-one"); r.code != 2 || !strings.Contains(r.stderr, "classic types") {
+		t.Errorf("matrix with one-to-one: exit %d, want 2 saying it crosses the classic types\n%s", r.code, r.stderr)
+	}
 }
 
 // The whole tour, end to end, as a class would see it.

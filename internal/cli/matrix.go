@@ -48,6 +48,10 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 				if err != nil {
 					return usageError("--types: %v", err)
 				}
+				if typ == nat.OneToOne {
+					// Its rows would put two hosts behind one of them.
+					return usageError("--types: the matrix crosses the classic types (%s), and one-to-one punches as the full cone it maps and filters as", strings.Join(classicNames(), ", "))
+				}
 				cols = append(cols, typ)
 			}
 			if len(cols) == 0 {
@@ -126,4 +130,13 @@ with and without hairpinning, and a cone NAT behind carrier-grade NAT.`,
 	cmd.Flags().IntVar(&parallel, "parallel", 8, "labs up at once")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long each punch may take")
 	return cmd
+}
+
+// classicNames are the types the matrix crosses.
+func classicNames() []string {
+	var names []string
+	for _, t := range nat.Types {
+		names = append(names, string(t))
+	}
+	return names
 }

@@ -38,11 +38,11 @@ loaded back with nft -f as they are printed.`,
 			if n.NAT == nil {
 				return usageError("%s is a %s, not a nat: only NAT nodes have natlab rules", a[1], n.Kind)
 			}
-			rs, err := lab.Rules(n)
+			rs, err := lab.Rules(topo, n)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "# %s, %s\n%s", lab.NamespaceName(topo.Name, n.Name), n.NAT.Behaviour, rs)
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s, %s\n%s", lab.NamespaceName(topo.Name, n.Name), n.NAT.Summary(), rs)
 			return nil
 		},
 	}

@@ -71,7 +71,7 @@ func joinAddrs(n *topology.Node) string {
 func nodeDetails(n *topology.Node) string {
 	switch {
 	case n.NAT != nil:
-		d := fmt.Sprintf("LAN %v via %v; %s", n.NAT.LAN, n.NAT.Gateway, n.NAT.Behaviour)
+		d := fmt.Sprintf("LAN %v via %v; %s", n.NAT.LAN, n.NAT.Gateway, n.NAT.Summary())
 		for _, f := range n.NAT.Forwards {
 			d += fmt.Sprintf("; forward %s %d -> %v", f.Proto, f.Port, f.To)
 		}

@@ -71,6 +71,16 @@ type natInfo struct {
 	LAN       string
 	Gateway   string
 	Forwards  []forwardInfo
+	// OneToOne is a one-to-one NAT's host, which owns its public
+	// address; nil for other NATs.
+	OneToOne *oneToOneInfo
+}
+
+// oneToOneInfo is the host whose private address owns a one-to-one NAT's
+// public address.
+type oneToOneInfo struct {
+	Host    string `json:"host"`
+	Private string `json:"private"`
 }
 
 func (n natInfo) MarshalJSON() ([]byte, error) {
@@ -81,8 +91,9 @@ func (n natInfo) MarshalJSON() ([]byte, error) {
 		LAN      string        `json:"lan"`
 		Gateway  string        `json:"gateway"`
 		Forwards []forwardInfo `json:"forwards,omitempty"`
+		OneToOne *oneToOneInfo `json:"one_to_one,omitempty"`
 	}
-	return topology.NATJSON(before{n.Type}, n.Behaviour, after{n.LAN, n.Gateway, n.Forwards})
+	return topology.NATJSON(before{n.Type}, n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.OneToOne})
 }
 
 type forwardInfo struct {
@@ -213,6 +224,11 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
 			for _, f := range n.NAT.Forwards {
 				ns.NAT.Forwards = append(ns.NAT.Forwards, forwardInfo{string(f.Proto), f.Port, f.To.String()})
+			}
+			if n.NAT.Type == nat.OneToOne {
+				if host, _ := topo.OneToOneHost(n); host != nil {
+					ns.NAT.OneToOne = &oneToOneInfo{host.Name, host.Addresses[0].String()}
+				}
 			}
 		}
 		l.Nodes = append(l.Nodes, ns)

@@ -55,6 +55,26 @@ func TestStatusNamesEveryKnob(t *testing.T) {
 	}
 }
 
+// TestStatusOneToOne checks that status --json names a one-to-one NAT's
+// host, whose private address owns its public address.
+func TestStatusOneToOne(t *testing.T) {
+	topo, err := topology.Parse("cloud.yaml", []byte("nodes:\n  cloud: {kind: nat, type: one-to-one}\n  vm: {kind: host, behind: cloud}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := describeLab(&labstate.State{Name: "cloud", Complete: true}, topo, nil)
+	data, err := json.Marshal(l.Nodes[0].NAT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"type":"one-to-one",`; !strings.Contains(string(data), want) {
+		t.Errorf("status --json's nat: %s; want %s in it", data, want)
+	}
+	if want := `"one_to_one":{"host":"vm","private":"192.168.1.2"}`; !strings.Contains(string(data), want) {
+		t.Errorf("status --json's nat: %s; want %s in it", data, want)
+	}
+}
+
 // TestServes checks that a service counts as running only while its
 // process listens on its sockets.
 func TestServes(t *testing.T) {

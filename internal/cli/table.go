@@ -41,7 +41,10 @@ The columns of a flow:
   BYTES     their bytes, IP headers included
 A mapping row says which private endpoint owns a public UDP port, and for
 how long; a forward row, where a public port is sent on, and who made it
-(the scenario, or a host: by nat-pmp, by pcp, by upnp). --json gives the same fields.
+(the scenario, or a host: by nat-pmp, by pcp, by upnp). A one-to-one NAT
+has no mappings: its one row says whose private address owns its public
+address, every port of it (one_to_one in --json). --json gives the same
+fields.
 
 With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 		Example: `  sudo natlab table symmetric nat-a
@@ -75,6 +78,7 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 					return fmt.Errorf("%s: %w", n.Name, err)
 				}
 				t.AddStatic(n.Addresses[0], n.NAT.Forwards)
+				t.AddOneToOne(topo, n)
 				if asJSON {
 					enc := json.NewEncoder(out)
 					if !watch {

@@ -592,6 +592,15 @@ function table(t) {
       tr.addEventListener("click", () => knockOn(t.nat, m.public, "udp"));
     }
   }
+  if (t.one_to_one) {
+    add(card, "p", "hint", "One-to-one (every port of the public address is the host's, anyone may send to it):");
+    const bt = add(card, "table", "one-to-one", "");
+    const tr = add(bt, "tr", "row", "");
+    add(tr, "td", "pub", t.one_to_one.public);
+    add(tr, "td", "", "↔");
+    add(tr, "td", "", t.one_to_one.private);
+    add(tr, "td", "", t.one_to_one.host);
+  }
   if (t.forwards && t.forwards.length) {
     add(card, "p", "hint", "Port forwards (anyone may send to these):");
     const ft = add(card, "table", "forwards", "");
