@@ -56,6 +56,22 @@ func TestEveryScenarioPasses(t *testing.T) {
 // have no words for it.
 var measures = map[string]func(t *testing.T, steps []step.Result){
 	"act6-relay-costs": relayCosts,
+	"lossy-punch":      lossyPunch,
+}
+
+// lossyPunch: alice's link loses 10% each way, so 19% of the round trips
+// over it; the punch still finds the path, times it (two 10ms links, a
+// 40ms round trip), and keepalives keep it open past the NATs' timeout.
+func lossyPunch(t *testing.T, steps []step.Result) {
+	if r := steps[0].RTT; r == nil || r.Median < 36*time.Millisecond || r.Median > 44*time.Millisecond {
+		t.Errorf("%s: rtt %v, want 40ms ± 4ms", steps[0].Name, r)
+	}
+	// 50 round trips lose none with chance 0.81^50 (3e-5) and more than
+	// 22 (the mean 9.5 plus 4.9 standard deviations) with less.
+	p := steps[3].Probes
+	if p == nil || p.Sent != 50 || p.Lost() == 0 || p.Lost() > 22 {
+		t.Errorf("%s: %v, want 50 sent and 1 to 22 lost (19%% expected)", steps[3].Name, p)
+	}
 }
 
 // relayCosts: the direct path crosses two 10ms links, a 40ms round trip;

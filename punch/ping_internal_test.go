@@ -1,0 +1,65 @@
+package punch
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A ping that is lost is sent again: here a forwarder between the sides
+// drops the first try of every ping, as a lossy link may, and the pings
+// must still measure every round trip, each from the try that got through.
+func TestPingsSendALostPingAgain(t *testing.T) {
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Skipf("no loopback: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b, lossy := listen(), listen(), listen()
+	addr := func(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		dropped []string
+	)
+	wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := lossy.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if msg := string(buf[:n]); strings.HasSuffix(msg, ".0") {
+				mu.Lock()
+				dropped = append(dropped, msg)
+				mu.Unlock()
+				continue
+			}
+			lossy.WriteToUDPAddrPort(buf[:n], addr(b))
+		}
+	})
+	t.Cleanup(func() { lossy.SetReadDeadline(time.Unix(1, 0)); wg.Wait() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := withDefaults(Config{Session: "lossy"})
+	rtts, err := pings(ctx, cfg, a, b, addr(lossy), addr(a))
+	if err != nil {
+		t.Fatalf("pings over a path that loses each first try: %v", err)
+	}
+	if len(rtts) != cfg.Pings {
+		t.Errorf("%d round trips measured, want %d", len(rtts), cfg.Pings)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dropped) != cfg.Pings {
+		t.Errorf("the forwarder dropped %q, want the first try of each of %d pings", dropped, cfg.Pings)
+	}
+}
