@@ -55,8 +55,29 @@ func TestEveryScenarioPasses(t *testing.T) {
 // measures check what a scenario's steps measured, where expectations
 // have no words for it.
 var measures = map[string]func(t *testing.T, steps []step.Result){
-	"act6-relay-costs": relayCosts,
-	"lossy-punch":      lossyPunch,
+	"act6-relay-costs":       relayCosts,
+	"lossy-punch":            lossyPunch,
+	"act7-relay-then-direct": relayThenDirect,
+}
+
+// relayThenDirect: over the relay a packet crosses the hosts' 10ms links
+// and the relay's 30ms link twice each way, a 160ms round trip; direct,
+// 40ms. The upgrade reports both, and the one that stays on the relay
+// the relay's, with no packet lost to the end of the run.
+func relayThenDirect(t *testing.T, steps []step.Result) {
+	within := func(what string, r *step.RTT, want, lo, hi time.Duration) {
+		t.Helper()
+		if r == nil || r.Median < want-lo || r.Median > want+hi {
+			t.Errorf("%s: %v, want %v, -%v to +%v", what, r, want, lo, hi)
+		}
+	}
+	// The relay's own work can make it slower, never faster (relayCosts).
+	within("the upgrade's rtt over the relay", steps[0].RelayRTT, 160*time.Millisecond, 4*time.Millisecond, 12*time.Millisecond)
+	within("the upgrade's rtt direct", steps[0].RTT, 40*time.Millisecond, 4*time.Millisecond, 4*time.Millisecond)
+	within("the rtt of the data that stays on the relay", steps[1].RTT, 160*time.Millisecond, 4*time.Millisecond, 12*time.Millisecond)
+	if up, ok := steps[1].Data.(*upgrade.Result); !ok || up.Lost() != 0 {
+		t.Errorf("%s: %+v, want every packet echoed", steps[1].Name, steps[1].Data)
+	}
 }
 
 // lossyPunch: alice's link loses 10% each way, so 19% of the round trips
@@ -76,7 +97,8 @@ func lossyPunch(t *testing.T, steps []step.Result) {
 
 // relayCosts: the direct path crosses two 10ms links, a 40ms round trip;
 // the relay adds the server's 40ms link twice each way, 200ms. Each step
-// reports the RTT of the path it found.
+// reports the RTT of the path it found, and the throughput steps the
+// goodput of the direct path and of the relay.
 func relayCosts(t *testing.T, steps []step.Result) {
 	near := func(what string, got, want, tol time.Duration) {
 		t.Helper()
@@ -124,6 +146,35 @@ func relayCosts(t *testing.T, steps []step.Result) {
 	nearRelay("the upgrade's relay", step.NewRTT(up.RelayRTTs).Median, relayed, 6*time.Millisecond)
 	if !strings.Contains(steps[2].Detail, "x the direct path's") {
 		t.Errorf("the relay does not compare itself with the direct path: %s", steps[2].Detail)
+	}
+	// The upgrade's report shows both paths' RTTs, the relay's before.
+	if r := steps[4].RelayRTT; r == nil {
+		t.Errorf("%s reports no rtt over the relay: %s", steps[4].Name, steps[4].Detail)
+	} else {
+		nearRelay("the upgrade's report of the relay", r.Median, relayed, 6*time.Millisecond)
+	}
+
+	// Throughput: the hosts' links carry 50 Mbit/s, the relay's 10, and
+	// the goodput of each path is its narrowest link's rate less the
+	// headers (1200 bytes of payload in a frame of 1242, over the relay
+	// up to 1278 with TURN's framing): 48.3 and 9.4 to 9.7 Mbit/s. A
+	// measured rate against a configured one, with room for the token
+	// buckets' burst at the start.
+	mbps := func(i int, lo, hi float64) float64 {
+		t.Helper()
+		g := steps[i].Throughput
+		if g == nil {
+			t.Errorf("%s measured no throughput: %s", steps[i].Name, steps[i].Detail)
+			return 0
+		}
+		if m := g.Goodput / 1e6; m < lo || m > hi {
+			t.Errorf("%s: goodput %.2f Mbit/s, want %v to %v (%s)", steps[i].Name, m, lo, hi, steps[i].Detail)
+		}
+		return g.Goodput / 1e6
+	}
+	directMbps, relayMbps := mbps(5, 40, 52.5), mbps(6, 8, 10.5)
+	if directMbps > 0 && relayMbps > 0 && !strings.Contains(steps[6].Detail, "x the direct path's") {
+		t.Errorf("the relay's throughput is not compared with the direct path's: %s", steps[6].Detail)
 	}
 }
 
