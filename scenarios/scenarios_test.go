@@ -63,18 +63,27 @@ var measures = map[string]func(t *testing.T, steps []step.Result){
 // relayThenDirect: over the relay a packet crosses the hosts' 10ms links
 // and the relay's 30ms link twice each way, a 160ms round trip; direct,
 // 40ms. The upgrade reports both, and the one that stays on the relay
-// the relay's, with no packet lost to the end of the run.
+// the relay's, with no packet lost to the end of the run. The links'
+// delays are the least a round trip can take; the data's own packets,
+// sent while the punch and the relay's handshake run, come later on a
+// busy or emulated machine (a median of 592ms over DERP in make vm-test's
+// at a load of 9), never earlier. So the RTTs are held to their lower
+// bounds, and the drop from one path to the other, as a ratio.
 func relayThenDirect(t *testing.T, steps []step.Result) {
-	within := func(what string, r *step.RTT, want, lo, hi time.Duration) {
+	atLeast := func(what string, r *step.RTT, want time.Duration) time.Duration {
 		t.Helper()
-		if r == nil || r.Median < want-lo || r.Median > want+hi {
-			t.Errorf("%s: %v, want %v, -%v to +%v", what, r, want, lo, hi)
+		if r == nil || r.Median < want-4*time.Millisecond {
+			t.Errorf("%s: %v, want %v or more (-4ms)", what, r, want)
+			return 0
 		}
+		return r.Median
 	}
-	// The relay's own work can make it slower, never faster (relayCosts).
-	within("the upgrade's rtt over the relay", steps[0].RelayRTT, 160*time.Millisecond, 4*time.Millisecond, 12*time.Millisecond)
-	within("the upgrade's rtt direct", steps[0].RTT, 40*time.Millisecond, 4*time.Millisecond, 4*time.Millisecond)
-	within("the rtt of the data that stays on the relay", steps[1].RTT, 160*time.Millisecond, 4*time.Millisecond, 12*time.Millisecond)
+	relayed := atLeast("the upgrade's rtt over the relay", steps[0].RelayRTT, 160*time.Millisecond)
+	direct := atLeast("the upgrade's rtt direct", steps[0].RTT, 40*time.Millisecond)
+	if direct > 0 && relayed < 2*direct {
+		t.Errorf("the upgrade's rtt dropped from %v over the relay to %v direct, want to half or less (160ms to 40ms; 187ms to 64ms in make vm-test's emulated machine under load)", relayed, direct)
+	}
+	atLeast("the rtt of the data that stays on the relay", steps[1].RTT, 160*time.Millisecond)
 	if up, ok := steps[1].Data.(*upgrade.Result); !ok || up.Lost() != 0 {
 		t.Errorf("%s: %+v, want every packet echoed", steps[1].Name, steps[1].Data)
 	}
@@ -148,18 +157,20 @@ func relayCosts(t *testing.T, steps []step.Result) {
 		t.Errorf("the relay does not compare itself with the direct path: %s", steps[2].Detail)
 	}
 	// The upgrade's report shows both paths' RTTs, the relay's before.
-	if r := steps[4].RelayRTT; r == nil {
-		t.Errorf("%s reports no rtt over the relay: %s", steps[4].Name, steps[4].Detail)
-	} else {
-		nearRelay("the upgrade's report of the relay", r.Median, relayed, 6*time.Millisecond)
+	if r, want := steps[4].RelayRTT, step.NewRTT(up.RelayRTTs); r == nil || *r != *want {
+		t.Errorf("%s reports %v over the relay, want %v: %s", steps[4].Name, r, want, steps[4].Detail)
 	}
 
-	// Throughput: the hosts' links carry 50 Mbit/s, the relay's 10, and
+	// Throughput: the hosts' links carry 10 Mbit/s, the relay's 2, and
 	// the goodput of each path is its narrowest link's rate less the
 	// headers (1200 bytes of payload in a frame of 1242, over the relay
-	// up to 1278 with TURN's framing): 48.3 and 9.4 to 9.7 Mbit/s. A
-	// measured rate against a configured one, with room for the token
-	// buckets' burst at the start.
+	// up to 1278 with TURN's framing): 9.7 and 1.9 Mbit/s. A measured
+	// rate against a configured one: 80% to 105% of the link's rate, with
+	// room for the token buckets' burst at the start. The rates are low
+	// enough for make vm-test's emulated machine to send and relay them
+	// under load (it carried 1,400 datagrams a second direct and 335
+	// through the relay at a load of 9 on two cores; these need 1,000
+	// and 200).
 	mbps := func(i int, lo, hi float64) float64 {
 		t.Helper()
 		g := steps[i].Throughput
@@ -172,7 +183,7 @@ func relayCosts(t *testing.T, steps []step.Result) {
 		}
 		return g.Goodput / 1e6
 	}
-	directMbps, relayMbps := mbps(5, 40, 52.5), mbps(6, 8, 10.5)
+	directMbps, relayMbps := mbps(5, 8, 10.5), mbps(6, 1.6, 2.1)
 	if directMbps > 0 && relayMbps > 0 && !strings.Contains(steps[6].Detail, "x the direct path's") {
 		t.Errorf("the relay's throughput is not compared with the direct path's: %s", steps[6].Detail)
 	}
