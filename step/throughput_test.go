@@ -56,3 +56,45 @@ func TestMeasuredRelayThenDirect(t *testing.T) {
 		t.Errorf("measured %q, want %q", got, want)
 	}
 }
+
+const throughputScenario = `nodes:
+  relay: {kind: server, services: [stun, turn]}
+  stun:  {kind: server, services: [stun]}
+  nat-a: {kind: nat}
+  alice: {kind: host, behind: nat-a}
+  bob:   {kind: host, behind: nat-a}
+steps:
+`
+
+// A throughput step's values are checked where they stand, and it
+// describes itself with every default spelt out.
+func TestThroughputRead(t *testing.T) {
+	topo, err := Parse("tp.yaml", []byte(throughputScenario+"  - throughput: {from: alice, to: bob}\n  - throughput: {from: bob, to: alice, via: relay, offer: 2mbit, for: 500ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{
+		"throughput alice -> bob direct: from alice to bob over the direct path, 100mbit offered for 1s, expect ok",
+		"throughput bob -> alice relay: from bob to alice over turn server relay, 2mbit offered for 500ms, expect ok",
+	} {
+		if got := topo.Steps[i].Name + ":" + UnitOf(topo.Steps[i]).Describe(); got != want {
+			t.Errorf("step %d: %q, want %q", i, got, want)
+		}
+	}
+	for _, c := range []struct{ step, want string }{
+		{"{from: alice, to: alice}", "tp.yaml:8:35: steps[0].throughput.to: alice is the sender too"},
+		{"{from: alice, to: bob, server: relay}", "steps[0].throughput.server: a server is for via: relay"},
+		{"{from: alice, to: bob, via: relay, server: stun}", "steps[0].throughput.server"},
+		{"{from: alice, to: bob, via: turn}", "steps[0].throughput.via"},
+		{"{from: alice, to: bob, offer: 2gbit}", "steps[0].throughput.offer: 2gbit is out of range; want 8kbit to 1gbit"},
+		{"{from: alice, to: bob, offer: 10mbps}", "write 10mbit"},
+		{"{from: alice, to: bob, for: 2m}", "steps[0].throughput.for"},
+		{"{from: alice, to: relay}", "steps[0].throughput.to"},
+		{"{from: alice}", "missing to"},
+	} {
+		_, err := Parse("tp.yaml", []byte(throughputScenario+"  - throughput: "+c.step+"\n"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.step, err, c.want)
+		}
+	}
+}
