@@ -129,6 +129,9 @@ func (s *Throughput) Run(ctx context.Context, env Env) (Result, error) {
 		recv, where = in.Conn, fmt.Sprintf("direct to %v", out.To)
 	}
 	out, err := goodput.Measure(ctx, cfg, send, recv)
+	if out == nil {
+		return Result{}, fmt.Errorf("throughput %s -> %s: %w", s.From, s.To, err)
+	}
 	res := Result{Data: out, Throughput: out}
 	offered := fmt.Sprintf("%s offered for %v", goodput.Mbps(float64(s.Offer)), topology.FormatDuration(s.For))
 	if err != nil {
