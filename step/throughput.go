@@ -132,7 +132,7 @@ func (s *Throughput) Run(ctx context.Context, env Env) (Result, error) {
 	if out == nil {
 		return Result{}, fmt.Errorf("throughput %s -> %s: %w", s.From, s.To, err)
 	}
-	res := Result{Data: out, Throughput: out}
+	res := Result{Throughput: out}
 	offered := fmt.Sprintf("%s offered for %v", goodput.Mbps(float64(s.Offer)), topology.FormatDuration(s.For))
 	if err != nil {
 		res.Reason = err.Error()
