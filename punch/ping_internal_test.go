@@ -63,3 +63,44 @@ func TestPingsSendALostPingAgain(t *testing.T) {
 		t.Errorf("the forwarder dropped %q, want the first try of each of %d pings", dropped, cfg.Pings)
 	}
 }
+
+// A ping that nothing answers is sent again a few times, backing off,
+// until the punch's time is up; never in a burst as its time runs out.
+func TestPingsBackOffUntilTheDeadline(t *testing.T) {
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Skipf("no loopback: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b, sink := listen(), listen(), listen()
+	addr := func(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+	var (
+		wg    sync.WaitGroup
+		tries int
+	)
+	wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := sink.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			tries++
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := pings(ctx, withDefaults(Config{Session: "void"}), a, b, addr(sink), addr(a))
+	sink.SetReadDeadline(time.Unix(1, 0))
+	wg.Wait()
+	if err == nil || !strings.Contains(err.Error(), "no pong") {
+		t.Errorf("pings that nothing answers: %v", err)
+	}
+	// 2 s hold the tries after 0, 100, 300, 700 and 1,500 ms, and the
+	// one in flight: a burst at the deadline would be hundreds.
+	if tries < 3 || tries > 8 {
+		t.Errorf("%d tries of a ping nothing answered within 2s, want 5 or so", tries)
+	}
+}
