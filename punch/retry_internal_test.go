@@ -1,5 +1,8 @@
 package punch
 
+// The punch sends again what a lossy path loses: its STUN requests and
+// the pings that time the path.
+
 import (
 	"context"
 	"net"
@@ -8,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/natlab/natlab/service"
+	"github.com/natlab/natlab/stunserver"
 )
 
 // A ping that is lost is sent again: here a forwarder between the sides
@@ -102,5 +108,59 @@ func TestPingsBackOffUntilTheDeadline(t *testing.T) {
 	// one in flight: a burst at the deadline would be hundreds.
 	if tries < 3 || tries > 8 {
 		t.Errorf("%d tries of a ping nothing answered within 2s, want 5 or so", tries)
+	}
+}
+
+// A punch asks STUN again while its time lasts: here the first five
+// requests, all that stunclient's own schedule sends, are lost on the
+// way, and the sixth gets its answer.
+func TestDiscoverAsksSTUNAgain(t *testing.T) {
+	layout := service.STUNLayout{Addrs: [2]netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")}, Ports: [2]uint16{45610, 45611}}
+	srv, err := stunserver.Listen(layout)
+	if err != nil {
+		t.Skipf("no loopback STUN server: %v", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(nil) })
+	t.Cleanup(func() { srv.Close(); wg.Wait() })
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Skipf("no loopback: %v", err)
+	}
+	t.Cleanup(func() { client.Close() })
+	lossy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Skipf("no loopback: %v", err)
+	}
+	server := layout.At(service.STUNEndpoint{})
+	dropped := 0
+	wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := lossy.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			switch {
+			case from == server:
+				lossy.WriteToUDPAddrPort(buf[:n], client.LocalAddr().(*net.UDPAddr).AddrPort())
+			case dropped < 5:
+				dropped++
+			default:
+				lossy.WriteToUDPAddrPort(buf[:n], server)
+			}
+		}
+	})
+	t.Cleanup(func() { lossy.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := withDefaults(Config{Session: "stun", STUN: lossy.LocalAddr().(*net.UDPAddr).AddrPort()})
+	s := newSide(cfg, Peer{Name: "alice", Conn: client}, "bob", &eventLog{start: time.Now()})
+	if err := s.discover(ctx); err != nil {
+		t.Fatalf("STUN with its first five requests lost: %v", err)
+	}
+	if !s.res.Public.IsValid() {
+		t.Errorf("no public endpoint learnt: %+v", s.res)
 	}
 }
