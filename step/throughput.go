@@ -134,13 +134,13 @@ func (s *Throughput) Run(ctx context.Context, env Env) (Result, error) {
 	}
 	res := Result{Throughput: out}
 	offered := fmt.Sprintf("%s offered for %v", goodput.Mbps(float64(s.Offer)), topology.FormatDuration(s.For))
-	if err != nil {
+	switch {
+	case errors.Is(err, goodput.ErrNothing):
 		res.Reason = err.Error()
-		res.Detail = fmt.Sprintf("%s -> %s %s: %s, and no goodput to measure", s.From, s.To, where, offered)
-		if errors.Is(err, goodput.ErrNothing) || out.Goodput == 0 {
-			return verdict(s, s.Expect, "fail", res), nil
-		}
-		return Result{}, err
+		res.Detail = fmt.Sprintf("%s -> %s %s: %s, and nothing arrived", s.From, s.To, where, offered)
+		return verdict(s, s.Expect, "fail", res), nil
+	case err != nil:
+		return Result{}, fmt.Errorf("throughput %s -> %s: %w", s.From, s.To, err)
 	}
 	res.Detail = fmt.Sprintf("%s -> %s %s: %s; %d of %d datagrams (%.1f MB) arrived over %v",
 		s.From, s.To, where, offered, out.Received, out.Sent, float64(out.Bytes)/1e6, Round(out.Span))
