@@ -47,6 +47,20 @@ func TestThroughputRun(t *testing.T) {
 	if bps, ok := env.mem.Goodput("alice", "bob"); !ok || bps != g.Goodput {
 		t.Errorf("the direct path's goodput is not kept for a relay to compare with: %v %v", bps, ok)
 	}
+
+	// A path that carries nothing: alice's end points where bob is not.
+	dead, err := env.Fresh("bob", topology.FamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nowhere := addr(dead)
+	dead.Close()
+	env.mem.KeepPath("alice", "bob", topology.FamilyIPv4, Path{ca, nowhere})
+	s.Expect = "fail"
+	res, err = s.Run(context.Background(), env)
+	if err != nil || !res.Pass || res.Observed != "fail" || !strings.Contains(res.Detail, "nothing arrived") {
+		t.Errorf("a path that carries nothing: %+v, %v", res, err)
+	}
 }
 
 // An upgrade's result shows the relay's RTT and then the direct one's.
