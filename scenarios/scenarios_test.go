@@ -93,8 +93,10 @@ func relayThenDirect(t *testing.T, steps []step.Result) {
 // over it; the punch still finds the path, times it (two 10ms links, a
 // 40ms round trip), and keepalives keep it open past the NATs' timeout.
 func lossyPunch(t *testing.T, steps []step.Result) {
-	if r := steps[0].RTT; r == nil || r.Median < 36*time.Millisecond || r.Median > 44*time.Millisecond {
-		t.Errorf("%s: rtt %v, want 40ms ± 4ms", steps[0].Name, r)
+	// A busy or emulated machine adds to the links' delays, never takes
+	// from them: 44ms in make vm-test's.
+	if r := steps[0].RTT; r == nil || r.Median < 36*time.Millisecond || r.Median > 50*time.Millisecond {
+		t.Errorf("%s: rtt %v, want 40ms, -4ms to +10ms", steps[0].Name, r)
 	}
 	// 50 round trips lose none with chance 0.81^50 (3e-5) and more than
 	// 22 (the mean 9.5 plus 4.9 standard deviations) with less.
