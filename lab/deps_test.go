@@ -21,6 +21,7 @@ var forbidden = []struct{ prefix, what string }{
 	{"github.com/natlab/natlab/ice", "an agent"},
 	{"github.com/natlab/natlab/classify", "an agent"},
 	{"github.com/natlab/natlab/stunclient", "an agent"},
+	{"github.com/natlab/natlab/goodput", "an agent"},
 	{"github.com/natlab/natlab/upgrade", "an agent"},
 	{"github.com/natlab/natlab/stunserver", "a service's implementation"},
 	{"github.com/natlab/natlab/turnserver", "a service's implementation"},

@@ -172,12 +172,10 @@ func Pair(ctx context.Context, cfg Config, a, b Peer) (*Outcome, error) {
 		return out, err
 	}
 	// Measure the RTT over the punched path, a pinging b.
-	for i := 0; i < cfg.Pings; i++ {
-		rtt, err := ping(ctx, a.Conn, b.Conn, sa.res.Seen, sb.res.Seen, fmt.Sprintf("%s %d", cfg.Session, i))
-		if err != nil {
-			return out, fmt.Errorf("ping over the punched path: %w", err)
-		}
-		sa.res.RTTs = append(sa.res.RTTs, rtt)
+	rtts, err := pings(ctx, cfg, a.Conn, b.Conn, sa.res.Seen, sb.res.Seen)
+	sa.res.RTTs = rtts
+	if err != nil {
+		return out, fmt.Errorf("ping over the punched path: %w", err)
 	}
 	return out, nil
 }
@@ -275,43 +273,6 @@ func deadline(ctx context.Context) time.Time {
 		return time.Now().Add(5 * time.Second)
 	}
 	return d
-}
-
-// ping sends one ping from a to b over the punched path (a sends to
-// bSeen, where a saw b's packets come from) and waits for the pong.
-func ping(ctx context.Context, a, b *net.UDPConn, bSeen, aSeen netip.AddrPort, id string) (time.Duration, error) {
-	msg := []byte("NATLAB PING " + id)
-	buf := make([]byte, 1500)
-	sent := time.Now()
-	if _, err := a.WriteToUDPAddrPort(msg, bSeen); err != nil {
-		return 0, err
-	}
-	b.SetReadDeadline(deadline(ctx))
-	defer b.SetReadDeadline(time.Time{})
-	for {
-		n, _, err := b.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return 0, fmt.Errorf("the ping did not arrive: %w", err)
-		}
-		if string(buf[:n]) == string(msg) {
-			break
-		}
-	}
-	pong := []byte("NATLAB PONG " + id)
-	if _, err := b.WriteToUDPAddrPort(pong, aSeen); err != nil {
-		return 0, err
-	}
-	a.SetReadDeadline(deadline(ctx))
-	defer a.SetReadDeadline(time.Time{})
-	for {
-		n, _, err := a.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return 0, fmt.Errorf("the pong did not arrive: %w", err)
-		}
-		if string(buf[:n]) == string(pong) {
-			return time.Since(sent), nil
-		}
-	}
 }
 
 // KeepAlive keeps a punched path open: it sends a small packet from conn

@@ -57,7 +57,8 @@ type junitProperty struct {
 }
 
 // measured lists what a step measured as JUnit properties: its probes'
-// counts and its RTT in milliseconds; nil when it measured nothing.
+// counts, its RTT in milliseconds (an upgrade's over the relay too) and
+// a throughput step's rates; nil when it measured nothing.
 func measured(s step.Result) *junitProperties {
 	var ps []junitProperty
 	add := func(name string, v any) { ps = append(ps, junitProperty{name, fmt.Sprint(v)}) }
@@ -67,12 +68,21 @@ func measured(s step.Result) *junitProperties {
 		add("answered", p.Answered)
 		add("lost", p.Lost())
 	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1000) }
+	if r := s.RelayRTT; r != nil {
+		add("relay_rtt_median_ms", ms(r.Median))
+	}
 	if r := s.RTT; r != nil {
-		ms := func(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1000) }
 		add("rtt_min_ms", ms(r.Min))
 		add("rtt_median_ms", ms(r.Median))
 		add("rtt_max_ms", ms(r.Max))
 		add("rtt_samples", r.Samples)
+	}
+	if g := s.Throughput; g != nil {
+		add("offered_mbps", fmt.Sprintf("%.3f", float64(g.Offered)/1e6))
+		add("goodput_mbps", fmt.Sprintf("%.3f", g.Goodput/1e6))
+		add("datagrams_sent", g.Sent)
+		add("datagrams_received", g.Received)
 	}
 	if ps == nil {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/goodput"
 	"github.com/natlab/natlab/runner"
 	"github.com/natlab/natlab/step"
 )
@@ -27,6 +28,11 @@ func sample() *runner.Report {
 			{Index: 3, Name: "send alice -> bob", Kind: "send", Expect: "delivered", Observed: "delivered", Pass: true, Duration: 1500 * time.Millisecond,
 				Probes: &step.Probes{Sent: 50, Delivered: 45, Answered: 41},
 				RTT:    &step.RTT{Min: 99 * time.Millisecond, Median: 100500 * time.Microsecond, Max: 102 * time.Millisecond, Samples: 41}},
+			{Index: 4, Name: "upgrade alice bob", Kind: "upgrade", Expect: "direct", Observed: "direct", Pass: true, Duration: 1600 * time.Millisecond,
+				RelayRTT: &step.RTT{Min: 161 * time.Millisecond, Median: 162 * time.Millisecond, Max: 170 * time.Millisecond, Samples: 26},
+				RTT:      &step.RTT{Min: 40 * time.Millisecond, Median: 41 * time.Millisecond, Max: 42 * time.Millisecond, Samples: 16}},
+			{Index: 5, Name: "throughput alice -> bob relay", Kind: "throughput", Expect: "ok", Observed: "ok", Pass: true, Duration: 2300 * time.Millisecond,
+				Throughput: &goodput.Result{Offered: 15e6, Sent: 1091, Received: 272, Bytes: 326400, Span: 1377 * time.Millisecond, Goodput: 1.89e6}},
 		},
 	}
 }
@@ -54,7 +60,7 @@ func TestJUnit(t *testing.T) {
 	}
 	golden(t, "sample.junit.xml", b.Bytes())
 	var doc junitSuites
-	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil || doc.Failures != 1 || len(doc.Suites[0].Cases) != 4 || doc.Suites[0].Cases[3].Properties == nil {
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil || doc.Failures != 1 || len(doc.Suites[0].Cases) != 6 || doc.Suites[0].Cases[3].Properties == nil || doc.Suites[0].Cases[5].Properties == nil {
 		t.Errorf("the JUnit does not read back: %v %+v", err, doc)
 	}
 }

@@ -104,6 +104,9 @@ type Memory struct {
 	// forwards are public endpoints a host obtained for one of its ports
 	// (by NAT-PMP or a tunnel), where sends to that port go.
 	forwards map[Forward]netip.AddrPort
+	// goodput[{from, to}] is the goodput a throughput step measured over
+	// the direct path, in bits per second, to compare relays with.
+	goodput map[[2]string]float64
 }
 
 // Path is one end of a punched path: the socket and where the other end
@@ -123,7 +126,7 @@ type Forward struct {
 // NewMemory returns an empty memory.
 func NewMemory() *Memory {
 	return &Memory{seen: map[[2]string]netip.AddrPort{}, rtt: map[[2]string]time.Duration{},
-		paths: map[[3]string]Path{}, forwards: map[Forward]netip.AddrPort{}}
+		paths: map[[3]string]Path{}, forwards: map[Forward]netip.AddrPort{}, goodput: map[[2]string]float64{}}
 }
 
 // Saw notes that at saw from's packets come from addr.
@@ -154,6 +157,22 @@ func (m *Memory) RTT(a, b string) (time.Duration, bool) {
 	defer m.mu.Unlock()
 	d, ok := m.rtt[[2]string{a, b}]
 	return d, ok
+}
+
+// SetGoodput notes the goodput measured from a to b over their direct
+// path, in bits per second.
+func (m *Memory) SetGoodput(a, b string, bps float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.goodput[[2]string{a, b}] = bps
+}
+
+// Goodput is the goodput measured from a to b over their direct path.
+func (m *Memory) Goodput(a, b string) (float64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bps, ok := m.goodput[[2]string{a, b}]
+	return bps, ok
 }
 
 // KeepPath makes p a's end of the path to b over family, closing the

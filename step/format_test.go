@@ -32,20 +32,21 @@ func probeBase() map[string]any {
 
 // probeSteps are a minimal step of each kind with fields in probeBase.
 var probeSteps = map[string]map[string]any{
-	"stun":     {"from": "alice"},
-	"punch":    {"between": []any{"alice", "bob"}},
-	"relay":    {"between": []any{"alice", "bob"}},
-	"upgrade":  {"between": []any{"alice", "bob"}},
-	"ice":      {"between": []any{"alice", "bob"}},
-	"send":     {"from": "alice", "to": "bob"},
-	"portmap":  {"from": "alice", "port": 8080},
-	"tunnel":   {"from": "alice", "port": 8080},
-	"table":    {"node": "nat"},
-	"exec":     {"node": "alice", "command": "true"},
-	"link":     {"node": "alice", "delay": "10ms"},
-	"reboot":   {"node": "nat"},
-	"renumber": {"node": "nat", "public": "203.0.113.77"},
-	"move":     {"node": "alice", "behind": "nat2"},
+	"stun":       {"from": "alice"},
+	"punch":      {"between": []any{"alice", "bob"}},
+	"relay":      {"between": []any{"alice", "bob"}},
+	"upgrade":    {"between": []any{"alice", "bob"}},
+	"ice":        {"between": []any{"alice", "bob"}},
+	"send":       {"from": "alice", "to": "bob"},
+	"throughput": {"from": "alice", "to": "bob"},
+	"portmap":    {"from": "alice", "port": 8080},
+	"tunnel":     {"from": "alice", "port": 8080},
+	"table":      {"node": "nat"},
+	"exec":       {"node": "alice", "command": "true"},
+	"link":       {"node": "alice", "delay": "10ms"},
+	"reboot":     {"node": "nat"},
+	"renumber":   {"node": "nat", "public": "203.0.113.77"},
+	"move":       {"node": "alice", "behind": "nat2"},
 }
 
 // probeKey is one key of a kind's value, and the format its value takes.

@@ -109,25 +109,26 @@ func (k *Kind) Read(f *topology.StepFields) (topology.StepSpec, string) {
 
 // The kinds of step, in the order messages and the reference list them.
 var (
-	stunKind     = kind[STUN]("stun", "Ask a STUN server for the node's public endpoint; with an expected classification, run RFC 5780 NAT behaviour discovery; with servers, compare what two or more see of one socket.", "stun: {from: alice}")
-	punchKind    = kind[Punch]("punch", "Hole punching between two hosts: STUN, rendezvous, simultaneous sends, answers to the observed source.", "punch: {between: [alice, bob]}")
-	relayKind    = kind[Relay]("relay", "Connect two hosts through a TURN server: allocation, permission and data both ways.", "relay: {between: [alice, bob]}")
-	upgradeKind  = kind[Upgrade]("upgrade", "Connect two hosts through a relay at once (DERP if a server runs derp, else TURN over TCP) and move them to a direct path when a punch succeeds, as Tailscale does.", "upgrade: {between: [alice, bob]}")
-	iceKind      = kind[ICE]("ice", "Connect two hosts with ICE (RFC 8445) using every STUN and TURN server of the lab.", "ice: {between: [alice, bob]}")
-	sendKind     = kind[Send]("send", "Send one UDP message (or open one TCP connection) from a node to a node or an address; with a count, that many messages the receiver answers, to count the round trips lost and time them.", "send: {from: friend, to: alice}")
-	portmapKind  = kind[Portmap]("portmap", "Have a host ask the nat it is behind for a port mapping with NAT-PMP (RFC 6886); the nat needs port-mapping: nat-pmp.", "portmap: {from: alice, port: 8080}")
-	tunnelKind   = kind[Tunnel]("tunnel", "Have a host expose a local TCP port on a public port of a tunnel server, ngrok style, for the rest of the run.", "tunnel: {from: alice, port: 8080}")
-	tableKind    = kind[Table]("table", "Read a nat's translation table.", "table: {node: nat-a}")
-	waitKind     = scalarKind[Wait]("wait", "Pause the script, for instance to let mappings expire: 1ms to 10m.", "wait: 2s", reflect.TypeFor[topology.Duration](), "duration")
-	execKind     = kind[Exec]("exec", "Run a command on a node.", `exec: {node: alice, command: "ping -c1 203.0.113.10"}`)
-	linkKind     = kind[Link]("link", "Change the conditions of a node's uplink on the running lab (delay, loss, rate...), or take the link down or bring it up again.", "link: {node: alice, delay: 100ms}")
-	rebootKind   = kind[Reboot]("reboot", "Power-cycle a nat: every mapping, port mapping and conntrack entry it held is gone; optionally it comes back with a new public address.", "reboot: {node: nat-a}")
-	moveKind     = kind[Move]("move", "Move a host to the LAN of another nat (roaming): it gets an address there, and the nat it left forgets its mappings.", "move: {node: alice, behind: nat-a}")
-	renumberKind = kind[Renumber]("renumber", "Give a nat a new public address, as an ISP does; the mappings of the old one break.", "renumber: {node: nat-a, public: 203.0.113.77}")
+	stunKind       = kind[STUN]("stun", "Ask a STUN server for the node's public endpoint; with an expected classification, run RFC 5780 NAT behaviour discovery; with servers, compare what two or more see of one socket.", "stun: {from: alice}")
+	punchKind      = kind[Punch]("punch", "Hole punching between two hosts: STUN, rendezvous, simultaneous sends, answers to the observed source.", "punch: {between: [alice, bob]}")
+	relayKind      = kind[Relay]("relay", "Connect two hosts through a TURN server: allocation, permission and data both ways.", "relay: {between: [alice, bob]}")
+	upgradeKind    = kind[Upgrade]("upgrade", "Connect two hosts through a relay at once (DERP if a server runs derp, else TURN over TCP) and move them to a direct path when a punch succeeds, as Tailscale does.", "upgrade: {between: [alice, bob]}")
+	iceKind        = kind[ICE]("ice", "Connect two hosts with ICE (RFC 8445) using every STUN and TURN server of the lab.", "ice: {between: [alice, bob]}")
+	sendKind       = kind[Send]("send", "Send one UDP message (or open one TCP connection) from a node to a node or an address; with a count, that many messages the receiver answers, to count the round trips lost and time them.", "send: {from: friend, to: alice}")
+	portmapKind    = kind[Portmap]("portmap", "Have a host ask the nat it is behind for a port mapping with NAT-PMP (RFC 6886); the nat needs port-mapping: nat-pmp.", "portmap: {from: alice, port: 8080}")
+	tunnelKind     = kind[Tunnel]("tunnel", "Have a host expose a local TCP port on a public port of a tunnel server, ngrok style, for the rest of the run.", "tunnel: {from: alice, port: 8080}")
+	throughputKind = kind[Throughput]("throughput", "Measure the goodput from one host to another over the path a punch kept, or through a TURN relay: the sender offers UDP at a rate for a while, and the step reports the Mbit/s that arrived.", "throughput: {from: alice, to: bob, via: relay}")
+	tableKind      = kind[Table]("table", "Read a nat's translation table.", "table: {node: nat-a}")
+	waitKind       = scalarKind[Wait]("wait", "Pause the script, for instance to let mappings expire: 1ms to 10m.", "wait: 2s", reflect.TypeFor[topology.Duration](), "duration")
+	execKind       = kind[Exec]("exec", "Run a command on a node.", `exec: {node: alice, command: "ping -c1 203.0.113.10"}`)
+	linkKind       = kind[Link]("link", "Change the conditions of a node's uplink on the running lab (delay, loss, rate...), or take the link down or bring it up again.", "link: {node: alice, delay: 100ms}")
+	rebootKind     = kind[Reboot]("reboot", "Power-cycle a nat: every mapping, port mapping and conntrack entry it held is gone; optionally it comes back with a new public address.", "reboot: {node: nat-a}")
+	moveKind       = kind[Move]("move", "Move a host to the LAN of another nat (roaming): it gets an address there, and the nat it left forgets its mappings.", "move: {node: alice, behind: nat-a}")
+	renumberKind   = kind[Renumber]("renumber", "Give a nat a new public address, as an ISP does; the mappings of the old one break.", "renumber: {node: nat-a, public: 203.0.113.77}")
 )
 
 // all lists every kind: the one place a kind is registered.
-var all = []*Kind{stunKind, punchKind, relayKind, upgradeKind, iceKind, sendKind, portmapKind, tunnelKind, tableKind, waitKind, execKind, linkKind, rebootKind, renumberKind, moveKind}
+var all = []*Kind{stunKind, punchKind, relayKind, upgradeKind, iceKind, sendKind, throughputKind, portmapKind, tunnelKind, tableKind, waitKind, execKind, linkKind, rebootKind, renumberKind, moveKind}
 
 // Kinds are the kinds as the parser takes them.
 var Kinds = func() topology.StepKinds {

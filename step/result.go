@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/natlab/natlab/goodput"
 )
 
 // Result is what one step did.
@@ -24,8 +26,14 @@ type Result struct {
 	// RTT is the round-trip time of the path the step measured: a send's
 	// probes, or the path a punch, relay, ice or upgrade found.
 	RTT *RTT `json:"rtt,omitempty"`
+	// RelayRTT is the RTT over the relay an upgrade started on, before it
+	// moved the data to the direct path whose RTT is RTT.
+	RelayRTT *RTT `json:"relay_rtt,omitempty"`
 	// Probes counts a send's probes, when it sent more than one message.
 	Probes *Probes `json:"probes,omitempty"`
+	// Throughput is what a throughput step measured: the rate offered and
+	// the goodput that arrived.
+	Throughput *goodput.Result `json:"throughput,omitempty"`
 	// Data holds the step's full findings (a punch outcome, a
 	// classification, ...), for --json.
 	Data any `json:"data,omitempty"`
@@ -107,8 +115,14 @@ func (r Result) Measured() string {
 	if r.Probes != nil {
 		parts = append(parts, r.Probes.String())
 	}
-	if r.RTT != nil {
+	switch {
+	case r.RelayRTT != nil && r.RTT != nil:
+		parts = append(parts, "relay "+r.RelayRTT.String()+", then direct "+r.RTT.String())
+	case r.RTT != nil:
 		parts = append(parts, r.RTT.String())
+	}
+	if t := r.Throughput; t != nil {
+		parts = append(parts, fmt.Sprintf("goodput %s of %s offered, %.0f%% lost", goodput.Mbps(t.Goodput), goodput.Mbps(float64(t.Offered)), 100*t.Lost()))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -104,13 +104,16 @@ func (s *Upgrade) Run(ctx context.Context, env Env) (Result, error) {
 	a, b := s.Between[0], s.Between[1]
 	relayRTT := NewRTT(out.RelayRTTs)
 	if out.Upgraded {
-		// The RTT of the path the hosts end on is the direct one's; the
-		// detail shows what the upgrade saved.
-		res.RTT = NewRTT(out.DirectRTTs)
+		// The RTT of the path the hosts end on is the direct one's, and
+		// the relay's before it is beside it: what the upgrade saved.
+		res.RTT, res.RelayRTT = NewRTT(out.DirectRTTs), relayRTT
 		res.Detail = fmt.Sprintf("%s -> %s: through %s from %v, direct after %v; %d packets over the relay, %d direct, %d lost",
 			a, b, out.Relay, Round(out.FirstData), Round(out.UpgradedAt), out.OverRelay, out.Direct, out.Lost())
 		if relayRTT != nil && res.RTT != nil {
-			res.Detail += fmt.Sprintf("; rtt %v over the relay, %v direct", Round(relayRTT.Median), Round(res.RTT.Median))
+			// The moment of the move: the last echo over the relay and
+			// the first over the direct path.
+			res.Detail += fmt.Sprintf("\nrtt %v over the relay, then %v direct: the last packet over the relay took %v, the first direct one %v",
+				Round(relayRTT.Median), Round(res.RTT.Median), Round(out.RelayRTTs[len(out.RelayRTTs)-1]), Round(out.DirectRTTs[0]))
 		}
 		return verdict(s, s.Expect, "direct", res), nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
 )
 
@@ -540,4 +541,32 @@ func (r *StepFields) Moved(host, nat string) {
 	if a4, a6, ok := now.MoveAddresses(n, nat); ok {
 		r.p.now = now.Moved(n, nat, a4, a6)
 	}
+}
+
+// Rate reads an optional rate field, such as 100mbit, from lo to hi; def
+// when the step leaves it out.
+func (r *StepFields) Rate(key string, lo, hi, def linkcond.Rate) linkcond.Rate {
+	v := r.field(key)
+	if v == nil {
+		return def
+	}
+	path := joinPath(r.path, key)
+	switch {
+	case v.kind == kindInvalid:
+		r.ok = false
+		return def
+	case !v.isScalar():
+		r.errorf(v.pos, "%s: want %s, not %s", path, linkcond.RateWant, v.describe())
+		return def
+	}
+	rate, err := parseRate(v.text)
+	switch {
+	case err != nil:
+		r.errorf(v.pos, "%s: %v", path, err)
+	case rate < lo || rate > hi:
+		r.errorf(v.pos, "%s: %s is out of range; want %s to %s", path, v.text, lo, hi)
+	default:
+		return rate
+	}
+	return def
 }

@@ -199,7 +199,16 @@ func Run(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 		}
 	}
 	res.Sent = seq
-	time.Sleep(4 * cfg.Interval) // the last echoes
+	// The last echoes are on their way: wait for them as long as the
+	// slowest round trip took, and half as long again, so that a slow
+	// relay's packets in flight are not counted lost.
+	mu.Lock()
+	wait := 4 * cfg.Interval
+	for _, rtt := range append(slices.Clone(relayRTTs), directRTTs...) {
+		wait = max(wait, rtt*3/2)
+	}
+	mu.Unlock()
+	time.Sleep(wait)
 	close(stop)
 	wg.Wait()
 	mu.Lock()
