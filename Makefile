@@ -72,7 +72,7 @@ test: test-deps lint
 # them too (with natlab's staticcheck version, which their modules do not
 # list as a tool). Their tests bring labs up: run as root. They build their
 # programs with the go on PATH. make examples takes about 40 s here with
-# a warm build cache, 75 s more when it compiles go-libp2p and staticcheck
+# a warm build cache, about 100 s when it compiles go-libp2p and staticcheck
 # first (2 cores, loaded).
 EXAMPLES = examples/libp2p
 examples: test-deps
