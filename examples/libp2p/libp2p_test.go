@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/labtest"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/topology"
 )
@@ -71,7 +72,15 @@ func TestDCUtRLossy(t *testing.T) {
 		Title:    "DCUtR with delay: 20ms, loss: 2% on both hosts' links",
 		Markdown: gridFile(t, "lossy.md"),
 	}
-	out := g.Run(t, func(t *testing.T, lb *labtest.Lab) string { return dcutr(t, lb, bin) })
+	out := g.Run(t, func(t *testing.T, lb *labtest.Lab) string {
+		want := linkcond.Direction{Delay: 20 * time.Millisecond, Loss: 2}
+		for _, h := range []string{"alice", "bob"} {
+			if l := lb.Topology.Node(h).Link; l.Up != want || l.Down != want {
+				t.Fatalf("%s's link is %+v, want %+v each way", h, l, want)
+			}
+		}
+		return dcutr(t, lb, bin)
+	})
 	t.Logf("\n%s", out.Markdown())
 }
 
@@ -133,10 +142,12 @@ func dcutr(t *testing.T, lb *labtest.Lab, bin string) string {
 	if !bobFirst && attempt < 3 {
 		t.Errorf("alice behind %v, bob behind %v: direct at DCUtR's attempt %d, but only alice's dial can get through (nat.Reaches), and she dials only in the third", a, b, attempt)
 	}
-	if bob.last("echo over") == nil {
-		t.Errorf("no echo over the direct connection")
+	// echo over ADDR rtt DURATION: data went over the direct connection.
+	echo := bob.last("echo over")
+	if len(echo) != 5 {
+		t.Fatalf("bob echoed nothing over the direct connection")
 	}
-	return fmt.Sprintf("direct after %s, attempt %d", end[2], attempt)
+	return fmt.Sprintf("direct after %s, attempt %d, rtt %s", end[2], attempt, echo[4])
 }
 
 // buildNode builds cmd/p2pnode into the test's temporary directory.

@@ -73,7 +73,7 @@ func main() {
 	listen := flag.String("listen", "/ip4/0.0.0.0/udp/4001/quic-v1", "the address to listen on")
 	relay := flag.String("relay", "", "the relay's address, with its /p2p/ID (listen, dial)")
 	target := flag.String("peer", "", "the peer ID to reach through the relay (dial)")
-	timeout := flag.Duration("timeout", time.Minute, "how long to wait, at most, for each step")
+	timeout := flag.Duration("timeout", time.Minute, "the most to wait for the relay and the reservation (listen), or for the relay, the peer and a direct connection (dial)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
