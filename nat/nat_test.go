@@ -138,6 +138,27 @@ func TestPunchWorksMatrix(t *testing.T) {
 	}
 }
 
+// Reaches is one-sided: behind a symmetric NAT, x's punch from a new
+// mapping is let in by a cone that filters by address at most, and the
+// answer, from the cone's one mapping, comes back from where x sent; the
+// other way round, the symmetric NAT lets nothing in.
+func TestReachesOneSided(t *testing.T) {
+	sym := Behaviour{Mapping: Symmetric.Mapping(), Filtering: Symmetric.Filtering(), Ports: PortRandom}
+	for _, typ := range []Type{FullCone, AddressRestrictedCone} {
+		cone := Behaviour{Mapping: typ.Mapping(), Filtering: typ.Filtering(), Ports: PortPreserve}
+		if !Reaches(sym, cone, false) {
+			t.Errorf("symmetric to %s: does not reach, want it to", typ)
+		}
+		if Reaches(cone, sym, false) {
+			t.Errorf("%s to symmetric: reaches, want it not to", typ)
+		}
+	}
+	prc := Behaviour{Mapping: PortRestrictedCone.Mapping(), Filtering: PortRestrictedCone.Filtering(), Ports: PortPreserve}
+	if Reaches(sym, prc, false) || Reaches(prc, sym, false) {
+		t.Error("symmetric and port-restricted cone: one reaches the other, want neither")
+	}
+}
+
 func TestCompose(t *testing.T) {
 	prc := Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: true, Timeout: time.Minute}
 	fc := Behaviour{Mapping: EndpointIndependent, Filtering: EndpointIndependent, Ports: PortPreserve, Hairpin: true, Timeout: 2 * time.Minute}

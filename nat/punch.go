@@ -22,12 +22,17 @@ package nat
 // and the peer's own punches then belong to that admitted session and
 // leave through the same mapping, which opens the path.
 func PunchWorks(a, b Behaviour, predict bool) bool {
-	return reaches(a, b, predict) || reaches(b, a, predict)
+	return Reaches(a, b, predict) || Reaches(b, a, predict)
 }
 
-// reaches reports whether x's punch to y's public endpoint gets into y's
-// NAT and y's answer gets back to x.
-func reaches(x, y Behaviour, predict bool) bool {
+// Reaches reports whether x's punch to y's public endpoint gets into y's
+// NAT and y's answer gets back to x, y having punched towards x's public
+// endpoint too: half of PunchWorks, for a protocol whose roles are not
+// symmetric. In go-libp2p's DCUtR over QUIC, for one, the dialing side x
+// sends the QUIC handshake while the other side y only sends packets to
+// open its own NAT and answers, as a QUIC server, wherever the handshake
+// came from (until a last attempt swaps the roles).
+func Reaches(x, y Behaviour, predict bool) bool {
 	// x's punch to y's public endpoint My (y's mapping towards the STUN
 	// server) leaves x's NAT from x's STUN mapping Mx if x's mapping is
 	// endpoint-independent; otherwise from a new mapping, whose port y
