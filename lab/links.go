@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,45 +58,6 @@ func linkStates(st *labstate.State) map[string]linkshape.State {
 	return links
 }
 
-// sendersMACs gives the MAC address of the uplink of every node whose up
-// direction the delay line holds (it knows their frames by it): the one
-// st records, else the kernel's, which it records in st. Only the delay
-// line needs them.
-func sendersMACs(st *labstate.State, wires []linkshape.Wire, links map[string]linkshape.State, mech linkshape.Mechanism) (map[string]linkshape.MAC, error) {
-	if mech != linkshape.DelayLine {
-		return nil, nil
-	}
-	macs := map[string]linkshape.MAC{}
-	var unknown []linkshape.Wire
-	for _, w := range wires {
-		if !linkshape.Holds(links[w.Node].Link.Up) {
-			continue
-		}
-		if hw, err := net.ParseMAC(st.Links[w.Node].MAC); err == nil && len(hw) == 6 {
-			macs[w.Node] = linkshape.MAC(hw)
-		} else {
-			unknown = append(unknown, w)
-		}
-	}
-	read, err := linkshape.ReadMACs(unknown)
-	if err != nil {
-		return nil, err
-	}
-	for node, m := range read {
-		macs[node] = m
-		recordMAC(st, node, m)
-	}
-	return macs, nil
-}
-
-// recordMAC records the MAC address of node's uplink in st.
-func recordMAC(st *labstate.State, node string, m linkshape.MAC) {
-	if l, ok := st.Links[node]; ok {
-		l.MAC = m.String()
-		st.Links[node] = l
-	}
-}
-
 // DelayLineQueues says what the delay line of lab name holds in each
 // namespace, as the lab's record has its links now. The delay line's
 // process calls it when it starts and whenever a link changes.
@@ -113,11 +73,7 @@ func DelayLineQueues(name string) (map[string]*linkshape.Queue, error) {
 	wires := Wires(name, topo)
 	links := linkStates(st)
 	mech := linkshape.Mechanism(st.LinkMechanism)
-	macs, err := sendersMACs(st, wires, links, mech)
-	if err != nil {
-		return nil, fmt.Errorf("lab %s: %w", name, err)
-	}
-	return linkshape.Queues(linkshape.PlanLab(wires, links, mech, macs)), nil
+	return linkshape.Queues(linkshape.PlanLab(wires, links, mech)), nil
 }
 
 // DelayLineProcess is what a lab's record calls its delay line's process
@@ -201,11 +157,7 @@ func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, n
 	mech := linkshape.Mechanism(st.LinkMechanism)
 	wires := Wires(st.Name, topo)
 	links := linkStates(st)
-	macs, err := sendersMACs(st, wires, links, mech)
-	if err != nil {
-		return err
-	}
-	plans := linkshape.PlanLab(wires, links, mech, macs)
+	plans := linkshape.PlanLab(wires, links, mech)
 	if err := labstate.Save(st); err != nil {
 		return fmt.Errorf("record the link: %w", err)
 	}

@@ -61,12 +61,7 @@ func Move(ctx context.Context, name, node, nat string) (*topology.Node, error) {
 		st.Moves[node] = labstate.Move{Behind: nat, Address: a4, Address6: a6}
 		if len(st.Links) > 0 {
 			// The new wire is shaped as the links say, the host's own
-			// with them; its uplink is a new device, with a MAC address
-			// of its own.
-			if l, ok := st.Links[node]; ok {
-				l.MAC = ""
-				st.Links[node] = l
-			}
+			// with them.
 			if err := reshape(ctx, st, after, node); err != nil {
 				return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
 			}

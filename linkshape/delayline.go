@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,16 +13,18 @@ import (
 	"github.com/natlab/natlab/internal/nfqueue"
 )
 
-// Line, the delay line, holds the packets of a lab's queues, one per namespace that
-// receives from a link with a delay, and lets each go at its due time.
+// Line, the delay line, holds the packets of a lab's queues, one per
+// namespace that sends onto a link with a delay, and lets each go at its
+// due time.
 //
-// A packet's due time is its arrival plus the delay of each direction it
-// crossed (the sender's up, and the receiver's down if it came through
-// the receiver's uplink), each with its jitter drawn evenly from
-// ±jitter. Packets of one flow of directions (one sender to one
-// receiver) leave in the order they came: a packet is never due before
-// the one ahead of it, as on a wire. A reordered packet (drawn at the
-// direction's reorder rate) skips that direction's delay and the order.
+// A packet's due time is when the sender sent it plus the delay of each
+// direction it is to cross (the sender's up if it leaves through the
+// sender's uplink, the receiver's down if the receiver's is held), each
+// with its jitter drawn evenly from ±jitter. Packets of one flow of
+// directions (one sender to one receiver) leave in the order they came:
+// a packet is never due before the one ahead of it, as on a wire. A
+// reordered packet (drawn at the direction's reorder rate) skips that
+// direction's delay and the order.
 type Line struct {
 	logf  func(string, ...any)
 	start time.Time
@@ -77,7 +80,8 @@ func (d *Line) bind(ns string) (*nsQueue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s: %w", ns, err)
 	}
-	if err := conn.Bind(QueueNum, Limit); err != nil {
+	// The destination tells which neighbour a packet goes to.
+	if err := conn.Bind(QueueNum, Limit, nfqueue.DstCopy); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("namespace %s: %w", ns, err)
 	}
@@ -119,12 +123,12 @@ func (d *Line) Close() {
 	d.wg.Wait()
 }
 
-// flowKey is a flow of directions within one namespace's queue: a
-// sender whose up direction is held (or none, for every other sender),
-// and whether the packet came through the namespace's uplink.
+// flowKey is a flow of directions within one namespace's queue: whether
+// the packet leaves through the namespace's uplink, and the receiver
+// whose down direction is held ("" for none).
 type flowKey struct {
-	src MAC
-	via bool
+	up bool
+	to string
 }
 
 // held is a packet waiting for its due time.
@@ -141,7 +145,7 @@ type nsQueue struct {
 	conn  *nfqueue.Conn
 	start time.Time
 	logf  func(string, ...any)
-	cfg   atomic.Pointer[Queue]
+	cfg   atomic.Pointer[config]
 	rng   *rand.Rand // the reader's alone
 	timer *timer
 
@@ -151,19 +155,65 @@ type nsQueue struct {
 	seq  uint64
 }
 
+// config is a Queue with its receivers by address.
+type config struct {
+	*Queue
+	peers, lan map[netip.Addr]string
+}
+
+func compile(q *Queue) *config {
+	c := &config{Queue: q, peers: map[netip.Addr]string{}, lan: map[netip.Addr]string{}}
+	for _, rs := range []struct {
+		by map[netip.Addr]string
+		rs map[string]Receiver
+	}{{c.peers, q.Peers}, {c.lan, q.LAN}} {
+		for node, r := range rs.rs {
+			for _, a := range r.Addrs {
+				rs.by[a] = node
+			}
+		}
+	}
+	return c
+}
+
+// receiver is the node a packet to dst goes to, up or to the LAN, whose
+// down direction is held, and its hold.
+func (c *config) receiver(up bool, dst netip.Addr) (string, Hold, bool) {
+	by, rs := c.lan, c.LAN
+	if up {
+		by, rs = c.peers, c.Peers
+	}
+	node, ok := by[dst]
+	if !ok {
+		return "", Hold{}, false
+	}
+	return node, rs[node].Hold, true
+}
+
+// cut reports whether a packet of flow k crosses a direction that is cut.
+func (c *config) cut(k flowKey) bool {
+	if k.up && c.Up.Cut {
+		return true
+	}
+	if k.to == "" {
+		return false
+	}
+	if k.up {
+		return c.Peers[k.to].Hold.Cut
+	}
+	return c.LAN[k.to].Hold.Cut
+}
+
 // set gives q its conditions, dropping what it holds from a cut
 // direction.
-func (q *nsQueue) set(cfg *Queue) {
-	q.cfg.Store(cfg)
-	if cfg == nil {
+func (q *nsQueue) set(qc *Queue) {
+	if qc == nil {
+		q.cfg.Store(nil)
 		return
 	}
-	cut := func(k flowKey) bool {
-		if h, ok := cfg.Senders[k.src]; ok && h.Cut {
-			return true
-		}
-		return k.via && cfg.Down.Cut
-	}
+	cfg := compile(qc)
+	q.cfg.Store(cfg)
+	cut := cfg.cut
 	var drops []nfqueue.Verdict
 	q.mu.Lock()
 	kept := q.held[:0]
@@ -216,15 +266,17 @@ func (q *nsQueue) arrive(p *nfqueue.Packet) (v nfqueue.Verdict, hold bool) {
 	if cfg == nil {
 		return v, false
 	}
-	key := flowKey{via: p.InDev == uint32(cfg.UplinkIndex)}
+	// At prerouting no route is chosen yet: the rules take only what
+	// goes up there.
+	key := flowKey{up: p.OutDev == 0 || p.OutDev == uint32(cfg.UplinkIndex)}
 	var stages [2]Hold
 	n := 0
-	if h, ok := cfg.Senders[MAC(p.Src)]; ok && p.HasSrc {
-		stages[n], key.src = h, MAC(p.Src)
+	if key.up && (!cfg.Up.IsZero() || cfg.Up.Cut) {
+		stages[n] = cfg.Up
 		n++
 	}
-	if key.via && (!cfg.Down.IsZero() || cfg.Down.Cut) {
-		stages[n] = cfg.Down
+	if node, h, ok := cfg.receiver(key.up, p.Dst); ok {
+		stages[n], key.to = h, node
 		n++
 	}
 	var delay time.Duration

@@ -3,6 +3,8 @@ package linkshape_test
 import (
 	"net"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,7 +39,6 @@ type shaper struct {
 	l     *labtest.Lab
 	wires []linkshape.Wire
 	mech  linkshape.Mechanism
-	macs  map[string]linkshape.MAC
 	line  *linkshape.Line
 	links map[string]linkshape.State
 }
@@ -54,9 +55,6 @@ func newShaper(t *testing.T, l *labtest.Lab) *shaper {
 		t.Fatal(err)
 	}
 	t.Logf("links are shaped by %s", s.mech)
-	if s.macs, err = linkshape.ReadMACs(s.wires); err != nil {
-		t.Fatal(err)
-	}
 	if s.mech == linkshape.DelayLine {
 		s.line = linkshape.NewLine(t.Logf)
 		t.Cleanup(s.line.Close)
@@ -71,7 +69,7 @@ func (s *shaper) set(node string, st linkshape.State) {
 		s.t.Fatal(err)
 	}
 	s.links[node] = st
-	plans := linkshape.PlanLab(s.wires, s.links, s.mech, s.macs)
+	plans := linkshape.PlanLab(s.wires, s.links, s.mech)
 	if s.line != nil {
 		if err := s.line.Update(linkshape.Queues(plans)); err != nil {
 			s.t.Fatal(err)
@@ -120,6 +118,44 @@ func TestRTT(t *testing.T) {
 	s.set("srv", both(linkcond.Direction{Delay: 50 * ms}))
 	rtt, _ = rtts(t, c, srvAt(l, 7), 50, 10*ms, 500*ms)
 	within(t, "the median RTT with one link changed to 50 ms", median(rtt), 150*ms, 4*ms)
+}
+
+// Plain ping (iputils, without -U) measures the RTT by the kernel's
+// stamp of the reply's arrival (SO_TIMESTAMP), so it sees the whole delay
+// only if every direction is held before the receiving namespace gets
+// the packet: through two links of 25 ms it reports 100 ms at the median
+// of 50 pings.
+func TestPingRTT(t *testing.T) {
+	ping, err := exec.LookPath("ping")
+	if err != nil {
+		t.Skip("no ping binary (iputils-ping) to cross-check with")
+	}
+	if v, err := exec.Command(ping, "-V").CombinedOutput(); err != nil || !strings.Contains(string(v), "iputils") {
+		t.Skipf("ping is not iputils' (%s): its timestamps may differ", strings.TrimSpace(string(v)))
+	}
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", both(linkcond.Direction{Delay: 25 * ms}))
+	s.set("srv", both(linkcond.Direction{Delay: 25 * ms}))
+	out, err := exec.Command("ip", "netns", "exec", lab.NamespaceName(l.Name, "alice"),
+		ping, "-n", "-c", "50", "-i", "0.02", "-W", "2", l.Addr("srv", 0).String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	var rtt []time.Duration
+	for _, line := range strings.Split(string(out), "\n") {
+		_, after, ok := strings.Cut(line, " time=")
+		if !ok {
+			continue
+		}
+		if d, err := time.ParseDuration(strings.ReplaceAll(after, " ", "")); err == nil {
+			rtt = append(rtt, d)
+		}
+	}
+	if len(rtt) != 50 {
+		t.Errorf("%d of 50 pings came back on links without loss:\n%s", len(rtt), out)
+	}
+	within(t, "the median RTT plain ping sees through two links of 25 ms", median(rtt), 100*ms, 3*ms)
 }
 
 // Loss of 10% on alice's link, both directions, loses 19% of round trips.

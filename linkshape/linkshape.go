@@ -14,10 +14,14 @@
 //     duplication and reordering, and a tbf under it for the rate.
 //   - natlab's delay line, where it has not: delay, jitter and
 //     reordering are done by one process per lab that holds the packets
-//     nftables hands to a queue (the xt NFQUEUE target) at the receiving
-//     node's prerouting hook and lets each go at its due time; loss and
-//     duplication by nftables rules on the sending end's egress hook
-//     (numgen random; dup to the device); the rate by a tbf qdisc there.
+//     nftables hands to a queue (the xt NFQUEUE target) in the namespace
+//     that sends them onto the link, before they leave it, and lets each
+//     go at its due time; loss and duplication by nftables rules on the
+//     sending end's egress hook (numgen random; dup to the device); the
+//     rate by a tbf qdisc there. Held before the receiving namespace
+//     gets them, packets are stamped on arrival when they are due, so
+//     plain ping (which reads that stamp) sees the whole delay. ARP
+//     frames are not held: no hook that sees them can queue them here.
 //
 // Both give what Mininet's TCLink gives: each direction on its own, so a
 // delay of 30ms adds 60 ms to a round trip; jitter spreads each packet's
@@ -127,10 +131,3 @@ type State struct {
 
 // Shaped reports whether s asks anything of the kernel.
 func (s State) Shaped() bool { return s.Down || !s.Link.IsZero() }
-
-// MAC is a link-layer address.
-type MAC [6]byte
-
-func (m MAC) String() string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
-}

@@ -3,6 +3,7 @@ package linkshape
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -83,7 +84,7 @@ func tables(conn *nftables.Conn, p *Plan, mech Mechanism, replace bool) {
 	}
 	if mech == DelayLine && p.Queue != nil {
 		conn.AddTable(inet)
-		queueChain(conn, inet, p.Queue)
+		holdChains(conn, inet, p.Queue)
 	}
 }
 
@@ -132,40 +133,125 @@ func chance(percent float64) []expr.Any {
 	}
 }
 
-// queueChain adds the delay line's chain: at prerouting, before
-// conntrack sees the packet (priority raw), the frames of the senders
-// whose up direction it holds and, if the node's own down direction has
-// a delay, everything that arrives on the uplink go to the queue.
+// holdChains adds the delay line's chains: the packets the namespace
+// sends onto a link whose direction has a delay go to the queue, in the
+// namespace that sends them, so that the receiving namespace sees (and
+// stamps) them when they are due. What the node sends itself is taken at
+// output, before conntrack (priority raw); what a NAT forwards up, at
+// prerouting, before conntrack too, for its conntrack must confirm each
+// new flow's mapping before the next packet of the flow comes (else a
+// symmetric NAT would map each anew); what it forwards down to its LAN,
+// at forward, where the destination is the host's own.
 //
-//	meta iiftype ether ether saddr @senders queue num 0
-//	meta iif UPLINK queue num 0
-func queueChain(conn *nftables.Conn, t *nftables.Table, q *Queue) {
-	c := conn.AddChain(&nftables.Chain{Name: "hold", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
-	rule := func(comment string, exprs ...expr.Any) {
+//	chain out { type filter hook output priority raw
+//	  oif UPLINK queue num 0                      # the node's up direction held
+//	  oif UPLINK ip daddr @peers4 queue num 0     # or only the neighbours' down
+//	  ip daddr @lan4 queue num 0 }                # the hosts' down
+//	chain pre { type filter hook prerouting priority raw
+//	  iif != UPLINK fib daddr oif UPLINK queue num 0 }
+//	chain fwd { type filter hook forward priority 100
+//	  ip daddr @lan4 queue num 0 }
+//
+// (and the same for IPv6). The delay line tells the directions apart by
+// the packet's output device (none at prerouting, where only what goes
+// up is taken) and its destination.
+func holdChains(conn *nftables.Conn, t *nftables.Table, q *Queue) {
+	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return conn.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hook, Priority: prio})
+	}
+	rule := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: append(exprs, queueTarget()),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
 	}
-	if len(q.Senders) > 0 {
-		// Numbered here: google/nftables would number it from a global
-		// counter, which labs coming up in parallel would race on.
-		set := &nftables.Set{Table: t, Name: "senders", ID: 1, KeyType: nftables.TypeEtherAddr}
-		var elems []nftables.SetElement
-		for _, m := range sortedMACs(q.Senders) {
-			elems = append(elems, nftables.SetElement{Key: m[:]})
-		}
-		// The error is for sets without a table or name, not this one.
-		_ = conn.AddSet(set, elems)
-		rule("the up directions of the neighbours",
-			&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint16(nil, unix.ARPHRD_ETHER)},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
-			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID})
+	// Numbered here: google/nftables would number them from a global
+	// counter, which labs coming up in parallel would race on.
+	peers4, peers6 := addrSet(conn, t, "peers4", 1, q.Peers, false), addrSet(conn, t, "peers6", 2, q.Peers, true)
+	lan4, lan6 := addrSet(conn, t, "lan4", 3, q.LAN, false), addrSet(conn, t, "lan6", 4, q.LAN, true)
+	uplink := binary.NativeEndian.AppendUint32(nil, uint32(q.UplinkIndex))
+	oifUplink := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIF, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: uplink},
 	}
-	if !q.Down.IsZero() {
-		rule("the node's down direction",
-			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, uint32(q.UplinkIndex))})
+	iifNotUplink := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: uplink},
+	}
+	up := !q.Up.IsZero()
+	out := chain("out", nftables.ChainHookOutput, nftables.ChainPriorityRaw)
+	if up {
+		rule(out, "the node's up direction", oifUplink...)
+	} else {
+		for _, set := range []*nftables.Set{peers4, peers6} {
+			if set != nil {
+				rule(out, "the down directions of the neighbours", append(slices.Clone(oifUplink), daddrIn(set)...)...)
+			}
+		}
+	}
+	for _, set := range []*nftables.Set{lan4, lan6} {
+		if set != nil {
+			rule(out, "the down directions of the hosts on the LAN", daddrIn(set)...)
+		}
+	}
+	if !q.Forwards {
+		return
+	}
+	pre := chain("pre", nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
+	if up {
+		rule(pre, "what the NAT forwards up", append(slices.Clone(iifNotUplink),
+			&expr.Fib{Register: 1, FlagDADDR: true, ResultOIF: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: uplink})...)
+	} else {
+		for _, set := range []*nftables.Set{peers4, peers6} {
+			if set != nil {
+				rule(pre, "what the NAT forwards to its neighbours", append(slices.Clone(iifNotUplink), daddrIn(set)...)...)
+			}
+		}
+	}
+	if lan4 != nil || lan6 != nil {
+		fwd := chain("fwd", nftables.ChainHookForward, nftables.ChainPriorityRef(100))
+		for _, set := range []*nftables.Set{lan4, lan6} {
+			if set != nil {
+				rule(fwd, "what the NAT forwards down to the hosts on its LAN", daddrIn(set)...)
+			}
+		}
+	}
+}
+
+// addrSet adds a set of the IPv4 (or, if v6, IPv6) addresses of rs, nil
+// if there are none.
+func addrSet(conn *nftables.Conn, t *nftables.Table, name string, id uint32, rs map[string]Receiver, v6 bool) *nftables.Set {
+	var elems []nftables.SetElement
+	for _, node := range slices.Sorted(maps.Keys(rs)) {
+		for _, a := range rs[node].Addrs {
+			if a.Is6() == v6 {
+				elems = append(elems, nftables.SetElement{Key: a.AsSlice()})
+			}
+		}
+	}
+	if len(elems) == 0 {
+		return nil
+	}
+	set := &nftables.Set{Table: t, Name: name, ID: id, KeyType: nftables.TypeIPAddr}
+	if v6 {
+		set.KeyType = nftables.TypeIP6Addr
+	}
+	// The error is for sets without a table or name, not this one.
+	_ = conn.AddSet(set, elems)
+	return set
+}
+
+// daddrIn matches packets of set's family whose destination is in it:
+// meta nfproto ipv4 ip daddr @set.
+func daddrIn(set *nftables.Set) []expr.Any {
+	proto, off, n := byte(unix.NFPROTO_IPV4), uint32(16), uint32(4)
+	if set.KeyType == nftables.TypeIP6Addr {
+		proto, off, n = unix.NFPROTO_IPV6, 24, 16
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 	}
 }
 
@@ -179,13 +265,4 @@ func queueTarget() expr.Any {
 	binary.NativeEndian.PutUint16(info[0:], QueueNum)
 	binary.NativeEndian.PutUint16(info[2:], 1)
 	return &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}
-}
-
-func sortedMACs(m map[MAC]Hold) []MAC {
-	macs := make([]MAC, 0, len(m))
-	for k := range m {
-		macs = append(macs, k)
-	}
-	slices.SortFunc(macs, func(a, b MAC) int { return slices.Compare(a[:], b[:]) })
-	return macs
 }

@@ -51,16 +51,32 @@ type Route struct {
 	MTU int
 }
 
-// Queue is the delay line's work in one namespace: the packets that
-// arrive there, held for the delays of the directions they crossed.
+// Queue is the delay line's work in one namespace: the packets the
+// namespace sends onto a link, held there for the delays of the
+// directions they cross before the node at the far end receives them.
+// Held on the sending side, a packet reaches the receiving namespace
+// late, so the kernel there stamps its arrival late: ping and every
+// SO_TIMESTAMP reader see the whole delay.
 type Queue struct {
-	// UplinkIndex is the namespace's uplink, Down what is done to the
-	// packets that arrive on it: its node's down direction.
+	// UplinkIndex is the namespace's uplink, Up its node's up direction:
+	// what the namespace sends through it.
 	UplinkIndex int
-	Down        Hold
-	// Senders are the up directions of the neighbours whose frames reach
-	// the namespace, by the MAC address of the neighbour's uplink.
-	Senders map[MAC]Hold
+	Up          Hold
+	// Forwards says the namespace routes (a NAT): the packets it
+	// forwards are held too, those going up before its conntrack sees
+	// them.
+	Forwards bool
+	// Peers are the down directions of the nodes the namespace sends to
+	// through its uplink (its neighbours on that segment), LAN those of
+	// the hosts on the LAN it routes onto, by node.
+	Peers, LAN map[string]Receiver
+}
+
+// Receiver is a node whose down direction a sender holds: its addresses,
+// by which the sender knows the packets for it, and the hold.
+type Receiver struct {
+	Addrs []netip.Addr
+	Hold  Hold
 }
 
 // Hold is the part of a direction the delay line carries out.
@@ -85,8 +101,8 @@ func holdOf(d linkcond.Direction, down bool) Hold {
 
 // PlanLab says what every namespace that holds an end of an uplink must
 // hold, given each node's link (a node missing from links has a perfect
-// wire) and, for the delay line, the MAC address of each node's uplink.
-func PlanLab(wires []Wire, links map[string]State, mech Mechanism, macs map[string]MAC) map[string]*Plan {
+// wire).
+func PlanLab(wires []Wire, links map[string]State, mech Mechanism) map[string]*Plan {
 	plans := map[string]*Plan{}
 	plan := func(ns string) *Plan {
 		p := plans[ns]
@@ -111,27 +127,39 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism, macs map[stri
 	if mech != DelayLine {
 		return plans
 	}
+	// A NAT owns the segment of the nodes behind it.
+	routers := map[string]bool{}
+	for _, w := range wires {
+		if w.Segment != "" {
+			routers[w.Segment] = true
+		}
+	}
 	queue := func(w Wire) *Queue {
 		p := plan(w.NS)
 		if p.Queue == nil {
-			p.Queue = &Queue{UplinkIndex: w.UplinkIndex, Senders: map[MAC]Hold{}}
+			p.Queue = &Queue{UplinkIndex: w.UplinkIndex, Forwards: routers[w.Node], Peers: map[string]Receiver{}, LAN: map[string]Receiver{}}
 		}
 		return p.Queue
 	}
 	for _, w := range wires {
 		st := links[w.Node]
-		if h := holdOf(st.Link.Down, st.Down); !h.IsZero() {
-			queue(w).Down = h
+		if h := holdOf(st.Link.Up, st.Down); !h.IsZero() {
+			queue(w).Up = h
 		}
-		h := holdOf(st.Link.Up, st.Down)
+		h := holdOf(st.Link.Down, st.Down)
 		if h.IsZero() {
 			continue
 		}
-		// What w sends up reaches the nodes on its segment and the NAT
-		// that owns the segment.
-		for _, r := range wires {
-			if r.Node != w.Node && (r.Segment == w.Segment || r.Node == w.Segment) {
-				queue(r).Senders[macs[w.Node]] = h
+		// What w receives is sent by the nodes on its segment and by the
+		// NAT that owns the segment, which hold it.
+		r := Receiver{Addrs: w.Addrs, Hold: h}
+		for _, s := range wires {
+			switch {
+			case s.Node == w.Node:
+			case s.Segment == w.Segment:
+				queue(s).Peers[w.Node] = r
+			case s.Node == w.Segment:
+				queue(s).LAN[w.Node] = r
 			}
 		}
 	}
@@ -139,7 +167,9 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism, macs map[stri
 }
 
 // Affected lists the namespaces whose plan depends on node's link: its
-// own, its parent's, and those of the nodes that receive what it sends.
+// own, its parent's, and those of the nodes that send to it (the nodes
+// on its segment and the NAT that owns it), which hold its down
+// direction under the delay line.
 func Affected(wires []Wire, node string) []string {
 	var w *Wire
 	for i := range wires {

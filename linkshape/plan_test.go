@@ -18,14 +18,12 @@ var testWires = []Wire{
 	{Node: "bob", NS: "n-bob", Uplink: "eth0", UplinkIndex: 2, ParentNS: "n-home", Port: "bob", Bridge: "lan0", Segment: "home", Routed: true, Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.3")}},
 }
 
-var testMACs = map[string]MAC{"srv": {2, 0, 0, 0, 0, 1}, "home": {2, 0, 0, 0, 0, 2}, "alice": {2, 0, 0, 0, 0, 3}, "bob": {2, 0, 0, 0, 0, 4}}
-
 func TestPlanDevices(t *testing.T) {
 	up := linkcond.Direction{Delay: 10 * time.Millisecond, Rate: 1_000_000}
 	down := linkcond.Direction{Loss: 2}
 	links := map[string]State{"alice": {Link: linkcond.Link{Up: up, Down: down, MTU: 1400}}}
 	for _, mech := range []Mechanism{Netem, DelayLine} {
-		plans := PlanLab(testWires, links, mech, testMACs)
+		plans := PlanLab(testWires, links, mech)
 		if d := plans["n-alice"].Devices["eth0"]; d.Egress != up || d.MTU != 1400 || d.Bridge != "" {
 			t.Errorf("%s: alice's end is %+v, want her up direction and mtu 1400", mech, d)
 		}
@@ -51,37 +49,43 @@ func TestPlanQueues(t *testing.T) {
 		"alice": {Link: linkcond.Link{Up: linkcond.Direction{Delay: 10 * ms, Jitter: ms}, Down: linkcond.Direction{Delay: 30 * ms, Reorder: 5}}},
 		"srv":   {Link: linkcond.Link{Up: linkcond.Direction{Delay: 5 * ms, Loss: 1}}},
 	}
-	if q := Queues(PlanLab(testWires, links, Netem, testMACs)); len(q) != 0 {
+	if q := Queues(PlanLab(testWires, links, Netem)); len(q) != 0 {
 		t.Errorf("netem got delay line queues %v", q)
 	}
-	q := Queues(PlanLab(testWires, links, DelayLine, testMACs))
-	aliceUp := Hold{Delay: 10 * ms, Jitter: ms}
-	// Alice's up direction is held where her frames arrive: her NAT and
-	// the host beside her; her down direction in her own namespace.
-	if h := q["n-home"].Senders[testMACs["alice"]]; h != aliceUp {
-		t.Errorf("the NAT holds alice's frames for %+v, want %+v", h, aliceUp)
+	q := Queues(PlanLab(testWires, links, DelayLine))
+	// Alice's up direction is held where she sends it, in her own
+	// namespace; her down direction where it is sent from: by her NAT and
+	// by the host beside her, before she receives (and stamps) it.
+	if a := q["n-alice"]; a.Up != (Hold{Delay: 10 * ms, Jitter: ms}) || a.UplinkIndex != 2 || a.Forwards {
+		t.Errorf("alice holds what she sends for %+v, want her up direction", a)
 	}
-	if h := q["n-bob"].Senders[testMACs["alice"]]; h != aliceUp {
-		t.Errorf("bob holds alice's frames for %+v, want %+v", h, aliceUp)
+	aliceDown := Receiver{Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.2")}, Hold: Hold{Delay: 30 * ms, Reorder: 5}}
+	if r := q["n-home"].LAN["alice"]; !slices.Equal(r.Addrs, aliceDown.Addrs) || r.Hold != aliceDown.Hold {
+		t.Errorf("the NAT holds what it sends alice for %+v, want %+v", r, aliceDown)
 	}
-	if h := q["n-alice"].Down; h != (Hold{Delay: 30 * ms, Reorder: 5}) || q["n-alice"].UplinkIndex != 2 {
-		t.Errorf("alice holds what she receives for %+v, want her down direction", q["n-alice"])
+	if !q["n-home"].Forwards {
+		t.Error("the NAT's queue does not hold what it forwards")
 	}
-	// The server's up direction is held by the NAT beside it on the
-	// internet, not by the hosts behind the NAT, which get the NAT's
-	// frames.
-	if h := q["n-home"].Senders[testMACs["srv"]]; h != (Hold{Delay: 5 * ms}) {
-		t.Errorf("the NAT holds the server's frames for %+v", h)
+	if r := q["n-bob"].Peers["alice"]; r.Hold != aliceDown.Hold {
+		t.Errorf("bob holds what he sends alice for %+v, want %+v", r.Hold, aliceDown.Hold)
 	}
-	if _, ok := q["n-alice"].Senders[testMACs["srv"]]; ok {
-		t.Error("alice holds the server's frames, which never reach her")
+	if _, ok := q["n-srv"].Peers["alice"]; ok {
+		t.Error("the server holds what it sends alice, which it never sends her directly")
 	}
-	if _, ok := q["n-srv"]; ok {
-		t.Errorf("the server, whose neighbours send with no delay, has a queue: %+v", q["n-srv"])
+	// The server's up direction is held by the server alone; its down
+	// direction has no delay, so no neighbour holds anything for it.
+	if h := q["n-srv"].Up; h != (Hold{Delay: 5 * ms}) {
+		t.Errorf("the server holds what it sends for %+v", h)
+	}
+	if _, ok := q["n-home"].Peers["srv"]; ok {
+		t.Error("the NAT holds what it sends the server, whose down direction has no delay")
+	}
+	if _, ok := q["n-internet"]; ok {
+		t.Errorf("the internet, a switch that sends nothing of its own, has a queue: %+v", q["n-internet"])
 	}
 	links["alice"] = State{Link: links["alice"].Link, Down: true}
-	q = Queues(PlanLab(testWires, links, DelayLine, testMACs))
-	if !q["n-home"].Senders[testMACs["alice"]].Cut || !q["n-alice"].Down.Cut {
+	q = Queues(PlanLab(testWires, links, DelayLine))
+	if !q["n-home"].LAN["alice"].Hold.Cut || !q["n-alice"].Up.Cut || !q["n-bob"].Peers["alice"].Hold.Cut {
 		t.Error("a link that is down does not cut what is held from it")
 	}
 }
