@@ -340,7 +340,8 @@ nodes:
 		})
 		return mtu
 	}
-	if got := routeMTU(l.Addr("home", 0)); got != 1400 {
+	old := l.Addr("home", 0)
+	if got := routeMTU(old); got != 1400 {
 		t.Fatalf("before the renumber the ISP routes to home with MTU %d, want 1400; the test proves nothing", got)
 	}
 	public := netip.MustParseAddr("100.64.0.9")
@@ -350,4 +351,10 @@ nodes:
 	if got := routeMTU(public); got != 1400 {
 		t.Errorf("after the renumber the ISP routes to home's %v with MTU %d, want 1400", public, got)
 	}
+	// The route to the old address goes with it: left, it would lower
+	// the MTU to whatever takes that address next.
+	if got := routeMTU(old); got != -1 {
+		t.Errorf("after the renumber the ISP still routes to home's old %v (MTU %d)", old, got)
+	}
 }
+

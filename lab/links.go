@@ -143,10 +143,11 @@ func changeLink(ctx context.Context, name, node string, edit func(*labstate.Link
 }
 
 // reshape records st and makes the namespaces node's link touches hold
-// what the lab's links now say; the delay line, if the lab needs one, is
-// started or told to load them first, so that its queues are bound before
-// any rule hands it a packet.
-func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, node string) error {
+// what the lab's links now say, and the namespaces also, which it touched
+// before a change of the topology (a move); the delay line, if the lab
+// needs one, is started or told to load them first, so that its queues are
+// bound before any rule hands it a packet.
+func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, node string, also ...string) error {
 	if st.LinkMechanism == "" {
 		mech, err := detect(st.Name)
 		if err != nil {
@@ -166,7 +167,18 @@ func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, n
 			return err
 		}
 	}
-	for _, ns := range linkshape.Affected(wires, node) {
+	touched := linkshape.Affected(wires, node)
+	for _, ns := range also {
+		if !slices.Contains(touched, ns) {
+			touched = append(touched, ns)
+		}
+	}
+	for _, ns := range touched {
+		if plans[ns] == nil {
+			// A namespace that holds no end of an uplink now holds
+			// nothing of the links.
+			continue
+		}
 		if err := linkshape.Apply(plans[ns], mech); err != nil {
 			return fmt.Errorf("namespace %s: %w", ns, err)
 		}

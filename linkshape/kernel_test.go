@@ -444,6 +444,37 @@ func TestMTU(t *testing.T) {
 	}
 }
 
+// A server whose link has mtu 1400 sits behind the internet, a switch:
+// a 1500-byte packet with "don't fragment" that a NAT forwards there is
+// answered by the NAT, the router that forwards onto the internet, with
+// ICMP "fragmentation needed" naming 1400, rather than dying unanswered at
+// the switch; a 1400-byte one goes through.
+func TestMTUOnTheInternet(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("srv", linkshape.State{Link: linkcond.Link{MTU: 1400}})
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":9")
+	dontFragment(t, c)
+	const udpIP = 28 // IPv4 and UDP headers
+	if got := send(t, c, srvAt(l, 9), at, 5, 1400-udpIP, 5*ms, 200*ms); len(got) != 5 {
+		t.Errorf("%d of 5 packets of 1400 bytes reached a server whose link has MTU 1400", len(got))
+	}
+	if got := send(t, c, srvAt(l, 9), at, 1, 1500-udpIP, 5*ms, 200*ms); len(got) > 0 {
+		t.Errorf("a packet of 1500 bytes reached a server whose link has MTU 1400")
+	}
+	e := icmpError(t, c)
+	if e == nil {
+		t.Fatal("alice got no ICMP error for a 1500-byte packet too big for the server's link")
+	}
+	if e.Type != 3 || e.Code != 4 || e.Info != 1400 {
+		t.Errorf("alice got ICMP type %d code %d, MTU %d; want type 3 code 4 (fragmentation needed), MTU 1400", e.Type, e.Code, e.Info)
+	}
+	if gw, _ := l.Topo.Gateway(l.Topo.Node("alice")); e.From != gw {
+		t.Errorf("the ICMP error came from %v, want the NAT %v, the router in front of the internet", e.From, gw)
+	}
+}
+
 // dontFragment sets "don't fragment" on c's packets whatever the path's
 // MTU is thought to be, and asks for ICMP errors on its error queue.
 func dontFragment(t *testing.T, c *net.UDPConn) {

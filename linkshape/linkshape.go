@@ -31,7 +31,13 @@
 // MTU is set on both ends, and a router that forwards onto the link
 // (the node's NAT) gets a route to the node with that MTU, so that it
 // answers a packet too big for the link with ICMP "fragmentation
-// needed". A link that is down drops every frame that reaches either end.
+// needed". The internet is a switch, which cannot answer so: there every
+// node gets such a route to each neighbour whose link is narrower than
+// its own, so a NAT answers for the link as the router in front of it
+// would. These routes carry RouteProtocol, and a namespace holds none
+// but the ones its plan wants (after a move or a renumber, none to an
+// old address). A link that is down drops every frame that reaches
+// either end.
 package linkshape
 
 import (

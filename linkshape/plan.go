@@ -17,7 +17,8 @@ type Plan struct {
 	// Devices are the ends of uplinks in the namespace, by name.
 	Devices map[string]*Device
 	// Routes are the namespace's routes, as a router's, to the nodes on
-	// its LAN, with the MTU of their links (0: no such route).
+	// its LAN, and to its neighbours on the internet, with the MTU of
+	// their links (0: no such route).
 	Routes []Route
 	// Queue is what the delay line does with the packets the namespace
 	// receives, nil if it does nothing with them.
@@ -42,7 +43,8 @@ type Device struct {
 }
 
 // Route is a router's route to a node's address, with the MTU of the
-// node's link.
+// node's link. A namespace's routes of this kind are the ones its plan
+// lists with an MTU: Apply removes the others.
 type Route struct {
 	Dev      string
 	DevIndex int
@@ -124,6 +126,30 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism) map[string]*P
 			}
 		}
 	}
+	// The internet is a switch standing for routers: a frame too big for
+	// a node's link would die at the switch's port unanswered. So every
+	// node on it gets a route to each neighbour with the MTU of the
+	// narrower of their two links: a NAT, forwarding onto the internet,
+	// answers a packet too big with ICMP "fragmentation needed" as the
+	// router in front of the link would, and a server learns the MTU as
+	// from that router's answer.
+	for _, w := range wires {
+		if w.Segment != "" {
+			continue
+		}
+		for _, peer := range wires {
+			if peer.Node == w.Node || peer.Segment != "" {
+				continue
+			}
+			mtu := pathMTU(links[w.Node].Link.MTU, links[peer.Node].Link.MTU)
+			if mtu == 0 {
+				continue
+			}
+			for _, a := range peer.Addrs {
+				plan(w.NS).Routes = append(plan(w.NS).Routes, Route{Dev: w.Uplink, DevIndex: w.UplinkIndex, Addr: a, MTU: mtu})
+			}
+		}
+	}
 	if mech != DelayLine {
 		return plans
 	}
@@ -164,6 +190,19 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism) map[string]*P
 		}
 	}
 	return plans
+}
+
+// pathMTU is the MTU a route from a link of MTU own to a neighbour's of
+// MTU peer needs: the peer's when it is the narrower, else 0 (none: the
+// sender's own link already says it).
+func pathMTU(own, peer int) int {
+	if own == 0 {
+		own = defaultMTU
+	}
+	if peer == 0 || peer >= own {
+		return 0
+	}
+	return peer
 }
 
 // Affected lists the namespaces whose plan depends on node's link: its

@@ -43,6 +43,26 @@ func TestPlanDevices(t *testing.T) {
 	}
 }
 
+// On the internet, a switch, each node routes to a neighbour whose link is
+// narrower than its own with that link's MTU, in place of the router that
+// would answer for the narrow link.
+func TestPlanInternetRoutes(t *testing.T) {
+	links := map[string]State{"srv": {Link: linkcond.Link{MTU: 1400}}, "alice": {Link: linkcond.Link{MTU: 1300}}}
+	plans := PlanLab(testWires, links, DelayLine)
+	want := Route{Dev: "wan0", DevIndex: 2, Addr: netip.MustParseAddr("203.0.113.10"), MTU: 1400}
+	if got := plans["n-home"].Routes; !slices.Contains(got, want) {
+		t.Errorf("the NAT's routes are %+v, want one of them %+v", got, want)
+	}
+	for _, r := range plans["n-srv"].Routes {
+		t.Errorf("the server, whose link is the narrower, got a route %+v", r)
+	}
+	for _, r := range plans["n-home"].Routes {
+		if r.Dev == "wan0" && r.Addr != want.Addr {
+			t.Errorf("the NAT routes over the internet to %v, not a neighbour there", r.Addr)
+		}
+	}
+}
+
 func TestPlanQueues(t *testing.T) {
 	ms := time.Millisecond
 	links := map[string]State{
