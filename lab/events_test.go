@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/topology"
@@ -358,3 +360,22 @@ nodes:
 	}
 }
 
+// In a dual-stack lab SetLink refuses an MTU IPv6 cannot take, which
+// would silently take the node's IPv6 away, and changes nothing.
+func TestSetLinkRefusesMTUBelowIPv6(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, fmt.Sprintf(dualStack, "endpoint-independent"))
+	mtu := 1200
+	_, err := lab.SetLink(context.Background(), l.Topo.Name, "alice", linkcond.Change{MTU: &mtu})
+	var bad *linkcond.Error
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "below 1280") || !strings.Contains(err.Error(), "alice") {
+		t.Fatalf("mtu 1200 in a dual-stack lab: %v, want a *linkcond.Error saying it is below 1280", err)
+	}
+	st, err := labstate.Load(l.Topo.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Links) != 0 {
+		t.Errorf("a refused change left links %+v", st.Links)
+	}
+}

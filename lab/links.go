@@ -131,6 +131,11 @@ func changeLink(ctx context.Context, name, node string, edit func(*labstate.Link
 	if err := edit(&cur); err != nil {
 		return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
 	}
+	if topo.Internet6.IsValid() {
+		if err := cur.Link.ValidateDualStack(); err != nil {
+			return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
+		}
+	}
 	if st.Links == nil {
 		st.Links = map[string]labstate.LinkState{}
 	}
