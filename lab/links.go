@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,9 +45,35 @@ func Wires(name string, topo *topology.Topology) []linkshape.Wire {
 			w.ParentNS, w.Bridge, w.Routed = NamespaceName(name, n.Behind), NATLAN, true
 		}
 		w.Addrs = append(append(w.Addrs, n.Addresses...), n.Addresses6...)
+		w.Prefixes6 = routedThrough(topo, n)
 		wires = append(wires, w)
 	}
 	return wires
+}
+
+// routedThrough are the IPv6 prefixes routed through node n (routes6):
+// the LAN of each NAT whose way from the internet passes n, n's own
+// included.
+func routedThrough(topo *topology.Topology, n *topology.Node) []netip.Prefix {
+	if n.NAT == nil || !topo.Internet6.IsValid() {
+		return nil
+	}
+	var ps []netip.Prefix
+	for _, nat := range topo.Nodes {
+		if nat.NAT == nil || !nat.NAT.LAN6.IsValid() {
+			continue
+		}
+		for c := nat; c != nil; c = topo.Node(c.Behind) {
+			if c == n {
+				ps = append(ps, nat.NAT.LAN6)
+				break
+			}
+			if c.Behind == "" {
+				break
+			}
+		}
+	}
+	return ps
 }
 
 // linkStates are the links of st as linkshape takes them.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,35 +156,58 @@ type nsQueue struct {
 	seq  uint64
 }
 
-// config is a Queue with its receivers by address.
+// config is a Queue with its receivers by address and by prefix.
 type config struct {
 	*Queue
-	peers, lan map[netip.Addr]string
+	peers, lan receivers
+}
+
+// receivers find the node a destination is sent to.
+type receivers struct {
+	byAddr   map[netip.Addr]string
+	prefixes []netip.Prefix // longest first
+	byPrefix map[netip.Prefix]string
 }
 
 func compile(q *Queue) *config {
-	c := &config{Queue: q, peers: map[netip.Addr]string{}, lan: map[netip.Addr]string{}}
-	for _, rs := range []struct {
-		by map[netip.Addr]string
-		rs map[string]Receiver
-	}{{c.peers, q.Peers}, {c.lan, q.LAN}} {
-		for node, r := range rs.rs {
-			for _, a := range r.Addrs {
-				rs.by[a] = node
-			}
+	return &config{Queue: q, peers: index(q.Peers), lan: index(q.LAN)}
+}
+
+func index(rs map[string]Receiver) receivers {
+	x := receivers{byAddr: map[netip.Addr]string{}, byPrefix: map[netip.Prefix]string{}}
+	for node, r := range rs {
+		for _, a := range r.Addrs {
+			x.byAddr[a] = node
+		}
+		for _, p := range r.Prefixes {
+			x.byPrefix[p.Masked()] = node
+			x.prefixes = append(x.prefixes, p.Masked())
 		}
 	}
-	return c
+	slices.SortFunc(x.prefixes, func(a, b netip.Prefix) int { return b.Bits() - a.Bits() })
+	return x
+}
+
+func (x receivers) find(dst netip.Addr) (string, bool) {
+	if node, ok := x.byAddr[dst]; ok {
+		return node, true
+	}
+	for _, p := range x.prefixes {
+		if p.Contains(dst) {
+			return x.byPrefix[p], true
+		}
+	}
+	return "", false
 }
 
 // receiver is the node a packet to dst goes to, up or to the LAN, whose
 // down direction is held, and its hold.
 func (c *config) receiver(up bool, dst netip.Addr) (string, Hold, bool) {
-	by, rs := c.lan, c.LAN
+	x, rs := c.lan, c.LAN
 	if up {
-		by, rs = c.peers, c.Peers
+		x, rs = c.peers, c.Peers
 	}
-	node, ok := by[dst]
+	node, ok := x.find(dst)
 	if !ok {
 		return "", Hold{}, false
 	}

@@ -158,6 +158,36 @@ func TestPingRTT(t *testing.T) {
 	within(t, "the median RTT plain ping sees through two links of 25 ms", median(rtt), 100*ms, 3*ms)
 }
 
+// IPv6 has no NAT: what the server sends alice is addressed to her but
+// goes to her NAT first, so the server must know it by the prefix the NAT
+// routes. Through the NAT's link of 10 ms each way, the RTT is 20 ms.
+func TestIPv6RTT(t *testing.T) {
+	l := labtest.Up(t, `
+internet6: 2001:db8::/32
+nodes:
+  srv:   {kind: server, addresses: [203.0.113.10]}
+  home:  {kind: nat, type: port-restricted-cone, public: 203.0.113.1, lan: 192.168.1.0/24}
+  alice: {kind: host, behind: home}
+`)
+	s := newShaper(t, l)
+	s.set("home", both(linkcond.Direction{Delay: 10 * ms}))
+	srv, err := l.Lab.Node("srv").ListenUDP("udp6", "[::]:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, srv)
+	c, err := l.Lab.Node("alice").ListenUDP("udp6", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rtt, lost := rtts(t, c, netip.AddrPortFrom(l.Topo.Node("srv").Addresses6[0], 7), 20, 10*ms, 500*ms)
+	if lost > 0 {
+		t.Errorf("%d of 20 pings lost on links without loss", lost)
+	}
+	within(t, "the median IPv6 RTT through the NAT's link of 10 ms", median(rtt), 20*ms, 2*ms)
+}
+
 // Loss of 10% on alice's link, both directions, loses 19% of round trips.
 func TestLoss(t *testing.T) {
 	l := labtest.Up(t, homeLab)

@@ -127,6 +127,10 @@ type Wire struct {
 	// gets a route to each of Addrs with the link's MTU.
 	Routed bool
 	Addrs  []netip.Addr
+	// Prefixes6 are the IPv6 prefixes routed through the node, a NAT: its
+	// LAN's and those of the NATs behind it (IPv6 has no NAT). What is
+	// sent to them goes to the node first.
+	Prefixes6 []netip.Prefix
 }
 
 // State is a link's conditions and whether it is down.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net/netip"
 	"slices"
 
 	"github.com/google/nftables"
@@ -152,9 +153,10 @@ func chance(percent float64) []expr.Any {
 //	chain fwd { type filter hook forward priority 100
 //	  ip daddr @lan4 queue num 0 }
 //
-// (and the same for IPv6). The delay line tells the directions apart by
-// the packet's output device (none at prerouting, where only what goes
-// up is taken) and its destination.
+// (and the same for IPv6). The sets hold the receivers' addresses and,
+// for IPv6, which has no NAT, the prefixes routed through them. The delay
+// line tells the directions apart by the packet's output device (none at
+// prerouting, where only what goes up is taken) and its destination.
 func holdChains(conn *nftables.Conn, t *nftables.Table, q *Queue) {
 	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		return conn.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hook, Priority: prio})
@@ -217,27 +219,49 @@ func holdChains(conn *nftables.Conn, t *nftables.Table, q *Queue) {
 	}
 }
 
-// addrSet adds a set of the IPv4 (or, if v6, IPv6) addresses of rs, nil
-// if there are none.
+// addrSet adds a set of the IPv4 (or, if v6, IPv6) addresses and
+// prefixes of rs, nil if there are none. It is an interval set: each
+// address or prefix is a range, its first address to the one past its
+// last.
 func addrSet(conn *nftables.Conn, t *nftables.Table, name string, id uint32, rs map[string]Receiver, v6 bool) *nftables.Set {
-	var elems []nftables.SetElement
+	var ranges []netip.Prefix
 	for _, node := range slices.Sorted(maps.Keys(rs)) {
 		for _, a := range rs[node].Addrs {
-			if a.Is6() == v6 {
-				elems = append(elems, nftables.SetElement{Key: a.AsSlice()})
-			}
+			ranges = append(ranges, netip.PrefixFrom(a, a.BitLen()))
+		}
+		ranges = append(ranges, rs[node].Prefixes...)
+	}
+	var elems []nftables.SetElement
+	for _, p := range ranges {
+		if p.Addr().Is6() != v6 {
+			continue
+		}
+		first, end := p.Masked().Addr(), lastOf(p).Next()
+		elems = append(elems, nftables.SetElement{Key: first.AsSlice()})
+		if end.IsValid() {
+			elems = append(elems, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
 		}
 	}
 	if len(elems) == 0 {
 		return nil
 	}
-	set := &nftables.Set{Table: t, Name: name, ID: id, KeyType: nftables.TypeIPAddr}
+	set := &nftables.Set{Table: t, Name: name, ID: id, KeyType: nftables.TypeIPAddr, Interval: true}
 	if v6 {
 		set.KeyType = nftables.TypeIP6Addr
 	}
 	// The error is for sets without a table or name, not this one.
 	_ = conn.AddSet(set, elems)
 	return set
+}
+
+// lastOf is the last address of prefix p.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // daddrIn matches packets of set's family whose destination is in it:

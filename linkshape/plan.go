@@ -74,11 +74,13 @@ type Queue struct {
 	Peers, LAN map[string]Receiver
 }
 
-// Receiver is a node whose down direction a sender holds: its addresses,
-// by which the sender knows the packets for it, and the hold.
+// Receiver is a node whose down direction a sender holds: its addresses
+// and the prefixes the sender routes through it, by which the sender
+// knows the packets for it, and the hold.
 type Receiver struct {
-	Addrs []netip.Addr
-	Hold  Hold
+	Addrs    []netip.Addr
+	Prefixes []netip.Prefix
+	Hold     Hold
 }
 
 // Hold is the part of a direction the delay line carries out.
@@ -178,14 +180,20 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism) map[string]*P
 		}
 		// What w receives is sent by the nodes on its segment and by the
 		// NAT that owns the segment, which hold it.
-		r := Receiver{Addrs: w.Addrs, Hold: h}
+		// Those that route IPv6 through w send it what goes to the
+		// prefixes behind it: the NAT w is behind, and the nodes on the
+		// internet (nodes behind a NAT send it to their NAT).
+		direct := Receiver{Addrs: w.Addrs, Hold: h}
+		routed := Receiver{Addrs: w.Addrs, Prefixes: w.Prefixes6, Hold: h}
 		for _, s := range wires {
 			switch {
 			case s.Node == w.Node:
+			case s.Segment == w.Segment && w.Segment == "":
+				queue(s).Peers[w.Node] = routed
 			case s.Segment == w.Segment:
-				queue(s).Peers[w.Node] = r
+				queue(s).Peers[w.Node] = direct
 			case s.Node == w.Segment:
-				queue(s).LAN[w.Node] = r
+				queue(s).LAN[w.Node] = routed
 			}
 		}
 	}
