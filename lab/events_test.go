@@ -18,7 +18,6 @@ import (
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/topology"
-	"github.com/vishvananda/netlink"
 )
 
 // readTable reads node's translation table, mappings of the address it
@@ -329,33 +328,20 @@ nodes:
   isp:    {kind: nat, type: full-cone, lan: 100.64.0.0/24}
   home:   {kind: nat, type: full-cone, behind: isp, link: {mtu: 1400}}
 `)
-	routeMTU := func(to netip.Addr) int {
-		mtu := -1
-		l.Do("isp", func() error {
-			routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-			for _, r := range routes {
-				if r.Dst != nil && r.Dst.IP.Equal(to.AsSlice()) {
-					mtu = r.MTU
-				}
-			}
-			return err
-		})
-		return mtu
-	}
 	old := l.Addr("home", 0)
-	if got := routeMTU(old); got != 1400 {
+	if got := mtuRoute(t, l, "isp", old); got != 1400 {
 		t.Fatalf("before the renumber the ISP routes to home with MTU %d, want 1400; the test proves nothing", got)
 	}
 	public := netip.MustParseAddr("100.64.0.9")
 	if _, err := lab.Renumber(context.Background(), l.Topo.Name, "home", public); err != nil {
 		t.Fatal(err)
 	}
-	if got := routeMTU(public); got != 1400 {
+	if got := mtuRoute(t, l, "isp", public); got != 1400 {
 		t.Errorf("after the renumber the ISP routes to home's %v with MTU %d, want 1400", public, got)
 	}
 	// The route to the old address goes with it: left, it would lower
 	// the MTU to whatever takes that address next.
-	if got := routeMTU(old); got != -1 {
+	if got := mtuRoute(t, l, "isp", old); got != -1 {
 		t.Errorf("after the renumber the ISP still routes to home's old %v (MTU %d)", old, got)
 	}
 }

@@ -458,16 +458,7 @@ func TestMTU(t *testing.T) {
 	if got := send(t, at, from, c, 1, 1500-udpIP, 5*ms, 200*ms); len(got) > 0 {
 		t.Errorf("a packet of 1500 bytes crossed a link of MTU 1400")
 	}
-	e := icmpError(t, at)
-	if e == nil {
-		t.Fatal("the server got no ICMP error for a 1500-byte packet too big for the link")
-	}
-	if e.Type != 3 || e.Code != 4 || e.Info != 1400 {
-		t.Errorf("the server got ICMP type %d code %d, MTU %d; want type 3 code 4 (fragmentation needed), MTU 1400", e.Type, e.Code, e.Info)
-	}
-	if want := l.Addr("home", 0); e.From != want {
-		t.Errorf("the ICMP error came from %v, want the NAT %v, the router in front of the link", e.From, want)
-	}
+	fragNeeded(t, "the server", at, 1400, l.Addr("home", 0))
 	// Alice's own end refuses to send more than the link takes.
 	if _, err := c.WriteToUDPAddrPort(make([]byte, 1500-udpIP), srvAt(l, 9)); err == nil {
 		t.Error("alice sent 1500 bytes with don't-fragment on a link of MTU 1400")
@@ -493,15 +484,24 @@ func TestMTUOnTheInternet(t *testing.T) {
 	if got := send(t, c, srvAt(l, 9), at, 1, 1500-udpIP, 5*ms, 200*ms); len(got) > 0 {
 		t.Errorf("a packet of 1500 bytes reached a server whose link has MTU 1400")
 	}
+	gw, _ := l.Topo.Gateway(l.Topo.Node("alice"))
+	fragNeeded(t, "alice", c, 1400, gw)
+}
+
+// fragNeeded fails the test unless who, sending on c, got ICMP
+// "fragmentation needed" naming mtu from router, the router in front of
+// the narrow link.
+func fragNeeded(t *testing.T, who string, c *net.UDPConn, mtu uint32, router netip.Addr) {
+	t.Helper()
 	e := icmpError(t, c)
 	if e == nil {
-		t.Fatal("alice got no ICMP error for a 1500-byte packet too big for the server's link")
+		t.Fatalf("%s got no ICMP error for a 1500-byte packet too big for a link of MTU %d", who, mtu)
 	}
-	if e.Type != 3 || e.Code != 4 || e.Info != 1400 {
-		t.Errorf("alice got ICMP type %d code %d, MTU %d; want type 3 code 4 (fragmentation needed), MTU 1400", e.Type, e.Code, e.Info)
+	if e.Type != 3 || e.Code != 4 || e.Info != mtu {
+		t.Errorf("%s got ICMP type %d code %d, MTU %d; want type 3 code 4 (fragmentation needed), MTU %d", who, e.Type, e.Code, e.Info, mtu)
 	}
-	if gw, _ := l.Topo.Gateway(l.Topo.Node("alice")); e.From != gw {
-		t.Errorf("the ICMP error came from %v, want the NAT %v, the router in front of the internet", e.From, gw)
+	if e.From != router {
+		t.Errorf("the ICMP error came from %v, want the NAT %v, the router in front of the link", e.From, router)
 	}
 }
 
