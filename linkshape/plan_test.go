@@ -124,3 +124,40 @@ func TestAffected(t *testing.T) {
 		}
 	}
 }
+
+// The delay line finds the receiver of a packet by its destination: an
+// address of the receiver's, or for IPv6 a prefix routed through it, the
+// longest that holds it; up only among the neighbours, down only on the
+// LAN.
+func TestReceiverOfAPacket(t *testing.T) {
+	ms := time.Millisecond
+	c := compile(&Queue{
+		Peers: map[string]Receiver{
+			"isp":  {Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::2")}, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:0:1::/64"), netip.MustParsePrefix("2001:db8:0:2::/64")}, Hold: Hold{Delay: ms}},
+			"home": {Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.1")}, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:0:2::/80")}, Hold: Hold{Delay: 2 * ms}},
+		},
+		LAN: map[string]Receiver{"alice": {Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.2")}, Hold: Hold{Delay: 3 * ms, Cut: true}}},
+	})
+	for _, tc := range []struct {
+		up   bool
+		dst  string
+		want string
+	}{
+		{true, "2001:db8::2", "isp"},
+		{true, "2001:db8:0:1::9", "isp"},
+		{true, "2001:db8:0:2::9", "home"}, // the longer prefix
+		{true, "2001:db8:0:2:1::9", "isp"},
+		{true, "203.0.113.1", "home"},
+		{true, "192.168.1.2", ""}, // alice is not reached up
+		{false, "192.168.1.2", "alice"},
+		{false, "203.0.113.1", ""},
+	} {
+		node, _, ok := c.receiver(tc.up, netip.MustParseAddr(tc.dst))
+		if node != tc.want || ok != (tc.want != "") {
+			t.Errorf("receiver(up %v, %s) = %q, %v; want %q", tc.up, tc.dst, node, ok, tc.want)
+		}
+	}
+	if !c.cut(flowKey{to: "alice"}) || c.cut(flowKey{up: true, to: "alice"}) || c.cut(flowKey{up: true, to: "isp"}) {
+		t.Error("cut: want only what goes down to alice, whose link is down")
+	}
+}
