@@ -81,8 +81,8 @@ func (d *Line) bind(ns string) (*nsQueue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s: %w", ns, err)
 	}
-	// The destination tells which neighbour a packet goes to.
-	if err := conn.Bind(QueueNum, Limit, nfqueue.DstCopy); err != nil {
+	// The addresses tell which neighbour a packet comes from or goes to.
+	if err := conn.Bind(QueueNum, Limit, nfqueue.AddrCopy); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("namespace %s: %w", ns, err)
 	}
@@ -124,13 +124,27 @@ func (d *Line) Close() {
 	d.wg.Wait()
 }
 
-// flowKey is a flow of directions within one namespace's queue: whether
-// the packet leaves through the namespace's uplink, and the receiver
-// whose down direction is held ("" for none).
+// flowKey is a flow of directions within one namespace's queue: where
+// the packet was taken (its way), and the neighbours it comes from and
+// goes to whose directions are held ("" for none).
 type flowKey struct {
-	up bool
-	to string
+	way      way
+	from, to string
 }
+
+// way is where in the namespace a packet was taken.
+type way uint8
+
+const (
+	// arrived through the uplink, at prerouting (a router's)
+	inUplink way = iota
+	// arrived from the LAN, at prerouting (a router's)
+	inLAN
+	// leaving through the uplink, at output or forward
+	outUplink
+	// leaving onto the LAN, at output or forward
+	outLAN
+)
 
 // held is a packet waiting for its due time.
 type held struct {
@@ -156,30 +170,30 @@ type nsQueue struct {
 	seq  uint64
 }
 
-// config is a Queue with its receivers by address and by prefix.
+// config is a Queue with its neighbours by address and by prefix.
 type config struct {
 	*Queue
-	peers, lan receivers
+	peers, lan, fromPeers, fromLAN neighbours
 }
 
-// receivers find the node a destination is sent to.
-type receivers struct {
+// neighbours find the node an address belongs to.
+type neighbours struct {
 	byAddr   map[netip.Addr]string
 	prefixes []netip.Prefix // longest first
 	byPrefix map[netip.Prefix]string
 }
 
 func compile(q *Queue) *config {
-	return &config{Queue: q, peers: index(q.Peers), lan: index(q.LAN)}
+	return &config{Queue: q, peers: index(q.Peers), lan: index(q.LAN), fromPeers: index(q.FromPeers), fromLAN: index(q.FromLAN)}
 }
 
-func index(rs map[string]Receiver) receivers {
-	x := receivers{byAddr: map[netip.Addr]string{}, byPrefix: map[netip.Prefix]string{}}
-	for node, r := range rs {
-		for _, a := range r.Addrs {
+func index(ns map[string]Neighbour) neighbours {
+	x := neighbours{byAddr: map[netip.Addr]string{}, byPrefix: map[netip.Prefix]string{}}
+	for node, n := range ns {
+		for _, a := range n.Addrs {
 			x.byAddr[a] = node
 		}
-		for _, p := range r.Prefixes {
+		for _, p := range n.Prefixes {
 			x.byPrefix[p.Masked()] = node
 			x.prefixes = append(x.prefixes, p.Masked())
 		}
@@ -188,44 +202,69 @@ func index(rs map[string]Receiver) receivers {
 	return x
 }
 
-func (x receivers) find(dst netip.Addr) (string, bool) {
-	if node, ok := x.byAddr[dst]; ok {
-		return node, true
+func (x neighbours) find(a netip.Addr) string {
+	if node, ok := x.byAddr[a]; ok {
+		return node
 	}
 	for _, p := range x.prefixes {
-		if p.Contains(dst) {
-			return x.byPrefix[p], true
+		if p.Contains(a) {
+			return x.byPrefix[p]
 		}
 	}
-	return "", false
+	return ""
 }
 
-// receiver is the node a packet to dst goes to, up or to the LAN, whose
-// down direction is held, and its hold.
-func (c *config) receiver(up bool, dst netip.Addr) (string, Hold, bool) {
-	x, rs := c.lan, c.LAN
-	if up {
-		x, rs = c.peers, c.Peers
+// classify says where packet p was taken and which neighbours it comes
+// from and goes to. At prerouting (a router's) no route is chosen yet:
+// there is no output device.
+func (c *config) classify(p *nfqueue.Packet) flowKey {
+	uplink := uint32(c.UplinkIndex)
+	switch {
+	case p.OutDev == 0 && p.InDev == uplink:
+		return flowKey{way: inUplink, from: c.fromPeers.find(p.Src)}
+	case p.OutDev == 0:
+		// What a NAT forwards up to an endpoint is held here, before
+		// its conntrack.
+		return flowKey{way: inLAN, from: c.fromLAN.find(p.Src), to: c.peers.find(p.Dst)}
+	case p.OutDev == uplink:
+		return flowKey{way: outUplink, to: c.peers.find(p.Dst)}
 	}
-	node, ok := x.find(dst)
-	if !ok {
-		return "", Hold{}, false
+	return flowKey{way: outLAN, to: c.lan.find(p.Dst)}
+}
+
+// stages are the holds of the directions a packet of flow k crosses
+// here, at most four.
+func (c *config) stages(k flowKey, buf *[4]Hold) []Hold {
+	st := buf[:0]
+	switch k.way {
+	case inUplink:
+		if k.from != "" {
+			st = append(st, c.FromPeers[k.from].Hold)
+		}
+		st = append(st, c.Down)
+	case inLAN:
+		if k.from != "" {
+			st = append(st, c.FromLAN[k.from].Hold)
+		}
+		if k.to != "" {
+			st = append(st, c.Up, c.Peers[k.to].Hold)
+		}
+	case outUplink:
+		if k.to != "" {
+			st = append(st, c.Up, c.Peers[k.to].Hold)
+		}
+	case outLAN:
+		if k.to != "" {
+			st = append(st, c.LAN[k.to].Hold)
+		}
 	}
-	return node, rs[node].Hold, true
+	return st
 }
 
 // cut reports whether a packet of flow k crosses a direction that is cut.
 func (c *config) cut(k flowKey) bool {
-	if k.up && c.Up.Cut {
-		return true
-	}
-	if k.to == "" {
-		return false
-	}
-	if k.up {
-		return c.Peers[k.to].Hold.Cut
-	}
-	return c.LAN[k.to].Hold.Cut
+	var buf [4]Hold
+	return slices.ContainsFunc(c.stages(k, &buf), func(h Hold) bool { return h.Cut })
 }
 
 // set gives q its conditions, dropping what it holds from a cut
@@ -290,22 +329,12 @@ func (q *nsQueue) arrive(p *nfqueue.Packet) (v nfqueue.Verdict, hold bool) {
 	if cfg == nil {
 		return v, false
 	}
-	// At prerouting no route is chosen yet: the rules take only what
-	// goes up there.
-	key := flowKey{up: p.OutDev == 0 || p.OutDev == uint32(cfg.UplinkIndex)}
-	var stages [2]Hold
-	n := 0
-	if key.up && (!cfg.Up.IsZero() || cfg.Up.Cut) {
-		stages[n] = cfg.Up
-		n++
-	}
-	if node, h, ok := cfg.receiver(key.up, p.Dst); ok {
-		stages[n], key.to = h, node
-		n++
-	}
+	key := cfg.classify(p)
+	var buf [4]Hold
+	stages := cfg.stages(key, &buf)
 	var delay time.Duration
 	reordered := false
-	for _, h := range stages[:n] {
+	for _, h := range stages {
 		if h.Cut {
 			v.Accept = false
 			return v, false

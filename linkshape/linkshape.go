@@ -14,14 +14,16 @@
 //     duplication and reordering, and a tbf under it for the rate.
 //   - natlab's delay line, where it has not: delay, jitter and
 //     reordering are done by one process per lab that holds the packets
-//     nftables hands to a queue (the xt NFQUEUE target) in the namespace
-//     that sends them onto the link, before they leave it, and lets each
-//     go at its due time; loss and duplication by nftables rules on the
-//     sending end's egress hook (numgen random; dup to the device); the
-//     rate by a tbf qdisc there. Held before the receiving namespace
-//     gets them, packets are stamped on arrival when they are due, so
-//     plain ping (which reads that stamp) sees the whole delay. ARP
-//     frames are not held: no hook that sees them can queue them here.
+//     nftables hands to a queue (the xt NFQUEUE target) and lets each go
+//     at its due time: in the namespace that sends them if an endpoint
+//     (a host, a server) receives them, so that they arrive, and are
+//     stamped, when due (plain ping, which reads that stamp, sees the
+//     whole delay); in the NAT that receives them, as they arrive, if a
+//     NAT does, where their sender's socket has let them go (see Queue).
+//     Loss and duplication are done by nftables rules on the sending
+//     end's egress hook (numgen random; dup to the device); the rate by
+//     a tbf qdisc there. ARP frames are not held: no hook that sees them
+//     can queue them on such a kernel.
 //
 // Both give what Mininet's TCLink gives: each direction on its own, so a
 // delay of 30ms adds 60 ms to a round trip; jitter spreads each packet's

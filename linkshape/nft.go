@@ -134,29 +134,29 @@ func chance(percent float64) []expr.Any {
 	}
 }
 
-// holdChains adds the delay line's chains: the packets the namespace
-// sends onto a link whose direction has a delay go to the queue, in the
-// namespace that sends them, so that the receiving namespace sees (and
-// stamps) them when they are due. What the node sends itself is taken at
-// output, before conntrack (priority raw); what a NAT forwards up, at
-// prerouting, before conntrack too, for its conntrack must confirm each
-// new flow's mapping before the next packet of the flow comes (else a
-// symmetric NAT would map each anew); what it forwards down to its LAN,
-// at forward, where the destination is the host's own.
+// holdChains adds the delay line's chains (see Queue): what the
+// namespace sends to an endpoint whose direction is held goes to the
+// queue as it leaves, at output (priority raw, before conntrack) for its
+// own packets and, a NAT's, at forward for what it forwards down to its
+// LAN; what a NAT receives from a neighbour whose up direction is held,
+// or through its own uplink if its down direction is, or forwards up to
+// an endpoint, at prerouting (priority raw: before its conntrack, which
+// must confirm each new flow's mapping before the next packet of the flow
+// comes, else a symmetric NAT would map each anew).
 //
 //	chain out { type filter hook output priority raw
-//	  oif UPLINK queue num 0                      # the node's up direction held
-//	  oif UPLINK ip daddr @peers4 queue num 0     # or only the neighbours' down
-//	  ip daddr @lan4 queue num 0 }                # the hosts' down
+//	  oif UPLINK ip daddr @peers4 queue num 0
+//	  ip daddr @lan4 queue num 0 }
 //	chain pre { type filter hook prerouting priority raw
-//	  iif != UPLINK fib daddr oif UPLINK queue num 0 }
+//	  iif UPLINK queue num 0                        # its down direction held
+//	  iif UPLINK ip saddr @frompeers4 queue num 0   # or only its neighbours' up
+//	  iif != UPLINK ip saddr @fromlan4 queue num 0
+//	  iif != UPLINK ip daddr @peers4 queue num 0 }
 //	chain fwd { type filter hook forward priority 100
 //	  ip daddr @lan4 queue num 0 }
 //
-// (and the same for IPv6). The sets hold the receivers' addresses and,
-// for IPv6, which has no NAT, the prefixes routed through them. The delay
-// line tells the directions apart by the packet's output device (none at
-// prerouting, where only what goes up is taken) and its destination.
+// (and the same for IPv6). The delay line tells the directions apart by
+// the packet's devices and addresses.
 func holdChains(conn *nftables.Conn, t *nftables.Table, q *Queue) {
 	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		return conn.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hook, Priority: prio})
@@ -167,55 +167,40 @@ func holdChains(conn *nftables.Conn, t *nftables.Table, q *Queue) {
 	}
 	// Numbered here: google/nftables would number them from a global
 	// counter, which labs coming up in parallel would race on.
-	peers4, peers6 := addrSet(conn, t, "peers4", 1, q.Peers, false), addrSet(conn, t, "peers6", 2, q.Peers, true)
-	lan4, lan6 := addrSet(conn, t, "lan4", 3, q.LAN, false), addrSet(conn, t, "lan6", 4, q.LAN, true)
+	type sets [2]*nftables.Set // IPv4, IPv6
+	newSets := func(name string, id uint32, ns map[string]Neighbour) sets {
+		return sets{addrSet(conn, t, name+"4", id, ns, false), addrSet(conn, t, name+"6", id+1, ns, true)}
+	}
+	peers, lan := newSets("peers", 1, q.Peers), newSets("lan", 3, q.LAN)
+	fromPeers, fromLAN := newSets("frompeers", 5, q.FromPeers), newSets("fromlan", 7, q.FromLAN)
 	uplink := binary.NativeEndian.AppendUint32(nil, uint32(q.UplinkIndex))
-	oifUplink := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIF, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: uplink},
+	dev := func(key expr.MetaKey, op expr.CmpOp) []expr.Any {
+		return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: uplink}}
 	}
-	iifNotUplink := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: uplink},
-	}
-	up := !q.Up.IsZero()
-	out := chain("out", nftables.ChainHookOutput, nftables.ChainPriorityRaw)
-	if up {
-		rule(out, "the node's up direction", oifUplink...)
-	} else {
-		for _, set := range []*nftables.Set{peers4, peers6} {
+	each := func(c *nftables.Chain, comment string, s sets, match func(*nftables.Set) []expr.Any, before ...expr.Any) {
+		for _, set := range s {
 			if set != nil {
-				rule(out, "the down directions of the neighbours", append(slices.Clone(oifUplink), daddrIn(set)...)...)
+				rule(c, comment, append(slices.Clone(before), match(set)...)...)
 			}
 		}
 	}
-	for _, set := range []*nftables.Set{lan4, lan6} {
-		if set != nil {
-			rule(out, "the down directions of the hosts on the LAN", daddrIn(set)...)
-		}
-	}
+	out := chain("out", nftables.ChainHookOutput, nftables.ChainPriorityRaw)
+	each(out, "to the endpoints beside it", peers, daddrIn, dev(expr.MetaKeyOIF, expr.CmpOpEq)...)
+	each(out, "to the endpoints on its LAN", lan, daddrIn)
 	if !q.Forwards {
 		return
 	}
 	pre := chain("pre", nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
-	if up {
-		rule(pre, "what the NAT forwards up", append(slices.Clone(iifNotUplink),
-			&expr.Fib{Register: 1, FlagDADDR: true, ResultOIF: true},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: uplink})...)
+	if !q.Down.IsZero() {
+		rule(pre, "the NAT's down direction", dev(expr.MetaKeyIIF, expr.CmpOpEq)...)
 	} else {
-		for _, set := range []*nftables.Set{peers4, peers6} {
-			if set != nil {
-				rule(pre, "what the NAT forwards to its neighbours", append(slices.Clone(iifNotUplink), daddrIn(set)...)...)
-			}
-		}
+		each(pre, "from the neighbours beside it", fromPeers, saddrIn, dev(expr.MetaKeyIIF, expr.CmpOpEq)...)
 	}
-	if lan4 != nil || lan6 != nil {
+	each(pre, "from its LAN", fromLAN, saddrIn, dev(expr.MetaKeyIIF, expr.CmpOpNeq)...)
+	each(pre, "forwarded up to the endpoints beside it", peers, daddrIn, dev(expr.MetaKeyIIF, expr.CmpOpNeq)...)
+	if lan[0] != nil || lan[1] != nil {
 		fwd := chain("fwd", nftables.ChainHookForward, nftables.ChainPriorityRef(100))
-		for _, set := range []*nftables.Set{lan4, lan6} {
-			if set != nil {
-				rule(fwd, "what the NAT forwards down to the hosts on its LAN", daddrIn(set)...)
-			}
-		}
+		each(fwd, "forwarded down to the endpoints on its LAN", lan, daddrIn)
 	}
 }
 
@@ -223,7 +208,7 @@ func holdChains(conn *nftables.Conn, t *nftables.Table, q *Queue) {
 // prefixes of rs, nil if there are none. It is an interval set: each
 // address or prefix is a range, its first address to the one past its
 // last.
-func addrSet(conn *nftables.Conn, t *nftables.Table, name string, id uint32, rs map[string]Receiver, v6 bool) *nftables.Set {
+func addrSet(conn *nftables.Conn, t *nftables.Table, name string, id uint32, rs map[string]Neighbour, v6 bool) *nftables.Set {
 	var ranges []netip.Prefix
 	for _, node := range slices.Sorted(maps.Keys(rs)) {
 		for _, a := range rs[node].Addrs {
@@ -266,10 +251,17 @@ func lastOf(p netip.Prefix) netip.Addr {
 
 // daddrIn matches packets of set's family whose destination is in it:
 // meta nfproto ipv4 ip daddr @set.
-func daddrIn(set *nftables.Set) []expr.Any {
-	proto, off, n := byte(unix.NFPROTO_IPV4), uint32(16), uint32(4)
+func daddrIn(set *nftables.Set) []expr.Any { return addrIn(set, 16, 24) }
+
+// saddrIn matches packets of set's family whose source is in it.
+func saddrIn(set *nftables.Set) []expr.Any { return addrIn(set, 12, 8) }
+
+// addrIn matches packets of set's family whose address at offset off4 of
+// an IPv4 header (off6 of an IPv6 one) is in it.
+func addrIn(set *nftables.Set, off4, off6 uint32) []expr.Any {
+	proto, off, n := byte(unix.NFPROTO_IPV4), off4, uint32(4)
 	if set.KeyType == nftables.TypeIP6Addr {
-		proto, off, n = unix.NFPROTO_IPV6, 24, 16
+		proto, off, n = unix.NFPROTO_IPV6, off6, 16
 	}
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},

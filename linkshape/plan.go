@@ -53,31 +53,41 @@ type Route struct {
 	MTU int
 }
 
-// Queue is the delay line's work in one namespace: the packets the
-// namespace sends onto a link, held there for the delays of the
-// directions they cross before the node at the far end receives them.
-// Held on the sending side, a packet reaches the receiving namespace
-// late, so the kernel there stamps its arrival late: ping and every
-// SO_TIMESTAMP reader see the whole delay.
+// Queue is the delay line's work in one namespace. A packet to an
+// endpoint (a host or a server, whose programs read the kernel's stamp of
+// a packet's arrival, as ping does) is held in the namespace that sends
+// it, before it leaves: it arrives when it is due, and is stamped then. A
+// packet to a router (a NAT, which forwards what it gets and stamps
+// nothing that matters) is held there on arrival, where its sender's
+// socket has let it go: a sender's socket buffer is not filled by the
+// packets on the wire, and a NAT holds what it receives before its
+// conntrack sees it. Each packet crosses the delay line once in each
+// namespace that holds it, for the directions it crosses there.
 type Queue struct {
-	// UplinkIndex is the namespace's uplink, Up its node's up direction:
-	// what the namespace sends through it.
+	// UplinkIndex is the namespace's uplink, Up its node's up direction,
+	// held here for what the node sends (or forwards) to the endpoints
+	// among its neighbours, and Down its down direction, held here if the
+	// node is a router, for what arrives through the uplink.
 	UplinkIndex int
-	Up          Hold
-	// Forwards says the namespace routes (a NAT): the packets it
-	// forwards are held too, those going up before its conntrack sees
-	// them.
+	Up, Down    Hold
+	// Forwards says the namespace routes (a NAT): what it forwards is
+	// held too, what goes up at prerouting, before its conntrack.
 	Forwards bool
-	// Peers are the down directions of the nodes the namespace sends to
-	// through its uplink (its neighbours on that segment), LAN those of
-	// the hosts on the LAN it routes onto, by node.
-	Peers, LAN map[string]Receiver
+	// Peers are the endpoints the namespace sends to through its uplink
+	// (its neighbours on that segment), LAN those on the LAN it routes
+	// onto, with the holds of their down directions, by node.
+	Peers, LAN map[string]Neighbour
+	// FromPeers and FromLAN are the nodes whose up direction the
+	// namespace, a router, holds for what arrives from them through its
+	// uplink or its LAN, by node: known by the packet's source.
+	FromPeers, FromLAN map[string]Neighbour
 }
 
-// Receiver is a node whose down direction a sender holds: its addresses
-// and the prefixes the sender routes through it, by which the sender
-// knows the packets for it, and the hold.
-type Receiver struct {
+// Neighbour is a node a namespace exchanges packets with directly: its
+// addresses and the IPv6 prefixes routed through it (IPv6 has no NAT), by
+// which the packets to or from it are known, and the hold of the direction
+// of its link they cross.
+type Neighbour struct {
 	Addrs    []netip.Addr
 	Prefixes []netip.Prefix
 	Hold     Hold
@@ -155,7 +165,8 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism) map[string]*P
 	if mech != DelayLine {
 		return plans
 	}
-	// A NAT owns the segment of the nodes behind it.
+	// A NAT owns the segment of the nodes behind it: it routes. The rest
+	// are endpoints.
 	routers := map[string]bool{}
 	for _, w := range wires {
 		if w.Segment != "" {
@@ -165,35 +176,46 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism) map[string]*P
 	queue := func(w Wire) *Queue {
 		p := plan(w.NS)
 		if p.Queue == nil {
-			p.Queue = &Queue{UplinkIndex: w.UplinkIndex, Forwards: routers[w.Node], Peers: map[string]Receiver{}, LAN: map[string]Receiver{}}
+			p.Queue = &Queue{UplinkIndex: w.UplinkIndex, Forwards: routers[w.Node],
+				Peers: map[string]Neighbour{}, LAN: map[string]Neighbour{}, FromPeers: map[string]Neighbour{}, FromLAN: map[string]Neighbour{}}
 		}
 		return p.Queue
 	}
-	for _, w := range wires {
-		st := links[w.Node]
-		if h := holdOf(st.Link.Up, st.Down); !h.IsZero() {
-			queue(w).Up = h
+	up := func(w Wire) Hold { return holdOf(links[w.Node].Link.Up, links[w.Node].Down) }
+	down := func(w Wire) Hold { return holdOf(links[w.Node].Link.Down, links[w.Node].Down) }
+	for _, s := range wires {
+		if h := up(s); !h.IsZero() {
+			queue(s).Up = h
 		}
-		h := holdOf(st.Link.Down, st.Down)
-		if h.IsZero() {
-			continue
+		if h := down(s); !h.IsZero() && routers[s.Node] {
+			queue(s).Down = h
 		}
-		// What w receives is sent by the nodes on its segment and by the
-		// NAT that owns the segment, which hold it.
-		// Those that route IPv6 through w send it what goes to the
-		// prefixes behind it: the NAT w is behind, and the nodes on the
-		// internet (nodes behind a NAT send it to their NAT).
-		direct := Receiver{Addrs: w.Addrs, Hold: h}
-		routed := Receiver{Addrs: w.Addrs, Prefixes: w.Prefixes6, Hold: h}
-		for _, s := range wires {
+	}
+	// Each pair of nodes that send to each other directly: the nodes on
+	// one segment, and a node and the NAT that owns its segment.
+	for _, s := range wires {
+		for _, r := range wires {
 			switch {
-			case s.Node == w.Node:
-			case s.Segment == w.Segment && w.Segment == "":
-				queue(s).Peers[w.Node] = routed
-			case s.Segment == w.Segment:
-				queue(s).Peers[w.Node] = direct
-			case s.Node == w.Segment:
-				queue(s).LAN[w.Node] = routed
+			case s.Node == r.Node:
+			case s.Segment == r.Segment:
+				// s sends to r through its uplink, r gets it through its.
+				if routers[r.Node] {
+					if h := up(s); !h.IsZero() {
+						queue(r).FromPeers[s.Node] = Neighbour{Addrs: s.Addrs, Prefixes: s.Prefixes6, Hold: h}
+					}
+				} else if h := down(r); !h.IsZero() || !up(s).IsZero() {
+					queue(s).Peers[r.Node] = Neighbour{Addrs: r.Addrs, Hold: h}
+				}
+			case s.Node == r.Segment:
+				// s, a NAT, sends to r on its LAN: r's down direction.
+				if h := down(r); !h.IsZero() && !routers[r.Node] {
+					queue(s).LAN[r.Node] = Neighbour{Addrs: r.Addrs, Hold: h}
+				}
+			case r.Node == s.Segment:
+				// s sends up to r, the NAT it is behind.
+				if h := up(s); !h.IsZero() {
+					queue(r).FromLAN[s.Node] = Neighbour{Addrs: s.Addrs, Prefixes: s.Prefixes6, Hold: h}
+				}
 			}
 		}
 	}
@@ -214,9 +236,9 @@ func pathMTU(own, peer int) int {
 }
 
 // Affected lists the namespaces whose plan depends on node's link: its
-// own, its parent's, and those of the nodes that send to it (the nodes
-// on its segment and the NAT that owns it), which hold its down
-// direction under the delay line.
+// own, its parent's, and those of the nodes it exchanges packets with
+// directly (the nodes on its segment and the NAT that owns it), which
+// hold its directions under the delay line.
 func Affected(wires []Wire, node string) []string {
 	var w *Wire
 	for i := range wires {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natlab/natlab/internal/nfqueue"
 	"github.com/natlab/natlab/linkcond"
 )
 
@@ -73,39 +74,55 @@ func TestPlanQueues(t *testing.T) {
 		t.Errorf("netem got delay line queues %v", q)
 	}
 	q := Queues(PlanLab(testWires, links, DelayLine))
-	// Alice's up direction is held where she sends it, in her own
-	// namespace; her down direction where it is sent from: by her NAT and
-	// by the host beside her, before she receives (and stamps) it.
-	if a := q["n-alice"]; a.Up != (Hold{Delay: 10 * ms, Jitter: ms}) || a.UplinkIndex != 2 || a.Forwards {
-		t.Errorf("alice holds what she sends for %+v, want her up direction", a)
+	// Alice's up direction is held by the NAT, a router, as her packets
+	// arrive, and by alice for what she sends bob, an endpoint beside her
+	// (known by his address), before it leaves: bob then stamps its
+	// arrival when it is due. Her down direction is held where it is sent
+	// from: by her NAT and by bob.
+	alice := Neighbour{Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.2")}, Hold: Hold{Delay: 10 * ms, Jitter: ms}}
+	if n := q["n-home"].FromLAN["alice"]; !slices.Equal(n.Addrs, alice.Addrs) || n.Hold != alice.Hold {
+		t.Errorf("the NAT holds what comes from alice for %+v, want %+v", n, alice)
 	}
-	aliceDown := Receiver{Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.2")}, Hold: Hold{Delay: 30 * ms, Reorder: 5}}
-	if r := q["n-home"].LAN["alice"]; !slices.Equal(r.Addrs, aliceDown.Addrs) || r.Hold != aliceDown.Hold {
-		t.Errorf("the NAT holds what it sends alice for %+v, want %+v", r, aliceDown)
+	if a := q["n-alice"]; a.Up != alice.Hold || a.UplinkIndex != 2 || a.Forwards {
+		t.Errorf("alice's queue is %+v, want her up direction", a)
 	}
-	if !q["n-home"].Forwards {
-		t.Error("the NAT's queue does not hold what it forwards")
+	if n, ok := q["n-alice"].Peers["bob"]; !ok || n.Hold != (Hold{}) || !slices.Equal(n.Addrs, []netip.Addr{netip.MustParseAddr("192.168.1.3")}) {
+		t.Errorf("alice holds what she sends bob as %+v, %v; want bob's address and no down direction of his", n, ok)
 	}
-	if r := q["n-bob"].Peers["alice"]; r.Hold != aliceDown.Hold {
-		t.Errorf("bob holds what he sends alice for %+v, want %+v", r.Hold, aliceDown.Hold)
+	aliceDown := Hold{Delay: 30 * ms, Reorder: 5}
+	if n := q["n-home"].LAN["alice"]; n.Hold != aliceDown || !slices.Equal(n.Addrs, alice.Addrs) {
+		t.Errorf("the NAT holds what it sends alice for %+v, want %+v", n, aliceDown)
 	}
-	if _, ok := q["n-srv"].Peers["alice"]; ok {
-		t.Error("the server holds what it sends alice, which it never sends her directly")
+	if n := q["n-bob"].Peers["alice"]; n.Hold != aliceDown {
+		t.Errorf("bob holds what he sends alice for %+v, want %+v", n.Hold, aliceDown)
 	}
-	// The server's up direction is held by the server alone; its down
-	// direction has no delay, so no neighbour holds anything for it.
-	if h := q["n-srv"].Up; h != (Hold{Delay: 5 * ms}) {
-		t.Errorf("the server holds what it sends for %+v", h)
+	if !q["n-home"].Forwards || q["n-home"].Down != (Hold{}) {
+		t.Errorf("the NAT's queue is %+v, want one that forwards, with no down direction of its own", q["n-home"])
 	}
-	if _, ok := q["n-home"].Peers["srv"]; ok {
-		t.Error("the NAT holds what it sends the server, whose down direction has no delay")
+	// The server's up direction: the NAT beside it, a router, holds it
+	// as its packets arrive; the server holds nothing itself, having no
+	// endpoint beside it.
+	if n := q["n-home"].FromPeers["srv"]; n.Hold != (Hold{Delay: 5 * ms}) {
+		t.Errorf("the NAT holds what comes from the server for %+v", n.Hold)
+	}
+	if s := q["n-srv"]; s.Up != (Hold{Delay: 5 * ms}) || len(s.Peers) != 0 {
+		t.Errorf("the server's queue is %+v, want its up direction and no endpoint beside it", s)
 	}
 	if _, ok := q["n-internet"]; ok {
 		t.Errorf("the internet, a switch that sends nothing of its own, has a queue: %+v", q["n-internet"])
 	}
+	// A router's own down direction it holds as it arrives.
+	links["home"] = State{Link: linkcond.Link{Down: linkcond.Direction{Delay: 7 * ms}}}
+	q = Queues(PlanLab(testWires, links, DelayLine))
+	if h := q["n-home"].Down; h != (Hold{Delay: 7 * ms}) {
+		t.Errorf("the NAT holds what arrives through its uplink for %+v, want its down direction", h)
+	}
+	if _, ok := q["n-srv"].Peers["home"]; ok {
+		t.Error("the server holds what it sends the NAT, a router, which holds it itself")
+	}
 	links["alice"] = State{Link: links["alice"].Link, Down: true}
 	q = Queues(PlanLab(testWires, links, DelayLine))
-	if !q["n-home"].LAN["alice"].Hold.Cut || !q["n-alice"].Up.Cut || !q["n-bob"].Peers["alice"].Hold.Cut {
+	if !q["n-home"].LAN["alice"].Hold.Cut || !q["n-alice"].Up.Cut || !q["n-bob"].Peers["alice"].Hold.Cut || !q["n-home"].FromLAN["alice"].Hold.Cut {
 		t.Error("a link that is down does not cut what is held from it")
 	}
 }
@@ -125,39 +142,54 @@ func TestAffected(t *testing.T) {
 	}
 }
 
-// The delay line finds the receiver of a packet by its destination: an
-// address of the receiver's, or for IPv6 a prefix routed through it, the
-// longest that holds it; up only among the neighbours, down only on the
-// LAN.
-func TestReceiverOfAPacket(t *testing.T) {
+// The delay line tells where a packet was taken and the neighbours it
+// comes from and goes to by its devices and addresses: an address of the
+// neighbour's, or for IPv6 a prefix routed through it, the longest that
+// holds it.
+func TestClassify(t *testing.T) {
 	ms := time.Millisecond
 	c := compile(&Queue{
-		Peers: map[string]Receiver{
-			"isp":  {Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::2")}, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:0:1::/64"), netip.MustParsePrefix("2001:db8:0:2::/64")}, Hold: Hold{Delay: ms}},
-			"home": {Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.1")}, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:0:2::/80")}, Hold: Hold{Delay: 2 * ms}},
+		UplinkIndex: 2,
+		Up:          Hold{Delay: ms},
+		Down:        Hold{Delay: 2 * ms},
+		Peers:       map[string]Neighbour{"srv": {Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.10")}, Hold: Hold{Delay: 3 * ms}}},
+		LAN:         map[string]Neighbour{"alice": {Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.2")}, Hold: Hold{Delay: 4 * ms, Cut: true}}},
+		FromPeers: map[string]Neighbour{
+			"isp":    {Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:0:1::/64"), netip.MustParsePrefix("2001:db8:0:2::/64")}, Hold: Hold{Delay: 5 * ms}},
+			"office": {Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:0:2::/80")}, Hold: Hold{Delay: 6 * ms}},
 		},
-		LAN: map[string]Receiver{"alice": {Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.2")}, Hold: Hold{Delay: 3 * ms, Cut: true}}},
+		FromLAN: map[string]Neighbour{"alice": {Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.2")}, Hold: Hold{Delay: 7 * ms}}},
 	})
+	a := netip.MustParseAddr
 	for _, tc := range []struct {
-		up   bool
-		dst  string
-		want string
+		in, out  uint32
+		src, dst string
+		want     flowKey
+		delays   []time.Duration
 	}{
-		{true, "2001:db8::2", "isp"},
-		{true, "2001:db8:0:1::9", "isp"},
-		{true, "2001:db8:0:2::9", "home"}, // the longer prefix
-		{true, "2001:db8:0:2:1::9", "isp"},
-		{true, "203.0.113.1", "home"},
-		{true, "192.168.1.2", ""}, // alice is not reached up
-		{false, "192.168.1.2", "alice"},
-		{false, "203.0.113.1", ""},
+		{2, 0, "2001:db8:0:1::9", "2001:db8:0:3::1", flowKey{way: inUplink, from: "isp"}, []time.Duration{5 * ms, 2 * ms}},
+		{2, 0, "2001:db8:0:2::9", "2001:db8:0:3::1", flowKey{way: inUplink, from: "office"}, []time.Duration{6 * ms, 2 * ms}},
+		{2, 0, "2001:db8:0:2:1::9", "2001:db8:0:3::1", flowKey{way: inUplink, from: "isp"}, []time.Duration{5 * ms, 2 * ms}},
+		{2, 0, "198.51.100.1", "203.0.113.1", flowKey{way: inUplink}, []time.Duration{2 * ms}},
+		{1, 0, "192.168.1.2", "203.0.113.10", flowKey{way: inLAN, from: "alice", to: "srv"}, []time.Duration{7 * ms, ms, 3 * ms}},
+		{1, 0, "192.168.1.2", "203.0.113.1", flowKey{way: inLAN, from: "alice"}, []time.Duration{7 * ms}},
+		{0, 2, "203.0.113.1", "203.0.113.10", flowKey{way: outUplink, to: "srv"}, []time.Duration{ms, 3 * ms}},
+		{1, 5, "203.0.113.10", "192.168.1.2", flowKey{way: outLAN, to: "alice"}, []time.Duration{4 * ms}},
 	} {
-		node, _, ok := c.receiver(tc.up, netip.MustParseAddr(tc.dst))
-		if node != tc.want || ok != (tc.want != "") {
-			t.Errorf("receiver(up %v, %s) = %q, %v; want %q", tc.up, tc.dst, node, ok, tc.want)
+		k := c.classify(&nfqueue.Packet{InDev: tc.in, OutDev: tc.out, Src: a(tc.src), Dst: a(tc.dst)})
+		if k != tc.want {
+			t.Errorf("in %d out %d %s -> %s: %+v, want %+v", tc.in, tc.out, tc.src, tc.dst, k, tc.want)
+		}
+		var buf [4]Hold
+		var got []time.Duration
+		for _, h := range c.stages(k, &buf) {
+			got = append(got, h.Delay)
+		}
+		if !slices.Equal(got, tc.delays) {
+			t.Errorf("%+v crosses delays %v, want %v", k, got, tc.delays)
 		}
 	}
-	if !c.cut(flowKey{to: "alice"}) || c.cut(flowKey{up: true, to: "alice"}) || c.cut(flowKey{up: true, to: "isp"}) {
+	if !c.cut(flowKey{way: outLAN, to: "alice"}) || c.cut(flowKey{way: inLAN, from: "alice", to: "srv"}) {
 		t.Error("cut: want only what goes down to alice, whose link is down")
 	}
 }

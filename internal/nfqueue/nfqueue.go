@@ -8,8 +8,7 @@
 // every other netfilter socket: github.com/florianl/go-nfqueue, the
 // well-kept client, is not to be had here, and natlab needs little of
 // it. A Conn reads packets' metadata and the first bytes of
-// their network header (enough for the destination address, as Bind
-// asks) and sends many verdicts in one
+// their network header (enough for their addresses, as Bind asks) and sends many verdicts in one
 // write, each a message of its own, so that releasing a burst costs one
 // system call.
 package nfqueue
@@ -62,14 +61,15 @@ type Packet struct {
 	// InDev is the index of the interface it arrived on, OutDev the one
 	// it leaves by, 0 if none (yet: at prerouting no route is chosen).
 	InDev, OutDev uint32
-	// Dst is its IPv4 or IPv6 destination address, read from its network
-	// header when the queue copies enough of it (Bind); invalid if not.
-	Dst netip.Addr
+	// Src and Dst are its IPv4 or IPv6 source and destination addresses,
+	// read from its network header when the queue copies enough of it
+	// (Bind); invalid if not.
+	Src, Dst netip.Addr
 }
 
-// DstCopy is the copy range that gives a packet's destination address:
-// the IPv6 header's first 40 bytes hold it, the IPv4 header's first 20.
-const DstCopy = 40
+// AddrCopy is the copy range that gives a packet's addresses: the IPv6
+// header's first 40 bytes hold them, the IPv4 header's first 20.
+const AddrCopy = 40
 
 // Verdict lets a queued packet go on (Accept) or drops it.
 type Verdict struct {
@@ -121,8 +121,8 @@ func Open(nsFd int) (*Conn, error) {
 func (c *Conn) Close() error { return c.nl.Close() }
 
 // Bind binds queue to the socket, asking for packets' metadata and the
-// first copy bytes of each (0: metadata only; DstCopy: enough for the
-// destination address) and for at most maxLen packets waiting at once:
+// first copy bytes of each (0: metadata only; AddrCopy: enough for its
+// addresses) and for at most maxLen packets waiting at once:
 // past that the kernel drops new ones, as a full netem queue does. Bind
 // every queue before the first Read.
 func (c *Conn) Bind(queue uint16, maxLen, copy uint32) error {
@@ -232,30 +232,30 @@ func parseAttrs(b []byte, p *Packet) bool {
 				p.OutDev = binary.BigEndian.Uint32(v[0:4])
 			}
 		case attrPayload:
-			p.Dst = dst(v)
+			p.Src, p.Dst = addrs(v)
 		}
 		b = b[min(align(l), len(b)):]
 	}
 	return found
 }
 
-// dst reads the destination address of the IPv4 or IPv6 header that b
-// starts with.
-func dst(b []byte) netip.Addr {
+// addrs reads the source and destination addresses of the IPv4 or IPv6
+// header that b starts with.
+func addrs(b []byte) (src, dst netip.Addr) {
 	if len(b) == 0 {
-		return netip.Addr{}
+		return
 	}
 	switch b[0] >> 4 {
 	case 4:
 		if len(b) >= 20 {
-			return netip.AddrFrom4([4]byte(b[16:20]))
+			return netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
 		}
 	case 6:
 		if len(b) >= 40 {
-			return netip.AddrFrom16([16]byte(b[24:40]))
+			return netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
 		}
 	}
-	return netip.Addr{}
+	return
 }
 
 func align(n int) int { return (n + 3) &^ 3 }

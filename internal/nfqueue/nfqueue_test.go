@@ -36,10 +36,11 @@ func packetMsg(queue uint16, id, outdev uint32, payload []byte) []byte {
 func TestParse(t *testing.T) {
 	v4 := make([]byte, 20)
 	v4[0] = 0x45
-	copy(v4[16:], []byte{203, 0, 113, 10})
+	copy(v4[12:], []byte{192, 168, 1, 2, 203, 0, 113, 10})
 	v6 := make([]byte, 40)
 	v6[0] = 0x60
-	want6 := netip.MustParseAddr("2001:db8::10")
+	want6, src6 := netip.MustParseAddr("2001:db8::10"), netip.MustParseAddr("2001:db8:0:1::2")
+	copy(v6[8:], src6.AsSlice())
 	copy(v6[24:], want6.AsSlice())
 	b := append(packetMsg(0, 7, 2, v4), packetMsg(3, 8, 5, nil)...)
 	b = append(b, packetMsg(0, 9, 0, v6)...)
@@ -47,9 +48,9 @@ func TestParse(t *testing.T) {
 	var got []Packet
 	parse(b, func(p *Packet) { got = append(got, *p) })
 	want := []Packet{
-		{Queue: 0, ID: 7, OutDev: 2, Dst: netip.MustParseAddr("203.0.113.10")},
+		{Queue: 0, ID: 7, OutDev: 2, Src: netip.MustParseAddr("192.168.1.2"), Dst: netip.MustParseAddr("203.0.113.10")},
 		{Queue: 3, ID: 8, OutDev: 5},
-		{Queue: 0, ID: 9, Dst: want6},
+		{Queue: 0, ID: 9, Src: src6, Dst: want6},
 		{Queue: 0, ID: 10}, // a header cut short has no address
 	}
 	if !slices.Equal(got, want) {
