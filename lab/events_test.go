@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,10 +14,10 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/natpmp"
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/topology"
-	"github.com/vishvananda/netlink"
 )
 
 // readTable reads node's translation table, mappings of the address it
@@ -327,27 +328,40 @@ nodes:
   isp:    {kind: nat, type: full-cone, lan: 100.64.0.0/24}
   home:   {kind: nat, type: full-cone, behind: isp, link: {mtu: 1400}}
 `)
-	routeMTU := func(to netip.Addr) int {
-		mtu := -1
-		l.Do("isp", func() error {
-			routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-			for _, r := range routes {
-				if r.Dst != nil && r.Dst.IP.Equal(to.AsSlice()) {
-					mtu = r.MTU
-				}
-			}
-			return err
-		})
-		return mtu
-	}
-	if got := routeMTU(l.Addr("home", 0)); got != 1400 {
+	old := l.Addr("home", 0)
+	if got := mtuRoute(t, l, "isp", old); got != 1400 {
 		t.Fatalf("before the renumber the ISP routes to home with MTU %d, want 1400; the test proves nothing", got)
 	}
 	public := netip.MustParseAddr("100.64.0.9")
 	if _, err := lab.Renumber(context.Background(), l.Topo.Name, "home", public); err != nil {
 		t.Fatal(err)
 	}
-	if got := routeMTU(public); got != 1400 {
+	if got := mtuRoute(t, l, "isp", public); got != 1400 {
 		t.Errorf("after the renumber the ISP routes to home's %v with MTU %d, want 1400", public, got)
+	}
+	// The route to the old address goes with it: left, it would lower
+	// the MTU to whatever takes that address next.
+	if got := mtuRoute(t, l, "isp", old); got != -1 {
+		t.Errorf("after the renumber the ISP still routes to home's old %v (MTU %d)", old, got)
+	}
+}
+
+// In a dual-stack lab SetLink refuses an MTU IPv6 cannot take, which
+// would silently take the node's IPv6 away, and changes nothing.
+func TestSetLinkRefusesMTUBelowIPv6(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, fmt.Sprintf(dualStack, "endpoint-independent"))
+	mtu := 1200
+	_, err := lab.SetLink(context.Background(), l.Topo.Name, "alice", linkcond.Change{MTU: &mtu})
+	var bad *linkcond.Error
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "below 1280") || !strings.Contains(err.Error(), "alice") {
+		t.Fatalf("mtu 1200 in a dual-stack lab: %v, want a *linkcond.Error saying it is below 1280", err)
+	}
+	st, err := labstate.Load(l.Topo.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Links) != 0 {
+		t.Errorf("a refused change left links %+v", st.Links)
 	}
 }

@@ -3,7 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,9 +45,35 @@ func Wires(name string, topo *topology.Topology) []linkshape.Wire {
 			w.ParentNS, w.Bridge, w.Routed = NamespaceName(name, n.Behind), NATLAN, true
 		}
 		w.Addrs = append(append(w.Addrs, n.Addresses...), n.Addresses6...)
+		w.Prefixes6 = routedThrough(topo, n)
 		wires = append(wires, w)
 	}
 	return wires
+}
+
+// routedThrough are the IPv6 prefixes routed through node n (routes6):
+// the LAN of each NAT whose way from the internet passes n, n's own
+// included.
+func routedThrough(topo *topology.Topology, n *topology.Node) []netip.Prefix {
+	if n.NAT == nil || !topo.Internet6.IsValid() {
+		return nil
+	}
+	var ps []netip.Prefix
+	for _, nat := range topo.Nodes {
+		if nat.NAT == nil || !nat.NAT.LAN6.IsValid() {
+			continue
+		}
+		for c := nat; c != nil; c = topo.Node(c.Behind) {
+			if c == n {
+				ps = append(ps, nat.NAT.LAN6)
+				break
+			}
+			if c.Behind == "" {
+				break
+			}
+		}
+	}
+	return ps
 }
 
 // linkStates are the links of st as linkshape takes them.
@@ -57,45 +83,6 @@ func linkStates(st *labstate.State) map[string]linkshape.State {
 		links[node] = linkshape.State{Link: l.Link, Down: l.Down}
 	}
 	return links
-}
-
-// sendersMACs gives the MAC address of the uplink of every node whose up
-// direction the delay line holds (it knows their frames by it): the one
-// st records, else the kernel's, which it records in st. Only the delay
-// line needs them.
-func sendersMACs(st *labstate.State, wires []linkshape.Wire, links map[string]linkshape.State, mech linkshape.Mechanism) (map[string]linkshape.MAC, error) {
-	if mech != linkshape.DelayLine {
-		return nil, nil
-	}
-	macs := map[string]linkshape.MAC{}
-	var unknown []linkshape.Wire
-	for _, w := range wires {
-		if !linkshape.Holds(links[w.Node].Link.Up) {
-			continue
-		}
-		if hw, err := net.ParseMAC(st.Links[w.Node].MAC); err == nil && len(hw) == 6 {
-			macs[w.Node] = linkshape.MAC(hw)
-		} else {
-			unknown = append(unknown, w)
-		}
-	}
-	read, err := linkshape.ReadMACs(unknown)
-	if err != nil {
-		return nil, err
-	}
-	for node, m := range read {
-		macs[node] = m
-		recordMAC(st, node, m)
-	}
-	return macs, nil
-}
-
-// recordMAC records the MAC address of node's uplink in st.
-func recordMAC(st *labstate.State, node string, m linkshape.MAC) {
-	if l, ok := st.Links[node]; ok {
-		l.MAC = m.String()
-		st.Links[node] = l
-	}
 }
 
 // DelayLineQueues says what the delay line of lab name holds in each
@@ -113,11 +100,7 @@ func DelayLineQueues(name string) (map[string]*linkshape.Queue, error) {
 	wires := Wires(name, topo)
 	links := linkStates(st)
 	mech := linkshape.Mechanism(st.LinkMechanism)
-	macs, err := sendersMACs(st, wires, links, mech)
-	if err != nil {
-		return nil, fmt.Errorf("lab %s: %w", name, err)
-	}
-	return linkshape.Queues(linkshape.PlanLab(wires, links, mech, macs)), nil
+	return linkshape.Queues(linkshape.PlanLab(wires, links, mech)), nil
 }
 
 // DelayLineProcess is what a lab's record calls its delay line's process
@@ -175,6 +158,11 @@ func changeLink(ctx context.Context, name, node string, edit func(*labstate.Link
 	if err := edit(&cur); err != nil {
 		return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
 	}
+	if topo.Internet6.IsValid() {
+		if err := cur.Link.ValidateDualStack(); err != nil {
+			return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
+		}
+	}
 	if st.Links == nil {
 		st.Links = map[string]labstate.LinkState{}
 	}
@@ -187,10 +175,11 @@ func changeLink(ctx context.Context, name, node string, edit func(*labstate.Link
 }
 
 // reshape records st and makes the namespaces node's link touches hold
-// what the lab's links now say; the delay line, if the lab needs one, is
-// started or told to load them first, so that its queues are bound before
-// any rule hands it a packet.
-func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, node string) error {
+// what the lab's links now say, and the namespaces also, which it touched
+// before a change of the topology (a move); the delay line, if the lab
+// needs one, is started or told to load them first, so that its queues are
+// bound before any rule hands it a packet.
+func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, node string, also ...string) error {
 	if st.LinkMechanism == "" {
 		mech, err := detect(st.Name)
 		if err != nil {
@@ -201,11 +190,7 @@ func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, n
 	mech := linkshape.Mechanism(st.LinkMechanism)
 	wires := Wires(st.Name, topo)
 	links := linkStates(st)
-	macs, err := sendersMACs(st, wires, links, mech)
-	if err != nil {
-		return err
-	}
-	plans := linkshape.PlanLab(wires, links, mech, macs)
+	plans := linkshape.PlanLab(wires, links, mech)
 	if err := labstate.Save(st); err != nil {
 		return fmt.Errorf("record the link: %w", err)
 	}
@@ -214,7 +199,18 @@ func reshape(ctx context.Context, st *labstate.State, topo *topology.Topology, n
 			return err
 		}
 	}
-	for _, ns := range linkshape.Affected(wires, node) {
+	touched := linkshape.Affected(wires, node)
+	for _, ns := range also {
+		if !slices.Contains(touched, ns) {
+			touched = append(touched, ns)
+		}
+	}
+	for _, ns := range touched {
+		if plans[ns] == nil {
+			// A namespace that holds no end of an uplink now holds
+			// nothing of the links.
+			continue
+		}
 		if err := linkshape.Apply(plans[ns], mech); err != nil {
 			return fmt.Errorf("namespace %s: %w", ns, err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/labstate"
+	"github.com/natlab/natlab/linkshape"
 	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/topology"
 )
@@ -61,13 +62,9 @@ func Move(ctx context.Context, name, node, nat string) (*topology.Node, error) {
 		st.Moves[node] = labstate.Move{Behind: nat, Address: a4, Address6: a6}
 		if len(st.Links) > 0 {
 			// The new wire is shaped as the links say, the host's own
-			// with them; its uplink is a new device, with a MAC address
-			// of its own.
-			if l, ok := st.Links[node]; ok {
-				l.MAC = ""
-				st.Links[node] = l
-			}
-			if err := reshape(ctx, st, after, node); err != nil {
+			// with them; where the old one was, the NAT's route to the
+			// host's old address and its neighbours' holds of it go.
+			if err := reshape(ctx, st, after, node, linkshape.Affected(Wires(name, topo), node)...); err != nil {
 				return fmt.Errorf("lab %s: node %s: link: %w", name, node, err)
 			}
 		}

@@ -130,10 +130,39 @@ nodes:
 	if got := mtu(); got != 1400 {
 		t.Fatalf("before the move alice's eth0 has MTU %d, want 1400; the test proves nothing", got)
 	}
-	if _, err := lab.Move(context.Background(), l.Topo.Name, "alice", "cell"); err != nil {
+	oldAddr := l.Addr("alice", 0)
+	if got := mtuRoute(t, l, "home", oldAddr); got != 1400 {
+		t.Fatalf("before the move home routes to alice's %v with MTU %d, want 1400; the test proves nothing", oldAddr, got)
+	}
+	moved, err := lab.Move(context.Background(), l.Topo.Name, "alice", "cell")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := mtu(); got != 1400 {
 		t.Errorf("after the move alice's eth0 has MTU %d, want the link's 1400", got)
 	}
+	// The NAT she left forgets its route to her old address; the one
+	// she joined routes to her new one with her link's MTU.
+	if got := mtuRoute(t, l, "home", oldAddr); got != -1 {
+		t.Errorf("after the move home still routes to alice's old %v (MTU %d)", oldAddr, got)
+	}
+	if got := mtuRoute(t, l, "cell", moved.Addresses[0]); got != 1400 {
+		t.Errorf("after the move cell routes to alice's %v with MTU %d, want 1400", moved.Addresses[0], got)
+	}
+}
+
+// mtuRoute is the MTU of node's route to exactly to, -1 if it has none.
+func mtuRoute(t *testing.T, l *labtest.Lab, node string, to netip.Addr) int {
+	t.Helper()
+	mtu := -1
+	l.Do(node, func() error {
+		routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+		for _, r := range routes {
+			if r.Dst != nil && r.Dst.IP.Equal(to.AsSlice()) {
+				mtu = r.MTU
+			}
+		}
+		return err
+	})
+	return mtu
 }

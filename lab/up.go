@@ -683,22 +683,7 @@ func (b *builder) planLinks() error {
 	}
 	wires := Wires(b.topo.Name, b.topo)
 	links := linkStates(b.st)
-	var macs map[string]linkshape.MAC
-	if b.mech == linkshape.DelayLine {
-		macs = map[string]linkshape.MAC{}
-		for _, w := range wires {
-			if linkshape.Holds(links[w.Node].Link.Up) {
-				m, err := linkshape.LinkMAC(b.nl[w.Node], uplinkIndex)
-				if err != nil {
-					return fmt.Errorf("node %s: %w", w.Node, err)
-				}
-				macs[w.Node] = m
-				// The delay line reads it from the record.
-				recordMAC(b.st, w.Node, m)
-			}
-		}
-	}
-	b.links = linkshape.PlanLab(wires, links, b.mech, macs)
+	b.links = linkshape.PlanLab(wires, links, b.mech)
 	if len(linkshape.Queues(b.links)) == 0 {
 		return nil
 	}

@@ -114,9 +114,6 @@ type LinkState struct {
 	Link linkcond.Link `json:"link"`
 	// Down says the link is down: it drops everything.
 	Down bool `json:"down,omitempty"`
-	// MAC is the MAC address of the node's uplink, by which the delay
-	// line knows the node's frames; "" until the delay line needed it.
-	MAC string `json:"mac,omitempty"`
 }
 
 // NATChange is the behaviour a NAT node was switched to.

@@ -24,6 +24,9 @@ const (
 	// octets); MaxMTU is a jumbo frame.
 	MinMTU = 576
 	MaxMTU = 9000
+	// MinMTU6 is the least MTU IPv6 takes (RFC 8200, 1280 octets): the
+	// kernel takes IPv6 off a device whose MTU is set below it.
+	MinMTU6 = 1280
 	// MinRate is the slowest rate, 8 kbit/s: slower would hold a 1500-byte
 	// packet for more than a second and a half.
 	MinRate Rate = 8_000
@@ -91,6 +94,17 @@ func (e *Error) Error() string {
 
 func problem(key, format string, args ...any) *Error {
 	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
+// ValidateDualStack reports, as an *Error, an MTU too small for IPv6, for
+// a link of a dual-stack lab: the kernel would silently take the link's
+// IPv6 addresses away, and every IPv6 step across it would fail for no
+// reason a user could see. Validate passes it; an IPv4-only lab may have it.
+func (l Link) ValidateDualStack() error {
+	if l.MTU != 0 && l.MTU < MinMTU6 {
+		return problem("mtu", "mtu %d is below %d, the least IPv6 takes (RFC 8200); in a dual-stack lab the kernel would take IPv6 off the link", l.MTU, MinMTU6)
+	}
+	return nil
 }
 
 // Validate reports the first condition of l that is out of range, or that

@@ -76,13 +76,8 @@ func apply(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism, fresh bool) err
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	for _, r := range p.Routes {
-		if fresh && r.MTU == 0 {
-			continue
-		}
-		if err := setRoute(h, r); err != nil {
-			return fmt.Errorf("route to %v: %w", r.Addr, err)
-		}
+	if err := setRoutes(h, p.Routes, fresh); err != nil {
+		return err
 	}
 	if fresh && !needsTables(p, mech) {
 		return nil
@@ -132,65 +127,66 @@ func setMTU(h *netlink.Handle, link netlink.Link, d *Device, fresh bool) error {
 	return nil
 }
 
-// setRoute adds, changes or removes a route to one address over the
-// bridge with the MTU of its link: the router then answers a packet too
-// big for the link with ICMP "fragmentation needed" (or "packet too
-// big"), as a router in front of a narrower link does.
-func setRoute(h *netlink.Handle, r Route) error {
-	bits := r.Addr.BitLen()
-	route := &netlink.Route{
-		LinkIndex: r.DevIndex,
-		Dst:       &net.IPNet{IP: r.Addr.AsSlice(), Mask: net.CIDRMask(bits, bits)},
-		Scope:     netlink.SCOPE_LINK,
-		MTU:       r.MTU,
-	}
-	if r.MTU == 0 || (r.Addr.Is6() && r.MTU < minMTU6) {
-		route.MTU = 0
-		if err := h.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
-			return err
+// RouteProtocol tags the routes natlab gives a link's MTU (the route's
+// protocol, as "proto" in ip route), so that Apply finds and removes
+// those no longer wanted, as after a host moved or a NAT was renumbered,
+// and never another route.
+const RouteProtocol = netlink.RouteProtocol(0x6e)
+
+// setRoutes makes the namespace hold the routes of rs that carry an MTU,
+// over the bridge or uplink to one address each: a router then answers a
+// packet too big for the link with ICMP "fragmentation needed" (or
+// "packet too big"), as a router in front of a narrower link does. The
+// routes it held that rs does not want are removed first, unless the
+// namespace is fresh and holds none.
+func setRoutes(h *netlink.Handle, rs []Route, fresh bool) error {
+	want := map[string]*netlink.Route{}
+	var order []string
+	for _, r := range rs {
+		if r.MTU == 0 || (r.Addr.Is6() && r.MTU < minMTU6) {
+			continue
 		}
-		return nil
-	}
-	return h.RouteReplace(route)
-}
-
-// ReadMACs reads the MAC address of each wire's uplink, for the delay
-// line's sets.
-func ReadMACs(wires []Wire) (map[string]MAC, error) {
-	macs := map[string]MAC{}
-	for _, w := range wires {
-		m, err := readMAC(w)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: %w", w.Node, err)
+		bits := r.Addr.BitLen()
+		route := &netlink.Route{
+			LinkIndex: r.DevIndex,
+			Dst:       &net.IPNet{IP: r.Addr.AsSlice(), Mask: net.CIDRMask(bits, bits)},
+			Scope:     netlink.SCOPE_LINK,
+			Protocol:  RouteProtocol,
+			MTU:       r.MTU,
 		}
-		macs[w.Node] = m
+		k := routeKey(route)
+		if _, ok := want[k]; !ok {
+			order = append(order, k)
+		}
+		want[k] = route
 	}
-	return macs, nil
+	if !fresh {
+		for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			have, err := h.RouteListFiltered(family, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+			if err != nil {
+				return fmt.Errorf("list routes: %w", err)
+			}
+			for _, r := range have {
+				if _, ok := want[routeKey(&r)]; ok {
+					continue
+				}
+				if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+					return fmt.Errorf("remove route to %v: %w", r.Dst, err)
+				}
+			}
+		}
+	}
+	for _, k := range order {
+		r := want[k]
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("route to %v: %w", r.Dst, err)
+		}
+	}
+	return nil
 }
 
-func readMAC(w Wire) (MAC, error) {
-	ns, err := namedns.Open(w.NS)
-	if err != nil {
-		return MAC{}, err
-	}
-	defer ns.Close()
-	h, err := namedns.Netlink(ns.Fd())
-	if err != nil {
-		return MAC{}, err
-	}
-	defer h.Close()
-	return LinkMAC(h, w.UplinkIndex)
-}
-
-// LinkMAC reads the MAC address of link index through h.
-func LinkMAC(h *netlink.Handle, index int) (MAC, error) {
-	link, err := h.LinkByIndex(index)
-	if err != nil {
-		return MAC{}, err
-	}
-	var m MAC
-	if copy(m[:], link.Attrs().HardwareAddr) != len(m) {
-		return MAC{}, fmt.Errorf("%s has no MAC address", link.Attrs().Name)
-	}
-	return m, nil
+// routeKey is what tells natlab's MTU routes apart: the device and the
+// address.
+func routeKey(r *netlink.Route) string {
+	return fmt.Sprintf("%d %v", r.LinkIndex, r.Dst)
 }

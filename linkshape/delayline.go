@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,16 +14,18 @@ import (
 	"github.com/natlab/natlab/internal/nfqueue"
 )
 
-// Line, the delay line, holds the packets of a lab's queues, one per namespace that
-// receives from a link with a delay, and lets each go at its due time.
+// Line, the delay line, holds the packets of a lab's queues, one per
+// namespace that sends onto a link with a delay, and lets each go at its
+// due time.
 //
-// A packet's due time is its arrival plus the delay of each direction it
-// crossed (the sender's up, and the receiver's down if it came through
-// the receiver's uplink), each with its jitter drawn evenly from
-// ±jitter. Packets of one flow of directions (one sender to one
-// receiver) leave in the order they came: a packet is never due before
-// the one ahead of it, as on a wire. A reordered packet (drawn at the
-// direction's reorder rate) skips that direction's delay and the order.
+// A packet's due time is when the sender sent it plus the delay of each
+// direction it is to cross (the sender's up if it leaves through the
+// sender's uplink, the receiver's down if the receiver's is held), each
+// with its jitter drawn evenly from ±jitter. Packets of one flow of
+// directions (one sender to one receiver) leave in the order they came:
+// a packet is never due before the one ahead of it, as on a wire. A
+// reordered packet (drawn at the direction's reorder rate) skips that
+// direction's delay and the order.
 type Line struct {
 	logf  func(string, ...any)
 	start time.Time
@@ -77,7 +81,8 @@ func (d *Line) bind(ns string) (*nsQueue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s: %w", ns, err)
 	}
-	if err := conn.Bind(QueueNum, Limit); err != nil {
+	// The addresses tell which neighbour a packet comes from or goes to.
+	if err := conn.Bind(QueueNum, Limit, nfqueue.AddrCopy); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("namespace %s: %w", ns, err)
 	}
@@ -119,13 +124,27 @@ func (d *Line) Close() {
 	d.wg.Wait()
 }
 
-// flowKey is a flow of directions within one namespace's queue: a
-// sender whose up direction is held (or none, for every other sender),
-// and whether the packet came through the namespace's uplink.
+// flowKey is a flow of directions within one namespace's queue: where
+// the packet was taken (its way), and the neighbours it comes from and
+// goes to whose directions are held ("" for none).
 type flowKey struct {
-	src MAC
-	via bool
+	way      way
+	from, to string
 }
+
+// way is where in the namespace a packet was taken.
+type way uint8
+
+const (
+	// arrived through the uplink, at prerouting (a router's)
+	inUplink way = iota
+	// arrived from the LAN, at prerouting (a router's)
+	inLAN
+	// leaving through the uplink, at output or forward
+	outUplink
+	// leaving onto the LAN, at output or forward
+	outLAN
+)
 
 // held is a packet waiting for its due time.
 type held struct {
@@ -141,7 +160,7 @@ type nsQueue struct {
 	conn  *nfqueue.Conn
 	start time.Time
 	logf  func(string, ...any)
-	cfg   atomic.Pointer[Queue]
+	cfg   atomic.Pointer[config]
 	rng   *rand.Rand // the reader's alone
 	timer *timer
 
@@ -151,19 +170,113 @@ type nsQueue struct {
 	seq  uint64
 }
 
+// config is a Queue with its neighbours by address and by prefix.
+type config struct {
+	*Queue
+	peers, lan, fromPeers, fromLAN neighbours
+}
+
+// neighbours find the node an address belongs to.
+type neighbours struct {
+	byAddr   map[netip.Addr]string
+	prefixes []netip.Prefix // longest first
+	byPrefix map[netip.Prefix]string
+}
+
+func compile(q *Queue) *config {
+	return &config{Queue: q, peers: index(q.Peers), lan: index(q.LAN), fromPeers: index(q.FromPeers), fromLAN: index(q.FromLAN)}
+}
+
+func index(ns map[string]Neighbour) neighbours {
+	x := neighbours{byAddr: map[netip.Addr]string{}, byPrefix: map[netip.Prefix]string{}}
+	for node, n := range ns {
+		for _, a := range n.Addrs {
+			x.byAddr[a] = node
+		}
+		for _, p := range n.Prefixes {
+			x.byPrefix[p.Masked()] = node
+			x.prefixes = append(x.prefixes, p.Masked())
+		}
+	}
+	slices.SortFunc(x.prefixes, func(a, b netip.Prefix) int { return b.Bits() - a.Bits() })
+	return x
+}
+
+func (x neighbours) find(a netip.Addr) string {
+	if node, ok := x.byAddr[a]; ok {
+		return node
+	}
+	for _, p := range x.prefixes {
+		if p.Contains(a) {
+			return x.byPrefix[p]
+		}
+	}
+	return ""
+}
+
+// classify says where packet p was taken and which neighbours it comes
+// from and goes to. At prerouting (a router's) no route is chosen yet:
+// there is no output device.
+func (c *config) classify(p *nfqueue.Packet) flowKey {
+	uplink := uint32(c.UplinkIndex)
+	switch {
+	case p.OutDev == 0 && p.InDev == uplink:
+		return flowKey{way: inUplink, from: c.fromPeers.find(p.Src)}
+	case p.OutDev == 0:
+		// What a NAT forwards up to an endpoint is held here, before
+		// its conntrack.
+		return flowKey{way: inLAN, from: c.fromLAN.find(p.Src), to: c.peers.find(p.Dst)}
+	case p.OutDev == uplink:
+		return flowKey{way: outUplink, to: c.peers.find(p.Dst)}
+	}
+	return flowKey{way: outLAN, to: c.lan.find(p.Dst)}
+}
+
+// stages are the holds of the directions a packet of flow k crosses
+// here, at most four.
+func (c *config) stages(k flowKey, buf *[4]Hold) []Hold {
+	st := buf[:0]
+	switch k.way {
+	case inUplink:
+		if k.from != "" {
+			st = append(st, c.FromPeers[k.from].Hold)
+		}
+		st = append(st, c.Down)
+	case inLAN:
+		if k.from != "" {
+			st = append(st, c.FromLAN[k.from].Hold)
+		}
+		if k.to != "" {
+			st = append(st, c.Up, c.Peers[k.to].Hold)
+		}
+	case outUplink:
+		if k.to != "" {
+			st = append(st, c.Up, c.Peers[k.to].Hold)
+		}
+	case outLAN:
+		if k.to != "" {
+			st = append(st, c.LAN[k.to].Hold)
+		}
+	}
+	return st
+}
+
+// cut reports whether a packet of flow k crosses a direction that is cut.
+func (c *config) cut(k flowKey) bool {
+	var buf [4]Hold
+	return slices.ContainsFunc(c.stages(k, &buf), func(h Hold) bool { return h.Cut })
+}
+
 // set gives q its conditions, dropping what it holds from a cut
 // direction.
-func (q *nsQueue) set(cfg *Queue) {
-	q.cfg.Store(cfg)
-	if cfg == nil {
+func (q *nsQueue) set(qc *Queue) {
+	if qc == nil {
+		q.cfg.Store(nil)
 		return
 	}
-	cut := func(k flowKey) bool {
-		if h, ok := cfg.Senders[k.src]; ok && h.Cut {
-			return true
-		}
-		return k.via && cfg.Down.Cut
-	}
+	cfg := compile(qc)
+	q.cfg.Store(cfg)
+	cut := cfg.cut
 	var drops []nfqueue.Verdict
 	q.mu.Lock()
 	kept := q.held[:0]
@@ -216,20 +329,12 @@ func (q *nsQueue) arrive(p *nfqueue.Packet) (v nfqueue.Verdict, hold bool) {
 	if cfg == nil {
 		return v, false
 	}
-	key := flowKey{via: p.InDev == uint32(cfg.UplinkIndex)}
-	var stages [2]Hold
-	n := 0
-	if h, ok := cfg.Senders[MAC(p.Src)]; ok && p.HasSrc {
-		stages[n], key.src = h, MAC(p.Src)
-		n++
-	}
-	if key.via && (!cfg.Down.IsZero() || cfg.Down.Cut) {
-		stages[n] = cfg.Down
-		n++
-	}
+	key := cfg.classify(p)
+	var buf [4]Hold
+	stages := cfg.stages(key, &buf)
 	var delay time.Duration
 	reordered := false
-	for _, h := range stages[:n] {
+	for _, h := range stages {
 		if h.Cut {
 			v.Accept = false
 			return v, false

@@ -3,6 +3,8 @@ package linkshape_test
 import (
 	"net"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,7 +39,6 @@ type shaper struct {
 	l     *labtest.Lab
 	wires []linkshape.Wire
 	mech  linkshape.Mechanism
-	macs  map[string]linkshape.MAC
 	line  *linkshape.Line
 	links map[string]linkshape.State
 }
@@ -54,9 +55,6 @@ func newShaper(t *testing.T, l *labtest.Lab) *shaper {
 		t.Fatal(err)
 	}
 	t.Logf("links are shaped by %s", s.mech)
-	if s.macs, err = linkshape.ReadMACs(s.wires); err != nil {
-		t.Fatal(err)
-	}
 	if s.mech == linkshape.DelayLine {
 		s.line = linkshape.NewLine(t.Logf)
 		t.Cleanup(s.line.Close)
@@ -71,7 +69,7 @@ func (s *shaper) set(node string, st linkshape.State) {
 		s.t.Fatal(err)
 	}
 	s.links[node] = st
-	plans := linkshape.PlanLab(s.wires, s.links, s.mech, s.macs)
+	plans := linkshape.PlanLab(s.wires, s.links, s.mech)
 	if s.line != nil {
 		if err := s.line.Update(linkshape.Queues(plans)); err != nil {
 			s.t.Fatal(err)
@@ -120,6 +118,74 @@ func TestRTT(t *testing.T) {
 	s.set("srv", both(linkcond.Direction{Delay: 50 * ms}))
 	rtt, _ = rtts(t, c, srvAt(l, 7), 50, 10*ms, 500*ms)
 	within(t, "the median RTT with one link changed to 50 ms", median(rtt), 150*ms, 4*ms)
+}
+
+// Plain ping (iputils, without -U) measures the RTT by the kernel's
+// stamp of the reply's arrival (SO_TIMESTAMP), so it sees the whole delay
+// only if every direction is held before the receiving namespace gets
+// the packet: through two links of 25 ms it reports 100 ms at the median
+// of 50 pings.
+func TestPingRTT(t *testing.T) {
+	ping, err := exec.LookPath("ping")
+	if err != nil {
+		t.Skip("no ping binary (iputils-ping) to cross-check with")
+	}
+	if v, err := exec.Command(ping, "-V").CombinedOutput(); err != nil || !strings.Contains(string(v), "iputils") {
+		t.Skipf("ping is not iputils' (%s): its timestamps may differ", strings.TrimSpace(string(v)))
+	}
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("alice", both(linkcond.Direction{Delay: 25 * ms}))
+	s.set("srv", both(linkcond.Direction{Delay: 25 * ms}))
+	out, err := exec.Command("ip", "netns", "exec", lab.NamespaceName(l.Name, "alice"),
+		ping, "-n", "-c", "50", "-i", "0.02", "-W", "2", l.Addr("srv", 0).String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	var rtt []time.Duration
+	for _, line := range strings.Split(string(out), "\n") {
+		_, after, ok := strings.Cut(line, " time=")
+		if !ok {
+			continue
+		}
+		if d, err := time.ParseDuration(strings.ReplaceAll(after, " ", "")); err == nil {
+			rtt = append(rtt, d)
+		}
+	}
+	if len(rtt) != 50 {
+		t.Errorf("%d of 50 pings came back on links without loss:\n%s", len(rtt), out)
+	}
+	within(t, "the median RTT plain ping sees through two links of 25 ms", median(rtt), 100*ms, 3*ms)
+}
+
+// IPv6 has no NAT: what the server sends alice is addressed to her but
+// goes to her NAT first, so the server must know it by the prefix the NAT
+// routes. Through the NAT's link of 10 ms each way, the RTT is 20 ms.
+func TestIPv6RTT(t *testing.T) {
+	l := labtest.Up(t, `
+internet6: 2001:db8::/32
+nodes:
+  srv:   {kind: server, addresses: [203.0.113.10]}
+  home:  {kind: nat, type: port-restricted-cone, public: 203.0.113.1, lan: 192.168.1.0/24}
+  alice: {kind: host, behind: home}
+`)
+	s := newShaper(t, l)
+	s.set("home", both(linkcond.Direction{Delay: 10 * ms}))
+	srv, err := l.Lab.Node("srv").ListenUDP("udp6", "[::]:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, srv)
+	c, err := l.Lab.Node("alice").ListenUDP("udp6", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rtt, lost := rtts(t, c, netip.AddrPortFrom(l.Topo.Node("srv").Addresses6[0], 7), 20, 10*ms, 500*ms)
+	if lost > 0 {
+		t.Errorf("%d of 20 pings lost on links without loss", lost)
+	}
+	within(t, "the median IPv6 RTT through the NAT's link of 10 ms", median(rtt), 20*ms, 2*ms)
 }
 
 // Loss of 10% on alice's link, both directions, loses 19% of round trips.
@@ -392,19 +458,50 @@ func TestMTU(t *testing.T) {
 	if got := send(t, at, from, c, 1, 1500-udpIP, 5*ms, 200*ms); len(got) > 0 {
 		t.Errorf("a packet of 1500 bytes crossed a link of MTU 1400")
 	}
-	e := icmpError(t, at)
-	if e == nil {
-		t.Fatal("the server got no ICMP error for a 1500-byte packet too big for the link")
-	}
-	if e.Type != 3 || e.Code != 4 || e.Info != 1400 {
-		t.Errorf("the server got ICMP type %d code %d, MTU %d; want type 3 code 4 (fragmentation needed), MTU 1400", e.Type, e.Code, e.Info)
-	}
-	if want := l.Addr("home", 0); e.From != want {
-		t.Errorf("the ICMP error came from %v, want the NAT %v, the router in front of the link", e.From, want)
-	}
+	fragNeeded(t, "the server", at, 1400, l.Addr("home", 0))
 	// Alice's own end refuses to send more than the link takes.
 	if _, err := c.WriteToUDPAddrPort(make([]byte, 1500-udpIP), srvAt(l, 9)); err == nil {
 		t.Error("alice sent 1500 bytes with don't-fragment on a link of MTU 1400")
+	}
+}
+
+// A server whose link has mtu 1400 sits behind the internet, a switch:
+// a 1500-byte packet with "don't fragment" that a NAT forwards there is
+// answered by the NAT, the router that forwards onto the internet, with
+// ICMP "fragmentation needed" naming 1400, rather than dying unanswered at
+// the switch; a 1400-byte one goes through.
+func TestMTUOnTheInternet(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	s.set("srv", linkshape.State{Link: linkcond.Link{MTU: 1400}})
+	at := udp(t, l, "srv", ":9")
+	c := udp(t, l, "alice", ":9")
+	dontFragment(t, c)
+	const udpIP = 28 // IPv4 and UDP headers
+	if got := send(t, c, srvAt(l, 9), at, 5, 1400-udpIP, 5*ms, 200*ms); len(got) != 5 {
+		t.Errorf("%d of 5 packets of 1400 bytes reached a server whose link has MTU 1400", len(got))
+	}
+	if got := send(t, c, srvAt(l, 9), at, 1, 1500-udpIP, 5*ms, 200*ms); len(got) > 0 {
+		t.Errorf("a packet of 1500 bytes reached a server whose link has MTU 1400")
+	}
+	gw, _ := l.Topo.Gateway(l.Topo.Node("alice"))
+	fragNeeded(t, "alice", c, 1400, gw)
+}
+
+// fragNeeded fails the test unless who, sending on c, got ICMP
+// "fragmentation needed" naming mtu from router, the router in front of
+// the narrow link.
+func fragNeeded(t *testing.T, who string, c *net.UDPConn, mtu uint32, router netip.Addr) {
+	t.Helper()
+	e := icmpError(t, c)
+	if e == nil {
+		t.Fatalf("%s got no ICMP error for a 1500-byte packet too big for a link of MTU %d", who, mtu)
+	}
+	if e.Type != 3 || e.Code != 4 || e.Info != mtu {
+		t.Errorf("%s got ICMP type %d code %d, MTU %d; want type 3 code 4 (fragmentation needed), MTU %d", who, e.Type, e.Code, e.Info, mtu)
+	}
+	if e.From != router {
+		t.Errorf("the ICMP error came from %v, want the NAT %v, the router in front of the link", e.From, router)
 	}
 }
 

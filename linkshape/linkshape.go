@@ -14,10 +14,16 @@
 //     duplication and reordering, and a tbf under it for the rate.
 //   - natlab's delay line, where it has not: delay, jitter and
 //     reordering are done by one process per lab that holds the packets
-//     nftables hands to a queue (the xt NFQUEUE target) at the receiving
-//     node's prerouting hook and lets each go at its due time; loss and
-//     duplication by nftables rules on the sending end's egress hook
-//     (numgen random; dup to the device); the rate by a tbf qdisc there.
+//     nftables hands to a queue (the xt NFQUEUE target) and lets each go
+//     at its due time: in the namespace that sends them if an endpoint
+//     (a host, a server) receives them, so that they arrive, and are
+//     stamped, when due (plain ping, which reads that stamp, sees the
+//     whole delay); in the NAT that receives them, as they arrive, if a
+//     NAT does, where their sender's socket has let them go (see Queue).
+//     Loss and duplication are done by nftables rules on the sending
+//     end's egress hook (numgen random; dup to the device); the rate by
+//     a tbf qdisc there. ARP frames are not held: no hook that sees them
+//     can queue them on such a kernel.
 //
 // Both give what Mininet's TCLink gives: each direction on its own, so a
 // delay of 30ms adds 60 ms to a round trip; jitter spreads each packet's
@@ -27,7 +33,13 @@
 // MTU is set on both ends, and a router that forwards onto the link
 // (the node's NAT) gets a route to the node with that MTU, so that it
 // answers a packet too big for the link with ICMP "fragmentation
-// needed". A link that is down drops every frame that reaches either end.
+// needed". The internet is a switch, which cannot answer so: there every
+// node gets such a route to each neighbour whose link is narrower than
+// its own, so a NAT answers for the link as the router in front of it
+// would. These routes carry RouteProtocol, and a namespace holds none
+// but the ones its plan wants (after a move or a renumber, none to an
+// old address). A link that is down drops every frame that reaches
+// either end.
 package linkshape
 
 import (
@@ -117,6 +129,10 @@ type Wire struct {
 	// gets a route to each of Addrs with the link's MTU.
 	Routed bool
 	Addrs  []netip.Addr
+	// Prefixes6 are the IPv6 prefixes routed through the node, a NAT: its
+	// LAN's and those of the NATs behind it (IPv6 has no NAT). What is
+	// sent to them goes to the node first.
+	Prefixes6 []netip.Prefix
 }
 
 // State is a link's conditions and whether it is down.
@@ -127,10 +143,3 @@ type State struct {
 
 // Shaped reports whether s asks anything of the kernel.
 func (s State) Shaped() bool { return s.Down || !s.Link.IsZero() }
-
-// MAC is a link-layer address.
-type MAC [6]byte
-
-func (m MAC) String() string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
-}

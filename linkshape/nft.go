@@ -3,7 +3,9 @@ package linkshape
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
+	"net/netip"
 	"slices"
 
 	"github.com/google/nftables"
@@ -83,7 +85,7 @@ func tables(conn *nftables.Conn, p *Plan, mech Mechanism, replace bool) {
 	}
 	if mech == DelayLine && p.Queue != nil {
 		conn.AddTable(inet)
-		queueChain(conn, inet, p.Queue)
+		holdChains(conn, inet, p.Queue)
 	}
 }
 
@@ -132,40 +134,140 @@ func chance(percent float64) []expr.Any {
 	}
 }
 
-// queueChain adds the delay line's chain: at prerouting, before
-// conntrack sees the packet (priority raw), the frames of the senders
-// whose up direction it holds and, if the node's own down direction has
-// a delay, everything that arrives on the uplink go to the queue.
+// holdChains adds the delay line's chains (see Queue): what the
+// namespace sends to an endpoint whose direction is held goes to the
+// queue as it leaves, at output (priority raw, before conntrack) for its
+// own packets and, a NAT's, at forward for what it forwards down to its
+// LAN; what a NAT receives from a neighbour whose up direction is held,
+// or through its own uplink if its down direction is, or forwards up to
+// an endpoint, at prerouting (priority raw: before its conntrack, which
+// must confirm each new flow's mapping before the next packet of the flow
+// comes, else a symmetric NAT would map each anew).
 //
-//	meta iiftype ether ether saddr @senders queue num 0
-//	meta iif UPLINK queue num 0
-func queueChain(conn *nftables.Conn, t *nftables.Table, q *Queue) {
-	c := conn.AddChain(&nftables.Chain{Name: "hold", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
-	rule := func(comment string, exprs ...expr.Any) {
+//	chain out { type filter hook output priority raw
+//	  oif UPLINK ip daddr @peers4 queue num 0
+//	  ip daddr @lan4 queue num 0 }
+//	chain pre { type filter hook prerouting priority raw
+//	  iif UPLINK queue num 0                        # its down direction held
+//	  iif UPLINK ip saddr @frompeers4 queue num 0   # or only its neighbours' up
+//	  iif != UPLINK ip saddr @fromlan4 queue num 0
+//	  iif != UPLINK ip daddr @peers4 queue num 0 }
+//	chain fwd { type filter hook forward priority 100
+//	  ip daddr @lan4 queue num 0 }
+//
+// (and the same for IPv6). The delay line tells the directions apart by
+// the packet's devices and addresses.
+func holdChains(conn *nftables.Conn, t *nftables.Table, q *Queue) {
+	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return conn.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hook, Priority: prio})
+	}
+	rule := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: append(exprs, queueTarget()),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
 	}
-	if len(q.Senders) > 0 {
-		// Numbered here: google/nftables would number it from a global
-		// counter, which labs coming up in parallel would race on.
-		set := &nftables.Set{Table: t, Name: "senders", ID: 1, KeyType: nftables.TypeEtherAddr}
-		var elems []nftables.SetElement
-		for _, m := range sortedMACs(q.Senders) {
-			elems = append(elems, nftables.SetElement{Key: m[:]})
-		}
-		// The error is for sets without a table or name, not this one.
-		_ = conn.AddSet(set, elems)
-		rule("the up directions of the neighbours",
-			&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint16(nil, unix.ARPHRD_ETHER)},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
-			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID})
+	// Numbered here: google/nftables would number them from a global
+	// counter, which labs coming up in parallel would race on.
+	type sets [2]*nftables.Set // IPv4, IPv6
+	newSets := func(name string, id uint32, ns map[string]Neighbour) sets {
+		return sets{addrSet(conn, t, name+"4", id, ns, false), addrSet(conn, t, name+"6", id+1, ns, true)}
 	}
+	peers, lan := newSets("peers", 1, q.Peers), newSets("lan", 3, q.LAN)
+	fromPeers, fromLAN := newSets("frompeers", 5, q.FromPeers), newSets("fromlan", 7, q.FromLAN)
+	uplink := binary.NativeEndian.AppendUint32(nil, uint32(q.UplinkIndex))
+	dev := func(key expr.MetaKey, op expr.CmpOp) []expr.Any {
+		return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: uplink}}
+	}
+	each := func(c *nftables.Chain, comment string, s sets, match func(*nftables.Set) []expr.Any, before ...expr.Any) {
+		for _, set := range s {
+			if set != nil {
+				rule(c, comment, append(slices.Clone(before), match(set)...)...)
+			}
+		}
+	}
+	out := chain("out", nftables.ChainHookOutput, nftables.ChainPriorityRaw)
+	each(out, "to the endpoints beside it", peers, daddrIn, dev(expr.MetaKeyOIF, expr.CmpOpEq)...)
+	each(out, "to the endpoints on its LAN", lan, daddrIn)
+	if !q.Forwards {
+		return
+	}
+	pre := chain("pre", nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
 	if !q.Down.IsZero() {
-		rule("the node's down direction",
-			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, uint32(q.UplinkIndex))})
+		rule(pre, "the NAT's down direction", dev(expr.MetaKeyIIF, expr.CmpOpEq)...)
+	} else {
+		each(pre, "from the neighbours beside it", fromPeers, saddrIn, dev(expr.MetaKeyIIF, expr.CmpOpEq)...)
+	}
+	each(pre, "from its LAN", fromLAN, saddrIn, dev(expr.MetaKeyIIF, expr.CmpOpNeq)...)
+	each(pre, "forwarded up to the endpoints beside it", peers, daddrIn, dev(expr.MetaKeyIIF, expr.CmpOpNeq)...)
+	if lan[0] != nil || lan[1] != nil {
+		fwd := chain("fwd", nftables.ChainHookForward, nftables.ChainPriorityRef(100))
+		each(fwd, "forwarded down to the endpoints on its LAN", lan, daddrIn)
+	}
+}
+
+// addrSet adds a set of the IPv4 (or, if v6, IPv6) addresses and
+// prefixes of rs, nil if there are none. It is an interval set: each
+// address or prefix is a range, its first address to the one past its
+// last.
+func addrSet(conn *nftables.Conn, t *nftables.Table, name string, id uint32, rs map[string]Neighbour, v6 bool) *nftables.Set {
+	var ranges []netip.Prefix
+	for _, node := range slices.Sorted(maps.Keys(rs)) {
+		for _, a := range rs[node].Addrs {
+			ranges = append(ranges, netip.PrefixFrom(a, a.BitLen()))
+		}
+		ranges = append(ranges, rs[node].Prefixes...)
+	}
+	var elems []nftables.SetElement
+	for _, p := range ranges {
+		if p.Addr().Is6() != v6 {
+			continue
+		}
+		first, end := p.Masked().Addr(), lastOf(p).Next()
+		elems = append(elems, nftables.SetElement{Key: first.AsSlice()})
+		if end.IsValid() {
+			elems = append(elems, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
+		}
+	}
+	if len(elems) == 0 {
+		return nil
+	}
+	set := &nftables.Set{Table: t, Name: name, ID: id, KeyType: nftables.TypeIPAddr, Interval: true}
+	if v6 {
+		set.KeyType = nftables.TypeIP6Addr
+	}
+	// The error is for sets without a table or name, not this one.
+	_ = conn.AddSet(set, elems)
+	return set
+}
+
+// lastOf is the last address of prefix p.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// daddrIn matches packets of set's family whose destination is in it:
+// meta nfproto ipv4 ip daddr @set.
+func daddrIn(set *nftables.Set) []expr.Any { return addrIn(set, 16, 24) }
+
+// saddrIn matches packets of set's family whose source is in it.
+func saddrIn(set *nftables.Set) []expr.Any { return addrIn(set, 12, 8) }
+
+// addrIn matches packets of set's family whose address at offset off4 of
+// an IPv4 header (off6 of an IPv6 one) is in it.
+func addrIn(set *nftables.Set, off4, off6 uint32) []expr.Any {
+	proto, off, n := byte(unix.NFPROTO_IPV4), off4, uint32(4)
+	if set.KeyType == nftables.TypeIP6Addr {
+		proto, off, n = unix.NFPROTO_IPV6, off6, 16
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 	}
 }
 
@@ -179,13 +281,4 @@ func queueTarget() expr.Any {
 	binary.NativeEndian.PutUint16(info[0:], QueueNum)
 	binary.NativeEndian.PutUint16(info[2:], 1)
 	return &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}
-}
-
-func sortedMACs(m map[MAC]Hold) []MAC {
-	macs := make([]MAC, 0, len(m))
-	for k := range m {
-		macs = append(macs, k)
-	}
-	slices.SortFunc(macs, func(a, b MAC) int { return slices.Compare(a[:], b[:]) })
-	return macs
 }

@@ -120,7 +120,7 @@ var LinkConditions = []LinkCondition{
 	}.condition(),
 	linkDef[int]{
 		key: "mtu", format: reflect.TypeFor[MTU](), def: "1500", want: mtuWant,
-		meaning: fmt.Sprintf("The largest packet, in bytes, that both ends of the link send, %d to %d; a larger one with DF set is answered with ICMP fragmentation needed.", linkcond.MinMTU, linkcond.MaxMTU),
+		meaning: fmt.Sprintf("The largest packet, in bytes, that both ends of the link send, %d to %d (in a dual-stack lab at least %d, the least IPv6 takes); a larger one with DF set is answered with ICMP fragmentation needed.", linkcond.MinMTU, linkcond.MaxMTU, linkcond.MinMTU6),
 		parse:   parseMTU,
 		whole:   func(c *linkcond.Change) **int { return &c.MTU },
 	}.condition(),
@@ -248,6 +248,32 @@ type linkSpec struct {
 func (p *parser) readLink(n *nodeSpec, v *value, path string) {
 	if l, ok := p.link(v, path); ok {
 		n.node.Link = l
+		if v.kind == kindMap {
+			for _, e := range v.entries {
+				if e.key == "mtu" {
+					n.mtuVal, n.mtuPath = e.val, joinPath(path, e.key)
+				}
+			}
+		}
+	}
+}
+
+// checkMTU6 refuses, in a dual-stack lab, a link whose MTU IPv6 cannot
+// take (linkcond.Link.ValidateDualStack), at the mtu: value. It is an
+// error, not a warning: the lab would come up with the node's IPv6 gone,
+// and what fails later (a ping6, a firewall step) would not say why.
+func (p *parser) checkMTU6() {
+	if !p.topo.Internet6.IsValid() {
+		return
+	}
+	for _, n := range p.nodes {
+		if !n.ok || n.mtuVal == nil {
+			continue
+		}
+		var e *linkcond.Error
+		if err := n.node.Link.ValidateDualStack(); errors.As(err, &e) {
+			p.errs.errorf(n.mtuVal.pos, "%s: %s; want %d or more, or an IPv4-only lab", n.mtuPath, e.Problem, linkcond.MinMTU6)
+		}
 	}
 }
 

@@ -12,6 +12,10 @@ import (
 type nodeSpec struct {
 	node *Node
 	path string
+	// mtuVal is the value of the node's link: mtu:, at mtuPath, nil if
+	// none was given.
+	mtuVal  *value
+	mtuPath string
 	// ok is false when the node's kind is missing or unknown. Such a node
 	// is left out of every later check, and nothing that refers to it is
 	// reported again.

@@ -84,7 +84,11 @@ func (r *StepFields) LinkStep(node string) LinkStep {
 		before = n.node.Link
 	}
 	after := ls.Change.Apply(before)
-	if err := after.Validate(); err != nil {
+	err := after.Validate()
+	if err == nil && r.p.topo.Internet6.IsValid() {
+		err = after.ValidateDualStack()
+	}
+	if err != nil {
 		r.p.linkProblem(s, r.fields, r.path, err)
 		r.check(false)
 		return ls

@@ -20,6 +20,7 @@ func (p *parser) validate() {
 	p.addresses()
 	p.lans6()
 	p.addresses6()
+	p.checkMTU6()
 	p.resolveForwards()
 	for _, n := range p.nodes {
 		if n.ok {

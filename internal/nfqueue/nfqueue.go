@@ -7,8 +7,8 @@
 // It is written on github.com/mdlayher/netlink, which natlab uses for
 // every other netfilter socket: github.com/florianl/go-nfqueue, the
 // well-kept client, is not to be had here, and natlab needs little of
-// it. A Conn reads packets' metadata only (the copy mode "meta": no
-// payload crosses into the process) and sends many verdicts in one
+// it. A Conn reads packets' metadata and the first bytes of
+// their network header (enough for their addresses, as Bind asks) and sends many verdicts in one
 // write, each a message of its own, so that releasing a burst costs one
 // system call.
 package nfqueue
@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"syscall"
 
@@ -32,15 +33,17 @@ const (
 	msgVerdict = 1 // NFQNL_MSG_VERDICT
 	msgConfig  = 2 // NFQNL_MSG_CONFIG
 
-	cfgCmd      = 1 // NFQA_CFG_CMD
-	cfgParams   = 2 // NFQA_CFG_PARAMS
-	cfgMaxLen   = 3 // NFQA_CFG_QUEUE_MAXLEN
-	cmdBind     = 1 // NFQNL_CFG_CMD_BIND
-	copyMeta    = 1 // NFQNL_COPY_META
-	attrPktHdr  = 1 // NFQA_PACKET_HDR
-	attrVerdict = 2 // NFQA_VERDICT_HDR
-	attrInDev   = 5 // NFQA_IFINDEX_INDEV
-	attrHWAddr  = 9 // NFQA_HWADDR
+	cfgCmd      = 1  // NFQA_CFG_CMD
+	cfgParams   = 2  // NFQA_CFG_PARAMS
+	cfgMaxLen   = 3  // NFQA_CFG_QUEUE_MAXLEN
+	cmdBind     = 1  // NFQNL_CFG_CMD_BIND
+	copyMeta    = 1  // NFQNL_COPY_META
+	copyPacket  = 2  // NFQNL_COPY_PACKET
+	attrPktHdr  = 1  // NFQA_PACKET_HDR
+	attrVerdict = 2  // NFQA_VERDICT_HDR
+	attrInDev   = 5  // NFQA_IFINDEX_INDEV
+	attrOutDev  = 6  // NFQA_IFINDEX_OUTDEV
+	attrPayload = 10 // NFQA_PAYLOAD
 
 	nfAccept = 1 // NF_ACCEPT
 	nfDrop   = 0 // NF_DROP
@@ -55,13 +58,18 @@ type Packet struct {
 	// Queue is the queue it waits in, ID its number there.
 	Queue uint16
 	ID    uint32
-	// InDev is the index of the interface it arrived on, 0 if none.
-	InDev uint32
-	// Src is the source MAC address of its frame; HasSrc is false for a
-	// packet with no link-layer header.
-	Src    [6]byte
-	HasSrc bool
+	// InDev is the index of the interface it arrived on, OutDev the one
+	// it leaves by, 0 if none (yet: at prerouting no route is chosen).
+	InDev, OutDev uint32
+	// Src and Dst are its IPv4 or IPv6 source and destination addresses,
+	// read from its network header when the queue copies enough of it
+	// (Bind); invalid if not.
+	Src, Dst netip.Addr
 }
+
+// AddrCopy is the copy range that gives a packet's addresses: the IPv6
+// header's first 40 bytes hold them, the IPv4 header's first 20.
+const AddrCopy = 40
 
 // Verdict lets a queued packet go on (Accept) or drops it.
 type Verdict struct {
@@ -112,13 +120,18 @@ func Open(nsFd int) (*Conn, error) {
 // the packets that still wait in the queues it was bound to.
 func (c *Conn) Close() error { return c.nl.Close() }
 
-// Bind binds queue to the socket, asking for packets' metadata only and
-// for at most maxLen packets waiting at once: past that the kernel drops
-// new ones, as a full netem queue does. Bind every queue before the first
-// Read.
-func (c *Conn) Bind(queue uint16, maxLen uint32) error {
-	params := make([]byte, 5)
-	params[4] = copyMeta
+// Bind binds queue to the socket, asking for packets' metadata and the
+// first copy bytes of each (0: metadata only; AddrCopy: enough for its
+// addresses) and for at most maxLen packets waiting at once:
+// past that the kernel drops new ones, as a full netem queue does. Bind
+// every queue before the first Read.
+func (c *Conn) Bind(queue uint16, maxLen, copy uint32) error {
+	// struct nfqnl_msg_config_params: __be32 copy_range, __u8 copy_mode.
+	params := binary.BigEndian.AppendUint32(nil, copy)
+	params = append(params, copyMeta)
+	if copy > 0 {
+		params[4] = copyPacket
+	}
 	ml := binary.BigEndian.AppendUint32(nil, maxLen)
 	for _, attrs := range [][]netlink.Attribute{
 		{{Type: cfgCmd, Data: []byte{cmdBind, 0, 0, 0}}},
@@ -214,17 +227,35 @@ func parseAttrs(b []byte, p *Packet) bool {
 			if len(v) >= 4 {
 				p.InDev = binary.BigEndian.Uint32(v[0:4])
 			}
-		case attrHWAddr:
-			// struct nfqnl_msg_packet_hw: __be16 hw_addrlen, __u16 pad,
-			// __u8 hw_addr[8].
-			if len(v) >= 10 && binary.BigEndian.Uint16(v[0:2]) == 6 {
-				copy(p.Src[:], v[4:10])
-				p.HasSrc = true
+		case attrOutDev:
+			if len(v) >= 4 {
+				p.OutDev = binary.BigEndian.Uint32(v[0:4])
 			}
+		case attrPayload:
+			p.Src, p.Dst = addrs(v)
 		}
 		b = b[min(align(l), len(b)):]
 	}
 	return found
+}
+
+// addrs reads the source and destination addresses of the IPv4 or IPv6
+// header that b starts with.
+func addrs(b []byte) (src, dst netip.Addr) {
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] >> 4 {
+	case 4:
+		if len(b) >= 20 {
+			return netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+		}
+	case 6:
+		if len(b) >= 40 {
+			return netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
+		}
+	}
+	return
 }
 
 func align(n int) int { return (n + 3) &^ 3 }

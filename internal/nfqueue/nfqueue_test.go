@@ -2,13 +2,15 @@ package nfqueue
 
 import (
 	"encoding/binary"
+	"net/netip"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
 // packetMsg builds a packet message as nfnetlink_queue sends it.
-func packetMsg(queue uint16, id, indev uint32, mac []byte) []byte {
+func packetMsg(queue uint16, id, outdev uint32, payload []byte) []byte {
 	attr := func(typ uint16, v []byte) []byte {
 		b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(v)))
 		b = binary.NativeEndian.AppendUint16(b, typ)
@@ -21,10 +23,9 @@ func packetMsg(queue uint16, id, indev uint32, mac []byte) []byte {
 	hdr := binary.BigEndian.AppendUint32(nil, id)
 	hdr = append(hdr, 0x08, 0x00, 0) // hw_protocol, hook
 	body := append(nfgen(queue), attr(attrPktHdr, hdr)...)
-	body = append(body, attr(attrInDev, binary.BigEndian.AppendUint32(nil, indev))...)
-	if mac != nil {
-		hw := append([]byte{0, 6, 0, 0}, mac...)
-		body = append(body, attr(attrHWAddr, append(hw, 0, 0))...)
+	body = append(body, attr(attrOutDev, binary.BigEndian.AppendUint32(nil, outdev))...)
+	if payload != nil {
+		body = append(body, attr(attrPayload, payload)...)
 	}
 	m := binary.NativeEndian.AppendUint32(nil, uint32(unix.NLMSG_HDRLEN+len(body)))
 	m = binary.NativeEndian.AppendUint16(m, subsysQueue<<8|msgPacket)
@@ -33,12 +34,26 @@ func packetMsg(queue uint16, id, indev uint32, mac []byte) []byte {
 }
 
 func TestParse(t *testing.T) {
-	mac := []byte{2, 0, 0, 0, 0, 9}
-	b := append(packetMsg(0, 7, 2, mac), packetMsg(3, 8, 5, nil)...)
+	v4 := make([]byte, 20)
+	v4[0] = 0x45
+	copy(v4[12:], []byte{192, 168, 1, 2, 203, 0, 113, 10})
+	v6 := make([]byte, 40)
+	v6[0] = 0x60
+	want6, src6 := netip.MustParseAddr("2001:db8::10"), netip.MustParseAddr("2001:db8:0:1::2")
+	copy(v6[8:], src6.AsSlice())
+	copy(v6[24:], want6.AsSlice())
+	b := append(packetMsg(0, 7, 2, v4), packetMsg(3, 8, 5, nil)...)
+	b = append(b, packetMsg(0, 9, 0, v6)...)
+	b = append(b, packetMsg(0, 10, 0, v6[:30])...)
 	var got []Packet
 	parse(b, func(p *Packet) { got = append(got, *p) })
-	want := []Packet{{Queue: 0, ID: 7, InDev: 2, Src: [6]byte(mac), HasSrc: true}, {Queue: 3, ID: 8, InDev: 5}}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+	want := []Packet{
+		{Queue: 0, ID: 7, OutDev: 2, Src: netip.MustParseAddr("192.168.1.2"), Dst: netip.MustParseAddr("203.0.113.10")},
+		{Queue: 3, ID: 8, OutDev: 5},
+		{Queue: 0, ID: 9, Src: src6, Dst: want6},
+		{Queue: 0, ID: 10}, // a header cut short has no address
+	}
+	if !slices.Equal(got, want) {
 		t.Errorf("parse = %+v, want %+v", got, want)
 	}
 	// A truncated message is not read past its end.
