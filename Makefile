@@ -99,6 +99,7 @@ vm-test:
 # Needs root; the box is cached outside the repository. scripts/vm-course.sh.
 vm-course:
 	@scripts/vm-course.sh
+example-webrtc: ; $(GO) -C examples/webrtc vet ./... && $(GO) -C examples/webrtc test -count=1 ./...
 
 # The packages that build labs, run services and agents in one process,
 # under the race detector (which needs cgo, so gcc). It found a map read
