@@ -49,6 +49,9 @@ type Config struct {
 	RelayOnly bool
 	// Timeout bounds the whole exchange, signalling included.
 	Timeout time.Duration
+	// Log, if not nil, gets the outcome in a line for people (out gets
+	// it for programs).
+	Log io.Writer
 }
 
 // Candidate is one end of the selected candidate pair.
@@ -96,7 +99,7 @@ func Main(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg.Role = Role(*role)
+	cfg.Role, cfg.Log = Role(*role), os.Stderr
 	if *servers != "" {
 		cfg.ICEServers = strings.Split(*servers, ",")
 	}
@@ -249,6 +252,10 @@ func Run(ctx context.Context, cfg Config, in io.Reader, out io.Writer) error {
 	res.Role, res.Open, res.Connect = cfg.Role, openAt().Sub(start), openAt().Sub(remoteSet)
 	if err := json.NewEncoder(out).Encode(res); err != nil {
 		return fmt.Errorf("write result: %w", err)
+	}
+	if cfg.Log != nil {
+		fmt.Fprintf(cfg.Log, "peer %s: data channel open after %v, pair %s %s <-> %s %s\n",
+			cfg.Role, res.Open.Round(time.Millisecond), res.Local.Type, res.Local.Address, res.Remote.Type, res.Remote.Address)
 	}
 	// Stay connected until the other end of in is done with us.
 	for range lines {
