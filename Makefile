@@ -74,7 +74,7 @@ test: test-deps lint
 # programs with the go on PATH. make examples takes about 40 s here with
 # a warm build cache, about 100 s when it compiles go-libp2p and staticcheck
 # first (2 cores, loaded).
-EXAMPLES = examples/libp2p
+EXAMPLES = examples/libp2p examples/webrtc
 examples: test-deps
 	@sc=$$($(GO) list -m -f '{{.Version}}' honnef.co/go/tools) && \
 	for e in $(EXAMPLES); do \
@@ -99,7 +99,6 @@ vm-test:
 # Needs root; the box is cached outside the repository. scripts/vm-course.sh.
 vm-course:
 	@scripts/vm-course.sh
-example-webrtc: ; $(GO) -C examples/webrtc vet ./... && $(GO) -C examples/webrtc test -count=1 ./...
 
 # The packages that build labs, run services and agents in one process,
 # under the race detector (which needs cgo, so gcc). It found a map read
