@@ -2,6 +2,7 @@ package natpmp
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -138,4 +139,27 @@ func (c *Client) PCP(ctx context.Context, req pcp.Request) (pcp.Response, error)
 		return true
 	})
 	return resp, err
+}
+
+// MapPCP asks by PCP's MAP opcode (RFC 6887 section 11) for a forward of
+// proto from a public port (suggested) to the host's internal port. client
+// is the host's own address, which a PCP request carries and the server
+// checks against the packet's source. A zero lifetime deletes the
+// mapping; the nonce is new for every call, so this client cannot renew
+// a mapping it made before but only ask again.
+func (c *Client) MapPCP(ctx context.Context, proto string, client netip.Addr, internal, suggested uint16, lifetime time.Duration) (netip.AddrPort, Mapping, error) {
+	req := pcp.Request{Opcode: pcp.OpMap, Lifetime: lifetime, Client: client, Protocol: pcp.ProtoNumber(proto),
+		Internal: internal, Suggested: netip.AddrPortFrom(netip.IPv4Unspecified(), suggested)}
+	if _, err := rand.Read(req.Nonce[:]); err != nil {
+		return netip.AddrPort{}, Mapping{}, fmt.Errorf("PCP: nonce: %w", err)
+	}
+	resp, err := c.PCP(ctx, req)
+	if err != nil {
+		return netip.AddrPort{}, Mapping{}, err
+	}
+	if resp.Result != pcp.Success {
+		return netip.AddrPort{}, Mapping{}, fmt.Errorf("PCP: %s (result %d)", pcp.ResultText(resp.Result), resp.Result)
+	}
+	ext := netip.AddrPortFrom(resp.External.Addr().Unmap(), resp.External.Port())
+	return ext, Mapping{Proto: proto, Internal: internal, External: ext.Port(), Lifetime: resp.Lifetime}, nil
 }

@@ -528,6 +528,7 @@ var formatTypes = func() map[string]reflect.Type {
 		reflect.TypeFor[ProtoName](), reflect.TypeFor[Family](), reflect.TypeFor[OKFail](),
 		reflect.TypeFor[STUNExpect](), reflect.TypeFor[UpgradeOutcome](), reflect.TypeFor[ICEOutcome](),
 		reflect.TypeFor[SendOutcome](), reflect.TypeFor[TableExpect](), reflect.TypeFor[IPv4Addr](),
+		reflect.TypeFor[PortMappingProtocol](),
 		reflect.TypeFor[LinkDuration](), reflect.TypeFor[Percent](), reflect.TypeFor[Rate](), reflect.TypeFor[MTU](),
 	} {
 		m[t.Name()] = t
