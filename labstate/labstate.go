@@ -47,7 +47,13 @@ const Dir = "/run/natlab"
 // format 2 would build a full cone's table for it when it renumbers or
 // reboots the NAT, so it refuses the record. Records of formats 1 and 2
 // hold no one-to-one NAT, and read as before.
-const FormatVersion = 3
+//
+// Format 4 added a NAT's refresh direction (nat.Behaviour.Refresh): a
+// natlab of format 3 would rebuild a NAT switched to outbound refresh as
+// one refreshed both ways, so it refuses the record. A NAT change of a
+// record of format 3 or before reads as refreshed both ways, what every
+// NAT then was.
+const FormatVersion = 4
 
 // oldestVersion is the oldest format this natlab reads.
 const oldestVersion = 1
@@ -258,6 +264,12 @@ func decode(data []byte) (*State, error) {
 	var s State
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if *v.Version < 4 {
+		for node, c := range s.NATChanges {
+			c.Behaviour.Refresh = nat.RefreshBoth
+			s.NATChanges[node] = c
+		}
 	}
 	return &s, nil
 }

@@ -68,6 +68,9 @@ type NodeSpec struct {
 	Hairpin *bool `knob:"hairpin"`
 	// Timeout is how long a NAT keeps an idle mapping.
 	Timeout time.Duration `knob:"timeout"`
+	// Refresh is which packets keep a NAT's mapping alive: both
+	// directions (the default) or only outbound ones.
+	Refresh nat.Refresh `knob:"refresh"`
 	// LAN is the subnet behind a NAT.
 	LAN netip.Prefix
 

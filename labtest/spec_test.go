@@ -133,7 +133,7 @@ func TestNodeSpecHasEveryKnob(t *testing.T) {
 	// A value off the default for each, as the registry's own test has.
 	off := false
 	n = NodeSpec{Name: "cgn", Kind: topology.KindNAT, Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent,
-		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: &off, Timeout: 90 * time.Second}
+		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: &off, Timeout: 90 * time.Second, Refresh: nat.RefreshOutbound}
 	for i := range topology.NATKnobs {
 		f, _ := knobField(topology.NATKnobs[i].Key)
 		if v.FieldByIndex(f.Index).IsZero() {
@@ -149,7 +149,7 @@ func TestNodeSpecHasEveryKnob(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	want := nat.Behaviour{Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent, Ports: nat.PortSequential,
-		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 90 * time.Second}
+		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 90 * time.Second, Refresh: nat.RefreshOutbound}
 	if got := topo.Node("cgn").NAT.Behaviour; got != want {
 		t.Errorf("the spec's nat is %+v, want %+v\n%s", got, want, text)
 	}

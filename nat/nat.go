@@ -68,6 +68,35 @@ func ParsePortAllocation(s string) (PortAllocation, error) {
 	return "", fmt.Errorf("unknown value %q; want %s", s, joinQuoted(PortAllocations))
 }
 
+// Refresh is which packets keep a mapping alive (RFC 4787 section 4.3,
+// "NAT outbound refresh behavior" and "NAT inbound refresh behavior").
+type Refresh string
+
+const (
+	// RefreshBoth lets packets in either direction refresh a mapping, as
+	// Linux's conntrack (and so most Linux-based home routers) does.
+	RefreshBoth Refresh = "both"
+	// RefreshOutbound lets only packets from inside refresh a mapping
+	// (REQ-6 requires outbound refresh; inbound refresh is a MAY): a
+	// mapping whose host only listens expires at its timeout however
+	// much the remote sends, which is what keepalives sent by the remote
+	// side alone run into.
+	RefreshOutbound Refresh = "outbound"
+)
+
+// Refreshes lists the accepted values.
+var Refreshes = []Refresh{RefreshBoth, RefreshOutbound}
+
+// ParseRefresh accepts both or outbound.
+func ParseRefresh(s string) (Refresh, error) {
+	for _, r := range Refreshes {
+		if s == string(r) {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown value %q; want %s", s, joinQuoted(Refreshes))
+}
+
 // Type is one of the four classic NAT names, each a shorthand for a mapping
 // and a filtering behaviour, or OneToOne.
 type Type string
@@ -215,9 +244,13 @@ type Behaviour struct {
 	// Hairpin loops packets from inside to one of the NAT's own public
 	// endpoints back to the owner of that mapping (RFC 4787 section 6).
 	Hairpin bool `json:"Hairpin"`
-	// Timeout is how long a mapping lives without traffic; traffic in
-	// either direction refreshes it.
+	// Timeout is how long a mapping lives without traffic that
+	// refreshes it.
 	Timeout time.Duration `json:"Timeout"`
+	// Refresh says which traffic refreshes a mapping. Records of format
+	// 3 and before have none; labstate reads them as RefreshBoth, what
+	// natlab then did (format 4 added it).
+	Refresh Refresh `json:"Refresh"`
 }
 
 // Type names the behaviour with its classic name where one fits.
@@ -242,6 +275,9 @@ func (b Behaviour) String() string {
 		s.WriteString(", no hairpin")
 	}
 	fmt.Fprintf(&s, ", timeout %s", FormatDuration(b.Timeout))
+	if b.Refresh == RefreshOutbound {
+		s.WriteString(", refresh outbound")
+	}
 	return s.String()
 }
 
@@ -304,5 +340,9 @@ func Compose(inner, outer Behaviour) Behaviour {
 	}
 	b.Hairpin = outer.Hairpin && inner.Filtering == EndpointIndependent
 	b.Timeout = min(inner.Timeout, outer.Timeout)
+	// Inbound packets refresh the pair only if both let them.
+	if inner.Refresh == RefreshOutbound || outer.Refresh == RefreshOutbound {
+		b.Refresh = RefreshOutbound
+	}
 	return b
 }

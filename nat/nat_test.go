@@ -156,3 +156,18 @@ func TestCompose(t *testing.T) {
 		}
 	}
 }
+
+// Inbound packets refresh a mapping through two NATs only if both let
+// them: outbound refresh at either layer is outbound refresh of the pair.
+func TestComposeRefresh(t *testing.T) {
+	for _, tc := range []struct{ inner, outer, want Refresh }{
+		{RefreshBoth, RefreshBoth, RefreshBoth},
+		{RefreshOutbound, RefreshBoth, RefreshOutbound},
+		{RefreshBoth, RefreshOutbound, RefreshOutbound},
+		{RefreshOutbound, RefreshOutbound, RefreshOutbound},
+	} {
+		if got := Compose(Behaviour{Refresh: tc.inner}, Behaviour{Refresh: tc.outer}).Refresh; got != tc.want {
+			t.Errorf("Compose(inner %s, outer %s).Refresh = %s, want %s", tc.inner, tc.outer, got, tc.want)
+		}
+	}
+}

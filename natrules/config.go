@@ -70,6 +70,9 @@ func (c *Config) validate() error {
 	if b.PortRange.First == 0 || b.PortRange.First > b.PortRange.Last {
 		errs = append(errs, fmt.Errorf("port range %v is empty or starts at 0", b.PortRange))
 	}
+	if _, err := nat.ParseRefresh(string(b.Refresh)); err != nil {
+		errs = append(errs, fmt.Errorf("refresh: %w", err))
+	}
 	if b.Timeout < time.Second || b.Timeout%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("timeout %v must be at least 1s, in whole milliseconds", b.Timeout))
 	}

@@ -31,7 +31,11 @@ var short = map[nat.Dependence]string{
 	nat.AddressAndPortDependent: "apd",
 }
 
+// baseConfig is a NAT with behaviour b, refreshed both ways unless b says.
 func baseConfig(b nat.Behaviour) Config {
+	if b.Refresh == "" {
+		b.Refresh = nat.RefreshBoth
+	}
 	return Config{Public: netip.MustParseAddr("203.0.113.1"), WAN: "eth0", LAN: "lan0", Behaviour: b}
 }
 
@@ -74,6 +78,13 @@ func goldenCases() []goldenCase {
 		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeout})
 	pmp.PortMapping = true
 	cases = append(cases, goldenCase{"port-mapping", pmp})
+	// Refresh outbound: inbound traffic goes through the expire chain
+	// instead of refreshing, for the two ways inbound packets come in.
+	for _, typ := range []nat.Type{nat.FullCone, nat.PortRestrictedCone} {
+		c := baseConfig(nat.Behaviour{Mapping: typ.Mapping(), Filtering: typ.Filtering(), Ports: nat.PortPreserve,
+			PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeout, Refresh: nat.RefreshOutbound})
+		cases = append(cases, goldenCase{string(typ) + "-refresh-outbound", c})
+	}
 	small := baseConfig(nat.Behaviour{Mapping: nat.AddressAndPortDependent, Filtering: nat.EndpointIndependent,
 		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 40000, Last: 40003}, Hairpin: false, Timeout: nat.DefaultTimeout})
 	cases = append(cases, goldenCase{"small-range", small})
@@ -175,6 +186,7 @@ func TestBuildRejectsBadConfig(t *testing.T) {
 		{"bad ports", func(c *Config) { c.Behaviour.Ports = "odd" }, "ports: unknown value"},
 		{"empty range", func(c *Config) { c.Behaviour.PortRange = nat.PortRange{First: 10, Last: 9} }, "port range"},
 		{"short timeout", func(c *Config) { c.Behaviour.Timeout = time.Millisecond }, "timeout"},
+		{"bad refresh", func(c *Config) { c.Behaviour.Refresh = "sideways" }, "refresh: unknown value"},
 		{"bad forward proto", func(c *Config) {
 			c.Forwards = []Forward{{Proto: "sctp", Port: 1, To: netip.MustParseAddrPort("10.0.0.1:1")}}
 		}, "tcp or udp"},

@@ -322,6 +322,9 @@ type (
 	// private port when it is free, sequential hands out consecutive
 	// ones, random picks any.
 	PortAllocation string
+	// Refresh is which packets keep a nat's mapping alive: both
+	// directions, or only those from inside.
+	Refresh string
 	// PortMapping is how hosts behind a nat can ask it for a mapping:
 	// a protocol or none, or a list of protocols.
 	PortMapping struct{}
@@ -367,6 +370,9 @@ func (Dependence) Values() []string { return words(nat.Dependences) }
 
 // Values lists the port allocations.
 func (PortAllocation) Values() []string { return words(nat.PortAllocations) }
+
+// Values lists the refresh directions.
+func (Refresh) Values() []string { return words(nat.Refreshes) }
 
 // Variants lists port-mapping's forms.
 func (PortMapping) Variants() []any { return []any{PortMappingName(""), []PortMappingProtocol(nil)} }

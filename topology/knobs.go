@@ -174,6 +174,16 @@ var NATKnobs = []NATKnob{
 		// to the public address reaches it whether a flow exists or not.
 		notOneToOne: "its host's address is bound to the public address for as long as the lab runs, and no mapping times out",
 	}.knob(),
+	knobDef[nat.Refresh]{
+		key: "refresh", format: reflect.TypeFor[Refresh](), def: string(nat.RefreshBoth),
+		meaning:     "Which packets keep an idle mapping alive (RFC 4787 section 4.3): both, packets in either direction, as Linux's conntrack and most home routers do; or outbound, only packets from inside, so that a mapping whose host only receives expires at its timeout. RFC 4787 REQ-6 requires outbound refresh and allows inbound refresh. It applies to UDP mappings; TCP and ICMP are conntrack's, which refreshes both ways.",
+		field:       func(b *nat.Behaviour) *nat.Refresh { return &b.Refresh },
+		read:        (*parser).refresh,
+		deflt:       func(nat.Type) nat.Refresh { return nat.RefreshBoth },
+		value:       word[nat.Refresh],
+		phrase:      func(r nat.Refresh) string { return "refresh " + string(r) },
+		notOneToOne: "it keeps no mapping to refresh: its host's address is bound to the public address for as long as the lab runs",
+	}.knob(),
 }
 
 // noPorts is why a one-to-one nat takes neither ports nor port-range.
@@ -409,6 +419,34 @@ func (p *parser) portAllocation(v *value, path string) (nat.PortAllocation, bool
 		return "", false
 	}
 	return a, true
+}
+
+// refresh reads which packets refresh a mapping.
+func (p *parser) refresh(v *value, path string) (nat.Refresh, bool) {
+	want := "both or outbound"
+	if v.kind == kindBool {
+		p.errs.errorf(v.pos, "%s: want %s, not %s", path, want, v.describe())
+		return "", false
+	}
+	s, ok := p.str(v, path, want)
+	if !ok {
+		return "", false
+	}
+	r, err := nat.ParseRefresh(s)
+	if err == nil {
+		return r, true
+	}
+	msg := fmt.Sprintf("%s: %v", path, err)
+	switch s {
+	case "inbound":
+		msg += "; RFC 4787 REQ-6 requires outbound refresh, so inbound alone is no choice: both adds it to outbound"
+	default:
+		if sug := suggest.Closest(strings.ToLower(s), words(nat.Refreshes)); sug != "" {
+			msg += "; did you mean " + sug + "?"
+		}
+	}
+	p.errs.errorf(v.pos, "%s", msg)
+	return "", false
 }
 
 // boolean reads true or false. Quoted, they are strings that someone
