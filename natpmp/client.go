@@ -34,44 +34,52 @@ func (c *Client) exchange(ctx context.Context, req []byte, ok func([]byte) bool)
 
 // exchangeAs is exchange, its errors naming protocol.
 func (c *Client) exchangeAs(ctx context.Context, protocol string, req []byte, ok func([]byte) bool) ([]byte, error) {
-	to := netip.AddrPortFrom(c.Gateway, service.NATPMPPort)
+	return ask(ctx, c.Conn, protocol, netip.AddrPortFrom(c.Gateway, service.NATPMPPort), req, func(b []byte, from netip.AddrPort) bool {
+		return from.Addr().Unmap() == c.Gateway && ok(b)
+	})
+}
+
+// ask sends req from conn to to until an answer ok accepts comes, the
+// tries run out or ctx ends, whichever is first; its errors name
+// protocol.
+func ask(ctx context.Context, conn *net.UDPConn, protocol string, to netip.AddrPort, req []byte, ok func(b []byte, from netip.AddrPort) bool) ([]byte, error) {
 	buf := make([]byte, 1500)
 	// A cancelled ctx ends the read under way; the socket is the
-	// caller's again, without a deadline, once exchange returns.
+	// caller's again, without a deadline, once ask returns.
 	interrupted := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		c.Conn.SetReadDeadline(time.Now())
+		conn.SetReadDeadline(time.Now())
 		close(interrupted)
 	})
 	defer func() {
 		if !stop() {
 			<-interrupted
 		}
-		c.Conn.SetReadDeadline(time.Time{})
+		conn.SetReadDeadline(time.Time{})
 	}()
 	for _, wait := range tries {
-		if _, err := c.Conn.WriteToUDPAddrPort(req, to); err != nil {
+		if _, err := conn.WriteToUDPAddrPort(req, to); err != nil {
 			return nil, fmt.Errorf("%s: send to %v: %w", protocol, to, err)
 		}
 		deadline := time.Now().Add(wait)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
-		c.Conn.SetReadDeadline(deadline)
+		conn.SetReadDeadline(deadline)
 		// After the deadline is set: a ctx that ended before it was
 		// would not be noticed until the deadline.
 		if err := ended(ctx); err != nil {
 			return nil, fmt.Errorf("%s: asking %v: %w", protocol, to, err)
 		}
 		for {
-			n, from, err := c.Conn.ReadFromUDPAddrPort(buf)
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				break
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: read: %w", protocol, err)
 			}
-			if from.Addr().Unmap() == c.Gateway && ok(buf[:n]) {
+			if ok(buf[:n], from) {
 				return append([]byte(nil), buf[:n]...), nil
 			}
 		}

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -84,47 +82,11 @@ func (c *UPnPClient) Discover(ctx context.Context) (string, error) {
 // the first answer for the service.
 func (c *UPnPClient) search(ctx context.Context) (string, error) {
 	to := netip.AddrPortFrom(netip.MustParseAddr(ssdpGroup), service.SSDPPort)
-	buf := make([]byte, 2048)
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		c.SSDP.SetReadDeadline(time.Now())
-		close(interrupted)
-	})
-	defer func() {
-		if !stop() {
-			<-interrupted
-		}
-		c.SSDP.SetReadDeadline(time.Time{})
-	}()
-	for _, wait := range tries {
-		if _, err := c.SSDP.WriteToUDPAddrPort([]byte(ssdpSearch), to); err != nil {
-			return "", fmt.Errorf("UPnP: SSDP search to %v: %w", to, err)
-		}
-		deadline := time.Now().Add(wait)
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-		c.SSDP.SetReadDeadline(deadline)
-		if err := ended(ctx); err != nil {
-			return "", fmt.Errorf("UPnP: SSDP search: %w", err)
-		}
-		for {
-			n, _, err := c.SSDP.ReadFromUDPAddrPort(buf)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				return "", fmt.Errorf("UPnP: SSDP: %w", err)
-			}
-			if loc := ssdpLocation(buf[:n]); loc != "" {
-				return loc, nil
-			}
-		}
-		if err := ended(ctx); err != nil {
-			return "", fmt.Errorf("UPnP: no SSDP answer: %w", err)
-		}
+	b, err := ask(ctx, c.SSDP, "UPnP: SSDP", to, []byte(ssdpSearch), func(b []byte, _ netip.AddrPort) bool { return ssdpLocation(b) != "" })
+	if err != nil {
+		return "", err
 	}
-	return "", errors.New("UPnP: no SSDP answer for " + wanIPConn)
+	return ssdpLocation(b), nil
 }
 
 // ssdpLocation is the LOCATION of an SSDP answer for the service, or "".
