@@ -41,9 +41,10 @@ func TestDecodeVersion1(t *testing.T) {
 	}
 	want := NATChange{Type: nat.Symmetric, Behaviour: nat.Behaviour{
 		Mapping: nat.AddressAndPortDependent, Filtering: nat.AddressAndPortDependent, Ports: nat.PortRandom,
-		PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: 2 * time.Minute,
-		// Format 1 had no refresh knob: every NAT refreshed both ways.
-		Refresh: nat.RefreshBoth}}
+		PortRange: nat.DefaultPortRange, Hairpin: true,
+		// Format 1 held UDP's timeout alone and had no refresh knob:
+		// the others read as the defaults, every NAT refreshed both ways.
+		Timeout: nat.UDPOnly(2 * time.Minute), Refresh: nat.RefreshBoth}}
 	switch {
 	case s.Version != 1 || s.Name != "home" || s.ID != "0123456789ab" || s.Source != "builtin:home" || !s.Complete:
 		t.Errorf("record reads as %+v", s)

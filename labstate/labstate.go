@@ -48,11 +48,15 @@ const Dir = "/run/natlab"
 // reboots the NAT, so it refuses the record. Records of formats 1 and 2
 // hold no one-to-one NAT, and read as before.
 //
-// Format 4 added a NAT's refresh direction (nat.Behaviour.Refresh): a
-// natlab of format 3 would rebuild a NAT switched to outbound refresh as
-// one refreshed both ways, so it refuses the record. A NAT change of a
-// record of format 3 or before reads as refreshed both ways, what every
-// NAT then was.
+// Format 4 added a NAT's refresh direction (nat.Behaviour.Refresh) and
+// made its timeout one per protocol (nat.Timeouts, an object where it was
+// UDP's number): a natlab of format 3 would rebuild a NAT switched to
+// outbound refresh as one refreshed both ways, and could not read the
+// timeouts, so it refuses the record. A NAT change of a record of format
+// 3 or before reads as refreshed both ways, what every NAT then was, with
+// its UDP timeout and the default TCP and ICMP ones. (Such a lab's
+// conntrack has the kernel's TCP and ICMP timeouts, which natlab did not
+// set then; the record does not say so.)
 const FormatVersion = 4
 
 // oldestVersion is the oldest format this natlab reads.
@@ -268,6 +272,7 @@ func decode(data []byte) (*State, error) {
 	if *v.Version < 4 {
 		for node, c := range s.NATChanges {
 			c.Behaviour.Refresh = nat.RefreshBoth
+			c.Behaviour.Timeout = nat.UDPOnly(c.Behaviour.Timeout.UDP)
 			s.NATChanges[node] = c
 		}
 	}

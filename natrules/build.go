@@ -245,7 +245,7 @@ func (b *builder) claim() {
 // recordNew enters a new mapping from the private source of the packet to
 // the public port just picked.
 func (b *builder) recordNew(public field) []stmt {
-	t := b.b.Timeout
+	t := b.b.Timeout.UDP
 	priv := []field{ipSaddr, udpSport}
 	stmts := []stmt{update(setPorts, t, []field{public}, priv)}
 	switch b.b.Mapping {
@@ -267,17 +267,10 @@ func (b *builder) recordNew(public field) []stmt {
 // public port yet, and "ct status snat" does not match.
 func (b *builder) track() {
 	c := b.chain(chainTrack, nftables.ChainHookForward, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityFilter-10), nftables.ChainPolicyAccept)
-	t := b.b.Timeout
+	t := b.b.Timeout.UDP
 	out := []field{ipSaddr, udpSport}
 	in := []field{ipDaddrF, udpDport}
-	for _, flow := range []struct {
-		status  stmt
-		public  field
-		comment string
-	}{
-		{ctStatusSNAT(), ctPort(expr.CtKeyPROTODST, reply), "a flow started inside"},
-		{ctStatusDNAT(), ctPort(expr.CtKeyPROTODST, original), "a flow let in"},
-	} {
+	for _, flow := range udpFlows() {
 		for _, dir := range []struct {
 			iif, oif string
 			priv     []field
@@ -305,6 +298,24 @@ func (b *builder) track() {
 	}
 }
 
+// udpFlow is a kind of UDP flow through the NAT, by how conntrack marks
+// it, and where its public port is in its tuples.
+type udpFlow struct {
+	status  stmt
+	public  field
+	comment string
+}
+
+// udpFlows are the two kinds: started inside, whose public port is its
+// reply tuple's destination, and let in, whose public port is its original
+// tuple's destination.
+func udpFlows() []udpFlow {
+	return []udpFlow{
+		{ctStatusSNAT(), ctPort(expr.CtKeyPROTODST, reply), "a flow started inside"},
+		{ctStatusDNAT(), ctPort(expr.CtKeyPROTODST, original), "a flow let in"},
+	}
+}
+
 // expire drops inbound packets of a flow whose mapping has expired, for a
 // NAT whose mappings only outbound traffic refreshes (RFC 4787 section
 // 4.3). Conntrack refreshes its entry with every packet, in either
@@ -312,21 +323,13 @@ func (b *builder) track() {
 // sends in for ever; natlab's maps are refreshed from inside only, so a
 // mapping whose public port they no longer own has expired, and what the
 // flow brings in is dropped, as a NAT that had forgotten the mapping
-// would. The flow's own public port is its reply tuple's destination if
-// it was started inside, its original one if it was let in.
+// would.
 func (b *builder) expire() {
 	if b.b.Refresh != nat.RefreshOutbound {
 		return
 	}
 	c := b.chain(chainExpire, nil, "", nil, 0)
-	for _, flow := range []struct {
-		status  stmt
-		public  field
-		comment string
-	}{
-		{ctStatusSNAT(), ctPort(expr.CtKeyPROTODST, reply), "a flow started inside"},
-		{ctStatusDNAT(), ctPort(expr.CtKeyPROTODST, original), "a flow let in"},
-	} {
+	for _, flow := range udpFlows() {
 		c.add(flow.comment+": its mapping still owns its public port", flow.status, portOwned(flow.public), ret())
 	}
 	c.add("the mapping has expired: only outbound traffic refreshes it", counter(), logDrop(DropExpired), drop())
@@ -342,7 +345,7 @@ func (b *builder) permit() {
 	c := b.chain(chainPermit, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
 	c.add("a mapping that sends to an address may hear back from it",
 		oifname(b.WAN), ipSaddrIs(b.Public), l4proto("udp", false),
-		update(setPermits, b.b.Timeout, []field{ipDaddrF, udpSport}, nil))
+		update(setPermits, b.b.Timeout.UDP, []field{ipDaddrF, udpSport}, nil))
 }
 
 // clash drops the one kind of inbound packet natlab cannot deliver as an
@@ -384,7 +387,7 @@ func (b *builder) hairpin() {
 	}
 	c := b.chain(chainHairpin, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
 	looped := []stmt{iifname(b.LAN), oifname(b.LAN), ipSaddrIs(b.Public), l4proto("udp", false)}
-	t := b.b.Timeout
+	t := b.b.Timeout.UDP
 	// The remote a hairpinned packet was sent to is the NAT's public
 	// address, which after source NAT is the packet's source too.
 	remote := ipSaddr

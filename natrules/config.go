@@ -73,8 +73,10 @@ func (c *Config) validate() error {
 	if _, err := nat.ParseRefresh(string(b.Refresh)); err != nil {
 		errs = append(errs, fmt.Errorf("refresh: %w", err))
 	}
-	if b.Timeout < time.Second || b.Timeout%time.Millisecond != 0 {
-		errs = append(errs, fmt.Errorf("timeout %v must be at least 1s, in whole milliseconds", b.Timeout))
+	// Only UDP's timeout is the rules': TCP and ICMP are conntrack's, whose
+	// timeouts the lab sets in the NAT's namespace.
+	if t := b.Timeout.UDP; t < time.Second || t%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("UDP timeout %v must be at least 1s, in whole milliseconds", t))
 	}
 	if c.OneToOne.IsValid() {
 		switch {
