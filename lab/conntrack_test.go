@@ -15,15 +15,16 @@ import (
 )
 
 // A nat's timeouts of TCP and ICMP are conntrack's in its namespace: an
-// idle TCP connection's entry lives tcp-established, an ICMP echo's icmp,
-// then conntrack forgets them. (Linux's defaults, 5 days and 30 s, would
-// hold both far longer; natlab's, 2h4m and 60 s, too.)
+// idle TCP connection's entry lives tcp-established, a closed one's
+// (time-wait) tcp-transitory, an ICMP echo's icmp, then conntrack forgets
+// them. (Linux's defaults, 5 days, 2 min and 30 s, would hold them far
+// longer; natlab's, 2h4m, 4m and 60 s, too.)
 func TestConntrackTimeouts(t *testing.T) {
 	t.Parallel()
 	l := labtest.Up(t, `
 nodes:
   server: {kind: server}
-  nat:    {kind: nat, type: port-restricted-cone, timeout: {tcp-established: 3s, icmp: 2s}}
+  nat:    {kind: nat, type: port-restricted-cone, timeout: {tcp-established: 3s, tcp-transitory: 4s, icmp: 2s}}
   h:      {kind: host, behind: nat}
 `)
 	server := netip.AddrPortFrom(l.Addr("server", 0), 8000)
@@ -36,28 +37,43 @@ nodes:
 		return err
 	})
 	defer ln.Close()
+	// The first connection stays open, idle; the second is closed by
+	// both ends, the host's first, which leaves it in time-wait.
 	accepted := make(chan net.Conn, 1)
+	served := make(chan struct{})
 	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
+		defer close(served)
+		for i := range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "x")
+			if i == 0 {
+				accepted <- c
+				continue
+			}
+			io.Copy(io.Discard, c)
+			c.Close()
 		}
-		io.WriteString(c, "x")
-		accepted <- c
 	}()
-	var c net.Conn
-	l.Do("h", func() (err error) {
-		c, err = (&net.Dialer{KeepAlive: -1, Timeout: arrival}).Dial("tcp4", server.String())
-		return err
-	})
+	dial := func() net.Conn {
+		var c net.Conn
+		l.Do("h", func() (err error) {
+			c, err = (&net.Dialer{KeepAlive: -1, Timeout: arrival}).Dial("tcp4", server.String())
+			return err
+		})
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("the server's byte: %v", err)
+		}
+		return c
+	}
+	c := dial()
 	defer c.Close()
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-		t.Fatalf("the server's byte: %v", err)
-	}
-	if sc, ok := <-accepted; ok {
-		defer sc.Close()
-	}
+	defer (<-accepted).Close()
+	closed := dial()
+	closed.Close()
+	<-served
 	l.Do("h", func() error { return ping(l.Addr("server", 0)) })
 
 	table := func() *nattable.Table {
@@ -72,39 +88,49 @@ nodes:
 		}
 		return tab
 	}
-	flow := func(tab *nattable.Table, proto string) (nattable.Flow, bool) {
+	// flow is a flow of proto to the server in state.
+	flow := func(tab *nattable.Table, proto, state string) (nattable.Flow, bool) {
 		for _, f := range tab.Flows {
-			if f.Proto == proto && f.Remote.Addr() == server.Addr() {
+			if f.Proto == proto && f.Remote.Addr() == server.Addr() && f.State == state {
 				return f, true
 			}
 		}
 		return nattable.Flow{}, false
 	}
-	tab := table()
-	for _, want := range []struct {
+	wants := []struct {
 		proto, state string
 		timeout      time.Duration
-	}{{"tcp", "assured established", 3 * time.Second}, {"icmp", "replied", 2 * time.Second}} {
-		f, ok := flow(tab, want.proto)
+	}{
+		{"tcp", "assured established", 3 * time.Second},
+		{"tcp", "assured time-wait", 4 * time.Second},
+		{"icmp", "replied", 2 * time.Second},
+	}
+	tab := table()
+	for _, want := range wants {
+		f, ok := flow(tab, want.proto, want.state)
 		switch {
 		case !ok:
-			t.Fatalf("no %s flow to %v in the nat's table: %+v", want.proto, server.Addr(), tab.Flows)
-		case f.State != want.state || f.Expires > want.timeout:
-			t.Errorf("%s flow %+v; want %s, expiring within its timeout %v", want.proto, f, want.state, want.timeout)
+			t.Fatalf("no %s flow to %v %s in the nat's table: %+v", want.proto, server.Addr(), want.state, tab.Flows)
+		case f.Expires > want.timeout:
+			t.Errorf("%s flow %+v; want it to expire within its timeout %v", want.proto, f, want.timeout)
 		}
 	}
-	// Idle, both expire: conntrack drops an entry from its table once
+	// Idle, all expire: conntrack drops an entry from its table once
 	// its time is up. Well within the 20 s a default timeout would
 	// outlast.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		tab = table()
-		_, tcp := flow(tab, "tcp")
-		_, icmp := flow(tab, "icmp")
-		if !tcp && !icmp {
+		var left []string
+		for _, want := range wants {
+			if _, ok := flow(tab, want.proto, want.state); ok {
+				left = append(left, want.proto+" "+want.state)
+			}
+		}
+		if len(left) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 20s idle the nat still tracks tcp %v, icmp %v: %+v", tcp, icmp, tab.Flows)
+			t.Fatalf("after 20s idle the nat still tracks %v: %+v", left, tab.Flows)
 		}
 	}
 }
