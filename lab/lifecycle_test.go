@@ -149,7 +149,7 @@ func TestUpRollsBackOnFailure(t *testing.T) {
 	}
 	// A behaviour the rule builder refuses: it fails after every
 	// namespace, link and address exists.
-	topo.Node("nat-b").NAT.Behaviour.Timeout = 0
+	topo.Node("nat-b").NAT.Behaviour.Timeout.UDP = 0
 	_, err = lab.Up(context.Background(), topo, lab.Options{Scenario: []byte(twoNATs)})
 	if err == nil || !strings.Contains(err.Error(), "nat-b") {
 		t.Fatalf("up with a broken NAT: %v, want an error naming nat-b", err)

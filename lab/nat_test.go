@@ -285,6 +285,44 @@ func TestMappingTimeout(t *testing.T) {
 	}
 }
 
+// With refresh: outbound only packets from inside keep a mapping alive
+// (RFC 4787 REQ-6): a mapping whose remote keeps sending while its host
+// only listens expires at its timeout, and the remote's packets stop
+// reaching the host. With refresh: both (the default) the same traffic
+// keeps it. Both ways inbound packets come through: as conntrack replies
+// (port-restricted cone) and through natlab's maps (full cone, where a
+// new remote is then let in too, or not).
+func TestRefreshDirection(t *testing.T) {
+	for _, typ := range []string{"full-cone", "port-restricted-cone"} {
+		for _, refresh := range []string{"both", "outbound"} {
+			t.Run(typ+"/"+refresh, func(t *testing.T) {
+				t.Parallel()
+				l := natLab(t, "type: "+typ+", timeout: 2s, refresh: "+refresh)
+				s := openServers(l)
+				h := l.UDP("h1", "")
+				public := s.seen(t, h, s.a1p1)
+				s.a1p1.Send(public, "first")
+				h.Expect("first", arrival)
+				// Twice the timeout of inbound traffic only.
+				for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+					s.a1p1.Send(public, "keepalive from outside")
+				}
+				s.a1p1.Send(public, "still there?")
+				want := refresh == "both"
+				if got := h.Arrives("still there?", silence); got != want {
+					t.Errorf("after 4s of inbound traffic only, with a 2s timeout and refresh %s, a packet from the remote arrived=%v, want %v", refresh, got, want)
+				}
+				if typ == "full-cone" {
+					s.a2p2.Send(public, "a new remote")
+					if got := h.Arrives("a new remote", silence); got != want {
+						t.Errorf("refresh %s: a packet from a new remote to the mapping arrived=%v, want %v", refresh, got, want)
+					}
+				}
+			})
+		}
+	}
+}
+
 func TestPortForward(t *testing.T) {
 	l := labtest.Up(t, `
 nodes:

@@ -586,8 +586,7 @@ func routes6(topo *topology.Topology, n *topology.Node) []route {
 }
 
 // loadNAT loads the NAT's nftables table in one transaction, then sets
-// conntrack's UDP timeouts to the mapping timeout, so that conntrack and
-// natlab's maps forget a mapping together. Conntrack counts whole seconds.
+// conntrack's timeouts and accounting (conntrackSysctls).
 func (b *builder) loadNAT(n *topology.Node) error {
 	rs, err := Rules(b.topo, n)
 	if err != nil {
@@ -602,7 +601,7 @@ func (b *builder) loadNAT(n *topology.Node) error {
 		return fmt.Errorf("node %s: rules: %w", n.Name, err)
 	}
 	if fw := n.NAT.Firewall6; fw != "" {
-		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: n.NAT.Behaviour.Timeout})
+		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: n.NAT.Behaviour.Timeout.UDP})
 		if err != nil {
 			return fmt.Errorf("node %s: IPv6 firewall: %w", n.Name, err)
 		}
@@ -613,22 +612,39 @@ func (b *builder) loadNAT(n *topology.Node) error {
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("node %s: load nftables table: %w", n.Name, err)
 	}
-	seconds := fmt.Sprint(int(math.Ceil(n.NAT.Behaviour.Timeout.Seconds())))
 	return namedns.Do(b.ns[n.Name], func() error {
-		// nf_conntrack_acct counts each flow's packets and bytes, which
-		// natlab table shows; it is off by default, and set here in the
-		// NAT's namespace only, never in the root namespace.
-		for _, s := range [][2]string{
-			{"net.netfilter.nf_conntrack_udp_timeout", seconds},
-			{"net.netfilter.nf_conntrack_udp_timeout_stream", seconds},
-			{"net.netfilter.nf_conntrack_acct", "1"},
-		} {
+		for _, s := range conntrackSysctls(n.NAT.Behaviour.Timeout) {
 			if err := writeSysctl(s[0], s[1]); err != nil {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}
 		return nil
 	})
+}
+
+// conntrackSysctls are what a NAT's namespace sets of conntrack, each a
+// sysctl and its value, in the NAT's namespace only, never in the root
+// namespace (they are per namespace): the timeouts, in whole seconds,
+// and accounting. UDP's are the mapping timeout, so that conntrack and
+// natlab's maps forget a mapping together; TCP's and ICMP's are
+// conntrack's alone, which translates those protocols. A transitory TCP
+// connection (RFC 5382) is one opening (SYN sent or received) or closing
+// (FIN wait, close wait, last ACK, time wait); after a reset (close) and
+// with data unacknowledged, conntrack keeps its own timeouts.
+// nf_conntrack_acct counts each flow's packets and bytes, which natlab
+// table shows; it is off by default.
+func conntrackSysctls(t nat.Timeouts) [][2]string {
+	secs := func(d time.Duration) string { return fmt.Sprint(int(math.Ceil(d.Seconds()))) }
+	const p = "net.netfilter.nf_conntrack_"
+	out := [][2]string{
+		{p + "udp_timeout", secs(t.UDP)},
+		{p + "udp_timeout_stream", secs(t.UDP)},
+		{p + "tcp_timeout_established", secs(t.TCPEstablished)},
+	}
+	for _, state := range []string{"syn_sent", "syn_recv", "fin_wait", "close_wait", "last_ack", "time_wait"} {
+		out = append(out, [2]string{p + "tcp_timeout_" + state, secs(t.TCPTransitory)})
+	}
+	return append(out, [2]string{p + "icmp_timeout", secs(t.ICMP)}, [2]string{p + "acct", "1"})
 }
 
 // launchServices starts the service process of server node n, which

@@ -41,7 +41,10 @@ func TestDecodeVersion1(t *testing.T) {
 	}
 	want := NATChange{Type: nat.Symmetric, Behaviour: nat.Behaviour{
 		Mapping: nat.AddressAndPortDependent, Filtering: nat.AddressAndPortDependent, Ports: nat.PortRandom,
-		PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: 2 * time.Minute}}
+		PortRange: nat.DefaultPortRange, Hairpin: true,
+		// Format 1 held UDP's timeout alone and had no refresh knob:
+		// the others read as the defaults, every NAT refreshed both ways.
+		Timeout: nat.UDPOnly(2 * time.Minute), Refresh: nat.RefreshBoth}}
 	switch {
 	case s.Version != 1 || s.Name != "home" || s.ID != "0123456789ab" || s.Source != "builtin:home" || !s.Complete:
 		t.Errorf("record reads as %+v", s)
@@ -167,7 +170,7 @@ func TestDecodeRefusesOtherVersions(t *testing.T) {
 	tests := []struct {
 		name, record, want string
 	}{
-		{"newer", `{"version": 4, "name": "home", "nat_changes": {"nat": {"behaviour": {"mapping": "x"}}}}`, "format 4, from a newer natlab; this natlab reads formats 1-3"},
+		{"newer", `{"version": 5, "name": "home", "nat_changes": {"nat": {"behaviour": {"mapping": "x"}}}}`, "format 5, from a newer natlab; this natlab reads formats 1-4"},
 		{"missing", `{"name": "home", "namespaces": []}`, "has none"},
 		{"zero", `{"version": 0, "name": "home"}`, "format 0"},
 		{"negative", `{"version": -1, "name": "home"}`, "format -1"},

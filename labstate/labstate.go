@@ -47,7 +47,17 @@ const Dir = "/run/natlab"
 // format 2 would build a full cone's table for it when it renumbers or
 // reboots the NAT, so it refuses the record. Records of formats 1 and 2
 // hold no one-to-one NAT, and read as before.
-const FormatVersion = 3
+//
+// Format 4 added a NAT's refresh direction (nat.Behaviour.Refresh) and
+// made its timeout one per protocol (nat.Timeouts, an object where it was
+// UDP's number): a natlab of format 3 would rebuild a NAT switched to
+// outbound refresh as one refreshed both ways, and could not read the
+// timeouts, so it refuses the record. A NAT change of a record of format
+// 3 or before reads as refreshed both ways, what every NAT then was, with
+// its UDP timeout and the default TCP and ICMP ones. (Such a lab's
+// conntrack has the kernel's TCP and ICMP timeouts, which natlab did not
+// set then; the record does not say so.)
+const FormatVersion = 4
 
 // oldestVersion is the oldest format this natlab reads.
 const oldestVersion = 1
@@ -255,6 +265,13 @@ func decode(data []byte) (*State, error) {
 	var s State
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if *v.Version < 4 {
+		for node, c := range s.NATChanges {
+			c.Behaviour.Refresh = nat.RefreshBoth
+			c.Behaviour.Timeout = nat.UDPOnly(c.Behaviour.Timeout.UDP)
+			s.NATChanges[node] = c
+		}
 	}
 	return &s, nil
 }

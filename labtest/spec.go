@@ -66,8 +66,16 @@ type NodeSpec struct {
 	PortRange nat.PortRange `knob:"port-range"`
 	// Hairpin, if not nil, turns a NAT's hairpinning on or off.
 	Hairpin *bool `knob:"hairpin"`
-	// Timeout is how long a NAT keeps an idle mapping.
-	Timeout time.Duration `knob:"timeout"`
+	// Timeouts, if not nil, is how long a NAT keeps an idle mapping, by
+	// protocol (UDP, TCP established and transitory, ICMP).
+	Timeouts *nat.Timeouts `knob:"timeout"`
+	// Timeout is how long a NAT keeps an idle UDP mapping, the others
+	// keeping their defaults, as timeout: 2m in a file; Timeouts, if
+	// set, is used instead.
+	Timeout time.Duration
+	// Refresh is which packets keep a NAT's mapping alive: both
+	// directions (the default) or only outbound ones.
+	Refresh nat.Refresh `knob:"refresh"`
 	// LAN is the subnet behind a NAT.
 	LAN netip.Prefix
 
@@ -149,6 +157,10 @@ func (n NodeSpec) fields() yaml.MapSlice {
 	}
 	if n.Type != "" {
 		add("type", string(n.Type))
+	}
+	if n.Timeouts == nil && n.Timeout != 0 {
+		t := nat.UDPOnly(n.Timeout)
+		n.Timeouts = &t
 	}
 	v := reflect.ValueOf(n)
 	for i := range topology.NATKnobs {

@@ -63,7 +63,7 @@ func TestSpecYAML(t *testing.T) {
 				cgn := topo.Node("cgn")
 				b := cgn.NAT.Behaviour
 				if cgn.Addresses[0].String() != "198.51.100.7" || cgn.NAT.LAN.String() != "100.64.0.0/24" || cgn.NAT.Type != nat.AddressRestrictedCone ||
-					b.Ports != nat.PortSequential || b.Hairpin || b.Timeout != 30*time.Second || b.PortRange.First != 20000 || b.PortRange.Last != 20999 {
+					b.Ports != nat.PortSequential || b.Hairpin || b.Timeout != nat.UDPOnly(30*time.Second) || b.PortRange.First != 20000 || b.PortRange.Last != 20999 {
 					t.Errorf("cgn: %v", cgn)
 				}
 				if h := topo.Node("home"); h.Behind != "cgn" || !cgn.NAT.LAN.Contains(h.Addresses[0]) {
@@ -132,8 +132,9 @@ func TestNodeSpecHasEveryKnob(t *testing.T) {
 	}
 	// A value off the default for each, as the registry's own test has.
 	off := false
+	timeouts := nat.Timeouts{UDP: 90 * time.Second, TCPEstablished: time.Hour, TCPTransitory: time.Minute, ICMP: 30 * time.Second}
 	n = NodeSpec{Name: "cgn", Kind: topology.KindNAT, Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent,
-		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: &off, Timeout: 90 * time.Second}
+		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: &off, Timeouts: &timeouts, Refresh: nat.RefreshOutbound}
 	for i := range topology.NATKnobs {
 		f, _ := knobField(topology.NATKnobs[i].Key)
 		if v.FieldByIndex(f.Index).IsZero() {
@@ -149,7 +150,7 @@ func TestNodeSpecHasEveryKnob(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	want := nat.Behaviour{Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent, Ports: nat.PortSequential,
-		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 90 * time.Second}
+		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: timeouts, Refresh: nat.RefreshOutbound}
 	if got := topo.Node("cgn").NAT.Behaviour; got != want {
 		t.Errorf("the spec's nat is %+v, want %+v\n%s", got, want, text)
 	}

@@ -6,6 +6,7 @@
 package nat
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,6 +67,35 @@ func ParsePortAllocation(s string) (PortAllocation, error) {
 		}
 	}
 	return "", fmt.Errorf("unknown value %q; want %s", s, joinQuoted(PortAllocations))
+}
+
+// Refresh is which packets keep a mapping alive (RFC 4787 section 4.3,
+// "NAT outbound refresh behavior" and "NAT inbound refresh behavior").
+type Refresh string
+
+const (
+	// RefreshBoth lets packets in either direction refresh a mapping, as
+	// Linux's conntrack (and so most Linux-based home routers) does.
+	RefreshBoth Refresh = "both"
+	// RefreshOutbound lets only packets from inside refresh a mapping
+	// (REQ-6 requires outbound refresh; inbound refresh is a MAY): a
+	// mapping whose host only listens expires at its timeout however
+	// much the remote sends, which is what keepalives sent by the remote
+	// side alone run into.
+	RefreshOutbound Refresh = "outbound"
+)
+
+// Refreshes lists the accepted values.
+var Refreshes = []Refresh{RefreshBoth, RefreshOutbound}
+
+// ParseRefresh accepts both or outbound.
+func ParseRefresh(s string) (Refresh, error) {
+	for _, r := range Refreshes {
+		if s == string(r) {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown value %q; want %s", s, joinQuoted(Refreshes))
 }
 
 // Type is one of the four classic NAT names, each a shorthand for a mapping
@@ -195,9 +225,87 @@ func (r PortRange) Contains(port uint16) bool { return port >= r.First && port <
 
 func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
 
-// DefaultTimeout is the mapping lifetime when a scenario does not set one:
-// the two minutes RFC 4787 REQ-5 asks for at least.
+// DefaultTimeout is the UDP mapping lifetime when a scenario does not set
+// one: the two minutes RFC 4787 REQ-5 asks for at least.
 const DefaultTimeout = 2 * time.Minute
+
+// Timeouts is how long an idle mapping lives, by protocol: UDP's, in
+// natlab's own maps (RFC 4787 REQ-5: at least 2 minutes), and those of
+// the protocols conntrack translates alone: a TCP connection established
+// (RFC 5382 REQ-5: at least 2 h 4 min) and one opening or closing
+// ("transitory": at least 4 min), and an ICMP query such as an echo
+// (RFC 5508 REQ-1: at least 60 s).
+//
+// Lab records hold it as an object of nanoseconds (format 4); records of
+// format 3 and before held UDP's alone, as a number, which reads as a
+// Timeouts with only UDP set (labstate fills the others in).
+type Timeouts struct {
+	UDP            time.Duration `json:"UDP"`
+	TCPEstablished time.Duration `json:"TCPEstablished"`
+	TCPTransitory  time.Duration `json:"TCPTransitory"`
+	ICMP           time.Duration `json:"ICMP"`
+}
+
+// DefaultTimeouts are the timeouts of a NAT that sets none: RFC 4787's
+// minimum for UDP and the minimums of RFC 5382 and RFC 5508 for TCP and
+// ICMP. (Linux's own defaults are 5 days for an established TCP
+// connection, within RFC 5382, and 30 s for ICMP, below RFC 5508's 60.)
+var DefaultTimeouts = Timeouts{UDP: DefaultTimeout, TCPEstablished: 2*time.Hour + 4*time.Minute, TCPTransitory: 4 * time.Minute, ICMP: time.Minute}
+
+// UDPOnly is t with UDP's timeout udp: what timeout: 2m means.
+func UDPOnly(udp time.Duration) Timeouts {
+	t := DefaultTimeouts
+	t.UDP = udp
+	return t
+}
+
+// OnlyUDP says whether t is DefaultTimeouts but for UDP: the timeouts a
+// file writes as one duration.
+func (t Timeouts) OnlyUDP() bool { return UDPOnly(t.UDP) == t }
+
+// TimeoutKeys are the protocols' keys of a file's timeout map, in the
+// order files, messages and views list them.
+var TimeoutKeys = []string{"udp", "tcp-established", "tcp-transitory", "icmp"}
+
+// Of is the timeout of the protocol key names (one of TimeoutKeys).
+func (t *Timeouts) Of(key string) *time.Duration {
+	switch key {
+	case "udp":
+		return &t.UDP
+	case "tcp-established":
+		return &t.TCPEstablished
+	case "tcp-transitory":
+		return &t.TCPTransitory
+	case "icmp":
+		return &t.ICMP
+	}
+	return nil
+}
+
+// String is UDP's timeout alone (2m) where the others are the defaults,
+// and each protocol's otherwise (udp 2m, tcp-established 1h, ...).
+func (t Timeouts) String() string {
+	if t.OnlyUDP() {
+		return FormatDuration(t.UDP)
+	}
+	parts := make([]string, len(TimeoutKeys))
+	for i, k := range TimeoutKeys {
+		parts[i] = k + " " + FormatDuration(*t.Of(k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// UnmarshalJSON reads the object of format 4 or, from older records,
+// UDP's timeout alone as a number of nanoseconds.
+func (t *Timeouts) UnmarshalJSON(data []byte) error {
+	var ns int64
+	if err := json.Unmarshal(data, &ns); err == nil {
+		*t = Timeouts{UDP: time.Duration(ns)}
+		return nil
+	}
+	type plain Timeouts
+	return json.Unmarshal(data, (*plain)(t))
+}
 
 // Behaviour is the complete observable behaviour of one NAT for UDP.
 //
@@ -215,9 +323,13 @@ type Behaviour struct {
 	// Hairpin loops packets from inside to one of the NAT's own public
 	// endpoints back to the owner of that mapping (RFC 4787 section 6).
 	Hairpin bool `json:"Hairpin"`
-	// Timeout is how long a mapping lives without traffic; traffic in
-	// either direction refreshes it.
-	Timeout time.Duration `json:"Timeout"`
+	// Timeout is how long a mapping lives without traffic that
+	// refreshes it, by protocol.
+	Timeout Timeouts `json:"Timeout"`
+	// Refresh says which traffic refreshes a mapping. Records of format
+	// 3 and before have none; labstate reads them as RefreshBoth, what
+	// natlab then did (format 4 added it).
+	Refresh Refresh `json:"Refresh"`
 }
 
 // Type names the behaviour with its classic name where one fits.
@@ -241,7 +353,14 @@ func (b Behaviour) String() string {
 	} else {
 		s.WriteString(", no hairpin")
 	}
-	fmt.Fprintf(&s, ", timeout %s", FormatDuration(b.Timeout))
+	if b.Timeout.OnlyUDP() {
+		fmt.Fprintf(&s, ", timeout %s", b.Timeout)
+	} else {
+		fmt.Fprintf(&s, ", timeouts %s", b.Timeout)
+	}
+	if b.Refresh == RefreshOutbound {
+		s.WriteString(", refresh outbound")
+	}
 	return s.String()
 }
 
@@ -303,6 +422,12 @@ func Compose(inner, outer Behaviour) Behaviour {
 		b.Ports = inner.Ports
 	}
 	b.Hairpin = outer.Hairpin && inner.Filtering == EndpointIndependent
-	b.Timeout = min(inner.Timeout, outer.Timeout)
+	for _, k := range TimeoutKeys {
+		*b.Timeout.Of(k) = min(*inner.Timeout.Of(k), *outer.Timeout.Of(k))
+	}
+	// Inbound packets refresh the pair only if both let them.
+	if inner.Refresh == RefreshOutbound || outer.Refresh == RefreshOutbound {
+		b.Refresh = RefreshOutbound
+	}
 	return b
 }

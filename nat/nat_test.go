@@ -95,7 +95,7 @@ func TestFormatDuration(t *testing.T) {
 
 func TestBehaviourString(t *testing.T) {
 	b := Behaviour{Mapping: EndpointIndependent, Filtering: AddressDependent, Ports: PortSequential,
-		PortRange: PortRange{48721, 65535}, Timeout: 30 * time.Second}
+		PortRange: PortRange{48721, 65535}, Timeout: UDPOnly(30 * time.Second)}
 	if got, want := b.String(), "address-restricted-cone, ports sequential 48721-65535, no hairpin, timeout 30s"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
@@ -160,20 +160,55 @@ func TestReachesOneSided(t *testing.T) {
 }
 
 func TestCompose(t *testing.T) {
-	prc := Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: true, Timeout: time.Minute}
-	fc := Behaviour{Mapping: EndpointIndependent, Filtering: EndpointIndependent, Ports: PortPreserve, Hairpin: true, Timeout: 2 * time.Minute}
-	sym := Behaviour{Mapping: AddressAndPortDependent, Filtering: AddressAndPortDependent, Ports: PortRandom, Hairpin: false, Timeout: time.Minute}
+	prc := Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: true, Timeout: UDPOnly(time.Minute)}
+	fc := Behaviour{Mapping: EndpointIndependent, Filtering: EndpointIndependent, Ports: PortPreserve, Hairpin: true, Timeout: UDPOnly(2 * time.Minute)}
+	sym := Behaviour{Mapping: AddressAndPortDependent, Filtering: AddressAndPortDependent, Ports: PortRandom, Hairpin: false, Timeout: UDPOnly(time.Minute)}
 	for _, tc := range []struct {
 		name         string
 		inner, outer Behaviour
 		want         Behaviour
 	}{
-		{"full cone behind port-restricted", fc, prc, Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: true, Timeout: time.Minute}},
-		{"port-restricted behind port-restricted: no hairpin", prc, prc, Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: false, Timeout: time.Minute}},
-		{"full cone behind symmetric", fc, sym, Behaviour{Mapping: AddressAndPortDependent, Filtering: AddressAndPortDependent, Ports: PortRandom, Hairpin: false, Timeout: time.Minute}},
+		{"full cone behind port-restricted", fc, prc, Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: true, Timeout: UDPOnly(time.Minute)}},
+		{"port-restricted behind port-restricted: no hairpin", prc, prc, Behaviour{Mapping: EndpointIndependent, Filtering: AddressAndPortDependent, Ports: PortPreserve, Hairpin: false, Timeout: UDPOnly(time.Minute)}},
+		{"full cone behind symmetric", fc, sym, Behaviour{Mapping: AddressAndPortDependent, Filtering: AddressAndPortDependent, Ports: PortRandom, Hairpin: false, Timeout: UDPOnly(time.Minute)}},
 	} {
 		if got := Compose(tc.inner, tc.outer); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Inbound packets refresh a mapping through two NATs only if both let
+// them: outbound refresh at either layer is outbound refresh of the pair.
+func TestComposeRefresh(t *testing.T) {
+	for _, tc := range []struct{ inner, outer, want Refresh }{
+		{RefreshBoth, RefreshBoth, RefreshBoth},
+		{RefreshOutbound, RefreshBoth, RefreshOutbound},
+		{RefreshBoth, RefreshOutbound, RefreshOutbound},
+		{RefreshOutbound, RefreshOutbound, RefreshOutbound},
+	} {
+		if got := Compose(Behaviour{Refresh: tc.inner}, Behaviour{Refresh: tc.outer}).Refresh; got != tc.want {
+			t.Errorf("Compose(inner %s, outer %s).Refresh = %s, want %s", tc.inner, tc.outer, got, tc.want)
+		}
+	}
+}
+
+// A Behaviour's line shows UDP's timeout alone where the others are the
+// defaults, and every protocol's otherwise; through two NATs each
+// protocol's timeout is the shorter of the two.
+func TestTimeouts(t *testing.T) {
+	b := Behaviour{Mapping: EndpointIndependent, Filtering: EndpointIndependent, Ports: PortPreserve, PortRange: DefaultPortRange,
+		Timeout: Timeouts{UDP: time.Minute, TCPEstablished: time.Hour, TCPTransitory: 4 * time.Minute, ICMP: 30 * time.Second}}
+	if got, want := b.String(), "full-cone, ports preserve, no hairpin, timeouts udp 1m, tcp-established 1h, tcp-transitory 4m, icmp 30s"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	outer := b
+	outer.Timeout = Timeouts{UDP: 2 * time.Minute, TCPEstablished: 30 * time.Minute, TCPTransitory: time.Minute, ICMP: time.Minute}
+	want := Timeouts{UDP: time.Minute, TCPEstablished: 30 * time.Minute, TCPTransitory: time.Minute, ICMP: 30 * time.Second}
+	if got := Compose(b, outer).Timeout; got != want {
+		t.Errorf("Compose's timeouts = %+v, want %+v", got, want)
+	}
+	if !UDPOnly(time.Second).OnlyUDP() || want.OnlyUDP() {
+		t.Error("OnlyUDP does not tell a UDP-only timeout from others")
 	}
 }

@@ -2,6 +2,7 @@ package natpmp
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,44 +34,52 @@ func (c *Client) exchange(ctx context.Context, req []byte, ok func([]byte) bool)
 
 // exchangeAs is exchange, its errors naming protocol.
 func (c *Client) exchangeAs(ctx context.Context, protocol string, req []byte, ok func([]byte) bool) ([]byte, error) {
-	to := netip.AddrPortFrom(c.Gateway, service.NATPMPPort)
+	return ask(ctx, c.Conn, protocol, netip.AddrPortFrom(c.Gateway, service.NATPMPPort), req, func(b []byte, from netip.AddrPort) bool {
+		return from.Addr().Unmap() == c.Gateway && ok(b)
+	})
+}
+
+// ask sends req from conn to to until an answer ok accepts comes, the
+// tries run out or ctx ends, whichever is first; its errors name
+// protocol.
+func ask(ctx context.Context, conn *net.UDPConn, protocol string, to netip.AddrPort, req []byte, ok func(b []byte, from netip.AddrPort) bool) ([]byte, error) {
 	buf := make([]byte, 1500)
 	// A cancelled ctx ends the read under way; the socket is the
-	// caller's again, without a deadline, once exchange returns.
+	// caller's again, without a deadline, once ask returns.
 	interrupted := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		c.Conn.SetReadDeadline(time.Now())
+		conn.SetReadDeadline(time.Now())
 		close(interrupted)
 	})
 	defer func() {
 		if !stop() {
 			<-interrupted
 		}
-		c.Conn.SetReadDeadline(time.Time{})
+		conn.SetReadDeadline(time.Time{})
 	}()
 	for _, wait := range tries {
-		if _, err := c.Conn.WriteToUDPAddrPort(req, to); err != nil {
+		if _, err := conn.WriteToUDPAddrPort(req, to); err != nil {
 			return nil, fmt.Errorf("%s: send to %v: %w", protocol, to, err)
 		}
 		deadline := time.Now().Add(wait)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
-		c.Conn.SetReadDeadline(deadline)
+		conn.SetReadDeadline(deadline)
 		// After the deadline is set: a ctx that ended before it was
 		// would not be noticed until the deadline.
 		if err := ended(ctx); err != nil {
 			return nil, fmt.Errorf("%s: asking %v: %w", protocol, to, err)
 		}
 		for {
-			n, from, err := c.Conn.ReadFromUDPAddrPort(buf)
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				break
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: read: %w", protocol, err)
 			}
-			if from.Addr().Unmap() == c.Gateway && ok(buf[:n]) {
+			if ok(buf[:n], from) {
 				return append([]byte(nil), buf[:n]...), nil
 			}
 		}
@@ -138,4 +147,27 @@ func (c *Client) PCP(ctx context.Context, req pcp.Request) (pcp.Response, error)
 		return true
 	})
 	return resp, err
+}
+
+// MapPCP asks by PCP's MAP opcode (RFC 6887 section 11) for a forward of
+// proto from a public port (suggested) to the host's internal port. client
+// is the host's own address, which a PCP request carries and the server
+// checks against the packet's source. A zero lifetime deletes the
+// mapping; the nonce is new for every call, so this client cannot renew
+// a mapping it made before but only ask again.
+func (c *Client) MapPCP(ctx context.Context, proto string, client netip.Addr, internal, suggested uint16, lifetime time.Duration) (netip.AddrPort, Mapping, error) {
+	req := pcp.Request{Opcode: pcp.OpMap, Lifetime: lifetime, Client: client, Protocol: pcp.ProtoNumber(proto),
+		Internal: internal, Suggested: netip.AddrPortFrom(netip.IPv4Unspecified(), suggested)}
+	if _, err := rand.Read(req.Nonce[:]); err != nil {
+		return netip.AddrPort{}, Mapping{}, fmt.Errorf("PCP: nonce: %w", err)
+	}
+	resp, err := c.PCP(ctx, req)
+	if err != nil {
+		return netip.AddrPort{}, Mapping{}, err
+	}
+	if resp.Result != pcp.Success {
+		return netip.AddrPort{}, Mapping{}, fmt.Errorf("PCP: %s (result %d)", pcp.ResultText(resp.Result), resp.Result)
+	}
+	ext := netip.AddrPortFrom(resp.External.Addr().Unmap(), resp.External.Port())
+	return ext, Mapping{Proto: proto, Internal: internal, External: ext.Port(), Lifetime: resp.Lifetime}, nil
 }

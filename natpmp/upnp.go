@@ -59,7 +59,7 @@ type upnp struct {
 // group on the LAN's interface, so that answers leave from the gateway)
 // and the HTTP listener on the gateway.
 func (s *Server) listenUPnP() error {
-	ifi, err := interfaceOf(s.cfg.Gateway)
+	ifi, err := awaitInterfaceOf(s.cfg.Gateway)
 	if err != nil {
 		return fmt.Errorf("upnp: %w", err)
 	}
@@ -89,6 +89,25 @@ func (s *Server) listenUPnP() error {
 	mux.HandleFunc("POST "+commonPath, s.control)
 	s.upnp = &upnp{ssdp: pc.(*net.UDPConn), ln: ln, http: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, done: make(chan struct{})}
 	return nil
+}
+
+// gatewayPatience is how long the server waits for the gateway's address
+// to appear: a lab launches a NAT's services as soon as its namespace
+// exists, and gives the LAN its bridge and address meanwhile.
+const gatewayPatience = 10 * time.Second
+
+// awaitInterfaceOf is interfaceOf once a is on an interface, at most
+// gatewayPatience from now. The SSDP socket must join the group on the
+// LAN's interface, which only the address names.
+func awaitInterfaceOf(a netip.Addr) (*net.Interface, error) {
+	deadline := time.Now().Add(gatewayPatience)
+	for {
+		ifi, err := interfaceOf(a)
+		if err == nil || time.Now().After(deadline) {
+			return ifi, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // interfaceOf finds the interface that has address a.

@@ -18,6 +18,7 @@ const (
 	DropNoPort  = "no free public port"
 	DropClash   = "the host talks to this remote through another mapping"
 	DropHairpin = "hairpin: the filtering does not admit the sender"
+	DropExpired = "expired: inbound traffic does not refresh the mapping"
 )
 
 // randomAttempts is how many random ports a new mapping tries when its
@@ -51,6 +52,7 @@ func Build(c Config) (*Ruleset, error) {
 	b.outbound()
 	b.claim()
 	b.track()
+	b.expire()
 	b.permit()
 	b.clash()
 	b.hairpin()
@@ -243,7 +245,7 @@ func (b *builder) claim() {
 // recordNew enters a new mapping from the private source of the packet to
 // the public port just picked.
 func (b *builder) recordNew(public field) []stmt {
-	t := b.b.Timeout
+	t := b.b.Timeout.UDP
 	priv := []field{ipSaddr, udpSport}
 	stmts := []stmt{update(setPorts, t, []field{public}, priv)}
 	switch b.b.Mapping {
@@ -255,26 +257,20 @@ func (b *builder) recordNew(public field) []stmt {
 	return stmts
 }
 
-// track keeps natlab's maps alive while a flow carries traffic, in either
-// direction, as conntrack keeps its entry alive. It runs on forwarded
-// packets, where the private endpoint is still (or already) in the header
-// and conntrack knows the public port. The first packet of a flow started
-// inside is recorded by outbound instead: before its source NAT,
-// conntrack does not know the public port yet, and "ct status snat" does
-// not match.
+// track keeps natlab's maps alive while a flow carries traffic, as
+// conntrack keeps its entry alive: in either direction, or with refresh
+// outbound only from inside, inbound packets then going through the
+// expire chain instead. It runs on forwarded packets, where the private
+// endpoint is still (or already) in the header and conntrack knows the
+// public port. The first packet of a flow started inside is recorded by
+// outbound instead: before its source NAT, conntrack does not know the
+// public port yet, and "ct status snat" does not match.
 func (b *builder) track() {
 	c := b.chain(chainTrack, nftables.ChainHookForward, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityFilter-10), nftables.ChainPolicyAccept)
-	t := b.b.Timeout
+	t := b.b.Timeout.UDP
 	out := []field{ipSaddr, udpSport}
 	in := []field{ipDaddrF, udpDport}
-	for _, flow := range []struct {
-		status  stmt
-		public  field
-		comment string
-	}{
-		{ctStatusSNAT(), ctPort(expr.CtKeyPROTODST, reply), "a flow started inside"},
-		{ctStatusDNAT(), ctPort(expr.CtKeyPROTODST, original), "a flow let in"},
-	} {
+	for _, flow := range udpFlows() {
 		for _, dir := range []struct {
 			iif, oif string
 			priv     []field
@@ -284,8 +280,13 @@ func (b *builder) track() {
 			{b.LAN, b.WAN, out, ipDaddrF, "outbound"},
 			{b.WAN, b.LAN, in, ipSaddr, "inbound"},
 		} {
-			stmts := []stmt{iifname(dir.iif), oifname(dir.oif), l4proto("udp", false), flow.status,
-				update(setPorts, t, []field{flow.public}, dir.priv)}
+			stmts := []stmt{iifname(dir.iif), oifname(dir.oif), l4proto("udp", false), flow.status}
+			if dir.iif == b.WAN && b.b.Refresh == nat.RefreshOutbound {
+				c.add(fmt.Sprintf("%s: inbound traffic refreshes nothing (refresh outbound); the mapping must still be there", flow.comment),
+					iifname(dir.iif), oifname(dir.oif), l4proto("udp", true), flow.status, jump(chainExpire))
+				continue
+			}
+			stmts = append(stmts, update(setPorts, t, []field{flow.public}, dir.priv))
 			switch b.b.Mapping {
 			case nat.EndpointIndependent:
 				stmts = append(stmts, update(setMappings, t, dir.priv, []field{flow.public}))
@@ -295,6 +296,43 @@ func (b *builder) track() {
 			c.add(fmt.Sprintf("%s: %s traffic refreshes the mapping", flow.comment, dir.comment), stmts...)
 		}
 	}
+}
+
+// udpFlow is a kind of UDP flow through the NAT, by how conntrack marks
+// it, and where its public port is in its tuples.
+type udpFlow struct {
+	status  stmt
+	public  field
+	comment string
+}
+
+// udpFlows are the two kinds: started inside, whose public port is its
+// reply tuple's destination, and let in, whose public port is its original
+// tuple's destination.
+func udpFlows() []udpFlow {
+	return []udpFlow{
+		{ctStatusSNAT(), ctPort(expr.CtKeyPROTODST, reply), "a flow started inside"},
+		{ctStatusDNAT(), ctPort(expr.CtKeyPROTODST, original), "a flow let in"},
+	}
+}
+
+// expire drops inbound packets of a flow whose mapping has expired, for a
+// NAT whose mappings only outbound traffic refreshes (RFC 4787 section
+// 4.3). Conntrack refreshes its entry with every packet, in either
+// direction, and would let the replies of a flow whose host no longer
+// sends in for ever; natlab's maps are refreshed from inside only, so a
+// mapping whose public port they no longer own has expired, and what the
+// flow brings in is dropped, as a NAT that had forgotten the mapping
+// would.
+func (b *builder) expire() {
+	if b.b.Refresh != nat.RefreshOutbound {
+		return
+	}
+	c := b.chain(chainExpire, nil, "", nil, 0)
+	for _, flow := range udpFlows() {
+		c.add(flow.comment+": its mapping still owns its public port", flow.status, portOwned(flow.public), ret())
+	}
+	c.add("the mapping has expired: only outbound traffic refreshes it", counter(), logDrop(DropExpired), drop())
 }
 
 // permit remembers whom each mapping has sent to, for address-dependent
@@ -307,7 +345,7 @@ func (b *builder) permit() {
 	c := b.chain(chainPermit, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
 	c.add("a mapping that sends to an address may hear back from it",
 		oifname(b.WAN), ipSaddrIs(b.Public), l4proto("udp", false),
-		update(setPermits, b.b.Timeout, []field{ipDaddrF, udpSport}, nil))
+		update(setPermits, b.b.Timeout.UDP, []field{ipDaddrF, udpSport}, nil))
 }
 
 // clash drops the one kind of inbound packet natlab cannot deliver as an
@@ -349,7 +387,7 @@ func (b *builder) hairpin() {
 	}
 	c := b.chain(chainHairpin, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
 	looped := []stmt{iifname(b.LAN), oifname(b.LAN), ipSaddrIs(b.Public), l4proto("udp", false)}
-	t := b.b.Timeout
+	t := b.b.Timeout.UDP
 	// The remote a hairpinned packet was sent to is the NAT's public
 	// address, which after source NAT is the packet's source too.
 	remote := ipSaddr

@@ -70,8 +70,13 @@ func (c *Config) validate() error {
 	if b.PortRange.First == 0 || b.PortRange.First > b.PortRange.Last {
 		errs = append(errs, fmt.Errorf("port range %v is empty or starts at 0", b.PortRange))
 	}
-	if b.Timeout < time.Second || b.Timeout%time.Millisecond != 0 {
-		errs = append(errs, fmt.Errorf("timeout %v must be at least 1s, in whole milliseconds", b.Timeout))
+	if _, err := nat.ParseRefresh(string(b.Refresh)); err != nil {
+		errs = append(errs, fmt.Errorf("refresh: %w", err))
+	}
+	// Only UDP's timeout is the rules': TCP and ICMP are conntrack's, whose
+	// timeouts the lab sets in the NAT's namespace.
+	if t := b.Timeout.UDP; t < time.Second || t%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("UDP timeout %v must be at least 1s, in whole milliseconds", t))
 	}
 	if c.OneToOne.IsValid() {
 		switch {

@@ -33,7 +33,15 @@
 //     own public endpoints a mapping has sent to by hairpinning.
 //
 // A chain at postrouting, after source NAT, records every UDP flow in those
-// maps from its conntrack tuples. Inbound packets to the public address are
+// maps from its conntrack tuples, and the track chain, on forwarded
+// packets, refreshes a flow's entries as its traffic passes: in both
+// directions by default, as conntrack refreshes its own entry. With the
+// refresh knob outbound (RFC 4787 section 4.3: outbound refresh is
+// required, inbound refresh allowed), only packets from inside refresh
+// them; since conntrack still refreshes its entry with every packet, an
+// inbound packet of a flow whose public port the ports map no longer owns
+// is dropped in the expire chain, as by a NAT that has forgotten the
+// mapping. Inbound packets to the public address are
 // let in by destination NAT only where the filtering knob allows:
 // endpoint-independent filtering admits anyone to a mapped port,
 // address-dependent filtering requires an entry in permits, and

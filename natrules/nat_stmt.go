@@ -157,6 +157,16 @@ func markTaken() stmt {
 	}}
 }
 
+// portOwned matches if a mapping owns the public port the field loads:
+// the lookup markTaken makes, of a conntrack port instead of the mark.
+func portOwned(public field) stmt {
+	return stmt{public.text + " map @" + setPorts + " != 0x0 [invalid type]", []expr.Any{
+		public.load(reg3),
+		&expr.Lookup{SourceRegister: reg3, DestRegister: reg2, IsDestRegSet: true, SetName: setPorts},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg2, Data: make([]byte, ip4Len)},
+	}}
+}
+
 // snatTo translates the source address and lets conntrack choose the port:
 // the same as the private one where that is unique, or random.
 func snatTo(public netip.Addr, random bool) stmt {

@@ -31,7 +31,11 @@ var short = map[nat.Dependence]string{
 	nat.AddressAndPortDependent: "apd",
 }
 
+// baseConfig is a NAT with behaviour b, refreshed both ways unless b says.
 func baseConfig(b nat.Behaviour) Config {
+	if b.Refresh == "" {
+		b.Refresh = nat.RefreshBoth
+	}
 	return Config{Public: netip.MustParseAddr("203.0.113.1"), WAN: "eth0", LAN: "lan0", Behaviour: b}
 }
 
@@ -49,7 +53,7 @@ func goldenCases() []goldenCase {
 					}
 					cases = append(cases, goldenCase{name, baseConfig(nat.Behaviour{
 						Mapping: m, Filtering: f, Ports: p, PortRange: nat.DefaultPortRange,
-						Hairpin: hairpin, Timeout: nat.DefaultTimeout,
+						Hairpin: hairpin, Timeout: nat.DefaultTimeouts,
 					})})
 				}
 			}
@@ -61,31 +65,38 @@ func goldenCases() []goldenCase {
 	}
 	for _, t := range nat.Types {
 		c := baseConfig(nat.Behaviour{Mapping: t.Mapping(), Filtering: t.Filtering(), Ports: t.DefaultPorts(),
-			PortRange: nat.DefaultPortRange, Hairpin: false, Timeout: nat.DefaultTimeout})
+			PortRange: nat.DefaultPortRange, Hairpin: false, Timeout: nat.DefaultTimeouts})
 		c.Forwards = forwards
 		cases = append(cases, goldenCase{string(t) + "-forwards", c})
 	}
 	story := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
-		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 48721, Last: 65535}, Hairpin: true, Timeout: 30*time.Second + 500*time.Millisecond})
+		Ports: nat.PortSequential, PortRange: nat.PortRange{First: 48721, Last: 65535}, Hairpin: true, Timeout: nat.UDPOnly(30*time.Second + 500*time.Millisecond)})
 	story.Public = netip.MustParseAddr("203.0.113.50")
 	story.WAN, story.LAN = "wan", "lan"
 	cases = append(cases, goldenCase{"story-sequential", story})
 	pmp := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
-		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeout})
+		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeouts})
 	pmp.PortMapping = true
 	cases = append(cases, goldenCase{"port-mapping", pmp})
+	// Refresh outbound: inbound traffic goes through the expire chain
+	// instead of refreshing, for the two ways inbound packets come in.
+	for _, typ := range []nat.Type{nat.FullCone, nat.PortRestrictedCone} {
+		c := baseConfig(nat.Behaviour{Mapping: typ.Mapping(), Filtering: typ.Filtering(), Ports: nat.PortPreserve,
+			PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeouts, Refresh: nat.RefreshOutbound})
+		cases = append(cases, goldenCase{string(typ) + "-refresh-outbound", c})
+	}
 	small := baseConfig(nat.Behaviour{Mapping: nat.AddressAndPortDependent, Filtering: nat.EndpointIndependent,
-		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 40000, Last: 40003}, Hairpin: false, Timeout: nat.DefaultTimeout})
+		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 40000, Last: 40003}, Hairpin: false, Timeout: nat.DefaultTimeouts})
 	cases = append(cases, goldenCase{"small-range", small})
 	// Every port may be kept: the preserving rule has no range to check.
 	whole := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
-		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 1, Last: 65535}, Hairpin: true, Timeout: nat.DefaultTimeout})
+		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 1, Last: 65535}, Hairpin: true, Timeout: nat.DefaultTimeouts})
 	cases = append(cases, goldenCase{"whole-range", whole})
 	// A one-to-one NAT: the behaviour a file gives it, for every port to
 	// be its host's, with and without hairpinning.
 	for _, hairpin := range []bool{true, false} {
 		c := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.EndpointIndependent,
-			Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: hairpin, Timeout: nat.DefaultTimeout})
+			Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Hairpin: hairpin, Timeout: nat.DefaultTimeouts})
 		c.OneToOne = netip.MustParseAddr("192.168.1.2")
 		name := "one-to-one"
 		if !hairpin {
@@ -161,7 +172,7 @@ func TestGolden(t *testing.T) {
 
 func TestBuildRejectsBadConfig(t *testing.T) {
 	good := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.EndpointIndependent,
-		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Timeout: time.Minute})
+		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Timeout: nat.UDPOnly(time.Minute)})
 	tests := []struct {
 		name   string
 		change func(*Config)
@@ -174,7 +185,8 @@ func TestBuildRejectsBadConfig(t *testing.T) {
 		{"bad filtering", func(c *Config) { c.Behaviour.Filtering = "" }, "filtering: unknown value"},
 		{"bad ports", func(c *Config) { c.Behaviour.Ports = "odd" }, "ports: unknown value"},
 		{"empty range", func(c *Config) { c.Behaviour.PortRange = nat.PortRange{First: 10, Last: 9} }, "port range"},
-		{"short timeout", func(c *Config) { c.Behaviour.Timeout = time.Millisecond }, "timeout"},
+		{"short timeout", func(c *Config) { c.Behaviour.Timeout.UDP = time.Millisecond }, "timeout"},
+		{"bad refresh", func(c *Config) { c.Behaviour.Refresh = "sideways" }, "refresh: unknown value"},
 		{"bad forward proto", func(c *Config) {
 			c.Forwards = []Forward{{Proto: "sctp", Port: 1, To: netip.MustParseAddrPort("10.0.0.1:1")}}
 		}, "tcp or udp"},

@@ -103,6 +103,7 @@ const (
 	chainOutbound    = "outbound"
 	chainClaim       = "claim"
 	chainTrack       = "track"
+	chainExpire      = "expire"
 	chainPermit      = "permit"
 	chainClash       = "clash"
 	chainHairpin     = "hairpin"

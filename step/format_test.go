@@ -22,7 +22,7 @@ func probeBase() map[string]any {
 		"nodes": map[string]any{
 			"srv":   map[string]any{"kind": "server", "services": []any{"stun", "turn", "rendezvous", "tunnel", "derp"}},
 			"srv2":  map[string]any{"kind": "server", "services": []any{"stun"}},
-			"nat":   map[string]any{"kind": "nat", "port-mapping": "nat-pmp", "forward": []any{map[string]any{"proto": "tcp", "port": 80, "to": "alice"}}},
+			"nat":   map[string]any{"kind": "nat", "port-mapping": []any{"nat-pmp", "pcp", "upnp"}, "forward": []any{map[string]any{"proto": "tcp", "port": 80, "to": "alice"}}},
 			"alice": map[string]any{"kind": "host", "behind": "nat"},
 			"bob":   map[string]any{"kind": "host", "behind": "nat"},
 			"nat2":  map[string]any{"kind": "nat"},

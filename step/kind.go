@@ -115,7 +115,7 @@ var (
 	upgradeKind    = kind[Upgrade]("upgrade", "Connect two hosts through a relay at once (DERP if a server runs derp, else TURN over TCP) and move them to a direct path when a punch succeeds, as Tailscale does.", "upgrade: {between: [alice, bob]}")
 	iceKind        = kind[ICE]("ice", "Connect two hosts with ICE (RFC 8445) using every STUN and TURN server of the lab.", "ice: {between: [alice, bob]}")
 	sendKind       = kind[Send]("send", "Send one UDP message (or open one TCP connection) from a node to a node or an address; with a count, that many messages the receiver answers, to count the round trips lost and time them.", "send: {from: friend, to: alice}")
-	portmapKind    = kind[Portmap]("portmap", "Have a host ask the nat it is behind for a port mapping with NAT-PMP (RFC 6886); the nat needs port-mapping: nat-pmp.", "portmap: {from: alice, port: 8080}")
+	portmapKind    = kind[Portmap]("portmap", "Have a host ask the nat it is behind for a port mapping by NAT-PMP (RFC 6886), PCP (RFC 6887) or UPnP IGD, as protocol says; the nat needs port-mapping: with that protocol.", "portmap: {from: alice, port: 8080}")
 	tunnelKind     = kind[Tunnel]("tunnel", "Have a host expose a local TCP port on a public port of a tunnel server, ngrok style, for the rest of the run.", "tunnel: {from: alice, port: 8080}")
 	throughputKind = kind[Throughput]("throughput", "Measure the goodput from one host to another over the path a punch kept, or through a TURN relay: the sender offers UDP at a rate for a while, and the step reports the Mbit/s that arrived.", "throughput: {from: alice, to: bob, via: relay}")
 	tableKind      = kind[Table]("table", "Read a nat's translation table.", "table: {node: nat-a}")

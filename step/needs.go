@@ -18,6 +18,13 @@ type Need struct {
 // topology.Service: a NAT offers it with port-mapping: nat-pmp.
 const NATPMP = "NAT-PMP"
 
+// PCP and UPnP name a NAT's other port-mapping services, offered with
+// port-mapping: pcp and upnp.
+const (
+	PCP  = "PCP"
+	UPnP = "UPnP"
+)
+
 // need is the need of node's svc; none when node is "".
 func need(node string, svc topology.Service) []Need {
 	if node == "" {
@@ -35,6 +42,8 @@ var serviceWords = []struct{ service, word string }{
 	{string(topology.ServiceTunnel), "tunnel"},
 	{string(topology.ServiceDERP), "DERP"},
 	{NATPMP, "NAT-PMP"},
+	{PCP, "PCP"},
+	{UPnP, "UPnP"},
 }
 
 // ServicesDown says which of the services u talks to are not running, as

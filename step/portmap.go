@@ -3,6 +3,7 @@ package step
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -24,10 +25,13 @@ const (
 )
 
 // Portmap has a host ask the nat it is behind for a port mapping with
-// NAT-PMP (RFC 6886).
+// one of the protocols the nat speaks: NAT-PMP (RFC 6886), PCP (RFC 6887)
+// or UPnP's Internet Gateway Device.
 type Portmap struct {
-	// The host that asks: right behind a nat with port-mapping: nat-pmp.
+	// The host that asks: right behind a nat with a port-mapping.
 	From string `yaml:"from" format:"NodeRef" schema:"required"`
+	// The protocol to ask by: one the host's nat speaks.
+	Protocol string `yaml:"protocol" format:"PortMappingProtocol" default:"the first of nat-pmp, pcp, upnp the nat speaks"`
 	// The protocol to map.
 	Proto topology.Protocol `yaml:"proto" format:"ProtoName" default:"tcp"`
 	// The host's port to map.
@@ -42,7 +46,7 @@ type Portmap struct {
 }
 
 func (s *Portmap) read(f *topology.StepFields) string {
-	s.From = f.NATPMPHost("from")
+	s.From, s.Protocol = f.PortMappingHost("from", "protocol")
 	s.Proto = f.Protocol("proto", topology.TCP)
 	s.Port = f.Port("port", 0)
 	s.PublicPort = f.Port("public-port", s.Port)
@@ -57,18 +61,26 @@ func (s *Portmap) read(f *topology.StepFields) string {
 
 // Describe says what the host asks for.
 func (s *Portmap) Describe() string {
-	return fmt.Sprintf(" %s from %s port %d, public port %d, lifetime %s, expect %s", s.Proto, s.From, s.Port, s.PublicPort, topology.FormatDuration(s.Lifetime), s.Expect)
+	return fmt.Sprintf(" %s from %s port %d, public port %d, lifetime %s, by %s, expect %s", s.Proto, s.From, s.Port, s.PublicPort, topology.FormatDuration(s.Lifetime), s.Protocol, s.Expect)
 }
 
 // Expected is ok or fail.
 func (s *Portmap) Expected() string { return s.Expect }
 
-// Needs is the NAT-PMP server of the host's NAT.
+// Needs is the host's NAT's server of the protocol.
 func (s *Portmap) Needs(env Env) []Need {
 	if h := env.Topology().Node(s.From); h != nil {
-		return need(h.Behind, NATPMP)
+		return need(h.Behind, topology.Service(portMappingService[s.Protocol]))
 	}
 	return nil
+}
+
+// portMappingService names the service of each protocol, as Needs and
+// messages do.
+var portMappingService = map[string]string{
+	topology.PortMappingNATPMP: NATPMP,
+	topology.PortMappingPCP:    PCP,
+	topology.PortMappingUPnP:   UPnP,
 }
 
 // Run asks the host's NAT for the mapping; sends to the host's port go
@@ -81,17 +93,48 @@ func (s *Portmap) Run(ctx context.Context, env Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	client := natpmp.Client{Conn: c, Gateway: gw.NAT.Gateway}
 	want := s.PublicPort
 	if want == 0 {
 		want = s.Port
 	}
-	m, err := client.Map(ctx, string(s.Proto), s.Port, want, s.Lifetime)
+	public, m, err := s.ask(ctx, env, host, gw, c, want)
 	if err != nil {
-		return verdict(s, s.Expect, "fail", Result{Reason: err.Error(), Detail: fmt.Sprintf("%s asked %s (%v) for %s port %d", s.From, gw.Name, gw.NAT.Gateway, s.Proto, want)}), nil
+		return verdict(s, s.Expect, "fail", Result{Reason: err.Error(), Detail: fmt.Sprintf("%s asked %s (%v) by %s for %s port %d", s.From, gw.Name, gw.NAT.Gateway, s.Protocol, s.Proto, want)}), nil
 	}
-	public := netip.AddrPortFrom(gw.Addresses[0], m.External)
 	env.Memory().SetForward(Forward{s.From, s.Proto, s.Port}, public)
 	return verdict(s, s.Expect, "ok", Result{Data: m,
-		Detail: fmt.Sprintf("%s forwards %s %v to %s:%d for %s", gw.Name, s.Proto, public, s.From, s.Port, nat.FormatDuration(m.Lifetime))}), nil
+		Detail: fmt.Sprintf("%s: %s forwards %s %v to %s:%d for %s", s.Protocol, gw.Name, s.Proto, public, s.From, s.Port, nat.FormatDuration(m.Lifetime))}), nil
+}
+
+// ask asks gw for the mapping by the step's protocol, from the host's
+// socket c, and returns the public endpoint it grants.
+func (s *Portmap) ask(ctx context.Context, env Env, host, gw *topology.Node, c *net.UDPConn, want uint16) (netip.AddrPort, natpmp.Mapping, error) {
+	client := natpmp.Client{Conn: c, Gateway: gw.NAT.Gateway}
+	switch s.Protocol {
+	case topology.PortMappingPCP:
+		return client.MapPCP(ctx, string(s.Proto), host.Addresses[0], s.Port, want, s.Lifetime)
+	case topology.PortMappingUPnP:
+		hc, err := env.HTTPClient(s.From)
+		if err != nil {
+			return netip.AddrPort{}, natpmp.Mapping{}, err
+		}
+		u := natpmp.UPnPClient{SSDP: c, HTTP: hc, Client: host.Addresses[0]}
+		control, err := u.Discover(ctx)
+		if err != nil {
+			return netip.AddrPort{}, natpmp.Mapping{}, err
+		}
+		m, err := u.Map(ctx, control, string(s.Proto), s.Port, want, s.Lifetime)
+		if err != nil {
+			return netip.AddrPort{}, natpmp.Mapping{}, err
+		}
+		addr, err := u.ExternalAddress(ctx, control)
+		return netip.AddrPortFrom(addr, m.External), m, err
+	default:
+		addr, err := client.ExternalAddress(ctx)
+		if err != nil {
+			return netip.AddrPort{}, natpmp.Mapping{}, err
+		}
+		m, err := client.Map(ctx, string(s.Proto), s.Port, want, s.Lifetime)
+		return netip.AddrPortFrom(addr, m.External), m, err
+	}
 }

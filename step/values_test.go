@@ -138,10 +138,22 @@ func TestActsValues(t *testing.T) {
 	if s := nth[Portmap](t, steps, 19); s.Lifetime != 90*time.Second {
 		t.Errorf("portmap lifetime in seconds: %+v", s)
 	}
-	if s := nth[Tunnel](t, steps, 20); s.From != "bob" || s.Server != "relay2" || s.Port != 8080 || s.PublicPort != 0 || s.Expect != "ok" {
+	if s := nth[Portmap](t, steps, 16); s.Protocol != topology.PortMappingNATPMP {
+		t.Errorf("portmap by default asks by the nat's only protocol: %+v", s)
+	}
+	if s := nth[Portmap](t, steps, 20); s.Protocol != topology.PortMappingNATPMP {
+		t.Errorf("portmap by nat-pmp: %+v", s)
+	}
+	if s := nth[Portmap](t, steps, 21); s.From != "carol" || s.Protocol != topology.PortMappingPCP {
+		t.Errorf("portmap by default asks by the first protocol the nat speaks, pcp before upnp: %+v", s)
+	}
+	if s := nth[Portmap](t, steps, 22); s.Protocol != topology.PortMappingUPnP {
+		t.Errorf("portmap by upnp: %+v", s)
+	}
+	if s := nth[Tunnel](t, steps, 23); s.From != "bob" || s.Server != "relay2" || s.Port != 8080 || s.PublicPort != 0 || s.Expect != "ok" {
 		t.Errorf("tunnel with defaults: %+v", s)
 	}
-	if s := nth[Tunnel](t, steps, 21); s.Server != "tun" || s.PublicPort != 1024 || s.Expect != "fail" {
+	if s := nth[Tunnel](t, steps, 24); s.Server != "tun" || s.PublicPort != 1024 || s.Expect != "fail" {
 		t.Errorf("tunnel: %+v", s)
 	}
 }

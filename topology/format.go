@@ -322,6 +322,12 @@ type (
 	// private port when it is free, sequential hands out consecutive
 	// ones, random picks any.
 	PortAllocation string
+	// Timeout is how long a nat's idle mappings live: one duration, for
+	// UDP's, or a map of them by protocol.
+	Timeout struct{}
+	// Refresh is which packets keep a nat's mapping alive: both
+	// directions, or only those from inside.
+	Refresh string
 	// PortMapping is how hosts behind a nat can ask it for a mapping:
 	// a protocol or none, or a list of protocols.
 	PortMapping struct{}
@@ -367,6 +373,29 @@ func (Dependence) Values() []string { return words(nat.Dependences) }
 
 // Values lists the port allocations.
 func (PortAllocation) Values() []string { return words(nat.PortAllocations) }
+
+// Variants lists timeout's forms.
+func (Timeout) Variants() []any { return []any{Duration(""), TimeoutMap{}} }
+
+// TimeoutMap is a nat's timeouts by protocol; those left out keep their
+// defaults.
+type TimeoutMap struct {
+	_ struct{} `schema:"minProperties=1"`
+	// UDP's mappings, in natlab's maps (RFC 4787 REQ-5: at least 2m).
+	UDP Duration `yaml:"udp" default:"2m"`
+	// A TCP connection established (RFC 5382 REQ-5: at least 2h4m), in
+	// whole seconds.
+	TCPEstablished Duration `yaml:"tcp-established" default:"2h4m"`
+	// A TCP connection opening or closing (RFC 5382 REQ-5: at least 4m),
+	// in whole seconds.
+	TCPTransitory Duration `yaml:"tcp-transitory" default:"4m"`
+	// An ICMP query such as an echo (RFC 5508 REQ-1: at least 60s), in
+	// whole seconds.
+	ICMP Duration `yaml:"icmp" default:"1m"`
+}
+
+// Values lists the refresh directions.
+func (Refresh) Values() []string { return words(nat.Refreshes) }
 
 // Variants lists port-mapping's forms.
 func (PortMapping) Variants() []any { return []any{PortMappingName(""), []PortMappingProtocol(nil)} }
@@ -528,6 +557,7 @@ var formatTypes = func() map[string]reflect.Type {
 		reflect.TypeFor[ProtoName](), reflect.TypeFor[Family](), reflect.TypeFor[OKFail](),
 		reflect.TypeFor[STUNExpect](), reflect.TypeFor[UpgradeOutcome](), reflect.TypeFor[ICEOutcome](),
 		reflect.TypeFor[SendOutcome](), reflect.TypeFor[TableExpect](), reflect.TypeFor[IPv4Addr](),
+		reflect.TypeFor[PortMappingProtocol](),
 		reflect.TypeFor[LinkDuration](), reflect.TypeFor[Percent](), reflect.TypeFor[Rate](), reflect.TypeFor[MTU](),
 	} {
 		m[t.Name()] = t

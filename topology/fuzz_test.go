@@ -102,8 +102,8 @@ func checkStep(t *testing.T, topo *topology.Topology, s topology.Step) {
 	case *step.Table:
 		nat(u.Node)
 	case *step.Portmap:
-		if n := topo.Node(u.From); n == nil || n.Behind == "" || !topo.Node(n.Behind).NAT.Speaks(topology.PortMappingNATPMP) {
-			t.Errorf("step %q maps a port for %q, which is not behind a nat with NAT-PMP", s.Name, u.From)
+		if n := topo.Node(u.From); n == nil || n.Behind == "" || !topo.Node(n.Behind).NAT.Speaks(u.Protocol) {
+			t.Errorf("step %q maps a port for %q by %q, which its nat does not speak", s.Name, u.From, u.Protocol)
 		}
 	case *step.Tunnel:
 		refs = append(refs, u.From, u.Server)

@@ -159,20 +159,33 @@ var NATKnobs = []NATKnob{
 			return "no hairpin"
 		},
 	}.knob(),
-	knobDef[time.Duration]{
-		key: "timeout", format: reflect.TypeFor[Duration](), def: fmtDuration(nat.DefaultTimeout),
-		meaning: fmt.Sprintf("How long an idle mapping lives, %s to %s.", fmtDuration(minTimeout), fmtDuration(maxTimeout)),
-		field:   func(b *nat.Behaviour) *time.Duration { return &b.Timeout },
-		read: func(p *parser, v *value, path string) (time.Duration, bool) {
-			return p.duration(v, path, minTimeout, maxTimeout)
-		},
-		deflt:  func(nat.Type) time.Duration { return nat.DefaultTimeout },
-		value:  func(d time.Duration) any { return fmtDuration(d) },
-		phrase: func(d time.Duration) string { return "timeout " + fmtDuration(d) },
-		// Conntrack still forgets idle flows (after the default timeout),
-		// but nothing the host can observe depends on it: every packet
-		// to the public address reaches it whether a flow exists or not.
+	knobDef[nat.Timeouts]{
+		key: "timeout", format: reflect.TypeFor[Timeout](), def: fmtDuration(nat.DefaultTimeout),
+		meaning: fmt.Sprintf("How long an idle mapping lives, each %s to %s: one duration for UDP's mappings (the others keep their defaults), "+
+			"or a map by protocol: udp (default %s; RFC 4787 REQ-5 requires at least 2m), tcp-established (default %s; RFC 5382 REQ-5 requires at least 2h4m), "+
+			"tcp-transitory, a TCP connection opening or closing (default %s; RFC 5382 requires at least 4m), and icmp, an ICMP query such as an echo (default %s; RFC 5508 REQ-1 requires at least 60s). "+
+			"natlab is a lab and takes shorter ones, for tests. TCP's and ICMP's are conntrack's timeouts in the nat's namespace, in whole seconds.",
+			fmtDuration(minTimeout), fmtDuration(maxTimeout), fmtDuration(nat.DefaultTimeouts.UDP), fmtDuration(nat.DefaultTimeouts.TCPEstablished),
+			fmtDuration(nat.DefaultTimeouts.TCPTransitory), fmtDuration(nat.DefaultTimeouts.ICMP)),
+		field:  func(b *nat.Behaviour) *nat.Timeouts { return &b.Timeout },
+		read:   (*parser).timeouts,
+		deflt:  func(nat.Type) nat.Timeouts { return nat.DefaultTimeouts },
+		value:  timeoutsValue,
+		phrase: func(t nat.Timeouts) string { return "timeout " + timeoutsPhrase(t) },
+		// Conntrack still forgets idle flows (after its timeouts), but
+		// nothing the host can observe depends on it: every packet to the
+		// public address reaches it whether a flow exists or not.
 		notOneToOne: "its host's address is bound to the public address for as long as the lab runs, and no mapping times out",
+	}.knob(),
+	knobDef[nat.Refresh]{
+		key: "refresh", format: reflect.TypeFor[Refresh](), def: string(nat.RefreshBoth),
+		meaning:     "Which packets keep an idle mapping alive (RFC 4787 section 4.3): both, packets in either direction, as Linux's conntrack and most home routers do; or outbound, only packets from inside, so that a mapping whose host only receives expires at its timeout. RFC 4787 REQ-6 requires outbound refresh and allows inbound refresh. It applies to UDP mappings; TCP and ICMP are conntrack's, which refreshes both ways.",
+		field:       func(b *nat.Behaviour) *nat.Refresh { return &b.Refresh },
+		read:        (*parser).refresh,
+		deflt:       func(nat.Type) nat.Refresh { return nat.RefreshBoth },
+		value:       word[nat.Refresh],
+		phrase:      func(r nat.Refresh) string { return "refresh " + string(r) },
+		notOneToOne: "it keeps no mapping to refresh: its host's address is bound to the public address for as long as the lab runs",
 	}.knob(),
 }
 
@@ -409,6 +422,113 @@ func (p *parser) portAllocation(v *value, path string) (nat.PortAllocation, bool
 		return "", false
 	}
 	return a, true
+}
+
+// TimeoutsValue is a timeout map as a file writes it, every protocol
+// spelt out.
+type TimeoutsValue struct {
+	UDP            string `json:"udp" yaml:"udp"`
+	TCPEstablished string `json:"tcp-established" yaml:"tcp-established"`
+	TCPTransitory  string `json:"tcp-transitory" yaml:"tcp-transitory"`
+	ICMP           string `json:"icmp" yaml:"icmp"`
+}
+
+// timeoutsValue is t as a file writes it: UDP's duration alone where the
+// others are the defaults, a TimeoutsValue otherwise.
+func timeoutsValue(t nat.Timeouts) any {
+	if t.OnlyUDP() {
+		return fmtDuration(t.UDP)
+	}
+	return TimeoutsValue{fmtDuration(t.UDP), fmtDuration(t.TCPEstablished), fmtDuration(t.TCPTransitory), fmtDuration(t.ICMP)}
+}
+
+// timeoutsPhrase is t in natlab show's line: 2m, or {udp 2m, ...}.
+func timeoutsPhrase(t nat.Timeouts) string {
+	if t.OnlyUDP() {
+		return fmtDuration(t.UDP)
+	}
+	parts := make([]string, len(nat.TimeoutKeys))
+	for i, k := range nat.TimeoutKeys {
+		parts[i] = k + " " + fmtDuration(*t.Of(k))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// timeoutsWant is what a timeout takes, for messages.
+const timeoutsWant = "a duration such as 2m, or a map such as {udp: 2m, tcp-established: 2h4m, tcp-transitory: 4m, icmp: 60s}"
+
+// timeouts reads a nat's timeout: one duration, UDP's, or a map of them
+// by protocol. TCP's and ICMP's are conntrack's, which counts whole
+// seconds.
+func (p *parser) timeouts(v *value, path string) (nat.Timeouts, bool) {
+	if v.kind != kindMap {
+		if v.kind != kindInvalid && !v.isScalar() {
+			p.errs.errorf(v.pos, "%s: want %s, not %s", path, timeoutsWant, v.describe())
+			return nat.Timeouts{}, false
+		}
+		d, ok := p.duration(v, path, minTimeout, maxTimeout)
+		return nat.UDPOnly(d), ok
+	}
+	t, ok := nat.DefaultTimeouts, true
+	if len(v.entries) == 0 {
+		p.errs.errorf(v.pos, "%s: an empty map; want %s", path, timeoutsWant)
+		return nat.Timeouts{}, false
+	}
+	for _, e := range v.entries {
+		kpath := path + "." + e.key
+		at := t.Of(e.key)
+		if at == nil {
+			msg := unknownKeyMessage(e, kpath, "a timeout", nat.TimeoutKeys, "")
+			switch strings.ToLower(e.key) {
+			case "tcp":
+				msg += "; TCP has two: tcp-established for an open connection, tcp-transitory for one opening or closing"
+			case "icmpv6", "icmp6":
+				msg = strings.TrimSuffix(msg, "; did you mean icmp?") + "; natlab's nats translate IPv4 only, and its IPv6 firewall keeps UDP's timeout"
+			}
+			p.errs.errorf(e.keyPos, "%s", msg)
+			ok = false
+			continue
+		}
+		d, dok := p.duration(e.val, kpath, minTimeout, maxTimeout)
+		if dok && e.key != "udp" && d%time.Second != 0 {
+			p.errs.errorf(e.val.pos, "%s: %s is not a whole number of seconds; conntrack, which times %s out, counts seconds", kpath, e.val.text, e.key)
+			dok = false
+		}
+		if !dok {
+			ok = false
+			continue
+		}
+		*at = d
+	}
+	return t, ok
+}
+
+// refresh reads which packets refresh a mapping.
+func (p *parser) refresh(v *value, path string) (nat.Refresh, bool) {
+	want := "both or outbound"
+	if v.kind == kindBool {
+		p.errs.errorf(v.pos, "%s: want %s, not %s", path, want, v.describe())
+		return "", false
+	}
+	s, ok := p.str(v, path, want)
+	if !ok {
+		return "", false
+	}
+	r, err := nat.ParseRefresh(s)
+	if err == nil {
+		return r, true
+	}
+	msg := fmt.Sprintf("%s: %v", path, err)
+	switch s {
+	case "inbound":
+		msg += "; RFC 4787 REQ-6 requires outbound refresh, so inbound alone is no choice: both adds it to outbound"
+	default:
+		if sug := suggest.Closest(strings.ToLower(s), words(nat.Refreshes)); sug != "" {
+			msg += "; did you mean " + sug + "?"
+		}
+	}
+	p.errs.errorf(v.pos, "%s", msg)
+	return "", false
 }
 
 // boolean reads true or false. Quoted, they are strings that someone

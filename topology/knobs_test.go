@@ -70,9 +70,9 @@ func TestKnobsInTheFormat(t *testing.T) {
 // it back gives the behaviour again, and the JSON views' form of it.
 func TestKnobValues(t *testing.T) {
 	b := nat.Behaviour{Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent, Ports: nat.PortSequential,
-		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 90 * time.Second}
+		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: nat.UDPOnly(90 * time.Second), Refresh: nat.RefreshOutbound}
 	want := map[string]any{"mapping": "address-dependent", "filtering": "endpoint-independent", "ports": "sequential",
-		"port-range": "20000-20999", "hairpin": false, "timeout": "1m30s"}
+		"port-range": "20000-20999", "hairpin": false, "timeout": "1m30s", "refresh": "outbound"}
 	node := map[string]any{"kind": "nat"}
 	for i := range NATKnobs {
 		k := &NATKnobs[i]
@@ -106,7 +106,7 @@ func TestKnobValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantJSON := `{"type":"x","mapping":"address-dependent","filtering":"endpoint-independent","ports":"sequential",` +
-		`"port_range":"20000-20999","hairpin":false,"timeout":"1m30s","lan":"192.168.1.0/24"}`
+		`"port_range":"20000-20999","hairpin":false,"timeout":"1m30s","refresh":"outbound","lan":"192.168.1.0/24"}`
 	if string(obj) != wantJSON {
 		t.Errorf("NATJSON =\n%s\nwant\n%s", obj, wantJSON)
 	}
@@ -129,7 +129,7 @@ func TestKnobDefaults(t *testing.T) {
 		}
 		b := topo.Node("n").NAT.Behaviour
 		want := nat.Behaviour{Mapping: typ.Mapping(), Filtering: typ.Filtering(), Ports: typ.DefaultPorts(),
-			PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeout}
+			PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeouts, Refresh: nat.RefreshBoth}
 		if b != want {
 			t.Errorf("%s: %+v, want %+v", typ, b, want)
 		}
@@ -148,9 +148,9 @@ func TestKnobDefaults(t *testing.T) {
 func TestDescribeBehaviourNamesEveryKnob(t *testing.T) {
 	n := &NAT{Type: nat.Symmetric, Behaviour: nat.Behaviour{Mapping: nat.AddressAndPortDependent,
 		Filtering: nat.AddressAndPortDependent, Ports: nat.PortRandom, PortRange: nat.PortRange{First: 5, Last: 6},
-		Timeout: 24 * time.Hour}}
+		Timeout: nat.UDPOnly(24 * time.Hour), Refresh: nat.RefreshOutbound}}
 	got := n.describeBehaviour()
-	want := "symmetric: mapping address-and-port-dependent, filtering address-and-port-dependent, ports random 5-6, no hairpin, timeout 24h, port-mapping none"
+	want := "symmetric: mapping address-and-port-dependent, filtering address-and-port-dependent, ports random 5-6, no hairpin, timeout 24h, refresh outbound, port-mapping none"
 	if got != want {
 		t.Errorf("describeBehaviour =\n%s\nwant\n%s", got, want)
 	}
@@ -170,7 +170,7 @@ func TestBehaviourStringShowsEveryKnob(t *testing.T) {
 		k.set(&base, k.def(nat.PortRestrictedCone))
 	}
 	off := nat.Behaviour{Mapping: nat.AddressDependent, Filtering: nat.EndpointIndependent, Ports: nat.PortSequential,
-		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: 90 * time.Second}
+		PortRange: nat.PortRange{First: 20000, Last: 20999}, Hairpin: false, Timeout: nat.UDPOnly(90 * time.Second), Refresh: nat.RefreshOutbound}
 	for _, k := range NATKnobs {
 		b := base
 		k.set(&b, k.get(off))

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -151,19 +152,32 @@ func (r *StepFields) UpgradeServers() (relay string, derp bool, stun string) {
 	return relay, derp, stun
 }
 
-// NATPMPHost reads key as a host right behind a nat it can ask for a
-// mapping with NAT-PMP.
-func (r *StepFields) NATPMPHost(key string) string {
+// PortMappingHost reads key as a host right behind a nat it can ask for
+// a mapping, and protoKey as the port-mapping protocol to ask by: one of
+// PortMappingProtocols that the nat speaks, by default the first it
+// speaks (in PortMappingProtocols' order, NAT-PMP first). protocol is ""
+// when no nat speaks for the host.
+func (r *StepFields) PortMappingHost(key, protoKey string) (host, protocol string) {
+	pv := r.field(protoKey)
+	ppath := joinPath(r.path, protoKey)
+	given, givenOK := "", false
+	if pv != nil {
+		given = r.oneOf(protoKey, "protocol", PortMappingProtocols, "", protocolsWant(), map[string]string{
+			"none": "the portmap step asks by a protocol; leave protocol out to ask by the first the nat speaks",
+		})
+		givenOK = given != ""
+	}
 	v := r.field(key)
 	if v == nil {
-		return ""
+		return "", given
 	}
 	path := joinPath(r.path, key)
 	name, from := r.node(v, path, hostsOnly)
 	if from == nil {
-		return name
+		return name, given
 	}
 	parent := from.parent
+	want := "port-mapping: " + cmp.Or(given, PortMappingNATPMP)
 	switch {
 	case !from.uplinkKnown:
 		// Its behind: was already reported.
@@ -171,25 +185,40 @@ func (r *StepFields) NATPMPHost(key string) string {
 	case parent == nil:
 		var names []string
 		for _, n := range r.p.nodes {
-			if n.ok && n.node.Kind == KindHost && n.parent != nil && n.parent.node.NAT.Speaks(PortMappingNATPMP) {
+			if n.ok && n.node.Kind == KindHost && n.parent != nil && n.parent.node.NAT != nil && len(n.parent.node.NAT.PortMapping) > 0 {
 				names = append(names, n.node.Name)
 			}
 		}
-		msg := ", and no nat has port-mapping: nat-pmp"
+		msg := ", and no nat has a port-mapping"
 		if len(names) > 0 {
 			slices.Sort(names)
 			msg = "; the hosts behind one are " + listNames(names)
 		}
-		r.errorf(v.pos, "%s: %s is on the internet, so no nat maps ports for it; want a host behind a nat with port-mapping: nat-pmp%s", path, from.node.Name, msg)
+		r.errorf(v.pos, "%s: %s is on the internet, so no nat maps ports for it; want a host behind a nat with %s%s", path, from.node.Name, want, msg)
 	case parent.nat.knobs.portMappingBad:
 		// Its port-mapping: was already reported.
 		r.ok = false
 	case len(parent.node.NAT.PortMapping) == 0:
-		r.errorf(v.pos, "%s: %s is behind %s, whose port-mapping is none; add port-mapping: nat-pmp to %s", path, from.node.Name, parent.node.Name, parent.node.Name)
-	case !parent.node.NAT.Speaks(PortMappingNATPMP):
-		r.errorf(v.pos, "%s: %s is behind %s, whose port-mapping is [%s], and the portmap step asks by NAT-PMP; add nat-pmp to %s's port-mapping", path, from.node.Name, parent.node.Name, strings.Join(parent.node.NAT.PortMapping, ", "), parent.node.Name)
+		r.errorf(v.pos, "%s: %s is behind %s, whose port-mapping is none; add %s to %s", path, from.node.Name, parent.node.Name, want, parent.node.Name)
+	case pv != nil && !givenOK:
+		// The protocol was already reported.
+	case pv != nil && !parent.node.NAT.Speaks(given):
+		r.errorf(pv.pos, "%s: %s is behind %s, which speaks %s and not %s; ask by %s, or add %s to %s's port-mapping",
+			ppath, from.node.Name, parent.node.Name, orList(parent.node.NAT.PortMapping), given, orList(parent.node.NAT.PortMapping), given, parent.node.Name)
+	case pv == nil:
+		return name, parent.node.NAT.PortMapping[0]
+	default:
+		return name, given
 	}
-	return name
+	return name, given
+}
+
+// orList is "a", "a or b", "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 // MinTunnelPort is the lowest public port a tunnel server gives out: the

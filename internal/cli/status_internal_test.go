@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -18,7 +19,8 @@ import (
 const natKnobsScenario = `
 nodes:
   cgn: {kind: nat, mapping: address-dependent, filtering: endpoint-independent, ports: sequential,
-        port-range: 20000-20999, hairpin: false, timeout: 1h30m, forward: [{proto: udp, port: 5000, to: alice}]}
+        port-range: 20000-20999, hairpin: false, timeout: {udp: 1h30m, icmp: 30s}, refresh: outbound,
+        forward: [{proto: udp, port: 5000, to: alice}]}
   alice: {kind: host, behind: cgn}
 `
 
@@ -42,14 +44,20 @@ func TestStatusNamesEveryKnob(t *testing.T) {
 	b := topo.Node("cgn").NAT.Behaviour
 	for i := range topology.NATKnobs {
 		k := &topology.NATKnobs[i]
-		if v, ok := got[k.JSONKey()]; !ok || v != k.Value(b) {
-			t.Errorf("status --json: %s is %#v, want %#v", k.JSONKey(), v, k.Value(b))
+		// A value is compared as JSON reads it: a timeout by protocol
+		// is an object.
+		var want any
+		wantJSON, _ := json.Marshal(k.Value(b))
+		json.Unmarshal(wantJSON, &want)
+		if v, ok := got[k.JSONKey()]; !ok || !reflect.DeepEqual(v, want) {
+			t.Errorf("status --json: %s is %#v, want %#v", k.JSONKey(), v, want)
 		}
 	}
 	// What was there before the knobs came from NATKnobs, with the
-	// timeout as a file writes it (it was 1h30m0s).
+	// timeout as a file writes it (it was 1h30m0s), every protocol's
+	// where one is not the default.
 	want := `{"mapping":"address-dependent","filtering":"endpoint-independent","ports":"sequential","port_range":"20000-20999",` +
-		`"hairpin":false,"timeout":"1h30m","lan":"192.168.1.0/24","gateway":"192.168.1.1","forwards":[{"proto":"udp","port":5000,"to":"192.168.1.2:5000"}]}`
+		`"hairpin":false,"timeout":{"udp":"1h30m","tcp-established":"2h4m","tcp-transitory":"4m","icmp":"30s"},"refresh":"outbound","lan":"192.168.1.0/24","gateway":"192.168.1.1","forwards":[{"proto":"udp","port":5000,"to":"192.168.1.2:5000"}]}`
 	if string(data) != want {
 		t.Errorf("status --json's nat:\n%s\nwant\n%s", data, want)
 	}

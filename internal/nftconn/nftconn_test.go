@@ -94,7 +94,7 @@ func ctDirections(t *testing.T, msgs []netlink.Message) [][]byte {
 func TestCtDirectionIsOneByte(t *testing.T) {
 	for _, typ := range []nat.Type{nat.Symmetric, nat.FullCone, nat.AddressRestrictedCone} {
 		t.Run(string(typ), func(t *testing.T) {
-			b := nat.Behaviour{Mapping: typ.Mapping(), Filtering: typ.Filtering(), Ports: typ.DefaultPorts(), PortRange: nat.DefaultPortRange, Timeout: nat.DefaultTimeout}
+			b := nat.Behaviour{Mapping: typ.Mapping(), Filtering: typ.Filtering(), Ports: typ.DefaultPorts(), PortRange: nat.DefaultPortRange, Timeout: nat.DefaultTimeouts, Refresh: nat.RefreshBoth}
 			rs, err := natrules.Build(natrules.Config{Public: netip.MustParseAddr("203.0.113.1"), WAN: "wan0", LAN: "lan0", Behaviour: b})
 			if err != nil {
 				t.Fatal(err)
