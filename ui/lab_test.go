@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os/exec"
@@ -49,6 +50,29 @@ type served struct {
 
 func serve(t *testing.T, scenario string) *served {
 	t.Helper()
+	return serveAt(t, scenario, "127.0.0.1:0")
+}
+
+// belowEphemeral is a free loopback address whose port is below the
+// kernel's ephemeral range (32768 and up by default), for a test that
+// listens on it again after closing it: an ephemeral port may be taken in
+// between by any connection another test on the machine opens.
+func belowEphemeral(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
+}
+
+// serveAt is serve on addr.
+func serveAt(t *testing.T, scenario, addr string) *served {
+	t.Helper()
 	l := labtest.Up(t, scenario)
 	srv, err := ui.New(t.Context(), ui.Config{Lab: l.Topo.Name, Token: token})
 	if err != nil {
@@ -56,7 +80,7 @@ func serve(t *testing.T, scenario string) *served {
 	}
 	t.Cleanup(srv.Close)
 	s := &served{lab: l, srv: srv}
-	s.listen(t, "127.0.0.1:0")
+	s.listen(t, addr)
 	return s
 }
 
@@ -348,7 +372,7 @@ func TestRefusedActionsChangeNothing(t *testing.T) {
 func TestStreamsEndWithTheServer(t *testing.T) {
 	t.Parallel()
 	testutil.CheckRoutines(t)
-	s := serve(t, storyLab)
+	s := serveAt(t, storyLab, belowEphemeral(t))
 	st := s.events(t)
 	st.await(t, "state", func(map[string]any) bool { return true })
 	addr := strings.TrimPrefix(s.base, "http://")
