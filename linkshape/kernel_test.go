@@ -343,8 +343,10 @@ func TestRate(t *testing.T) {
 	l := labtest.Up(t, homeLab)
 	s := newShaper(t, l)
 	s.set("alice", both(linkcond.Direction{Rate: 10_000_000}))
-	alice, server := tcpPair(t, l)
-	mbit(t, "TCP through a link of rate 10mbit", throughput(t, alice, server, 3*time.Second), 9, 10.5)
+	mbit(t, "TCP through a link of rate 10mbit", func() float64 {
+		alice, server := tcpPair(t, l)
+		return throughput(t, alice, server, 3*time.Second)
+	}, 9, 10.5)
 }
 
 // tcpPair connects alice to the server with TCP, and returns her end and
@@ -371,12 +373,29 @@ func tcpPair(t *testing.T, l *labtest.Lab) (net.Conn, chan net.Conn) {
 	return c, ch
 }
 
-func mbit(t *testing.T, what string, bps, lo, hi float64) {
+// mbit checks the rate measure measures, in bit/s, against lo-hi Mbit/s.
+// A link never carries more than its rate, so every measurement must be
+// at most hi; one below lo is measured again once, since a sender or a
+// delay line that other work on the machine keeps off the CPU for a
+// while sends less than the link would carry (seen at 83% under a load
+// of CI and browser tests on two cores), and only a link that carries
+// too little twice fails.
+func mbit(t *testing.T, what string, measure func() float64, lo, hi float64) {
 	t.Helper()
-	if m := bps / 1e6; m < lo || m > hi {
-		t.Errorf("%s: %.2f Mbit/s, want %v-%v", what, m, lo, hi)
-	} else {
-		t.Logf("%s: %.2f Mbit/s (want %v-%v)", what, m, lo, hi)
+	for try := 1; ; try++ {
+		m := measure() / 1e6
+		switch {
+		case m > hi:
+			t.Errorf("%s: %.2f Mbit/s, want %v-%v", what, m, lo, hi)
+		case m < lo && try == 1:
+			t.Logf("%s: %.2f Mbit/s, want %v-%v: measuring again", what, m, lo, hi)
+			continue
+		case m < lo:
+			t.Errorf("%s: %.2f Mbit/s, want %v-%v (twice)", what, m, lo, hi)
+		default:
+			t.Logf("%s: %.2f Mbit/s (want %v-%v)", what, m, lo, hi)
+		}
+		return
 	}
 }
 
@@ -397,13 +416,17 @@ func TestAsymmetric(t *testing.T) {
 	down := send(t, at, from, c, 50, 16, 5*ms, 300*ms)
 	within(t, "the median delay down", median(delays(down)), 30*ms, ms)
 
-	alice, server := tcpPair(t, l)
-	mbit(t, "TCP up through 2mbit", throughput(t, alice, server, 3*time.Second), 1.8, 2.1)
+	mbit(t, "TCP up through 2mbit", func() float64 {
+		alice, server := tcpPair(t, l)
+		return throughput(t, alice, server, 3*time.Second)
+	}, 1.8, 2.1)
 	// Down: the server sends on a connection alice opened.
-	alice, server = tcpPair(t, l)
-	back := make(chan net.Conn, 1)
-	back <- alice
-	mbit(t, "TCP down through 8mbit", throughput(t, <-server, back, 3*time.Second), 7.2, 8.4)
+	mbit(t, "TCP down through 8mbit", func() float64 {
+		alice, server := tcpPair(t, l)
+		back := make(chan net.Conn, 1)
+		back <- alice
+		return throughput(t, <-server, back, 3*time.Second)
+	}, 7.2, 8.4)
 }
 
 // The link is down: nothing crosses it either way; up again, everything
