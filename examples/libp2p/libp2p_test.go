@@ -51,7 +51,7 @@ func TestDCUtRGrid(t *testing.T) {
 	labtest.Require(t)
 	bin := buildNode(t)
 	g := labtest.Grid{
-		Presets:  labtest.TypePresets(nat.Types...),
+		Presets:  labtest.TypePresets(nat.AllTypes...),
 		Lab:      pairLab(nil),
 		Title:    "DCUtR: is alice's relayed connection from bob upgraded to a direct one?",
 		Markdown: gridFile(t, "grid.md"),

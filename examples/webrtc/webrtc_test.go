@@ -60,7 +60,7 @@ func TestGrid(t *testing.T) {
 		dir = t.TempDir()
 	}
 	g := labtest.Grid{
-		Presets:  labtest.TypePresets(nat.Types...),
+		Presets:  labtest.TypePresets(nat.AllTypes...),
 		Lab:      lab,
 		Title:    "pion/webrtc data channel: selected pair (alice-bob) and time to open",
 		Markdown: filepath.Join(dir, "grid.md"),
