@@ -29,19 +29,24 @@ func Load(scenario string) (*topology.Topology, []byte, error) {
 	return topo, data, nil
 }
 
-// LabName is the name an act's lab is brought up under first:
-// tour-1-address-problem, a name a class can read and type.
-func LabName(scenario string) string {
-	name := "tour-" + strings.TrimPrefix(scenario, "act")
+// Prefix begins the names of the tour's labs.
+const Prefix = "tour-"
+
+// LabName is the name an act's lab is brought up under first: prefix
+// and the scenario's name without "act", as tour-1-address-problem, a
+// name a class can read and type.
+func LabName(prefix, scenario string) string {
+	name := prefix + strings.TrimPrefix(scenario, "act")
 	return name[:min(len(name), maxLabName)]
 }
 
-// Up brings a scenario's lab up for the tour under LabName, or, if
-// another tour on this machine has that lab up, under the first free one
-// of base-2 ... base-9. It returns the lab and its topology, named as
-// the lab is. A bring-up stopped by ctx removes what it built.
-func Up(ctx context.Context, scenario string, topo *topology.Topology, data []byte) (*labstate.State, *topology.Topology, error) {
-	base := LabName(scenario)
+// Up brings a scenario's lab up for the tour under LabName(prefix,
+// scenario), or, if another tour on this machine has that lab up, under
+// the first free one of base-2 ... base-9. It returns the lab and its
+// topology, named as the lab is. A bring-up stopped by ctx removes what
+// it built.
+func Up(ctx context.Context, prefix, scenario string, topo *topology.Topology, data []byte) (*labstate.State, *topology.Topology, error) {
+	base := LabName(prefix, scenario)
 	var err error
 	for i := 1; i <= 9; i++ {
 		name := base

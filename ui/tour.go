@@ -25,8 +25,9 @@ import (
 // an act and the full control panel ("free play", /play) both show it,
 // through the Server of that lab.
 type Tour struct {
-	token string
-	hosts map[string]bool
+	token  string
+	hosts  map[string]bool
+	prefix string
 	// moving is held while an act's lab comes up or goes down, so that
 	// two pages asking for two acts take turns.
 	moving sync.Mutex
@@ -45,6 +46,9 @@ type Tour struct {
 type TourConfig struct {
 	Token string
 	Hosts []string
+	// Prefix begins the names of the acts' labs; empty is tour.Prefix
+	// ("tour-": tour-1-address-problem).
+	Prefix string
 }
 
 // tourSizes are the picture's boxes in the tour: narrower than the
@@ -55,8 +59,11 @@ var tourSizes = graph.Sizes{BoxW: 172, BoxH: 92, GapX: 16, GapY: 96, Margin: 12,
 // NewTour makes a tour with no act entered.
 func NewTour(cfg TourConfig) *Tour {
 	life, end := context.WithCancel(context.Background())
-	t := &Tour{token: newToken(cfg.Token), hosts: hostSet(cfg.Hosts), act: -1, life: life, end: end}
-	return t
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = tour.Prefix
+	}
+	return &Tour{token: newToken(cfg.Token), hosts: hostSet(cfg.Hosts), prefix: prefix, act: -1, life: life, end: end}
 }
 
 // Token is what requests must carry.
@@ -99,7 +106,7 @@ func (t *Tour) Enter(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	st, _, err := tour.Up(ctx, ch.Scenario, topo, data)
+	st, _, err := tour.Up(ctx, t.prefix, ch.Scenario, topo, data)
 	if err != nil {
 		return fmt.Errorf("act %s: bring its lab up: %w", ch.Number, err)
 	}

@@ -64,6 +64,11 @@ const textOverlaps = `(() => {
 	return out;
 })()`
 
+// chosen holds when the ICE ladder marks rung as the one ICE chose.
+func chosen(rung string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('.ladder li.chosen')].map(l => l.dataset.rung).join() === %q`, rung)
+}
+
 // smallNames lists the node names drawn smaller than px CSS pixels.
 func smallNames(px int) string {
 	return fmt.Sprintf(`[...document.querySelectorAll('.box text.name')].filter(t => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a < %d).map(t => t.textContent)`, px)
@@ -83,6 +88,8 @@ type tourPrompt struct {
 	clicks int
 	// want is what #happened must then show.
 	want []string
+	// cond is a condition the page must then meet, if any.
+	cond string
 }
 
 var tourWalk = []tourAct{
@@ -105,6 +112,22 @@ var tourWalk = []tourAct{
 		{click: "#do", want: []string{"alice asked from one socket", "stun1", "stun2", "The same endpoint"}},
 		{click: "#do", want: []string{"bob asked from one socket", "Two different ports"}},
 	}},
+	{"5-the-trick", []tourPrompt{
+		{click: "#do", want: []string{"Dropped at nat-b"}},
+		{click: "#do", clicks: 5, want: []string{"The path works both ways"}},
+		{click: "#do", want: []string{"delivered"}},
+	}},
+	{"6-when-it-breaks", []tourPrompt{
+		{click: "#do", want: []string{"punch alice bob", "✓ ok"}},
+		{click: "#do", want: []string{"cafe is now symmetric"}},
+		{click: "#do", want: []string{"punch alice bob", "✕ fail"}},
+		{click: "#do", want: []string{"relay alice bob", "✓ ok", "So far in this act"}},
+	}},
+	{"7-the-real-world", []tourPrompt{
+		{click: "#do", want: []string{"ice alice dave", "✓ host"}, cond: chosen("host")},
+		{click: "#do", want: []string{"ice alice bob", "punched"}, cond: chosen("srflx")},
+		{click: "#do", want: []string{"ice alice carol", "✓ relay"}, cond: chosen("relay")},
+	}},
 }
 
 // The tour in a real browser at a laptop's and two projectors' sizes:
@@ -123,6 +146,21 @@ func TestBrowserTour(t *testing.T) {
 	p := newPage(t, browser(t), dir)
 	defer p.checkScript()
 	p.run("load the tour", chromedp.Navigate(tr.base+"/?token="+token), text("#act-title", storyActs[0]))
+	// The check sees text drawn over text: two labels planted on one spot.
+	p.run("plant two labels on one spot", until(`(() => {
+		for (const t of ['one label', 'another']) {
+			const d = document.createElement('div');
+			d.className = 'planted';
+			d.style.cssText = 'position: fixed; top: 300px; left: 300px';
+			d.textContent = t;
+			document.body.appendChild(d);
+		}
+		return true;
+	})()`))
+	if o, err := p.strings(textOverlaps); err != nil || len(o) != 1 || o[0] != "one label ⟷ another" {
+		t.Fatalf("two labels on one spot: the check found %q (%v)", o, err)
+	}
+	p.run("take them away", until(`(document.querySelectorAll('.planted').forEach(e => e.remove()), true)`))
 	acts := tourWalk
 	if only := os.Getenv("NATLAB_TOUR_ACTS"); only != "" {
 		// For a quicker look at a few acts: NATLAB_TOUR_ACTS=1,3.
@@ -156,7 +194,8 @@ func TestBrowserTour(t *testing.T) {
 				until(`!document.querySelector('#do').disabled`),
 			)
 			lab := tr.tour.Lab()
-			if !strings.Contains(lab, strings.SplitN(a.slug, "-", 2)[1][:4]) {
+			// PREFIX-6-relay-costs: the act's own scenario.
+			if !strings.Contains(lab, fmt.Sprintf("-%d-", i)) {
 				t.Errorf("%s: the lab up is %q", what, lab)
 			}
 			if prev != "" && prev != lab {
@@ -175,6 +214,9 @@ func TestBrowserTour(t *testing.T) {
 				var conds []chromedp.Action[chromedp.Void]
 				for _, w := range pr.want {
 					conds = append(conds, text("#happened", w))
+				}
+				if pr.cond != "" {
+					conds = append(conds, until(pr.cond))
 				}
 				p.run(step+": what happened", conds...)
 			}

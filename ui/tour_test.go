@@ -28,7 +28,8 @@ type touring struct {
 func serveTour(t *testing.T) *touring {
 	t.Helper()
 	testutil.RequireRoot(t)
-	tr := ui.NewTour(ui.TourConfig{Token: token})
+	// Labs of names of the test's own, not a terminal tour's.
+	tr := ui.NewTour(ui.TourConfig{Token: token, Prefix: testutil.UniqueName(t) + "-"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

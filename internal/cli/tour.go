@@ -104,7 +104,7 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string) e
 	if pause(fmt.Sprintf("[Enter: build %s] ", a.Scenario)) != nil {
 		return 0, fmt.Errorf("interrupted in act %s, before its lab was built", a.Number)
 	}
-	st, topo, err := tour.Up(cmd.Context(), a.Scenario, topo, data)
+	st, topo, err := tour.Up(cmd.Context(), tour.Prefix, a.Scenario, topo, data)
 	if err != nil {
 		if cmd.Context().Err() != nil {
 			return 0, fmt.Errorf("interrupted in act %s; what was built of its lab was removed: %w", a.Number, err)

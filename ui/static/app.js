@@ -603,7 +603,9 @@ function table(t) {
   if (t.error) add(card, "p", "empty", t.error);
   const seen = seenRows[t.nat] || (seenRows[t.nat] = new Set());
   const fresh = new Set();
-  const tab = add(card, "table", "", "");
+  // A long table scrolls inside its card rather than pushing the rest
+  // of the page below the fold.
+  const tab = add(add(card, "div", "scroll", ""), "table", "", "");
   const head = add(tab, "tr", "", "");
   for (const c of ["", "private", "", "public", "", "remote", "state", "expires"]) add(head, "th", "", c);
   if (!t.flows.length) {
@@ -631,7 +633,7 @@ function table(t) {
   }
   if (t.mappings.length) {
     add(card, "p", "hint", "UDP mappings (who owns each public port):");
-    const mt = add(card, "table", "mappings", "");
+    const mt = add(add(card, "div", "scroll", ""), "table", "mappings", "");
     for (const m of t.mappings) {
       const key = `map ${m.public} ${m.private}`;
       fresh.add(key);

@@ -349,9 +349,13 @@ function drawHappened() {
       return;
     }
     case "ice": {
-      const rungs = [["host", "host: the LAN addresses reach each other"], ["srflx", "srflx: the public endpoints STUN saw, punched"], ["relay", "relay: through the TURN server"]];
+      // A punched pair is srflx or prflx, as whose check came first
+      // decides: one rung.
+      const rungs = [["host", ["host"], "host: the LAN addresses reach each other"],
+        ["srflx", ["srflx", "prflx"], "srflx or prflx: the public endpoints, punched through the NATs"],
+        ["relay", ["relay"], "relay: through the TURN server"]];
       const ol = add(d, "ol", "ladder", "");
-      for (const [r, text] of rungs) add(ol, "li", s && s.observed === r ? "chosen" : "", text);
+      for (const [r, words, text] of rungs) add(ol, "li", s && words.includes(s.observed) ? "chosen" : "", text).dataset.rung = r;
       return;
     }
   }
