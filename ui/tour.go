@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/natlab/natlab/graph"
 	"github.com/natlab/natlab/lab"
@@ -235,33 +234,19 @@ func (t *Tour) serveEnter(w http.ResponseWriter, r *http.Request) {
 // Serve serves the tour on l until ctx ends, then shuts down; the lab of
 // the act entered stays up until Close.
 func (t *Tour) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	srv.RegisterOnShutdown(func() {
+	dropped := func() {
 		if s := t.current(); s != nil {
 			s.hub.dropAll()
 		}
-	})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
 	}
-	// A lab coming up stops, and an action ends: nobody is watching.
-	t.end()
-	if s := t.current(); s != nil {
-		s.cancel()
+	stop := func() {
+		// A lab coming up stops, and an action ends: nobody is watching.
+		t.end()
+		if s := t.current(); s != nil {
+			s.cancel()
+		}
 	}
-	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(shut)
-	if errors.Is(err, context.DeadlineExceeded) {
-		srv.Close()
-		err = nil
-	}
-	<-done
-	return err
+	return serveHTTP(ctx, l, t.Handler(), dropped, stop)
 }
 
 // serveFavicon is the page's icon: a small NAT box, so that the browser

@@ -364,10 +364,17 @@ func writeEvent(w http.ResponseWriter, e event) {
 
 // Serve serves the page on l until ctx ends, then shuts down.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	// Event streams never go idle by themselves: end them once the
 	// listener is closed, and the pages reconnect to whatever serves next.
-	srv.RegisterOnShutdown(s.hub.dropAll)
+	return serveHTTP(ctx, l, s.Handler(), s.hub.dropAll, s.cancel)
+}
+
+// serveHTTP serves h on l until ctx ends; then it calls stop, and shuts
+// the server down, calling dropped as it does, waiting at most a few
+// seconds for the requests under way.
+func serveHTTP(ctx context.Context, l net.Listener, h http.Handler, dropped, stop func()) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv.RegisterOnShutdown(dropped)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	select {
@@ -375,7 +382,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.cancel()
+	stop()
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shut)

@@ -23,38 +23,14 @@ func TestUITourCommand(t *testing.T) {
 	}
 	testutil.RequireRoot(t)
 	const tok = "a-token-of-the-tour"
-	cmd := exec.Command(natlab, "ui", "--tour", "--listen", "127.0.0.1:0", "--token", tok)
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ui := startUI(t, tok, "--tour")
+	cmd, stderr, rest, copied, base := ui.cmd, &ui.stderr, &ui.rest, ui.copied, ui.base
 	lab := ""
 	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
 		if lab != "" {
 			run(t, "down", lab)
 		}
 	}()
-	lines := bufio.NewScanner(stdout)
-	url := pageURL(lines)
-	if !strings.HasSuffix(url, "/?token="+tok) {
-		t.Fatalf("natlab ui --tour printed no URL with the token; stderr %q", stderr.String())
-	}
-	var rest bytes.Buffer
-	copied := make(chan struct{})
-	go func() {
-		for lines.Scan() {
-			rest.WriteString(lines.Text() + "\n")
-		}
-		io.Copy(io.Discard, stdout)
-		close(copied)
-	}()
-	base := strings.TrimSuffix(url, "/?token="+tok)
 	req, _ := http.NewRequest("POST", base+"/api/tour", strings.NewReader(`{"act": 0}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Natlab-Token", tok)
@@ -83,4 +59,50 @@ func TestUITourCommand(t *testing.T) {
 	if want := "lab " + lab + " is down\n"; strings.Count(rest.String(), want) != 1 {
 		t.Errorf("natlab ui --tour printed after Ctrl-C %q, want one line %q", rest.String(), want)
 	}
+}
+
+// uiProc is a natlab ui running, started by startUI.
+type uiProc struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	// rest is what it printed after the URL; copied is closed once it
+	// has printed all.
+	rest   bytes.Buffer
+	copied chan struct{}
+	// base is the URL without the token.
+	base string
+}
+
+// startUI starts natlab ui with args, on a free loopback port, with the
+// token tok, and waits for the URL it prints; the test ends it if it has
+// not.
+func startUI(t *testing.T, tok string, args ...string) *uiProc {
+	t.Helper()
+	p := &uiProc{copied: make(chan struct{})}
+	p.cmd = exec.Command(natlab, append(append([]string{"ui"}, args...), "--listen", "127.0.0.1:0", "--token", tok)...)
+	stdout, _ := p.cmd.StdoutPipe()
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	url := pageURL(lines)
+	if !strings.HasSuffix(url, "/?token="+tok) {
+		t.Fatalf("natlab ui %v printed no URL with the token; stderr %q", args, p.stderr.String())
+	}
+	go func() {
+		for lines.Scan() {
+			p.rest.WriteString(lines.Text() + "\n")
+		}
+		io.Copy(io.Discard, stdout)
+		close(p.copied)
+	}()
+	p.base = strings.TrimSuffix(url, "/?token="+tok)
+	return p
 }
