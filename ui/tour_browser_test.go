@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdpage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/natlab/natlab/internal/testutil"
@@ -233,7 +235,34 @@ func TestBrowserTour(t *testing.T) {
 				}
 			}
 			p.shot(fmt.Sprintf("%s-%s", name, a.slug))
+			if docs := os.Getenv("NATLAB_DOC_SHOTS"); docs != "" && size[0] == 1400 {
+				// The docs' pictures of each act: what a projector shows.
+				p.docShot(filepath.Join(docs, "tour-"+a.slug+".jpg"))
+			}
 		}
+	}
+}
+
+// docShot saves what the window shows, as a JPEG small enough for the
+// docs.
+func (p *page) docShot(path string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	jpeg := func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
+		q := int64(80)
+		r, err := cdp.Call(ctx, tg, cdpage.CaptureScreenshot, cdpage.CaptureScreenshotParams{Format: cdpage.CaptureScreenshotFormatJpeg, Quality: &q})
+		if err != nil {
+			return nil, err
+		}
+		return r.Data, nil
+	}
+	img, err := chromedp.Run(ctx, chromedp.Action[[]byte](jpeg))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		p.t.Fatal(err)
 	}
 }
 

@@ -378,5 +378,13 @@ if (token) {
   $("back").addEventListener("click", () => go(here - 1));
   $("next").addEventListener("click", () => go(here + 1));
   $("slow").addEventListener("change", () => { slow = $("slow").checked ? 3 : 1; });
+  // A presenter's clicker sends PageUp and PageDown; the arrows do too.
+  addEventListener("keydown", (e) => {
+    if (e.target.closest && e.target.closest("input, select, textarea")) return;
+    if (e.key === "PageDown" || e.key === "ArrowRight") go(here + 1);
+    else if (e.key === "PageUp" || e.key === "ArrowLeft") go(here - 1);
+    else return;
+    e.preventDefault();
+  });
   start();
 }
