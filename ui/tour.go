@@ -77,8 +77,19 @@ func (t *Tour) Lab() string {
 
 // Enter takes the lab of the act entered down, if any, and brings act i's
 // up (i counts from 0; -1 enters none). ctx bounds the bring-up: stopped,
-// it removes what it built.
+// it removes what it built. Act i entered already is left as it is.
 func (t *Tour) Enter(ctx context.Context, i int) error {
+	return t.enter(ctx, i, false)
+}
+
+// Restart is Enter, but act i entered already is taken down and brought
+// up afresh: its prompts start again from the first, on a lab as its
+// scenario makes it.
+func (t *Tour) Restart(ctx context.Context, i int) error {
+	return t.enter(ctx, i, true)
+}
+
+func (t *Tour) enter(ctx context.Context, i int, fresh bool) error {
 	if i < -1 || i >= len(chapters) {
 		return badRequest("act %d: the tour has acts 1 to %d", i+1, len(chapters))
 	}
@@ -88,7 +99,7 @@ func (t *Tour) Enter(ctx context.Context, i int) error {
 	t.moving.Lock()
 	defer t.moving.Unlock()
 	t.mu.Lock()
-	same := i >= 0 && t.act == i
+	same := i >= 0 && t.act == i && !fresh
 	t.mu.Unlock()
 	if same {
 		// Entered already, from another page: its lab goes on.
@@ -208,10 +219,12 @@ func (t *Tour) serveTour(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t.view())
 }
 
-// serveEnter enters the act of {"act": N} (N from 0; -1 leaves it).
+// serveEnter enters the act of {"act": N} (N from 0; -1 leaves it);
+// with "fresh": true, an act entered already starts again on a new lab.
 func (t *Tour) serveEnter(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Act *int `json:"act"`
+		Act   *int `json:"act"`
+		Fresh bool `json:"fresh"`
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxActionBody))
 	dec.DisallowUnknownFields()
@@ -219,7 +232,7 @@ func (t *Tour) serveEnter(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, `want {"act": N}, N the act's index from 0, or -1 to leave it`)
 		return
 	}
-	if err := t.Enter(r.Context(), *req.Act); err != nil {
+	if err := t.enter(r.Context(), *req.Act, req.Fresh); err != nil {
 		var re *requestError
 		if errors.As(err, &re) {
 			httpError(w, re.code, re.msg)

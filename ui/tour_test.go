@@ -129,8 +129,22 @@ func TestTourActsAndTheirLabs(t *testing.T) {
 		t.Errorf("after leaving: act %d, lab %q", got.Act, got.Lab)
 	}
 	labGone(t, prev)
-	// Entered again, then the tour stops: nothing is left.
-	again := tr.call(t, "POST", `{"act": 2}`).Lab
+	// An act entered again is left as it is; restarted, its lab is new.
+	first := tr.call(t, "POST", `{"act": 2}`).Lab
+	st, err := labstate.Load(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.call(t, "POST", `{"act": 2}`).Lab; got != first {
+		t.Errorf("entered again, act III's lab is %s, was %s", got, first)
+	} else if now, err := labstate.Load(first); err != nil || now.ID != st.ID {
+		t.Errorf("entered again, act III's lab was made anew (%v)", err)
+	}
+	again := tr.call(t, "POST", `{"act": 2, "fresh": true}`).Lab
+	if now, err := labstate.Load(again); err != nil || now.ID == st.ID {
+		t.Errorf("restarted, act III's lab %s is the one it had (%v)", again, err)
+	}
+	// Then the tour stops: nothing is left.
 	if err := tr.tour.Close(); err != nil {
 		t.Fatal(err)
 	}

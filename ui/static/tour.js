@@ -51,8 +51,11 @@ function drawProgress() {
 }
 
 // go enters act i: the server takes the lab of the act left down and
-// brings up this one's.
-async function go(i) {
+// brings up this one's. The reader's act starts afresh, on a new lab,
+// even if it was entered already (a reload, a click on the act shown):
+// its prompts start from the first. Following another page, the lab
+// is kept as that page left it.
+async function go(i, follow) {
   if (moving || i < 0 || i >= tour.acts.length) return;
   moving = true;
   here = i;
@@ -90,7 +93,7 @@ async function go(i) {
   $("conn").textContent = "building the lab…";
   showPrompt();
   try {
-    tour = await api("POST", { act: i });
+    tour = await api("POST", { act: i, fresh: !follow });
   } catch (e) {
     $("lab-status").textContent = "The lab did not come up: " + e.message;
     moving = false;
@@ -150,7 +153,7 @@ function onPick(n) {
 async function onOpen() {
   try {
     const v = await api("GET");
-    if (!moving && v.act >= 0 && v.act !== here) go(v.act);
+    if (!moving && v.act >= 0 && v.act !== here) go(v.act, true);
   } catch (e) {
     // Shown by the connection's own state.
   }
