@@ -74,7 +74,9 @@ function connect() {
     const c = $("conn");
     c.textContent = "the lab was taken down";
     c.className = "conn down";
-    for (const b of document.querySelectorAll("button")) b.disabled = true;
+    // The tour's page keeps its way to the other acts, whose labs are
+    // their own.
+    for (const b of document.querySelectorAll(panel ? "button" : "#do")) b.disabled = true;
   });
 }
 
