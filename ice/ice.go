@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,7 +199,7 @@ func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
 		err = cb.err
 	}
 	if err != nil {
-		return res, fmt.Errorf("%w between %s and %s within %v (%s gathered %v, %s gathered %v)", ErrFailed, a.Name, b.Name, cfg.Timeout, a.Name, res.Gathered[0], b.Name, res.Gathered[1])
+		return res, fmt.Errorf("%w between %s and %s within %v (%s gathered %s; %s gathered %s)", ErrFailed, a.Name, b.Name, cfg.Timeout, a.Name, Candidates(res.Gathered[0]), b.Name, Candidates(res.Gathered[1]))
 	}
 	res.Connected = time.Since(start)
 	pair, err := agents[0].GetSelectedCandidatePair()
@@ -308,4 +310,27 @@ type quiet struct{}
 
 func (quiet) NewLogger(string) logging.LeveledLogger {
 	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, nil)
+}
+
+// Candidates says how many candidates of each type were gathered, in
+// the ladder's order ("1 host, 1 srflx, 1 relay"), as people read it
+// rather than as Go prints a map; "none" for none.
+func Candidates(gathered map[string]int) string {
+	order := []string{"host", "srflx", "prflx", "relay"}
+	for t := range gathered {
+		if !slices.Contains(order, t) {
+			order = append(order, t)
+		}
+	}
+	slices.Sort(order[4:])
+	var parts []string
+	for _, t := range order {
+		if n := gathered[t]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, t))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

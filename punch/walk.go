@@ -216,7 +216,7 @@ func (w *Walk) answer(ctx context.Context) WalkStep {
 	st := WalkStep{Title: "Answer", Done: true}
 	a, b := w.sides[0], w.sides[1]
 	if !a.heard && !b.heard {
-		st.Lines = append(st.Lines, "Neither heard the other, so there is nothing to answer: no direct path. Each NAT gave the packets to the other a public endpoint the other side did not know, or its wall kept them out. A relay (TURN) is what is left.")
+		st.Lines = append(st.Lines, "Neither heard the other, so there is nothing to answer: no direct path. A NAT that picks a new public port for each destination sent the punches out from a port the other side was never told, or a NAT's wall kept them out. A relay (TURN) is what is left.")
 		return st
 	}
 	isAck := func(kind string, _ int) bool { return kind == "ACK" }

@@ -171,7 +171,7 @@ func TestSTUNRun(t *testing.T) {
 	env.plans["stun"] = service.Plan{STUN: layout}
 	env.plans["stun2"] = service.Plan{STUN: layout}
 	res, err := (&STUN{From: "alice", Server: "stun", Expect: "ok"}).Run(context.Background(), env)
-	if err != nil || !res.Pass || !strings.Contains(res.Detail, "no NAT between it and the STUN server") {
+	if err != nil || !res.Pass || !strings.HasSuffix(res.Detail, "no NAT between it and the STUN server stun") {
 		t.Errorf("stun: %+v, %v", res, err)
 	}
 	if got, ok := env.mem.Seen("stun", "alice"); !ok || got.Addr() != netip.MustParseAddr("127.0.0.1") {

@@ -161,9 +161,11 @@ func (s *STUN) Run(ctx context.Context, env Env) (Result, error) {
 		seen = append(seen, fmt.Sprintf("%s sees %v", name, resp.Mapped))
 	}
 	if len(servers) == 1 {
-		detail := fmt.Sprintf("%s %v is %v to the STUN server", s.From, local, publics[0])
+		// The server that answered is named: a page asking several in
+		// turn shows which saw what.
+		detail := fmt.Sprintf("%s %v is %v to the STUN server %s", s.From, local, publics[0], servers[0])
 		if publics[0] == local {
-			detail = fmt.Sprintf("%s %v: no NAT between it and the STUN server", s.From, local)
+			detail = fmt.Sprintf("%s %v: no NAT between it and the STUN server %s", s.From, local, servers[0])
 		}
 		return verdict(s, s.Expect, "ok", Result{Detail: detail, Data: publics[0]}), nil
 	}

@@ -61,6 +61,8 @@ type Server struct {
 	lab   string
 	token string
 	hosts map[string]bool
+	// sizes are the picture's boxes: the panel's, or the tour's.
+	sizes graph.Sizes
 	hub   *hub
 	watch *watcher
 
@@ -92,6 +94,16 @@ type Server struct {
 	closeOnce sync.Once
 }
 
+// newToken is token, or a random one when it is empty.
+func newToken(token string) string {
+	if token != "" {
+		return token
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // labCheck is how often the server looks whether its lab is still up.
 const labCheck = time.Second
 
@@ -109,18 +121,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	token := cfg.Token
-	if token == "" {
-		b := make([]byte, 24)
-		rand.Read(b)
-		token = hex.EncodeToString(b)
-	}
-	hosts := map[string]bool{}
-	for _, h := range cfg.Hosts {
-		hosts[strings.ToLower(h)] = true
-	}
 	life, end := context.WithCancel(context.Background())
-	s := &Server{lab: st.Name, token: token, hosts: hosts, hub: newHub(), st: st, topo: topo,
+	s := &Server{lab: st.Name, token: newToken(cfg.Token), hosts: hostSet(cfg.Hosts), sizes: pageSizes, hub: newHub(), st: st, topo: topo,
 		sess: runner.New(st, topo), life: life, end: end, gone: make(chan struct{})}
 	s.watch = newWatcher(ctx, st.Name, topo, s.hub)
 	s.labWatch.Go(s.watchLab)
@@ -229,17 +231,18 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		http.ServeFileFS(w, r, files, "index.html")
 	})
-	mux.HandleFunc("GET /api/state", s.authorized(false, s.serveState))
-	mux.HandleFunc("GET /api/events", s.authorized(false, s.serveEvents))
-	mux.HandleFunc("POST /api/actions", s.authorized(true, s.serveAction))
-	return s.guard(mux)
+	mux.HandleFunc("GET /favicon.ico", serveFavicon)
+	mux.HandleFunc("GET /api/state", authorize(s.token, false, s.serveState))
+	mux.HandleFunc("GET /api/events", authorize(s.token, false, s.serveEvents))
+	mux.HandleFunc("POST /api/actions", authorize(s.token, true, s.serveAction))
+	return guard(s.hosts, mux)
 }
 
-// guard checks every request's Host, and sets headers that keep the page
-// out of other sites' frames and scripts.
-func (s *Server) guard(next http.Handler) http.Handler {
+// guard checks every request's Host against hosts (any, when empty), and
+// sets headers that keep the page out of other sites' frames and scripts.
+func guard(hosts map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.hosts) > 0 && !s.hosts[strings.ToLower(r.Host)] {
+		if len(hosts) > 0 && !hosts[strings.ToLower(r.Host)] {
 			httpError(w, http.StatusForbidden, fmt.Sprintf("Host %s is not this server's: open the URL natlab ui printed", r.Host))
 			return
 		}
@@ -252,10 +255,10 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-// authorized checks an API request's token and Origin. Actions must carry
+// authorize checks an API request's token and Origin. Actions must carry
 // the token in TokenHeader; reads may carry it as ?token= too, since an
 // EventSource cannot set headers.
-func (s *Server) authorized(action bool, next http.HandlerFunc) http.HandlerFunc {
+func authorize(want string, action bool, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
 			httpError(w, http.StatusForbidden, fmt.Sprintf("cross-origin request from %s refused", o))
@@ -269,7 +272,7 @@ func (s *Server) authorized(action bool, next http.HandlerFunc) http.HandlerFunc
 			httpError(w, http.StatusUnauthorized, "missing token: open the URL natlab ui printed, which carries it")
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(token), []byte(s.token)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1 {
 			httpError(w, http.StatusUnauthorized, "wrong token: open the URL natlab ui printed")
 			return
 		}
@@ -361,10 +364,17 @@ func writeEvent(w http.ResponseWriter, e event) {
 
 // Serve serves the page on l until ctx ends, then shuts down.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	// Event streams never go idle by themselves: end them once the
 	// listener is closed, and the pages reconnect to whatever serves next.
-	srv.RegisterOnShutdown(s.hub.dropAll)
+	return serveHTTP(ctx, l, s.Handler(), s.hub.dropAll, s.cancel)
+}
+
+// serveHTTP serves h on l until ctx ends; then it calls stop, and shuts
+// the server down, calling dropped as it does, waiting at most a few
+// seconds for the requests under way.
+func serveHTTP(ctx context.Context, l net.Listener, h http.Handler, dropped, stop func()) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv.RegisterOnShutdown(dropped)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	select {
@@ -372,11 +382,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.mu.Lock()
-	if s.cancelAction != nil {
-		s.cancelAction()
-	}
-	s.mu.Unlock()
+	stop()
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shut)
@@ -388,6 +394,15 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return err
 }
 
+// cancel cancels the action running now, if any.
+func (s *Server) cancel() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancelAction != nil {
+		s.cancelAction()
+	}
+}
+
 // state is everything the page draws.
 func (s *Server) state() *stateView {
 	s.mu.Lock()
@@ -397,7 +412,7 @@ func (s *Server) state() *stateView {
 		walk = ""
 	}
 	s.mu.Unlock()
-	v := newStateView(st, topo, graph.Place(topo, pageSizes))
+	v := newStateView(st, topo, graph.Place(topo, s.sizes))
 	v.Tables = s.watch.snapshot()
 	v.Warnings = append(v.Warnings, s.watch.warnings...)
 	v.Walk = walk

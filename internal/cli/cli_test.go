@@ -429,35 +429,9 @@ func TestUICommand(t *testing.T) {
 	}
 	testutil.RequireRoot(t)
 	name := testutil.UniqueName(t)
-	cmd := exec.Command(natlab, "ui", "act1-address-problem", "--name", name, "--listen", "127.0.0.1:0", "--token", "a-token-of-my-own")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			run(t, "down", name)
-		}
-	}()
-	lines := bufio.NewScanner(stdout)
-	url := pageURL(lines)
-	if !strings.HasSuffix(url, "/?token=a-token-of-my-own") {
-		t.Fatalf("natlab ui printed no URL with the token; stderr %q", stderr.String())
-	}
-	var rest bytes.Buffer
-	copied := make(chan struct{})
-	go func() {
-		for lines.Scan() {
-			rest.WriteString(lines.Text() + "\n")
-		}
-		io.Copy(io.Discard, stdout)
-		close(copied)
-	}()
-	base := strings.TrimSuffix(url, "/?token=a-token-of-my-own")
+	t.Cleanup(func() { run(t, "down", name) })
+	ui := startUI(t, "a-token-of-my-own", "act1-address-problem", "--name", name)
+	cmd, stderr, rest, copied, base := ui.cmd, &ui.stderr, &ui.rest, ui.copied, ui.base
 	resp, err := http.Get(base + "/api/state?token=a-token-of-my-own")
 	if err != nil {
 		t.Fatal(err)

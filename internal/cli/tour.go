@@ -11,9 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natlab/natlab/lab"
-	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/runner"
-	"github.com/natlab/natlab/scenarios"
 	"github.com/natlab/natlab/step"
 	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/tour"
@@ -99,25 +97,20 @@ func playAct(cmd *cobra.Command, out io.Writer, a tour.Act, pause func(string) e
 	for _, p := range a.Text {
 		fmt.Fprintf(out, "%s\n\n", wrap(p, proseWidth(out)))
 	}
-	data, path, ok := scenarios.Read(a.Scenario)
-	if !ok {
-		return 0, fmt.Errorf("tour: no built-in scenario %s", a.Scenario)
-	}
-	topo, err := step.Parse(path, data)
+	topo, data, err := tour.Load(a.Scenario)
 	if err != nil {
 		return 0, err
 	}
 	if pause(fmt.Sprintf("[Enter: build %s] ", a.Scenario)) != nil {
 		return 0, fmt.Errorf("interrupted in act %s, before its lab was built", a.Number)
 	}
-	st, err := upTourLab(cmd, topo, "tour-"+strings.TrimPrefix(a.Scenario, "act"), data, a.Scenario)
+	st, topo, err := tour.Up(cmd.Context(), tour.Prefix, a.Scenario, topo, data)
 	if err != nil {
 		if cmd.Context().Err() != nil {
 			return 0, fmt.Errorf("interrupted in act %s; what was built of its lab was removed: %w", a.Number, err)
 		}
 		return 0, err
 	}
-	topo = renamed(topo, st.Name)
 	defer func() {
 		_, derr := lab.Down(context.Background(), st.Name, nil)
 		switch {
@@ -180,30 +173,4 @@ func wrap(text string, width int) string {
 		col += len(w)
 	}
 	return b.String()
-}
-
-// upTourLab brings an act's lab up under a name a class can read and type
-// (tour-1-address-problem), or, if another tour on this machine has that
-// lab up, under the first free one of base-2 ... base-9.
-func upTourLab(cmd *cobra.Command, topo *topology.Topology, base string, data []byte, scenario string) (*labstate.State, error) {
-	const maxName = 32
-	var err error
-	for i := 1; i <= 9; i++ {
-		name := base
-		if i > 1 {
-			suffix := fmt.Sprintf("-%d", i)
-			name = base[:min(len(base), maxName-len(suffix))] + suffix
-		} else if len(name) > maxName {
-			name = name[:maxName]
-		}
-		var st *labstate.State
-		st, err = lab.Up(cmd.Context(), renamed(topo, name), lab.Options{Source: "builtin:" + scenario, Scenario: data})
-		if err == nil {
-			return st, nil
-		}
-		if !errors.Is(err, lab.ErrExists) && !errors.Is(err, labstate.ErrBusy) {
-			return nil, err
-		}
-	}
-	return nil, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -33,6 +34,7 @@ const maxUIPorts = 100
 
 func newUICmd() *cobra.Command {
 	var listen, token, name string
+	var guided bool
 	cmd := &cobra.Command{
 		Use:   "ui [LAB|FILE|NAME]",
 		Short: "A live web view of a lab: packets, rewrites, tables, drops, and buttons that act for real",
@@ -49,7 +51,14 @@ move a host behind another NAT. Each result shows the RTT it measured.
 
 LAB is a running lab. FILE or NAME (a built-in scenario) is brought up
 first and taken down when natlab ui stops. With no argument, the one lab
-that is up is shown.
+that is up is shown; with none up, the tour.
+
+With --tour the page tells the story in its seven acts, from The Address
+Problem to The Real World: each act's page has its narrative, its prompts
+one at a time, and what really happened, on a lab of its own brought up
+from the act's scenario when the reader enters the act and taken down
+when they leave it or natlab ui stops. Each act links to the full control
+panel for its lab ("free play").
 
 The page listens on 127.0.0.1 and needs the token in the URL natlab ui
 prints, as Jupyter does; several browsers can watch at once. To show it to
@@ -57,7 +66,8 @@ a class from another machine, listen on another address (--listen
 0.0.0.0:7780): then only the token guards it, and anyone who has the URL
 can act on the lab. A token of your own (--token, or NATLAB_UI_TOKEN, which
 ps does not show) keeps the URL the same from one start to the next.`,
-		Example: `  sudo natlab ui act5-the-trick
+		Example: `  sudo natlab ui --tour
+  sudo natlab ui act5-the-trick
   sudo natlab up symmetric && sudo natlab ui symmetric
   sudo natlab ui scenarios/full-cone.yaml --listen 127.0.0.1:8080`,
 		Args: args(cobra.MaximumNArgs(1)),
@@ -77,15 +87,28 @@ ps does not show) keeps the URL the same from one start to the next.`,
 			if token != "" && len(token) < minTokenLen {
 				return usageError("the token must have at least %d characters; leave it out for a random one", minTokenLen)
 			}
-			labName, sc, err := uiTarget(a, name)
-			if err != nil {
-				return err
+			if guided && (len(a) > 0 || name != "") {
+				return usageError("--tour brings up each act's own lab: give it no LAB, FILE or NAME, nor --name")
+			}
+			var labName string
+			var sc *scenario
+			if !guided {
+				var err error
+				labName, sc, err = uiTarget(a, name)
+				if errors.Is(err, errNoLab) {
+					guided = true
+				} else if err != nil {
+					return err
+				}
 			}
 			if err := requireRoot(cmd); err != nil {
 				return err
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			ctx := cmd.Context()
+			if guided {
+				return serveTour(ctx, out, errOut, addr, explicit, token)
+			}
 			if sc != nil {
 				sc.tell(errOut)
 				topo := sc.topo
@@ -158,6 +181,7 @@ ps does not show) keeps the URL the same from one start to the next.`,
 	cmd.Flags().StringVar(&listen, "listen", defaultUIAddr, "address to serve the page on (HOST:PORT)")
 	cmd.Flags().StringVar(&token, "token", "", "the token the page needs, 16 characters or more (default: $NATLAB_UI_TOKEN, else a random one)")
 	cmd.Flags().StringVar(&name, "name", "", "with FILE or NAME: bring the lab up under this name")
+	cmd.Flags().BoolVar(&guided, "tour", false, "the story's seven acts as a guided page, each on a lab of its own")
 	return cmd
 }
 
@@ -183,6 +207,41 @@ func listenUI(addr string, explicit bool) (net.Listener, error) {
 	return l, nil
 }
 
+// errNoLab is uiTarget's answer to no argument when no lab is up: the
+// page starts with the tour.
+var errNoLab = errors.New("no lab is up")
+
+// serveTour serves the tour on addr until ctx ends, then takes the lab of
+// the act entered down: a Ctrl-C leaves no lab behind.
+func serveTour(ctx context.Context, out, errOut io.Writer, addr string, explicit bool, token string) (err error) {
+	l, err := listenUI(addr, explicit)
+	if err != nil {
+		return err
+	}
+	t := ui.NewTour(ui.TourConfig{Token: token, Hosts: allowedHosts(l.Addr())})
+	defer func() {
+		name := t.Lab()
+		if cerr := t.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		} else if name != "" {
+			fmt.Fprintf(out, "lab %s is down\n", name)
+		}
+	}()
+	fmt.Fprintf(out, "natlab ui: the story in seven acts at\n\n")
+	for _, u := range pageURLs(l.Addr(), t.Token()) {
+		fmt.Fprintf(out, "    %s\n", u)
+	}
+	fmt.Fprintf(out, "\nEach act brings its own lab up when you open it, and takes it down when you leave; Ctrl-C stops.\n")
+	if !isLoopback(l.Addr()) {
+		fmt.Fprintf(errOut, "natlab ui: listening beyond this machine: anyone with the URL can act on the labs\n")
+	}
+	err = t.Serve(ctx, l)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
 // uiTarget works out what natlab ui shows: a running lab (by name), or a
 // scenario to bring up. With no argument, the one running lab.
 func uiTarget(a []string, rename string) (string, *scenario, error) {
@@ -193,7 +252,7 @@ func uiTarget(a []string, rename string) (string, *scenario, error) {
 		}
 		switch len(names) {
 		case 0:
-			return "", nil, usageError("no lab is up: name a scenario to bring up (natlab ui act1-address-problem), or see natlab list")
+			return "", nil, errNoLab
 		case 1:
 			return names[0], nil, nil
 		}

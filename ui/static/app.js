@@ -29,33 +29,54 @@ const dots = [];         // packets moving on the picture
 const maxDots = 40;
 const labelledDots = 4;
 const maxLog = 200;
+// panel is whether this is the full control panel (index.html) or the
+// tour's page (tour.html, whose tour.js drives the same picture).
+const panel = !!$("controls");
+// only, when set, are the NATs whose tables are shown (the tour's act).
+let only = null;
+// slow stretches the packets' animation, for a class to follow.
+let slow = 1;
+// hooks are called with each event after this script has drawn it.
+const hooks = { state: [], packet: [], table: [], action: [], open: [], pick: [] };
+let source = null;       // the event stream
 
 // ---- connection ----
 
 function connect() {
+  if (source) source.close();
   const es = new EventSource("/api/events?token=" + encodeURIComponent(token));
+  source = es;
   es.onopen = () => {
     setConn(true);
     // The server replays what happened just before this connection.
     $("events").replaceChildren();
+    for (const h of hooks.open) h();
   };
   es.onerror = () => {
     setConn(false);
     // The browser retries by itself unless the server refused the
     // stream: then find out why, and try again ourselves.
-    if (es.readyState === EventSource.CLOSED) refused();
+    if (es.readyState === EventSource.CLOSED && source === es) refused();
   };
-  es.addEventListener("state", (e) => render(JSON.parse(e.data)));
-  es.addEventListener("packet", (e) => packet(JSON.parse(e.data)));
-  es.addEventListener("replay", (e) => logPacket(JSON.parse(e.data)));
-  es.addEventListener("table", (e) => table(JSON.parse(e.data)));
-  es.addEventListener("action", (e) => actionEvent(JSON.parse(e.data)));
+  const on = (type, draw) => es.addEventListener(type, (e) => {
+    if (source !== es) return;
+    const v = JSON.parse(e.data);
+    draw(v);
+    for (const h of hooks[type] || []) h(v);
+  });
+  on("state", render);
+  on("packet", packet);
+  on("replay", logPacket);
+  on("table", table);
+  on("action", actionEvent);
   es.addEventListener("gone", () => {
     es.close();
     const c = $("conn");
     c.textContent = "the lab was taken down";
     c.className = "conn down";
-    for (const b of document.querySelectorAll("button")) b.disabled = true;
+    // The tour's page keeps its way to the other acts, whose labs are
+    // their own.
+    for (const b of document.querySelectorAll(panel ? "button" : "#do")) b.disabled = true;
   });
 }
 
@@ -88,21 +109,21 @@ function render(s) {
   state = s;
   boxes = {};
   for (const b of s.layout.boxes) boxes[b.name] = b;
-  $("lab-name").textContent = s.lab;
-  $("description").textContent = s.description || s.source;
+  if ($("lab-name")) $("lab-name").textContent = s.lab;
+  if ($("description")) $("description").textContent = s.description || s.source;
   const w = $("warnings");
   const warnings = s.warnings || [];
   w.hidden = warnings.length === 0;
   w.textContent = warnings.join(" · ");
   drawTopology();
   stick();
-  fillChoices();
+  if (panel) fillChoices();
   tables = {};
   $("tables").replaceChildren();
   for (const nat of s.choices.nats || []) {
     if (s.tables[nat]) table(s.tables[nat]);
   }
-  $("walk-next").disabled = !s.walk;
+  if (panel) disable("walk-next", s.walk ? "" : "no punch is being walked: start one with Punch step by step");
 }
 
 // The forms are beside the picture on a wide window (style.css): there
@@ -112,6 +133,7 @@ function render(s) {
 const wide = matchMedia("(min-width: 1201px)");
 
 function stick() {
+  if (!panel) return;
   const p = $("picture");
   p.classList.remove("stick");
   p.classList.toggle("stick", wide.matches && p.offsetHeight < innerHeight - 16);
@@ -222,6 +244,10 @@ function short(dep) {
 function pick(n) {
   selected = n.name;
   mark(n.name);
+  if (!panel) {
+    for (const h of hooks.pick) h(n);
+    return;
+  }
   setSelect("link-node", n.name);
   showLink();
   if (n.kind === "host") {
@@ -273,13 +299,23 @@ function options(id, values, labels) {
 function fillChoices() {
   const c = state.choices;
   const hosts = c.hosts || [], servers = c.servers || [], nats = c.nats || [];
-  options("send-from", [...hosts, ...servers]);
+  // Hosts behind a NAT first: their packets are what the story is about.
+  const inside = hosts.filter((h) => node(h).behind);
+  const from = options("send-from", [...inside, ...hosts.filter((h) => !inside.includes(h)), ...servers]);
   const to = options("send-to", [...servers, ...hosts]);
   if (!to.value && servers.length) to.value = servers[0];
+  if (to.value === from.value) {
+    // Not from a node to itself: the first other outside the sender's NAT.
+    const mine = node(from.value) && node(from.value).behind;
+    const other = [...servers, ...hosts].find((n) => n !== from.value && node(n).behind !== mine) || [...servers, ...hosts].find((n) => n !== from.value);
+    if (other) to.value = other;
+  }
   options("knock-from", c.outside || []);
   options("knock-nat", nats, nats.map((n) => `${n} (${node(n).addresses[0]})`));
   options("stun-from", hosts);
   options("stun-server", c.stun || []);
+  // A second server, asked from the same socket: the point of act IV.
+  options("stun-server2", ["", ...(c.stun || [])], ["no other", ...(c.stun || [])]);
   const a = options("pair-a", hosts);
   const b = options("pair-b", hosts);
   if (a.value === b.value) {
@@ -294,14 +330,14 @@ function fillChoices() {
   options("switch-type", c.types || []);
   const nat = node($("switch-nat").value);
   if (nat && !$("switch-type").dataset.touched) setSelect("switch-type", nat.nat.type);
-  $("stun-button").disabled = !(c.stun || []).length;
-  $("relay-button").disabled = !(c.turn || []).length;
-  $("knock-button").disabled = !nats.length || !(c.outside || []).length;
-  const pair = hosts.length >= 2;
-  for (const id of ["walk-start", "punch-button", "ice-button"]) $(id).disabled = !pair || !(c.stun || []).length;
-  if (!pair) $("relay-button").disabled = true;
-  $("upgrade-button").disabled = !pair || !(c.stun || []).length || !((c.turn || []).length || (c.derp || []).length);
-  $("switch-button").disabled = !nats.length;
+  const noStun = (c.stun || []).length ? "" : "no server of this lab runs stun";
+  const pair = hosts.length >= 2 ? "" : "this lab has fewer than two hosts";
+  disable("stun-button", noStun);
+  disable("relay-button", pair || ((c.turn || []).length ? "" : "no server of this lab runs turn"));
+  disable("knock-button", nats.length ? ((c.outside || []).length ? "" : "nobody is on the internet to knock") : "this lab has no NAT");
+  for (const id of ["walk-start", "punch-button", "ice-button"]) disable(id, pair || noStun);
+  disable("upgrade-button", pair || noStun || ((c.turn || []).length || (c.derp || []).length ? "" : "no server of this lab runs turn or derp"));
+  disable("switch-button", nats.length ? "" : "this lab has no NAT");
 
   options("link-node", c.links || []);
   showLink();
@@ -313,6 +349,15 @@ function fillChoices() {
   $("renumber-button").disabled = !nats.length;
   options("move-host", hosts);
   fillMoveTargets();
+}
+
+// disable disables button id when why is not empty, and says why in its
+// tooltip; an enabled button keeps its own.
+function disable(id, why) {
+  const b = $(id);
+  if (!b.dataset.title) b.dataset.title = b.title || "";
+  b.disabled = !!why;
+  b.title = why ? "Not possible here: " + why : b.dataset.title;
 }
 
 // showLink says what the chosen node's uplink has now.
@@ -429,7 +474,7 @@ function animate(points, cls, text, done) {
   let length = 0;
   for (let i = 1; i < points.length; i++) length += dist(points[i - 1], points[i]);
   // Slow enough to follow with the eye, whatever the distance.
-  const duration = Math.min(1600, Math.max(700, length * 1.6));
+  const duration = slow * Math.min(1600, Math.max(700, length * 1.6));
   dots.push({ g, points, length, start: performance.now(), duration, done });
   if (dots.length === 1) requestAnimationFrame(tick);
 }
@@ -479,6 +524,14 @@ function callout(p) {
   const height = 8 + lines.length * 18;
   const x = Math.min(Math.max(4, b.x + b.w / 2 - width / 2), state.layout.width - width - 4);
   const y = b.y + b.h + 4;
+  // Callouts that arrive together are not piled: a new one takes the
+  // place of any it would cover.
+  for (const o of [...layer.querySelectorAll("g.callout")]) {
+    const r = o.querySelector("rect");
+    if (o === g || !r) continue;
+    const ox = +r.getAttribute("x"), oy = +r.getAttribute("y"), ow = +r.getAttribute("width"), oh = +r.getAttribute("height");
+    if (ox < x + width && x < ox + ow && oy < y + height && y < oy + oh) o.remove();
+  }
   el("rect", { x, y, width, height, rx: 6 }, g);
   lines.forEach(([cls, text], i) => {
     const t = el("text", { x: x + 8, y: y + 18 + i * 18, class: cls }, g);
@@ -490,7 +543,7 @@ function callout(p) {
     void box.getBBox();
     box.classList.add("flash");
   }
-  setTimeout(() => g.remove(), drop ? 5000 : 3500);
+  setTimeout(() => g.remove(), slow * (drop ? 5000 : 3500));
 }
 
 function cross(nat) {
@@ -535,6 +588,7 @@ function add(parent, tag, cls, text) {
 
 function table(t) {
   tables[t.nat] = t;
+  if (only && !only.includes(t.nat)) return;
   const n = node(t.nat);
   if (!n) return;
   let card = $("table-" + t.nat);
@@ -551,7 +605,9 @@ function table(t) {
   if (t.error) add(card, "p", "empty", t.error);
   const seen = seenRows[t.nat] || (seenRows[t.nat] = new Set());
   const fresh = new Set();
-  const tab = add(card, "table", "", "");
+  // A long table scrolls inside its card rather than pushing the rest
+  // of the page below the fold.
+  const tab = add(add(card, "div", "scroll", ""), "table", "", "");
   const head = add(tab, "tr", "", "");
   for (const c of ["", "private", "", "public", "", "remote", "state", "expires"]) add(head, "th", "", c);
   if (!t.flows.length) {
@@ -574,12 +630,12 @@ function table(t) {
     add(tr, "td", "", f.remote);
     add(tr, "td", "", f.state + (f.hairpin ? " hairpin" : ""));
     add(tr, "td", "", secs(f.expires_ns));
-    tr.title = "aim a knock at " + f.public;
+    if (panel) tr.title = "aim a knock at " + f.public;
     tr.addEventListener("click", () => knockOn(t.nat, f.public, f.proto));
   }
   if (t.mappings.length) {
     add(card, "p", "hint", "UDP mappings (who owns each public port):");
-    const mt = add(card, "table", "mappings", "");
+    const mt = add(add(card, "div", "scroll", ""), "table", "mappings", "");
     for (const m of t.mappings) {
       const key = `map ${m.public} ${m.private}`;
       fresh.add(key);
@@ -631,6 +687,7 @@ function secs(ns) {
 }
 
 function knockOn(nat, publicEndpoint, proto) {
+  if (!panel) return;
   setSelect("knock-nat", nat);
   $("knock-port").value = publicEndpoint.split(":").pop();
   if (proto === "udp" || proto === "tcp") setSelect("knock-proto", proto);
@@ -666,7 +723,7 @@ async function act(body) {
 // first one did.
 function actionEvent(a) {
   showResult(a);
-  if (a.walk) walkStep(a);
+  if (a.walk && panel) walkStep(a);
 }
 
 // What a step saw that means the packet or the connection did not get
@@ -713,7 +770,7 @@ function walkStep(a) {
   const li = add(list, "li", a.walk.done ? (a.walk.ok ? "ok" : "fail") : "", "");
   add(li, "b", "", a.walk.title);
   for (const line of a.walk.lines || []) add(li, "p", "", line);
-  $("walk-next").disabled = a.walk.done || !!a.error;
+  disable("walk-next", a.walk.done ? "the punch's five steps are done: start another" : a.error ? "the walk stopped: " + a.error : "");
 }
 
 // otherHost is a host to pair with h: behind another NAT if one is,
@@ -744,7 +801,10 @@ function wire() {
   });
   $("stun-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    act({ step: { stun: { from: $("stun-from").value, server: $("stun-server").value } } });
+    const server = $("stun-server").value, second = $("stun-server2").value;
+    // Two servers are asked from one socket: the same port both times.
+    const stun = second && second !== server ? { from: $("stun-from").value, servers: [server, second] } : { from: $("stun-from").value, server };
+    act({ step: { stun } });
   });
   $("walk-start").addEventListener("click", () => {
     $("walk-steps").replaceChildren();
@@ -819,6 +879,8 @@ if (!token) {
   $("no-token").hidden = false;
 } else {
   addEventListener("resize", stick);
-  wire();
-  connect();
+  if (panel) {
+    wire();
+    connect();
+  }
 }
