@@ -85,3 +85,26 @@ func TestIPv6Firewall(t *testing.T) {
 		b.Expect("back", arrival)
 	})
 }
+
+// Two hosts on one dual-stack LAN reach each other over IPv6 directly, as
+// over IPv4: the LAN's bridge is a switch, and the NAT's IPv6 firewall is
+// not in their way, even where br_netfilter is loaded and would pass
+// bridged frames through the NAT's filters (it dropped the neighbour
+// solicitations).
+func TestIPv6SameLAN(t *testing.T) {
+	l := labtest.Up(t, `
+internet6: 2001:db8::/32
+nodes:
+  home:  {kind: nat, type: symmetric, firewall6: address-and-port-dependent}
+  alice: {kind: host, behind: home}
+  bob:   {kind: host, behind: home}
+`)
+	a := l.UDP6("alice", "[::]:5000")
+	b := l.UDP6("bob", "[::]:6000")
+	a.Send(v6(l, "bob", 6000), "hello over the LAN")
+	if from := b.Expect("hello over the LAN", arrival); from != v6(l, "alice", 5000) {
+		t.Errorf("bob heard alice from %v, want her own address %v", from, v6(l, "alice", 5000))
+	}
+	b.Send(v6(l, "alice", 5000), "and back")
+	a.Expect("and back", arrival)
+}

@@ -377,7 +377,16 @@ func initSysctls(n *topology.Node, dualStack bool) error {
 		}
 	}
 	if n == nil || n.Kind == topology.KindNAT {
-		return writeSysctlIfPresent("net.bridge.bridge-nf-call-iptables", "0")
+		// A bridge is a switch: frames between two ports of a LAN must not
+		// pass the NAT's own IPv4, IPv6 or ARP filters, as they do in a
+		// namespace where br_netfilter (loaded by Docker, among others)
+		// still has its default of 1. The IPv6 one dropped neighbour
+		// solicitations between two hosts of a dual-stack LAN.
+		for _, family := range []string{"iptables", "ip6tables", "arptables"} {
+			if err := writeSysctlIfPresent("net.bridge.bridge-nf-call-"+family, "0"); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -20,16 +20,7 @@ import (
 // drops the first try of every ping, as a lossy link may, and the pings
 // must still measure every round trip, each from the try that got through.
 func TestPingsSendALostPingAgain(t *testing.T) {
-	listen := func() *net.UDPConn {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Skipf("no loopback: %v", err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	a, b, lossy := listen(), listen(), listen()
-	addr := func(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+	a, b, lossy := listenLoopback(t), listenLoopback(t), listenLoopback(t)
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -48,7 +39,7 @@ func TestPingsSendALostPingAgain(t *testing.T) {
 				mu.Unlock()
 				continue
 			}
-			lossy.WriteToUDPAddrPort(buf[:n], addr(b))
+			lossy.WriteToUDPAddrPort(buf[:n], localAddr(b))
 		}
 	})
 	t.Cleanup(func() { lossy.SetReadDeadline(time.Unix(1, 0)); wg.Wait() })
@@ -56,7 +47,7 @@ func TestPingsSendALostPingAgain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cfg := withDefaults(Config{Session: "lossy"})
-	rtts, err := pings(ctx, cfg, a, b, addr(lossy), addr(a))
+	rtts, err := pings(ctx, cfg, a, b, localAddr(lossy), localAddr(a))
 	if err != nil {
 		t.Fatalf("pings over a path that loses each first try: %v", err)
 	}
@@ -73,16 +64,7 @@ func TestPingsSendALostPingAgain(t *testing.T) {
 // A ping that nothing answers is sent again a few times, backing off,
 // until the punch's time is up; never in a burst as its time runs out.
 func TestPingsBackOffUntilTheDeadline(t *testing.T) {
-	listen := func() *net.UDPConn {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Skipf("no loopback: %v", err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	a, b, sink := listen(), listen(), listen()
-	addr := func(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+	a, b, sink := listenLoopback(t), listenLoopback(t), listenLoopback(t)
 	var (
 		wg    sync.WaitGroup
 		tries int
@@ -98,7 +80,7 @@ func TestPingsBackOffUntilTheDeadline(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := pings(ctx, withDefaults(Config{Session: "void"}), a, b, addr(sink), addr(a))
+	_, err := pings(ctx, withDefaults(Config{Session: "void"}), a, b, localAddr(sink), localAddr(a))
 	sink.SetReadDeadline(time.Unix(1, 0))
 	wg.Wait()
 	if err == nil || !strings.Contains(err.Error(), "no pong") {
@@ -123,15 +105,7 @@ func TestDiscoverAsksSTUNAgain(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Serve(nil) })
 	t.Cleanup(func() { srv.Close(); wg.Wait() })
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Skipf("no loopback: %v", err)
-	}
-	t.Cleanup(func() { client.Close() })
-	lossy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Skipf("no loopback: %v", err)
-	}
+	client, lossy := listenLoopback(t), listenLoopback(t)
 	server := layout.At(service.STUNEndpoint{})
 	dropped := 0
 	wg.Go(func() {
@@ -143,7 +117,7 @@ func TestDiscoverAsksSTUNAgain(t *testing.T) {
 			}
 			switch {
 			case from == server:
-				lossy.WriteToUDPAddrPort(buf[:n], client.LocalAddr().(*net.UDPAddr).AddrPort())
+				lossy.WriteToUDPAddrPort(buf[:n], localAddr(client))
 			case dropped < 5:
 				dropped++
 			default:
@@ -151,11 +125,10 @@ func TestDiscoverAsksSTUNAgain(t *testing.T) {
 			}
 		}
 	})
-	t.Cleanup(func() { lossy.Close() })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg := withDefaults(Config{Session: "stun", STUN: lossy.LocalAddr().(*net.UDPAddr).AddrPort()})
+	cfg := withDefaults(Config{Session: "stun", STUN: localAddr(lossy)})
 	s := newSide(cfg, Peer{Name: "alice", Conn: client}, "bob", &eventLog{start: time.Now()})
 	if err := s.discover(ctx); err != nil {
 		t.Fatalf("STUN with its first five requests lost: %v", err)
@@ -164,3 +137,16 @@ func TestDiscoverAsksSTUNAgain(t *testing.T) {
 		t.Errorf("no public endpoint learnt: %+v", s.res)
 	}
 }
+
+// listenLoopback opens a UDP socket on loopback, closed when the test ends.
+func listenLoopback(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Skipf("no loopback: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func localAddr(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }

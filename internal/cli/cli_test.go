@@ -23,19 +23,10 @@ import (
 var natlab string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "natlab-cli-test")
-	if err != nil {
-		panic(err)
-	}
-	natlab = filepath.Join(dir, "natlab")
-	build := exec.Command("go", "build", "-o", natlab, "github.com/natlab/natlab/cmd/natlab")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
+	var remove func()
+	natlab, remove = testutil.BuildNatlab("cli-test")
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

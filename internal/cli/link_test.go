@@ -1,13 +1,10 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,23 +46,15 @@ nodes:
   bob:   {kind: host, behind: home}
 `), 0o644)
 	const tok = "a-token-for-the-links"
-	cmd := exec.Command(natlab, "ui", file, "--name", name, "--listen", "127.0.0.1:0", "--token", tok)
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ui := startUI(t, tok, file, "--name", name)
 	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("natlab ui: %v", err)
+		ui.cmd.Process.Signal(os.Interrupt)
+		<-ui.copied
+		if err := ui.cmd.Wait(); err != nil {
+			t.Errorf("natlab ui: %v; stderr %q", err, ui.stderr.String())
 		}
 		run(t, "down", name)
 	}()
-	url := pageURL(bufio.NewScanner(stdout))
-	go io.Copy(io.Discard, stdout)
-	if url == "" {
-		t.Fatal("natlab ui printed no URL")
-	}
 	type nodes struct {
 		Nodes []struct {
 			Name string
@@ -83,7 +72,7 @@ nodes:
 		return m
 	}
 
-	resp, err := http.Get(strings.TrimSuffix(url, "/?token="+tok) + "/api/state?token=" + tok)
+	resp, err := http.Get(ui.base + "/api/state?token=" + tok)
 	if err != nil {
 		t.Fatal(err)
 	}

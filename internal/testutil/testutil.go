@@ -5,8 +5,10 @@ package testutil
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/natlab/natlab/internal/namedns"
@@ -82,4 +84,25 @@ func NewNSNamed(t testing.TB, name string) (*namedns.NS, string) {
 		namedns.Delete(name)
 	})
 	return ns, name
+}
+
+// BuildNatlab builds the natlab command once for a package's tests, as a
+// user or a release has it (CGO_ENABLED=0), into a new temporary
+// directory. It is for TestMain, before any test runs, so it panics on
+// failure after printing the compiler's output; remove the directory
+// with the returned func once m.Run is done.
+func BuildNatlab(tag string) (path string, remove func()) {
+	dir, err := os.MkdirTemp("", "natlab-"+tag)
+	if err != nil {
+		panic(err)
+	}
+	path = filepath.Join(dir, "natlab")
+	build := exec.Command("go", "build", "-o", path, "github.com/natlab/natlab/cmd/natlab")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		os.RemoveAll(dir)
+		panic(fmt.Sprintf("building natlab for the tests: %v", err))
+	}
+	return path, func() { os.RemoveAll(dir) }
 }
