@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -142,14 +143,23 @@ func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep
 	if err != nil {
 		return nil, err
 	}
-	if !keep {
-		defer func() {
-			if _, err := lab.Down(context.Background(), st.Name, nil); err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "natlab: taking lab %s down: %v\n", st.Name, err)
-			}
-		}()
-	}
-	fmt.Fprintf(out, "lab %s is up (%d nodes, %v); running %d steps\n", st.Name, len(topo.Nodes), time.Since(start).Round(time.Millisecond), len(topo.Steps))
+	up := time.Since(start)
+	// The lab goes down before the report is returned, so that the
+	// report can say how long that took; the deferred call is for a
+	// panic on the way.
+	var downTook time.Duration
+	takeDown := sync.OnceFunc(func() {
+		if keep {
+			return
+		}
+		start := time.Now()
+		if _, err := lab.Down(context.Background(), st.Name, nil); err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "natlab: taking lab %s down: %v\n", st.Name, err)
+		}
+		downTook = time.Since(start)
+	})
+	defer takeDown()
+	fmt.Fprintf(out, "lab %s is up (%d nodes, %v); running %d steps\n", st.Name, len(topo.Nodes), up.Round(time.Millisecond), len(topo.Steps))
 	tty := isTerminal(out)
 	width := 0
 	for _, s := range topo.Steps {
@@ -168,6 +178,8 @@ func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep
 			printStep(out, r, len(topo.Steps), width)
 		},
 	})
+	takeDown()
+	rep.Up, rep.Down = up, downTook
 	fmt.Fprintf(out, "\n%d passed, %d failed\n", len(rep.Steps)-rep.Failed(), rep.Failed())
 	if keep {
 		fmt.Fprintf(out, "lab %s is still up: sudo natlab down %s removes it\n", st.Name, st.Name)
