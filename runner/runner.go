@@ -36,10 +36,10 @@ type Report struct {
 	// Up and Down are how long bringing the lab up and taking it down
 	// took, where the caller did both (natlab run): with Duration, the
 	// steps', they say where a CI job's time goes.
-	Up    time.Duration `json:"up_ns,omitempty"`
-	Down  time.Duration `json:"down_ns,omitempty"`
-	Steps []step.Result `json:"steps"`
-	Passed   bool          `json:"passed"`
+	Up     time.Duration `json:"up_ns,omitempty"`
+	Down   time.Duration `json:"down_ns,omitempty"`
+	Steps  []step.Result `json:"steps"`
+	Passed bool          `json:"passed"`
 }
 
 // Failed counts the steps whose expectation did not hold.
