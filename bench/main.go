@@ -14,7 +14,10 @@
 //   - parallel: 20 labs up and down at once against one after another;
 //   - links: packets/s and added delay through a link of 10 ms delay
 //     against the same flow unshaped, the delay line's memory under a
-//     flood, and up of a lab of 100 shaped links against it unshaped.
+//     flood, and up of a lab of 100 shaped links against it unshaped;
+//   - library: what CI users pay, natlab run --all (the scenario library)
+//     and natlab matrix, with where the time goes (bringing labs up,
+//     waiting out silences and timeouts, connecting).
 //
 // It needs root, and builds every namespace it uses under names starting
 // "nlb" and removes them. With -quick it runs small sizes, for CI, so that
@@ -142,6 +145,7 @@ var suites = []suite{
 	{"traversal", traversal},
 	{"parallel", parallel},
 	{"links", links},
+	{"library", library},
 }
 
 func suiteNames() []string {

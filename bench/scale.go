@@ -48,6 +48,23 @@ func runNatlab(ctx context.Context, natlab string, args ...string) (time.Duratio
 	return d, rss, nil
 }
 
+// runNatlabTo runs natlab with args and writes what it prints on stdout
+// to the file out.
+func runNatlabTo(ctx context.Context, natlab, out string, args ...string) error {
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.CommandContext(ctx, natlab, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = f, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("natlab %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return f.Close()
+}
+
 func scale(ctx context.Context, cfg config, r *report, log io.Writer) error {
 	dir, err := os.MkdirTemp("", "natlab-bench")
 	if err != nil {

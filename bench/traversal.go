@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/matrix"
 	"github.com/natlab/natlab/nodenet"
 	"github.com/natlab/natlab/punch"
 	"github.com/natlab/natlab/service"
@@ -28,13 +32,37 @@ nodes:
 `
 
 func traversal(ctx context.Context, cfg config, r *report, log io.Writer) error {
+	dir, err := os.MkdirTemp("", "natlab-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "matrix.json")
 	start := time.Now()
-	if _, _, err := runNatlab(ctx, cfg.natlab, "matrix"); err != nil {
+	if err := runNatlabTo(ctx, cfg.natlab, out, "matrix", "--json"); err != nil {
 		return err
 	}
 	took := time.Since(start)
 	fmt.Fprintf(log, "  natlab matrix: %v\n", round(took))
 	r.add(&goal{Suite: "traversal", Name: "natlab matrix of the 4 classic types", Value: took.Seconds(), Unit: "s", Target: 10, Detail: "16 cells, each its own lab, punch and relay"})
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		Cells []matrix.Cell `json:"cells"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("read natlab matrix's JSON: %w", err)
+	}
+	parts := splitCells(m.Cells)
+	fmt.Fprintf(log, "  where its time goes, in lab-seconds (%d cells, several at once):\n", len(m.Cells))
+	for _, p := range parts {
+		fmt.Fprintf(log, "    %-62s %7v  %d\n", p.What, round(p.Took), p.Count)
+	}
+	r.Measured["matrix_parts"] = parts
+	r.add(&goal{Suite: "traversal", Name: "where natlab matrix's time goes", Value: took.Seconds(), Unit: "s", Info: true,
+		Detail: fmt.Sprintf("lab-seconds, cells in parallel: %s", summary(parts, 4))})
 
 	punches := 100
 	if cfg.quick {

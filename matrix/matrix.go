@@ -77,7 +77,14 @@ type Cell struct {
 	Reason  string `json:"reason,omitempty"`
 	// FirstPacket is the punch's time to the first direct packet.
 	FirstPacket time.Duration `json:"first_packet_ns,omitempty"`
-	Err         string        `json:"error,omitempty"`
+	// Where the cell's time went: bringing its lab up, the punch (a
+	// punch that cannot work takes its whole timeout), the relay, and
+	// taking the lab down.
+	Up    time.Duration `json:"up_ns,omitempty"`
+	Punch time.Duration `json:"punch_ns,omitempty"`
+	Relay time.Duration `json:"relay_ns,omitempty"`
+	Down  time.Duration `json:"down_ns,omitempty"`
+	Err   string        `json:"error,omitempty"`
 	// Done is false for cells an interrupted run did not get to.
 	Done bool `json:"done"`
 }
@@ -231,16 +238,20 @@ func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout ti
 		return cell
 	}
 	cell.Expected = Expected(topo, row)
+	start := time.Now()
 	st, err := lab.Up(ctx, topo, lab.Options{Source: "matrix", Scenario: scenario})
+	cell.Up = time.Since(start)
 	if err != nil {
 		cell.Err = err.Error()
 		return cell
 	}
 	defer func() {
 		// A lab left up is a failure of the cell, whatever it showed.
+		start := time.Now()
 		if _, err := lab.Down(context.Background(), name, nil); err != nil {
 			cell.Err = strings.TrimPrefix(cell.Err+"; taking the lab down: "+err.Error(), "; ")
 		}
+		cell.Down = time.Since(start)
 	}()
 	sess := runner.New(st, topo)
 	defer sess.Close()
@@ -253,6 +264,7 @@ func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout ti
 		p.Announce = step.AnnouncePublic
 	}
 	res := sess.Step(ctx, topology.Step{Kind: "punch", Name: "punch alice bob", Spec: p})
+	cell.Punch = res.Duration
 	switch res.Observed {
 	case "ok":
 		cell.Punched = true
@@ -269,6 +281,7 @@ func runCell(ctx context.Context, name string, row Row, col nat.Type, timeout ti
 	// Punching failed: the relay must connect them.
 	res = sess.Step(ctx, topology.Step{Kind: "relay", Name: "relay alice bob", Spec: &step.Relay{
 		Between: pair, Server: "servers", Timeout: relayTimeout, Expect: "ok"}})
+	cell.Relay = res.Duration
 	ok := res.Observed == "ok"
 	cell.Relayed = &ok
 	if !ok {

@@ -33,8 +33,13 @@ type Report struct {
 	Source   string        `json:"source"`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
-	Steps    []step.Result `json:"steps"`
-	Passed   bool          `json:"passed"`
+	// Up and Down are how long bringing the lab up and taking it down
+	// took, where the caller did both (natlab run): with Duration, the
+	// steps', they say where a CI job's time goes.
+	Up     time.Duration `json:"up_ns,omitempty"`
+	Down   time.Duration `json:"down_ns,omitempty"`
+	Steps  []step.Result `json:"steps"`
+	Passed bool          `json:"passed"`
 }
 
 // Failed counts the steps whose expectation did not hold.

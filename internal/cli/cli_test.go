@@ -275,9 +275,12 @@ func TestRunBuiltin(t *testing.T) {
 	var rep struct {
 		Passed bool
 		Steps  []struct{ Observed string }
+		// Where the time went: the lab's up and down beside the steps.
+		Up   int64 `json:"up_ns"`
+		Down int64 `json:"down_ns"`
 	}
 	data, _ := os.ReadFile(dir + "/r.json")
-	if err := json.Unmarshal(data, &rep); err != nil || !rep.Passed || len(rep.Steps) != 5 || rep.Steps[4].Observed != "relay" {
+	if err := json.Unmarshal(data, &rep); err != nil || !rep.Passed || len(rep.Steps) != 5 || rep.Steps[4].Observed != "relay" || rep.Up <= 0 || rep.Down <= 0 {
 		t.Errorf("JSON report: %v %+v", err, rep)
 	}
 	if left, _ := filepath.Glob("/run/netns/natlab-" + name + "-*"); len(left) > 0 {
@@ -329,11 +332,24 @@ func TestMatrixCommand(t *testing.T) {
 	testutil.RequireRoot(t)
 	r := run(t, "matrix", "--types", "full-cone,symmetric", "--json")
 	var out struct {
-		Cells      []struct{ Punched, Expected bool }
+		Cells []struct {
+			Punched, Expected bool
+			Up                int64 `json:"up_ns"`
+			Punch             int64 `json:"punch_ns"`
+			Relay             int64 `json:"relay_ns"`
+			Down              int64 `json:"down_ns"`
+		}
 		Unexpected int
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 || len(out.Cells) != 4 || out.Unexpected != 0 {
 		t.Errorf("matrix: exit %d %v %+v\n%s", r.code, err, out, r.stderr)
+	}
+	for _, c := range out.Cells {
+		// Each cell says where its time went; only a cell that punched
+		// needs no relay.
+		if c.Up <= 0 || c.Punch <= 0 || c.Down <= 0 || (c.Relay > 0) == c.Punched {
+			t.Errorf("a cell's times: %+v", c)
+		}
 	}
 	if r := run(t, "matrix", "--types", "cone"); r.code != 2 {
 		t.Errorf("matrix with a bad type: exit %d", r.code)

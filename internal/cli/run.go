@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +28,7 @@ import (
 func newRunCmd() *cobra.Command {
 	var name, jsonPath, junitPath, shardArg string
 	var keep, forceRootless, all bool
+	parallel := 1
 	cmd := &cobra.Command{
 		Use:   "run FILE|NAME...",
 		Short: "Bring a lab up, run its steps, check their expectations, take it down",
@@ -34,11 +38,14 @@ failure and Ctrl-C, unless --keep). The exit code is 0 only if every step's
 expectation held.
 
 Several scenarios (or --all, the built-in library) run one after another,
-in the order given, and their reports hold every run. --shard i/n runs
-only every n-th of them,
-starting with the i-th, of the list sorted by name: n CI machines, each
-given its own i, run the whole list between them, and natlab report merge
-puts their --json (or --junit) files back together (docs/ci.md).
+in the order given, and their reports hold every run; --parallel N runs N
+labs at once, each scenario's lines printed together as it ends, in the
+order given (most of a scenario's time is waiting: for silence that proves
+a drop, for timeouts, for the scenario's own waits). --shard i/n runs only
+every n-th of them, starting with the i-th, of the list sorted by name: n
+CI machines, each given its own i, run the whole list between them, and
+natlab report merge puts their --json (or --junit) files back together
+(docs/ci.md).
 
 Without root, natlab runs in a user namespace of its own, where the lab
 lives only as long as natlab run (docs/rootless.md).` + "\n\n" + stepKindsHelp(),
@@ -47,6 +54,7 @@ lives only as long as natlab run (docs/rootless.md).` + "\n\n" + stepKindsHelp()
   sudo natlab run my-lab.yaml --keep     # leave the lab up afterwards
   natlab run full-cone                   # without root: in a user namespace
   sudo natlab run --all --junit all.xml  # the whole built-in library
+  sudo natlab run --all --parallel 4     # four labs at once
   sudo natlab run --all --shard 2/4 --json shard2.json   # a quarter of it`,
 		Args: args(func(cmd *cobra.Command, a []string) error {
 			if all && len(a) > 0 {
@@ -65,6 +73,9 @@ lives only as long as natlab run (docs/rootless.md).` + "\n\n" + stepKindsHelp()
 					return usageError("--shard: %v", err)
 				}
 			}
+			if parallel < 1 {
+				return usageError("--parallel %d: give how many labs to run at once, 1 or more", parallel)
+			}
 			if all {
 				a = scenarios.Names()
 			}
@@ -75,7 +86,7 @@ lives only as long as natlab run (docs/rootless.md).` + "\n\n" + stepKindsHelp()
 				if keep {
 					return usageError("--keep leaves one scenario's lab up: it cannot be used with several, --all or --shard")
 				}
-				return runSuite(cmd, a, sh, jsonPath, junitPath, forceRootless)
+				return runSuite(cmd, a, sh, parallel, jsonPath, junitPath, forceRootless)
 			}
 			sc, err := loadScenario(a[0])
 			if err != nil {
@@ -105,7 +116,8 @@ lives only as long as natlab run (docs/rootless.md).` + "\n\n" + stepKindsHelp()
 				return err
 			}
 			defer reports.close()
-			rep, err := runScenario(cmd, sc, topo, keep)
+			out := cmd.OutOrStdout()
+			rep, err := runScenario(cmd.Context(), out, cmd.ErrOrStderr(), isTerminal(out), sc, topo, keep)
 			if rep == nil {
 				return err
 			}
@@ -126,31 +138,39 @@ lives only as long as natlab run (docs/rootless.md).` + "\n\n" + stepKindsHelp()
 	cmd.Flags().StringVar(&junitPath, "junit", "", "write the results as JUnit XML to this file, one test case per step")
 	cmd.Flags().BoolVar(&keep, "keep", false, "leave the lab up after the steps")
 	cmd.Flags().BoolVar(&all, "all", false, "run every built-in scenario (natlab list)")
+	cmd.Flags().IntVar(&parallel, "parallel", 1, "with several scenarios or --all, how many labs to run at once")
 	cmd.Flags().StringVar(&shardArg, "shard", "", "run only shard `i/n` of the scenarios: every n-th of the sorted list, from the i-th")
 	addRootlessFlag(cmd, &forceRootless)
 	return cmd
 }
 
-// runScenario brings topo's lab up, runs its steps with a line for each,
-// and takes the lab down unless keep. The report is nil if the lab did
-// not come up; an error with a report means the run was interrupted.
-func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep bool) (*runner.Report, error) {
-	out := cmd.OutOrStdout()
-	ctx := cmd.Context()
+// runScenario brings topo's lab up, runs its steps with a line for each
+// on out (and, if tty, the step running now), and takes the lab down
+// unless keep. The report is nil if the lab did not come up; an error
+// with a report means the run was interrupted.
+func runScenario(ctx context.Context, out, errOut io.Writer, tty bool, sc *scenario, topo *topology.Topology, keep bool) (*runner.Report, error) {
 	start := time.Now()
 	st, err := lab.Up(ctx, topo, lab.Options{Source: sc.source, Scenario: sc.data})
 	if err != nil {
 		return nil, err
 	}
-	if !keep {
-		defer func() {
-			if _, err := lab.Down(context.Background(), st.Name, nil); err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "natlab: taking lab %s down: %v\n", st.Name, err)
-			}
-		}()
-	}
-	fmt.Fprintf(out, "lab %s is up (%d nodes, %v); running %d steps\n", st.Name, len(topo.Nodes), time.Since(start).Round(time.Millisecond), len(topo.Steps))
-	tty := isTerminal(out)
+	up := time.Since(start)
+	// The lab goes down before the report is returned, so that the
+	// report can say how long that took; the deferred call is for a
+	// panic on the way.
+	var downTook time.Duration
+	takeDown := sync.OnceFunc(func() {
+		if keep {
+			return
+		}
+		start := time.Now()
+		if _, err := lab.Down(context.Background(), st.Name, nil); err != nil {
+			fmt.Fprintf(errOut, "natlab: taking lab %s down: %v\n", st.Name, err)
+		}
+		downTook = time.Since(start)
+	})
+	defer takeDown()
+	fmt.Fprintf(out, "lab %s is up (%d nodes, %v); running %d steps\n", st.Name, len(topo.Nodes), up.Round(time.Millisecond), len(topo.Steps))
 	width := 0
 	for _, s := range topo.Steps {
 		width = max(width, len(s.Name))
@@ -168,6 +188,8 @@ func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep
 			printStep(out, r, len(topo.Steps), width)
 		},
 	})
+	takeDown()
+	rep.Up, rep.Down = up, downTook
 	fmt.Fprintf(out, "\n%d passed, %d failed\n", len(rep.Steps)-rep.Failed(), rep.Failed())
 	if keep {
 		fmt.Fprintf(out, "lab %s is still up: sudo natlab down %s removes it\n", st.Name, st.Name)
@@ -181,12 +203,12 @@ func runScenario(cmd *cobra.Command, sc *scenario, topo *topology.Topology, keep
 	return rep, nil
 }
 
-// runSuite runs several scenarios one after another, in the order given
-// (the shard sh of them, sorted by name, if sh is set: every shard must
-// split the same list) and writes one report of them all.
+// runSuite runs several scenarios, parallel labs at a time, in the order
+// given (the shard sh of them, sorted by name, if sh is set: every shard
+// must split the same list) and writes one report of them all.
 // A scenario whose lab does not come up is a failed run, not the end:
 // in CI the rest still say what they can.
-func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junitPath string, forceRootless bool) error {
+func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, parallel int, jsonPath, junitPath string, forceRootless bool) error {
 	if sh.Whole() {
 		list = firstOfEach(list)
 	} else {
@@ -225,26 +247,33 @@ func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junit
 	if !sh.Whole() {
 		what = fmt.Sprintf("shard %v: %d of %d scenarios", sh, len(picked), len(list))
 	}
-	fmt.Fprintf(out, "%s\n", what)
+	if parallel > 1 {
+		fmt.Fprintf(out, "%s, %d at once\n", what, min(parallel, len(picked)))
+	} else {
+		fmt.Fprintf(out, "%s\n", what)
+	}
 	var runs []report.Run
 	var stop error
-	for i, sc := range picked {
-		fmt.Fprintf(out, "\n== %d/%d %s\n", i+1, len(picked), sc.topo.Name)
-		started := time.Now()
-		rep, err := runScenario(cmd, sc, sc.topo, false)
-		if rep == nil {
-			if cmd.Context().Err() != nil {
+	ctx := cmd.Context()
+	for i, r := range runScenarios(ctx, cmd, picked, parallel) {
+		sc := picked[i]
+		if r.rep == nil {
+			if r.skipped {
+				stop = fmt.Errorf("interrupted before lab %s was brought up", sc.topo.Name)
+				break
+			}
+			if ctx.Err() != nil {
 				stop = fmt.Errorf("interrupted while bringing lab %s up; it was taken down", sc.topo.Name)
 				break
 			}
-			fmt.Fprintf(out, "  ERROR %v\n", err)
-			rep = &runner.Report{Lab: sc.topo.Name, Source: sc.source, Started: started, Duration: time.Since(started), Steps: []step.Result{}}
-			runs = append(runs, report.Run{Report: *rep, Error: err.Error()})
+			fmt.Fprintf(out, "  ERROR %v\n", r.err)
+			rep := &runner.Report{Lab: sc.topo.Name, Source: sc.source, Started: r.started, Duration: r.took, Steps: []step.Result{}}
+			runs = append(runs, report.Run{Report: *rep, Error: r.err.Error()})
 			continue
 		}
-		runs = append(runs, report.Run{Report: *rep})
-		if err != nil {
-			stop = err
+		runs = append(runs, report.Run{Report: *r.rep})
+		if r.err != nil {
+			stop = r.err
 			break
 		}
 	}
@@ -265,6 +294,99 @@ func runSuite(cmd *cobra.Command, list []string, sh shard.Shard, jsonPath, junit
 		return &exitError{exitFailure, fmt.Errorf("%d of %d scenarios did not do what they expect", suite.Failed(), len(runs))}
 	}
 	return nil
+}
+
+// scenarioRun is what running one scenario of a suite gave.
+type scenarioRun struct {
+	rep         *runner.Report
+	err         error
+	started     time.Time
+	took        time.Duration
+	out, errOut bytes.Buffer
+	// skipped is set on a scenario never started: the run was
+	// interrupted first.
+	skipped bool
+	done    chan struct{}
+}
+
+// runScenarios runs the scenarios, parallel at a time, and yields each
+// one's run in their order, once it has ended and its lines (headed
+// "== i/n NAME") are printed. One at a time, the lines are printed as
+// the steps end, as natlab run of one scenario prints them; several at a
+// time, each scenario's lines are held until it ends, so that they are
+// not interleaved. Stopping the loop early (after an interruption)
+// waits for the scenarios already started; ctx's end stops them.
+func runScenarios(ctx context.Context, cmd *cobra.Command, picked []*scenario, parallel int) iter.Seq2[int, *scenarioRun] {
+	return func(yield func(int, *scenarioRun) bool) {
+		out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+		header := func(i int) {
+			fmt.Fprintf(out, "\n== %d/%d %s\n", i+1, len(picked), picked[i].topo.Name)
+		}
+		if parallel <= 1 {
+			for i, sc := range picked {
+				header(i)
+				r := &scenarioRun{started: time.Now()}
+				r.rep, r.err = runScenario(ctx, out, errOut, isTerminal(out), sc, sc.topo, false)
+				r.took = time.Since(r.started)
+				if !yield(i, r) {
+					return
+				}
+			}
+			return
+		}
+		runs := make([]*scenarioRun, len(picked))
+		for i := range runs {
+			runs[i] = &scenarioRun{done: make(chan struct{})}
+		}
+		// The workers take the scenarios in order; a stopped loop makes
+		// them take no more.
+		stopped := make(chan struct{})
+		next := make(chan int)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer close(stopped)
+		for range min(parallel, len(picked)) {
+			wg.Go(func() {
+				for i := range next {
+					r, sc := runs[i], picked[i]
+					r.started = time.Now()
+					r.rep, r.err = runScenario(ctx, &r.out, &r.errOut, false, sc, sc.topo, false)
+					r.took = time.Since(r.started)
+					close(r.done)
+				}
+			})
+		}
+		wg.Go(func() {
+			defer close(next)
+			for i := range picked {
+				select {
+				case next <- i:
+					continue
+				case <-stopped:
+				case <-ctx.Done():
+				}
+				// The rest never start.
+				for _, r := range runs[i:] {
+					r.skipped, r.err = true, ctx.Err()
+					close(r.done)
+				}
+				return
+			}
+		})
+		for i, r := range runs {
+			// After an interruption, a scenario running ends soon, its
+			// lab taken down; one never started is done at once.
+			<-r.done
+			if !r.skipped {
+				header(i)
+				out.Write(r.out.Bytes())
+				errOut.Write(r.errOut.Bytes())
+			}
+			if !yield(i, r) {
+				return
+			}
+		}
+	}
 }
 
 // firstOfEach is list without repeats, in its order.

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -19,23 +18,7 @@ import (
 func TestRunShardsAndMerge(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
-	base := testutil.UniqueName(t)
-	var files, labs []string
-	for i, builtin := range []string{"act1-address-problem", "full-cone", "restricted-cone"} {
-		data, err := os.ReadFile(filepath.Join(repoRoot(t), "scenarios", builtin+".yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Unique lab names: other tests may run these scenarios now.
-		lab := base + "-" + string(rune('a'+i))
-		renamed := regexp.MustCompile(`(?m)^name: .*$`).ReplaceAll(data, []byte("name: "+lab))
-		file := filepath.Join(dir, lab+".yaml")
-		if err := os.WriteFile(file, renamed, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		files, labs = append(files, file), append(labs, lab)
-		t.Cleanup(func() { run(t, "down", lab) })
-	}
+	files, labs := renamedBuiltins(t, "act1-address-problem", "full-cone", "restricted-cone")
 	out := func(name string) string { return filepath.Join(dir, name) }
 	// Given out of order: the shards split the sorted list, which an
 	// unsplit run given in that order runs as it is.
