@@ -63,7 +63,7 @@ func apply(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism, fresh bool) err
 		if err := setMTU(h, link, d, fresh); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		root, child := qdiscsFor(d.Index, d.Egress, d.MTU, mech)
+		root, child := qdiscsFor(d.Index, egressOf(d, mech), d.MTU, mech)
 		if fresh {
 			for _, q := range []netlink.Qdisc{root, child} {
 				if q != nil {
@@ -74,6 +74,16 @@ func apply(nsFd int, h *netlink.Handle, p *Plan, mech Mechanism, fresh bool) err
 			}
 		} else if err := setQdiscs(h, link, root, child); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
+		}
+		if d.Bridge != "" {
+			if err := ingressHold(h, d, mech, fresh); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if !fresh && mech == Netem {
+		if err := removeStaleHolds(h, p); err != nil {
+			return err
 		}
 	}
 	if err := setRoutes(h, p.Routes, fresh); err != nil {

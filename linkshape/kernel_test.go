@@ -1,15 +1,18 @@
 package linkshape_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/internal/labtest"
@@ -633,5 +636,77 @@ nodes:
 	wg.Wait()
 	if len(froms) != 1 {
 		t.Errorf("10 packets of one flow came from %d public endpoints: %v", len(froms), froms)
+	}
+}
+
+// Under netem a node's up direction is carried out where its packets
+// arrive: the bridge's end of its uplink redirects them to an ifb device
+// whose netem qdisc holds them, and the node's own end keeps only the
+// rate. Cleared, the ifb and the redirect are gone. (The delay line holds
+// packets in its own way: TestRTT and the others measure both.)
+func TestUpHeldOnArrival(t *testing.T) {
+	l := labtest.Up(t, homeLab)
+	s := newShaper(t, l)
+	if s.mech != linkshape.Netem {
+		t.Skipf("links are shaped by %s here: the ifb is netem's", s.mech)
+	}
+	var w linkshape.Wire
+	for _, x := range s.wires {
+		if x.Node == "alice" {
+			w = x
+		}
+	}
+	handle := func(ns string) *netlink.Handle {
+		n, err := namedns.Open(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		h, err := namedns.Netlink(n.Fd())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Close)
+		return h
+	}
+	own, parent := handle(w.NS), handle(w.ParentNS)
+	kinds := func(h *netlink.Handle, index int) []string {
+		qs, err := h.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k []string
+		for _, q := range qs {
+			k = append(k, q.Type())
+		}
+		slices.Sort(k)
+		return k
+	}
+	ifb := fmt.Sprintf("up.%d", w.PortIndex)
+	s.set("alice", linkshape.State{Link: linkcond.Link{Up: linkcond.Direction{Delay: 10 * ms, Rate: 2_000_000}}})
+	if k := kinds(own, w.UplinkIndex); !slices.Equal(k, []string{"tbf"}) {
+		t.Errorf("alice's own end has qdiscs %v, want only the rate's tbf", k)
+	}
+	l2, err := parent.LinkByName(ifb)
+	if err != nil {
+		t.Fatalf("no %s holding alice's up direction: %v", ifb, err)
+	}
+	if k := kinds(parent, l2.Attrs().Index); !slices.Contains(k, "netem") {
+		t.Errorf("%s has qdiscs %v, want a netem", ifb, k)
+	}
+	if k := kinds(parent, w.PortIndex); !slices.Contains(k, "ingress") {
+		t.Errorf("alice's port has qdiscs %v, want an ingress qdisc redirecting to %s", k, ifb)
+	}
+	// A change keeps the device and the redirect.
+	s.set("alice", linkshape.State{Link: linkcond.Link{Up: linkcond.Direction{Delay: 20 * ms}}})
+	if _, err := parent.LinkByName(ifb); err != nil {
+		t.Errorf("after a change of delay: %v", err)
+	}
+	s.set("alice", linkshape.State{})
+	if _, err := parent.LinkByName(ifb); err == nil {
+		t.Errorf("%s is still there with alice's link a perfect wire", ifb)
+	}
+	if k := kinds(parent, w.PortIndex); slices.Contains(k, "ingress") {
+		t.Errorf("alice's port still has an ingress qdisc: %v", k)
 	}
 }

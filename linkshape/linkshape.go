@@ -10,8 +10,12 @@
 // mechanisms carry the conditions out, and a lab uses one (Detect):
 //
 //   - netem, where the kernel has it (stock Debian and Ubuntu kernels):
-//     each end's egress gets a netem qdisc for delay, jitter, loss,
-//     duplication and reordering, and a tbf under it for the rate.
+//     a netem qdisc for delay, jitter, loss, duplication and reordering,
+//     and a tbf under it for the rate, on the bridge's end's egress for
+//     the down direction; for the up direction the node's own end has
+//     only the tbf, and the netem is on an ifb device the bridge's end
+//     redirects what it receives to (ingressHold): a packet held below
+//     its sender's device would still count against the sender's socket.
 //   - natlab's delay line, where it has not: delay, jitter and
 //     reordering are done by one process per lab that holds the packets
 //     nftables hands to a queue (the xt NFQUEUE target) and lets each go

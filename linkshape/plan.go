@@ -33,6 +33,11 @@ type Device struct {
 	// this end: the node's up direction at its own end, its down
 	// direction at the bridge's.
 	Egress linkcond.Direction
+	// Ingress is the direction of the link whose packets arrive through
+	// this end: the node's up direction at the bridge's end, zero at the
+	// node's. Under netem it is carried out there, as they arrive (see
+	// ingressHold), not as they leave the node.
+	Ingress linkcond.Direction
 	// MTU is the link's, 0 for the default.
 	MTU int
 	// Bridge is the bridge the end is a port of, "" for the node's end.
@@ -131,7 +136,7 @@ func PlanLab(wires []Wire, links map[string]State, mech Mechanism) map[string]*P
 		l := st.Link
 		plan(w.NS).Devices[w.Uplink] = &Device{Name: w.Uplink, Index: w.UplinkIndex, Egress: l.Up, MTU: l.MTU, Down: st.Down}
 		parent := plan(w.ParentNS)
-		parent.Devices[w.Port] = &Device{Name: w.Port, Index: w.PortIndex, Egress: l.Down, MTU: l.MTU, Bridge: w.Bridge, BridgeIndex: w.BridgeIndex, Down: st.Down}
+		parent.Devices[w.Port] = &Device{Name: w.Port, Index: w.PortIndex, Egress: l.Down, Ingress: l.Up, MTU: l.MTU, Bridge: w.Bridge, BridgeIndex: w.BridgeIndex, Down: st.Down}
 		if w.Routed {
 			for _, a := range w.Addrs {
 				parent.Routes = append(parent.Routes, Route{Dev: w.Bridge, DevIndex: w.BridgeIndex, Addr: a, MTU: l.MTU})
@@ -262,7 +267,7 @@ func Affected(wires []Wire, node string) []string {
 // namespace of a lab just built already has.
 func (p *Plan) IsZero() bool {
 	for _, d := range p.Devices {
-		if !d.Egress.IsZero() || d.MTU != 0 || d.Down {
+		if !d.Egress.IsZero() || !d.Ingress.IsZero() || d.MTU != 0 || d.Down {
 			return false
 		}
 	}

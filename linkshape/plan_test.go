@@ -28,8 +28,8 @@ func TestPlanDevices(t *testing.T) {
 		if d := plans["n-alice"].Devices["eth0"]; d.Egress != up || d.MTU != 1400 || d.Bridge != "" {
 			t.Errorf("%s: alice's end is %+v, want her up direction and mtu 1400", mech, d)
 		}
-		if d := plans["n-home"].Devices["alice"]; d.Egress != down || d.MTU != 1400 || d.Bridge != "lan0" {
-			t.Errorf("%s: the NAT's end of alice's link is %+v, want her down direction, mtu 1400, bridge lan0", mech, d)
+		if d := plans["n-home"].Devices["alice"]; d.Egress != down || d.Ingress != up || d.MTU != 1400 || d.Bridge != "lan0" {
+			t.Errorf("%s: the NAT's end of alice's link is %+v, want her down direction out, her up direction in, mtu 1400, bridge lan0", mech, d)
 		}
 		want := []Route{{Dev: "lan0", Addr: netip.MustParseAddr("192.168.1.2"), MTU: 1400}, {Dev: "lan0", Addr: netip.MustParseAddr("192.168.1.3")}}
 		if got := plans["n-home"].Routes; !slices.Equal(got, want) {
@@ -191,5 +191,28 @@ func TestClassify(t *testing.T) {
 	}
 	if !c.cut(flowKey{way: outLAN, to: "alice"}) || c.cut(flowKey{way: inLAN, from: "alice", to: "srv"}) {
 		t.Error("cut: want only what goes down to alice, whose link is down")
+	}
+}
+
+// Under netem the node's own end keeps only its up direction's rate: the
+// rest is held where the packets arrive. The bridge's end, and every end
+// under the delay line, carries its whole egress direction.
+func TestEgressOf(t *testing.T) {
+	d := linkcond.Direction{Delay: 10 * time.Millisecond, Loss: 1, Rate: 2_000_000}
+	own := &Device{Name: "eth0", Egress: d}
+	port := &Device{Name: "alice", Egress: d, Bridge: "lan0"}
+	for _, tc := range []struct {
+		dev  *Device
+		mech Mechanism
+		want linkcond.Direction
+	}{
+		{own, Netem, linkcond.Direction{Rate: 2_000_000}},
+		{own, DelayLine, d},
+		{port, Netem, d},
+		{port, DelayLine, d},
+	} {
+		if got := egressOf(tc.dev, tc.mech); got != tc.want {
+			t.Errorf("%s under %s: %+v, want %+v", tc.dev.Name, tc.mech, got, tc.want)
+		}
 	}
 }

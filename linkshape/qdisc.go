@@ -28,7 +28,7 @@ var (
 // root and, if any, the one under it (netem's tbf). None for a direction
 // that needs no queueing discipline.
 func qdiscsFor(index int, d linkcond.Direction, mtu int, mech Mechanism) (root, child netlink.Qdisc) {
-	emulate := mech == Netem && (d.Delay > 0 || d.Jitter > 0 || d.Loss > 0 || d.Duplicate > 0 || d.Reorder > 0)
+	emulate := mech == Netem && emulates(d)
 	var tbf netlink.Qdisc
 	if d.Rate > 0 {
 		tbf = tbfFor(index, d.Rate, mtu)
@@ -55,6 +55,26 @@ func qdiscsFor(index int, d linkcond.Direction, mtu int, mech Mechanism) (root, 
 		tbf.Attrs().Parent, tbf.Attrs().Handle = netlink.MakeHandle(1, 1), childHandle
 	}
 	return root, tbf
+}
+
+// emulates reports whether d asks netem for anything: all but the rate.
+func emulates(d linkcond.Direction) bool {
+	return d.Delay > 0 || d.Jitter > 0 || d.Loss > 0 || d.Duplicate > 0 || d.Reorder > 0
+}
+
+// egressOf is the part of d's egress direction that end d carries out as
+// its packets leave. Under netem the node's own end keeps only the rate:
+// its delay, loss and the rest are done where its packets arrive, at the
+// bridge's end (ingressHold). A packet held in a qdisc of the sender's
+// own device still counts against its socket (TCP Small Queues lets a
+// socket have about two packets below it), so a delay there would slow
+// TCP far below the link's rate; once the packet has crossed the pair it
+// belongs to no socket, as on a real wire.
+func egressOf(d *Device, mech Mechanism) linkcond.Direction {
+	if mech != Netem || d.Bridge != "" {
+		return d.Egress
+	}
+	return linkcond.Direction{Rate: d.Egress.Rate}
 }
 
 // tbfFor is a token bucket of rate r for frames of up to mtu bytes: a
