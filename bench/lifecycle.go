@@ -118,18 +118,42 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 			}
 		}
 	}
+	// Back to back, as CI runs labs: each program's up and down again
+	// and again with no pause, so that the work the kernel defers after
+	// a down (destroying the namespaces and what they hold) lands on that
+	// program's own next run. Blocks of the two alternate.
+	natlab, floorOut := tools[0], tools[2]
+	var natlabB2B, floorB2B sample
+	for i := 0; i < 2; i++ {
+		for _, b := range []struct {
+			t   *upDown
+			out *sample
+		}{{natlab, &natlabB2B}, {floorOut, &floorB2B}} {
+			per, err := backToBack(ctx, b.t, reps/2+1)
+			if err != nil {
+				return err
+			}
+			*b.out = append(*b.out, per...)
+			settle()
+		}
+	}
 	measured := map[string]any{}
 	for _, t := range tools {
 		fmt.Fprintf(log, "  %-8s up %s, down %s\n", t.name, t.ups.spread(), t.downs.spread())
 		measured[t.name] = map[string][]float64{"up_s": t.ups.seconds(), "down_s": t.downs.seconds()}
 	}
-	natlab, script_, floorOut, natlabIn, floorIn := tools[0], tools[1], tools[2], tools[3], tools[4]
+	script_, natlabIn, floorIn := tools[1], tools[3], tools[4]
+	measured["back_to_back"] = map[string][]float64{"natlab_s": natlabB2B.seconds(), "floor_s": floorB2B.seconds()}
 	r.add(&goal{Suite: "lifecycle", Name: "in-process up+down (labtest.Up and its cleanup) vs the floor's, in-process", Value: ratio(natlabIn.totals.median(), floorIn.totals.median()), Unit: "x", Target: 1.5,
 		Detail: fmt.Sprintf("natlab %v, floor %v (medians of %d)", round(natlabIn.totals.median()), round(floorIn.totals.median()), reps)})
-	r.add(&goal{Suite: "lifecycle", Name: "up+down vs a script of ip/nft", Value: ratio(script_.totals.median(), natlab.totals.median()), Unit: "x", Target: 10, Higher: true,
+	// The goal of 10x a script is retired (issue 19): the kernel's own
+	// floor is within about 8x of it. Kept for reference.
+	r.add(&goal{Suite: "lifecycle", Name: "up+down vs a script of ip/nft", Value: ratio(script_.totals.median(), natlab.totals.median()), Unit: "x", Info: true, Higher: true,
 		Detail: fmt.Sprintf("natlab %v, script %v (medians of %d)", round(natlab.totals.median()), round(script_.totals.median()), reps)})
-	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor (netlink namespaces+veths)", Value: ratio(natlab.totals.median(), floorOut.totals.median()), Unit: "x", Target: 1.5,
+	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor (netlink namespaces+veths), a quarter second apart", Value: ratio(natlab.totals.median(), floorOut.totals.median()), Unit: "x", Target: 1.5,
 		Detail: fmt.Sprintf("natlab %v, floor %v", round(natlab.totals.median()), round(floorOut.totals.median()))})
+	r.add(&goal{Suite: "lifecycle", Name: "up+down vs the floor, back to back (the kernel's deferred teardown lands on the next run)", Value: ratio(natlabB2B.median(), floorB2B.median()), Unit: "x", Target: 1.5,
+		Detail: fmt.Sprintf("natlab %v, floor %v (medians of %d, each program's runs one after another)", round(natlabB2B.median()), round(floorB2B.median()), len(natlabB2B))})
 	natlabStart, floorStart := startTimes["natlab"].median(), startTimes["floor"].median()
 	r.add(&goal{Suite: "lifecycle", Name: "process start, natlab vs the floor program", Value: ratio(natlabStart, floorStart), Unit: "x", Info: true,
 		Detail: fmt.Sprintf("natlab version %v, natlab-floor start %v, exec to exit", round(natlabStart), round(floorStart))})
@@ -149,6 +173,33 @@ func lifecycle(ctx context.Context, cfg config, r *report, log io.Writer) error 
 	}
 	r.Measured["lifecycle"] = measured
 	return nil
+}
+
+// backToBack runs t's up and down n times with no pause and returns the
+// wall time of each pair, from the start of its up to the end of its
+// down: what a pair costs when the one before it has just gone. The
+// first pair, which follows a pause, is run but not counted.
+func backToBack(ctx context.Context, t *upDown, n int) (sample, error) {
+	var out sample
+	for i := range n + 1 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := uniqueName("b")
+		up, err := t.up(ctx, p)
+		if err != nil {
+			t.down(context.Background(), p)
+			return nil, fmt.Errorf("%s up, back to back: %w", t.name, err)
+		}
+		down, err := t.down(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("%s down, back to back: %w", t.name, err)
+		}
+		if i > 0 {
+			out = append(out, up+down)
+		}
+	}
+	return out, nil
 }
 
 // timedCall is timed for work done in this process.
