@@ -221,6 +221,11 @@ func (b *builder) build(ctx context.Context) error {
 				return err
 			}
 		}
+		if n.Firewall != topology.FirewallNone {
+			if err := b.loadFirewall(n); err != nil {
+				return err
+			}
+		}
 		return b.shape(n.Name)
 	})
 	if err != nil {
@@ -629,6 +634,25 @@ func (b *builder) loadNAT(n *topology.Node) error {
 		}
 		return nil
 	})
+}
+
+// loadFirewall loads host n's own firewall table in its namespace, the
+// one table natlab makes there; it names no address, so it needs nothing
+// when the host moves.
+func (b *builder) loadFirewall(n *topology.Node) error {
+	rs := natrules.BuildHostFirewall(natrules.HostFirewallConfig{IPv6: len(n.Addresses6) > 0})
+	conn, err := nftconn.Dial(b.ns[n.Name].Fd())
+	if err != nil {
+		return fmt.Errorf("node %s: firewall: %w", n.Name, err)
+	}
+	defer conn.Close()
+	if err := rs.AddTo(conn.Conn); err != nil {
+		return fmt.Errorf("node %s: firewall: %w", n.Name, err)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("node %s: load the firewall's nftables table: %w", n.Name, err)
+	}
+	return nil
 }
 
 // conntrackSysctls are what a NAT's namespace sets of conntrack, each a
