@@ -640,7 +640,7 @@ func (b *builder) loadNAT(n *topology.Node) error {
 // one table natlab makes there; it names no address, so it needs nothing
 // when the host moves.
 func (b *builder) loadFirewall(n *topology.Node) error {
-	rs := natrules.BuildHostFirewall(natrules.HostFirewallConfig{IPv6: len(n.Addresses6) > 0})
+	rs := FirewallRules(n)
 	conn, err := nftconn.Dial(b.ns[n.Name].Fd())
 	if err != nil {
 		return fmt.Errorf("node %s: firewall: %w", n.Name, err)
@@ -787,6 +787,12 @@ func (b *builder) waitServices() error {
 		b.st.Processes = append(b.st.Processes, labstate.Process{PID: proc.Pid, Node: s.node, What: "services", StartTime: start})
 	}
 	return errors.Join(errs...)
+}
+
+// FirewallRules returns the table of host n's firewall, as Up loads it
+// in the host's namespace.
+func FirewallRules(n *topology.Node) *natrules.Ruleset {
+	return natrules.BuildHostFirewall(natrules.HostFirewallConfig{IPv6: len(n.Addresses6) > 0})
 }
 
 // Rules returns the ruleset of NAT node n of topo, as Up loads it. A

@@ -83,6 +83,32 @@ func TestStatusOneToOne(t *testing.T) {
 	}
 }
 
+// TestStatusShowsFirewall checks that status, in JSON and in text, says
+// which hosts have a firewall of their own, and says nothing of one for
+// a host without.
+func TestStatusShowsFirewall(t *testing.T) {
+	topo, err := topology.Parse("fw.yaml", []byte("nodes:\n  vps: {kind: host, firewall: stateful}\n  open: {kind: host}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := describeLab(&labstate.State{Name: "fw", Complete: true}, topo, nil)
+	for i, want := range []string{`"firewall":"stateful"`, ""} {
+		data, err := json.Marshal(l.Nodes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(data), `"firewall"`); got != (want != "") || !strings.Contains(string(data), want) {
+			t.Errorf("status --json's %s: %s; want firewall %q", l.Nodes[i].Name, data, want)
+		}
+	}
+	var text strings.Builder
+	printNodes(&text, topo)
+	lines := strings.Split(strings.TrimSpace(text.String()), "\n")
+	if !strings.Contains(lines[1], "firewall stateful") || strings.Contains(lines[2], "firewall") {
+		t.Errorf("status's nodes:\n%s\nwant firewall stateful on vps's line only", text.String())
+	}
+}
+
 // TestServes checks that a service counts as running only while its
 // process listens on its sockets.
 func TestServes(t *testing.T) {
