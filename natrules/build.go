@@ -398,7 +398,7 @@ func (b *builder) hairpin() {
 		c.add("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address",
 			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", true),
 			notInSet(setPermits, ipSaddr, ctPort(expr.CtKeyPROTODST, original)),
-			counter(), logDrop(DropHairpin), drop())
+			jump(chainHairpinWall))
 	case nat.AddressAndPortDependent:
 		// The public port the packet was sent to is the destination of
 		// its direction of the flow, before destination NAT.
@@ -409,8 +409,13 @@ func (b *builder) hairpin() {
 		c.add("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint",
 			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", false),
 			notInSet(setHairpins, ipSaddr, udpSport, ctPort(expr.CtKeyPROTODST, original)),
-			counter(), logDrop(DropHairpin), drop())
+			jump(chainHairpinWall))
 	}
+	// The drop is a chain of its own, which holds no expression
+	// google/nftables cannot read back, so that the wall's counters can
+	// count it (nattable.WallDrops).
+	w := b.chain(chainHairpinWall, nil, "", nil, 0)
+	w.add("the wall: the filtering refuses the hairpinned packet", counter(), logDrop(DropHairpin), drop())
 }
 
 // forward lets the inside out and only admitted traffic in.

@@ -100,11 +100,13 @@ func PortMapSet(proto string) string {
 	return ""
 }
 
-// The chains that hold the wall: what is forwarded through the NAT, and
-// what is addressed to it.
+// The chains that hold the wall: what is forwarded through the NAT, what
+// is addressed to it, and the hairpinned packets its filtering refuses
+// (the hairpin chain sends them to ChainHairpinWall).
 const (
-	ChainForward = "forward"
-	ChainInput   = "input"
+	ChainForward     = "forward"
+	ChainInput       = "input"
+	ChainHairpinWall = "hairpin_wall"
 )
 
 // The other chains, as `natlab rules` and the table show them.
@@ -118,6 +120,7 @@ const (
 	chainPermit      = "permit"
 	chainClash       = "clash"
 	chainHairpin     = "hairpin"
+	chainHairpinWall = ChainHairpinWall
 	chainForward     = ChainForward
 	chainInput       = ChainInput
 )

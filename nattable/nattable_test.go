@@ -261,3 +261,48 @@ nodes:
 		t.Errorf("natlab table prints\n%s\nwithout the binding row %q", b.String(), row)
 	}
 }
+
+// A hairpinned packet the filtering refuses is a drop of the NAT's wall,
+// as an inbound packet from outside it refuses is: WallDrops counts it,
+// for every filtering that refuses one. A full cone admits it, and has no
+// hairpin wall to read.
+func TestWallCountsRefusedHairpins(t *testing.T) {
+	for _, typ := range []string{"address-restricted-cone", "port-restricted-cone", "symmetric", "full-cone"} {
+		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(`
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  nat:    {kind: nat, type: %s}
+  h1:     {kind: host, behind: nat}
+  h2:     {kind: host, behind: nat}
+`, typ))
+			srv := l.UDP("server", "203.0.113.10:9000")
+			b := l.UDP("h2", ":40000")
+			b.Send(netip.MustParseAddrPort("203.0.113.10:9000"), "out")
+			p := srv.Expect("out", 2*time.Second)
+			ns, err := namedns.Open(l.Namespace("nat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			before, err := nattable.WallDrops(t.Context(), ns.Fd())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := l.UDP("h1", ":41000")
+			a.Send(p, "hairpinned, unsolicited")
+			refused := typ != "full-cone"
+			if got := b.Arrives("hairpinned, unsolicited", 400*time.Millisecond); got == refused {
+				t.Fatalf("%s: an unsolicited hairpinned packet arrived=%v, want %v", typ, got, !refused)
+			}
+			after, err := nattable.WallDrops(t.Context(), ns.Fd())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := before + map[bool]uint64{true: 1}[refused]; after != want {
+				t.Errorf("the wall counted %d drops before the hairpinned packet and %d after; want %d", before, after, want)
+			}
+		})
+	}
+}
