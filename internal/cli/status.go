@@ -95,7 +95,7 @@ func (n natInfo) MarshalJSON() ([]byte, error) {
 		Forwards []forwardInfo `json:"forwards,omitempty"`
 		OneToOne *oneToOneInfo `json:"one_to_one,omitempty"`
 	}
-	return topology.NATJSON(before{n.Type}, n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.OneToOne})
+	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.OneToOne})
 }
 
 type forwardInfo struct {
