@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -13,14 +14,15 @@ import (
 
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/natrules"
 )
 
 // A host's own stateful firewall on real namespaces, on a host on the
 // internet (vps), where it is the only wall, and on one behind a
 // full-cone NAT (laptop), where it is stricter than the NAT and walls the
-// LAN off too; open and tv, the same without a firewall, are reached as
-// before.
+// LAN off too, and still after it moves behind another NAT; open and tv,
+// the same without a firewall, are reached as before.
 func TestHostFirewall(t *testing.T) {
 	t.Parallel()
 	l := labtest.Up(t, `
@@ -31,6 +33,7 @@ nodes:
   home:   {kind: nat, type: full-cone, public: 203.0.113.1, lan: 192.168.1.0/24}
   laptop: {kind: host, behind: home, address: 192.168.1.2, firewall: stateful}
   tv:     {kind: host, behind: home, address: 192.168.1.3}
+  cafe:   {kind: nat, type: full-cone, public: 203.0.113.2, lan: 192.168.2.0/24}
 `)
 	vpsAt, openAt := netip.MustParseAddr("203.0.113.20"), netip.MustParseAddr("203.0.113.21")
 	home := netip.MustParseAddr("203.0.113.1")
@@ -137,6 +140,25 @@ nodes:
 	tv.Send(netip.AddrPortFrom(laptopAt, 40004), "hi laptop")
 	if !laptop.Arrives("hi laptop", arrival) {
 		t.Error("tv's answer to laptop did not get through laptop's firewall")
+	}
+
+	// Moved behind another NAT, laptop keeps its firewall: it is the
+	// host's own, and names no address.
+	if _, err := lab.Move(context.Background(), l.Topo.Name, "laptop", "cafe"); err != nil {
+		t.Fatal(err)
+	}
+	laptop.Send(srvAt, "from the cafe")
+	from = srv.Expect("from the cafe", arrival)
+	if from.Addr() != netip.MustParseAddr("203.0.113.2") {
+		t.Fatalf("the server saw laptop, moved, as %v, want cafe's public address", from)
+	}
+	srv.Send(from, "reply at the cafe")
+	if !laptop.Arrives("reply at the cafe", arrival) {
+		t.Error("the reply to laptop, moved behind cafe, did not get through its firewall")
+	}
+	srvAddr.Send(from, "full cone at the cafe")
+	if laptop.Arrives("full cone at the cafe", silence) {
+		t.Error("moved behind cafe's full cone, laptop's firewall let another address in")
 	}
 }
 
