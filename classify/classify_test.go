@@ -114,6 +114,21 @@ nodes:
 	}
 }
 
+// A host on the internet with a stateful firewall of its own is no NAT,
+// but its firewall filters as a port-restricted cone does: only the
+// endpoint it sent to may answer.
+func TestDiscoverHostFirewall(t *testing.T) {
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, services: [stun]}
+  h1:     {kind: host, firewall: stateful}
+`)
+	res := discover(t, l, "h1", false, 0)
+	if res.Behind || res.Mapping != nat.EndpointIndependent || res.Filtering != nat.AddressAndPortDependent || res.Ports != nat.PortPreserve {
+		t.Errorf("on the internet with a firewall: %+v", res)
+	}
+}
+
 func TestDiscoverLifetime(t *testing.T) {
 	l := labtest.Up(t, fmt.Sprintf(lab, "type: port-restricted-cone, timeout: 5s"))
 	res := discover(t, l, "h1", true, 30*time.Second)

@@ -221,6 +221,11 @@ func (b *builder) build(ctx context.Context) error {
 				return err
 			}
 		}
+		if n.Firewall != topology.FirewallNone {
+			if err := b.loadFirewall(n); err != nil {
+				return err
+			}
+		}
 		return b.shape(n.Name)
 	})
 	if err != nil {
@@ -631,6 +636,25 @@ func (b *builder) loadNAT(n *topology.Node) error {
 	})
 }
 
+// loadFirewall loads host n's own firewall table in its namespace, the
+// one table natlab makes there; it names no address, so it needs nothing
+// when the host moves.
+func (b *builder) loadFirewall(n *topology.Node) error {
+	rs := FirewallRules(n)
+	conn, err := nftconn.Dial(b.ns[n.Name].Fd())
+	if err != nil {
+		return fmt.Errorf("node %s: firewall: %w", n.Name, err)
+	}
+	defer conn.Close()
+	if err := rs.AddTo(conn.Conn); err != nil {
+		return fmt.Errorf("node %s: firewall: %w", n.Name, err)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("node %s: load the firewall's nftables table: %w", n.Name, err)
+	}
+	return nil
+}
+
 // conntrackSysctls are what a NAT's namespace sets of conntrack, each a
 // sysctl and its value, in the NAT's namespace only, never in the root
 // namespace (they are per namespace): the timeouts, in whole seconds,
@@ -763,6 +787,12 @@ func (b *builder) waitServices() error {
 		b.st.Processes = append(b.st.Processes, labstate.Process{PID: proc.Pid, Node: s.node, What: "services", StartTime: start})
 	}
 	return errors.Join(errs...)
+}
+
+// FirewallRules returns the table of host n's firewall, as Up loads it
+// in the host's namespace.
+func FirewallRules(n *topology.Node) *natrules.Ruleset {
+	return natrules.BuildHostFirewall(natrules.HostFirewallConfig{IPv6: len(n.Addresses6) > 0})
 }
 
 // Rules returns the ruleset of NAT node n of topo, as Up loads it. A

@@ -379,8 +379,11 @@ func (b *builder) clash() {
 // dropped before conntrack confirms its flow, so it leaves no flow behind,
 // only the sender's mapping and its permit, as a real NAT would (and which
 // lets two hosts behind one NAT punch through it, as two behind two NATs
-// of its type would). Endpoint-independent filtering admits every
-// hairpinned packet and needs none of this.
+// of its type would). Under address-and-port-dependent mapping it leaves
+// neither: that mapping was the dropped flow's own, which no later packet
+// could use, and keeping it would hold another port each time the packet
+// is sent again. Endpoint-independent filtering admits every hairpinned
+// packet and needs none of this.
 func (b *builder) hairpin() {
 	if !b.b.Hairpin || b.b.Filtering == nat.EndpointIndependent {
 		return
@@ -391,14 +394,30 @@ func (b *builder) hairpin() {
 	// The remote a hairpinned packet was sent to is the NAT's public
 	// address, which after source NAT is the packet's source too.
 	remote := ipSaddr
+	// Under address-and-port-dependent mapping the refused packet's
+	// mapping is the new flow's, which conntrack forgets with the
+	// dropped packet: the same packet sent again would get yet another
+	// port. So what the packet recorded is removed with it: its public
+	// port from the ports map and whom that port has sent to.
+	var forget []stmt
+	if b.b.Mapping == nat.AddressAndPortDependent {
+		// The data is the map's type; the delete ignores it (remove).
+		forget = append(forget, remove(setPorts, []field{udpSport}, []field{ipSaddr, udpSport}))
+	}
 	switch b.b.Filtering {
 	case nat.AddressDependent:
+		permit := []field{remote, udpSport}
 		c.add("a mapping that sends to the public address may hear back from it",
-			append(looped, update(setPermits, t, []field{remote, udpSport}, nil))...)
+			append(looped, update(setPermits, t, permit, nil))...)
+		if forget != nil {
+			forget = append(forget, remove(setPermits, permit, nil))
+		}
 		c.add("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address",
-			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", true),
-			notInSet(setPermits, ipSaddr, ctPort(expr.CtKeyPROTODST, original)),
-			counter(), logDrop(DropHairpin), drop())
+			// nft shows the protocol unless a udp header field follows,
+			// as the deletes' udp sport does.
+			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", forget == nil),
+				notInSet(setPermits, ipSaddr, ctPort(expr.CtKeyPROTODST, original))},
+				append(forget, jump(chainHairpinWall))...)...)
 	case nat.AddressAndPortDependent:
 		// The public port the packet was sent to is the destination of
 		// its direction of the flow, before destination NAT.
@@ -406,11 +425,20 @@ func (b *builder) hairpin() {
 			c.add("a mapping that sends to a public endpoint may hear back from it",
 				append(looped, ctDirection(dir), update(setHairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}, nil))...)
 		}
+		if forget != nil {
+			// A new flow's packet is of its original direction.
+			forget = append(forget, remove(setHairpins, []field{remote, ctPort(expr.CtKeyPROTODST, original), udpSport}, nil))
+		}
 		c.add("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint",
-			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", false),
-			notInSet(setHairpins, ipSaddr, udpSport, ctPort(expr.CtKeyPROTODST, original)),
-			counter(), logDrop(DropHairpin), drop())
+			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", false),
+				notInSet(setHairpins, ipSaddr, udpSport, ctPort(expr.CtKeyPROTODST, original))},
+				append(forget, jump(chainHairpinWall))...)...)
 	}
+	// The drop is a chain of its own, which holds no expression
+	// google/nftables cannot read back, so that the wall's counters can
+	// count it (nattable.WallDrops).
+	w := b.chain(chainHairpinWall, nil, "", nil, 0)
+	w.add("the wall: the filtering refuses the hairpinned packet", counter(), logDrop(DropHairpin), drop())
 }
 
 // forward lets the inside out and only admitted traffic in.

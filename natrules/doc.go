@@ -56,7 +56,8 @@
 // endpoint. Source NAT gives it that endpoint; the hairpin chain, after it,
 // records whom the sender's mapping has sent to and lets the filtering of
 // the owner's mapping decide, dropping a refused packet before conntrack
-// confirms its flow.
+// confirms its flow (and, under address-and-port-dependent mapping,
+// deleting the mapping it made, which was that flow's alone).
 //
 // A one-to-one NAT (Config.OneToOne) needs none of this: its one private
 // address owns the public address, so destination NAT sends everything to

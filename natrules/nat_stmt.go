@@ -195,3 +195,24 @@ func update(name string, timeout time.Duration, key, data []field) stmt {
 	}
 	return stmt{text + " }", append(exprs, d)}
 }
+
+// dynsetOpDelete is NFT_DYNSET_OP_DELETE of linux/netfilter/nf_tables.h,
+// which golang.org/x/sys/unix does not name.
+const dynsetOpDelete = 2
+
+// remove deletes the key's element from set name. A map's element is
+// named by its key alone, but the kernel refuses a delete from a map
+// without data to go with it (nft_dynset_init), which the delete then
+// ignores: data is whatever fills the map's data type.
+func remove(name string, key, data []field) stmt {
+	keyReg, keyText, exprs := concat(reg1, key...)
+	text := fmt.Sprintf("delete @%s { %s", name, keyText)
+	d := &expr.Dynset{SrcRegKey: keyReg, SetName: name, Operation: dynsetOpDelete}
+	if len(data) > 0 {
+		dataReg, dataText, dataExprs := concat(reg2, data...)
+		exprs = append(exprs, dataExprs...)
+		d.SrcRegData = dataReg
+		text += " : " + dataText
+	}
+	return stmt{text + " }", append(exprs, d)}
+}

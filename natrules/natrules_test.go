@@ -127,8 +127,8 @@ func firewall6Cases() []struct {
 
 func goldenPath(name string) string { return filepath.Join("testdata", name+".nft") }
 
-// allCases builds every golden ruleset: the NAT tables and the IPv6
-// firewall tables.
+// allCases builds every golden ruleset: the NAT tables, the IPv6
+// firewall tables and a host's firewall.
 func allCases(t *testing.T) map[string]*Ruleset {
 	out := map[string]*Ruleset{}
 	for _, tc := range goldenCases() {
@@ -145,6 +145,9 @@ func allCases(t *testing.T) map[string]*Ruleset {
 		}
 		out[tc.name] = rs
 	}
+	// A host's firewall, in an IPv4-only lab and in a dual-stack one.
+	out["host-firewall"] = BuildHostFirewall(HostFirewallConfig{})
+	out["host-firewall-ipv6"] = BuildHostFirewall(HostFirewallConfig{IPv6: true})
 	return out
 }
 

@@ -115,10 +115,7 @@ func (r *Ruleset) Forget(conn *nftables.Conn) error {
 // with `nft -f`.
 func (r *Ruleset) String() string {
 	var b strings.Builder
-	family := "ip"
-	if r.table.Family == nftables.TableFamilyIPv6 {
-		family = "ip6"
-	}
+	family := map[nftables.TableFamily]string{nftables.TableFamilyIPv4: "ip", nftables.TableFamilyIPv6: "ip6", nftables.TableFamilyINet: "inet"}[r.table.Family]
 	fmt.Fprintf(&b, "table %s %s {\n", family, r.table.Name)
 	var blocks []string
 	for _, s := range r.sets {

@@ -16,7 +16,8 @@ import (
 // through what this file exports, so the layout is written down once.
 // (A test fails if another package spells a table or set name itself.)
 
-// The tables natlab makes in a NAT node's namespace, and only there.
+// The tables natlab makes in a NAT node's namespace, and only there, and
+// the one it makes in a host's with a firewall.
 const (
 	// TableName is the NAT's IPv4 table, the one Build returns.
 	TableName = "natlab"
@@ -25,6 +26,10 @@ const (
 	Firewall6Table = "natlab6"
 	// TraceTableName is the table natlab trace adds while it traces.
 	TraceTableName = "natlab_trace"
+	// HostFirewallTable is a host's own firewall, the one
+	// BuildHostFirewall returns, in the host's namespace: the only table
+	// natlab makes in a host's.
+	HostFirewallTable = "natlab_firewall"
 )
 
 // Table returns the descriptor of the NAT's IPv4 table (TableName), to
@@ -37,6 +42,12 @@ func Table() *nftables.Table {
 // (Firewall6Table).
 func TableFirewall6() *nftables.Table {
 	return &nftables.Table{Name: Firewall6Table, Family: nftables.TableFamilyIPv6}
+}
+
+// TableHostFirewall returns the descriptor of a host's firewall table
+// (HostFirewallTable), which covers IPv4 and IPv6 at once.
+func TableHostFirewall() *nftables.Table {
+	return &nftables.Table{Name: HostFirewallTable, Family: nftables.TableFamilyINet}
 }
 
 // TraceTable returns the descriptor of the trace's table (TraceTableName).
@@ -89,11 +100,13 @@ func PortMapSet(proto string) string {
 	return ""
 }
 
-// The chains that hold the wall: what is forwarded through the NAT, and
-// what is addressed to it.
+// The chains that hold the wall: what is forwarded through the NAT, what
+// is addressed to it, and the hairpinned packets its filtering refuses
+// (the hairpin chain sends them to ChainHairpinWall).
 const (
-	ChainForward = "forward"
-	ChainInput   = "input"
+	ChainForward     = "forward"
+	ChainInput       = "input"
+	ChainHairpinWall = "hairpin_wall"
 )
 
 // The other chains, as `natlab rules` and the table show them.
@@ -107,6 +120,7 @@ const (
 	chainPermit      = "permit"
 	chainClash       = "clash"
 	chainHairpin     = "hairpin"
+	chainHairpinWall = ChainHairpinWall
 	chainForward     = ChainForward
 	chainInput       = ChainInput
 )

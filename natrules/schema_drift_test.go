@@ -29,7 +29,7 @@ func schemaNames(t *testing.T) map[string]bool {
 			names[s.spec.Name] = true
 		}
 	}
-	for _, n := range []string{TableName, Firewall6Table, PortsSet, MappingsSet, PermitsSet, HairpinPermitsSet, PortMapTCP, PortMapUDP, setOpen6, setPermits6} {
+	for _, n := range []string{TableName, Firewall6Table, HostFirewallTable, PortsSet, MappingsSet, PermitsSet, HairpinPermitsSet, PortMapTCP, PortMapUDP, setOpen6, setPermits6} {
 		if !names[n] {
 			t.Fatalf("no golden ruleset has %q: the cases miss a table or set", n)
 		}

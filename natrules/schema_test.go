@@ -21,6 +21,7 @@ func TestTableDescriptors(t *testing.T) {
 		{Table(), "natlab", nftables.TableFamilyIPv4},
 		{TableFirewall6(), "natlab6", nftables.TableFamilyIPv6},
 		{TraceTable(), "natlab_trace", nftables.TableFamilyIPv4},
+		{TableHostFirewall(), "natlab_firewall", nftables.TableFamilyINet},
 	} {
 		if tc.got.Name != tc.name || tc.got.Family != tc.family {
 			t.Errorf("table %q family %v, want %q family %v", tc.got.Name, tc.got.Family, tc.name, tc.family)
@@ -34,8 +35,11 @@ func TestTableDescriptors(t *testing.T) {
 	// What Build loads is the table the others look up.
 	for name, rs := range allCases(t) {
 		want := Table()
-		if strings.HasPrefix(name, "firewall6-") {
+		switch {
+		case strings.HasPrefix(name, "firewall6-"):
 			want = TableFirewall6()
+		case strings.HasPrefix(name, "host-firewall"):
+			want = TableHostFirewall()
 		}
 		if got := rs.Table(); got.Name != want.Name || got.Family != want.Family {
 			t.Errorf("%s: Build's table is %q family %v, want %q family %v", name, got.Name, got.Family, want.Name, want.Family)

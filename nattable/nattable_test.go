@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,116 @@ nodes:
 	}
 	if row := "203.0.113.1  <->  " + vmAddr.String() + "  vm"; !strings.Contains(b.String(), row) {
 		t.Errorf("natlab table prints\n%s\nwithout the binding row %q", b.String(), row)
+	}
+}
+
+// A hairpinned packet the filtering refuses is a drop of the NAT's wall,
+// as an inbound packet from outside it refuses is: WallDrops counts it,
+// for every filtering that refuses one. A full cone admits it, and has no
+// hairpin wall to read.
+func TestWallCountsRefusedHairpins(t *testing.T) {
+	for _, typ := range []string{"address-restricted-cone", "port-restricted-cone", "symmetric", "full-cone"} {
+		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(`
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  nat:    {kind: nat, type: %s}
+  h1:     {kind: host, behind: nat}
+  h2:     {kind: host, behind: nat}
+`, typ))
+			srv := l.UDP("server", "203.0.113.10:9000")
+			b := l.UDP("h2", ":40000")
+			b.Send(netip.MustParseAddrPort("203.0.113.10:9000"), "out")
+			p := srv.Expect("out", 2*time.Second)
+			ns, err := namedns.Open(l.Namespace("nat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			before, err := nattable.WallDrops(t.Context(), ns.Fd())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := l.UDP("h1", ":41000")
+			a.Send(p, "hairpinned, unsolicited")
+			refused := typ != "full-cone"
+			if got := b.Arrives("hairpinned, unsolicited", 400*time.Millisecond); got == refused {
+				t.Fatalf("%s: an unsolicited hairpinned packet arrived=%v, want %v", typ, got, !refused)
+			}
+			after, err := nattable.WallDrops(t.Context(), ns.Fd())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := before + map[bool]uint64{true: 1}[refused]; after != want {
+				t.Errorf("the wall counted %d drops before the hairpinned packet and %d after; want %d", before, after, want)
+			}
+		})
+	}
+}
+
+// A hairpinned packet the filtering refuses leaves the NAT no mapping it
+// would not otherwise have. Under endpoint-independent and
+// address-dependent mapping its outbound half makes the sender's mapping,
+// which RFC 4787 hairpinning has it leave by and a punch between two
+// hosts behind the NAT needs: the sender keeps that one mapping, however
+// often it sends. Under address-and-port-dependent mapping the refused
+// packet's mapping is one no flow holds, which the next packet could not
+// use: it is not kept, so that sending again does not pile up ports.
+func TestRefusedHairpinKeepsNoStrayMapping(t *testing.T) {
+	for _, tc := range []struct {
+		knobs string
+		want  int
+	}{
+		{"type: address-restricted-cone", 1},
+		{"type: port-restricted-cone", 1},
+		{"type: symmetric", 0},
+		{"mapping: address-and-port-dependent, filtering: address-dependent", 0},
+	} {
+		t.Run(tc.knobs, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(`
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  nat:    {kind: nat, %s}
+  h1:     {kind: host, behind: nat}
+  h2:     {kind: host, behind: nat}
+`, tc.knobs))
+			srv := l.UDP("server", "203.0.113.10:9000")
+			b := l.UDP("h2", ":40000")
+			b.Send(netip.MustParseAddrPort("203.0.113.10:9000"), "out")
+			p := srv.Expect("out", 2*time.Second)
+			a := l.UDP("h1", ":41000")
+			for i := range 3 {
+				msg := fmt.Sprintf("hairpinned, unsolicited, %d", i)
+				a.Send(p, msg)
+				if b.Arrives(msg, 400*time.Millisecond) {
+					t.Fatalf("%s let an unsolicited hairpinned packet in", tc.knobs)
+				}
+			}
+			ns, err := namedns.Open(l.Namespace("nat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			tab, err := nattable.Read(t.Context(), ns.Fd(), l.Addr("nat", 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sender := netip.AddrPortFrom(l.Addr("h1", 0), 41000)
+			var held []netip.AddrPort
+			for _, m := range tab.Mappings {
+				if m.Private == sender {
+					held = append(held, m.Public)
+				}
+			}
+			if len(held) != tc.want {
+				t.Errorf("after three refused hairpinned packets, the NAT holds %d mappings of %v (%v); want %d", len(held), sender, held, tc.want)
+			}
+			// The mapping that made it through stays the NAT's: b's own.
+			if !slices.ContainsFunc(tab.Mappings, func(m nattable.Mapping) bool { return m.Public == p }) {
+				t.Errorf("b's mapping %v is gone from the table", p)
+			}
+		})
 	}
 }

@@ -2,20 +2,23 @@ package nattable
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/natrules"
 )
 
 // WallDrops reads how many packets the wall of the NAT whose namespace is
 // open as nsFd has dropped: the counters of natlab's rules that drop
-// unsolicited packets (natrules.DropInput and DropForward), summed. ctx
-// is looked at before each chain is read, and its deadline bounds the
-// reads.
+// unsolicited packets (natrules.DropInput and DropForward) and hairpinned
+// packets the filtering refuses (natrules.DropHairpin), which RFC 4787
+// treats as arriving from outside, summed. ctx is looked at before each
+// chain is read, and its deadline bounds the reads.
 func WallDrops(ctx context.Context, nsFd int) (uint64, error) {
 	conn, err := dialNFT(ctx, nsFd)
 	if err != nil {
@@ -23,14 +26,19 @@ func WallDrops(ctx context.Context, nsFd int) (uint64, error) {
 	}
 	table := natrules.Table()
 	var total uint64
-	// The wall's rules are in these two chains; the others hold
-	// expressions google/nftables cannot read back.
-	for _, name := range []string{natrules.ChainForward, natrules.ChainInput} {
+	// The wall's rules are in these chains; the others hold expressions
+	// google/nftables cannot read back. A NAT whose filtering admits
+	// every hairpinned packet, or that does not hairpin, has no hairpin
+	// chain.
+	for _, name := range []string{natrules.ChainForward, natrules.ChainInput, natrules.ChainHairpinWall} {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("list the rules of chain %s: %w", name, err)
 		}
 		ch := &nftables.Chain{Name: name, Table: table}
 		rules, err := conn.GetRules(table, ch)
+		if name == natrules.ChainHairpinWall && errors.Is(err, unix.ENOENT) {
+			continue
+		}
 		if err != nil {
 			return 0, fmt.Errorf("list the rules of chain %s: %w", name, err)
 		}
@@ -43,7 +51,7 @@ func WallDrops(ctx context.Context, nsFd int) (uint64, error) {
 					packets = e.Packets
 				case *expr.Log:
 					p := strings.TrimRight(string(e.Data), "\x00")
-					wall = p == natrules.DropInput || p == natrules.DropForward
+					wall = p == natrules.DropInput || p == natrules.DropForward || p == natrules.DropHairpin
 				}
 			}
 			if wall {

@@ -280,3 +280,37 @@ func TestTargets(t *testing.T) {
 		}
 	}
 }
+
+// A host's own stateful firewall lets a punch through where both sides
+// send first, as a port-restricted cone NAT does: two firewalled hosts
+// on the internet, with no NAT, connect, and so do two behind full-cone
+// NATs. It walls a full cone off as a port-restricted cone would: a
+// firewalled host behind one cannot punch with a host behind a
+// symmetric NAT, which the full cone alone can (see matrix).
+func TestFirewalls(t *testing.T) {
+	for _, tc := range []struct {
+		name, typeB, alice, bob string
+		want                    bool
+	}{
+		{"on the internet", "full-cone", "{kind: host, firewall: stateful}", "{kind: host, firewall: stateful}", true},
+		{"behind full cones", "full-cone", "{kind: host, behind: nat-a, firewall: stateful}", "{kind: host, behind: nat-b, firewall: stateful}", true},
+		{"full cone against symmetric", "symmetric", "{kind: host, behind: nat-a, firewall: stateful}", "{kind: host, behind: nat-b}", false},
+		{"full cone against symmetric, no firewall", "symmetric", "{kind: host, behind: nat-a}", "{kind: host, behind: nat-b}", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(`
+nodes:
+  stun:  {kind: server, services: [stun]}
+  nat-a: {kind: nat, type: full-cone}
+  nat-b: {kind: nat, type: %s}
+  alice: %s
+  bob:   %s
+`, tc.typeB, tc.alice, tc.bob))
+			_, err := punchIn(t, l, punch.Config{})
+			if got := err == nil; got != tc.want {
+				t.Fatalf("punch: ok=%v (%v), want ok=%v", got, err, tc.want)
+			}
+		})
+	}
+}

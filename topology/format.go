@@ -151,6 +151,14 @@ type HostNode struct {
 	Address IPv4Addr `yaml:"address" default:"the lowest free address of its uplink"`
 	// The host's IPv6 address on its uplink's /64; needs internet6.
 	Address6 IPv6Addr `yaml:"address6" default:"the lowest free address of its uplink's /64"`
+	// The host's own firewall, in its own namespace and whatever nat it
+	// is behind: stateful lets in only what the host asked for, as ufw
+	// on a laptop does (replies to the flows it started, which filters
+	// address-and-port-dependent, the ICMP errors about them and, with
+	// IPv6, neighbour discovery), so that a host on the internet is
+	// walled as one behind a port-restricted cone nat, and one behind a
+	// nat is walled from its LAN too; none lets everything in.
+	Firewall HostFirewall `yaml:"firewall" default:"none"`
 	// The conditions of the host's link to its nat's LAN, or to the
 	// internet.
 	Link LinkEntry `yaml:"link" default:"a perfect wire"`
@@ -337,6 +345,8 @@ type (
 	PortMappingProtocol string
 	// Firewall6 is the filtering of a nat's IPv6 firewall, or off.
 	Firewall6 string
+	// HostFirewall is a host's own firewall: stateful or none.
+	HostFirewall string
 	// ProtoName is a transport protocol.
 	ProtoName string
 	// Family is an address family.
@@ -408,6 +418,9 @@ func (PortMappingProtocol) Values() []string { return PortMappingProtocols }
 
 // Values lists the firewall's filterings.
 func (Firewall6) Values() []string { return append(words(nat.Dependences), firewall6Off) }
+
+// Values lists a host's firewalls.
+func (HostFirewall) Values() []string { return []string{string(FirewallStateful), firewallNone} }
 
 // Values lists the protocols.
 func (ProtoName) Values() []string { return words(Protocols) }

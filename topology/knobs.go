@@ -218,11 +218,13 @@ func (k *NATKnob) Value(b nat.Behaviour) any { return k.value(k.get(b)) }
 // file writes it.
 func (k *NATKnob) ValueOf(x any) any { return k.value(x) }
 
-// NATJSON is the JSON object of a nat in a view: the members of before,
-// then each knob of b by its JSONKey and Value, in NATKnobs' order, then
-// the members of after. before and after are values that marshal as
-// JSON objects, such as structs.
-func NATJSON(before any, b nat.Behaviour, after any) ([]byte, error) {
+// NATJSON is the JSON object of a nat of type typ in a view: the members
+// of before, then each knob of b by its JSONKey and Value, in NATKnobs'
+// order, then the members of after. A one-to-one nat has no value for the
+// knobs it does not take (ports, port-range, timeout, refresh), and they
+// are left out. before and after are values that marshal as JSON
+// objects, such as structs.
+func NATJSON(before any, typ nat.Type, b nat.Behaviour, after any) ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteByte('{')
 	member := func(data []byte) {
@@ -250,6 +252,9 @@ func NATJSON(before any, b nat.Behaviour, after any) ([]byte, error) {
 	}
 	for i := range NATKnobs {
 		k := &NATKnobs[i]
+		if typ == nat.OneToOne && k.notOneToOne != "" {
+			continue
+		}
 		key, _ := json.Marshal(k.JSONKey())
 		val, err := json.Marshal(k.Value(b))
 		if err != nil {

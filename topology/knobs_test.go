@@ -99,7 +99,7 @@ func TestKnobValues(t *testing.T) {
 
 	obj, err := NATJSON(struct {
 		Type string `json:"type"`
-	}{"x"}, b, struct {
+	}{"x"}, "", b, struct {
 		LAN string `json:"lan"`
 	}{"192.168.1.0/24"})
 	if err != nil {
@@ -110,11 +110,16 @@ func TestKnobValues(t *testing.T) {
 	if string(obj) != wantJSON {
 		t.Errorf("NATJSON =\n%s\nwant\n%s", obj, wantJSON)
 	}
-	if obj, err := NATJSON(struct{}{}, b, struct{}{}); err != nil || !json.Valid(obj) || !strings.HasPrefix(string(obj), `{"mapping":`) {
+	if obj, err := NATJSON(struct{}{}, "", b, struct{}{}); err != nil || !json.Valid(obj) || !strings.HasPrefix(string(obj), `{"mapping":`) {
 		t.Errorf("NATJSON with empty objects around = %s, %v", obj, err)
 	}
-	if _, err := NATJSON(1, b, nil); err == nil {
+	if _, err := NATJSON(1, "", b, nil); err == nil {
 		t.Error("NATJSON takes a number for an object")
+	}
+	// A one-to-one nat shows only the knobs it takes.
+	obj, err = NATJSON(struct{}{}, nat.OneToOne, b, struct{}{})
+	if want := `{"mapping":"address-dependent","filtering":"endpoint-independent","hairpin":false}`; err != nil || string(obj) != want {
+		t.Errorf("NATJSON of a one-to-one nat = %s, %v; want %s", obj, err, want)
 	}
 }
 

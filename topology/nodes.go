@@ -194,6 +194,10 @@ func (p *parser) readNodeKey(n *nodeSpec, f entry) {
 			n.addrs6Given = true
 			n.addrs6 = p.readAddressList(f.val, path, "2001:db8::10")
 		}
+	case f.key == "firewall" && kind == KindHost:
+		p.readFirewall(n, f.val, path)
+	case f.key == "firewall":
+		p.firewallNotHere(n, f, path)
 	case f.key == "address6" && kind == KindHost, f.key == "public6" && kind == KindNAT:
 		if p.needInternet6(f, path) {
 			n.addrs6Given = true

@@ -51,8 +51,8 @@ func (t *Topology) String() string {
 }
 
 // String describes the node on one line: name, kind, where it is and its
-// addresses (IPv4, then "and" IPv6 in a dual-stack lab), then its LANs or
-// services.
+// addresses (IPv4, then "and" IPv6 in a dual-stack lab), then its LANs,
+// its firewall or its services.
 func (n *Node) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s ", n.Kind, n.Name)
@@ -76,6 +76,9 @@ func (n *Node) String() string {
 		if n.NAT.LAN6.IsValid() {
 			fmt.Fprintf(&b, ", lan6 %s gateway %s", n.NAT.LAN6, n.NAT.Gateway6)
 		}
+	}
+	if n.Firewall != FirewallNone {
+		fmt.Fprintf(&b, ", firewall %s", n.Firewall)
 	}
 	if len(n.Services) > 0 {
 		b.WriteString(", services")

@@ -153,6 +153,9 @@ type Node struct {
 	// MTU...); the zero Link is a perfect wire. Up is from the node
 	// toward its NAT or the internet.
 	Link linkcond.Link
+	// Firewall is a host's own firewall, FirewallNone for none; only
+	// hosts have one.
+	Firewall Firewall
 }
 
 // NAT is the translating side of a NAT node.

@@ -70,7 +70,7 @@ func (v natView) MarshalJSON() ([]byte, error) {
 		Gateway  string   `json:"gateway"`
 		Forwards []string `json:"forwards,omitempty"`
 	}
-	return topology.NATJSON(before{v.Type}, v.Behaviour, after{v.LAN, v.Gateway, v.Forwards})
+	return topology.NATJSON(before{v.Type}, nat.Type(v.Type), v.Behaviour, after{v.LAN, v.Gateway, v.Forwards})
 }
 
 // choices are what the page's forms offer.

@@ -127,6 +127,15 @@ func TestRulesFromFileNeedsNoRoot(t *testing.T) {
 	if r := run(t, "rules", "symmetric", "alice"); r.code != 2 || !strings.Contains(r.stderr, "not a nat") {
 		t.Errorf("rules of a host: exit %d, %s", r.code, r.stderr)
 	}
+	// A host with a firewall has the firewall's table.
+	file := filepath.Join(t.TempDir(), "fw.yaml")
+	if err := os.WriteFile(file, []byte("nodes:\n  vps: {kind: host, firewall: stateful}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, "rules", file, "vps")
+	if r.code != 0 || !strings.Contains(r.stdout, "table inet natlab_firewall {") || !strings.Contains(r.stdout, "firewall stateful") {
+		t.Errorf("rules of a host with a firewall: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

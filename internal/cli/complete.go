@@ -29,6 +29,9 @@ var (
 	anyNode  = func(*topology.Node) bool { return true }
 	natNode  = func(n *topology.Node) bool { return n.NAT != nil }
 	hostNode = func(n *topology.Node) bool { return n.Kind == topology.KindHost }
+	// rulesNode is a node natlab loads a table into: a nat, or a host
+	// with a firewall.
+	rulesNode = func(n *topology.Node) bool { return n.NAT != nil || n.Firewall != topology.FirewallNone }
 )
 
 // argCompletions completes each command's positional arguments.
@@ -47,7 +50,7 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"reboot":   labThenNode(natNode, false),
 	"renumber": labThenNode(natNode, false),
 	"move":     labThenHostThenNAT,
-	"rules":    labOrScenarioThenNode(natNode),
+	"rules":    labOrScenarioThenNode(rulesNode),
 	"link":     labThenNode(anyNode, false),
 }
 

@@ -6,14 +6,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/topology"
 )
 
 func newRulesCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "rules LAB|FILE|NAME NODE",
-		Short: "Print a NAT node's nftables ruleset",
+		Short: "Print a NAT node's nftables ruleset, or a host's firewall",
 		Long: `Print the nftables table natlab loads into a NAT node, in nft syntax, with a
-comment on every rule saying what it is for. It is built from the scenario
+comment on every rule saying what it is for; for a host with a firewall,
+the table of its firewall. It is built from the scenario
 (for a lab that is up, the one recorded when it came up), exactly as up
 builds it, so it needs no root; to see the live table with its counters and
 map entries, use nft list ruleset inside the node.
@@ -35,8 +37,12 @@ loaded back with nft -f as they are printed.`,
 			if n == nil {
 				return usageError("%s has no node %s", a[0], a[1])
 			}
+			if n.Kind == topology.KindHost && n.Firewall != topology.FirewallNone {
+				fmt.Fprintf(cmd.OutOrStdout(), "# %s, firewall %s\n%s", lab.NamespaceName(topo.Name, n.Name), n.Firewall, lab.FirewallRules(n))
+				return nil
+			}
 			if n.NAT == nil {
-				return usageError("%s is a %s, not a nat: only NAT nodes have natlab rules", a[1], n.Kind)
+				return usageError("%s is a %s, not a nat: only NAT nodes and hosts with a firewall have natlab rules", a[1], n.Kind)
 			}
 			rs, err := lab.Rules(topo, n)
 			if err != nil {

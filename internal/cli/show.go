@@ -78,6 +78,8 @@ func nodeDetails(n *topology.Node) string {
 		return d
 	case len(n.Services) > 0:
 		return serviceSummary(n)
+	case n.Firewall != topology.FirewallNone:
+		return fmt.Sprintf("firewall %s: only what it asked for gets in", n.Firewall)
 	}
 	return ""
 }

@@ -49,6 +49,8 @@ type nodeStatus struct {
 	Addresses []string        `json:"addresses"`
 	Services  []serviceStatus `json:"services,omitempty"`
 	NAT       *natInfo        `json:"nat,omitempty"`
+	// Firewall is a host's own firewall (stateful), left out for none.
+	Firewall string `json:"firewall,omitempty"`
 	// Link is the conditions of the node's uplink, as the page's state
 	// has them too; left out for a perfect wire.
 	Link *linkcond.View `json:"link,omitempty"`
@@ -93,7 +95,7 @@ func (n natInfo) MarshalJSON() ([]byte, error) {
 		Forwards []forwardInfo `json:"forwards,omitempty"`
 		OneToOne *oneToOneInfo `json:"one_to_one,omitempty"`
 	}
-	return topology.NATJSON(before{n.Type}, n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.OneToOne})
+	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.OneToOne})
 }
 
 type forwardInfo struct {
@@ -219,6 +221,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 			ns.Services = append(ns.Services, serviceStatus{string(s), addr, pid != 0 && serves(pid, plan, s)})
 		}
 		ns.LinkDown = st.Links[n.Name].Down
+		ns.Firewall = string(n.Firewall)
 		if n.NAT != nil {
 			ns.NAT = &natInfo{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
 				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}

@@ -81,6 +81,54 @@ func TestStatusOneToOne(t *testing.T) {
 	if want := `"one_to_one":{"host":"vm","private":"192.168.1.2"}`; !strings.Contains(string(data), want) {
 		t.Errorf("status --json's nat: %s; want %s in it", data, want)
 	}
+	// It has no port allocation, port range, mapping timeout or refresh
+	// of its own: status shows none of them, and its hairpin, which it
+	// has.
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"ports", "port_range", "timeout", "refresh"} {
+		if v, ok := got[key]; ok {
+			t.Errorf("status --json shows a one-to-one NAT's %s, %v, which it does not have", key, v)
+		}
+	}
+	for _, key := range []string{"mapping", "filtering", "hairpin"} {
+		if _, ok := got[key]; !ok {
+			t.Errorf("status --json leaves out a one-to-one NAT's %s", key)
+		}
+	}
+	var text strings.Builder
+	printNodes(&text, topo)
+	if line := strings.Split(text.String(), "\n")[1]; strings.Contains(line, "timeout") || strings.Contains(line, "ports ") {
+		t.Errorf("status shows a one-to-one NAT's ports or timeout: %s", line)
+	}
+}
+
+// TestStatusShowsFirewall checks that status, in JSON and in text, says
+// which hosts have a firewall of their own, and says nothing of one for
+// a host without.
+func TestStatusShowsFirewall(t *testing.T) {
+	topo, err := topology.Parse("fw.yaml", []byte("nodes:\n  vps: {kind: host, firewall: stateful}\n  open: {kind: host}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := describeLab(&labstate.State{Name: "fw", Complete: true}, topo, nil)
+	for i, want := range []string{`"firewall":"stateful"`, ""} {
+		data, err := json.Marshal(l.Nodes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(data), `"firewall"`); got != (want != "") || !strings.Contains(string(data), want) {
+			t.Errorf("status --json's %s: %s; want firewall %q", l.Nodes[i].Name, data, want)
+		}
+	}
+	var text strings.Builder
+	printNodes(&text, topo)
+	lines := strings.Split(strings.TrimSpace(text.String()), "\n")
+	if !strings.Contains(lines[1], "firewall stateful") || strings.Contains(lines[2], "firewall") {
+		t.Errorf("status's nodes:\n%s\nwant firewall stateful on vps's line only", text.String())
+	}
 }
 
 // TestServes checks that a service counts as running only while its

@@ -760,7 +760,9 @@ function showResultIn(a) {
     add(r, "div", "verdict", `step ${a.walk.number}: ${a.walk.title}` + (a.walk.done ? (a.walk.ok ? " ✓ direct path" : " ✕ no direct path") : ""));
   } else if (a.switch) {
     add(r, "div", "verdict", `✓ ${a.switch.name} is now ${a.switch.nat.type}`);
-    add(r, "div", "detail", `mapping ${a.switch.nat.mapping}, filtering ${a.switch.nat.filtering}, ports ${a.switch.nat.ports}; its table was emptied`);
+    // A one-to-one NAT has no port allocation: every port is its host's.
+    const ports = a.switch.nat.ports ? `ports ${a.switch.nat.ports}` : "every port to its host";
+    add(r, "div", "detail", `mapping ${a.switch.nat.mapping}, filtering ${a.switch.nat.filtering}, ${ports}; its table was emptied`);
   }
 }
 
