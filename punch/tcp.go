@@ -22,17 +22,17 @@ import (
 )
 
 // TCP hole punching is the same trick with TCP's simultaneous open (RFC
-// 5382 section 2.2, RFC 793's "simultaneous initiation"): each peer binds
-// one port, with SO_REUSEADDR and SO_REUSEPORT so that the port can listen
-// and connect to several endpoints at once; learns its public endpoint
-// for that port from STUN over TCP; registers it; and then connects to
-// the other's endpoints, again and again, while listening on the same
-// port. Each SYN out opens the sender's NAT for the other's SYN; when the
-// two SYNs cross, both connects succeed as one connection, and when the
-// other's SYN is let in before ours went out (a NAT whose filtering admits
-// it) our listener accepts it. Either way the peers end with one
-// connection between them, which each confirms by reading the other's
-// hello on it.
+// 793's "simultaneous initiation", which RFC 5382 REQ-2 has NATs handle):
+// each peer binds one port, with SO_REUSEADDR and SO_REUSEPORT so that the
+// port can listen and connect to several endpoints at once; learns its
+// public endpoint for that port from STUN over TCP; registers it; and then
+// connects to the other's endpoints, again and again, while listening on
+// the same port. Each SYN out opens the sender's NAT for the other's SYN;
+// when the two SYNs cross, both connects succeed as one connection, and
+// when the other's SYN is let in before ours went out (a NAT whose
+// filtering admits it) our listener accepts it. Either way the peers end
+// with one connection between them, which each confirms by reading the
+// other's hello on it.
 
 // TCPPeer is one side of a TCP punch.
 type TCPPeer struct {
@@ -197,7 +197,7 @@ func (s *tcpSide) run(ctx context.Context, bothDone <-chan struct{}) error {
 // listen binds the side's port and listens on it.
 func (s *tcpSide) listen() error {
 	err := s.self.Do(func() error {
-		ln, err := (&net.ListenConfig{Control: reuse}).Listen(context.Background(), "tcp4", ":0")
+		ln, err := (&net.ListenConfig{Control: reuse}).Listen(context.Background(), "tcp4", s.bind(0).String())
 		if err != nil {
 			return err
 		}
@@ -215,11 +215,20 @@ func (s *tcpSide) listen() error {
 	return nil
 }
 
+// bind is where the side's sockets are bound: its own address where it
+// has one, and port.
+func (s *tcpSide) bind(port uint16) netip.AddrPort {
+	if s.self.Local.IsValid() {
+		return netip.AddrPortFrom(s.self.Local, port)
+	}
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), port)
+}
+
 // dial connects from the side's port to to, inside its node.
 func (s *tcpSide) dial(ctx context.Context, to netip.AddrPort, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
 	err := s.self.Do(func() error {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{Port: int(s.port)}, Control: reuse, Timeout: timeout}
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(s.bind(s.port)), Control: reuse, Timeout: timeout}
 		var err error
 		c, err = d.DialContext(ctx, "tcp4", to.String())
 		return err

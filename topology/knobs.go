@@ -102,7 +102,7 @@ func word[T ~string](x T) any { return string(x) }
 var NATKnobs = []NATKnob{
 	knobDef[nat.Dependence]{
 		key: "mapping", format: reflect.TypeFor[Dependence](), def: "from type", typed: true,
-		meaning: "Which remote endpoints share one public mapping (RFC 4787 section 4.1).",
+		meaning: "Which remote endpoints share one public mapping (RFC 4787 section 4.1; for TCP too, as RFC 5382 asks).",
 		field:   func(b *nat.Behaviour) *nat.Dependence { return &b.Mapping },
 		read:    (*parser).dependence,
 		deflt:   nat.Type.Mapping,
@@ -111,7 +111,7 @@ var NATKnobs = []NATKnob{
 	}.knob(),
 	knobDef[nat.Dependence]{
 		key: "filtering", format: reflect.TypeFor[Dependence](), def: "from type", typed: true,
-		meaning: "Which remote endpoints may send in through a mapping (RFC 4787 section 5).",
+		meaning: "Which remote endpoints may send in through a mapping (RFC 4787 section 5; for TCP too, as RFC 5382 asks: a SYN from them is let in).",
 		field:   func(b *nat.Behaviour) *nat.Dependence { return &b.Filtering },
 		read:    (*parser).dependence,
 		deflt:   nat.Type.Filtering,
