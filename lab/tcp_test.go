@@ -288,3 +288,86 @@ func TestTCPSamePrivatePort(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPHairpinFiltering is TestHairpinFiltering over TCP: a SYN from
+// inside to one of the NAT's public endpoints meets the filtering of
+// that mapping, coming from the sender's public endpoint. h2 (b) connects
+// from port 40000 to out:9000 and gets the mapping P; h1's ports (a, a2,
+// a3) connect to out:9000 too and get theirs; each of those ports also
+// listens, so a SYN that gets in is answered.
+func TestTCPHairpinFiltering(t *testing.T) {
+	type want struct {
+		otherPort, unsolicited, toOther, afterPublic, toA3, afterA3 bool
+	}
+	for _, tc := range []struct {
+		knobs string
+		want  want
+	}{
+		{"type: full-cone", want{true, true, true, true, true, true}},
+		{"type: address-restricted-cone", want{true, false, false, true, false, true}},
+		{"type: port-restricted-cone", want{false, false, false, false, false, true}},
+		{"type: symmetric", want{false, false, false, false, false, false}},
+		{"type: port-restricted-cone, hairpin: false", want{false, false, false, false, false, false}},
+	} {
+		t.Run(tc.knobs, func(t *testing.T) {
+			t.Parallel()
+			l := natLab(t, tc.knobs)
+			out := netip.AddrPortFrom(l.Addr("server", 0), 9000)
+			tcpServe(t, l, "server", out)
+			any := netip.IPv4Unspecified()
+			b := netip.AddrPortFrom(any, 40000)
+			a, a2, a3 := netip.AddrPortFrom(any, 41000), netip.AddrPortFrom(any, 41001), netip.AddrPortFrom(any, 41002)
+			seen := func(node string, local netip.AddrPort) netip.AddrPort {
+				t.Helper()
+				tcpServe(t, l, node, local)
+				line, err := tcpDial(t, l, node, local, out, arrival)
+				if err != nil {
+					t.Fatalf("%s from %v to %v: %v", node, local, out, err)
+				}
+				_, at := mirrored(t, line)
+				return at
+			}
+			p := seen("h2", b)
+			pa, pa2, pa3 := seen("h1", a), seen("h1", a2), seen("h1", a3)
+			cone := tc.knobs != "type: symmetric"
+
+			// check connects from node's local port to to: a connection
+			// made must reach host at its mirror and come from the
+			// sender's public endpoint (under symmetric NAT a new one).
+			check := func(step, node string, local, to netip.AddrPort, host string, from netip.AddrPort, want bool) {
+				t.Helper()
+				timeout := arrival
+				if !want {
+					timeout = silence
+				}
+				line, err := tcpDial(t, l, node, local, to, timeout)
+				if got := err == nil; got != want {
+					t.Errorf("%s: connected=%v (%v), want %v", step, got, err, want)
+					return
+				}
+				if !want {
+					return
+				}
+				if at, saw := mirrored(t, line); at != host || (cone && saw != from) {
+					t.Errorf("%s: reached %s from %v, want %s from the sender's public endpoint %v", step, at, saw, host, from)
+				}
+			}
+			w := tc.want
+			other := netip.AddrPortFrom(out.Addr(), 9001)
+			check("out:9001 to P", "server", other, p, "h2", other, w.otherPort)
+			check("a to P, unsolicited", "h1", a, p, "h2", pa, w.unsolicited)
+			check("b to a2's public endpoint", "h2", b, pa2, "h1", p, w.toOther)
+			// A connection that was made holds its four-tuple, at both
+			// ends: a cannot connect to P again, nor a3 to P once b's
+			// connection reached it, and need not, the filtering having
+			// let them in already.
+			if !w.unsolicited {
+				check("a to P, once P has sent to the public address", "h1", a, p, "h2", pa, w.afterPublic)
+			}
+			check("b to a3's public endpoint", "h2", b, pa3, "h1", p, w.toA3)
+			if !w.toA3 {
+				check("a3 to P, once P has sent to a3's public endpoint", "h1", a3, p, "h2", pa3, w.afterA3)
+			}
+		})
+	}
+}
