@@ -162,29 +162,39 @@ func forgetHost(lab string, nat *topology.Node, addr netip.Addr) error {
 	for _, f := range nat.NAT.Forwards {
 		static[natrules.Owner{Public: f.Port, Private: f.To}] = true
 	}
-	ports := map[uint16]bool{}
+	// ports are the public ports freed, by protocol: the permits of those
+	// ports go too.
+	ports := map[string]map[uint16]bool{"udp": {}, "tcp": {}}
+	protoOf := map[string]string{}
+	for _, proto := range []string{"udp", "tcp"} {
+		portsSet, mappingsSet, permitsSet, _, _ := natrules.TransportSets(proto)
+		for _, set := range []string{portsSet, mappingsSet, permitsSet} {
+			protoOf[set] = proto
+		}
+	}
 	owned := func(e nftables.SetElement, set string) bool {
 		switch set {
-		case natrules.PortsSet, natrules.PortMapTCP, natrules.PortMapUDP:
+		case natrules.PortsSet, natrules.TCPPortsSet, natrules.PortMapTCP, natrules.PortMapUDP:
 			o, err := natrules.ParseOwner(e)
 			if err != nil || o.Private.Addr() != addr || static[o] {
 				return false
 			}
-			if set == natrules.PortsSet {
-				ports[o.Public] = true
+			if proto, ok := protoOf[set]; ok {
+				ports[proto][o.Public] = true
 			}
 			return true
-		case natrules.MappingsSet:
+		case natrules.MappingsSet, natrules.TCPMappingsSet:
 			m, err := natrules.ParseMapping(e)
 			return err == nil && m.Private.Addr() == addr && !static[natrules.Owner{Public: m.Public, Private: m.Private}]
-		case natrules.PermitsSet:
+		case natrules.PermitsSet, natrules.TCPPermitsSet:
 			p, err := natrules.ParsePermit(e)
-			return err == nil && ports[p.Public]
+			return err == nil && ports[protoOf[set]][p.Public]
 		}
 		return false
 	}
-	// The ports map first: the permits of the ports it frees go next.
-	for _, name := range []string{natrules.PortsSet, natrules.MappingsSet, natrules.PortMapTCP, natrules.PortMapUDP, natrules.PermitsSet} {
+	// The ports maps first: the permits of the ports they free go next.
+	for _, name := range []string{natrules.PortsSet, natrules.TCPPortsSet, natrules.MappingsSet, natrules.TCPMappingsSet,
+		natrules.PortMapTCP, natrules.PortMapUDP, natrules.PermitsSet, natrules.TCPPermitsSet} {
 		set, err := conn.GetSetByName(natrules.Table(), name)
 		if errors.Is(err, unix.ENOENT) {
 			continue // a map this NAT's behaviour has no use for

@@ -218,7 +218,8 @@ func (s *Server) peerMapping(ctx context.Context, key peerKey, lifetime time.Dur
 			return f.Public.Port(), min(lifetime, f.Expires), nil, nil
 		}
 	}
-	// natlab keeps mappings of its own for UDP only; TCP is conntrack's.
+	// A PEER request makes a mapping ahead of the flow for UDP only; a
+	// TCP mapping is made by the host's connection (above, as a flow).
 	if key.proto != "udp" || s.cfg.Behaviour.Mapping == nat.AddressAndPortDependent {
 		return 0, 0, nil, errNoMapping
 	}

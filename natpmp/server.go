@@ -326,7 +326,7 @@ func (s *Server) pick(proto string, suggested uint16) (uint16, error) {
 }
 
 // taken lists the public ports a mapping of proto already holds: the
-// server's own grants, and for UDP every port in the NAT's ports map.
+// server's own grants, and every port in the NAT's ports map of proto.
 func (s *Server) taken(proto string) (map[uint16]bool, error) {
 	taken := map[uint16]bool{}
 	now := time.Now()
@@ -335,10 +335,7 @@ func (s *Server) taken(proto string) (map[uint16]bool, error) {
 			taken[g.external] = true
 		}
 	}
-	if proto != "udp" {
-		return taken, nil
-	}
-	owners, err := portOwners()
+	owners, err := portOwners(proto)
 	if err != nil {
 		return nil, err
 	}
@@ -348,13 +345,10 @@ func (s *Server) taken(proto string) (map[uint16]bool, error) {
 	return taken, nil
 }
 
-// mapped finds the public port the NAT already maps internal to, for
-// UDP: the port of the ports map that internal owns.
+// mapped finds the public port the NAT already maps internal to: the
+// port of proto's ports map that internal owns.
 func (s *Server) mapped(proto string, internal netip.AddrPort) (uint16, bool, error) {
-	if proto != "udp" {
-		return 0, false, nil
-	}
-	owners, err := portOwners()
+	owners, err := portOwners(proto)
 	if err != nil {
 		return 0, false, err
 	}
@@ -366,14 +360,18 @@ func (s *Server) mapped(proto string, internal netip.AddrPort) (uint16, bool, er
 	return 0, false, nil
 }
 
-// portOwners reads the NAT's ports map: which private endpoint owns each
-// public UDP port.
-func portOwners() ([]natrules.Owner, error) {
+// portOwners reads the NAT's ports map of proto (UDP's or TCP's): which
+// private endpoint owns each public port.
+func portOwners(proto string) ([]natrules.Owner, error) {
+	name, _, _, _, ok := natrules.TransportSets(proto)
+	if !ok {
+		return nil, fmt.Errorf("no ports map for protocol %q", proto)
+	}
 	conn, err := nftables.New()
 	if err != nil {
 		return nil, err
 	}
-	set, err := conn.GetSetByName(natrules.Table(), natrules.PortsSet)
+	set, err := conn.GetSetByName(natrules.Table(), name)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +383,7 @@ func portOwners() ([]natrules.Owner, error) {
 	for _, e := range elems {
 		o, err := natrules.ParseOwner(e)
 		if err != nil {
-			return nil, fmt.Errorf("map %s: %w", natrules.PortsSet, err)
+			return nil, fmt.Errorf("map %s: %w", name, err)
 		}
 		owners = append(owners, o)
 	}

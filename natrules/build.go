@@ -36,7 +36,7 @@ func Build(c Config) (*Ruleset, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("natrules: %w", err)
 	}
-	b := &builder{Config: c, b: c.Behaviour, r: &Ruleset{
+	b := &builder{Config: c, b: c.Behaviour, transports: transports(c.Behaviour), r: &Ruleset{
 		table: Table(),
 	}}
 	if c.OneToOne.IsValid() {
@@ -50,7 +50,9 @@ func Build(c Config) (*Ruleset, error) {
 	b.prerouting()
 	b.postrouting()
 	b.outbound()
-	b.claim()
+	for _, p := range b.transports {
+		b.claim(p)
+	}
 	b.track()
 	b.expire()
 	b.permit()
@@ -64,17 +66,38 @@ func Build(c Config) (*Ruleset, error) {
 type builder struct {
 	Config
 	b nat.Behaviour
-	r *Ruleset
+	// transports are UDP and TCP, in that order.
+	transports []transport
+	r          *Ruleset
 }
 
 func (b *builder) sets() {
 	t := b.r.table
 	inetService, ipv4 := nftables.TypeInetService, nftables.TypeIPAddr
+	udp, tcp := b.transports[0], b.transports[1]
+	b.mappingSets(udp)
+	if b.PortMapping {
+		for _, p := range []struct{ name, proto string }{{PortMapTCP, "TCP"}, {PortMapUDP, "UDP"}} {
+			m := newSet(t, p.name, "public "+p.proto+" port -> private endpoint, as hosts asked by NAT-PMP or PCP",
+				[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
+			m.spec.Dynamic = false
+			b.r.sets = append(b.r.sets, m)
+		}
+	}
+	b.filterSets(udp)
+	b.mappingSets(tcp)
+	b.filterSets(tcp)
+}
 
-	ports := newSet(t, setPorts, "public port -> private endpoint: the owner of every public UDP port",
+// mappingSets declares p's ports map and its mappings map, if its
+// mapping has one, with the static forwards of p in them.
+func (b *builder) mappingSets(p transport) {
+	t := b.r.table
+	inetService, ipv4 := nftables.TypeInetService, nftables.TypeIPAddr
+	ports := newSet(t, p.ports, fmt.Sprintf("public port -> private endpoint: the owner of every public %s port", p.upper()),
 		[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
 	for _, f := range b.Forwards {
-		if f.Proto == "udp" {
+		if f.Proto == p.name {
 			o := Owner{Public: f.Port, Private: f.To}
 			ports.elements = append(ports.elements, o.Element(0))
 			ports.elementText = append(ports.elementText, o.text())
@@ -84,10 +107,10 @@ func (b *builder) sets() {
 
 	switch b.b.Mapping {
 	case nat.EndpointIndependent:
-		m := newSet(t, setMappings, "private endpoint -> public port (endpoint-independent mapping)",
+		m := newSet(t, p.mappings, p.comment("private endpoint -> public port (endpoint-independent mapping)"),
 			[]nftables.SetDatatype{ipv4, inetService}, []nftables.SetDatatype{inetService})
 		for _, f := range b.Forwards {
-			if f.Proto == "udp" {
+			if f.Proto == p.name {
 				e := Mapping{Private: f.To, Public: f.Port}
 				m.elements = append(m.elements, e.Element(0))
 				m.elementText = append(m.elementText, e.text())
@@ -95,24 +118,21 @@ func (b *builder) sets() {
 		}
 		b.r.sets = append(b.r.sets, m)
 	case nat.AddressDependent:
-		b.r.sets = append(b.r.sets, newSet(t, setMappings, "private endpoint . remote address -> public port (address-dependent mapping)",
+		b.r.sets = append(b.r.sets, newSet(t, p.mappings, p.comment("private endpoint . remote address -> public port (address-dependent mapping)"),
 			[]nftables.SetDatatype{ipv4, inetService, ipv4}, []nftables.SetDatatype{inetService}))
 	}
+}
 
-	if b.PortMapping {
-		for _, p := range []struct{ name, proto string }{{PortMapTCP, "TCP"}, {PortMapUDP, "UDP"}} {
-			m := newSet(t, p.name, "public "+p.proto+" port -> private endpoint, as hosts asked by NAT-PMP or PCP",
-				[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
-			m.spec.Dynamic = false
-			b.r.sets = append(b.r.sets, m)
-		}
-	}
+// filterSets declares the sets p's filtering needs.
+func (b *builder) filterSets(p transport) {
+	t := b.r.table
+	inetService, ipv4 := nftables.TypeInetService, nftables.TypeIPAddr
 	if b.b.Filtering == nat.AddressDependent {
-		b.r.sets = append(b.r.sets, newSet(t, setPermits, "remote address . public port: whom each mapping has sent to (address-dependent filtering)",
+		b.r.sets = append(b.r.sets, newSet(t, p.permits, p.comment("remote address . public port: whom each mapping has sent to (address-dependent filtering)"),
 			[]nftables.SetDatatype{ipv4, inetService}, nil))
 	}
 	if b.b.Hairpin && b.b.Filtering == nat.AddressAndPortDependent {
-		b.r.sets = append(b.r.sets, newSet(t, setHairpins, "remote address . remote port . public port: the public endpoints each mapping has sent to by hairpinning (address-and-port-dependent filtering)",
+		b.r.sets = append(b.r.sets, newSet(t, p.hairpins, p.comment("remote address . remote port . public port: the public endpoints each mapping has sent to by hairpinning (address-and-port-dependent filtering)"),
 			[]nftables.SetDatatype{ipv4, inetService, inetService}, nil))
 	}
 }
@@ -158,26 +178,32 @@ func (b *builder) prerouting() {
 			c.add("a forward a host asked for by NAT-PMP or PCP", stmts...)
 		}
 	}
-	switch b.b.Filtering {
-	case nat.EndpointIndependent:
-		c.add("endpoint-independent filtering: anyone may reach a mapped port",
-			iifname(b.WAN), ipDaddr(b.Public), l4proto("udp", false), dnatToOwner())
-	case nat.AddressDependent:
-		c.add("address-dependent filtering: remotes the mapping has sent to may reach it",
-			iifname(b.WAN), ipDaddr(b.Public), l4proto("udp", false), inSet(setPermits, ipSaddr, udpDport), dnatToOwner())
-	case nat.AddressAndPortDependent:
-		// Conntrack admits replies from the exact remote endpoint, and
-		// nothing else needs translating.
+	for _, p := range b.transports {
+		switch b.b.Filtering {
+		case nat.EndpointIndependent:
+			c.add(p.comment("endpoint-independent filtering: anyone may reach a mapped port"),
+				iifname(b.WAN), ipDaddr(b.Public), l4proto(p.name, false), dnatToOwner(p))
+		case nat.AddressDependent:
+			c.add(p.comment("address-dependent filtering: remotes the mapping has sent to may reach it"),
+				iifname(b.WAN), ipDaddr(b.Public), l4proto(p.name, false), inSet(p.permits, ipSaddr, p.dport()), dnatToOwner(p))
+		case nat.AddressAndPortDependent:
+			// Conntrack admits replies from the exact remote endpoint
+			// (for TCP, also the peer's SYN of a simultaneous open, which
+			// is a reply to our own SYN), and nothing else needs
+			// translating.
+		}
 	}
 	if b.b.Hairpin {
-		stmts := []stmt{iifname(b.LAN), ipDaddr(b.Public)}
-		if b.b.Filtering != nat.EndpointIndependent {
-			// The filtering judges it in the hairpin chain, once source NAT
-			// has given it the sender's public port.
-			stmts = append(stmts, setCtMark(hairpinMark))
+		for _, p := range b.transports {
+			stmts := []stmt{iifname(b.LAN), ipDaddr(b.Public)}
+			if b.b.Filtering != nat.EndpointIndependent {
+				// The filtering judges it in the hairpin chain, once source NAT
+				// has given it the sender's public port.
+				stmts = append(stmts, setCtMark(hairpinMark))
+			}
+			c.add(p.comment("hairpin: a packet from inside to a mapped public port goes to its owner"),
+				append(stmts, l4proto(p.name, false), dnatToOwner(p))...)
 		}
-		c.add("hairpin: a packet from inside to a mapped public port goes to its owner",
-			append(stmts, l4proto("udp", false), dnatToOwner())...)
 	}
 }
 
@@ -191,68 +217,74 @@ func (b *builder) postrouting() {
 	}
 }
 
-// outbound picks the public source of a new flow. UDP follows the mapping
-// and port knobs exactly and records a new mapping as it makes it;
-// everything else is left to conntrack.
+// outbound picks the public source of a new flow. UDP and TCP follow
+// the mapping and port knobs exactly and record a new mapping as they
+// make it; everything else is left to conntrack.
 func (b *builder) outbound() {
 	c := b.chain(chainOutbound, nil, "", nil, 0)
-	priv := []field{ipSaddr, udpSport}
+	for _, p := range b.transports {
+		b.outboundOf(c, p)
+	}
+	random := b.b.Mapping == nat.AddressAndPortDependent
+	c.add("ICMP and the rest: conntrack picks the port", snatTo(b.Public, random))
+}
+
+func (b *builder) outboundOf(c *chain, p transport) {
+	priv := []field{ipSaddr, p.sport()}
 	switch b.b.Mapping {
 	case nat.EndpointIndependent:
-		c.add("endpoint-independent mapping: reuse this private endpoint's public port",
-			l4proto("udp", true), snatFromMap(b.Public, priv...))
+		c.add(p.comment("endpoint-independent mapping: reuse this private endpoint's public port"),
+			l4proto(p.name, true), snatFromMap(p, b.Public, priv...))
 	case nat.AddressDependent:
-		c.add("address-dependent mapping: reuse the public port this private endpoint uses towards that address",
-			l4proto("udp", true), snatFromMap(b.Public, append(priv, ipDaddrF)...))
+		c.add(p.comment("address-dependent mapping: reuse the public port this private endpoint uses towards that address"),
+			l4proto(p.name, true), snatFromMap(p, b.Public, append(priv, ipDaddrF)...))
 	}
 	// Each candidate port is offered to the claim chain, which returns
 	// if a mapping owns it and otherwise takes it (see markTaken).
 	pr := b.b.PortRange
 	offer := func(comment string, stmts ...stmt) {
-		c.add(comment, append(stmts, jump(chainClaim))...)
+		c.add(p.comment(comment), append(stmts, jump(p.claim))...)
 	}
-	udp := l4proto("udp", true)
+	proto := l4proto(p.name, true)
 	switch b.b.Ports {
 	case nat.PortPreserve:
-		offer("new mapping: keep the private port when no other mapping owns it", offerSport(pr)...)
+		offer("new mapping: keep the private port when no other mapping owns it", offerSport(p, pr)...)
 	case nat.PortSequential:
-		offer(fmt.Sprintf("new mapping: the next port from %d, if free", pr.First), udp, offerNumgen(unix.NFT_NG_INCREMENTAL, pr))
+		offer(fmt.Sprintf("new mapping: the next port from %d, if free", pr.First), proto, offerNumgen(unix.NFT_NG_INCREMENTAL, pr))
 	}
 	for i := 0; i < min(randomAttempts, pr.Size()); i++ {
-		offer(fmt.Sprintf("new mapping: a random port from %v, if free", pr), udp, offerNumgen(unix.NFT_NG_RANDOM, pr))
+		offer(fmt.Sprintf("new mapping: a random port from %v, if free", pr), proto, offerNumgen(unix.NFT_NG_RANDOM, pr))
 	}
 	if pr.Size() <= scanLimit {
-		for p := int(pr.First); p <= int(pr.Last); p++ {
-			offer(fmt.Sprintf("new mapping: port %d, if free", p), udp, offerPort(uint16(p)))
+		for port := int(pr.First); port <= int(pr.Last); port++ {
+			offer(fmt.Sprintf("new mapping: port %d, if free", port), proto, offerPort(uint16(port)))
 		}
 	}
-	c.add("no free public port: refuse the mapping", l4proto("udp", true), counter(), logDrop(DropNoPort), drop())
-	random := b.b.Mapping == nat.AddressAndPortDependent
-	c.add("TCP, ICMP and the rest: conntrack picks the port", snatTo(b.Public, random))
+	c.add(p.comment("no free public port: refuse the mapping"), l4proto(p.name, true), counter(), logDrop(DropNoPort), drop())
 }
 
 // claim takes the port the outbound chain offers in the mark for a new
-// mapping, unless a mapping owns it already: then it returns, and the
-// outbound chain offers the next candidate.
-func (b *builder) claim() {
-	c := b.chain(chainClaim, nil, "", nil, 0)
-	c.add("the port is taken: offer the next", markTaken(), ret())
-	stmts := []stmt{l4proto("udp", false), loadMark()}
-	stmts = append(stmts, b.recordNew(markPort)...)
-	c.add("a new mapping takes the port", append(stmts, snatToPort(b.Public, markPort))...)
+// mapping of p, unless a mapping of p owns it already: then it returns,
+// and the outbound chain offers the next candidate.
+func (b *builder) claim(p transport) {
+	c := b.chain(p.claim, nil, "", nil, 0)
+	c.add(p.comment("the port is taken: offer the next"), markTaken(p), ret())
+	stmts := []stmt{l4proto(p.name, false), loadMark()}
+	stmts = append(stmts, b.recordNew(p, markPort)...)
+	c.add(p.comment("a new mapping takes the port"), append(stmts, snatToPort(b.Public, markPort))...)
 }
 
-// recordNew enters a new mapping from the private source of the packet to
-// the public port just picked.
-func (b *builder) recordNew(public field) []stmt {
-	t := b.b.Timeout.UDP
-	priv := []field{ipSaddr, udpSport}
-	stmts := []stmt{update(setPorts, t, []field{public}, priv)}
+// recordNew enters a new mapping of p from the private source of the
+// packet to the public port just picked.
+func (b *builder) recordNew(p transport, public field) []stmt {
+	t := p.fresh
+	priv := []field{ipSaddr, p.sport()}
+	stmts := []stmt{update(p.ports, t, []field{public}, priv)}
 	switch b.b.Mapping {
 	case nat.EndpointIndependent:
-		stmts = append(stmts, update(setMappings, t, priv, []field{public}))
+		stmts = append(stmts, update(p.mappings, t, priv, []field{public}))
 	case nat.AddressDependent:
-		stmts = append(stmts, update(setMappings, t, append(priv, ipDaddrF), []field{public}))
+		stmts = append(stmts, update(p.mappings, t, append(priv, ipDaddrF), []field{public}))
 	}
 	return stmts
 }
@@ -267,39 +299,41 @@ func (b *builder) recordNew(public field) []stmt {
 // public port yet, and "ct status snat" does not match.
 func (b *builder) track() {
 	c := b.chain(chainTrack, nftables.ChainHookForward, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityFilter-10), nftables.ChainPolicyAccept)
-	t := b.b.Timeout.UDP
-	out := []field{ipSaddr, udpSport}
-	in := []field{ipDaddrF, udpDport}
-	for _, flow := range udpFlows() {
-		for _, dir := range []struct {
-			iif, oif string
-			priv     []field
-			remote   field
-			comment  string
-		}{
-			{b.LAN, b.WAN, out, ipDaddrF, "outbound"},
-			{b.WAN, b.LAN, in, ipSaddr, "inbound"},
-		} {
-			stmts := []stmt{iifname(dir.iif), oifname(dir.oif), l4proto("udp", false), flow.status}
-			if dir.iif == b.WAN && b.b.Refresh == nat.RefreshOutbound {
-				c.add(fmt.Sprintf("%s: inbound traffic refreshes nothing (refresh outbound); the mapping must still be there", flow.comment),
-					iifname(dir.iif), oifname(dir.oif), l4proto("udp", true), flow.status, jump(chainExpire))
-				continue
+	for _, p := range b.transports {
+		t := p.live
+		out := []field{ipSaddr, p.sport()}
+		in := []field{ipDaddrF, p.dport()}
+		for _, flow := range udpFlows() {
+			for _, dir := range []struct {
+				iif, oif string
+				priv     []field
+				remote   field
+				comment  string
+			}{
+				{b.LAN, b.WAN, out, ipDaddrF, "outbound"},
+				{b.WAN, b.LAN, in, ipSaddr, "inbound"},
+			} {
+				stmts := []stmt{iifname(dir.iif), oifname(dir.oif), l4proto(p.name, false), flow.status}
+				if dir.iif == b.WAN && p.refreshOutbound {
+					c.add(fmt.Sprintf("%s: inbound traffic refreshes nothing (refresh outbound); the mapping must still be there", flow.comment),
+						iifname(dir.iif), oifname(dir.oif), l4proto(p.name, true), flow.status, jump(chainExpire))
+					continue
+				}
+				stmts = append(stmts, update(p.ports, t, []field{flow.public}, dir.priv))
+				switch b.b.Mapping {
+				case nat.EndpointIndependent:
+					stmts = append(stmts, update(p.mappings, t, dir.priv, []field{flow.public}))
+				case nat.AddressDependent:
+					stmts = append(stmts, update(p.mappings, t, append(dir.priv, dir.remote), []field{flow.public}))
+				}
+				c.add(p.comment(fmt.Sprintf("%s: %s traffic refreshes the mapping", flow.comment, dir.comment)), stmts...)
 			}
-			stmts = append(stmts, update(setPorts, t, []field{flow.public}, dir.priv))
-			switch b.b.Mapping {
-			case nat.EndpointIndependent:
-				stmts = append(stmts, update(setMappings, t, dir.priv, []field{flow.public}))
-			case nat.AddressDependent:
-				stmts = append(stmts, update(setMappings, t, append(dir.priv, dir.remote), []field{flow.public}))
-			}
-			c.add(fmt.Sprintf("%s: %s traffic refreshes the mapping", flow.comment, dir.comment), stmts...)
 		}
 	}
 }
 
-// udpFlow is a kind of UDP flow through the NAT, by how conntrack marks
-// it, and where its public port is in its tuples.
+// udpFlow is a kind of UDP or TCP flow through the NAT, by how conntrack
+// marks it, and where its public port is in its tuples.
 type udpFlow struct {
 	status  stmt
 	public  field
@@ -330,7 +364,7 @@ func (b *builder) expire() {
 	}
 	c := b.chain(chainExpire, nil, "", nil, 0)
 	for _, flow := range udpFlows() {
-		c.add(flow.comment+": its mapping still owns its public port", flow.status, portOwned(flow.public), ret())
+		c.add(flow.comment+": its mapping still owns its public port", flow.status, portOwned(b.transports[0], flow.public), ret())
 	}
 	c.add("the mapping has expired: only outbound traffic refreshes it", counter(), logDrop(DropExpired), drop())
 }
@@ -343,9 +377,11 @@ func (b *builder) permit() {
 		return
 	}
 	c := b.chain(chainPermit, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
-	c.add("a mapping that sends to an address may hear back from it",
-		oifname(b.WAN), ipSaddrIs(b.Public), l4proto("udp", false),
-		update(setPermits, b.b.Timeout.UDP, []field{ipDaddrF, udpSport}, nil))
+	for _, p := range b.transports {
+		c.add(p.comment("a mapping that sends to an address may hear back from it"),
+			oifname(b.WAN), ipSaddrIs(b.Public), l4proto(p.name, false),
+			update(p.permits, p.live, []field{ipDaddrF, p.sport()}, nil))
+	}
 }
 
 // clash drops the one kind of inbound packet natlab cannot deliver as an
@@ -389,8 +425,19 @@ func (b *builder) hairpin() {
 		return
 	}
 	c := b.chain(chainHairpin, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
-	looped := []stmt{iifname(b.LAN), oifname(b.LAN), ipSaddrIs(b.Public), l4proto("udp", false)}
-	t := b.b.Timeout.UDP
+	for _, p := range b.transports {
+		b.hairpinOf(c, p)
+	}
+	// The drop is a chain of its own, which holds no expression
+	// google/nftables cannot read back, so that the wall's counters can
+	// count it (nattable.WallDrops).
+	w := b.chain(chainHairpinWall, nil, "", nil, 0)
+	w.add("the wall: the filtering refuses the hairpinned packet", counter(), logDrop(DropHairpin), drop())
+}
+
+func (b *builder) hairpinOf(c *chain, p transport) {
+	looped := []stmt{iifname(b.LAN), oifname(b.LAN), ipSaddrIs(b.Public), l4proto(p.name, false)}
+	t := p.live
 	// The remote a hairpinned packet was sent to is the NAT's public
 	// address, which after source NAT is the packet's source too.
 	remote := ipSaddr
@@ -402,43 +449,38 @@ func (b *builder) hairpin() {
 	var forget []stmt
 	if b.b.Mapping == nat.AddressAndPortDependent {
 		// The data is the map's type; the delete ignores it (remove).
-		forget = append(forget, remove(setPorts, []field{udpSport}, []field{ipSaddr, udpSport}))
+		forget = append(forget, remove(p.ports, []field{p.sport()}, []field{ipSaddr, p.sport()}))
 	}
 	switch b.b.Filtering {
 	case nat.AddressDependent:
-		permit := []field{remote, udpSport}
-		c.add("a mapping that sends to the public address may hear back from it",
-			append(looped, update(setPermits, t, permit, nil))...)
+		permit := []field{remote, p.sport()}
+		c.add(p.comment("a mapping that sends to the public address may hear back from it"),
+			append(looped, update(p.permits, t, permit, nil))...)
 		if forget != nil {
-			forget = append(forget, remove(setPermits, permit, nil))
+			forget = append(forget, remove(p.permits, permit, nil))
 		}
-		c.add("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address",
-			// nft shows the protocol unless a udp header field follows,
-			// as the deletes' udp sport does.
-			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", forget == nil),
-				notInSet(setPermits, ipSaddr, ctPort(expr.CtKeyPROTODST, original))},
+		c.add(p.comment("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address"),
+			// nft shows the protocol unless a header field of it
+			// follows, as the deletes' source port does.
+			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto(p.name, forget == nil),
+				notInSet(p.permits, ipSaddr, ctPort(expr.CtKeyPROTODST, original))},
 				append(forget, jump(chainHairpinWall))...)...)
 	case nat.AddressAndPortDependent:
 		// The public port the packet was sent to is the destination of
 		// its direction of the flow, before destination NAT.
 		for _, dir := range []uint32{original, reply} {
-			c.add("a mapping that sends to a public endpoint may hear back from it",
-				append(looped, ctDirection(dir), update(setHairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}, nil))...)
+			c.add(p.comment("a mapping that sends to a public endpoint may hear back from it"),
+				append(looped, ctDirection(dir), update(p.hairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), p.sport()}, nil))...)
 		}
 		if forget != nil {
 			// A new flow's packet is of its original direction.
-			forget = append(forget, remove(setHairpins, []field{remote, ctPort(expr.CtKeyPROTODST, original), udpSport}, nil))
+			forget = append(forget, remove(p.hairpins, []field{remote, ctPort(expr.CtKeyPROTODST, original), p.sport()}, nil))
 		}
-		c.add("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint",
-			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", false),
-				notInSet(setHairpins, ipSaddr, udpSport, ctPort(expr.CtKeyPROTODST, original))},
+		c.add(p.comment("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint"),
+			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto(p.name, false),
+				notInSet(p.hairpins, ipSaddr, p.sport(), ctPort(expr.CtKeyPROTODST, original))},
 				append(forget, jump(chainHairpinWall))...)...)
 	}
-	// The drop is a chain of its own, which holds no expression
-	// google/nftables cannot read back, so that the wall's counters can
-	// count it (nattable.WallDrops).
-	w := b.chain(chainHairpinWall, nil, "", nil, 0)
-	w.add("the wall: the filtering refuses the hairpinned packet", counter(), logDrop(DropHairpin), drop())
 }
 
 // forward lets the inside out and only admitted traffic in.

@@ -73,10 +73,16 @@ func (c *Config) validate() error {
 	if _, err := nat.ParseRefresh(string(b.Refresh)); err != nil {
 		errs = append(errs, fmt.Errorf("refresh: %w", err))
 	}
-	// Only UDP's timeout is the rules': TCP and ICMP are conntrack's, whose
-	// timeouts the lab sets in the NAT's namespace.
-	if t := b.Timeout.UDP; t < time.Second || t%time.Millisecond != 0 {
-		errs = append(errs, fmt.Errorf("UDP timeout %v must be at least 1s, in whole milliseconds", t))
+	// UDP's and TCP's timeouts are the rules' (the lifetimes of their
+	// maps' elements); ICMP's is conntrack's alone, which the lab sets in
+	// the NAT's namespace, as it sets TCP's there too.
+	for _, t := range []struct {
+		what string
+		d    time.Duration
+	}{{"UDP", b.Timeout.UDP}, {"TCP established", b.Timeout.TCPEstablished}, {"TCP transitory", b.Timeout.TCPTransitory}} {
+		if t.d < time.Second || t.d%time.Millisecond != 0 {
+			errs = append(errs, fmt.Errorf("%s timeout %v must be at least 1s, in whole milliseconds", t.what, t.d))
+		}
 	}
 	if c.OneToOne.IsValid() {
 		switch {

@@ -13,7 +13,7 @@
 // Conntrack alone gives a port-preserving NAT with address-and-port-dependent
 // filtering, but it is not faithful to endpoint-independent mapping: two
 // private hosts using the same port may both be given that public port
-// towards different destinations. So UDP mappings are kept in natlab's own
+// towards different destinations. So UDP (and TCP, below) mappings are kept in natlab's own
 // dynamic maps, refreshed by traffic and expiring after the mapping timeout:
 //
 //   - ports: public port -> private endpoint, one owner per public port. New
@@ -64,9 +64,22 @@
 // the public address there and source NAT sends everything from it out,
 // every port kept, with no maps (see oneToOne).
 //
-// TCP and ICMP echo are translated by conntrack (source NAT to the public
-// address, random ports for address-and-port-dependent mapping) and admitted
-// inbound only as replies or through static forwards.
+// TCP follows the same knobs (RFC 5382 asks of TCP what RFC 4787 asks of
+// UDP), with maps and a claim chain of its own beside UDP's, of the same
+// shapes: tcp_ports, tcp_mappings, tcp_permits, tcp_hairpin_permits and
+// tcp_claim. A UDP and a TCP mapping of the same public port are two
+// mappings, as at a real NAT. A new TCP mapping lives for the transitory
+// timeout until its traffic refreshes it for the established one, both
+// ways whatever the refresh knob says: a TCP mapping lives as long as its
+// connection, which conntrack keeps alive in either direction. The peer's
+// SYN of a simultaneous open (a TCP hole punch) is, to conntrack, a reply
+// to our own SYN, so address-and-port-dependent filtering lets it in as
+// it lets a UDP reply in; under the other two filterings the prerouting
+// chain admits it as it admits UDP.
+//
+// ICMP echo is translated by conntrack (source NAT to the public address,
+// a random identifier for address-and-port-dependent mapping) and admitted
+// inbound only as replies.
 //
 // # The schema
 //

@@ -49,14 +49,8 @@ func dnatViaMap(proto, set string) stmt {
 }
 
 // dnatToOwner translates to the private endpoint that owns the destination
-// port; packets to ports nobody owns are left alone.
-func dnatToOwner() stmt {
-	return stmt{"dnat ip to udp dport map @" + setPorts, []expr.Any{
-		loadPort(dportOffset, reg1),
-		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: setPorts},
-		natExpr(expr.NATTypeDestNAT, reg1, reg32(1)),
-	}}
-}
+// port in p's ports map; packets to ports nobody owns are left alone.
+func dnatToOwner(p transport) stmt { return dnatViaMap(p.name, p.ports) }
 
 func inSet(name string, fields ...field) stmt {
 	_, text, exprs := concat(reg1, fields...)
@@ -69,16 +63,16 @@ func notInSet(name string, fields ...field) stmt {
 	return stmt{text + " != @" + name, append(exprs, &expr.Lookup{SourceRegister: reg1, SetName: name, Invert: true})}
 }
 
-// snatFromMap translates to the public port the mappings map holds for the
-// key; if there is none the rule does not match.
-func snatFromMap(public netip.Addr, key ...field) stmt {
+// snatFromMap translates to the public port the mappings map of p holds
+// for the key; if there is none the rule does not match.
+func snatFromMap(p transport, public netip.Addr, key ...field) stmt {
 	_, text, loads := concat(reg2, key...)
 	exprs := []expr.Any{immediate(reg1, public.AsSlice())}
 	exprs = append(exprs, loads...)
 	exprs = append(exprs,
-		&expr.Lookup{SourceRegister: reg2, DestRegister: reg2, IsDestRegSet: true, SetName: setMappings},
+		&expr.Lookup{SourceRegister: reg2, DestRegister: reg2, IsDestRegSet: true, SetName: p.mappings},
 		natExpr(expr.NATTypeSourceNAT, reg1, reg2))
-	return stmt{fmt.Sprintf("snat to %v:%s map @%s", public, text, setMappings), exprs}
+	return stmt{fmt.Sprintf("snat to %v:%s map @%s", public, text, p.mappings), exprs}
 }
 
 // snatToPort translates to the public port in reg.
@@ -124,15 +118,15 @@ func offerNumgen(kind uint32, r nat.PortRange) stmt {
 }
 
 // offerSport offers the source port, if it lies in the range.
-func offerSport(r nat.PortRange) []stmt {
-	stmts := []stmt{l4proto("udp", false)}
+func offerSport(p transport, r nat.PortRange) []stmt {
+	stmts := []stmt{l4proto(p.name, false)}
 	if r != (nat.PortRange{First: 1, Last: 65535}) {
-		stmts = append(stmts, stmt{fmt.Sprintf("udp sport %d-%d", r.First, r.Last), []expr.Any{
+		stmts = append(stmts, stmt{fmt.Sprintf("%s sport %d-%d", p.name, r.First, r.Last), []expr.Any{
 			loadPort(sportOffset, reg3),
 			&expr.Range{Op: expr.CmpOpEq, Register: reg3, FromData: encodePort(r.First), ToData: encodePort(r.Last)},
 		}})
 	}
-	return append(stmts, markSet("udp sport", loadPort(sportOffset, reg3)))
+	return append(stmts, markSet(p.name+" sport", loadPort(sportOffset, reg3)))
 }
 
 // offerPort offers a fixed port. nft lists the mark as the number the
@@ -149,20 +143,20 @@ func offerPort(port uint16) stmt {
 // reg2 and the rule compares it with zero, which no owner is (its address
 // is a host's), so that nft lists the rule as the test it is rather than
 // as a bare verdict.
-func markTaken() stmt {
-	return stmt{"meta mark map @" + setPorts + " != 0x0 [invalid type]", []expr.Any{
+func markTaken(p transport) stmt {
+	return stmt{"meta mark map @" + p.ports + " != 0x0 [invalid type]", []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg3},
-		&expr.Lookup{SourceRegister: reg3, DestRegister: reg2, IsDestRegSet: true, SetName: setPorts},
+		&expr.Lookup{SourceRegister: reg3, DestRegister: reg2, IsDestRegSet: true, SetName: p.ports},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg2, Data: make([]byte, ip4Len)},
 	}}
 }
 
 // portOwned matches if a mapping owns the public port the field loads:
 // the lookup markTaken makes, of a conntrack port instead of the mark.
-func portOwned(public field) stmt {
-	return stmt{public.text + " map @" + setPorts + " != 0x0 [invalid type]", []expr.Any{
+func portOwned(p transport, public field) stmt {
+	return stmt{public.text + " map @" + p.ports + " != 0x0 [invalid type]", []expr.Any{
 		public.load(reg3),
-		&expr.Lookup{SourceRegister: reg3, DestRegister: reg2, IsDestRegSet: true, SetName: setPorts},
+		&expr.Lookup{SourceRegister: reg3, DestRegister: reg2, IsDestRegSet: true, SetName: p.ports},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg2, Data: make([]byte, ip4Len)},
 	}}
 }

@@ -56,7 +56,8 @@ func TraceTable() *nftables.Table {
 }
 
 // The sets and maps of the NAT's IPv4 table. Their elements are Owner,
-// Mapping and Permit.
+// Mapping and Permit. UDP's have the plain names, TCP's the same with a
+// tcp_ prefix and the same layouts (see TransportSets).
 const (
 	// PortsSet maps every public UDP port a mapping owns to its owner:
 	// public port -> private address . private port (Owner).
@@ -80,6 +81,15 @@ const (
 	// protocol, with the lifetime the host asked for.
 	PortMapTCP = "portmap_tcp"
 	PortMapUDP = "portmap_udp"
+	// TCPPortsSet, TCPMappingsSet, TCPPermitsSet and
+	// TCPHairpinPermitsSet are PortsSet, MappingsSet, PermitsSet and
+	// HairpinPermitsSet for TCP, whose mappings follow the knobs too
+	// (RFC 5382), kept apart: a public port may be one host's for UDP
+	// and another's for TCP.
+	TCPPortsSet          = "tcp_ports"
+	TCPMappingsSet       = "tcp_mappings"
+	TCPPermitsSet        = "tcp_permits"
+	TCPHairpinPermitsSet = "tcp_hairpin_permits"
 )
 
 // The sets of the IPv6 firewall table.
@@ -115,6 +125,7 @@ const (
 	chainPostrouting = "postrouting"
 	chainOutbound    = "outbound"
 	chainClaim       = "claim"
+	chainTCPClaim    = "tcp_claim"
 	chainTrack       = "track"
 	chainExpire      = "expire"
 	chainPermit      = "permit"
@@ -131,6 +142,11 @@ const (
 	setMappings = MappingsSet
 	setPermits  = PermitsSet
 	setHairpins = HairpinPermitsSet
+
+	setTCPPorts    = TCPPortsSet
+	setTCPMappings = TCPMappingsSet
+	setTCPPermits  = TCPPermitsSet
+	setTCPHairpins = TCPHairpinPermitsSet
 )
 
 // hairpinMark is the connection mark the prerouting chain gives a flow it
@@ -353,10 +369,11 @@ func (e LeaseEntry) Fits(set *nftables.Set) bool {
 // Lease returns the elements a port-mapping (NAT-PMP or PCP) lease of
 // public to private puts in the NAT's maps, with the lease's lifetime: the
 // forward map of its protocol, whose element's comment says by which
-// protocol the host asked (by, "nat-pmp" or "pcp"); for UDP also the ports map, so the NAT's own
-// allocation leaves the port alone, and (where it has that layout) the
-// mappings map of endpoint-independent mapping, so the host's own traffic
-// out uses the port too. Renewing a lease is deleting these and adding
+// protocol the host asked (by, "nat-pmp" or "pcp"); also the ports map of
+// its protocol (UDP's or TCP's), so the NAT's own allocation leaves the
+// port alone, and (where it has that layout) the protocol's mappings map
+// of endpoint-independent mapping, so the host's own traffic out uses the
+// port too. Renewing a lease is deleting these and adding
 // them again: an element's timeout is set when it is added.
 func Lease(proto string, public uint16, private netip.AddrPort, lifetime time.Duration, by string) ([]LeaseEntry, error) {
 	set := PortMapSet(proto)
@@ -370,10 +387,9 @@ func Lease(proto string, public uint16, private netip.AddrPort, lifetime time.Du
 	forward := owner
 	forward.Comment = by
 	entries := []LeaseEntry{{Set: set, Element: forward}}
-	if proto == "udp" {
-		entries = append(entries,
-			LeaseEntry{Set: PortsSet, Element: owner},
-			LeaseEntry{Set: MappingsSet, Optional: true, Element: Mapping{Private: private, Public: public}.Element(lifetime)})
-	}
+	ports, mappings, _, _, _ := TransportSets(proto)
+	entries = append(entries,
+		LeaseEntry{Set: ports, Element: owner},
+		LeaseEntry{Set: mappings, Optional: true, Element: Mapping{Private: private, Public: public}.Element(lifetime)})
 	return entries, nil
 }

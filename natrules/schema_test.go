@@ -217,7 +217,11 @@ func TestLease(t *testing.T) {
 		proto string
 		want  []LeaseEntry
 	}{
-		{"tcp", []LeaseEntry{{Set: PortMapTCP, Element: forward}}},
+		{"tcp", []LeaseEntry{
+			{Set: PortMapTCP, Element: forward},
+			{Set: TCPPortsSet, Element: owner},
+			{Set: TCPMappingsSet, Optional: true, Element: Mapping{Private: private, Public: 5000}.Element(time.Minute)},
+		}},
 		{"udp", []LeaseEntry{
 			{Set: PortMapUDP, Element: forward},
 			{Set: PortsSet, Element: owner},
@@ -248,10 +252,12 @@ func TestLease(t *testing.T) {
 			t.Errorf("Lease(%q, %v) accepted", bad.proto, bad.private)
 		}
 	}
-	// A UDP lease fits the maps of every NAT with port mapping, bar the
+	// A lease fits the maps of every NAT with port mapping, bar the
 	// mappings map of address-dependent mapping, keyed by the remote
 	// too; nothing else is optional.
-	entries, _ := Lease("udp", 5000, private, time.Minute, "nat-pmp")
+	udp, _ := Lease("udp", 5000, private, time.Minute, "nat-pmp")
+	tcp, _ := Lease("tcp", 5000, private, time.Minute, "nat-pmp")
+	entries := append(udp, tcp...)
 	for _, tc := range goldenCases() {
 		c := tc.cfg
 		if c.OneToOne.IsValid() {
@@ -267,7 +273,7 @@ func TestLease(t *testing.T) {
 				if s.spec.Name != e.Set {
 					continue
 				}
-				wantFit := !(e.Set == MappingsSet && c.Behaviour.Mapping == nat.AddressDependent)
+				wantFit := !((e.Set == MappingsSet || e.Set == TCPMappingsSet) && c.Behaviour.Mapping == nat.AddressDependent)
 				if e.Fits(s.spec) != wantFit {
 					t.Errorf("%s: the lease's %s entry fits %v, want %v", tc.name, e.Set, e.Fits(s.spec), wantFit)
 				}

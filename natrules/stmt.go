@@ -189,8 +189,10 @@ func packetAddr(offset uint32, word string) field {
 	return field{text: "ip " + word, load: func(reg uint32) expr.Any { return loadIP(offset, reg) }}
 }
 
-func packetPort(offset uint32, word string) field {
-	return field{text: "udp " + word, load: func(reg uint32) expr.Any { return loadPort(offset, reg) }}
+// packetPort is a port of the transport header, of a rule that matches
+// proto (nft names the header in the text).
+func packetPort(proto string, offset uint32, word string) field {
+	return field{text: proto + " " + word, load: func(reg uint32) expr.Any { return loadPort(offset, reg) }}
 }
 
 // inRegister is a value an earlier expression of the rule computed.
@@ -199,8 +201,10 @@ func inRegister(reg uint32, text string) field { return field{text: text, reg: r
 var (
 	ipSaddr  = packetAddr(ipSaddrOffset, "saddr")
 	ipDaddrF = packetAddr(ipDaddrOffset, "daddr")
-	udpSport = packetPort(sportOffset, "sport")
-	udpDport = packetPort(dportOffset, "dport")
+	// UDP's ports, for the IPv6 firewall, which follows the filtering
+	// knob for UDP alone.
+	udpSport = packetPort("udp", sportOffset, "sport")
+	udpDport = packetPort("udp", dportOffset, "dport")
 )
 
 // concat loads fields into consecutive registers, as nft does for a

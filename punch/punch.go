@@ -14,6 +14,8 @@
 // alive. With port prediction, a peer behind a NAT that allocates ports
 // sequentially is also tried at the ports after the one STUN saw.
 //
+// PairTCP does the same over TCP, by simultaneous open (tcp.go).
+//
 // Each step is a phase of one peer's agent (side.go). Pair and Run take
 // them as applications do, the last two at once and in real time; Walk
 // takes the same phases one at a time, for people to watch.

@@ -110,7 +110,7 @@ func (k *Kind) Read(f *topology.StepFields) (topology.StepSpec, string) {
 // The kinds of step, in the order messages and the reference list them.
 var (
 	stunKind       = kind[STUN]("stun", "Ask a STUN server for the node's public endpoint; with an expected classification, run RFC 5780 NAT behaviour discovery; with servers, compare what two or more see of one socket.", "stun: {from: alice}")
-	punchKind      = kind[Punch]("punch", "Hole punching between two hosts: STUN, rendezvous, simultaneous sends, answers to the observed source.", "punch: {between: [alice, bob]}")
+	punchKind      = kind[Punch]("punch", "Hole punching between two hosts: STUN, rendezvous, simultaneous sends, answers to the observed source; with proto: tcp, a TCP connection by simultaneous open.", "punch: {between: [alice, bob]}")
 	relayKind      = kind[Relay]("relay", "Connect two hosts through a TURN server: allocation, permission and data both ways.", "relay: {between: [alice, bob]}")
 	upgradeKind    = kind[Upgrade]("upgrade", "Connect two hosts through a relay at once (DERP if a server runs derp, else TURN over TCP) and move them to a direct path when a punch succeeds, as Tailscale does.", "upgrade: {between: [alice, bob]}")
 	iceKind        = kind[ICE]("ice", "Connect two hosts with ICE (RFC 8445) using every STUN and TURN server of the lab.", "ice: {between: [alice, bob]}")

@@ -17,10 +17,15 @@ import (
 )
 
 // Punch has two hosts punch a hole for UDP to each other: STUN,
-// rendezvous, simultaneous sends, answers to the observed source.
+// rendezvous, simultaneous sends, answers to the observed source; or, with
+// proto tcp, a TCP connection by simultaneous open.
 type Punch struct {
 	// The two hosts.
 	Between [2]string `yaml:"between" format:"HostPair" schema:"required"`
+	// The protocol to punch for: udp, or tcp, a TCP connection by
+	// simultaneous open (both hosts connect to each other at once, each
+	// also listening on its port), IPv4 only.
+	Proto topology.Protocol `yaml:"proto" format:"ProtoName" default:"udp"`
 	// The address family to punch over; ipv6 needs internet6.
 	Family string `yaml:"family" format:"Family" default:"ipv4"`
 	// The STUN server each host learns its public endpoint from.
@@ -63,6 +68,7 @@ func (Announce) Values() []string { return []string{string(AnnounceAll), string(
 func (s *Punch) read(f *topology.StepFields) string {
 	s.Between = f.Between()
 	s.Family = f.Family()
+	s.Proto = f.Protocol("proto", topology.UDP)
 	s.Server, _ = f.Server("server", topology.ServiceSTUN, true)
 	s.Rendezvous, _ = f.Server("rendezvous", topology.ServiceRendezvous, false)
 	s.Predict = f.Flag("predict")
@@ -71,7 +77,27 @@ func (s *Punch) read(f *topology.StepFields) string {
 	s.Announce = Announce(f.OneOf("announce", Announce("").Values(), string(AnnounceAll), "all or public"))
 	s.Timeout = f.Timeout(5*time.Second, topology.MaxStepTimeout)
 	s.Expect = f.Outcome(okFail, "ok", "ok or fail", nil)
-	return fmt.Sprintf("punch %s%s %s", topology.FamilyWord(s.Family), s.Between[0], s.Between[1])
+	proto := ""
+	if s.Proto == topology.TCP {
+		proto = "tcp "
+		// What a TCP punch has no use for: a sequential nat's next ports
+		// (prediction punches many ports at once, a TCP punch one
+		// connection at a time), a path kept for later sends (the
+		// connection closes with the step), and IPv6.
+		why := map[string]string{
+			"predict":   "port prediction sends to many ports at once, and a tcp punch connects to the announced endpoints only",
+			"keepalive": "the punched connection closes with the step, so there is no path to keep open",
+		}
+		for _, key := range []string{"predict", "keepalive"} {
+			if f.Has(key) {
+				f.Errorf(f.At(key), "%s.%s: %s; %s is for udp punches, so leave it out", f.Path(), key, why[key], key)
+			}
+		}
+		if s.Family == topology.FamilyIPv6 && f.Has("family") {
+			f.Errorf(f.At("family"), "%s.family: a tcp punch is over ipv4 only, where the nats translate; leave family out, or punch udp", f.Path())
+		}
+	}
+	return fmt.Sprintf("punch %s%s%s %s", topology.FamilyWord(s.Family), proto, s.Between[0], s.Between[1])
 }
 
 // Describe says who punches, with which servers, and how.
@@ -88,8 +114,12 @@ func (s *Punch) Describe() string {
 	if s.Explain {
 		explain = "explanation"
 	}
-	d := fmt.Sprintf(" over %s between %s and %s, stun server %s, rendezvous %s, %s, %s, timeout %s",
-		s.Family, s.Between[0], s.Between[1], s.Server, rendezvous, predict, explain, topology.FormatDuration(s.Timeout))
+	proto := ""
+	if s.Proto == topology.TCP {
+		proto = " tcp"
+	}
+	d := fmt.Sprintf("%s over %s between %s and %s, stun server %s, rendezvous %s, %s, %s, timeout %s",
+		proto, s.Family, s.Between[0], s.Between[1], s.Server, rendezvous, predict, explain, topology.FormatDuration(s.Timeout))
 	if s.Keepalive > 0 {
 		d += fmt.Sprintf(", keepalive every %s", topology.FormatDuration(s.Keepalive))
 	}
@@ -115,6 +145,9 @@ func (s *Punch) Needs(Env) []Need {
 // Run punches; a punched path is kept for later sends between the hosts,
 // and kept open with keepalives when the step asks.
 func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
+	if s.Proto == topology.TCP {
+		return s.runTCP(ctx, env)
+	}
 	a, b := s.Between[0], s.Between[1]
 	peers, cfg, err := s.peers(env)
 	if err != nil {
@@ -151,6 +184,69 @@ func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
 		res.Detail += "\n" + explain(out, drops, tablesOf(ctx, env, s.Between[:]))
 	}
 	return verdict(s, s.Expect, "ok", res), nil
+}
+
+// runTCP punches a TCP connection between the hosts (punch.PairTCP); the
+// connection closes when the step ends.
+func (s *Punch) runTCP(ctx context.Context, env Env) (Result, error) {
+	a, b := s.Between[0], s.Between[1]
+	peers, cfg, err := s.tcpPeers(env)
+	if err != nil {
+		return Result{}, err
+	}
+	var tracers map[string]*trace.Tracer
+	if s.Explain {
+		tracers = traceNATs(ctx, env, s.Between[:])
+	}
+	out, err := punch.PairTCP(ctx, cfg, peers[0], peers[1])
+	drops := stopTracers(tracers)
+	res := Result{Data: out}
+	if err != nil {
+		res.Reason = err.Error()
+		res.Detail = fmt.Sprintf("%s and %s made no direct TCP connection within %v", a, b, s.Timeout)
+		if s.Explain {
+			res.Detail += "\n" + explain(out, drops, nil)
+		}
+		return verdict(s, s.Expect, "fail", res), nil
+	}
+	rtt := out.A.MedianRTT()
+	res.RTT = NewRTT(out.A.RTTs)
+	env.Memory().SetRTT(a, b, rtt)
+	res.Detail = fmt.Sprintf("%s <-> %s direct over tcp: connected after %v, rtt %v; %s",
+		a, b, Round(max(out.A.Confirmed, out.B.Confirmed)), Round(rtt), reflexive(out))
+	if s.Explain {
+		res.Detail += "\n" + explain(out, drops, tablesOf(ctx, env, s.Between[:]))
+	}
+	return verdict(s, s.Expect, "ok", res), nil
+}
+
+// tcpPeers gives each host what a TCP punch needs: its node, where the
+// punch opens its sockets, its address, and the exchange peers uses.
+func (s *Punch) tcpPeers(env Env) ([2]punch.TCPPeer, punch.Config, error) {
+	var peers [2]punch.TCPPeer
+	board := punch.NewBoard()
+	for i, name := range s.Between {
+		n, err := env.Node(name)
+		if err != nil {
+			return peers, punch.Config{}, err
+		}
+		p := punch.TCPPeer{Name: name, Do: n.Do, Local: address(env.Topology(), name, topology.FamilyIPv4), Exchange: board}
+		if s.Rendezvous != "" {
+			hc, err := env.HTTPClient(name)
+			if err != nil {
+				return peers, punch.Config{}, err
+			}
+			p.Exchange = &rendezvous.Client{HTTP: hc, Base: env.Plan(s.Rendezvous).RendezvousURL()}
+		}
+		peers[i] = p
+	}
+	cfg := punch.Config{
+		Session:    fmt.Sprintf("%s-tcp-%d", env.Lab(), time.Now().UnixNano()),
+		Timeout:    s.Timeout,
+		PublicOnly: s.Announce == AnnouncePublic,
+		STUN:       env.Plan(s.Server).STUNServer(),
+	}
+	return peers, cfg, nil
 }
 
 // keepPath makes the path a punch opened the hosts' for later steps:

@@ -37,6 +37,25 @@ func TestPunchRun(t *testing.T) {
 	}
 }
 
+// proto: tcp punches a TCP connection, STUN over TCP first.
+func TestPunchTCPRun(t *testing.T) {
+	env := punchEnv(t, 45494)
+	s := &Punch{Between: [2]string{"alice", "bob"}, Proto: topology.TCP, Family: topology.FamilyIPv4, Server: "stun", Timeout: 5 * time.Second, Expect: "ok"}
+	res, err := s.Run(context.Background(), env)
+	if err != nil || !res.Pass || res.Observed != "ok" || !strings.Contains(res.Detail, "alice <-> bob direct over tcp") {
+		t.Fatalf("tcp punch: %+v, %v", res, err)
+	}
+	if res.RTT == nil {
+		t.Errorf("tcp punch measured no RTT: %+v", res)
+	}
+	if !strings.HasPrefix(s.Describe(), " tcp over ipv4 between alice and bob") {
+		t.Errorf("Describe: %q", s.Describe())
+	}
+	if _, err := s.Walk(context.Background(), env); err == nil {
+		t.Error("a tcp punch walked")
+	}
+}
+
 // announce: public reaches the punch as announcing public endpoints only.
 func TestPunchAnnounce(t *testing.T) {
 	env := punchEnv(t, 45490)

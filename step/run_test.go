@@ -158,6 +158,10 @@ func loopSTUN(t *testing.T, port uint16) service.STUNLayout {
 	if err != nil {
 		t.Skipf("no loopback STUN server: %v", err)
 	}
+	if err := srv.ListenTCP(); err != nil {
+		srv.Close()
+		t.Skipf("no loopback STUN server over TCP: %v", err)
+	}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(nil) }()
 	t.Cleanup(func() { srv.Close(); <-done })

@@ -7,6 +7,7 @@ import (
 
 	"github.com/natlab/natlab/nattable"
 	"github.com/natlab/natlab/punch"
+	"github.com/natlab/natlab/topology"
 	"github.com/natlab/natlab/trace"
 )
 
@@ -32,6 +33,9 @@ type PunchWalk struct {
 // it hands them to Memory with a path it opened; Close closes the
 // others.
 func (s *Punch) Walk(ctx context.Context, env Env) (*PunchWalk, error) {
+	if s.Proto == topology.TCP {
+		return nil, fmt.Errorf("a walk takes a udp punch, phase by phase; a tcp punch runs whole, as a step of a scenario")
+	}
 	peers, cfg, err := s.peers(env)
 	if err != nil {
 		return nil, err

@@ -5,8 +5,10 @@ package stunclient
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"time"
@@ -191,4 +193,62 @@ func Parse(packet []byte, id [stun.TransactionIDSize]byte) (Response, bool, erro
 func addrPort(ip net.IP, port int) netip.AddrPort {
 	a, _ := netip.AddrFromSlice(ip)
 	return netip.AddrPortFrom(a.Unmap(), uint16(port))
+}
+
+// BindingStream sends a plain Binding request on a TCP connection to a
+// STUN server and reads its response (RFC 5389 section 7.2.2: no
+// retransmissions, TCP is reliable), waiting until ctx's deadline if it
+// has one. Over TCP the answer can only come back on the connection, so
+// the request asks for no RFC 5780 change; Mapped is the connection's
+// public endpoint, the host's TCP mapping towards the server.
+func BindingStream(ctx context.Context, conn net.Conn) (Response, error) {
+	m, err := Build(Request{})
+	if err != nil {
+		return Response{}, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+		defer conn.SetDeadline(time.Time{})
+	}
+	sent := time.Now()
+	if _, err := conn.Write(m.Raw); err != nil {
+		return Response{}, fmt.Errorf("send binding request to %v: %w", conn.RemoteAddr(), err)
+	}
+	for {
+		packet, err := readStreamMessage(conn)
+		if err != nil {
+			return Response{}, fmt.Errorf("read binding response from %v: %w", conn.RemoteAddr(), err)
+		}
+		resp, ok, err := Parse(packet, m.TransactionID)
+		if !ok {
+			continue
+		}
+		if err != nil {
+			return Response{}, err
+		}
+		resp.RTT = time.Since(sent)
+		if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+			ap := a.AddrPort()
+			resp.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+		return resp, nil
+	}
+}
+
+// readStreamMessage reads one STUN message from a stream: the 20-byte
+// header, whose length field says how much follows.
+func readStreamMessage(r io.Reader) ([]byte, error) {
+	head := make([]byte, 20)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, err
+	}
+	if !stun.IsMessage(head) {
+		return nil, errors.New("not a STUN message")
+	}
+	msg := make([]byte, 20+int(binary.BigEndian.Uint16(head[2:4])))
+	copy(msg, head)
+	if _, err := io.ReadFull(r, msg[20:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
 }

@@ -5,16 +5,26 @@
 // in all, so it can answer from an address or port other than the one a
 // request came to.
 //
+// It answers Binding over TCP too (RFC 5389 section 7.2.2), on the same
+// four endpoints, so that a host can learn its TCP mapping, as a TCP hole
+// punch needs: on the connection the request came on, so without the RFC
+// 5780 changes, which a TCP connection cannot make (a request asking for
+// one gets 400 Bad Request).
+//
 // Answer is the whole protocol, pure and tested with RFC vectors; Server
-// only moves datagrams between sockets and Answer.
+// only moves datagrams and stream messages between sockets and Answer.
 package stunserver
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/pion/stun/v3"
 
@@ -156,10 +166,63 @@ func errorReply(req *stun.Message, reply Reply, code stun.ErrorCode, unknown stu
 	return reply, nil
 }
 
+// AnswerStream handles one Binding request that came over TCP to endpoint
+// at from client: Answer's reply, sent back on the same connection. A
+// request for an answer from elsewhere (CHANGE-REQUEST, RESPONSE-PORT) gets
+// 400 Bad Request, since a connection cannot be answered from another
+// endpoint.
+func AnswerStream(l service.STUNLayout, at service.STUNEndpoint, client netip.AddrPort, packet []byte) ([]byte, error) {
+	reply, err := Answer(l, at, client, packet)
+	if err != nil {
+		return nil, err
+	}
+	if reply.Via == at && reply.To == client {
+		return reply.Packet, nil
+	}
+	req := &stun.Message{Raw: append([]byte(nil), packet...)}
+	if err := req.Decode(); err != nil {
+		return nil, err
+	}
+	bad, err := errorReply(req, Reply{}, stun.CodeBadRequest, nil)
+	return bad.Packet, err
+}
+
+// maxStreamMessage bounds a message read from a TCP connection: a
+// Binding request is a few dozen bytes; anything much longer is no STUN
+// request of natlab's.
+const maxStreamMessage = 1500
+
+// ReadStreamMessage reads one STUN message from a TCP stream: its 20-byte
+// header, whose length field says how much follows (RFC 5389 section
+// 7.2.2: messages follow each other on the stream with no other framing).
+func ReadStreamMessage(r io.Reader) ([]byte, error) {
+	head := make([]byte, 20, maxStreamMessage)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, err
+	}
+	if !stun.IsMessage(head) {
+		return nil, errors.New("not a STUN message")
+	}
+	n := int(binary.BigEndian.Uint16(head[2:4]))
+	if 20+n > maxStreamMessage {
+		return nil, fmt.Errorf("a STUN message of %d bytes; at most %d", 20+n, maxStreamMessage)
+	}
+	msg := head[:20+n]
+	if _, err := io.ReadFull(r, msg[20:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
 // Server serves Answer on real sockets.
 type Server struct {
 	layout service.STUNLayout
 	conns  map[service.STUNEndpoint]*net.UDPConn
+	tcp    map[service.STUNEndpoint]net.Listener
+	// streams are the TCP connections being served, closed by Close.
+	mu      sync.Mutex
+	streams map[net.Conn]bool
+	closed  bool
 	// other receives datagrams that are not Binding requests, with the
 	// endpoint they came to; nil drops them.
 	other func(at service.STUNEndpoint, from netip.AddrPort, packet []byte)
@@ -168,7 +231,7 @@ type Server struct {
 // Listen opens the layout's sockets in the calling thread's network
 // namespace.
 func Listen(l service.STUNLayout) (*Server, error) {
-	s := &Server{layout: l, conns: map[service.STUNEndpoint]*net.UDPConn{}}
+	s := &Server{layout: l, conns: map[service.STUNEndpoint]*net.UDPConn{}, tcp: map[service.STUNEndpoint]net.Listener{}, streams: map[net.Conn]bool{}}
 	for _, e := range l.Endpoints() {
 		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(l.At(e)))
 		if err != nil {
@@ -178,6 +241,24 @@ func Listen(l service.STUNLayout) (*Server, error) {
 		s.conns[e] = c
 	}
 	return s, nil
+}
+
+// ListenTCP opens TCP listeners on the layout's endpoints, in the calling
+// thread's network namespace, but for those in skip: endpoints whose TCP
+// port another service holds and answers Binding on itself (TURN, whose
+// server answers Binding requests too). Serve then serves them too.
+func (s *Server) ListenTCP(skip ...service.STUNEndpoint) error {
+	for _, e := range s.layout.Endpoints() {
+		if slices.Contains(skip, e) {
+			continue
+		}
+		ln, err := net.Listen("tcp4", s.layout.At(e).String())
+		if err != nil {
+			return fmt.Errorf("stun: listen on tcp %v: %w", s.layout.At(e), err)
+		}
+		s.tcp[e] = ln
+	}
+	return nil
 }
 
 // Conn returns the socket of endpoint e, for a service sharing it.
@@ -194,6 +275,11 @@ func (s *Server) HandleOther(fn func(at service.STUNEndpoint, from netip.AddrPor
 func (s *Server) Serve(logf func(format string, args ...any)) {
 	if logf == nil {
 		logf = func(string, ...any) {}
+	}
+	var streams sync.WaitGroup
+	defer streams.Wait()
+	for e, ln := range s.tcp {
+		streams.Go(func() { s.serveTCP(e, ln, logf) })
 	}
 	done := make(chan struct{})
 	for e, c := range s.conns {
@@ -230,11 +316,84 @@ func (s *Server) Serve(logf func(format string, args ...any)) {
 	}
 }
 
-// Close closes every socket, which ends Serve.
+// streamIdle is how long a TCP connection may stay silent before the
+// server closes it.
+const streamIdle = 30 * time.Second
+
+// serveTCP accepts connections on endpoint e and answers each one's
+// Binding requests on it, until the listener is closed.
+func (s *Server) serveTCP(e service.STUNEndpoint, ln net.Listener, logf func(string, ...any)) {
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if !s.track(c, true) {
+			c.Close()
+			return
+		}
+		conns.Go(func() {
+			defer s.track(c, false)
+			defer c.Close()
+			from := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			for {
+				c.SetReadDeadline(time.Now().Add(streamIdle))
+				msg, err := ReadStreamMessage(c)
+				if err != nil {
+					if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+						logf("stun: tcp %v: from %v: %v", s.layout.At(e), from, err)
+					}
+					return
+				}
+				reply, err := AnswerStream(s.layout, e, from, msg)
+				if err != nil {
+					logf("stun: tcp %v: dropped a request from %v: %v", s.layout.At(e), from, err)
+					return
+				}
+				if _, err := c.Write(reply); err != nil {
+					return
+				}
+			}
+		})
+	}
+}
+
+// track adds a connection to those Close closes (false once closed) or
+// removes it.
+func (s *Server) track(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.streams, c)
+		return true
+	}
+	if s.closed {
+		return false
+	}
+	s.streams[c] = true
+	return true
+}
+
+// Close closes every socket and connection, which ends Serve.
 func (s *Server) Close() error {
 	var errs []error
 	for _, c := range s.conns {
 		errs = append(errs, c.Close())
 	}
+	for _, ln := range s.tcp {
+		errs = append(errs, ln.Close())
+	}
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.streams {
+		c.Close()
+	}
+	s.mu.Unlock()
 	return errors.Join(errs...)
 }

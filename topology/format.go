@@ -88,7 +88,8 @@ type ServerNode struct {
 	// The server's IPv6 addresses on the internet's /64; needs internet6.
 	Addresses6 []IPv6Addr `yaml:"addresses6" schema:"minItems=1" default:"as many as it has IPv4 addresses"`
 	// The programs the server runs, started with the lab: stun (UDP 3478
-	// and 3479, with the RFC 5780 attributes), turn (3478, UDP and TCP),
+	// and 3479, with the RFC 5780 attributes, and Binding over TCP on the
+	// same ports), turn (3478, UDP and TCP),
 	// rendezvous (HTTP 7000), tunnel (a reverse-tunnel relay, control port
 	// 4443) and derp (Tailscale's relay, HTTP 80).
 	Services []ServiceName `yaml:"services" schema:"uniqueItems" default:"none"`
@@ -98,7 +99,9 @@ type ServerNode struct {
 
 // NATNode is a router that translates between its LAN and its uplink: the
 // internet, or the LAN of the nat it is behind (as carrier-grade NAT is).
-// Its type, or the RFC 4787 knobs beneath it, say how it translates.
+// Its type, or the RFC 4787 knobs beneath it, say how it translates:
+// UDP and TCP alike, as RFC 5382 asks of TCP what RFC 4787 asks of UDP
+// (each protocol has its own mappings; ICMP echo is left to conntrack).
 type NATNode struct {
 	// What the node is.
 	Kind NodeKind `yaml:"kind" schema:"required,const=nat"`

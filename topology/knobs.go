@@ -102,7 +102,7 @@ func word[T ~string](x T) any { return string(x) }
 var NATKnobs = []NATKnob{
 	knobDef[nat.Dependence]{
 		key: "mapping", format: reflect.TypeFor[Dependence](), def: "from type", typed: true,
-		meaning: "Which remote endpoints share one public mapping (RFC 4787 section 4.1).",
+		meaning: "Which remote endpoints share one public mapping (RFC 4787 section 4.1; for TCP too, as RFC 5382 asks).",
 		field:   func(b *nat.Behaviour) *nat.Dependence { return &b.Mapping },
 		read:    (*parser).dependence,
 		deflt:   nat.Type.Mapping,
@@ -111,7 +111,7 @@ var NATKnobs = []NATKnob{
 	}.knob(),
 	knobDef[nat.Dependence]{
 		key: "filtering", format: reflect.TypeFor[Dependence](), def: "from type", typed: true,
-		meaning: "Which remote endpoints may send in through a mapping (RFC 4787 section 5).",
+		meaning: "Which remote endpoints may send in through a mapping (RFC 4787 section 5; for TCP too, as RFC 5382 asks: a SYN from them is let in).",
 		field:   func(b *nat.Behaviour) *nat.Dependence { return &b.Filtering },
 		read:    (*parser).dependence,
 		deflt:   nat.Type.Filtering,
@@ -164,7 +164,7 @@ var NATKnobs = []NATKnob{
 		meaning: fmt.Sprintf("How long an idle mapping lives, each %s to %s: one duration for UDP's mappings (the others keep their defaults), "+
 			"or a map by protocol: udp (default %s; RFC 4787 REQ-5 requires at least 2m), tcp-established (default %s; RFC 5382 REQ-5 requires at least 2h4m), "+
 			"tcp-transitory, a TCP connection opening or closing (default %s; RFC 5382 requires at least 4m), and icmp, an ICMP query such as an echo (default %s; RFC 5508 REQ-1 requires at least 60s). "+
-			"natlab is a lab and takes shorter ones, for tests. TCP's and ICMP's are conntrack's timeouts in the nat's namespace, in whole seconds.",
+			"natlab is a lab and takes shorter ones, for tests. TCP's and ICMP's are also conntrack's timeouts in the nat's namespace, in whole seconds; TCP's are those of its TCP mappings too, tcp-transitory for a new one and tcp-established once its traffic has refreshed it.",
 			fmtDuration(minTimeout), fmtDuration(maxTimeout), fmtDuration(nat.DefaultTimeouts.UDP), fmtDuration(nat.DefaultTimeouts.TCPEstablished),
 			fmtDuration(nat.DefaultTimeouts.TCPTransitory), fmtDuration(nat.DefaultTimeouts.ICMP)),
 		field:  func(b *nat.Behaviour) *nat.Timeouts { return &b.Timeout },
@@ -179,7 +179,7 @@ var NATKnobs = []NATKnob{
 	}.knob(),
 	knobDef[nat.Refresh]{
 		key: "refresh", format: reflect.TypeFor[Refresh](), def: string(nat.RefreshBoth),
-		meaning:     "Which packets keep an idle mapping alive (RFC 4787 section 4.3): both, packets in either direction, as Linux's conntrack and most home routers do; or outbound, only packets from inside, so that a mapping whose host only receives expires at its timeout. RFC 4787 REQ-6 requires outbound refresh and allows inbound refresh. It applies to UDP mappings; TCP and ICMP are conntrack's, which refreshes both ways.",
+		meaning:     "Which packets keep an idle mapping alive (RFC 4787 section 4.3): both, packets in either direction, as Linux's conntrack and most home routers do; or outbound, only packets from inside, so that a mapping whose host only receives expires at its timeout. RFC 4787 REQ-6 requires outbound refresh and allows inbound refresh. It applies to UDP mappings; a TCP mapping lives as long as its connection (RFC 5382), which traffic in either direction refreshes, as conntrack's entries for TCP and ICMP.",
 		field:       func(b *nat.Behaviour) *nat.Refresh { return &b.Refresh },
 		read:        (*parser).refresh,
 		deflt:       func(nat.Type) nat.Refresh { return nat.RefreshBoth },

@@ -112,7 +112,17 @@ func Run(ctx context.Context, n *topology.Node, creds labstate.TURNCredentials, 
 			return err
 		}
 		closers = append(closers, stun.Close)
-		logf("stun: listening on %v (RFC 5780 alternate: %v)", plan.STUNServer(), alternate(plan))
+		// STUN over TCP too, for a host to learn its TCP mapping. Where
+		// TURN runs on the primary endpoint, its TCP listener holds that
+		// port and answers Binding requests itself.
+		var skip []service.STUNEndpoint
+		if plan.TURN.IsValid() && plan.STUNServer() == plan.TURN {
+			skip = append(skip, service.STUNEndpoint{})
+		}
+		if err := stun.ListenTCP(skip...); err != nil {
+			return err
+		}
+		logf("stun: listening on %v, udp and tcp (RFC 5780 alternate: %v)", plan.STUNServer(), alternate(plan))
 	}
 	if plan.TURN.IsValid() {
 		cfg := turnserver.Config{RelayAddress: plan.TURN.Addr(), Realm: creds.Realm, User: creds.User, Password: creds.Password, Logf: logf}
