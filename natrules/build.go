@@ -19,6 +19,7 @@ const (
 	DropClash   = "the host talks to this remote through another mapping"
 	DropHairpin = "hairpin: the filtering does not admit the sender"
 	DropExpired = "expired: inbound traffic does not refresh the mapping"
+	DropPool    = "wall: not the address of this mapping"
 )
 
 // randomAttempts is how many random ports a new mapping tries when its
@@ -51,6 +52,7 @@ func Build(c Config) (*Ruleset, error) {
 	b.postrouting()
 	b.outbound()
 	b.claim()
+	b.poolWall()
 	b.track()
 	b.expire()
 	b.permit()
@@ -115,6 +117,9 @@ func (b *builder) sets() {
 		b.r.sets = append(b.r.sets, newSet(t, setHairpins, "remote address . remote port . public port: the public endpoints each mapping has sent to by hairpinning (address-and-port-dependent filtering)",
 			[]nftables.SetDatatype{ipv4, inetService, inetService}, nil))
 	}
+	if b.pooled() {
+		b.poolSets()
+	}
 }
 
 func (b *builder) chain(name string, hook *nftables.ChainHook, typ nftables.ChainType, prio *nftables.ChainPriority, policy nftables.ChainPolicy) *chain {
@@ -161,16 +166,16 @@ func (b *builder) prerouting() {
 	switch b.b.Filtering {
 	case nat.EndpointIndependent:
 		c.add("endpoint-independent filtering: anyone may reach a mapped port",
-			iifname(b.WAN), ipDaddr(b.Public), l4proto("udp", false), dnatToOwner())
+			iifname(b.WAN), b.toPublic(), l4proto("udp", false), dnatToOwner())
 	case nat.AddressDependent:
 		c.add("address-dependent filtering: remotes the mapping has sent to may reach it",
-			iifname(b.WAN), ipDaddr(b.Public), l4proto("udp", false), inSet(setPermits, ipSaddr, udpDport), dnatToOwner())
+			iifname(b.WAN), b.toPublic(), l4proto("udp", false), inSet(setPermits, ipSaddr, udpDport), dnatToOwner())
 	case nat.AddressAndPortDependent:
 		// Conntrack admits replies from the exact remote endpoint, and
 		// nothing else needs translating.
 	}
 	if b.b.Hairpin {
-		stmts := []stmt{iifname(b.LAN), ipDaddr(b.Public)}
+		stmts := []stmt{iifname(b.LAN), b.toPublic()}
 		if b.b.Filtering != nat.EndpointIndependent {
 			// The filtering judges it in the hairpin chain, once source NAT
 			// has given it the sender's public port.
@@ -197,13 +202,16 @@ func (b *builder) postrouting() {
 func (b *builder) outbound() {
 	c := b.chain(chainOutbound, nil, "", nil, 0)
 	priv := []field{ipSaddr, udpSport}
+	// With arbitrary pooling the address's hash of udp sport implies
+	// the protocol, and nft leaves it out.
+	shown := b.Pooling != nat.PoolingArbitrary
 	switch b.b.Mapping {
 	case nat.EndpointIndependent:
 		c.add("endpoint-independent mapping: reuse this private endpoint's public port",
-			l4proto("udp", true), snatFromMap(b.Public, priv...))
+			l4proto("udp", shown), snatFromMap(b.srcAddr(true), priv...))
 	case nat.AddressDependent:
 		c.add("address-dependent mapping: reuse the public port this private endpoint uses towards that address",
-			l4proto("udp", true), snatFromMap(b.Public, append(priv, ipDaddrF)...))
+			l4proto("udp", shown), snatFromMap(b.srcAddr(true), append(priv, ipDaddrF)...))
 	}
 	// Each candidate port is offered to the claim chain, which returns
 	// if a mapping owns it and otherwise takes it (see markTaken).
@@ -228,7 +236,7 @@ func (b *builder) outbound() {
 	}
 	c.add("no free public port: refuse the mapping", l4proto("udp", true), counter(), logDrop(DropNoPort), drop())
 	random := b.b.Mapping == nat.AddressAndPortDependent
-	c.add("TCP, ICMP and the rest: conntrack picks the port", snatTo(b.Public, random))
+	c.add("TCP, ICMP and the rest: conntrack picks the port", snatTo(b.srcAddr(false), random))
 }
 
 // claim takes the port the outbound chain offers in the mark for a new
@@ -239,7 +247,7 @@ func (b *builder) claim() {
 	c.add("the port is taken: offer the next", markTaken(), ret())
 	stmts := []stmt{l4proto("udp", false), loadMark()}
 	stmts = append(stmts, b.recordNew(markPort)...)
-	c.add("a new mapping takes the port", append(stmts, snatToPort(b.Public, markPort))...)
+	c.add("a new mapping takes the port", append(stmts, snatToPort(b.srcAddr(true), markPort))...)
 }
 
 // recordNew enters a new mapping from the private source of the packet to
@@ -344,7 +352,7 @@ func (b *builder) permit() {
 	}
 	c := b.chain(chainPermit, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
 	c.add("a mapping that sends to an address may hear back from it",
-		oifname(b.WAN), ipSaddrIs(b.Public), l4proto("udp", false),
+		oifname(b.WAN), b.fromPublic(), l4proto("udp", false),
 		update(setPermits, b.b.Timeout.UDP, []field{ipDaddrF, udpSport}, nil))
 }
 
@@ -386,15 +394,19 @@ func (b *builder) hairpin() {
 		return
 	}
 	c := b.chain(chainHairpin, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
-	looped := []stmt{iifname(b.LAN), oifname(b.LAN), ipSaddrIs(b.Public), l4proto("udp", false)}
+	looped := []stmt{iifname(b.LAN), oifname(b.LAN), b.fromPublic(), l4proto("udp", false)}
 	t := b.b.Timeout.UDP
 	// The remote a hairpinned packet was sent to is the NAT's public
 	// address, which after source NAT is the packet's source too.
 	remote := ipSaddr
 	switch b.b.Filtering {
 	case nat.AddressDependent:
-		c.add("a mapping that sends to the public address may hear back from it",
-			append(looped, update(setPermits, t, []field{remote, udpSport}, nil))...)
+		if b.pooled() {
+			b.poolHairpinPermits(c, looped, func(remote field, dir uint32) []field { return []field{remote, udpSport} })
+		} else {
+			c.add("a mapping that sends to the public address may hear back from it",
+				append(looped, update(setPermits, t, []field{remote, udpSport}, nil))...)
+		}
 		c.add("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address",
 			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", true),
 			notInSet(setPermits, ipSaddr, ctPort(expr.CtKeyPROTODST, original)),
@@ -402,6 +414,12 @@ func (b *builder) hairpin() {
 	case nat.AddressAndPortDependent:
 		// The public port the packet was sent to is the destination of
 		// its direction of the flow, before destination NAT.
+		if b.pooled() {
+			b.poolHairpinPermits(c, looped, func(remote field, dir uint32) []field {
+				return []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}
+			})
+			break
+		}
 		for _, dir := range []uint32{original, reply} {
 			c.add("a mapping that sends to a public endpoint may hear back from it",
 				append(looped, ctDirection(dir), update(setHairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}, nil))...)

@@ -104,6 +104,22 @@ func goldenCases() []goldenCase {
 		}
 		cases = append(cases, goldenCase{name, c})
 	}
+	// A pool of public addresses: each classic type with paired and
+	// with arbitrary pooling, hairpinning (whose permits record the
+	// address a packet was sent to), and one with forwards.
+	pool := []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("203.0.113.3")}
+	for _, t := range nat.Types {
+		for _, pl := range nat.Poolings {
+			c := baseConfig(nat.Behaviour{Mapping: t.Mapping(), Filtering: t.Filtering(), Ports: t.DefaultPorts(),
+				PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeouts})
+			c.Pool, c.Pooling = pool, pl
+			cases = append(cases, goldenCase{string(t) + "-pool-" + string(pl), c})
+		}
+	}
+	fwd := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressDependent, Ports: nat.PortPreserve,
+		PortRange: nat.DefaultPortRange, Hairpin: false, Timeout: nat.DefaultTimeouts})
+	fwd.Pool, fwd.Pooling, fwd.Forwards = pool[:2], nat.PoolingPaired, forwards
+	cases = append(cases, goldenCase{"pool-forwards", fwd})
 	return cases
 }
 

@@ -150,6 +150,9 @@ func (s *set) text() string {
 		fmt.Fprintf(&b, "\t\tsize %d\n", dynamicSetSize)
 	}
 	var flags []string
+	if s.spec.Constant {
+		flags = append(flags, "constant")
+	}
 	if s.spec.Dynamic {
 		flags = append(flags, "dynamic")
 	}
@@ -166,9 +169,34 @@ func (s *set) text() string {
 		fmt.Fprintf(&b, "\t\tcomment %q\n", s.spec.Comment)
 	}
 	if len(s.elementText) > 0 {
-		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(s.elementText, ", "))
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", s.joinElements())
 	}
 	b.WriteString("\t}\n")
+	return b.String()
+}
+
+// joinElements joins the elements' text as nft lists them: by datatype,
+// five numbers or two addresses to a line, or one concatenation
+// (calculate_delim in nft's src/expression.c).
+func (s *set) joinElements() string {
+	perLine := 1
+	switch s.spec.KeyType.Name {
+	case nftables.TypeInetService.Name, nftables.TypeMark.Name, nftables.TypeInteger.Name:
+		perLine = 5
+	case nftables.TypeIPAddr.Name:
+		perLine = 2
+	}
+	var b strings.Builder
+	for i, e := range s.elementText {
+		switch {
+		case i == 0:
+		case i%perLine == 0:
+			b.WriteString(",\n\t\t\t     ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(e)
+	}
 	return b.String()
 }
 
