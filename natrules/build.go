@@ -418,11 +418,11 @@ func (b *builder) hairpin() {
 			b.poolHairpinPermits(c, looped, func(remote field, dir uint32) []field {
 				return []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}
 			})
-			break
-		}
-		for _, dir := range []uint32{original, reply} {
-			c.add("a mapping that sends to a public endpoint may hear back from it",
-				append(looped, ctDirection(dir), update(setHairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}, nil))...)
+		} else {
+			for _, dir := range []uint32{original, reply} {
+				c.add("a mapping that sends to a public endpoint may hear back from it",
+					append(looped, ctDirection(dir), update(setHairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), udpSport}, nil))...)
+			}
 		}
 		c.add("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint",
 			iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto("udp", false),

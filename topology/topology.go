@@ -305,6 +305,12 @@ func (t *Topology) Behind(name string) []*Node {
 // already; n's own current first address is refused too, for then nothing
 // would change.
 func (t *Topology) AddressProblem(n *Node, a netip.Addr) string {
+	if n.NAT != nil && len(n.Addresses) > 1 {
+		// Renumbering replaces the one public address; which of a pool's
+		// to replace, and what becomes of the mappings of the others, is
+		// not something natlab models yet.
+		return fmt.Sprintf("%s has a pool of public addresses, and natlab renumbers only a nat with one", n.Name)
+	}
 	return t.addressProblem(n.Behind, n, a)
 }
 
