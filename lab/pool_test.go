@@ -7,8 +7,10 @@ import (
 	"testing"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natrules"
+	"github.com/natlab/natlab/nattable"
 )
 
 // A NAT with a pool of public addresses (RFC 4787 section 4.1), seen from
@@ -123,6 +125,7 @@ func TestPoolFiltering(t *testing.T) {
 			if public.Addr() != pool[1] {
 				t.Fatalf("h1 is seen from %v, want %v", public, pool[1])
 			}
+			dropped := 0
 			for _, c := range []struct {
 				name string
 				from *labtest.UDPConn
@@ -141,6 +144,20 @@ func TestPoolFiltering(t *testing.T) {
 				if got := h.Arrives(msg, silence); got != c.want {
 					t.Errorf("packet from %s (%v) to %v: arrived=%v, want %v", c.name, s.addr[c.from], c.to, got, c.want)
 				}
+				if !c.want {
+					dropped++
+				}
+			}
+			// The wall counted each packet it kept out, those that a
+			// mapping's port on another address let through destination
+			// NAT included.
+			ns, err := namedns.Open(l.Namespace("nat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			if n, err := nattable.WallDrops(t.Context(), ns.Fd()); err != nil || n != uint64(dropped) {
+				t.Errorf("the wall counts %d drops (%v), want %d", n, err, dropped)
 			}
 
 			// Hairpinning between h1 (pool[1]) and h2 (pool[2]): h1's

@@ -43,8 +43,12 @@ const (
 	setPoolCheck = "pool_check"
 	// setPublic holds the pool's addresses.
 	setPublic = "pool_addresses"
-	// chainPool holds poolWall's rules.
-	chainPool = "pool"
+	// chainPool holds poolWall's checks, which jump to ChainPoolWall,
+	// the wall's rule that drops and counts what they refuse (in a chain
+	// of its own, which google/nftables can read back: it cannot read
+	// the checks' conntrack directions).
+	chainPool     = "pool"
+	ChainPoolWall = "pool_wall"
 )
 
 // poolSeed is the seed of the pool's hash: fixed, so that PoolIndex can
@@ -246,8 +250,10 @@ func (b *builder) poolWall() {
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: poolIndexKey(i)})}
 		c.add(fmt.Sprintf("sent to %v: its mapping's owner has another address", a),
 			l4proto("udp", b.Pooling == nat.PoolingPaired), ctStateNew(), ctStatusDNAT(), ctAddrIs(expr.CtKeyDST, original, a), hash,
-			counter(), logDrop(DropPool), drop())
+			jump(ChainPoolWall))
 	}
+	w := b.chain(ChainPoolWall, nil, "", nil, 0)
+	w.add("the wall: the port is mapped on another address of the pool", counter(), logDrop(DropPool), drop())
 }
 
 // ctPortIs matches the destination port of a conntrack tuple.

@@ -13,7 +13,8 @@ import (
 
 // WallDrops reads how many packets the wall of the NAT whose namespace is
 // open as nsFd has dropped: the counters of natlab's rules that drop
-// unsolicited packets (natrules.DropInput and DropForward), summed. ctx
+// unsolicited packets (natrules.DropInput, DropForward and DropPool),
+// summed. ctx
 // is looked at before each chain is read, and its deadline bounds the
 // reads.
 func WallDrops(ctx context.Context, nsFd int) (uint64, error) {
@@ -23,9 +24,13 @@ func WallDrops(ctx context.Context, nsFd int) (uint64, error) {
 	}
 	table := natrules.Table()
 	var total uint64
-	// The wall's rules are in these two chains; the others hold
-	// expressions google/nftables cannot read back.
-	for _, name := range []string{natrules.ChainForward, natrules.ChainInput} {
+	// The wall's rules are in these chains (a pool's only with a pool);
+	// the others hold expressions google/nftables cannot read back.
+	chains := []string{natrules.ChainForward, natrules.ChainInput}
+	if _, err := conn.GetSetByName(table, natrules.PoolSet); err == nil {
+		chains = append(chains, natrules.ChainPoolWall)
+	}
+	for _, name := range chains {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("list the rules of chain %s: %w", name, err)
 		}
@@ -43,7 +48,7 @@ func WallDrops(ctx context.Context, nsFd int) (uint64, error) {
 					packets = e.Packets
 				case *expr.Log:
 					p := strings.TrimRight(string(e.Data), "\x00")
-					wall = p == natrules.DropInput || p == natrules.DropForward
+					wall = p == natrules.DropInput || p == natrules.DropForward || p == natrules.DropPool
 				}
 			}
 			if wall {
