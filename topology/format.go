@@ -234,6 +234,10 @@ type ClassificationExpect struct {
 	Ports PortAllocation `yaml:"ports"`
 	// Whether the nat hairpins.
 	Hairpin bool `yaml:"hairpin"`
+	// How the nat pools its public addresses, as one host sees it:
+	// arbitrary when the host's mappings show more than one address,
+	// paired when they share one (as with one address).
+	Pooling Pooling `yaml:"pooling"`
 }
 
 // TableExpect is how many entries a nat's translation table must hold;

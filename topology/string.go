@@ -153,6 +153,7 @@ func (c *Classification) String() string {
 	add("mapping", string(c.Mapping))
 	add("filtering", string(c.Filtering))
 	add("ports", string(c.Ports))
+	add("pooling", string(c.Pooling))
 	if c.Hairpin != nil {
 		if *c.Hairpin {
 			parts = append(parts, "hairpin")

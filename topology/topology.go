@@ -230,6 +230,8 @@ type Classification struct {
 	Ports nat.PortAllocation
 	// Hairpin is nil if not given.
 	Hairpin *bool
+	// Pooling is "" if not given.
+	Pooling nat.Pooling
 }
 
 // Node returns the node called name, or nil.
