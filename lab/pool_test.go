@@ -1,13 +1,17 @@
 package lab_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/natlab/natlab/internal/labtest"
 	"github.com/natlab/natlab/internal/namedns"
+	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/nattable"
@@ -218,5 +222,39 @@ func TestPoolTCPGoesOutPaired(t *testing.T) {
 		if got := (<-from).Addr(); got != pool[i] {
 			t.Errorf("h%d's TCP connection came from %v, want its paired address %v", i, got, pool[i])
 		}
+	}
+}
+
+// A pooled NAT reboots (its maps forgotten, its pool's sets kept) and
+// switches type with its pool, each host on its paired address still;
+// renumbering it, or making it one-to-one, is refused as bad input.
+func TestPoolRebootAndSwitch(t *testing.T) {
+	t.Parallel()
+	hosts := pooledHosts(t, 2)
+	l := poolLab(t, "type: full-cone", hosts)
+	s := openServers(l)
+	if got := s.seen(t, l.UDP("h1", ""), s.a1p1); got.Addr() != pool[1] {
+		t.Fatalf("h1 seen from %v, want %v", got, pool[1])
+	}
+	ctx := context.Background()
+	if _, err := lab.Reboot(ctx, l.Topo.Name, "nat", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.seen(t, l.UDP("h1", ""), s.a1p1); got.Addr() != pool[1] {
+		t.Errorf("after the reboot h1 is seen from %v, want %v", got, pool[1])
+	}
+	if _, err := lab.SwitchNAT(ctx, l.Topo.Name, "nat", nat.Symmetric); err != nil {
+		t.Fatal(err)
+	}
+	h := l.UDP("h1", "")
+	first, second := s.seen(t, h, s.a1p1), s.seen(t, h, s.a2p1)
+	if first.Addr() != pool[1] || second.Addr() != pool[1] || first == second {
+		t.Errorf("symmetric now: h1 seen from %v and %v, want two mappings on %v", first, second, pool[1])
+	}
+	if _, err := lab.Renumber(ctx, l.Topo.Name, "nat", netip.MustParseAddr("203.0.113.77")); !errors.Is(err, lab.ErrBadChange) || !strings.Contains(err.Error(), "pool") {
+		t.Errorf("renumbering a pool: %v, want a bad change", err)
+	}
+	if _, err := lab.SwitchNAT(ctx, l.Topo.Name, "nat", nat.OneToOne); !errors.Is(err, lab.ErrBadChange) || !strings.Contains(err.Error(), "pool") {
+		t.Errorf("making a pool one-to-one: %v, want a bad change", err)
 	}
 }

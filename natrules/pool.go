@@ -162,6 +162,7 @@ func (b *builder) poolSets() {
 	for _, s := range []*set{pool, check, public} {
 		s.spec.Dynamic, s.spec.HasTimeout = false, false
 		s.spec.Constant = s != pool
+		s.fixed = true
 		b.r.sets = append(b.r.sets, s)
 	}
 	pool.spec.KeyByteOrder = binaryutil.NativeEndian

@@ -26,6 +26,9 @@ type set struct {
 	keyText, dataText string
 	elements          []nftables.SetElement
 	elementText       []string
+	// fixed says the set never changes while the lab runs (a pool's):
+	// nothing learns into it, and Forget leaves it alone.
+	fixed bool
 }
 
 type chain struct {
@@ -99,6 +102,10 @@ func (r *Ruleset) AddTo(conn *nftables.Conn) error {
 // as they are. Flushing conn applies it in one transaction.
 func (r *Ruleset) Forget(conn *nftables.Conn) error {
 	for _, s := range r.sets {
+		if s.fixed {
+			// Nothing to forget; a constant set cannot be flushed.
+			continue
+		}
 		conn.FlushSet(s.spec)
 		if len(s.elements) == 0 {
 			continue
