@@ -1,8 +1,9 @@
 // Package classify discovers a NAT's behaviour from behind it, as RFC 5780
 // describes, against a STUN server with two addresses and two ports:
 // mapping (section 4.3), filtering (4.4), hairpinning (4.5) and the
-// mapping lifetime (4.6), plus how new public ports are allocated and
-// whether a packet to a public port nothing sent from gets in. It
+// mapping lifetime (4.6), plus how new public ports are allocated,
+// whether a packet to a public port nothing sent from gets in, and how a
+// NAT with several public addresses pools them (RFC 4787 section 4.1). It
 // names what it finds in the words of RFC 4787 that scenario files use,
 // so a result can be compared with the NAT natlab was asked to build.
 package classify
@@ -60,6 +61,14 @@ type Result struct {
 	// full cone. On the open internet nothing is in the way, and it is
 	// true too.
 	Unsolicited bool `json:"unsolicited_inbound"`
+	// Publics are the public addresses the machine's mappings were seen
+	// at, in the order first seen, and Pooling what they show (RFC 4787
+	// section 4.1): arbitrary when one machine's mappings have more than
+	// one; paired when they all share one, which a NAT with one public
+	// address shows too (from one machine the two cannot be told apart).
+	// Both are empty when there is no NAT.
+	Publics []netip.Addr `json:"public_addresses,omitempty"`
+	Pooling nat.Pooling  `json:"pooling,omitempty"`
 	// Type is the classic name of the mapping and filtering, if one fits.
 	Type nat.Type `json:"type,omitempty"`
 	// Lifetime is set when asked for.
@@ -111,6 +120,9 @@ var ErrNoAlternate = errors.New("the STUN server has no alternate address (RFC 5
 type discovery struct {
 	opts Options
 	res  *Result
+	// alternate is the server's alternate address with its primary
+	// port, once the mapping test has learnt it.
+	alternate netip.AddrPort
 }
 
 // Discover runs the tests and returns the behaviour they show.
@@ -129,6 +141,9 @@ func Discover(ctx context.Context, opts Options) (*Result, error) {
 		return d.res, err
 	}
 	if err := d.unsolicited(ctx); err != nil {
+		return d.res, err
+	}
+	if err := d.pooling(ctx); err != nil {
 		return d.res, err
 	}
 	if opts.Lifetime {
@@ -190,6 +205,7 @@ func (d *discovery) mapping(ctx context.Context) error {
 	d.res.Local = netip.AddrPortFrom(d.opts.Local, localAddr(c).Port())
 	d.res.Behind = r1.Mapped != d.res.Local
 	alternateAddr := netip.AddrPortFrom(r1.Other.Addr(), d.opts.Server.Port())
+	d.alternate = alternateAddr
 	r2, ok, err := d.probe(ctx, "mapping II: alternate address, primary port", c, alternateAddr, stunclient.Request{})
 	if err != nil || !ok {
 		return d.noAnswer(alternateAddr, err)
@@ -388,6 +404,47 @@ func (d *discovery) unsolicited(ctx context.Context) error {
 	return nil
 }
 
+// poolingProbes is how many fresh sockets, beside those of the other
+// tests, look for a second public address. A NAT that gives each of a
+// machine's sockets any of two addresses at random shows only one to all
+// of them, the other tests' included, about once in 30000 runs.
+const poolingProbes = 8
+
+// pooling asks from fresh sockets, each to both of the server's
+// addresses, as from two STUN servers, and names the public addresses
+// every test's mappings were seen at: one for all of them is paired
+// pooling (or one address), more is arbitrary. The mapping test has
+// shown already whether one socket keeps its address towards the
+// server's second address.
+func (d *discovery) pooling(ctx context.Context) error {
+	for i := range poolingProbes {
+		c, err := d.open()
+		if err != nil {
+			return err
+		}
+		for _, to := range []netip.AddrPort{d.opts.Server, d.alternate} {
+			if _, ok, err := d.probe(ctx, fmt.Sprintf("pooling %d: a new mapping's public address", i+1), c, to, stunclient.Request{}); err != nil || !ok {
+				c.Close()
+				return d.noAnswer(to, err)
+			}
+		}
+		c.Close()
+	}
+	if !d.res.Behind {
+		return nil
+	}
+	for _, t := range d.res.Tests {
+		if t.Answered && t.Mapped.IsValid() && !slices.Contains(d.res.Publics, t.Mapped.Addr()) {
+			d.res.Publics = append(d.res.Publics, t.Mapped.Addr())
+		}
+	}
+	d.res.Pooling = nat.PoolingPaired
+	if len(d.res.Publics) > 1 {
+		d.res.Pooling = nat.PoolingArbitrary
+	}
+	return nil
+}
+
 // arrived reads c until want arrives or the deadline passes.
 func arrived(c *net.UDPConn, want []byte, deadline time.Time) bool {
 	c.SetReadDeadline(deadline)
@@ -489,7 +546,9 @@ func (d *discovery) lifetime(ctx context.Context) error {
 
 // Summary names the behaviour in one line: "symmetric, ports random,
 // hairpin", or the two dependences where no classic name fits, or "no
-// NAT"; and says so when unsolicited inbound packets get in.
+// NAT"; and says so when one machine's mappings have several public
+// addresses (arbitrary pooling) and when unsolicited inbound packets get
+// in.
 func (r *Result) Summary() string {
 	if !r.Behind {
 		return "no NAT"
@@ -503,6 +562,9 @@ func (r *Result) Summary() string {
 		hairpin = "hairpin"
 	}
 	s := fmt.Sprintf("%s, ports %s, %s", name, r.Ports, hairpin)
+	if r.Pooling == nat.PoolingArbitrary {
+		s += fmt.Sprintf(", pooling arbitrary (%d public addresses seen)", len(r.Publics))
+	}
 	if r.Unsolicited {
 		s += ", unsolicited inbound gets in (every port forwarded, as by a one-to-one NAT)"
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,5 +152,42 @@ nodes:
 	})
 	if err == nil {
 		t.Fatal("discovery without a STUN server succeeded")
+	}
+}
+
+// Behind a NAT with a pool of addresses, discovery sees one of them for
+// every mapping of the host with paired pooling, and more than one with
+// arbitrary; behind a NAT with one address it sees paired.
+func TestDiscoverPooling(t *testing.T) {
+	pool := "[203.0.113.1, 203.0.113.2, 203.0.113.3]"
+	for _, tc := range []struct {
+		knobs   string
+		want    nat.Pooling
+		publics func(n int) bool
+	}{
+		{"type: full-cone, public: " + pool, nat.PoolingPaired, func(n int) bool { return n == 1 }},
+		{"type: symmetric, public: " + pool, nat.PoolingPaired, func(n int) bool { return n == 1 }},
+		{"type: full-cone, public: " + pool + ", pooling: arbitrary", nat.PoolingArbitrary, func(n int) bool { return n > 1 }},
+		{"type: port-restricted-cone, public: " + pool + ", pooling: arbitrary", nat.PoolingArbitrary, func(n int) bool { return n > 1 }},
+		{"type: port-restricted-cone", nat.PoolingPaired, func(n int) bool { return n == 1 }},
+	} {
+		t.Run(tc.knobs, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(lab, tc.knobs))
+			res := discover(t, l, "h1", false, 0)
+			if res.Pooling != tc.want || !tc.publics(len(res.Publics)) {
+				t.Errorf("pooling %q with public addresses %v; want %s", res.Pooling, res.Publics, tc.want)
+			}
+			for _, a := range res.Publics {
+				if !slices.Contains(l.Topo.Node("nat").Addresses, a) {
+					t.Errorf("public address %v is none of the NAT's %v", a, l.Topo.Node("nat").Addresses)
+				}
+			}
+			// The rest of the behaviour is the NAT's type, whatever the
+			// pool.
+			if want := l.Topo.Node("nat").NAT.Type; res.Type != want {
+				t.Errorf("type %s, want %s", res.Type, want)
+			}
+		})
 	}
 }

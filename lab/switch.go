@@ -77,6 +77,9 @@ func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.
 // oneToOneProblem says why the NAT of c cannot become one-to-one.
 func oneToOneProblem(c *natChange) error {
 	n := c.n
+	if len(n.Addresses) > 1 {
+		return badChangef("lab %s: node %s: one-to-one: a one-to-one nat has one public address, its host's, and %s has a pool", c.topo.Name, n.Name, n.Name)
+	}
 	if _, msg := c.topo.OneToOneHost(n); msg != "" {
 		return badChangef("lab %s: node %s: one-to-one: %s", c.topo.Name, n.Name, msg)
 	}

@@ -806,6 +806,11 @@ func Rules(topo *topology.Topology, n *topology.Node) (*natrules.Ruleset, error)
 		Behaviour:   n.NAT.Behaviour,
 		PortMapping: len(n.NAT.PortMapping) > 0,
 	}
+	if len(n.Addresses) > 1 {
+		// A pool: every address is on the uplink (configureNode), so
+		// the uplink's segment reaches each of them without a route.
+		cfg.Pool, cfg.Pooling = n.Addresses, n.NAT.Pooling
+	}
 	if n.NAT.Type == nat.OneToOne {
 		host, msg := topo.OneToOneHost(n)
 		if host == nil {

@@ -2,6 +2,7 @@ package natrules
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -19,6 +20,7 @@ const (
 	DropClash   = "the host talks to this remote through another mapping"
 	DropHairpin = "hairpin: the filtering does not admit the sender"
 	DropExpired = "expired: inbound traffic does not refresh the mapping"
+	DropPool    = "wall: not the address of this mapping"
 )
 
 // randomAttempts is how many random ports a new mapping tries when its
@@ -53,6 +55,7 @@ func Build(c Config) (*Ruleset, error) {
 	for _, p := range b.transports {
 		b.claim(p)
 	}
+	b.poolWall()
 	b.track()
 	b.expire()
 	b.permit()
@@ -85,6 +88,9 @@ func (b *builder) sets() {
 		}
 	}
 	b.filterSets(udp)
+	if b.pooled() {
+		b.poolSets()
+	}
 	b.mappingSets(tcp)
 	b.filterSets(tcp)
 }
@@ -182,10 +188,10 @@ func (b *builder) prerouting() {
 		switch b.b.Filtering {
 		case nat.EndpointIndependent:
 			c.add(p.comment("endpoint-independent filtering: anyone may reach a mapped port"),
-				iifname(b.WAN), ipDaddr(b.Public), l4proto(p.name, false), dnatToOwner(p))
+				iifname(b.WAN), b.toPublic(), l4proto(p.name, false), dnatToOwner(p))
 		case nat.AddressDependent:
 			c.add(p.comment("address-dependent filtering: remotes the mapping has sent to may reach it"),
-				iifname(b.WAN), ipDaddr(b.Public), l4proto(p.name, false), inSet(p.permits, ipSaddr, p.dport()), dnatToOwner(p))
+				iifname(b.WAN), b.toPublic(), l4proto(p.name, false), inSet(p.permits, ipSaddr, p.dport()), dnatToOwner(p))
 		case nat.AddressAndPortDependent:
 			// Conntrack admits replies from the exact remote endpoint
 			// (for TCP, also the peer's SYN of a simultaneous open, which
@@ -195,7 +201,7 @@ func (b *builder) prerouting() {
 	}
 	if b.b.Hairpin {
 		for _, p := range b.transports {
-			stmts := []stmt{iifname(b.LAN), ipDaddr(b.Public)}
+			stmts := []stmt{iifname(b.LAN), b.toPublic()}
 			if b.b.Filtering != nat.EndpointIndependent {
 				// The filtering judges it in the hairpin chain, once source NAT
 				// has given it the sender's public port.
@@ -226,18 +232,21 @@ func (b *builder) outbound() {
 		b.outboundOf(c, p)
 	}
 	random := b.b.Mapping == nat.AddressAndPortDependent
-	c.add("ICMP and the rest: conntrack picks the port", snatTo(b.Public, random))
+	c.add("ICMP and the rest: conntrack picks the port", snatTo(b.srcAddr(nil), random))
 }
 
 func (b *builder) outboundOf(c *chain, p transport) {
 	priv := []field{ipSaddr, p.sport()}
+	// With arbitrary pooling the address's hash of the source port
+	// implies the protocol, and nft leaves it out.
+	shown := b.Pooling != nat.PoolingArbitrary
 	switch b.b.Mapping {
 	case nat.EndpointIndependent:
 		c.add(p.comment("endpoint-independent mapping: reuse this private endpoint's public port"),
-			l4proto(p.name, true), snatFromMap(p, b.Public, priv...))
+			l4proto(p.name, shown), snatFromMap(p, b.srcAddr(&p), priv...))
 	case nat.AddressDependent:
 		c.add(p.comment("address-dependent mapping: reuse the public port this private endpoint uses towards that address"),
-			l4proto(p.name, true), snatFromMap(p, b.Public, append(priv, ipDaddrF)...))
+			l4proto(p.name, shown), snatFromMap(p, b.srcAddr(&p), append(priv, ipDaddrF)...))
 	}
 	// Each candidate port is offered to the claim chain, which returns
 	// if a mapping owns it and otherwise takes it (see markTaken).
@@ -271,7 +280,7 @@ func (b *builder) claim(p transport) {
 	c.add(p.comment("the port is taken: offer the next"), markTaken(p), ret())
 	stmts := []stmt{l4proto(p.name, false), loadMark()}
 	stmts = append(stmts, b.recordNew(p, markPort)...)
-	c.add(p.comment("a new mapping takes the port"), append(stmts, snatToPort(b.Public, markPort))...)
+	c.add(p.comment("a new mapping takes the port"), append(stmts, snatToPort(b.srcAddr(&p), markPort))...)
 }
 
 // recordNew enters a new mapping of p from the private source of the
@@ -379,7 +388,7 @@ func (b *builder) permit() {
 	c := b.chain(chainPermit, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
 	for _, p := range b.transports {
 		c.add(p.comment("a mapping that sends to an address may hear back from it"),
-			oifname(b.WAN), ipSaddrIs(b.Public), l4proto(p.name, false),
+			oifname(b.WAN), b.fromPublic(), l4proto(p.name, false),
 			update(p.permits, p.live, []field{ipDaddrF, p.sport()}, nil))
 	}
 }
@@ -435,51 +444,86 @@ func (b *builder) hairpin() {
 	w.add("the wall: the filtering refuses the hairpinned packet", counter(), logDrop(DropHairpin), drop())
 }
 
+// A hairpinTarget is a public address a hairpinned packet may have been
+// sent to: the rules that match a packet sent to it, and the address as a
+// key's field. With one address it is the packet's source after source
+// NAT; with a pool, one per address of the pool, matched on the flow's
+// original destination (nft lists a conntrack address compared with a
+// constant, not one in a concatenation).
+type hairpinTarget struct {
+	match  []stmt
+	remote field
+}
+
+func (b *builder) hairpinTargets() []hairpinTarget {
+	if !b.pooled() {
+		return []hairpinTarget{{nil, ipSaddr}}
+	}
+	var ts []hairpinTarget
+	for _, a := range b.Pool {
+		ts = append(ts, hairpinTarget{[]stmt{ctAddrIs(expr.CtKeyDST, original, a)}, constAddr(a)})
+	}
+	return ts
+}
+
 func (b *builder) hairpinOf(c *chain, p transport) {
-	looped := []stmt{iifname(b.LAN), oifname(b.LAN), ipSaddrIs(b.Public), l4proto(p.name, false)}
+	looped := []stmt{iifname(b.LAN), oifname(b.LAN), b.fromPublic(), l4proto(p.name, false)}
 	t := p.live
-	// The remote a hairpinned packet was sent to is the NAT's public
-	// address, which after source NAT is the packet's source too.
-	remote := ipSaddr
+	// The set of whom a mapping has sent to, and its key for the remote a
+	// packet of direction dir was sent to.
+	set, key := p.permits, func(remote field, dir uint32) []field { return []field{remote, p.sport()} }
+	if b.b.Filtering == nat.AddressAndPortDependent {
+		// The public port the packet was sent to is the destination of
+		// its direction of the flow, before destination NAT.
+		set, key = p.hairpins, func(remote field, dir uint32) []field {
+			return []field{remote, ctPort(expr.CtKeyPROTODST, dir), p.sport()}
+		}
+	}
+	if b.pooled() {
+		b.poolHairpinPermits(c, p, looped, set, key)
+	} else {
+		// The remote a hairpinned packet was sent to is the NAT's
+		// public address, which after source NAT is the packet's source
+		// too. Under address-dependent filtering one rule does for both
+		// directions; the other needs each direction's port.
+		dirs := []uint32{original}
+		if b.b.Filtering == nat.AddressAndPortDependent {
+			dirs = append(dirs, reply)
+		}
+		for _, dir := range dirs {
+			match := looped
+			if len(dirs) > 1 {
+				match = append(slices.Clone(looped), ctDirection(dir))
+			}
+			c.add(p.comment(map[bool]string{false: "a mapping that sends to the public address may hear back from it", true: "a mapping that sends to a public endpoint may hear back from it"}[len(dirs) > 1]),
+				append(match, update(set, t, key(ipSaddr, dir), nil))...)
+		}
+	}
+	comment := p.comment("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address")
+	refused := notInSet(p.permits, ipSaddr, ctPort(expr.CtKeyPROTODST, original))
+	if b.b.Filtering == nat.AddressAndPortDependent {
+		comment = p.comment("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint")
+		refused = notInSet(p.hairpins, ipSaddr, p.sport(), ctPort(expr.CtKeyPROTODST, original))
+	}
+	base := []stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew()}
+	if b.b.Mapping != nat.AddressAndPortDependent {
+		// nft shows the protocol unless a header field of it follows,
+		// as address-and-port-dependent filtering's source port does.
+		c.add(comment, append(base, l4proto(p.name, b.b.Filtering == nat.AddressDependent), refused, jump(chainHairpinWall))...)
+		return
+	}
 	// Under address-and-port-dependent mapping the refused packet's
 	// mapping is the new flow's, which conntrack forgets with the
 	// dropped packet: the same packet sent again would get yet another
 	// port. So what the packet recorded is removed with it: its public
-	// port from the ports map and whom that port has sent to.
-	var forget []stmt
-	if b.b.Mapping == nat.AddressAndPortDependent {
-		// The data is the map's type; the delete ignores it (remove).
-		forget = append(forget, remove(p.ports, []field{p.sport()}, []field{ipSaddr, p.sport()}))
-	}
-	switch b.b.Filtering {
-	case nat.AddressDependent:
-		permit := []field{remote, p.sport()}
-		c.add(p.comment("a mapping that sends to the public address may hear back from it"),
-			append(looped, update(p.permits, t, permit, nil))...)
-		if forget != nil {
-			forget = append(forget, remove(p.permits, permit, nil))
-		}
-		c.add(p.comment("address-dependent filtering: a hairpinned packet reaches a mapping that has sent to the public address"),
-			// nft shows the protocol unless a header field of it
-			// follows, as the deletes' source port does.
-			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto(p.name, forget == nil),
-				notInSet(p.permits, ipSaddr, ctPort(expr.CtKeyPROTODST, original))},
-				append(forget, jump(chainHairpinWall))...)...)
-	case nat.AddressAndPortDependent:
-		// The public port the packet was sent to is the destination of
-		// its direction of the flow, before destination NAT.
-		for _, dir := range []uint32{original, reply} {
-			c.add(p.comment("a mapping that sends to a public endpoint may hear back from it"),
-				append(looped, ctDirection(dir), update(p.hairpins, t, []field{remote, ctPort(expr.CtKeyPROTODST, dir), p.sport()}, nil))...)
-		}
-		if forget != nil {
-			// A new flow's packet is of its original direction.
-			forget = append(forget, remove(p.hairpins, []field{remote, ctPort(expr.CtKeyPROTODST, original), p.sport()}, nil))
-		}
-		c.add(p.comment("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint"),
-			append([]stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew(), l4proto(p.name, false),
-				notInSet(p.hairpins, ipSaddr, p.sport(), ctPort(expr.CtKeyPROTODST, original))},
-				append(forget, jump(chainHairpinWall))...)...)
+	// port from the ports map (the data is the map's type; the delete
+	// ignores it) and whom that port has sent to, which a new flow's
+	// packet, of its original direction, recorded.
+	for _, to := range b.hairpinTargets() {
+		forget := []stmt{remove(p.ports, []field{p.sport()}, []field{ipSaddr, p.sport()}), remove(set, key(to.remote, original), nil)}
+		rule := append(slices.Clone(base), to.match...)
+		rule = append(rule, l4proto(p.name, false), refused)
+		c.add(comment, append(append(rule, forget...), jump(chainHairpinWall))...)
 	}
 }
 

@@ -14,6 +14,11 @@ type Config struct {
 	// Public is the NAT's address on its uplink, the source every
 	// translated packet leaves with.
 	Public netip.Addr
+	// Pool, when the NAT has several public addresses, lists them all,
+	// Public first; Pooling says how a mapping picks one (pool.go).
+	// Forwards are on Public. Nil with one address.
+	Pool    []netip.Addr
+	Pooling nat.Pooling
 	// WAN is the uplink interface (towards the internet or the next NAT).
 	WAN string
 	// LAN is the interface the private network is on.
@@ -95,6 +100,9 @@ func (c *Config) validate() error {
 			errs = append(errs, errors.New("one-to-one: a one-to-one NAT has no forwards and no port mapping: every port is its host's"))
 		}
 	}
+	if len(c.Pool) > 0 {
+		errs = append(errs, c.validatePool()...)
+	}
 	seen := map[string]bool{}
 	for _, f := range c.Forwards {
 		key := fmt.Sprintf("%s/%d", f.Proto, f.Port)
@@ -109,4 +117,25 @@ func (c *Config) validate() error {
 		seen[key] = true
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validatePool() []error {
+	var errs []error
+	if len(c.Pool) < 2 || c.Pool[0] != c.Public {
+		errs = append(errs, fmt.Errorf("pool %v: want two or more addresses, the public address first", c.Pool))
+	}
+	seen := map[netip.Addr]bool{}
+	for _, a := range c.Pool {
+		if !a.Is4() || seen[a] {
+			errs = append(errs, fmt.Errorf("pool: %v is not IPv4, or listed twice", a))
+		}
+		seen[a] = true
+	}
+	if _, err := nat.ParsePooling(string(c.Pooling)); err != nil {
+		errs = append(errs, fmt.Errorf("pooling: %w", err))
+	}
+	if c.OneToOne.IsValid() || c.PortMapping {
+		errs = append(errs, errors.New("pool: a one-to-one NAT, or one with port mapping, has one public address"))
+	}
+	return errs
 }

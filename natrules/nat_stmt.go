@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -63,24 +64,35 @@ func notInSet(name string, fields ...field) stmt {
 	return stmt{text + " != @" + name, append(exprs, &expr.Lookup{SourceRegister: reg1, SetName: name, Invert: true})}
 }
 
+// addrSrc is a public address a source NAT translates to: the
+// expressions that leave it in reg1 and their nft text.
+type addrSrc struct {
+	text  string
+	exprs []expr.Any
+}
+
+// fixedAddr is one fixed address.
+func fixedAddr(a netip.Addr) addrSrc {
+	return addrSrc{a.String(), []expr.Any{immediate(reg1, a.AsSlice())}}
+}
+
 // snatFromMap translates to the public port the mappings map of p holds
 // for the key; if there is none the rule does not match.
-func snatFromMap(p transport, public netip.Addr, key ...field) stmt {
+func snatFromMap(p transport, public addrSrc, key ...field) stmt {
 	_, text, loads := concat(reg2, key...)
-	exprs := []expr.Any{immediate(reg1, public.AsSlice())}
-	exprs = append(exprs, loads...)
+	exprs := append(slices.Clone(public.exprs), loads...)
 	exprs = append(exprs,
 		&expr.Lookup{SourceRegister: reg2, DestRegister: reg2, IsDestRegSet: true, SetName: p.mappings},
 		natExpr(expr.NATTypeSourceNAT, reg1, reg2))
-	return stmt{fmt.Sprintf("snat to %v:%s map @%s", public, text, p.mappings), exprs}
+	return stmt{fmt.Sprintf("snat to %v:%s map @%s", public.text, text, p.mappings), exprs}
 }
 
-// snatToPort translates to the public port in reg.
-func snatToPort(public netip.Addr, port field) stmt {
-	return stmt{fmt.Sprintf("snat to %v:%s", public, port.text), []expr.Any{
-		immediate(reg1, public.AsSlice()),
+// snatToPort translates to the public address addr leaves in reg1 and
+// the public port in reg.
+func snatToPort(public addrSrc, port field) stmt {
+	return stmt{fmt.Sprintf("snat to %v:%s", public.text, port.text), append(slices.Clone(public.exprs),
 		natExpr(expr.NATTypeSourceNAT, reg1, port.reg),
-	}}
+	)}
 }
 
 // A new mapping's public port is chosen in two steps, because Linux
@@ -163,11 +175,10 @@ func portOwned(p transport, public field) stmt {
 
 // snatTo translates the source address and lets conntrack choose the port:
 // the same as the private one where that is unique, or random.
-func snatTo(public netip.Addr, random bool) stmt {
-	s := stmt{fmt.Sprintf("snat to %v", public), []expr.Any{
-		immediate(reg1, public.AsSlice()),
+func snatTo(public addrSrc, random bool) stmt {
+	s := stmt{fmt.Sprintf("snat to %v", public.text), append(slices.Clone(public.exprs),
 		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, Random: random},
-	}}
+	)}
 	if random {
 		s.text += " random"
 	}

@@ -104,6 +104,22 @@ func goldenCases() []goldenCase {
 		}
 		cases = append(cases, goldenCase{name, c})
 	}
+	// A pool of public addresses: each classic type with paired and
+	// with arbitrary pooling, hairpinning (whose permits record the
+	// address a packet was sent to), and one with forwards.
+	pool := []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("203.0.113.3")}
+	for _, t := range nat.Types {
+		for _, pl := range nat.Poolings {
+			c := baseConfig(nat.Behaviour{Mapping: t.Mapping(), Filtering: t.Filtering(), Ports: t.DefaultPorts(),
+				PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeouts})
+			c.Pool, c.Pooling = pool, pl
+			cases = append(cases, goldenCase{string(t) + "-pool-" + string(pl), c})
+		}
+	}
+	fwd := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressDependent, Ports: nat.PortPreserve,
+		PortRange: nat.DefaultPortRange, Hairpin: false, Timeout: nat.DefaultTimeouts})
+	fwd.Pool, fwd.Pooling, fwd.Forwards = pool[:2], nat.PoolingPaired, forwards
+	cases = append(cases, goldenCase{"pool-forwards", fwd})
 	return cases
 }
 
@@ -304,7 +320,7 @@ func TestForgetLeavesTheTableAsLoaded(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "nft")
 	cases := allCases(t)
-	for _, caseName := range []string{"full-cone-forwards", "port-mapping", "eim-adf-preserve", "firewall6-eif", "firewall6-adf"} {
+	for _, caseName := range []string{"full-cone-forwards", "port-mapping", "eim-adf-preserve", "firewall6-eif", "firewall6-adf", "pool-forwards", "symmetric-pool-arbitrary"} {
 		rs := cases[caseName]
 		if rs == nil {
 			t.Fatalf("no golden case %s", caseName)
@@ -313,6 +329,10 @@ func TestForgetLeavesTheTableAsLoaded(t *testing.T) {
 			conn, name := loadInNS(t, "forget", rs)
 			learnt := 0
 			for _, s := range rs.sets {
+				if s.fixed {
+					// A pool's sets: nothing is learnt into them.
+					continue
+				}
 				key := bytes.Repeat([]byte{1}, int(s.spec.KeyType.Bytes))
 				var val []byte
 				if s.spec.IsMap {

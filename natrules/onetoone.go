@@ -31,10 +31,10 @@ func (b *builder) oneToOne() {
 	}
 	post := b.chain(chainPostrouting, nftables.ChainHookPostrouting, nftables.ChainTypeNAT, nftables.ChainPriorityNATSource, nftables.ChainPolicyAccept)
 	post.add("one-to-one: the host's packets leave from the public address, each with its own port",
-		iifname(b.LAN), oifname(b.WAN), snatTo(b.Public, false))
+		iifname(b.LAN), oifname(b.WAN), snatTo(fixedAddr(b.Public), false))
 	if hairpin {
 		post.add("hairpin: a packet the host sent itself arrives from the public address, as from outside",
-			iifname(b.LAN), oifname(b.LAN), ctStatusDNAT(), snatTo(b.Public, false))
+			iifname(b.LAN), oifname(b.LAN), ctStatusDNAT(), snatTo(fixedAddr(b.Public), false))
 	}
 	b.forward()
 	b.input()

@@ -26,6 +26,9 @@ type set struct {
 	keyText, dataText string
 	elements          []nftables.SetElement
 	elementText       []string
+	// fixed says the set never changes while the lab runs (a pool's):
+	// nothing learns into it, and Forget leaves it alone.
+	fixed bool
 }
 
 type chain struct {
@@ -99,6 +102,10 @@ func (r *Ruleset) AddTo(conn *nftables.Conn) error {
 // as they are. Flushing conn applies it in one transaction.
 func (r *Ruleset) Forget(conn *nftables.Conn) error {
 	for _, s := range r.sets {
+		if s.fixed {
+			// Nothing to forget; a constant set cannot be flushed.
+			continue
+		}
 		conn.FlushSet(s.spec)
 		if len(s.elements) == 0 {
 			continue
@@ -147,6 +154,9 @@ func (s *set) text() string {
 		fmt.Fprintf(&b, "\t\tsize %d\n", dynamicSetSize)
 	}
 	var flags []string
+	if s.spec.Constant {
+		flags = append(flags, "constant")
+	}
 	if s.spec.Dynamic {
 		flags = append(flags, "dynamic")
 	}
@@ -163,9 +173,34 @@ func (s *set) text() string {
 		fmt.Fprintf(&b, "\t\tcomment %q\n", s.spec.Comment)
 	}
 	if len(s.elementText) > 0 {
-		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(s.elementText, ", "))
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", s.joinElements())
 	}
 	b.WriteString("\t}\n")
+	return b.String()
+}
+
+// joinElements joins the elements' text as nft lists them: by datatype,
+// five numbers or two addresses to a line, or one concatenation
+// (calculate_delim in nft's src/expression.c).
+func (s *set) joinElements() string {
+	perLine := 1
+	switch s.spec.KeyType.Name {
+	case nftables.TypeInetService.Name, nftables.TypeMark.Name, nftables.TypeInteger.Name:
+		perLine = 5
+	case nftables.TypeIPAddr.Name:
+		perLine = 2
+	}
+	var b strings.Builder
+	for i, e := range s.elementText {
+		switch {
+		case i == 0:
+		case i%perLine == 0:
+			b.WriteString(",\n\t\t\t     ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(e)
+	}
 	return b.String()
 }
 

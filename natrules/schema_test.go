@@ -107,8 +107,9 @@ func TestElementsFitTheirSets(t *testing.T) {
 	}
 	for _, tc := range goldenCases() {
 		c := tc.cfg
-		if c.OneToOne.IsValid() {
-			// No maps, and no port mapping to ask for.
+		if c.OneToOne.IsValid() || len(c.Pool) > 0 {
+			// No maps, and no port mapping to ask for; a pool has no
+			// port mapping either.
 			continue
 		}
 		c.PortMapping = true
@@ -260,7 +261,7 @@ func TestLease(t *testing.T) {
 	entries := append(udp, tcp...)
 	for _, tc := range goldenCases() {
 		c := tc.cfg
-		if c.OneToOne.IsValid() {
+		if c.OneToOne.IsValid() || len(c.Pool) > 0 {
 			continue
 		}
 		c.PortMapping = true

@@ -148,6 +148,17 @@ func sortForwards(fs []Forward) {
 // the kernel, which answers at once; ctx is looked at before each, and
 // its deadline bounds those of nftables.
 func Read(ctx context.Context, nsFd int, public netip.Addr) (*Table, error) {
+	return readPool(ctx, nsFd, []netip.Addr{public}, "")
+}
+
+// ReadNAT reads the table of NAT node n, whose namespace is open as nsFd,
+// as Read does: a mapping's public address is, for a NAT with a pool of
+// them, the one natrules' rules give its owner (natrules.PoolAddr).
+func ReadNAT(ctx context.Context, nsFd int, n *topology.Node) (*Table, error) {
+	return readPool(ctx, nsFd, n.Addresses, n.NAT.Pooling)
+}
+
+func readPool(ctx context.Context, nsFd int, pool []netip.Addr, pooling nat.Pooling) (*Table, error) {
 	t := &Table{}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("conntrack: %w", err)
@@ -173,10 +184,11 @@ func Read(ctx context.Context, nsFd int, public netip.Addr) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.Mappings, err = readMappings(ctx, conn, public); err != nil {
+	if t.Mappings, err = readMappings(ctx, conn, pool, pooling); err != nil {
 		return nil, err
 	}
-	if t.Forwards, err = readLeases(ctx, conn, public); err != nil {
+	// Port mapping is of NATs with one public address.
+	if t.Forwards, err = readLeases(ctx, conn, pool[0]); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -268,8 +280,8 @@ func tcpState(pi conntrack.ProtoInfo) string {
 }
 
 // readMappings lists natlab's ports map: public UDP port -> private
-// endpoint.
-func readMappings(ctx context.Context, conn *nftables.Conn, public netip.Addr) ([]Mapping, error) {
+// endpoint, each port on its owner's address of pool.
+func readMappings(ctx context.Context, conn *nftables.Conn, pool []netip.Addr, pooling nat.Pooling) ([]Mapping, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read the ports map: %w", err)
 	}
@@ -297,6 +309,7 @@ func readMappings(ctx context.Context, conn *nftables.Conn, public netip.Addr) (
 		if err != nil {
 			return nil, fmt.Errorf("read the ports map: %w", err)
 		}
+		public := natrules.PoolAddr(pooling, pool, o.Private)
 		maps = append(maps, Mapping{Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, Expires: e.Expires})
 	}
 	slices.SortFunc(maps, func(a, b Mapping) int { return cmp.Compare(a.Public.Port(), b.Public.Port()) })

@@ -373,3 +373,52 @@ nodes:
 		})
 	}
 }
+
+// A NAT with a pool: each mapping shows the address of the pool the
+// server saw it from, with paired pooling and with arbitrary.
+func TestPoolTable(t *testing.T) {
+	for _, pooling := range []string{"paired", "arbitrary"} {
+		t.Run(pooling, func(t *testing.T) {
+			l := labtest.Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  nat:    {kind: nat, public: [203.0.113.1, 203.0.113.2, 203.0.113.3], pooling: `+pooling+`, type: full-cone}
+  a:      {kind: host, behind: nat}
+  b:      {kind: host, behind: nat}
+  c:      {kind: host, behind: nat}
+`)
+			srv := l.UDP("server", ":3478")
+			to := netip.MustParseAddrPort("203.0.113.10:3478")
+			seen := map[netip.AddrPort]netip.AddrPort{}
+			for _, dev := range []string{"a", "b", "c"} {
+				for port := 5000; port < 5003; port++ {
+					c := l.UDP(dev, fmt.Sprintf(":%d", port))
+					c.Send(to, dev)
+					seen[netip.AddrPortFrom(l.Addr(dev, 0), uint16(port))] = srv.Expect(dev, 2*time.Second)
+				}
+			}
+			ns, err := namedns.Open(l.Namespace("nat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			tab, err := nattable.ReadNAT(t.Context(), ns.Fd(), l.Topo.Node("nat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tab.Mappings) != len(seen) {
+				t.Fatalf("table has %d mappings, want %d:\n%+v", len(tab.Mappings), len(seen), tab)
+			}
+			for _, m := range tab.Mappings {
+				if want := seen[m.Private]; m.Public != want {
+					t.Errorf("mapping of %v: public %v, but the server saw it from %v", m.Private, m.Public, want)
+				}
+			}
+			for _, f := range tab.Flows {
+				if want := seen[f.Private]; f.Public != want {
+					t.Errorf("flow of %v: public %v, but the server saw it from %v", f.Private, f.Public, want)
+				}
+			}
+		})
+	}
+}

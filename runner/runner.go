@@ -371,7 +371,7 @@ func (e *Env) inNAT(nat string, fn func(ns *namedns.NS) error) error {
 func (e *Env) Table(ctx context.Context, nat string) (*nattable.Table, error) {
 	var t *nattable.Table
 	err := e.inNAT(nat, func(ns *namedns.NS) (err error) {
-		t, err = nattable.Read(ctx, ns.Fd(), e.Topology().Node(nat).Addresses[0])
+		t, err = nattable.ReadNAT(ctx, ns.Fd(), e.Topology().Node(nat))
 		return err
 	})
 	return t, err

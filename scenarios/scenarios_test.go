@@ -2,6 +2,7 @@ package scenarios_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,24 @@ var measures = map[string]func(t *testing.T, steps []step.Result){
 	"lossy-punch":            lossyPunch,
 	"act7-relay-then-direct": relayThenDirect,
 	"one-to-one":             oneToOne,
+	"pooling":                pooling,
+}
+
+// pooling: discovery sees alice at one address of isp's pool, carol at
+// more than one of carrier's, and isp's table shows alice's mapping on
+// alice's address.
+func pooling(t *testing.T, steps []step.Result) {
+	isp := []string{"203.0.113.1", "203.0.113.2", "203.0.113.3"}
+	alice, ok := steps[2].Data.(*classify.Result)
+	if !ok || len(alice.Publics) != 1 || !slices.Contains(isp, alice.Publics[0].String()) {
+		t.Fatalf("the discovery from alice: %+v; want one address of isp's pool %v", steps[2].Data, isp)
+	}
+	if carol, ok := steps[3].Data.(*classify.Result); !ok || len(carol.Publics) < 2 {
+		t.Errorf("the discovery from carol: %+v; want several addresses of carrier's pool", steps[3].Data)
+	}
+	if !strings.Contains(steps[4].Detail, alice.Publics[0].String()+":") {
+		t.Errorf("isp's table shows no mapping on alice's address %v:\n%s", alice.Publics[0], steps[4].Detail)
+	}
 }
 
 // oneToOne: the unsolicited packet reaches vm with its sender's port, the

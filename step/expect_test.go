@@ -12,7 +12,7 @@ import (
 
 func TestMatchClassification(t *testing.T) {
 	got := &classify.Result{Behind: true, Type: nat.Symmetric, Mapping: nat.AddressAndPortDependent,
-		Filtering: nat.AddressAndPortDependent, Ports: nat.PortRandom, Hairpin: true}
+		Filtering: nat.AddressAndPortDependent, Ports: nat.PortRandom, Hairpin: true, Pooling: nat.PoolingPaired}
 	yes, no := true, false
 	for _, tc := range []struct {
 		want *topology.Classification
@@ -23,6 +23,8 @@ func TestMatchClassification(t *testing.T) {
 		{&topology.Classification{Type: nat.FullCone}, false, "type is symmetric, not full-cone"},
 		{&topology.Classification{Ports: nat.PortRandom, Hairpin: &yes}, true, ""},
 		{&topology.Classification{Ports: nat.PortSequential, Hairpin: &no}, false, "port allocation is random, not sequential; hairpin is true, not false"},
+		{&topology.Classification{Pooling: nat.PoolingPaired}, true, ""},
+		{&topology.Classification{Pooling: nat.PoolingArbitrary}, false, "pooling is paired, not arbitrary"},
 	} {
 		ok, why := MatchClassification(tc.want, got)
 		if ok != tc.ok || why != tc.why {

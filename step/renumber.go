@@ -15,7 +15,8 @@ type Renumber struct {
 	// The nat to renumber.
 	Node string `yaml:"node" format:"NodeRef" schema:"required"`
 	// Its new public address: a free address of its uplink (for a nat on
-	// the internet, of the internet).
+	// the internet, of the internet). A nat with a pool of public
+	// addresses is not renumbered.
 	Public netip.Addr `yaml:"public" format:"IPv4Addr" schema:"required"`
 	_      struct{}   `name:"renumber NODE"`
 }

@@ -216,6 +216,7 @@ func MatchClassification(want *topology.Classification, got *classify.Result) (b
 	check("mapping", string(want.Mapping), string(got.Mapping))
 	check("filtering", string(want.Filtering), string(got.Filtering))
 	check("port allocation", string(want.Ports), string(got.Ports))
+	check("pooling", string(want.Pooling), string(got.Pooling))
 	if want.Hairpin != nil && *want.Hairpin != got.Hairpin {
 		wrong = append(wrong, fmt.Sprintf("hairpin is %v, not %v", got.Hairpin, *want.Hairpin))
 	}

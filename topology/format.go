@@ -123,8 +123,16 @@ type NATNode struct {
 	// Internet Gateway Device (SSDP, WANIPConnection:1); a list gives
 	// several.
 	PortMapping PortMapping `yaml:"port-mapping" default:"none"`
-	// The nat's address on its uplink.
-	Public IPv4Addr `yaml:"public" default:"the lowest free address of its uplink"`
+	// The nat's address on its uplink, or a list of them: a pool, from
+	// which each mapping takes one as pooling: says (RFC 4787 section
+	// 4.1). Port forwards are on the first. Public ports are unique
+	// across the pool: a port belongs to one mapping, on one address.
+	Public PublicAddrs `yaml:"public" default:"the lowest free address of its uplink"`
+	// How a mapping picks its public address from a pool: paired gives
+	// every mapping of one host the same address (RFC 4787 REQ-2
+	// recommends it), arbitrary lets each of a host's private endpoints
+	// take any. Only with several public addresses.
+	Pooling Pooling `yaml:"pooling" default:"paired, with several public addresses"`
 	// The nat's LAN. With host bits set (192.168.1.254/24) the address is
 	// the nat's own on it; otherwise the nat takes the first.
 	LAN IPv4Prefix `yaml:"lan" default:"the first free of 192.168.1.0/24 to 192.168.255.0/24"`
@@ -237,6 +245,10 @@ type ClassificationExpect struct {
 	Ports PortAllocation `yaml:"ports"`
 	// Whether the nat hairpins.
 	Hairpin bool `yaml:"hairpin"`
+	// How the nat pools its public addresses, as one host sees it:
+	// arbitrary when the host's mappings show more than one address,
+	// paired when they share one (as with one address).
+	Pooling Pooling `yaml:"pooling"`
 }
 
 // TableExpect is how many entries a nat's translation table must hold;
@@ -342,6 +354,10 @@ type (
 	// PortMapping is how hosts behind a nat can ask it for a mapping:
 	// a protocol or none, or a list of protocols.
 	PortMapping struct{}
+	// PublicAddrs is a nat's public address, or a list of them.
+	PublicAddrs struct{}
+	// Pooling is how a mapping picks its address from a nat's pool.
+	Pooling string
 	// PortMappingName is a port-mapping protocol, or none.
 	PortMappingName string
 	// PortMappingProtocol is a port-mapping protocol.
@@ -409,6 +425,12 @@ type TimeoutMap struct {
 
 // Values lists the refresh directions.
 func (Refresh) Values() []string { return words(nat.Refreshes) }
+
+// Variants lists public's forms.
+func (PublicAddrs) Variants() []any { return []any{IPv4Addr(""), []IPv4Addr(nil)} }
+
+// Values lists the poolings.
+func (Pooling) Values() []string { return words(nat.Poolings) }
 
 // Variants lists port-mapping's forms.
 func (PortMapping) Variants() []any { return []any{PortMappingName(""), []PortMappingProtocol(nil)} }

@@ -164,6 +164,10 @@ func TestEnumsAgree(t *testing.T) {
 						// They compare what servers: see.
 						m["servers"] = []any{"srv", "srv2"}
 					}
+					if f.key == "pooling" {
+						// Pooling picks from several public addresses.
+						m["public"] = []any{"203.0.113.201", "203.0.113.202"}
+					}
 					doc := s.doc(m)
 					if w == "one-to-one" {
 						// A one-to-one nat has one host behind it.

@@ -361,8 +361,9 @@ func (p *parser) addresses6() {
 		}
 		// As many as the node has IPv4 addresses: a STUN server answers
 		// from a second one over IPv6 too.
+		// A nat's pool is IPv4's alone: IPv6 is not translated.
 		want := n.wantAddrs
-		if n.addrsGiven {
+		if n.addrsGiven && n.nat == nil {
 			want = len(n.addrs)
 		}
 		for range want {

@@ -381,6 +381,8 @@ func (p *parser) readNATKey(n *nodeSpec, f entry, path string) bool {
 		}
 	case "forward":
 		n.nat.forwardVal, n.nat.forwardPath = v, path
+	case "pooling":
+		p.readPooling(n, v, path)
 	default:
 		return false
 	}

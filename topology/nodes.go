@@ -83,6 +83,10 @@ type natSpec struct {
 	forwardVal  *value
 	forwardPath string
 	forwards    []forwardSpec
+
+	// pooling is the pooling: value, poolingVal nil when not given.
+	pooling    nat.Pooling
+	poolingVal *value
 }
 
 // addrSpec is an address written in the file.
@@ -156,6 +160,7 @@ func (p *parser) readNode(e entry) *nodeSpec {
 			}
 		}
 		p.checkOneToOneKeys(n, v)
+		p.checkPool(n, v)
 		p.readForwards(n)
 	}
 	if n.node.Kind == KindServer && slices.Contains(n.node.Services, ServiceSTUN) {
@@ -186,6 +191,10 @@ func (p *parser) readNodeKey(n *nodeSpec, f entry) {
 		n.addrs = p.readAddressList(f.val, path, "203.0.113.10")
 	case f.key == "services" && kind == KindServer:
 		p.readServices(n, f.val, path)
+	case f.key == "public" && kind == KindNAT && f.val.kind == kindSeq:
+		// Several public addresses: a pool (pool.go).
+		n.addrsGiven = true
+		n.addrs = p.readAddressList(f.val, path, "203.0.113.1")
 	case f.key == "address" && kind == KindHost, f.key == "public" && kind == KindNAT:
 		n.addrsGiven = true
 		n.addrs = append(n.addrs, addrSpec{val: f.val, path: path})

@@ -440,6 +440,15 @@ func (r *StepFields) Classification(key, server string) *Classification {
 			} else {
 				r.ok = false
 			}
+		case "pooling":
+			s, ok := p.str(e.val, epath, "paired or arbitrary")
+			pl, err := nat.ParsePooling(s)
+			if ok && err != nil {
+				p.errs.errorf(e.val.pos, "%s: %v", epath, err)
+				ok = false
+			}
+			c.Pooling = pl
+			r.check(ok)
 		default:
 			r.ok = false
 			p.unknownKey(e, epath, "a classification", classificationKeys)

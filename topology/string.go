@@ -72,6 +72,9 @@ func (n *Node) String() string {
 		}
 	}
 	if n.NAT != nil {
+		if n.NAT.Pooling != "" {
+			fmt.Fprintf(&b, ", pooling %s", n.NAT.Pooling)
+		}
 		fmt.Fprintf(&b, ", lan %s gateway %s", n.NAT.LAN, n.NAT.Gateway)
 		if n.NAT.LAN6.IsValid() {
 			fmt.Fprintf(&b, ", lan6 %s gateway %s", n.NAT.LAN6, n.NAT.Gateway6)
@@ -153,6 +156,7 @@ func (c *Classification) String() string {
 	add("mapping", string(c.Mapping))
 	add("filtering", string(c.Filtering))
 	add("ports", string(c.Ports))
+	add("pooling", string(c.Pooling))
 	if c.Hairpin != nil {
 		if *c.Hairpin {
 			parts = append(parts, "hairpin")

@@ -138,8 +138,9 @@ type Node struct {
 	// nodes on the internet. Servers are always on the internet.
 	Behind string
 	// Addresses are the node's addresses on its uplink segment, first one
-	// primary. Hosts and NATs have exactly one (for a NAT, its public
-	// address); servers have one or more.
+	// primary. Hosts have exactly one; NATs one, their public address, or
+	// several, a pool (NAT.Pooling says how mappings pick from it); servers
+	// have one or more.
 	Addresses []netip.Addr
 	// Addresses6 are the node's IPv6 addresses on its uplink segment's
 	// /64, first one primary, in a dual-stack lab: one for hosts and
@@ -173,6 +174,10 @@ type NAT struct {
 	// Forwards are static port forwards from the public address to a node
 	// behind this NAT.
 	Forwards []Forward
+	// Pooling is how a new mapping picks its public address when the NAT
+	// has several (Node.Addresses, RFC 4787 section 4.1): paired unless
+	// the file says arbitrary. Empty with one address.
+	Pooling nat.Pooling
 	// PortMapping lists the protocols nodes behind the NAT can ask it
 	// for a port mapping with, in the order of PortMappingProtocols; none
 	// when they cannot.
@@ -228,6 +233,8 @@ type Classification struct {
 	Ports nat.PortAllocation
 	// Hairpin is nil if not given.
 	Hairpin *bool
+	// Pooling is "" if not given.
+	Pooling nat.Pooling
 }
 
 // Node returns the node called name, or nil.
@@ -303,6 +310,12 @@ func (t *Topology) Behind(name string) []*Node {
 // already; n's own current first address is refused too, for then nothing
 // would change.
 func (t *Topology) AddressProblem(n *Node, a netip.Addr) string {
+	if n.NAT != nil && len(n.Addresses) > 1 {
+		// Renumbering replaces the one public address; which of a pool's
+		// to replace, and what becomes of the mappings of the others, is
+		// not something natlab models yet.
+		return fmt.Sprintf("%s has a pool of public addresses, and natlab renumbers only a nat with one", n.Name)
+	}
 	return t.addressProblem(n.Behind, n, a)
 }
 

@@ -214,6 +214,8 @@ func (w *watcher) reason(nat, rule string) string {
 	case natrules.DropHairpin:
 		f := n.NAT.Behaviour.Filtering
 		return fmt.Sprintf("Hairpinned: %s filters a packet from inside to its public address as one from outside, from the sender's public endpoint, and its filtering (%s) does not let that in: %s.", nat, f, filteringRule(string(f)))
+	case natrules.DropPool:
+		return "The wall: this public port is mapped, but on another of " + nat + "'s public addresses; to this one nobody is behind it."
 	case natrules.DropClash:
 		return "The host already talks to this remote endpoint through another mapping."
 	case trace.NoRoute:
@@ -264,7 +266,7 @@ func (w *watcher) table(ctx context.Context, nat string, ns *namedns.NS, poke <-
 		n := w.topo.Node(nat)
 		w.mu.Unlock()
 		v := &tableView{NAT: n.Name, Flows: []nattable.Flow{}, Mappings: []nattable.Mapping{}, Forwards: []nattable.Forward{}}
-		if t, err := nattable.Read(ctx, ns.Fd(), n.Addresses[0]); ctx.Err() != nil {
+		if t, err := nattable.ReadNAT(ctx, ns.Fd(), n); ctx.Err() != nil {
 			// The server is closing: what was read is of no use.
 			return
 		} else if err != nil {

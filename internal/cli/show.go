@@ -72,6 +72,9 @@ func nodeDetails(n *topology.Node) string {
 	switch {
 	case n.NAT != nil:
 		d := fmt.Sprintf("LAN %v via %v; %s", n.NAT.LAN, n.NAT.Gateway, n.NAT.Summary())
+		if n.NAT.Pooling != "" {
+			d += fmt.Sprintf("; pooling %s", n.NAT.Pooling)
+		}
 		for _, f := range n.NAT.Forwards {
 			d += fmt.Sprintf("; forward %s %d -> %v", f.Proto, f.Port, f.To)
 		}

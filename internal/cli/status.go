@@ -73,6 +73,9 @@ type natInfo struct {
 	LAN       string
 	Gateway   string
 	Forwards  []forwardInfo
+	// Pooling is how a NAT with several public addresses (the node's
+	// addresses) gives them to mappings; empty with one.
+	Pooling string
 	// OneToOne is a one-to-one NAT's host, which owns its public
 	// address; nil for other NATs.
 	OneToOne *oneToOneInfo
@@ -93,9 +96,10 @@ func (n natInfo) MarshalJSON() ([]byte, error) {
 		LAN      string        `json:"lan"`
 		Gateway  string        `json:"gateway"`
 		Forwards []forwardInfo `json:"forwards,omitempty"`
+		Pooling  string        `json:"pooling,omitempty"`
 		OneToOne *oneToOneInfo `json:"one_to_one,omitempty"`
 	}
-	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.OneToOne})
+	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.Pooling, n.OneToOne})
 }
 
 type forwardInfo struct {
@@ -224,7 +228,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 		ns.Firewall = string(n.Firewall)
 		if n.NAT != nil {
 			ns.NAT = &natInfo{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
-				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
+				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String(), Pooling: string(n.NAT.Pooling)}
 			for _, f := range n.NAT.Forwards {
 				ns.NAT.Forwards = append(ns.NAT.Forwards, forwardInfo{string(f.Proto), f.Port, f.To.String()})
 			}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -13,6 +14,7 @@ import (
 	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/lab"
 	"github.com/natlab/natlab/nattable"
+	"github.com/natlab/natlab/topology"
 )
 
 func newTableCmd() *cobra.Command {
@@ -73,7 +75,7 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 			defer ns.Close()
 			out := cmd.OutOrStdout()
 			show := func() error {
-				t, err := nattable.Read(cmd.Context(), ns.Fd(), n.Addresses[0])
+				t, err := nattable.ReadNAT(cmd.Context(), ns.Fd(), n)
 				if err != nil {
 					return fmt.Errorf("%s: %w", n.Name, err)
 				}
@@ -89,7 +91,7 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 				if watch {
 					fmt.Fprint(out, "\033[H\033[2J")
 				}
-				fmt.Fprintf(out, "%s (%v), %s, at %s\n\n", n.Name, n.Addresses[0], n.NAT.Behaviour, time.Now().Format("15:04:05"))
+				fmt.Fprintf(out, "%s (%s), %s, at %s\n\n", n.Name, publicOf(n), n.NAT.Behaviour, time.Now().Format("15:04:05"))
 				return nattable.Write(out, t)
 			}
 			if !watch {
@@ -136,4 +138,18 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (one object per redraw with --watch)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw as the table changes, until Ctrl-C")
 	return cmd
+}
+
+// publicOf is a NAT's public address, or its pool and how mappings pick
+// from it: "203.0.113.1 203.0.113.2, pooling paired".
+func publicOf(n *topology.Node) string {
+	addrs := make([]string, len(n.Addresses))
+	for i, a := range n.Addresses {
+		addrs[i] = a.String()
+	}
+	s := strings.Join(addrs, " ")
+	if n.NAT.Pooling != "" {
+		s += ", pooling " + string(n.NAT.Pooling)
+	}
+	return s
 }
