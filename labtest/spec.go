@@ -36,8 +36,8 @@ type Spec struct {
 }
 
 // NodeSpec is one node of a Spec. Which fields apply depends on Kind, as
-// in a file: Services only to servers, the NAT knobs only to NATs, Behind
-// to hosts and NATs.
+// in a file: Services only to servers, the NAT knobs only to NATs,
+// Firewall only to hosts, Behind to hosts and NATs.
 type NodeSpec struct {
 	// Name is the node's name: 1 to 32 of a-z, 0-9 and -.
 	Name string
@@ -78,6 +78,9 @@ type NodeSpec struct {
 	Refresh nat.Refresh `knob:"refresh"`
 	// LAN is the subnet behind a NAT.
 	LAN netip.Prefix
+	// Firewall is a host's own firewall: topology.FirewallStateful, or
+	// none when empty.
+	Firewall topology.Firewall
 
 	// Extra holds any other keys of the node, by their name in a
 	// scenario file, such as "forward" or "port-mapping".
@@ -175,6 +178,9 @@ func (n NodeSpec) fields() yaml.MapSlice {
 	}
 	if n.LAN.IsValid() {
 		add("lan", n.LAN.String())
+	}
+	if n.Firewall != topology.FirewallNone {
+		add("firewall", string(n.Firewall))
 	}
 	for _, k := range slices.Sorted(maps.Keys(n.Extra)) {
 		add(k, n.Extra[k])

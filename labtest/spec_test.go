@@ -53,10 +53,14 @@ func TestSpecYAML(t *testing.T) {
 						Ports: nat.PortSequential, LAN: netip.MustParsePrefix("100.64.0.0/24"), Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.7")},
 						Hairpin: &off, Timeout: 30 * time.Second, PortRange: nat.PortRange{First: 20000, Last: 20999}},
 					{Name: "home", Kind: topology.KindNAT, Type: nat.FullCone, Behind: "cgn"},
-					{Name: "pc", Kind: topology.KindHost, Behind: "home", Addresses: []netip.Addr{netip.MustParseAddr("192.168.1.50")}},
+					{Name: "pc", Kind: topology.KindHost, Behind: "home", Addresses: []netip.Addr{netip.MustParseAddr("192.168.1.50")},
+						Firewall: topology.FirewallStateful},
 				},
 			},
 			check: func(t *testing.T, topo *topology.Topology) {
+				if f := topo.Node("pc").Firewall; f != topology.FirewallStateful {
+					t.Errorf("pc's firewall %q, want stateful", f)
+				}
 				if got := topo.Node("srv").Addresses; len(got) != 2 || got[1].String() != "198.51.100.11" {
 					t.Errorf("srv addresses %v", got)
 				}

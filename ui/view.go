@@ -41,6 +41,9 @@ type nodeView struct {
 	Addresses []string `json:"addresses"`
 	Services  []string `json:"services,omitempty"`
 	NAT       *natView `json:"nat,omitempty"`
+	// Firewall is a host's own firewall (stateful), as natlab status
+	// --json has it; left out for none.
+	Firewall string `json:"firewall,omitempty"`
 	// Link is the conditions of the node's uplink, as natlab status
 	// --json has them too; left out for a perfect wire.
 	Link *linkcond.View `json:"link,omitempty"`
@@ -105,7 +108,8 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 		v.Choices.Types = append(v.Choices.Types, string(t))
 	}
 	for _, n := range topo.Nodes {
-		nv := nodeView{Name: n.Name, Kind: string(n.Kind), Behind: n.Behind, Link: linkcond.NewView(n.Link), LinkDown: st.Links[n.Name].Down}
+		nv := nodeView{Name: n.Name, Kind: string(n.Kind), Behind: n.Behind, Link: linkcond.NewView(n.Link), LinkDown: st.Links[n.Name].Down,
+			Firewall: string(n.Firewall)}
 		v.Choices.Links = append(v.Choices.Links, n.Name)
 		for _, a := range n.Addresses {
 			nv.Addresses = append(nv.Addresses, a.String())

@@ -70,6 +70,26 @@ nodes:
 // conditions as linkcond.NewView makes them, which natlab status --json
 // shows too (cli's TestStatusShowsLinks and TestStatusAndPageAgree), and
 // no link for a perfect wire.
+// TestViewShowsFirewall checks that the page's state says which hosts
+// have a firewall of their own, as natlab status --json does.
+func TestViewShowsFirewall(t *testing.T) {
+	topo, err := topology.Parse("fw.yaml", []byte("nodes:\n  vps: {kind: host, firewall: stateful}\n  open: {kind: host}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(newStateView(&labstate.State{Name: "fw"}, topo, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Nodes []map[string]any }
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Nodes) != 2 || v.Nodes[0]["firewall"] != "stateful" || v.Nodes[1]["firewall"] != nil {
+		t.Errorf("the page's nodes: %v; want vps with firewall stateful and open without", v.Nodes)
+	}
+}
+
 func TestViewShowsLinks(t *testing.T) {
 	testutil.CheckRoutines(t)
 	topo, err := topology.Parse("links.yaml", []byte(linksScenario), nil)

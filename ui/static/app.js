@@ -230,8 +230,12 @@ function labelOf(name, n) {
       return [["name", n.name], ["type", n.nat.type || `${short(n.nat.mapping)} / ${short(n.nat.filtering)}`], ["", n.addresses[0]], ["", "LAN " + n.nat.lan]];
     case "server":
       return [["name", n.name], ["", (n.services || []).join(", ") || "server"], ...n.addresses.slice(0, 2).map((a) => ["", a])];
-    default:
-      return [["name", n.name], ["", n.addresses[0]]];
+    default: {
+      const lines = [["name", n.name], ["", n.addresses[0]]];
+      // A host's own firewall, beside whatever NAT it is behind.
+      if (n.firewall) lines.push(["", "firewall " + n.firewall]);
+      return lines;
+    }
   }
 }
 
