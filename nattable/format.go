@@ -10,8 +10,8 @@ import (
 )
 
 // Write prints the table as the story draws it: one row per translated
-// flow, private -> public -> remote, then natlab's UDP mappings and the
-// NAT's port forwards.
+// flow, private -> public -> remote, then natlab's UDP and TCP mappings
+// and the NAT's port forwards.
 func Write(w io.Writer, t *Table) error {
 	err := section(w, "", "PROTO\tPRIVATE\t\tPUBLIC\t\tREMOTE\tSTATE\tEXPIRES\tPACKETS\tBYTES", func(tw io.Writer) {
 		for _, f := range t.Flows {
@@ -32,6 +32,13 @@ func Write(w io.Writer, t *Table) error {
 	if err == nil && len(t.Mappings) > 0 {
 		err = section(w, "UDP mappings (who owns each public port):", "PUBLIC\t\tPRIVATE\tEXPIRES", func(tw io.Writer) {
 			for _, m := range t.Mappings {
+				fmt.Fprintf(tw, "%v\t<-\t%v\t%s\n", m.Public, m.Private, secs(m.Expires))
+			}
+		})
+	}
+	if err == nil && len(t.TCPMappings) > 0 {
+		err = section(w, "TCP mappings (who owns each public port):", "PUBLIC\t\tPRIVATE\tEXPIRES", func(tw io.Writer) {
+			for _, m := range t.TCPMappings {
 				fmt.Fprintf(tw, "%v\t<-\t%v\t%s\n", m.Public, m.Private, secs(m.Expires))
 			}
 		})

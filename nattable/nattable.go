@@ -52,7 +52,7 @@ type Flow struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// Mapping is one of natlab's UDP mappings: who owns a public port.
+// Mapping is one of natlab's UDP or TCP mappings: who owns a public port.
 type Mapping struct {
 	Public  netip.AddrPort `json:"public"`
 	Private netip.AddrPort `json:"private"`
@@ -86,7 +86,11 @@ const (
 type Table struct {
 	Flows    []Flow    `json:"flows"`
 	Mappings []Mapping `json:"mappings"`
-	Forwards []Forward `json:"forwards,omitempty"`
+	// TCPMappings are natlab's TCP mappings, kept apart from UDP's
+	// (Mappings), as the NAT keeps them: a public port may be one host's
+	// for UDP and another's for TCP.
+	TCPMappings []Mapping `json:"tcp_mappings,omitempty"`
+	Forwards    []Forward `json:"forwards,omitempty"`
 	// OneToOne is a one-to-one NAT's binding; nil for other NATs. Such
 	// a NAT has no mappings: its rules hold the binding, as they hold
 	// static forwards, and AddStatic adds it.
@@ -187,6 +191,13 @@ func readPool(ctx context.Context, nsFd int, pool []netip.Addr, pooling nat.Pool
 	if t.Mappings, err = readMappings(ctx, conn, pool, pooling); err != nil {
 		return nil, err
 	}
+	if t.TCPMappings, err = readOwners(ctx, conn, pool, pooling, natrules.TCPPortsSet); errors.Is(err, unix.ENOENT) {
+		// A one-to-one NAT keeps no mappings, and a lab brought up by
+		// an older natlab kept none for TCP.
+		t.TCPMappings = nil
+	} else if err != nil {
+		return nil, err
+	}
 	// Port mapping is of NATs with one public address.
 	if t.Forwards, err = readLeases(ctx, conn, pool[0]); err != nil {
 		return nil, err
@@ -282,32 +293,41 @@ func tcpState(pi conntrack.ProtoInfo) string {
 // readMappings lists natlab's ports map: public UDP port -> private
 // endpoint, each port on its owner's address of pool.
 func readMappings(ctx context.Context, conn *nftables.Conn, pool []netip.Addr, pooling nat.Pooling) ([]Mapping, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("read the ports map: %w", err)
+	maps, err := readOwners(ctx, conn, pool, pooling, natrules.PortsSet)
+	if !errors.Is(err, unix.ENOENT) {
+		return maps, err
 	}
-	set, err := conn.GetSetByName(natrules.Table(), natrules.PortsSet)
+	// A one-to-one NAT's table has no maps: it keeps no mappings.
+	if _, err := conn.ListTable(natrules.Table().Name); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("no natlab table here: not a NAT node")
+		}
+		return nil, fmt.Errorf("read the natlab table: %w", err)
+	}
+	return nil, nil
+}
+
+// readOwners lists a ports map of natlab's (UDP's or TCP's): public port
+// -> private endpoint, each port on its owner's address of pool, sorted
+// by port. A map the table does not have is
+// an error wrapping ENOENT.
+func readOwners(ctx context.Context, conn *nftables.Conn, pool []netip.Addr, pooling nat.Pooling, name string) ([]Mapping, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read the %s map: %w", name, err)
+	}
+	set, err := conn.GetSetByName(natrules.Table(), name)
 	if err != nil {
-		if !errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("read the ports map: %w", err)
-		}
-		// A one-to-one NAT's table has no maps: it keeps no mappings.
-		if _, err := conn.ListTable(natrules.Table().Name); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return nil, fmt.Errorf("no natlab table here: not a NAT node")
-			}
-			return nil, fmt.Errorf("read the natlab table: %w", err)
-		}
-		return nil, nil
+		return nil, fmt.Errorf("read the %s map: %w", name, err)
 	}
 	elems, err := conn.GetSetElements(set)
 	if err != nil {
-		return nil, fmt.Errorf("read the ports map: %w", err)
+		return nil, fmt.Errorf("read the %s map: %w", name, err)
 	}
 	var maps []Mapping
 	for _, e := range elems {
 		o, err := natrules.ParseOwner(e)
 		if err != nil {
-			return nil, fmt.Errorf("read the ports map: %w", err)
+			return nil, fmt.Errorf("read the %s map: %w", name, err)
 		}
 		public := natrules.PoolAddr(pooling, pool, o.Private)
 		maps = append(maps, Mapping{Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, Expires: e.Expires})

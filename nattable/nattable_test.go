@@ -73,6 +73,43 @@ nodes:
 	}
 }
 
+// A TCP connection out makes a TCP mapping, which the table shows apart
+// from UDP's.
+func TestTableShowsTCPMappings(t *testing.T) {
+	testutil.CheckRoutines(t)
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10]}
+  nat:    {kind: nat, public: 203.0.113.50, type: full-cone}
+  phone:  {kind: host, behind: nat}
+`)
+	l.TCPListen("server", ":80")
+	if _, err := l.TCPDial("phone", "203.0.113.10:80", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := namedns.Open(l.Namespace("nat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tab, err := nattable.Read(t.Context(), ns.Fd(), l.Addr("nat", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Mappings) != 0 || len(tab.TCPMappings) != 1 {
+		t.Fatalf("table has %d UDP and %d TCP mappings, want 0 and 1:\n%+v", len(tab.Mappings), len(tab.TCPMappings), tab)
+	}
+	m := tab.TCPMappings[0]
+	if m.Private.Addr() != l.Addr("phone", 0) || m.Public.Addr() != l.Addr("nat", 0) || m.Public.Port() != m.Private.Port() || m.Expires <= 0 {
+		t.Errorf("TCP mapping %+v; want phone's port kept on the public address, expiring", m)
+	}
+	var b bytes.Buffer
+	nattable.Write(&b, tab)
+	if !strings.Contains(b.String(), "TCP mappings") || !strings.Contains(b.String(), m.Public.String()) {
+		t.Errorf("formatted table lacks the TCP mapping:\n%s", b.String())
+	}
+}
+
 func TestNotANAT(t *testing.T) {
 	testutil.CheckRoutines(t)
 	l := labtest.Up(t, "nodes:\n  h: {kind: host}\n")

@@ -25,7 +25,7 @@ func newTableCmd() *cobra.Command {
 		Long: `Show a NAT node's translation table as the story draws it: each translated
 flow as private endpoint -> public endpoint -> remote endpoint, with its
 protocol, conntrack state and the time it has left, then natlab's UDP
-mappings (which private endpoint owns each public port), then its port
+and TCP mappings (which private endpoint owns each public port), then its port
 forwards: the scenario's static ones and the leases hosts asked for by
 NAT-PMP, PCP or UPnP.
 It is read from the kernel: conntrack and the NAT's nftables maps.
@@ -41,8 +41,9 @@ The columns of a flow:
   EXPIRES   the time the flow has left unless a packet refreshes it
   PACKETS   packets of the flow through the NAT, both ways
   BYTES     their bytes, IP headers included
-A mapping row says which private endpoint owns a public UDP port, and for
-how long; a forward row, where a public port is sent on, and who made it
+A mapping row says which private endpoint owns a public UDP port (or, under
+TCP mappings, a TCP port: tcp_mappings in --json), and for how long; a
+forward row, where a public port is sent on, and who made it
 (the scenario, or a host: by nat-pmp, by pcp, by upnp). A one-to-one NAT
 has no mappings: its one row says whose private address owns its public
 address, every port of it (one_to_one in --json). --json gives the same
