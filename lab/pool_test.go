@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -256,5 +257,35 @@ func TestPoolRebootAndSwitch(t *testing.T) {
 	}
 	if _, err := lab.SwitchNAT(ctx, l.Topo.Name, "nat", nat.OneToOne); !errors.Is(err, lab.ErrBadChange) || !strings.Contains(err.Error(), "pool") {
 		t.Errorf("making a pool one-to-one: %v, want a bad change", err)
+	}
+}
+
+// Pools nest as NATs do (carrier-grade NAT): an inner NAT's pool is on
+// the outer's LAN, so the outer sees its addresses as private hosts and
+// pairs each with one of its own. What alice sends leaves from the outer
+// pool, and answers find their way back through both.
+func TestPoolBehindPool(t *testing.T) {
+	t.Parallel()
+	l := labtest.Up(t, `
+nodes:
+  server: {kind: server, addresses: [203.0.113.10, 203.0.113.11]}
+  isp:    {kind: nat, type: full-cone, public: [203.0.113.1, 203.0.113.2], lan: 100.64.0.0/24}
+  home:   {kind: nat, type: full-cone, behind: isp, public: [100.64.0.10, 100.64.0.11, 100.64.0.12], pooling: arbitrary}
+  alice:  {kind: host, behind: home}
+`)
+	s := openServers(l)
+	outer := l.Topo.Node("isp").Addresses
+	for port := 40000; port < 40006; port++ {
+		h := l.UDP("alice", fmt.Sprintf(":%d", port))
+		public := s.seen(t, h, s.a1p1)
+		if !slices.Contains(outer, public.Addr()) {
+			t.Errorf("alice's socket %d seen from %v, none of isp's %v", port, public, outer)
+		}
+		if again := s.seen(t, h, s.a2p1); again != public {
+			t.Errorf("alice's socket %d seen from %v and %v, want one mapping through both full cones", port, public, again)
+		}
+		msg := fmt.Sprintf("answer to %d", port)
+		s.a2p2.Send(public, msg)
+		h.Expect(msg, arrival)
 	}
 }

@@ -20,16 +20,19 @@ import (
 // computes again in Go: paired pooling hashes the private address, so
 // every mapping of one host has one public address for as long as the lab
 // runs (REQ-2); arbitrary pooling hashes the private endpoint, so each
-// socket of a host may show another. The address is never stored: a rule
-// that needs it, outbound or inbound, computes it again from the private
-// endpoint, which the maps hold.
+// socket of a host may show another. (TCP, ICMP and the rest, which
+// conntrack alone translates, take the pool's addresses in turn under
+// arbitrary pooling.) The address is never stored: a rule that needs it,
+// outbound or inbound, computes it again from the private endpoint, which
+// the maps hold.
 //
 // Public ports stay unique across the pool: the maps are keyed by public
 // port as with one address, and a port belongs to one mapping, on the
 // address its owner hashes to. An inbound packet to a mapped port on
-// another address of the pool is no packet of that mapping: the
-// destination NAT that admits inbound packets checks the address and
-// leaves it to the wall. (A pool so gives no more ports than one address;
+// another address of the pool is no packet of that mapping: destination
+// NAT finds the owner by port, and the pool chain (poolWall), seeing the
+// owner after it, drops the packet if the owner's hash is not the
+// address it was sent to. (A pool so gives no more ports than one address;
 // what it changes is the address peers see, which is what RFC 4787's
 // pooling is about.)
 
@@ -37,10 +40,6 @@ import (
 const (
 	// PoolSet maps a pool index (what the hash yields) to its address.
 	PoolSet = "pool"
-	// setPoolCheck holds index . address for every address of the pool:
-	// an inbound packet whose owner's index and destination address are
-	// in it reached the owner's address.
-	setPoolCheck = "pool_check"
 	// setPublic holds the pool's addresses.
 	setPublic = "pool_addresses"
 	// chainPool holds poolWall's checks, which jump to ChainPoolWall,
@@ -145,21 +144,17 @@ func (b *builder) poolSets() {
 	mark, ipv4 := nftables.TypeMark, nftables.TypeIPAddr
 	pool := newSet(t, PoolSet, "pool index -> public address ("+string(b.Pooling)+" pooling)",
 		[]nftables.SetDatatype{mark}, []nftables.SetDatatype{ipv4})
-	check := newSet(t, setPoolCheck, "pool index . public address: an inbound packet reached the address of its mapping's owner",
-		[]nftables.SetDatatype{mark, ipv4}, nil)
 	public := newSet(t, setPublic, "the public addresses", []nftables.SetDatatype{ipv4}, nil)
 	for i, a := range b.Pool {
 		pool.elements = append(pool.elements, nftables.SetElement{Key: poolIndexKey(i), Val: a.AsSlice()})
 		pool.elementText = append(pool.elementText, fmt.Sprintf("0x%08x : %v", i, a))
-		check.elements = append(check.elements, nftables.SetElement{Key: append(poolIndexKey(i), a.AsSlice()...)})
-		check.elementText = append(check.elementText, fmt.Sprintf("0x%08x . %v", i, a))
 		public.elements = append(public.elements, nftables.SetElement{Key: a.AsSlice()})
 		public.elementText = append(public.elementText, a.String())
 	}
 	// The sets never change; nft would list the index of a constant map
 	// in network byte order, though, and the hash leaves it in host byte
 	// order, so the map is not marked constant.
-	for _, s := range []*set{pool, check, public} {
+	for _, s := range []*set{pool, public} {
 		s.spec.Dynamic, s.spec.HasTimeout = false, false
 		s.spec.Constant = s != pool
 		s.fixed = true

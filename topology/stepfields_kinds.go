@@ -516,6 +516,10 @@ func (r *StepFields) NewAddress(key, node string) netip.Addr {
 		if free := now.freeAddress(n); free.IsValid() {
 			want = fmt.Sprintf("a free address of %s's uplink such as %s", node, free)
 		}
+		if n.NAT != nil && len(n.Addresses) > 1 {
+			// No address would do (AddressProblem).
+			want = "no renumbering of a pool; remove the step"
+		}
 	}
 	s, ok := r.p.str(v, path, "an IPv4 address")
 	if !ok {

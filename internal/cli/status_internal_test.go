@@ -131,6 +131,36 @@ func TestStatusShowsFirewall(t *testing.T) {
 	}
 }
 
+// TestStatusPool checks that status --json and natlab table name a
+// pooled NAT's pooling, and its addresses, and say nothing of pooling for
+// a NAT with one address.
+func TestStatusPool(t *testing.T) {
+	topo, err := topology.Parse("pool.yaml", []byte(`
+nodes:
+  isp: {kind: nat, public: [203.0.113.1, 203.0.113.2], pooling: arbitrary}
+  home: {kind: nat, public: 203.0.113.3}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := describeLab(&labstate.State{Name: "pool", Complete: true}, topo, nil)
+	isp, _ := json.Marshal(l.Nodes[0])
+	if want := `"addresses":["203.0.113.1","203.0.113.2"]`; !strings.Contains(string(isp), want) {
+		t.Errorf("status --json's isp: %s; want %s in it", isp, want)
+	}
+	if want := `"pooling":"arbitrary"`; !strings.Contains(string(isp), want) {
+		t.Errorf("status --json's isp: %s; want %s in it", isp, want)
+	}
+	if home, _ := json.Marshal(l.Nodes[1]); strings.Contains(string(home), "pooling") {
+		t.Errorf("status --json's home, with one address: %s; want no pooling", home)
+	}
+	for node, want := range map[string]string{"isp": "203.0.113.1 203.0.113.2, pooling arbitrary", "home": "203.0.113.3"} {
+		if got := publicOf(topo.Node(node)); got != want {
+			t.Errorf("natlab table's %s: %q, want %q", node, got, want)
+		}
+	}
+}
+
 // TestServes checks that a service counts as running only while its
 // process listens on its sockets.
 func TestServes(t *testing.T) {
