@@ -533,6 +533,7 @@ func TestBrowserTenNodes(t *testing.T) {
 					t.Errorf("%s: node names under %dpx: %v", name, floor, small)
 				}
 				p.noTextOverlap(name)
+				p.noSideways(name)
 				p.shot(fmt.Sprintf("ten-nodes-%s-%s", l.name, name))
 			}
 		})

@@ -210,9 +210,13 @@ async function doPrompt() {
   }
   drawHappened();
   // The packets and the table's rows follow the answer by a moment.
+  // A few seconds on, what happened is what it shows: rows and packets
+  // that come later (another page's sends, a table filling up) are not
+  // this prompt's.
   const w = watch;
   setTimeout(() => { if (watch === w) drawHappened(); }, 400);
   setTimeout(() => { if (watch === w) drawHappened(); }, 1200);
+  setTimeout(() => { if (watch === w) { drawHappened(); w.done = true; } }, 3000);
   if (res.error && p.show !== "walk") {
     showPrompt();
     return;
@@ -278,7 +282,7 @@ function kv(tab, k, v, cls) {
 // drawHappened shows what the action really did, as the prompt asks.
 function drawHappened() {
   const w = watch;
-  if (!w || !w.res) return;
+  if (!w || !w.res || w.done) return;
   const d = $("detail");
   const res = w.res;
   const s = res.step;
