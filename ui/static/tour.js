@@ -238,6 +238,7 @@ async function walk(first) {
     b.title = "";
     await new Promise((resolve) => b.addEventListener("click", resolve, { once: true, capture: true }));
     b.disabled = true;
+    b.title = "Running: the result shows below";
     last = await act({ "walk-next": {} });
     if (last && last.walk) steps.push(last.walk);
     drawWalk(steps);
@@ -336,7 +337,7 @@ function drawHappened() {
       const tab = add(d, "table", "", "");
       servers.forEach((name, i) => kv(tab, name, seen[i] ? `saw ${seen[i]}` : "no answer", "after"));
       if (s && (s.observed === "same" || s.observed === "different")) {
-        add(d, "p", "", s.observed === "same" ? "The same endpoint: anyone may be told it." : "Two different ports: the NAT picked a new one for each server.");
+        add(d, "p", "", s.observed === "same" ? "The same endpoint for both servers: it can be given to anyone." : "Two different ports: the NAT picked a new one for each server.");
       }
       return;
     }
