@@ -138,11 +138,14 @@ var tourWalk = []tourAct{
 
 // The tour in a real browser at a laptop's and two projectors' sizes:
 // every act is entered from the progress line, its prompts done one at a
-// time, and what really happened checked; no two text boxes on the page
-// intersect, node names are 14px or more at 1400x900 and 1920x1080 (12px
-// at 1024x768), and
-// leaving an act takes its lab down. A screenshot of each act at each
-// size is saved to the artifacts directory (ui/tour).
+// time, and what really happened checked; after each prompt nothing
+// sticks out of its card sideways, nor does the page scroll sideways; no
+// two text boxes on the page intersect, node names are 14px or more at
+// 1400x900 and 1920x1080 (12px at 1024x768), act II's table of 40 flows
+// scrolls inside its card, and leaving an act takes its lab down. A
+// screenshot of each act at each size is saved to the artifacts
+// directory (ui/tour); with NATLAB_DOC_SHOTS set to docs/acts/img, the
+// docs' pictures of the acts at 1400x900 too.
 func TestBrowserTour(t *testing.T) {
 	testutil.CheckRoutines(t)
 	tr := serveTour(t)
