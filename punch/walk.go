@@ -202,7 +202,7 @@ func (w *Walk) heardLine(ctx context.Context, to *side, first, last int) string 
 	}
 	how := ""
 	if !slices.Contains(to.res.Announced, src) {
-		how = " (an endpoint it was never told: peer-reflexive, the other NAT gave a new port)"
+		how = " (an endpoint it was never told of: the sender's NAT gave this destination a new port, a peer-reflexive candidate)"
 	}
 	return fmt.Sprintf("%s hears it, from %v%s.", to.self.Name, src, how)
 }

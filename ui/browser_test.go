@@ -471,3 +471,71 @@ func TestBrowserNetwork(t *testing.T) {
 		})()`),
 	)
 }
+
+// tenNodeLabs are labs of ten nodes, the most the page promises names of
+// 14px on a projector for: a STUN server and two NATs, one with four
+// hosts behind it and one with three, and the widest ten-node lab there
+// is, one NAT with nine hosts on its LAN.
+var tenNodeLabs = []struct{ name, topo string }{
+	{"two-lans", `nodes:
+  meet: {kind: server, services: [stun]}
+  home: {kind: nat, type: port-restricted-cone}
+  office: {kind: nat, type: symmetric}
+  phone: {kind: host, behind: home}
+  laptop: {kind: host, behind: home}
+  tv: {kind: host, behind: home}
+  console: {kind: host, behind: home}
+  alice: {kind: host, behind: office}
+  bob: {kind: host, behind: office}
+  carol: {kind: host, behind: office}
+`},
+	{"one-lan", `nodes:
+  home: {kind: nat, type: full-cone}
+  h1: {kind: host, behind: home}
+  h2: {kind: host, behind: home}
+  h3: {kind: host, behind: home}
+  h4: {kind: host, behind: home}
+  h5: {kind: host, behind: home}
+  h6: {kind: host, behind: home}
+  h7: {kind: host, behind: home}
+  h8: {kind: host, behind: home}
+  h9: {kind: host, behind: home}
+`},
+}
+
+// A lab of ten nodes in free play, at a laptop's and two projectors'
+// sizes: node names are 14px or more at 1400x900 and 1920x1080 (12px at
+// 1024x768, as in the tour), and no text is drawn over other text.
+func TestBrowserTenNodes(t *testing.T) {
+	testutil.CheckRoutines(t)
+	for _, l := range tenNodeLabs {
+		t.Run(l.name, func(t *testing.T) {
+			s := serve(t, l.topo)
+			if n := len(s.lab.Topo.Nodes); n != 10 {
+				t.Fatalf("%d nodes, not ten", n)
+			}
+			p := newPage(t, browser(t), artifacts(t))
+			defer p.checkScript()
+			p.run("load the lab", chromedp.Navigate(s.base+"/?token="+token), text("#conn", "live"),
+				until("document.querySelectorAll('.box').length === 11"))
+			for _, size := range [][2]int64{{1024, 768}, {1400, 900}, {1920, 1080}} {
+				name := fmt.Sprintf("%dx%d", size[0], size[1])
+				p.run("the window at "+name, chromedp.EmulateViewport(size[0], size[1]))
+				floor := 14
+				if size[0] == 1024 {
+					floor = 12
+				}
+				small, err := p.strings(smallNames(floor))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(small) > 0 {
+					t.Errorf("%s: node names under %dpx: %v", name, floor, small)
+				}
+				p.noTextOverlap(name)
+				p.noSideways(name)
+				p.shot(fmt.Sprintf("ten-nodes-%s-%s", l.name, name))
+			}
+		})
+	}
+}

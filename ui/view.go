@@ -12,9 +12,12 @@ import (
 	"github.com/natlab/natlab/topology"
 )
 
-// pageSizes are the page's boxes: larger than the SVG export's, to be read
-// across a classroom.
-var pageSizes = graph.Sizes{BoxW: 210, BoxH: 92, GapX: 26, GapY: 100, Margin: 24, MaxWidth: 1500}
+// pageSizes are the page's boxes: taller than the SVG export's, to be read
+// across a classroom, and as narrow as the tour's, wrapping past five
+// boxes side by side, so that a lab of ten nodes keeps its names 14px or
+// more in the picture beside the forms at 1400x900 (some 780px wide): a
+// large lab grows down rather than shrinking.
+var pageSizes = graph.Sizes{BoxW: 172, BoxH: 92, GapX: 16, GapY: 100, Margin: 12, MaxWidth: 1000}
 
 // stateView is what the page draws, sent whole on every (re)connection
 // and after a NAT changes type.

@@ -76,7 +76,10 @@ function connect() {
     c.className = "conn down";
     // The tour's page keeps its way to the other acts, whose labs are
     // their own.
-    for (const b of document.querySelectorAll(panel ? "button" : "#do")) b.disabled = true;
+    for (const b of document.querySelectorAll(panel ? "button" : "#do")) {
+      b.disabled = true;
+      b.title = "The lab was taken down";
+    }
   });
 }
 
@@ -345,12 +348,13 @@ function fillChoices() {
 
   options("link-node", c.links || []);
   showLink();
-  $("link-form").querySelectorAll("button").forEach((b) => { b.disabled = !(c.links || []).length; });
+  const noLinks = (c.links || []).length ? "" : "this lab has no node with a link";
+  for (const id of ["link-button", "link-clear", "link-down", "link-up"]) disable(id, noLinks);
   options("reboot-nat", nats);
   options("renumber-nat", nats);
   suggestPublic(false);
-  $("reboot-button").disabled = !nats.length;
-  $("renumber-button").disabled = !nats.length;
+  disable("reboot-button", nats.length ? "" : "this lab has no NAT");
+  disable("renumber-button", nats.length ? "" : "this lab has no NAT");
   options("move-host", hosts);
   fillMoveTargets();
 }
@@ -395,7 +399,7 @@ function fillMoveTargets() {
   const h = node($("move-host").value);
   const targets = (state.choices.nats || []).filter((n) => !h || n !== h.behind);
   options("move-nat", targets);
-  $("move-button").disabled = !h || !targets.length;
+  disable("move-button", !h ? "this lab has no host" : targets.length ? "" : "no other NAT to move " + h.name + " behind");
 }
 
 // ---- packets ----
@@ -632,7 +636,7 @@ function table(t) {
     add(tr, "td", "pub", f.public);
     add(tr, "td", "", arrow);
     add(tr, "td", "", f.remote);
-    add(tr, "td", "", f.state + (f.hairpin ? " hairpin" : ""));
+    add(tr, "td", "state", f.state + (f.hairpin ? " hairpin" : ""));
     add(tr, "td", "", secs(f.expires_ns));
     if (panel) tr.title = "aim a knock at " + f.public;
     tr.addEventListener("click", () => knockOn(t.nat, f.public, f.proto));

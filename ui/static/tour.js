@@ -210,9 +210,13 @@ async function doPrompt() {
   }
   drawHappened();
   // The packets and the table's rows follow the answer by a moment.
+  // A few seconds on, what happened is what it shows: rows and packets
+  // that come later (another page's sends, a table filling up) are not
+  // this prompt's.
   const w = watch;
   setTimeout(() => { if (watch === w) drawHappened(); }, 400);
   setTimeout(() => { if (watch === w) drawHappened(); }, 1200);
+  setTimeout(() => { if (watch === w) { drawHappened(); w.done = true; } }, 3000);
   if (res.error && p.show !== "walk") {
     showPrompt();
     return;
@@ -234,6 +238,7 @@ async function walk(first) {
     b.title = "";
     await new Promise((resolve) => b.addEventListener("click", resolve, { once: true, capture: true }));
     b.disabled = true;
+    b.title = "Running: the result shows below";
     last = await act({ "walk-next": {} });
     if (last && last.walk) steps.push(last.walk);
     drawWalk(steps);
@@ -278,7 +283,7 @@ function kv(tab, k, v, cls) {
 // drawHappened shows what the action really did, as the prompt asks.
 function drawHappened() {
   const w = watch;
-  if (!w || !w.res) return;
+  if (!w || !w.res || w.done) return;
   const d = $("detail");
   const res = w.res;
   const s = res.step;
@@ -332,7 +337,7 @@ function drawHappened() {
       const tab = add(d, "table", "", "");
       servers.forEach((name, i) => kv(tab, name, seen[i] ? `saw ${seen[i]}` : "no answer", "after"));
       if (s && (s.observed === "same" || s.observed === "different")) {
-        add(d, "p", "", s.observed === "same" ? "The same endpoint: anyone may be told it." : "Two different ports: the NAT picked a new one for each server.");
+        add(d, "p", "", s.observed === "same" ? "The same endpoint for both servers: it can be given to anyone." : "Two different ports: the NAT picked a new one for each server.");
       }
       return;
     }
