@@ -39,6 +39,18 @@ func (c *Client) exchangeAs(ctx context.Context, protocol string, req []byte, ok
 	})
 }
 
+// drain discards the datagrams queued on conn.
+func drain(conn *net.UDPConn, buf []byte) {
+	for {
+		// A deadline already past would end the read before it looks
+		// at the queue.
+		conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, _, err := conn.ReadFromUDPAddrPort(buf); err != nil {
+			return
+		}
+	}
+}
+
 // ask sends req from conn to to until an answer ok accepts comes, the
 // tries run out or ctx ends, whichever is first; its errors name
 // protocol.
@@ -57,6 +69,11 @@ func ask(ctx context.Context, conn *net.UDPConn, protocol string, to netip.AddrP
 		}
 		conn.SetReadDeadline(time.Time{})
 	}()
+	// Answers still queued on the socket are to requests asked before,
+	// which were sent again and answered twice: one would pass for this
+	// request's answer when it asks the same with the same nonce, as a
+	// PCP renewal does, and carry the old lifetime.
+	drain(conn, buf)
 	for _, wait := range tries {
 		if _, err := conn.WriteToUDPAddrPort(req, to); err != nil {
 			return nil, fmt.Errorf("%s: send to %v: %w", protocol, to, err)
