@@ -153,24 +153,13 @@ func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var tracers map[string]*trace.Tracer
-	if s.Explain {
-		tracers = traceNATs(ctx, env, s.Between[:])
-	}
-	out, err := punch.Pair(ctx, cfg, peers[0], peers[1])
-	drops := stopTracers(tracers)
-	res := Result{Data: out}
-	if err != nil {
-		res.Reason = err.Error()
-		res.Detail = fmt.Sprintf("%s and %s found no direct path within %v", a, b, s.Timeout)
-		if s.Explain {
-			res.Detail += "\n" + explain(out, drops, nil)
-		}
-		return verdict(s, s.Expect, "fail", res), nil
+	out, res, drops, ok := s.attempt(ctx, env, "found no direct path", func() (*punch.Outcome, error) {
+		return punch.Pair(ctx, cfg, peers[0], peers[1])
+	})
+	if !ok {
+		return res, nil
 	}
 	rtt := out.A.MedianRTT()
-	res.RTT = NewRTT(out.A.RTTs)
-	env.Memory().SetRTT(a, b, rtt)
 	for _, p := range peers {
 		env.Keep(p.Conn)
 	}
@@ -186,6 +175,31 @@ func (s *Punch) Run(ctx context.Context, env Env) (Result, error) {
 	return verdict(s, s.Expect, "ok", res), nil
 }
 
+// attempt runs pair, tracing the NATs when the step explains itself. A
+// failure is the step's verdict (ok false), saying the hosts failed as
+// what says; a success records the pair's RTT and returns the result to
+// complete, with the drops the tracers saw.
+func (s *Punch) attempt(ctx context.Context, env Env, what string, pair func() (*punch.Outcome, error)) (*punch.Outcome, Result, map[string][]string, bool) {
+	var tracers map[string]*trace.Tracer
+	if s.Explain {
+		tracers = traceNATs(ctx, env, s.Between[:])
+	}
+	out, err := pair()
+	drops := stopTracers(tracers)
+	res := Result{Data: out}
+	if err != nil {
+		res.Reason = err.Error()
+		res.Detail = fmt.Sprintf("%s and %s %s within %v", s.Between[0], s.Between[1], what, s.Timeout)
+		if s.Explain {
+			res.Detail += "\n" + explain(out, drops, nil)
+		}
+		return out, verdict(s, s.Expect, "fail", res), drops, false
+	}
+	res.RTT = NewRTT(out.A.RTTs)
+	env.Memory().SetRTT(s.Between[0], s.Between[1], out.A.MedianRTT())
+	return out, res, drops, true
+}
+
 // runTCP punches a TCP connection between the hosts (punch.PairTCP); the
 // connection closes when the step ends.
 func (s *Punch) runTCP(ctx context.Context, env Env) (Result, error) {
@@ -194,24 +208,13 @@ func (s *Punch) runTCP(ctx context.Context, env Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var tracers map[string]*trace.Tracer
-	if s.Explain {
-		tracers = traceNATs(ctx, env, s.Between[:])
-	}
-	out, err := punch.PairTCP(ctx, cfg, peers[0], peers[1])
-	drops := stopTracers(tracers)
-	res := Result{Data: out}
-	if err != nil {
-		res.Reason = err.Error()
-		res.Detail = fmt.Sprintf("%s and %s made no direct TCP connection within %v", a, b, s.Timeout)
-		if s.Explain {
-			res.Detail += "\n" + explain(out, drops, nil)
-		}
-		return verdict(s, s.Expect, "fail", res), nil
+	out, res, drops, ok := s.attempt(ctx, env, "made no direct TCP connection", func() (*punch.Outcome, error) {
+		return punch.PairTCP(ctx, cfg, peers[0], peers[1])
+	})
+	if !ok {
+		return res, nil
 	}
 	rtt := out.A.MedianRTT()
-	res.RTT = NewRTT(out.A.RTTs)
-	env.Memory().SetRTT(a, b, rtt)
 	res.Detail = fmt.Sprintf("%s <-> %s direct over tcp: connected after %v, rtt %v; %s",
 		a, b, Round(max(out.A.Confirmed, out.B.Confirmed)), Round(rtt), reflexive(out))
 	if s.Explain {
