@@ -132,7 +132,9 @@ func relayThenDirect(t *testing.T, steps []step.Result) {
 func lossyPunch(t *testing.T, steps []step.Result) {
 	// A busy or emulated machine adds to the links' delays, never takes
 	// from them: 44ms in make vm-test's.
-	if r := steps[0].RTT; r == nil || r.Median < 36*time.Millisecond || r.Median > 50*time.Millisecond {
+	if r := steps[0].RTT; r == nil {
+		t.Errorf("%s reports no rtt: %s", steps[0].Name, steps[0].Detail)
+	} else if testutil.KeepsTime(t, testutil.Lateness(t)) && (r.Median < 36*time.Millisecond || r.Median > 50*time.Millisecond) {
 		t.Errorf("%s: rtt %v, want 40ms, -4ms to +10ms", steps[0].Name, r)
 	}
 	// 50 round trips lose none with chance 0.81^50 (3e-5) and more than
@@ -148,10 +150,16 @@ func lossyPunch(t *testing.T, steps []step.Result) {
 // reports the RTT of the path it found, and the throughput steps the
 // goodput of the direct path and of the relay.
 func relayCosts(t *testing.T, steps []step.Result) {
+	// Each hold of a packet on a shaped link and each receiver it wakes
+	// may be late on a busy or emulated machine (testutil.Lateness),
+	// never early: a direct round trip has four holds and two receivers,
+	// a relayed one eight holds and four receivers (the relay twice).
+	late := testutil.Lateness(t)
+	timed := testutil.KeepsTime(t, late)
 	near := func(what string, got, want, tol time.Duration) {
 		t.Helper()
-		if got < want-tol || got > want+tol {
-			t.Errorf("%s: rtt %v, want %v ± %v", what, got, want, tol)
+		if timed && !testutil.LateDelay(got, want, tol, 6, late) {
+			t.Errorf("%s: rtt %v, want %v, -%v to +%v", what, got, want, tol, tol+6*late)
 		}
 	}
 	// The TURN server relays in user space: each pass through it adds its
@@ -161,8 +169,8 @@ func relayCosts(t *testing.T, steps []step.Result) {
 	const relayWork = 8 * time.Millisecond
 	nearRelay := func(what string, got, want, tol time.Duration) {
 		t.Helper()
-		if got < want-tol || got > want+tol+relayWork {
-			t.Errorf("%s: rtt %v, want %v, -%v to +%v (the relay's own work)", what, got, want, tol, tol+relayWork)
+		if timed && (!testutil.LateDelay(got, want, tol+relayWork, 12, late) || got < want-tol) {
+			t.Errorf("%s: rtt %v, want %v, -%v to +%v (the relay's own work)", what, got, want, tol, tol+relayWork+12*late)
 		}
 	}
 	const direct, relayed = 40 * time.Millisecond, 200 * time.Millisecond
@@ -217,7 +225,7 @@ func relayCosts(t *testing.T, steps []step.Result) {
 			t.Errorf("%s measured no throughput: %s", steps[i].Name, steps[i].Detail)
 			return 0
 		}
-		if m := g.Goodput / 1e6; m < lo || m > hi {
+		if m := g.Goodput / 1e6; timed && (m < lo || m > hi) {
 			t.Errorf("%s: goodput %.2f Mbit/s, want %v to %v (%s)", steps[i].Name, m, lo, hi, steps[i].Detail)
 		}
 		return g.Goodput / 1e6

@@ -1,0 +1,61 @@
+package testutil
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// Lateness is how late this machine wakes a sleeping program: the median
+// overshoot of short sleeps, measured when it is called. Every delay a
+// test measures through a shaped link is made of such wakes (each timed
+// hold of a packet, and each receiver the packet wakes), so a busy
+// machine, or an emulated one such as make vm-test's, where each costs
+// about a millisecond, makes packets late by a few of them, never early.
+// The accuracy tests allow a delay that many wakes more than the one the
+// link was given, and no less; on the host a wake costs a fraction of a
+// millisecond.
+func Lateness(t testing.TB) time.Duration {
+	t.Helper()
+	const n, sleep = 15, 10 * time.Millisecond
+	late := make([]time.Duration, n)
+	for i := range late {
+		start := time.Now()
+		time.Sleep(sleep)
+		late[i] = max(time.Since(start)-sleep, 0)
+	}
+	slices.Sort(late)
+	l := late[n/2]
+	t.Logf("this machine wakes a sleeper %v late (the median of %d sleeps of %v)", l, n, sleep)
+	return l
+}
+
+// LateDelay reports whether a measured delay is the one wanted: no less
+// than want-tol, and no more than want+tol plus wakes times how late this
+// machine wakes (lateness, from Lateness).
+func LateDelay(got, want, tol time.Duration, wakes int, lateness time.Duration) bool {
+	return got >= want-tol && got <= want+tol+time.Duration(wakes)*lateness
+}
+
+// keepsTimeLateness is the most a machine may wake a sleeper late and
+// still time a scenario: the host here wakes one 0.2-0.3 ms late, even
+// under make test's load; make vm-test's emulated machine about 1 ms,
+// and by much more now and then (an ICE check's single round trip of
+// 40 ms measured 393 ms there).
+const keepsTimeLateness = 750 * time.Microsecond
+
+// KeepsTime reports whether this machine wakes sleepers on time enough
+// for a test to check what a whole scenario measured (round trips of
+// single exchanges, throughput through agents and a relay in user
+// space), and logs why not. The link tests check each delay on any
+// machine, allowing for its lateness (LateDelay); a scenario's
+// measurements stack too many wakes for that on an emulated one. late is
+// what Lateness measured.
+func KeepsTime(t testing.TB, late time.Duration) bool {
+	t.Helper()
+	if late > keepsTimeLateness {
+		t.Logf("the timings are not checked: this machine wakes a sleeper %v late, more than %v (an emulated or overloaded machine); they are on one that keeps time", late, keepsTimeLateness)
+		return false
+	}
+	return true
+}
