@@ -59,6 +59,11 @@ func SwitchNAT(ctx context.Context, name, node string, typ nat.Type) (*topology.
 		}
 		b := c.n.NAT.Behaviour
 		b.Mapping, b.Filtering, b.Ports = typ.Mapping(), typ.Filtering(), typ.DefaultPorts()
+		if c.n.NAT.Blocks.Enabled() && b.Ports == nat.PortPreserve {
+			// A subscriber's ports are its blocks': a nat with port
+			// blocks picks them, at random as a file's default has it.
+			b.Ports = nat.PortRandom
+		}
 		c.n.NAT.Type, c.n.NAT.Behaviour = typ, b
 		if err := c.replaceRules(); err != nil {
 			return err
@@ -82,6 +87,9 @@ func oneToOneProblem(c *natChange) error {
 	}
 	if _, msg := c.topo.OneToOneHost(n); msg != "" {
 		return badChangef("lab %s: node %s: one-to-one: %s", c.topo.Name, n.Name, msg)
+	}
+	if n.NAT.Blocks.Enabled() {
+		return badChangef("lab %s: node %s: one-to-one: its port blocks would have nothing to do, for its host would own every port; a file that gives them cannot make it one-to-one", c.topo.Name, n.Name)
 	}
 	if len(n.NAT.Forwards) > 0 || len(n.NAT.PortMapping) > 0 {
 		return badChangef("lab %s: node %s: one-to-one: its forwards and port mapping would have nothing to do, for its host would own every port; a file that gives them cannot make it one-to-one", c.topo.Name, n.Name)

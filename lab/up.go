@@ -821,6 +821,12 @@ func Rules(topo *topology.Topology, n *topology.Node) (*natrules.Ruleset, error)
 	for _, f := range n.NAT.Forwards {
 		cfg.Forwards = append(cfg.Forwards, natrules.Forward{Proto: string(f.Proto), Port: f.Port, To: f.To, Name: f.ToNode})
 	}
+	if n.NAT.Blocks.Enabled() {
+		cfg.Blocks = n.NAT.Blocks
+		for _, s := range topo.Subscribers(n) {
+			cfg.Subscribers = append(cfg.Subscribers, natrules.Subscriber{Addr: s.Addr, Blocks: s.Blocks})
+		}
+	}
 	rs, err := natrules.Build(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: rules: %w", n.Name, err)

@@ -56,6 +56,7 @@ func Build(c Config) (*Ruleset, error) {
 		b.claim(p)
 	}
 	b.poolWall()
+	b.quota()
 	b.track()
 	b.expire()
 	b.permit()
@@ -90,6 +91,9 @@ func (b *builder) sets() {
 	b.filterSets(udp)
 	if b.pooled() {
 		b.poolSets()
+	}
+	if b.blocked() {
+		b.blockSets()
 	}
 	b.mappingSets(tcp)
 	b.filterSets(tcp)
@@ -255,6 +259,11 @@ func (b *builder) outboundOf(c *chain, p transport) {
 		c.add(p.comment(comment), append(stmts, jump(p.claim))...)
 	}
 	proto := l4proto(p.name, true)
+	if b.blocked() {
+		b.offerBlocks(offer, p)
+		c.add(p.comment("every port of the subscriber's quota is taken: refuse the mapping (RFC 6888 REQ-8)"), l4proto(p.name, true), counter(), logDrop(DropQuota), drop())
+		return
+	}
 	switch b.b.Ports {
 	case nat.PortPreserve:
 		offer("new mapping: keep the private port when no other mapping owns it", offerSport(p, pr)...)
@@ -278,6 +287,9 @@ func (b *builder) outboundOf(c *chain, p transport) {
 func (b *builder) claim(p transport) {
 	c := b.chain(p.claim, nil, "", nil, 0)
 	c.add(p.comment("the port is taken: offer the next"), markTaken(p), ret())
+	if b.blocked() && b.Blocks.ReuseDelay > 0 {
+		c.add(p.comment(fmt.Sprintf("the port's mapping expired less than %s ago: offer the next", nat.FormatDuration(b.Blocks.ReuseDelay))), markResting(p), ret())
+	}
 	stmts := []stmt{l4proto(p.name, false), loadMark()}
 	stmts = append(stmts, b.recordNew(p, markPort)...)
 	c.add(p.comment("a new mapping takes the port"), append(stmts, snatToPort(b.srcAddr(&p), markPort))...)
@@ -288,7 +300,7 @@ func (b *builder) claim(p transport) {
 func (b *builder) recordNew(p transport, public field) []stmt {
 	t := p.fresh
 	priv := []field{ipSaddr, p.sport()}
-	stmts := []stmt{update(p.ports, t, []field{public}, priv)}
+	stmts := append([]stmt{update(p.ports, t, []field{public}, priv)}, b.rest(p, t, public)...)
 	switch b.b.Mapping {
 	case nat.EndpointIndependent:
 		stmts = append(stmts, update(p.mappings, t, priv, []field{public}))
@@ -329,6 +341,7 @@ func (b *builder) track() {
 					continue
 				}
 				stmts = append(stmts, update(p.ports, t, []field{flow.public}, dir.priv))
+				stmts = append(stmts, b.rest(p, t, flow.public)...)
 				switch b.b.Mapping {
 				case nat.EndpointIndependent:
 					stmts = append(stmts, update(p.mappings, t, dir.priv, []field{flow.public}))

@@ -35,6 +35,11 @@ type Config struct {
 	// every port of it. Of Behaviour only Hairpin counts then, and the
 	// NAT has neither forwards nor port mapping.
 	OneToOne netip.Addr
+	// Blocks, when enabled, allocates ports in blocks (RFC 6888): each of
+	// Subscribers holds its Blocks, and its mappings take ports of them
+	// only (blocks.go).
+	Blocks      nat.PortBlocks
+	Subscribers []Subscriber
 }
 
 // Forward sends new connections to Port on the public address to To.
@@ -102,6 +107,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Pool) > 0 {
 		errs = append(errs, c.validatePool()...)
+	}
+	if c.blocked() {
+		errs = append(errs, c.validateBlocks()...)
 	}
 	seen := map[string]bool{}
 	for _, f := range c.Forwards {

@@ -124,7 +124,12 @@ func loadMark() stmt {
 // (nat-behaviour.md, trap 7).
 func offerNumgen(kind uint32, r nat.PortRange) stmt {
 	word := map[uint32]string{unix.NFT_NG_INCREMENTAL: "inc", unix.NFT_NG_RANDOM: "random"}[kind]
-	return markSet(fmt.Sprintf("numgen %s mod %d offset %d", word, r.Size(), r.First),
+	text := fmt.Sprintf("numgen %s mod %d offset %d", word, r.Size(), r.First)
+	if r.First == 0 {
+		// nft writes no offset of 0.
+		text = fmt.Sprintf("numgen %s mod %d", word, r.Size())
+	}
+	return markSet(text,
 		&expr.Numgen{Register: reg3, Type: kind, Modulus: uint32(r.Size()), Offset: uint32(r.First)},
 		&expr.Byteorder{SourceRegister: reg3, DestRegister: reg3, Op: expr.ByteorderHton, Len: 2, Size: 2})
 }

@@ -120,6 +120,35 @@ func goldenCases() []goldenCase {
 		PortRange: nat.DefaultPortRange, Hairpin: false, Timeout: nat.DefaultTimeouts})
 	fwd.Pool, fwd.Pooling, fwd.Forwards = pool[:2], nat.PoolingPaired, forwards
 	cases = append(cases, goldenCase{"pool-forwards", fwd})
+	// Port blocks (RFC 6888): a carrier-grade NAT's classic setting,
+	// port-restricted cone with random ports, ICMP when exhausted and the
+	// reuse delay; and the other mappings, sequential, dropping, without
+	// a delay, on a short range.
+	subs := func(r nat.PortRange, b nat.PortBlocks) []Subscriber {
+		var s []Subscriber
+		for i, a := range []string{"100.64.0.2", "100.64.0.3"} {
+			s = append(s, Subscriber{Addr: netip.MustParseAddr(a), Blocks: b.Blocks(i, r)})
+		}
+		return s
+	}
+	for _, bc := range []struct {
+		name   string
+		m, f   nat.Dependence
+		ports  nat.PortAllocation
+		blocks nat.PortBlocks
+	}{
+		{"cgn", nat.EndpointIndependent, nat.AddressAndPortDependent, nat.PortRandom,
+			nat.PortBlocks{Size: 4, Count: 2, Quota: 6, ICMP: true, ReuseDelay: nat.DefaultReuseDelay}},
+		{"cgn-adm-sequential-drop", nat.AddressDependent, nat.AddressDependent, nat.PortSequential,
+			nat.PortBlocks{Size: 2, Count: 1, Quota: 2}},
+		{"cgn-apdm-icmp", nat.AddressAndPortDependent, nat.EndpointIndependent, nat.PortRandom,
+			nat.PortBlocks{Size: 2, Count: 1, Quota: 2, ICMP: true}},
+	} {
+		r := nat.PortRange{First: 20000, Last: 20015}
+		c := baseConfig(nat.Behaviour{Mapping: bc.m, Filtering: bc.f, Ports: bc.ports, PortRange: r, Hairpin: true, Timeout: nat.DefaultTimeouts})
+		c.Blocks, c.Subscribers = bc.blocks, subs(r, bc.blocks)
+		cases = append(cases, goldenCase{bc.name, c})
+	}
 	return cases
 }
 

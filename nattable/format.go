@@ -3,6 +3,7 @@ package nattable
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +47,13 @@ func Write(w io.Writer, t *Table) error {
 	if err == nil && t.OneToOne != nil {
 		err = section(w, "One-to-one (every port of the public address is the host's, anyone may send to it):", "PUBLIC\t\tPRIVATE\tHOST", func(tw io.Writer) {
 			fmt.Fprintf(tw, "%v\t<->\t%v\t%s\n", t.OneToOne.Public, t.OneToOne.Private, t.OneToOne.Host)
+		})
+	}
+	if err == nil && len(t.Subscribers) > 0 {
+		err = section(w, "Port blocks (each subscriber's mappings take ports of its own blocks only):", "SUBSCRIBER	ADDRESS	BLOCKS	IN USE (UDP, TCP)	QUOTA", func(tw io.Writer) {
+			for _, s := range t.Subscribers {
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%d, %d\t%d\n", s.Node, s.Address, strings.Join(s.Ranges, " "), s.InUse["udp"], s.InUse["tcp"], s.Quota)
+			}
 		})
 	}
 	if err == nil && len(t.Forwards) > 0 {

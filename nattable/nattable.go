@@ -95,6 +95,47 @@ type Table struct {
 	// a NAT has no mappings: its rules hold the binding, as they hold
 	// static forwards, and AddStatic adds it.
 	OneToOne *Binding `json:"one_to_one,omitempty"`
+	// Subscribers are a carrier-grade NAT's subscribers and their port
+	// blocks (RFC 6888); none for a NAT without blocks. AddBlocks adds
+	// them.
+	Subscribers []Subscriber `json:"subscribers,omitempty"`
+}
+
+// Subscriber is a node behind a NAT with port blocks: the blocks it
+// holds, how many ports it may hold at once, and how many of its ports
+// UDP and TCP mappings own now.
+type Subscriber struct {
+	Node    string          `json:"node"`
+	Address netip.Addr      `json:"address"`
+	Blocks  []nat.PortRange `json:"-"`
+	Quota   int             `json:"quota"`
+	InUse   map[string]int  `json:"in_use"`
+	Ranges  []string        `json:"blocks"`
+}
+
+// AddBlocks adds the subscribers of n, a NAT of topo with port blocks,
+// counting the mappings already in t that own ports of each; it adds
+// nothing for another NAT.
+func (t *Table) AddBlocks(topo *topology.Topology, n *topology.Node) {
+	if n.NAT == nil || !n.NAT.Blocks.Enabled() {
+		return
+	}
+	for _, s := range topo.Subscribers(n) {
+		sub := Subscriber{Node: s.Node.Name, Address: s.Addr, Blocks: s.Blocks, Quota: n.NAT.Blocks.Quota, InUse: map[string]int{"udp": 0, "tcp": 0}}
+		for _, r := range s.Blocks {
+			sub.Ranges = append(sub.Ranges, r.String())
+		}
+		for proto, ms := range map[string][]Mapping{"udp": t.Mappings, "tcp": t.TCPMappings} {
+			for _, m := range ms {
+				for _, r := range s.Blocks {
+					if r.Contains(m.Public.Port()) {
+						sub.InUse[proto]++
+					}
+				}
+			}
+		}
+		t.Subscribers = append(t.Subscribers, sub)
+	}
 }
 
 // Binding is a one-to-one NAT's: Private owns Public, every port of it,

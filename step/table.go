@@ -79,6 +79,7 @@ func (s *Table) Run(ctx context.Context, env Env) (Result, error) {
 	n := env.Topology().Node(s.Node)
 	t.AddStatic(n.Addresses[0], n.NAT.Forwards)
 	t.AddOneToOne(env.Topology(), n)
+	t.AddBlocks(env.Topology(), n)
 	var b strings.Builder
 	nattable.Write(&b, t)
 	res := Result{

@@ -133,6 +133,17 @@ type NATNode struct {
 	// recommends it), arbitrary lets each of a host's private endpoints
 	// take any. Only with several public addresses.
 	Pooling Pooling `yaml:"pooling" default:"paired, with several public addresses"`
+	// Port block allocation, as a carrier-grade nat does it (RFC 6888):
+	// each node behind the nat, a subscriber, holds blocks of consecutive
+	// public ports from the start (assigned in the order of the
+	// subscribers' addresses, as RFC 7422 describes), and its mappings
+	// take ports of its own blocks only; when its quota is used a new
+	// flow is refused (dropped, and answered host unreachable unless
+	// exhausted: drop), and a freed port rests reuse-delay before another
+	// mapping takes it. The size of a block, or a map. Ports are random
+	// unless ports: says sequential; not with one-to-one, a pool or
+	// port-mapping.
+	PortBlock PortBlock `yaml:"port-block" default:"none"`
 	// The nat's LAN. With host bits set (192.168.1.254/24) the address is
 	// the nat's own on it; otherwise the nat takes the first.
 	LAN IPv4Prefix `yaml:"lan" default:"the first free of 192.168.1.0/24 to 192.168.255.0/24"`
@@ -358,6 +369,17 @@ type (
 	PublicAddrs struct{}
 	// Pooling is how a mapping picks its address from a nat's pool.
 	Pooling string
+	// PortBlock is a nat's port block allocation: the size of a block,
+	// or a map.
+	PortBlock struct{}
+	// BlockSize is a number of ports in a block, 1 to 32768.
+	BlockSize int
+	// BlockCount is a number of port blocks, 1 to 65535.
+	BlockCount int
+	// PortQuota is a number of ports a subscriber may hold, 1 to 1024.
+	PortQuota int
+	// Exhausted is what a flow gets that a subscriber's quota refuses.
+	Exhausted string
 	// PortMappingName is a port-mapping protocol, or none.
 	PortMappingName string
 	// PortMappingProtocol is a port-mapping protocol.
@@ -431,6 +453,31 @@ func (PublicAddrs) Variants() []any { return []any{IPv4Addr(""), []IPv4Addr(nil)
 
 // Values lists the poolings.
 func (Pooling) Values() []string { return words(nat.Poolings) }
+
+// Variants lists port-block's forms.
+func (PortBlock) Variants() []any { return []any{BlockSize(0), PortBlockMap{}} }
+
+// PortBlockMap is a nat's port block allocation in full.
+type PortBlockMap struct {
+	// The number of ports in a block; it divides the size of the nat's
+	// port-range (64512 ports by default: 128 does).
+	Size BlockSize `yaml:"size" schema:"required"`
+	// How many blocks each subscriber holds.
+	Blocks BlockCount `yaml:"blocks" default:"1"`
+	// How many ports a subscriber's mappings may hold at once (RFC 6888
+	// REQ-3), at most its blocks' ports.
+	Quota PortQuota `yaml:"quota" default:"all of its blocks' ports"`
+	// What a new flow gets when its subscriber's quota is used: the
+	// packet is dropped (RFC 6888 REQ-8), and with icmp answered with an
+	// ICMP host unreachable, as REQ-8 recommends.
+	Exhausted Exhausted `yaml:"exhausted" default:"icmp"`
+	// How long a port whose mapping expired rests before another mapping
+	// takes it (RFC 6888 REQ-8: 120 seconds), 0 to 24h.
+	ReuseDelay Duration `yaml:"reuse-delay" default:"2m"`
+}
+
+// Values lists what exhausted: takes.
+func (Exhausted) Values() []string { return exhaustedWords }
 
 // Variants lists port-mapping's forms.
 func (PortMapping) Variants() []any { return []any{PortMappingName(""), []PortMappingProtocol(nil)} }

@@ -383,6 +383,8 @@ func (p *parser) readNATKey(n *nodeSpec, f entry, path string) bool {
 		n.nat.forwardVal, n.nat.forwardPath = v, path
 	case "pooling":
 		p.readPooling(n, v, path)
+	case "port-block":
+		p.readPortBlock(n, v, path)
 	default:
 		return false
 	}

@@ -87,6 +87,9 @@ type natSpec struct {
 	// pooling is the pooling: value, poolingVal nil when not given.
 	pooling    nat.Pooling
 	poolingVal *value
+
+	// portBlock is the port-block: value, nil when not given or invalid.
+	portBlock *portBlockSpec
 }
 
 // addrSpec is an address written in the file.
@@ -161,6 +164,7 @@ func (p *parser) readNode(e entry) *nodeSpec {
 		}
 		p.checkOneToOneKeys(n, v)
 		p.checkPool(n, v)
+		p.checkPortBlock(n, v)
 		p.readForwards(n)
 	}
 	if n.node.Kind == KindServer && slices.Contains(n.node.Services, ServiceSTUN) {

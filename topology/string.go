@@ -75,6 +75,9 @@ func (n *Node) String() string {
 		if n.NAT.Pooling != "" {
 			fmt.Fprintf(&b, ", pooling %s", n.NAT.Pooling)
 		}
+		if n.NAT.Blocks.Enabled() {
+			fmt.Fprintf(&b, ", %s", n.NAT.Blocks)
+		}
 		fmt.Fprintf(&b, ", lan %s gateway %s", n.NAT.LAN, n.NAT.Gateway)
 		if n.NAT.LAN6.IsValid() {
 			fmt.Fprintf(&b, ", lan6 %s gateway %s", n.NAT.LAN6, n.NAT.Gateway6)

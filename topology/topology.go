@@ -182,6 +182,10 @@ type NAT struct {
 	// for a port mapping with, in the order of PortMappingProtocols; none
 	// when they cannot.
 	PortMapping []string
+	// Blocks is the port block allocation of a carrier-grade NAT (RFC
+	// 6888); zero for none. Its subscribers are the nodes behind it, in
+	// the order of their addresses (Subscribers).
+	Blocks nat.PortBlocks
 
 	// LAN6 is the LAN's /64 in a dual-stack lab. IPv6 is not translated:
 	// the NAT routes it, and filters what comes in with a stateful
@@ -412,6 +416,8 @@ func (t *Topology) MoveProblem(n *Node, name string) string {
 		return fmt.Sprintf("%s is behind %s already", n.Name, name)
 	case to.NAT.Type == nat.OneToOne:
 		return fmt.Sprintf("%s is a one-to-one nat, which has one host behind it, and no host moves behind one", name)
+	case to.NAT.Blocks.Enabled() || (from != nil && from.NAT != nil && from.NAT.Blocks.Enabled()):
+		return fmt.Sprintf("%s or %s allocates ports in blocks, which its subscribers hold from the start; no host moves behind or away from one", name, n.Behind)
 	case from != nil && from.NAT != nil && from.NAT.Type == nat.OneToOne:
 		return fmt.Sprintf("%s owns the public address of %s, a one-to-one nat, which would be left to nobody; no host moves away from one", n.Name, from.Name)
 	}
@@ -465,3 +471,27 @@ func (t *Topology) replace(m *Node) {
 // Speaks reports whether nodes behind the NAT can ask it for a mapping
 // with protocol (PortMappingNATPMP, PortMappingPCP...).
 func (n *NAT) Speaks(protocol string) bool { return slices.Contains(n.PortMapping, protocol) }
+
+// Subscriber is a node behind a nat with port blocks, and its blocks.
+type Subscriber struct {
+	Node   *Node
+	Addr   netip.Addr
+	Blocks []nat.PortRange
+}
+
+// Subscribers are the nodes behind nat n in the order of their
+// addresses, each with the port blocks it holds (nat.PortBlocks.Blocks),
+// none when n has no port blocks.
+func (t *Topology) Subscribers(n *Node) []Subscriber {
+	var subs []Subscriber
+	for _, b := range t.Behind(n.Name) {
+		if len(b.Addresses) > 0 {
+			subs = append(subs, Subscriber{Node: b, Addr: b.Addresses[0]})
+		}
+	}
+	slices.SortFunc(subs, func(a, b Subscriber) int { return a.Addr.Compare(b.Addr) })
+	for i := range subs {
+		subs[i].Blocks = n.NAT.Blocks.Blocks(i, n.NAT.Behaviour.PortRange)
+	}
+	return subs
+}

@@ -13,6 +13,7 @@ func (p *parser) validate() {
 	p.resolveBehind()
 	p.checkSegmentSizes()
 	p.checkOneToOne()
+	p.checkSubscribers()
 	p.findCycles()
 	p.readLANs()
 	p.defaultLANs()

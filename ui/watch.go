@@ -211,6 +211,8 @@ func (w *watcher) reason(nat, rule string) string {
 		return fmt.Sprintf("The wall: %s's filtering (%s) does not let this sender in: %s.", nat, f, filteringRule(string(f)))
 	case natrules.DropNoPort:
 		return "No public port was free for a new mapping."
+	case natrules.DropQuota:
+		return fmt.Sprintf("Carrier-grade NAT: every port of this subscriber's blocks at %s is taken (its quota of %d), so the new flow gets no mapping; other subscribers' ports are theirs alone.", nat, n.NAT.Blocks.Quota)
 	case natrules.DropHairpin:
 		f := n.NAT.Behaviour.Filtering
 		return fmt.Sprintf("Hairpinned: %s filters a packet from inside to its public address as one from outside, from the sender's public endpoint, and its filtering (%s) does not let that in: %s.", nat, f, filteringRule(string(f)))
@@ -279,6 +281,7 @@ func (w *watcher) table(ctx context.Context, nat string, ns *namedns.NS, poke <-
 			w.mu.Unlock()
 			if now := topo.Node(n.Name); now != nil {
 				t.AddOneToOne(topo, now)
+				t.AddBlocks(topo, now)
 			}
 			v.Flows, v.Mappings, v.Forwards = append(v.Flows, t.Flows...), append(v.Mappings, t.Mappings...), append(v.Forwards, t.Forwards...)
 			v.OneToOne = t.OneToOne

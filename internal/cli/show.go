@@ -55,7 +55,7 @@ func printNodes(w io.Writer, topo *topology.Topology) {
 			}
 			fmt.Fprintf(tw, "%s\t", link)
 		}
-		fmt.Fprintf(tw, "%s\n", nodeDetails(n))
+		fmt.Fprintf(tw, "%s\n", nodeDetails(topo, n))
 	}
 	tw.Flush()
 }
@@ -68,12 +68,32 @@ func joinAddrs(n *topology.Node) string {
 	return strings.Join(s, ", ")
 }
 
-func nodeDetails(n *topology.Node) string {
+func nodeDetails(topo *topology.Topology, n *topology.Node) string {
+	d := nodeSummary(n)
+	// A subscriber of a carrier-grade NAT's port blocks: which are its.
+	if up := topo.Node(n.Behind); up != nil && up.NAT != nil && up.NAT.Blocks.Enabled() {
+		for _, s := range topo.Subscribers(up) {
+			if s.Node == n {
+				var r []string
+				for _, b := range s.Blocks {
+					r = append(r, b.String())
+				}
+				d = strings.TrimPrefix(d+"; ports "+strings.Join(r, " ")+" of "+up.Name+"'s", "; ")
+			}
+		}
+	}
+	return d
+}
+
+func nodeSummary(n *topology.Node) string {
 	switch {
 	case n.NAT != nil:
 		d := fmt.Sprintf("LAN %v via %v; %s", n.NAT.LAN, n.NAT.Gateway, n.NAT.Summary())
 		if n.NAT.Pooling != "" {
 			d += fmt.Sprintf("; pooling %s", n.NAT.Pooling)
+		}
+		if n.NAT.Blocks.Enabled() {
+			d += "; " + n.NAT.Blocks.String()
 		}
 		for _, f := range n.NAT.Forwards {
 			d += fmt.Sprintf("; forward %s %d -> %v", f.Proto, f.Port, f.To)

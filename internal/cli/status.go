@@ -79,6 +79,44 @@ type natInfo struct {
 	// OneToOne is a one-to-one NAT's host, which owns its public
 	// address; nil for other NATs.
 	OneToOne *oneToOneInfo
+	// Blocks is a carrier-grade NAT's port block allocation; nil for
+	// a NAT without blocks.
+	Blocks *blocksInfo
+}
+
+// blocksInfo is a NAT's port block allocation and its subscribers.
+type blocksInfo struct {
+	Size        int              `json:"size"`
+	Blocks      int              `json:"blocks"`
+	Quota       int              `json:"quota"`
+	Exhausted   string           `json:"exhausted"`
+	ReuseDelay  string           `json:"reuse_delay"`
+	Subscribers []subscriberInfo `json:"subscribers"`
+}
+
+type subscriberInfo struct {
+	Node    string   `json:"node"`
+	Address string   `json:"address"`
+	Blocks  []string `json:"blocks"`
+}
+
+func newBlocksInfo(topo *topology.Topology, n *topology.Node) *blocksInfo {
+	b := n.NAT.Blocks
+	if !b.Enabled() {
+		return nil
+	}
+	info := &blocksInfo{Size: b.Size, Blocks: b.Count, Quota: b.Quota, Exhausted: "drop", ReuseDelay: nat.FormatDuration(b.ReuseDelay), Subscribers: []subscriberInfo{}}
+	if b.ICMP {
+		info.Exhausted = "icmp"
+	}
+	for _, s := range topo.Subscribers(n) {
+		si := subscriberInfo{Node: s.Node.Name, Address: s.Addr.String()}
+		for _, r := range s.Blocks {
+			si.Blocks = append(si.Blocks, r.String())
+		}
+		info.Subscribers = append(info.Subscribers, si)
+	}
+	return info
 }
 
 // oneToOneInfo is the host whose private address owns a one-to-one NAT's
@@ -98,8 +136,9 @@ func (n natInfo) MarshalJSON() ([]byte, error) {
 		Forwards []forwardInfo `json:"forwards,omitempty"`
 		Pooling  string        `json:"pooling,omitempty"`
 		OneToOne *oneToOneInfo `json:"one_to_one,omitempty"`
+		Blocks   *blocksInfo   `json:"port_blocks,omitempty"`
 	}
-	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.Pooling, n.OneToOne})
+	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.Pooling, n.OneToOne, n.Blocks})
 }
 
 type forwardInfo struct {
@@ -228,7 +267,7 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 		ns.Firewall = string(n.Firewall)
 		if n.NAT != nil {
 			ns.NAT = &natInfo{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
-				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String(), Pooling: string(n.NAT.Pooling)}
+				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String(), Pooling: string(n.NAT.Pooling), Blocks: newBlocksInfo(topo, n)}
 			for _, f := range n.NAT.Forwards {
 				ns.NAT.Forwards = append(ns.NAT.Forwards, forwardInfo{string(f.Proto), f.Port, f.To.String()})
 			}

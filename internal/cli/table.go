@@ -46,8 +46,11 @@ TCP mappings, a TCP port: tcp_mappings in --json), and for how long; a
 forward row, where a public port is sent on, and who made it
 (the scenario, or a host: by nat-pmp, by pcp, by upnp). A one-to-one NAT
 has no mappings: its one row says whose private address owns its public
-address, every port of it (one_to_one in --json). --json gives the same
-fields.
+address, every port of it (one_to_one in --json). A carrier-grade NAT
+with port blocks lists its subscribers (subscribers in --json): each node
+behind it, its address, the blocks of public ports it holds, how many of
+them its UDP and TCP mappings own now, and its quota, the most they may
+own at once. --json gives the same fields.
 
 With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 		Example: `  sudo natlab table symmetric nat-a
@@ -82,6 +85,7 @@ With --watch the table is redrawn whenever a flow starts, changes or ends.`,
 				}
 				t.AddStatic(n.Addresses[0], n.NAT.Forwards)
 				t.AddOneToOne(topo, n)
+				t.AddBlocks(topo, n)
 				if asJSON {
 					enc := json.NewEncoder(out)
 					if !watch {

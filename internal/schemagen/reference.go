@@ -65,6 +65,7 @@ func (g *generator) reference() []byte {
 	nodeSections = append(nodeSections,
 		section{t: reflect.TypeFor[topology.PortForward](), heading: "forward"},
 		section{t: reflect.TypeFor[topology.TimeoutMap](), heading: "timeouts"},
+		section{t: reflect.TypeFor[topology.PortBlockMap](), heading: "port blocks"},
 		section{t: reflect.TypeFor[topology.LinkEntry](), heading: "link"},
 		section{t: reflect.TypeFor[topology.LinkDirection](), heading: "up and down"})
 	var stepSections []section

@@ -71,6 +71,9 @@ var valueFormats = map[reflect.Type]valueFormat{
 	}},
 	reflect.TypeFor[topology.Port]():       {"port", number(1, 65535)},
 	reflect.TypeFor[topology.Count]():      {"count", number(0, 65535)},
+	reflect.TypeFor[topology.BlockSize]():  {"block size", number(1, 32768)},
+	reflect.TypeFor[topology.BlockCount](): {"block count", number(1, 65535)},
+	reflect.TypeFor[topology.PortQuota]():  {"port quota", number(1, topology.MaxQuota)},
 	reflect.TypeFor[topology.ProbeCount](): {"probe count", number(1, topology.MaxProbes)},
 	reflect.TypeFor[topology.PortRange]():  {"port range", func() *object { return str(`^\s*[0-9]+\s*-\s*[0-9]+\s*$`) }},
 	reflect.TypeFor[topology.Command](): {"command", func() *object {
