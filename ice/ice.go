@@ -100,14 +100,24 @@ func Connect(ctx context.Context, cfg Config, a, b Agent) (*Result, error) {
 	for i, side := range []Agent{a, b} {
 		check := 50 * time.Millisecond
 		failed := cfg.Timeout
+		// pion gives a pair up after this many unanswered checks (7 by
+		// default: 350 ms at this interval). A slow machine (make
+		// vm-test's emulated one) answered the first checks of two hosts
+		// on one LAN later than that, so the host pair failed and ICE
+		// took the reflexive one; 40 (2 s) waits for it. Nomination does
+		// not wait for pairs that never answer (it takes the best pair
+		// that has, once its type's wait is over), but an ICE that finds
+		// no pair at all gives up 2 s after its last pair's first check.
+		maxChecks := uint16(40)
 		ag, err := pionice.NewAgent(&pionice.AgentConfig{
-			Urls:             urls,
-			NetworkTypes:     []pionice.NetworkType{pionice.NetworkTypeUDP4},
-			Net:              side.Net,
-			MulticastDNSMode: pionice.MulticastDNSModeDisabled,
-			CheckInterval:    &check,
-			FailedTimeout:    &failed,
-			LoggerFactory:    quiet{},
+			Urls:               urls,
+			NetworkTypes:       []pionice.NetworkType{pionice.NetworkTypeUDP4},
+			Net:                side.Net,
+			MulticastDNSMode:   pionice.MulticastDNSModeDisabled,
+			CheckInterval:      &check,
+			FailedTimeout:      &failed,
+			MaxBindingRequests: &maxChecks,
+			LoggerFactory:      quiet{},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: ICE agent: %w", side.Name, err)

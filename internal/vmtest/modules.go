@@ -19,9 +19,10 @@ var modules = []string{
 	// The nftables core, the NAT chain type and the expressions
 	// natrules writes that live in modules of their own (payload, cmp,
 	// meta, immediate, bitwise, byteorder, lookup, dynset, range and
-	// counter are in nf_tables itself).
+	// counter are in nf_tables itself; an ip table's reject, a carrier-grade
+	// NAT's, is nft_reject_ipv4's).
 	"nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct", "nft_numgen",
-	"nft_limit", "nft_log", "nft_reject", "nft_reject_inet", "nft_fib_inet",
+	"nft_limit", "nft_log", "nft_reject", "nft_reject_inet", "nft_reject_ipv4", "nft_fib_inet",
 	"nft_queue", "nft_compat", "nft_hash", "nft_redir", "nft_dup_netdev",
 	// Conntrack, NAT, and what natlab reads them through: the NAT's
 	// table (conntrack netlink), traces (nfnetlink_log), a delay line in

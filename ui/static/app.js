@@ -165,13 +165,42 @@ function labelRoom(L, b) {
   return end - x;
 }
 
-// fitText sets t's text, shortened with an ellipsis until it is no wider
-// than room; the whole text is in its title.
+// fitText sets t's text in lines no wider than room, broken after the
+// commas that part a link's conditions and stacked upwards from t's
+// baseline (the label sits above its box), so that a long label is read
+// whole rather than cut; past maxLabelLines the last line is shortened
+// with an ellipsis, and the whole text is in its title.
+const maxLabelLines = 3;
 function fitText(t, text, room) {
-  t.textContent = text;
-  for (let n = text.length - 1; n > 0 && t.getComputedTextLength() > room; n--) {
-    t.textContent = text.slice(0, n).trimEnd() + "…";
+  const width = (s) => {
+    t.textContent = s;
+    return t.getComputedTextLength();
+  };
+  const lines = [];
+  let line = "";
+  for (const part of text.split(", ")) {
+    const longer = line ? line + ", " + part : part;
+    if (line && width(longer) > room && lines.length < maxLabelLines - 1) {
+      lines.push(line + ",");
+      line = part;
+    } else {
+      line = longer;
+    }
   }
+  lines.push(line);
+  let last = lines[lines.length - 1];
+  for (let n = last.length - 1; n > 0 && width(last) > room; n--) {
+    last = last.slice(0, n).trimEnd() + "…";
+  }
+  lines[lines.length - 1] = last;
+  t.textContent = lines[0];
+  const height = t.getBBox().height || 14;
+  const x = t.getAttribute("x");
+  const y = +t.getAttribute("y") - (lines.length - 1) * height;
+  t.textContent = "";
+  lines.forEach((l, i) => {
+    el("tspan", { x, y: y + i * height }, t).textContent = l;
+  });
 }
 
 function drawTopology() {
