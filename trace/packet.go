@@ -125,8 +125,20 @@ func identity(b []byte) uint64 {
 				h.Write(l4[off:])
 			}
 		}
-	case 1: // ICMP: type, code, sequence, payload (not the identifier)
-		if len(l4) >= 8 {
+	case 1:
+		switch {
+		case len(l4) >= 8+20 && icmpError(l4[0]):
+			// An error quotes the packet it is about, whose addresses
+			// and ports NAT rewrites along with the error's own (RFC
+			// 5508): its type and code, and the quoted packet's length,
+			// identification and protocol, which NAT leaves alone.
+			inner := l4[8:]
+			h.Write(l4[0:2])
+			h.Write(inner[2:6])
+			h.Write(inner[9:10])
+		case len(l4) >= 8:
+			// A query: type, code, sequence, payload (not the
+			// identifier, which NAT may change).
 			h.Write(l4[0:2])
 			h.Write(l4[6:])
 		}
@@ -134,4 +146,15 @@ func identity(b []byte) uint64 {
 		h.Write(l4)
 	}
 	return h.Sum64()
+}
+
+// icmpError says whether an ICMP type is an error about another packet:
+// destination unreachable, source quench, redirect, time exceeded or
+// parameter problem.
+func icmpError(typ byte) bool {
+	switch typ {
+	case 3, 4, 5, 11, 12:
+		return true
+	}
+	return false
 }
