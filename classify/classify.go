@@ -73,7 +73,12 @@ type Result struct {
 	Type nat.Type `json:"type,omitempty"`
 	// Lifetime is set when asked for.
 	Lifetime *Lifetime `json:"lifetime,omitempty"`
-	Tests    []Test    `json:"tests"`
+	// Refresh is which traffic keeps an idle mapping alive (RFC 4787
+	// section 4.3), found with the lifetime once it is bracketed: both
+	// when packets from outside alone keep it alive, outbound when they
+	// do not; "" when not tested.
+	Refresh nat.Refresh `json:"refresh,omitempty"`
+	Tests   []Test      `json:"tests"`
 }
 
 // PortPair is one probe's local port and the public port it got.
@@ -148,6 +153,9 @@ func Discover(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if opts.Lifetime {
 		if err := d.lifetime(ctx); err != nil {
+			return d.res, err
+		}
+		if err := d.refresh(ctx); err != nil {
 			return d.res, err
 		}
 	}
@@ -542,6 +550,77 @@ func (d *discovery) lifetime(ctx context.Context) error {
 		lt.Alive = m.idle
 	}
 	return nil
+}
+
+// refresh finds whether packets from outside alone keep a mapping alive
+// (RFC 4787 section 4.3: outbound refresh is required, inbound refresh
+// allowed). Once the lifetime is bracketed (alive after Alive, gone after
+// Gone), a new mapping stays silent while the server sends it an answer
+// every half Alive, asked for from another socket with RESPONSE-PORT (RFC
+// 5780), for Gone and a second more: if the answers still arrive at the
+// end, inbound traffic refreshed the mapping; if they stop, only
+// outbound traffic does.
+func (d *discovery) refresh(ctx context.Context) error {
+	lt := d.res.Lifetime
+	if lt == nil || lt.Gone == 0 || !d.res.Behind {
+		return nil
+	}
+	c, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r, ok, err := d.probe(ctx, "refresh: a mapping that will only hear from outside", c, d.opts.Server, stunclient.Request{})
+	if err != nil || !ok {
+		return d.noAnswer(d.opts.Server, err)
+	}
+	every := max(lt.Alive/2, 250*time.Millisecond)
+	until := time.Now().Add(lt.Gone + time.Second)
+	heard := true
+	for heard && time.Now().Before(until) {
+		select {
+		case <-time.After(every):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		heard, err = d.inbound(c, r.Mapped)
+		if err != nil {
+			return err
+		}
+	}
+	t := Test{Name: fmt.Sprintf("refresh: is a mapping that only heard from outside, every %v, alive after %v?", every, lt.Gone+time.Second),
+		From: localAddr(c), To: d.opts.Server, Answered: heard, Mapped: r.Mapped}
+	d.res.Tests = append(d.res.Tests, t)
+	if d.opts.Log != nil {
+		d.opts.Log(t)
+	}
+	d.res.Refresh = nat.RefreshOutbound
+	if heard {
+		d.res.Refresh = nat.RefreshBoth
+	}
+	return nil
+}
+
+// inbound has the server send to the public endpoint of mapping c (from
+// the server endpoint c sent to), asked for from another socket, and
+// reports whether c heard it.
+func (d *discovery) inbound(c *net.UDPConn, public netip.AddrPort) (bool, error) {
+	q, err := d.open()
+	if err != nil {
+		return false, err
+	}
+	defer q.Close()
+	req, err := stunclient.Build(stunclient.Request{ResponsePort: public.Port()})
+	if err != nil {
+		return false, err
+	}
+	for _, wait := range stunclient.Probes {
+		q.WriteToUDPAddrPort(req.Raw, d.opts.Server)
+		if _, err := stunclient.Await(c, req.TransactionID, time.Now().Add(wait)); err == nil {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Summary names the behaviour in one line: "symmetric, ports random,

@@ -130,11 +130,22 @@ nodes:
 	}
 }
 
+// The lifetime of a mapping of 1.5s is bracketed between the probes of
+// 1s and 2s, and then the refresh knob is found: whether answers from
+// outside alone keep a mapping alive.
 func TestDiscoverLifetime(t *testing.T) {
-	l := labtest.Up(t, fmt.Sprintf(lab, "type: port-restricted-cone, timeout: 5s"))
-	res := discover(t, l, "h1", true, 30*time.Second)
-	if lt := res.Lifetime; lt == nil || lt.Alive != 4*time.Second || lt.Gone != 8*time.Second {
-		t.Errorf("lifetime %+v, want alive after 4s and gone after 8s for a 5s timeout", lt)
+	for _, r := range nat.Refreshes {
+		t.Run(string(r), func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(lab, "type: port-restricted-cone, timeout: 1500ms, refresh: "+string(r)))
+			res := discover(t, l, "h1", true, 30*time.Second)
+			if lt := res.Lifetime; lt == nil || lt.Alive != time.Second || lt.Gone != 2*time.Second {
+				t.Errorf("lifetime %+v, want alive after 1s and gone after 2s for a 1.5s timeout", lt)
+			}
+			if res.Refresh != r {
+				t.Errorf("refresh %q, want %q", res.Refresh, r)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/natlab/natlab/classify"
 	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/nat"
 	"github.com/natlab/natlab/nodenet"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
@@ -30,7 +31,9 @@ public ports are allocated, and hairpinning, named in the scenario file's
 words; and whether a packet from outside to a public port the node never
 sent from gets in (RESPONSE-PORT), as through a one-to-one NAT, which RFC
 5780's tests take for a full cone. With --lifetime it also estimates how long an idle mapping lives,
-which takes that long (up to --lifetime-max).
+which takes that long (up to --lifetime-max), and then, in as long again,
+which traffic keeps a mapping alive (refresh: both, when packets from outside
+alone do, or outbound; RFC 4787 section 4.3).
 
 natlab builds its NATs from these words, so for every NAT it builds this
 reports what the scenario configured.`,
@@ -153,6 +156,12 @@ func printClassification(w interface{ Write([]byte) (int, error) }, n *topology.
 		default:
 			fmt.Fprintf(tw, "lifetime\tbetween %v and %v\n", lt.Alive, lt.Gone)
 		}
+	}
+	switch res.Refresh {
+	case nat.RefreshBoth:
+		fmt.Fprintf(tw, "refresh\tboth: packets from outside alone keep a mapping alive\n")
+	case nat.RefreshOutbound:
+		fmt.Fprintf(tw, "refresh\toutbound: only packets from inside keep a mapping alive\n")
 	}
 	tw.Flush()
 }
