@@ -279,7 +279,7 @@ func (c *natChange) forgetMaps(table bool) error {
 		sets = append(sets, rs)
 	}
 	if fw := c.n.NAT.Firewall6; fw != "" {
-		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: c.n.NAT.Behaviour.Timeout.UDP})
+		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: c.n.NAT.Behaviour.Timeout.UDP, TCPTimeout: c.n.NAT.Behaviour.Timeout.TCPEstablished})
 		if err != nil {
 			return fmt.Errorf("node %s: IPv6 firewall: %w", c.n.Name, err)
 		}

@@ -1,9 +1,16 @@
 package lab_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"sync"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/internal/labtest"
 )
@@ -107,4 +114,85 @@ nodes:
 	}
 	b.Send(v6(l, "alice", 5000), "and back")
 	a.Expect("and back", arrival)
+}
+
+// The IPv6 firewall filters TCP as it filters UDP (RFC 5382 asks of TCP
+// what RFC 4787 asks of UDP): once alice has connected out from port
+// 7000, a connection to that port from the same server's address is let
+// in under endpoint-independent and address-dependent filtering, and one
+// from another server only under endpoint-independent; a connection
+// before she sent anything never is.
+func TestIPv6FirewallTCP(t *testing.T) {
+	reuse := func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+		return errors.Join(err, serr)
+	}
+	for _, tc := range []struct {
+		filtering             string
+		sameAddress, otherOne bool
+	}{
+		{"endpoint-independent", true, true},
+		{"address-dependent", true, false},
+		{"address-and-port-dependent", false, false},
+	} {
+		t.Run(tc.filtering, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(dualStack, tc.filtering))
+			alice := l.Lab.Node("alice")
+			var ln net.Listener
+			if err := alice.Do(func() (err error) {
+				ln, err = (&net.ListenConfig{Control: reuse}).Listen(context.Background(), "tcp6", "[::]:7000")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer ln.Close()
+			wg.Go(func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			})
+			srv, err := l.Lab.Node("server").Listen("tcp6", "[::]:80")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			connects := func(from string) bool {
+				// A SYN the firewall drops is sent again for two
+				// minutes: a second is plenty for one it lets in.
+				ctx, cancel := context.WithTimeout(context.Background(), silence*3)
+				defer cancel()
+				c, err := l.Lab.Node(from).DialContext(ctx, "tcp6", v6(l, "alice", 7000).String())
+				if err == nil {
+					c.Close()
+				}
+				return err == nil
+			}
+			if connects("server") {
+				t.Error("a connection reached alice before she sent anything")
+			}
+			var out net.Conn
+			if err := alice.Do(func() (err error) {
+				d := net.Dialer{Control: reuse, LocalAddr: &net.TCPAddr{Port: 7000}, Timeout: arrival}
+				out, err = d.Dial("tcp6", v6(l, "server", 80).String())
+				return err
+			}); err != nil {
+				t.Fatalf("alice connects out from port 7000: %v", err)
+			}
+			defer out.Close()
+			if got := connects("server"); got != tc.sameAddress {
+				t.Errorf("a connection from the server's address after alice's: got in %v, want %v", got, tc.sameAddress)
+			}
+			if got := connects("other"); got != tc.otherOne {
+				t.Errorf("a connection from another server after alice's: got in %v, want %v", got, tc.otherOne)
+			}
+		})
+	}
 }

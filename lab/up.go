@@ -615,7 +615,7 @@ func (b *builder) loadNAT(n *topology.Node) error {
 		return fmt.Errorf("node %s: rules: %w", n.Name, err)
 	}
 	if fw := n.NAT.Firewall6; fw != "" {
-		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: n.NAT.Behaviour.Timeout.UDP})
+		rs6, err := natrules.BuildFirewall6(natrules.Firewall6Config{WAN: NATUplink, LAN: NATLAN, Filtering: fw, Timeout: n.NAT.Behaviour.Timeout.UDP, TCPTimeout: n.NAT.Behaviour.Timeout.TCPEstablished})
 		if err != nil {
 			return fmt.Errorf("node %s: IPv6 firewall: %w", n.Name, err)
 		}

@@ -17,14 +17,18 @@ import (
 type Firewall6Config struct {
 	WAN, LAN  string
 	Filtering nat.Dependence
-	// Timeout is how long an outbound UDP flow keeps its pinhole open.
-	Timeout time.Duration
+	// Timeout is how long an outbound UDP flow keeps its pinhole open,
+	// and TCPTimeout an outbound TCP one (the NAT's established TCP
+	// timeout; zero for Timeout).
+	Timeout, TCPTimeout time.Duration
 }
 
 // BuildFirewall6 returns the IPv6 firewall table. Replies to outbound
 // flows always get in (conntrack); endpoint-independent filtering also
 // lets anyone reach an inside endpoint that has sent out, and
-// address-dependent filtering anyone at an address it has sent to.
+// address-dependent filtering anyone at an address it has sent to: for
+// UDP and for TCP alike (RFC 5382 asks of TCP what RFC 4787 asks of UDP),
+// each protocol with its own pinholes.
 func BuildFirewall6(c Firewall6Config) (*Ruleset, error) {
 	if _, err := nat.ParseDependence(string(c.Filtering)); err != nil {
 		return nil, fmt.Errorf("natrules: firewall6 filtering: %w", err)
@@ -36,13 +40,26 @@ func BuildFirewall6(c Firewall6Config) (*Ruleset, error) {
 	r := &Ruleset{table: t}
 	b := &builder{r: r}
 	ip6, svc := nftables.TypeIP6Addr, nftables.TypeInetService
-	switch c.Filtering {
-	case nat.EndpointIndependent:
-		s := newSet(t, setOpen6, "inside endpoints that have sent out: anyone may answer them", []nftables.SetDatatype{ip6, svc}, nil)
-		r.sets = append(r.sets, s)
-	case nat.AddressDependent:
-		s := newSet(t, setPermits6, "remote address . inside endpoint: whom each endpoint has sent to", []nftables.SetDatatype{ip6, ip6, svc}, nil)
-		r.sets = append(r.sets, s)
+	tcpTimeout := c.TCPTimeout
+	if tcpTimeout == 0 {
+		tcpTimeout = c.Timeout
+	}
+	protos := []struct {
+		name, open, permits string
+		timeout             time.Duration
+		sport, dport        field
+	}{
+		{"udp", setOpen6, setPermits6, c.Timeout, udpSport, udpDport},
+		{"tcp", setTCPOpen6, setTCPPermits6, tcpTimeout, packetPort("tcp", sportOffset, "sport"), packetPort("tcp", dportOffset, "dport")},
+	}
+	for _, p := range protos {
+		what := map[string]string{"udp": "", "tcp": "TCP: "}[p.name]
+		switch c.Filtering {
+		case nat.EndpointIndependent:
+			r.sets = append(r.sets, newSet(t, p.open, what+"inside endpoints that have sent out: anyone may answer them", []nftables.SetDatatype{ip6, svc}, nil))
+		case nat.AddressDependent:
+			r.sets = append(r.sets, newSet(t, p.permits, what+"remote address . inside endpoint: whom each endpoint has sent to", []nftables.SetDatatype{ip6, ip6, svc}, nil))
+		}
 	}
 	for i, s := range r.sets {
 		s.spec.ID = uint32(i + 1)
@@ -52,22 +69,28 @@ func BuildFirewall6(c Firewall6Config) (*Ruleset, error) {
 	fwd := b.chain(chainForward, nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter, nftables.ChainPolicyDrop)
 	fwd.add("", ctEstablishedRelated(), accept())
 	out := []stmt{iifname(c.LAN), oifname(c.WAN)}
-	switch c.Filtering {
-	case nat.EndpointIndependent:
-		fwd.add("an inside endpoint that sends out may be reached by anyone",
-			append(out, l4proto("udp", false), update(setOpen6, c.Timeout, []field{ip6Saddr, udpSport}, nil))...)
-	case nat.AddressDependent:
-		fwd.add("an inside endpoint that sends out may be reached from that address",
-			append(out, l4proto("udp", false), update(setPermits6, c.Timeout, []field{ip6Daddr, ip6Saddr, udpSport}, nil))...)
+	for _, p := range protos {
+		what := map[string]string{"udp": "", "tcp": "TCP: "}[p.name]
+		switch c.Filtering {
+		case nat.EndpointIndependent:
+			fwd.add(what+"an inside endpoint that sends out may be reached by anyone",
+				append(out, l4proto(p.name, false), update(p.open, p.timeout, []field{ip6Saddr, p.sport}, nil))...)
+		case nat.AddressDependent:
+			fwd.add(what+"an inside endpoint that sends out may be reached from that address",
+				append(out, l4proto(p.name, false), update(p.permits, p.timeout, []field{ip6Daddr, ip6Saddr, p.sport}, nil))...)
+		}
 	}
 	fwd.add("the inside may start flows out", append(out, accept())...)
-	switch c.Filtering {
-	case nat.EndpointIndependent:
-		fwd.add("endpoint-independent filtering: anyone may reach an endpoint that has sent out",
-			iifname(c.WAN), oifname(c.LAN), l4proto("udp", false), inSet(setOpen6, ip6Daddr, udpDport), accept())
-	case nat.AddressDependent:
-		fwd.add("address-dependent filtering: addresses an endpoint has sent to may reach it",
-			iifname(c.WAN), oifname(c.LAN), l4proto("udp", false), inSet(setPermits6, ip6Saddr, ip6Daddr, udpDport), accept())
+	for _, p := range protos {
+		what := map[string]string{"udp": "", "tcp": "TCP: "}[p.name]
+		switch c.Filtering {
+		case nat.EndpointIndependent:
+			fwd.add(what+"endpoint-independent filtering: anyone may reach an endpoint that has sent out",
+				iifname(c.WAN), oifname(c.LAN), l4proto(p.name, false), inSet(p.open, ip6Daddr, p.dport), accept())
+		case nat.AddressDependent:
+			fwd.add(what+"address-dependent filtering: addresses an endpoint has sent to may reach it",
+				iifname(c.WAN), oifname(c.LAN), l4proto(p.name, false), inSet(p.permits, ip6Saddr, ip6Daddr, p.dport), accept())
+		}
 	}
 	fwd.add("the wall: nothing else is forwarded", counter(), logDrop(DropForward), drop())
 

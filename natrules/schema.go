@@ -94,8 +94,10 @@ const (
 
 // The sets of the IPv6 firewall table.
 const (
-	setOpen6    = "open6"
-	setPermits6 = "permits6"
+	setOpen6       = "open6"
+	setPermits6    = "permits6"
+	setTCPOpen6    = "tcp_open6"
+	setTCPPermits6 = "tcp_permits6"
 )
 
 // PortMapSet names the port-mapping map of a protocol ("tcp" or "udp"),
