@@ -47,12 +47,17 @@ const keepsTimeLateness = 750 * time.Microsecond
 // KeepsTime reports whether this machine wakes sleepers on time enough
 // for a test to check what a whole scenario measured (round trips of
 // single exchanges, throughput through agents and a relay in user
-// space), and logs why not. The link tests check each delay on any
-// machine, allowing for its lateness (LateDelay); a scenario's
-// measurements stack too many wakes for that on an emulated one. late is
-// what Lateness measured.
+// space), and logs why not: nor does a binary built with the race
+// detector (Race). The link tests check each delay on any machine,
+// allowing for its lateness (LateDelay), but not under the race
+// detector; a scenario's measurements stack too many wakes for that on
+// an emulated one. late is what Lateness measured.
 func KeepsTime(t testing.TB, late time.Duration) bool {
 	t.Helper()
+	if Race {
+		t.Log("the timings are not checked: the race detector slows every goroutine, and what they time with it (make race); make test checks them")
+		return false
+	}
 	if late > keepsTimeLateness {
 		t.Logf("the timings are not checked: this machine wakes a sleeper %v late, more than %v (an emulated or overloaded machine); they are on one that keeps time", late, keepsTimeLateness)
 		return false
