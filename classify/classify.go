@@ -520,25 +520,11 @@ func (d *discovery) lifetime(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		q, err := d.open()
+		alive, from, err := d.inbound(m.conn, m.public)
 		if err != nil {
 			return err
 		}
-		req, err := stunclient.Build(stunclient.Request{ResponsePort: m.public.Port()})
-		if err != nil {
-			q.Close()
-			return err
-		}
-		alive := false
-		for _, wait := range stunclient.Probes {
-			q.WriteToUDPAddrPort(req.Raw, d.opts.Server)
-			if _, err := stunclient.Await(m.conn, req.TransactionID, time.Now().Add(wait)); err == nil {
-				alive = true
-				break
-			}
-		}
-		q.Close()
-		t := Test{Name: fmt.Sprintf("lifetime: is the mapping alive after %v idle?", m.idle), From: localAddr(q), To: d.opts.Server, Answered: alive, Mapped: m.public}
+		t := Test{Name: fmt.Sprintf("lifetime: is the mapping alive after %v idle?", m.idle), From: from, To: d.opts.Server, Answered: alive, Mapped: m.public}
 		d.res.Tests = append(d.res.Tests, t)
 		if d.opts.Log != nil {
 			d.opts.Log(t)
@@ -583,7 +569,7 @@ func (d *discovery) refresh(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		heard, err = d.inbound(c, r.Mapped)
+		heard, _, err = d.inbound(c, r.Mapped)
 		if err != nil {
 			return err
 		}
@@ -602,25 +588,26 @@ func (d *discovery) refresh(ctx context.Context) error {
 }
 
 // inbound has the server send to the public endpoint of mapping c (from
-// the server endpoint c sent to), asked for from another socket, and
-// reports whether c heard it.
-func (d *discovery) inbound(c *net.UDPConn, public netip.AddrPort) (bool, error) {
+// the server endpoint c sent to), asked for with RESPONSE-PORT from
+// another socket, whose address it returns, and reports whether c heard
+// it: whether the mapping is alive.
+func (d *discovery) inbound(c *net.UDPConn, public netip.AddrPort) (bool, netip.AddrPort, error) {
 	q, err := d.open()
 	if err != nil {
-		return false, err
+		return false, netip.AddrPort{}, err
 	}
 	defer q.Close()
 	req, err := stunclient.Build(stunclient.Request{ResponsePort: public.Port()})
 	if err != nil {
-		return false, err
+		return false, netip.AddrPort{}, err
 	}
 	for _, wait := range stunclient.Probes {
 		q.WriteToUDPAddrPort(req.Raw, d.opts.Server)
 		if _, err := stunclient.Await(c, req.TransactionID, time.Now().Add(wait)); err == nil {
-			return true, nil
+			return true, localAddr(q), nil
 		}
 	}
-	return false, nil
+	return false, localAddr(q), nil
 }
 
 // Summary names the behaviour in one line: "symmetric, ports random,
