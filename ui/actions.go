@@ -114,8 +114,9 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request) {
 		s.cancelAction = nil
 		s.mu.Unlock()
 	}()
-	s.hub.publish("action", res)
 	start := time.Now()
+	s.watch.actionStarted(start)
+	s.hub.publish("action", res)
 	act.run(ctx, res)
 	res.State, res.Took = "finished", time.Since(start)
 	s.hub.publish("action", res)

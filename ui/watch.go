@@ -42,7 +42,32 @@ type packetView struct {
 	To   string `json:"to,omitempty"`
 	// Reason explains a drop.
 	Reason string `json:"reason,omitempty"`
+	// Earlier marks a drop of a flow that began before the action now
+	// running: the reader did not cause it with this action (keepalives
+	// of an earlier punch that a switched NAT now walls, say), and the
+	// page shows it apart from the action's own.
+	Earlier bool `json:"earlier,omitempty"`
 }
+
+// flowKey names a flow by its protocol and its two endpoints in either
+// order, as one side of a NAT sees them: the private side before a
+// rewrite, the public side after it.
+type flowKey struct {
+	proto  string
+	lo, hi netip.AddrPort
+}
+
+func keyOf(p trace.Packet) flowKey {
+	lo, hi := p.Src, p.Dst
+	if hi.Compare(lo) < 0 {
+		lo, hi = hi, lo
+	}
+	return flowKey{p.Proto, lo, hi}
+}
+
+// maxFlows bounds the flows a watcher remembers; past it, it forgets
+// them all, and a drop of a flow it forgot counts as the action's.
+const maxFlows = 1 << 14
 
 // tableView is a NAT's translation table.
 type tableView struct {
@@ -76,6 +101,40 @@ type watcher struct {
 	namespaces []*namedns.NS
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
+	// flows is when each flow was first seen; actionStart when the
+	// action now running began (zero before the first).
+	flows       map[flowKey]time.Time
+	actionStart time.Time
+}
+
+// actionStarted marks the start of an action: drops of flows seen before
+// it are marked Earlier.
+func (w *watcher) actionStarted(at time.Time) {
+	w.mu.Lock()
+	w.actionStart = at
+	w.mu.Unlock()
+}
+
+// firstSeen records the packet of e and returns when its flow was first
+// seen, on either side of the NAT.
+func (w *watcher) firstSeen(e trace.Event) time.Time {
+	if w.flows == nil || len(w.flows) > maxFlows {
+		w.flows = map[flowKey]time.Time{}
+	}
+	keys := []flowKey{keyOf(e.Before)}
+	if e.After != nil {
+		keys = append(keys, keyOf(*e.After))
+	}
+	first := e.Time
+	for _, k := range keys {
+		if t, ok := w.flows[k]; ok && t.Before(first) {
+			first = t
+		}
+	}
+	for _, k := range keys {
+		w.flows[k] = first
+	}
+	return first
 }
 
 // tablePoll is how often tables are read when nothing happens, to show
@@ -190,8 +249,13 @@ func (w *watcher) view(nat string, e trace.Event) packetView {
 		v.Rewritten = e.Rewritten()
 		v.To = w.owners[e.After.Dst.Addr()]
 	}
+	first := w.firstSeen(e)
 	if e.Kind == trace.Dropped {
 		v.Reason = w.reason(nat, e.Rule)
+		if !w.actionStart.IsZero() && first.Before(w.actionStart) {
+			v.Earlier = true
+			v.Reason = "A flow from before this step, not one it started. " + v.Reason
+		}
 	}
 	if e.Kind == trace.Local {
 		v.To = nat

@@ -452,6 +452,9 @@ function packet(p) {
       break;
     case "dropped":
       animate(route(from, p.nat), "before", label(p.before), () => {
+        // A flow from before the running action is not marked on the
+        // picture, which shows what the action did; the log has it.
+        if (p.earlier) return;
         cross(p.nat);
         callout(p);
       });
@@ -594,10 +597,10 @@ function cross(nat) {
 
 function logPacket(p) {
   const li = document.createElement("li");
-  li.className = p.kind === "dropped" ? "dropped" : p.kind === "forwarded" ? "forwarded" : "local";
+  li.className = p.kind === "dropped" ? (p.earlier ? "dropped earlier" : "dropped") : p.kind === "forwarded" ? "forwarded" : "local";
   li.dataset.nat = p.nat;
   const time = new Date(p.time).toLocaleTimeString([], { hour12: false });
-  const kind = { forwarded: "→ through", dropped: "✕ DROPPED", "to the NAT": "→ NAT", "from the NAT": "NAT →" }[p.kind] || p.kind;
+  const kind = p.earlier ? "✕ dropped, an earlier flow" : { forwarded: "→ through", dropped: "✕ DROPPED", "to the NAT": "→ NAT", "from the NAT": "NAT →" }[p.kind] || p.kind;
   add(li, "span", "time", time + " ");
   add(li, "span", "nat", p.nat + " ");
   add(li, "span", "kind", kind);

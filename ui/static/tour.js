@@ -293,7 +293,7 @@ function drawHappened() {
     case "packet": {
       const p = w.packets.find((p) => p.kind === "forwarded");
       if (!p) {
-        const drop = w.packets.find((p) => p.kind === "dropped");
+        const drop = w.packets.find((p) => p.kind === "dropped" && !p.earlier);
         if (drop) drawDrop(d, drop);
         return;
       }
@@ -325,7 +325,7 @@ function drawHappened() {
       return;
     }
     case "drop": {
-      const drop = w.packets.find((p) => p.kind === "dropped");
+      const drop = w.packets.find((p) => p.kind === "dropped" && !p.earlier);
       if (drop) drawDrop(d, drop);
       else if (s && s.observed !== "dropped") add(d, "p", "", "It was not dropped: " + (s.detail || s.observed));
       return;
