@@ -65,6 +65,11 @@ type natView struct {
 	LAN       string
 	Gateway   string
 	Forwards  []string
+	// Pooling is how a NAT with several public addresses gives them to
+	// mappings, and PortBlocks a carrier-grade NAT's port blocks in
+	// words; both empty when the NAT has none.
+	Pooling    string
+	PortBlocks string
 }
 
 func (v natView) MarshalJSON() ([]byte, error) {
@@ -72,11 +77,13 @@ func (v natView) MarshalJSON() ([]byte, error) {
 		Type string `json:"type"`
 	}
 	type after struct {
-		LAN      string   `json:"lan"`
-		Gateway  string   `json:"gateway"`
-		Forwards []string `json:"forwards,omitempty"`
+		LAN        string   `json:"lan"`
+		Gateway    string   `json:"gateway"`
+		Forwards   []string `json:"forwards,omitempty"`
+		Pooling    string   `json:"pooling,omitempty"`
+		PortBlocks string   `json:"port_blocks,omitempty"`
 	}
-	return topology.NATJSON(before{v.Type}, nat.Type(v.Type), v.Behaviour, after{v.LAN, v.Gateway, v.Forwards})
+	return topology.NATJSON(before{v.Type}, nat.Type(v.Type), v.Behaviour, after{v.LAN, v.Gateway, v.Forwards, v.Pooling, v.PortBlocks})
 }
 
 // choices are what the page's forms offer.
@@ -140,7 +147,10 @@ func newStateView(st *labstate.State, topo *topology.Topology, layout *graph.Lay
 				v.Choices.Publics[n.Name] = a.String()
 			}
 			nv.NAT = &natView{Type: string(n.NAT.Type), Behaviour: n.NAT.Behaviour,
-				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String()}
+				LAN: n.NAT.LAN.String(), Gateway: n.NAT.Gateway.String(), Pooling: string(n.NAT.Pooling)}
+			if n.NAT.Blocks.Enabled() {
+				nv.NAT.PortBlocks = n.NAT.Blocks.String()
+			}
 			for _, f := range n.NAT.Forwards {
 				nv.NAT.Forwards = append(nv.NAT.Forwards, fmt.Sprintf("%s %d → %s %v", f.Proto, f.Port, f.ToNode, f.To))
 			}

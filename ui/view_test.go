@@ -175,3 +175,42 @@ nodes:
 		}
 	}
 }
+
+// The page's NATs say how a pool is shared and what port blocks a
+// carrier-grade NAT gives; other NATs say neither.
+func TestViewShowsPoolingAndPortBlocks(t *testing.T) {
+	topo, err := topology.Parse("p.yaml", []byte(`nodes:
+  isp:    {kind: nat, public: [203.0.113.1, 203.0.113.2]}
+  mobile: {kind: nat, port-range: 40000-40007, port-block: 2}
+  home:   {kind: nat}
+  phone:  {kind: host, behind: mobile}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(newStateView(&labstate.State{Name: "p"}, topo, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Nodes []struct {
+			Name string
+			NAT  map[string]any
+		}
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]any{}
+	for _, n := range v.Nodes {
+		if n.NAT != nil {
+			got[n.Name] = [2]any{n.NAT["pooling"], n.NAT["port_blocks"]}
+		}
+	}
+	want := map[string][2]any{"isp": {"paired", nil}, "mobile": {nil, "port blocks of 2, ICMP when exhausted"}, "home": {nil, nil}}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: pooling and port blocks %v, want %v", name, got[name], w)
+		}
+	}
+}

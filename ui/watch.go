@@ -77,7 +77,10 @@ type tableView struct {
 	Forwards []nattable.Forward `json:"forwards"`
 	// OneToOne is a one-to-one NAT's binding, which its rules hold.
 	OneToOne *nattable.Binding `json:"one_to_one,omitempty"`
-	Error    string            `json:"error,omitempty"`
+	// Subscribers are a carrier-grade NAT's subscribers and their port
+	// blocks, with the ports their mappings hold.
+	Subscribers []nattable.Subscriber `json:"subscribers,omitempty"`
+	Error       string                `json:"error,omitempty"`
 }
 
 // watcher traces every NAT of the lab and reads their tables, publishing
@@ -348,7 +351,7 @@ func (w *watcher) table(ctx context.Context, nat string, ns *namedns.NS, poke <-
 				t.AddBlocks(topo, now)
 			}
 			v.Flows, v.Mappings, v.Forwards = append(v.Flows, t.Flows...), append(v.Mappings, t.Mappings...), append(v.Forwards, t.Forwards...)
-			v.OneToOne = t.OneToOne
+			v.OneToOne, v.Subscribers = t.OneToOne, t.Subscribers
 		}
 		data, _ := json.Marshal(v)
 		if !bytes.Equal(data, last) {

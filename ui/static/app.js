@@ -641,7 +641,10 @@ function table(t) {
   card.replaceChildren();
   const h = add(card, "h3", "", t.nat + "'s translation table ");
   const nb = n.nat;
-  add(h, "small", "", `${nb.type || "custom"} · mapping ${nb.mapping} · filtering ${nb.filtering} · ports ${nb.ports}`);
+  let knobs = `${nb.type || "custom"} · mapping ${nb.mapping} · filtering ${nb.filtering} · ports ${nb.ports}`;
+  if (nb.pooling) knobs += ` · pooling ${nb.pooling} over ${n.addresses.length} addresses`;
+  if (nb.port_blocks) knobs += ` · ${nb.port_blocks}`;
+  add(h, "small", "", knobs);
   if (t.error) add(card, "p", "empty", t.error);
   const seen = seenRows[t.nat] || (seenRows[t.nat] = new Set());
   const fresh = new Set();
@@ -696,6 +699,20 @@ function table(t) {
     add(tr, "td", "", "↔");
     add(tr, "td", "", t.one_to_one.private);
     add(tr, "td", "", t.one_to_one.host);
+  }
+  if (t.subscribers && t.subscribers.length) {
+    add(card, "p", "hint", "Port blocks (each subscriber's mappings take ports of its own blocks only):");
+    const st = add(add(card, "div", "scroll", ""), "table", "subscribers", "");
+    const sh = add(st, "tr", "", "");
+    for (const c of ["subscriber", "address", "blocks", "in use (udp, tcp)", "quota"]) add(sh, "th", "", c);
+    for (const s of t.subscribers) {
+      const tr = add(st, "tr", "row", "");
+      add(tr, "td", "", s.node);
+      add(tr, "td", "", s.address);
+      add(tr, "td", "pub", s.blocks.join(" "));
+      add(tr, "td", "", `${s.in_use.udp}, ${s.in_use.tcp}`);
+      add(tr, "td", "", String(s.quota));
+    }
   }
   if (t.forwards && t.forwards.length) {
     add(card, "p", "hint", "Port forwards (anyone may send to these):");
