@@ -218,15 +218,21 @@ func (s *Server) peerMapping(ctx context.Context, key peerKey, lifetime time.Dur
 			return f.Public.Port(), min(lifetime, f.Expires), nil, nil
 		}
 	}
-	// A PEER request makes a mapping ahead of the flow for UDP only; a
-	// TCP mapping is made by the host's connection (above, as a flow).
-	if key.proto != "udp" || s.cfg.Behaviour.Mapping == nat.AddressAndPortDependent {
+	// A PEER request makes a mapping ahead of the flow for UDP and TCP,
+	// whose mappings follow the knobs in maps of their own (RFC 5382):
+	// the host's first packet, a datagram or a SYN, then leaves by it.
+	portsSet, mappingsSet, permitsSet, _, ok := natrules.TransportSets(key.proto)
+	if !ok || s.cfg.Behaviour.Mapping == nat.AddressAndPortDependent {
 		return 0, 0, nil, errNoMapping
 	}
 	if s.cfg.Behaviour.Mapping == nat.EndpointIndependent {
-		i := slices.IndexFunc(t.Mappings, func(m nattable.Mapping) bool { return m.Private == key.internal })
+		mappings := t.Mappings
+		if key.proto == "tcp" {
+			mappings = t.TCPMappings
+		}
+		i := slices.IndexFunc(mappings, func(m nattable.Mapping) bool { return m.Private == key.internal })
 		if i >= 0 {
-			return t.Mappings[i].Public.Port(), min(lifetime, t.Mappings[i].Expires), nil, nil
+			return mappings[i].Public.Port(), min(lifetime, mappings[i].Expires), nil, nil
 		}
 	}
 	s.mu.Lock()
@@ -240,14 +246,14 @@ func (s *Server) peerMapping(ctx context.Context, key peerKey, lifetime time.Dur
 		m.Remote = key.remote.Addr()
 	}
 	elems := []setElement{
-		{natrules.PortsSet, natrules.Owner{Public: external, Private: key.internal}.Element(lifetime)},
-		{natrules.MappingsSet, m.Element(lifetime)},
+		{portsSet, natrules.Owner{Public: external, Private: key.internal}.Element(lifetime)},
+		{mappingsSet, m.Element(lifetime)},
 	}
 	if s.cfg.Behaviour.Filtering == nat.AddressDependent {
 		// Under address-dependent filtering the permits let the peer in;
 		// under port-dependent filtering conntrack does, once the host
 		// has sent.
-		elems = append(elems, setElement{natrules.PermitsSet, natrules.Permit{Remote: key.remote.Addr(), Public: external}.Element(lifetime)})
+		elems = append(elems, setElement{permitsSet, natrules.Permit{Remote: key.remote.Addr(), Public: external}.Element(lifetime)})
 	}
 	if err := s.setElements(elems, true); err != nil {
 		return 0, 0, nil, fmt.Errorf("the mapping of %v to %v: %w", key.internal, key.remote, err)

@@ -353,3 +353,48 @@ func TestAnnounceOnReboot(t *testing.T) {
 		}
 	}
 }
+
+// PEER makes a TCP mapping ahead of the connection too, under the
+// mappings that allow it: the console's SYN from the internal port then
+// leaves by the external port the answer named.
+func TestPCPPeerTCP(t *testing.T) {
+	testutil.CheckRoutines(t)
+	for _, knobs := range []string{"type: port-restricted-cone", "mapping: address-dependent, filtering: address-dependent"} {
+		t.Run(knobs, func(t *testing.T) {
+			l := labtest.Up(t, `
+nodes:
+  friend:  {kind: host}
+  home:    {kind: nat, `+knobs+`, port-mapping: pcp}
+  console: {kind: host, behind: home}
+`)
+			c := newPCPClient(t, l, "console", "home")
+			ln, err := l.Lab.Node("friend").Listen("tcp4", ":9001")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			peer := netip.AddrPortFrom(l.Addr("friend", 0), 9001)
+			r := c.do(t, pcp.Request{Opcode: pcp.OpPeer, Lifetime: time.Minute, Nonce: pcp.Nonce{9}, Protocol: pcp.ProtoTCP, Internal: 7001, Peer: peer})
+			if r.Result != pcp.Success || r.External.Addr() != l.Addr("home", 0) || r.Peer != peer {
+				t.Fatalf("peer: %+v", r)
+			}
+			var out net.Conn
+			if err := l.Lab.Node("console").Do(func() (err error) {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{Port: 7001}, Timeout: 2 * time.Second}
+				out, err = d.Dial("tcp4", peer.String())
+				return err
+			}); err != nil {
+				t.Fatalf("the console connects from port 7001: %v", err)
+			}
+			defer out.Close()
+			in, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			if seen := netip.MustParseAddrPort(in.RemoteAddr().String()); seen != r.External {
+				t.Errorf("the friend sees the connection from %v; PEER said %v", seen, r.External)
+			}
+		})
+	}
+}
