@@ -323,7 +323,7 @@ func TestReorder(t *testing.T) {
 	at := udp(t, l, "srv", ":9")
 	c := udp(t, l, "alice", ":0")
 	const n = 2000
-	got := send(t, c, srvAt(l, 9), at, n, 16, 500*time.Microsecond, 300*ms)
+	got := send(t, c, srvAt(l, 9), at, n, 16, 500*time.Microsecond, time.Second)
 	if len(got) != n {
 		t.Fatalf("%d of %d packets arrived on a link without loss", len(got), n)
 	}
