@@ -55,13 +55,9 @@ demo: build
 # make test VM_TEST_KERNELS="linux-image-amd64 linux-image-6.12-amd64".
 VM_TEST_KERNELS ?= linux-image-amd64
 
-# The packages' tests mostly wait (on the kernel, timers, a browser, the
-# natlab binaries internal/cli runs), so three packages run at a time on
-# two cores: with two, ui's browser tests (4.5 minutes) started after
-# internal/cli's (3 minutes) and the rest, and the run took 9 minutes.
 test: test-deps lint
 	$(MAKE) --no-print-directory cross
-	$(GO) test -count=1 -p 3 -parallel 8 ./...
+	$(GO) test -count=1 -parallel 8 ./...
 	$(MAKE) --no-print-directory examples
 	@# The course VM beside the kernel tests' VM: each emulates on one host
 	@# thread of its own (TCG, thread=single), so they share the two cores
