@@ -83,14 +83,6 @@ func (c *Config) validateBlocks() []error {
 	return errs
 }
 
-// restSet names p's resting ports set.
-func restSet(p transport) string {
-	if p.name == "tcp" {
-		return TCPRestPortsSet
-	}
-	return RestPortsSet
-}
-
 // blockSets declares subscriber_ports, with every subscriber's ports, and
 // the resting ports sets.
 func (b *builder) blockSets() {
@@ -111,7 +103,7 @@ func (b *builder) blockSets() {
 	b.r.sets = append(b.r.sets, m)
 	if b.Blocks.ReuseDelay > 0 {
 		for _, p := range b.transports {
-			b.r.sets = append(b.r.sets, newSet(t, restSet(p), p.comment(fmt.Sprintf("public port: the ports of live mappings, and of expired ones for %s more (RFC 6888 REQ-8)", nat.FormatDuration(b.Blocks.ReuseDelay))),
+			b.r.sets = append(b.r.sets, newSet(t, p.rest, p.comment(fmt.Sprintf("public port: the ports of live mappings, and of expired ones for %s more (RFC 6888 REQ-8)", nat.FormatDuration(b.Blocks.ReuseDelay))),
 				[]nftables.SetDatatype{inetService}, nil))
 		}
 	}
@@ -151,9 +143,9 @@ func (b *builder) offerBlocks(offer func(string, ...stmt), p transport) {
 // markResting matches if the port in the mark rests: a mapping has it,
 // or had it less than ReuseDelay ago.
 func markResting(p transport) stmt {
-	return stmt{"meta mark @" + restSet(p), []expr.Any{
+	return stmt{"meta mark @" + p.rest, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg3},
-		&expr.Lookup{SourceRegister: reg3, SetName: restSet(p)},
+		&expr.Lookup{SourceRegister: reg3, SetName: p.rest},
 	}}
 }
 
@@ -164,7 +156,7 @@ func (b *builder) rest(p transport, lifetime time.Duration, public field) []stmt
 	if !b.blocked() || b.Blocks.ReuseDelay == 0 {
 		return nil
 	}
-	return []stmt{update(restSet(p), lifetime+b.Blocks.ReuseDelay, []field{public}, nil)}
+	return []stmt{update(p.rest, lifetime+b.Blocks.ReuseDelay, []field{public}, nil)}
 }
 
 // quota answers a new flow its subscriber's quota refuses with an ICMP

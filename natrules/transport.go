@@ -15,8 +15,9 @@ import (
 // ports map.
 type transport struct {
 	name string // "udp" or "tcp", as nft writes it
-	// The names of its maps and sets, and of its claim chain.
-	ports, mappings, permits, hairpins, claim string
+	// The names of its maps and sets, and of its claim chain; rest is
+	// its resting ports set under port blocks (blocks.go).
+	ports, mappings, permits, hairpins, rest, claim string
 	// fresh is the lifetime of a mapping the NAT has just made, and live
 	// that of one whose traffic refreshes it: the same for UDP; for TCP
 	// the transitory timeout (a connection opening, RFC 5382 REQ-5's 4
@@ -32,9 +33,9 @@ type transport struct {
 
 func transports(b nat.Behaviour) []transport {
 	return []transport{
-		{name: "udp", ports: setPorts, mappings: setMappings, permits: setPermits, hairpins: setHairpins, claim: chainClaim,
+		{name: "udp", ports: setPorts, mappings: setMappings, permits: setPermits, hairpins: setHairpins, rest: RestPortsSet, claim: chainClaim,
 			fresh: b.Timeout.UDP, live: b.Timeout.UDP, refreshOutbound: b.Refresh == nat.RefreshOutbound},
-		{name: "tcp", ports: setTCPPorts, mappings: setTCPMappings, permits: setTCPPermits, hairpins: setTCPHairpins, claim: chainTCPClaim,
+		{name: "tcp", ports: setTCPPorts, mappings: setTCPMappings, permits: setTCPPermits, hairpins: setTCPHairpins, rest: TCPRestPortsSet, claim: chainTCPClaim,
 			fresh: b.Timeout.TCPTransitory, live: b.Timeout.TCPEstablished},
 	}
 }

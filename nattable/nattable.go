@@ -105,12 +105,11 @@ type Table struct {
 // holds, how many ports it may hold at once, and how many of its ports
 // UDP and TCP mappings own now.
 type Subscriber struct {
-	Node    string          `json:"node"`
-	Address netip.Addr      `json:"address"`
-	Blocks  []nat.PortRange `json:"-"`
-	Quota   int             `json:"quota"`
-	InUse   map[string]int  `json:"in_use"`
-	Ranges  []string        `json:"blocks"`
+	Node    string         `json:"node"`
+	Address netip.Addr     `json:"address"`
+	Quota   int            `json:"quota"`
+	InUse   map[string]int `json:"in_use"`
+	Ranges  []string       `json:"blocks"`
 }
 
 // AddBlocks adds the subscribers of n, a NAT of topo with port blocks,
@@ -121,10 +120,7 @@ func (t *Table) AddBlocks(topo *topology.Topology, n *topology.Node) {
 		return
 	}
 	for _, s := range topo.Subscribers(n) {
-		sub := Subscriber{Node: s.Node.Name, Address: s.Addr, Blocks: s.Blocks, Quota: n.NAT.Blocks.Quota, InUse: map[string]int{"udp": 0, "tcp": 0}}
-		for _, r := range s.Blocks {
-			sub.Ranges = append(sub.Ranges, r.String())
-		}
+		sub := Subscriber{Node: s.Node.Name, Address: s.Addr, Ranges: s.Ranges(), Quota: n.NAT.Blocks.Quota, InUse: map[string]int{"udp": 0, "tcp": 0}}
 		for proto, ms := range map[string][]Mapping{"udp": t.Mappings, "tcp": t.TCPMappings} {
 			for _, m := range ms {
 				for _, r := range s.Blocks {

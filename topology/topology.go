@@ -479,6 +479,16 @@ type Subscriber struct {
 	Blocks []nat.PortRange
 }
 
+// Ranges are the subscriber's blocks as a file writes port ranges:
+// 20000-20127.
+func (s Subscriber) Ranges() []string {
+	r := make([]string, len(s.Blocks))
+	for i, b := range s.Blocks {
+		r[i] = b.String()
+	}
+	return r
+}
+
 // Subscribers are the nodes behind nat n in the order of their
 // addresses, each with the port blocks it holds (nat.PortBlocks.Blocks),
 // none when n has no port blocks.

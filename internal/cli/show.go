@@ -74,11 +74,7 @@ func nodeDetails(topo *topology.Topology, n *topology.Node) string {
 	if up := topo.Node(n.Behind); up != nil && up.NAT != nil && up.NAT.Blocks.Enabled() {
 		for _, s := range topo.Subscribers(up) {
 			if s.Node == n {
-				var r []string
-				for _, b := range s.Blocks {
-					r = append(r, b.String())
-				}
-				d = strings.TrimPrefix(d+"; ports "+strings.Join(r, " ")+" of "+up.Name+"'s", "; ")
+				d = strings.TrimPrefix(d+"; ports "+strings.Join(s.Ranges(), " ")+" of "+up.Name+"'s", "; ")
 			}
 		}
 	}

@@ -110,11 +110,7 @@ func newBlocksInfo(topo *topology.Topology, n *topology.Node) *blocksInfo {
 		info.Exhausted = "icmp"
 	}
 	for _, s := range topo.Subscribers(n) {
-		si := subscriberInfo{Node: s.Node.Name, Address: s.Addr.String()}
-		for _, r := range s.Blocks {
-			si.Blocks = append(si.Blocks, r.String())
-		}
-		info.Subscribers = append(info.Subscribers, si)
+		info.Subscribers = append(info.Subscribers, subscriberInfo{Node: s.Node.Name, Address: s.Addr.String(), Blocks: s.Ranges()})
 	}
 	return info
 }
