@@ -74,10 +74,8 @@ func newShaper(t *testing.T, l *labtest.Lab) *shaper {
 // the packets' way and the receivers they wake.
 func (s *shaper) delay(what string, got, want, tol time.Duration, wakes int) {
 	s.t.Helper()
-	if testutil.Race {
-		// The delay line runs in this process, slowed by the race
-		// detector: make test checks its delays.
-		s.t.Logf("%s is %v (want %v; not checked under the race detector)", what, got, want)
+	if !testutil.Timed(s.t) {
+		s.t.Logf("%s is %v (want %v)", what, got, want)
 		return
 	}
 	if !testutil.LateDelay(got, want, tol, wakes, s.late) {

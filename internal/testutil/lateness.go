@@ -37,6 +37,20 @@ func LateDelay(got, want, tol time.Duration, wakes int, lateness time.Duration) 
 	return got >= want-tol && got <= want+tol+time.Duration(wakes)*lateness
 }
 
+// Timed reports whether a test may check the delays it measures through
+// links natlab shapes, and logs why not: not in a binary built with the
+// race detector (Race), which slows natlab's delay line in the test's
+// own process, its agents and relay (a 100 ms round trip measured 105 to
+// 108 ms there); make test's plain run checks them.
+func Timed(t testing.TB) bool {
+	t.Helper()
+	if Race {
+		t.Log("the timings are not checked: the race detector slows every goroutine, and what they time with it (make race); make test checks them")
+		return false
+	}
+	return true
+}
+
 // keepsTimeLateness is the most a machine may wake a sleeper late and
 // still time a scenario: the host here wakes one 0.2-0.3 ms late, even
 // under make test's load; make vm-test's emulated machine about 1 ms,
@@ -54,8 +68,7 @@ const keepsTimeLateness = 750 * time.Microsecond
 // an emulated one. late is what Lateness measured.
 func KeepsTime(t testing.TB, late time.Duration) bool {
 	t.Helper()
-	if Race {
-		t.Log("the timings are not checked: the race detector slows every goroutine, and what they time with it (make race); make test checks them")
+	if !Timed(t) {
 		return false
 	}
 	if late > keepsTimeLateness {
