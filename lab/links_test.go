@@ -143,11 +143,13 @@ func TestLinks(t *testing.T) {
 		t.Errorf("the record has links %+v, mechanism %q", st.Links, st.LinkMechanism)
 	}
 	t.Logf("links shaped by %s", st.LinkMechanism)
-	late, timed := testutil.Lateness(t), testutil.Timed(t)
+	watch, timed := testutil.WatchLateness(t), testutil.Timed(t)
 	// Four holds (alice's link and the server's, each way) and two
 	// receivers woken (the echo and alice) per ping: each may be late
-	// on a busy or emulated machine (testutil.Lateness).
+	// on a busy or emulated machine, as late as it was while the pings
+	// ran (testutil.LatenessWatch).
 	rtt, got := pingMedian(t, name, 50)
+	late := watch.Late(t)
 	if got != 50 || timed && !testutil.LateDelay(rtt, 100*time.Millisecond, 3*time.Millisecond, 6, late) {
 		t.Errorf("median RTT %v of %d pings through two links of 25 ms, want 100 ms -3 ms to +%v of 50", rtt, got, 3*time.Millisecond+6*late)
 	}
@@ -161,6 +163,7 @@ func TestLinks(t *testing.T) {
 		t.Errorf("SetLink returned %v", now)
 	}
 	rtt, got = pingMedian(t, name, 50)
+	late = watch.Late(t)
 	if got != 50 || timed && !testutil.LateDelay(rtt, 150*time.Millisecond, 4*time.Millisecond, 6, late) {
 		t.Errorf("median RTT %v of %d pings with one link at 50 ms, want 150 ms -4 ms to +%v of 50", rtt, got, 4*time.Millisecond+6*late)
 	}
@@ -175,6 +178,7 @@ func TestLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtt, got = pingMedian(t, name, 20)
+	late = watch.Late(t)
 	if got != 20 || timed && !testutil.LateDelay(rtt, 150*time.Millisecond, 4*time.Millisecond, 6, late) {
 		t.Errorf("after the link came up: median RTT %v of %d pings, want 150 ms -4 ms to +%v of 20", rtt, got, 4*time.Millisecond+6*late)
 	}
@@ -242,8 +246,9 @@ func TestSetLinkRefuses(t *testing.T) {
 		t.Errorf("no delay line runs: processes %+v", st.Processes)
 	}
 	// Two holds and two receivers woken per ping (testutil.Lateness).
-	late, timed := testutil.Lateness(t), testutil.Timed(t)
-	if rtt, got := pingMedian(t, name, 20); got != 20 || timed && !testutil.LateDelay(rtt, 20*time.Millisecond, 3*time.Millisecond, 4, late) {
+	watch, timed := testutil.WatchLateness(t), testutil.Timed(t)
+	rtt, got := pingMedian(t, name, 20)
+	if late := watch.Late(t); got != 20 || timed && !testutil.LateDelay(rtt, 20*time.Millisecond, 3*time.Millisecond, 4, late) {
 		t.Errorf("median RTT %v of %d pings with alice's link at 10 ms, want 20 ms -3 ms to +%v of 20", rtt, got, 3*time.Millisecond+4*late)
 	}
 }

@@ -45,14 +45,15 @@ type shaper struct {
 	mech  linkshape.Mechanism
 	line  *linkshape.Line
 	links map[string]linkshape.State
-	// late is how late this machine wakes a sleeper: each hold of a
-	// packet and each receiver it wakes may add that much to a delay.
-	late time.Duration
+	// watch measures how late this machine wakes a sleeper while the
+	// test measures: each hold of a packet and each receiver it wakes may
+	// add that much to a delay.
+	watch *testutil.LatenessWatch
 }
 
 func newShaper(t *testing.T, l *labtest.Lab) *shaper {
 	t.Helper()
-	s := &shaper{t: t, l: l, wires: lab.Wires(l.Name, l.Topo), links: map[string]linkshape.State{}, late: testutil.Lateness(t)}
+	s := &shaper{t: t, l: l, wires: lab.Wires(l.Name, l.Topo), links: map[string]linkshape.State{}, watch: testutil.WatchLateness(t)}
 	ns, err := namedns.Open(lab.NamespaceName(l.Name, topology.Internet))
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,8 @@ func newShaper(t *testing.T, l *labtest.Lab) *shaper {
 }
 
 // delay fails the test unless got is want±tol, or later by at most
-// wakes times how late this machine wakes (s.late): the timed holds on
+// wakes times how late this machine woke sleepers since the last check
+// (s.watch): the timed holds on
 // the packets' way and the receivers they wake.
 func (s *shaper) delay(what string, got, want, tol time.Duration, wakes int) {
 	s.t.Helper()
@@ -78,10 +80,11 @@ func (s *shaper) delay(what string, got, want, tol time.Duration, wakes int) {
 		s.t.Logf("%s is %v (want %v)", what, got, want)
 		return
 	}
-	if !testutil.LateDelay(got, want, tol, wakes, s.late) {
-		s.t.Errorf("%s is %v, want %v, -%v to +%v (%d wakes of %v on this machine)", what, got, want, tol, tol+time.Duration(wakes)*s.late, wakes, s.late)
+	late := s.watch.Late(s.t)
+	if !testutil.LateDelay(got, want, tol, wakes, late) {
+		s.t.Errorf("%s is %v, want %v, -%v to +%v (%d wakes of %v on this machine)", what, got, want, tol, tol+time.Duration(wakes)*late, wakes, late)
 	} else {
-		s.t.Logf("%s is %v (want %v, -%v to +%v)", what, got, want, tol, tol+time.Duration(wakes)*s.late)
+		s.t.Logf("%s is %v (want %v, -%v to +%v)", what, got, want, tol, tol+time.Duration(wakes)*late)
 	}
 }
 

@@ -64,6 +64,7 @@ steps:
   - link: {node: alice, loss: 10%}
   - send: {from: alice, to: server, count: 300}
 `)
+	watch := testutil.WatchLateness(t)
 	_, rep := runScript(t, l)
 	if len(rep.Steps) != 3 {
 		t.Fatalf("%d steps ran", len(rep.Steps))
@@ -76,8 +77,9 @@ steps:
 		t.Errorf("over links without loss, %v", clean.Probes)
 	}
 	// Four holds and two receivers woken per round trip, each of which
-	// a busy or emulated machine makes late (testutil.Lateness).
-	late, timed := testutil.Lateness(t), testutil.Timed(t)
+	// a busy or emulated machine makes late, as late as it was while the
+	// steps ran (testutil.LatenessWatch).
+	late, timed := watch.Late(t), testutil.Timed(t)
 	slack := 3*time.Millisecond + 6*late
 	if med := clean.RTT.Median; timed && !testutil.LateDelay(med, 100*time.Millisecond, 3*time.Millisecond, 6, late) {
 		t.Errorf("median rtt through two 25ms links %v, want 100ms -3ms to +%v (%v)", med, slack, clean.RTT)

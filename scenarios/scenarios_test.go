@@ -38,6 +38,11 @@ func TestEveryScenarioPasses(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer lab.Down(context.Background(), st.Name, nil)
+			check := measures[name]
+			var watch *testutil.LatenessWatch
+			if check != nil {
+				watch = testutil.WatchLateness(t)
+			}
 			rep, err := runner.Run(context.Background(), st, topo, runner.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -47,16 +52,17 @@ func TestEveryScenarioPasses(t *testing.T) {
 					t.Errorf("step %d %q: expected %s, observed %s: %s\n%s", s.Index+1, s.Name, s.Expect, s.Observed, s.Reason, indent(s.Detail))
 				}
 			}
-			if check := measures[name]; check != nil && !t.Failed() {
-				check(t, rep.Steps)
+			if check != nil && !t.Failed() {
+				check(t, rep.Steps, watch.Late(t))
 			}
 		})
 	}
 }
 
 // measures check what a scenario's steps measured, where expectations
-// have no words for it.
-var measures = map[string]func(t *testing.T, steps []step.Result){
+// have no words for it. late is how late the machine woke sleepers while
+// the scenario ran (testutil.LatenessWatch).
+var measures = map[string]func(t *testing.T, steps []step.Result, late time.Duration){
 	"act6-relay-costs":       relayCosts,
 	"lossy-punch":            lossyPunch,
 	"act7-relay-then-direct": relayThenDirect,
@@ -67,7 +73,7 @@ var measures = map[string]func(t *testing.T, steps []step.Result){
 // pooling: discovery sees alice at one address of isp's pool, carol at
 // more than one of carrier's, and isp's table shows alice's mapping on
 // alice's address.
-func pooling(t *testing.T, steps []step.Result) {
+func pooling(t *testing.T, steps []step.Result, _ time.Duration) {
 	isp := []string{"203.0.113.1", "203.0.113.2", "203.0.113.3"}
 	alice, ok := steps[2].Data.(*classify.Result)
 	if !ok || len(alice.Publics) != 1 || !slices.Contains(isp, alice.Publics[0].String()) {
@@ -85,7 +91,7 @@ func pooling(t *testing.T, steps []step.Result) {
 // discovery sees that unsolicited packets get in behind the one-to-one
 // NAT (which the stun step's words cannot say), and the table shows the
 // binding.
-func oneToOne(t *testing.T, steps []step.Result) {
+func oneToOne(t *testing.T, steps []step.Result, _ time.Duration) {
 	if !strings.Contains(steps[0].Detail, "reached vm, from 203.0.113.3:8080") {
 		t.Errorf("the unsolicited UDP packet: %s; want it at vm from friend's 203.0.113.3:8080", steps[0].Detail)
 	}
@@ -106,7 +112,7 @@ func oneToOne(t *testing.T, steps []step.Result) {
 // busy or emulated machine (a median of 592ms over DERP in make vm-test's
 // at a load of 9), never earlier. So the RTTs are held to their lower
 // bounds, and the drop from one path to the other, as a ratio.
-func relayThenDirect(t *testing.T, steps []step.Result) {
+func relayThenDirect(t *testing.T, steps []step.Result, _ time.Duration) {
 	atLeast := func(what string, r *step.RTT, want time.Duration) time.Duration {
 		t.Helper()
 		if r == nil || r.Median < want-4*time.Millisecond {
@@ -129,12 +135,12 @@ func relayThenDirect(t *testing.T, steps []step.Result) {
 // lossyPunch: alice's link loses 10% each way, so 19% of the round trips
 // over it; the punch still finds the path, times it (two 10ms links, a
 // 40ms round trip), and keepalives keep it open past the NATs' timeout.
-func lossyPunch(t *testing.T, steps []step.Result) {
+func lossyPunch(t *testing.T, steps []step.Result, late time.Duration) {
 	// A busy or emulated machine adds to the links' delays, never takes
 	// from them: 44ms in make vm-test's.
 	if r := steps[0].RTT; r == nil {
 		t.Errorf("%s reports no rtt: %s", steps[0].Name, steps[0].Detail)
-	} else if testutil.KeepsTime(t, testutil.Lateness(t)) && (r.Median < 36*time.Millisecond || r.Median > 50*time.Millisecond) {
+	} else if testutil.KeepsTime(t, late) && (r.Median < 36*time.Millisecond || r.Median > 50*time.Millisecond) {
 		t.Errorf("%s: rtt %v, want 40ms, -4ms to +10ms", steps[0].Name, r)
 	}
 	// 50 round trips lose none with chance 0.81^50 (3e-5) and more than
@@ -149,12 +155,11 @@ func lossyPunch(t *testing.T, steps []step.Result) {
 // the relay adds the server's 40ms link twice each way, 200ms. Each step
 // reports the RTT of the path it found, and the throughput steps the
 // goodput of the direct path and of the relay.
-func relayCosts(t *testing.T, steps []step.Result) {
+func relayCosts(t *testing.T, steps []step.Result, late time.Duration) {
 	// Each hold of a packet on a shaped link and each receiver it wakes
 	// may be late on a busy or emulated machine (testutil.Lateness),
 	// never early: a direct round trip has four holds and two receivers,
 	// a relayed one eight holds and four receivers (the relay twice).
-	late := testutil.Lateness(t)
 	timed := testutil.KeepsTime(t, late)
 	near := func(what string, got, want, tol time.Duration) {
 		t.Helper()

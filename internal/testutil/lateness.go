@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -76,4 +77,68 @@ func KeepsTime(t testing.TB, late time.Duration) bool {
 		return false
 	}
 	return true
+}
+
+// LatenessWatch measures how late this machine wakes a sleeper for as
+// long as a test measures delays, not only before: a machine that grows
+// busy half way (make test runs the browser tests beside the link tests)
+// makes the packets of that stretch late, and a measurement taken at the
+// start does not see it (a 100 ms round trip measured 105 ms while
+// Lateness, taken before, said 0.28 ms).
+type LatenessWatch struct {
+	start time.Duration // what Lateness measured when the watch began
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	mu   sync.Mutex
+	late []time.Duration // the overshoot of each sleep since the last Late
+}
+
+// WatchLateness measures Lateness and goes on sleeping 10 ms at a time
+// beside the test, until it ends.
+func WatchLateness(t testing.TB) *LatenessWatch {
+	t.Helper()
+	w := &LatenessWatch{start: Lateness(t), stop: make(chan struct{})}
+	w.wg.Go(w.sleep)
+	t.Cleanup(func() {
+		close(w.stop)
+		w.wg.Wait()
+	})
+	return w
+}
+
+func (w *LatenessWatch) sleep() {
+	const sleep = 10 * time.Millisecond
+	timer := time.NewTimer(sleep)
+	defer timer.Stop()
+	for {
+		start := time.Now()
+		timer.Reset(sleep)
+		select {
+		case <-w.stop:
+			return
+		case <-timer.C:
+		}
+		w.mu.Lock()
+		w.late = append(w.late, max(time.Since(start)-sleep, 0))
+		w.mu.Unlock()
+	}
+}
+
+// Late is how late this machine woke a sleeper since the last call (or
+// since the watch began): the median overshoot of the sleeps of that
+// stretch, and no less than what Lateness measured at the start.
+func (w *LatenessWatch) Late(t testing.TB) time.Duration {
+	t.Helper()
+	w.mu.Lock()
+	late := w.late
+	w.late = nil
+	w.mu.Unlock()
+	if len(late) == 0 {
+		return w.start
+	}
+	slices.Sort(late)
+	l := late[len(late)/2]
+	t.Logf("while it measured, this machine woke a sleeper %v late (the median of %d sleeps of 10ms)", l, len(late))
+	return max(l, w.start)
 }
