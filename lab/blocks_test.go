@@ -3,6 +3,7 @@ package lab_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/natlab/natlab/internal/labtest"
+	"github.com/natlab/natlab/topology"
 )
 
 // refused sends from a new connected socket in node to at, where to
@@ -107,5 +109,26 @@ func TestPortBlockReuseDelay(t *testing.T) {
 	h := l.UDP("h1", "")
 	if p := s.seen(t, h, s.a2p2).Port(); p < 20000 || p > 20001 {
 		t.Errorf("after the reuse delay h1's mapping got public port %d: want one of 20000-20001", p)
+	}
+}
+
+// The largest quota a file may give (topology.MaxQuota) makes the largest
+// table natlab loads, some 4,300 rules and, for two subscribers, 2,048
+// map elements in one transaction, which once overflowed the netlink
+// socket's buffers (EMSGSIZE sending it, ENOBUFS for its
+// acknowledgements, after which up hung) and a netlink attribute
+// (ERANGE for the elements in one message); such a NAT comes up, and a
+// subscriber's mapping takes a port of its own blocks.
+func TestLargestQuota(t *testing.T) {
+	t.Parallel()
+	l := natLab(t, fmt.Sprintf("type: symmetric, port-block: {size: %d, blocks: 2}", topology.MaxQuota/2))
+	s := openServers(l)
+	sub := l.Topo.Subscribers(l.Topo.Node("nat"))
+	if len(sub) == 0 || sub[0].Node.Name != "h1" {
+		t.Fatalf("subscribers %+v", sub)
+	}
+	first, last := sub[0].Blocks[0].First, sub[0].Blocks[len(sub[0].Blocks)-1].Last
+	if p := s.seen(t, l.UDP("h1", ""), s.a1p1).Port(); p < first || p > last {
+		t.Errorf("h1's mapping got public port %d: want one of its blocks %v", p, sub[0].Ranges())
 	}
 }

@@ -2,6 +2,7 @@ package natrules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -74,8 +75,13 @@ func (r *Ruleset) AddTo(conn *nftables.Conn) error {
 		// Build numbered the sets: google/nftables would otherwise number
 		// them from an unguarded global counter, a race when labs come up
 		// in parallel.
-		if err := conn.AddSet(s.spec, s.elements); err != nil {
+		if err := conn.AddSet(s.spec, nil); err != nil {
 			return fmt.Errorf("set %s: %w", s.spec.Name, err)
+		}
+		// Before the rules: the kernel adds no elements to a constant set
+		// that a rule already uses.
+		if err := addElements(conn, s.spec, s.elements); err != nil {
+			return err
 		}
 	}
 	// Chains before rules: rules jump to chains declared later in the text.
@@ -110,8 +116,26 @@ func (r *Ruleset) Forget(conn *nftables.Conn) error {
 		if len(s.elements) == 0 {
 			continue
 		}
-		if err := conn.SetAddElements(s.spec, s.elements); err != nil {
-			return fmt.Errorf("set %s: %w", s.spec.Name, err)
+		if err := addElements(conn, s.spec, s.elements); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// elementsPerMessage is how many elements one message adds to a set. The
+// elements of a message are one netlink attribute, whose length is 16
+// bits: the 2,048 elements of a carrier-grade NAT's subscriber_ports map
+// for two subscribers with a quota of 1,024 ports each did not fit in
+// 64 KiB (ERANGE); 512 of the largest natlab makes do.
+const elementsPerMessage = 512
+
+// addElements queues the elements of set on conn, elementsPerMessage at a
+// time.
+func addElements(conn *nftables.Conn, set *nftables.Set, elements []nftables.SetElement) error {
+	for chunk := range slices.Chunk(elements, elementsPerMessage) {
+		if err := conn.SetAddElements(set, chunk); err != nil {
+			return fmt.Errorf("set %s: %w", set.Name, err)
 		}
 	}
 	return nil

@@ -15,7 +15,10 @@ package nftconn
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -27,6 +30,11 @@ import (
 type Conn struct {
 	*nftables.Conn
 	sock socket
+	// sent is the error of the last send: google/nftables's test dial,
+	// through which the relay works, keeps it from google/nftables, which
+	// then waits for the acknowledgements of a batch the kernel never
+	// got; the relay gives it to that wait instead.
+	sent error
 }
 
 // socket is the kernel's side of a Conn: a netlink socket, or a test's
@@ -34,8 +42,32 @@ type Conn struct {
 type socket interface {
 	SendMessages([]netlink.Message) ([]netlink.Message, error)
 	Receive() ([]netlink.Message, error)
+	SetReadDeadline(time.Time) error
 	Close() error
 }
+
+// sendBuffer is the largest batch a Conn can send: the kernel refuses a
+// netlink message longer than the socket's send buffer (EMSGSIZE), and
+// a batch is one message; the default 208 KiB held the table of a
+// carrier-grade NAT with a quota of about 100 ports, not 256.
+const sendBuffer = 16 << 20
+
+// receiveBuffer is what a Conn's socket may hold of the kernel's
+// answers. google/nftables asks the kernel to acknowledge every message
+// of a batch, and reads the acknowledgements only once the whole batch is
+// sent: the table of a carrier-grade NAT with a quota of 256 ports is
+// about 1,100 rules, whose acknowledgements (each a buffer of its own,
+// most of a kilobyte to the socket's account) overflowed the default 208
+// KiB, so the kernel dropped some (ENOBUFS) and the reader then waited
+// for them for ever. Acknowledgements without a copy of the request
+// (NETLINK_CAP_ACK) and this much room hold those of the largest table
+// natlab makes (a quota of 1,024, about 4,300 rules) several times over.
+const receiveBuffer = 16 << 20
+
+// answerWait is how long a Conn waits for the kernel's next answer
+// before it calls the kernel silent: a batch of thousands of rules is
+// done in well under a second, on an emulated machine in a few.
+const answerWait = time.Minute
 
 // Dial opens a connection to the namespace open as nsFd.
 func Dial(nsFd int) (*Conn, error) {
@@ -43,12 +75,49 @@ func Dial(nsFd int) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
+	if err := roomForAnswers(sock); err != nil {
+		sock.Close()
+		return nil, err
+	}
 	c, err := over(sock)
 	if err != nil {
 		sock.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// roomForAnswers makes sock's acknowledgements short, its send buffer
+// sendBuffer and its receive buffer receiveBuffer: forced
+// (SO_SNDBUFFORCE, SO_RCVBUFFORCE) where natlab may, as root or in a
+// user namespace that owns the network namespace, else as large as
+// net.core.wmem_max and rmem_max let them be.
+func roomForAnswers(sock *netlink.Conn) error {
+	if err := sock.SetOption(netlink.CapAcknowledge, true); err != nil {
+		return fmt.Errorf("nftables: short acknowledgements (NETLINK_CAP_ACK): %w", err)
+	}
+	raw, err := sock.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	var forcedSend, forcedReceive error
+	if err := raw.Control(func(fd uintptr) {
+		forcedSend = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer)
+		forcedReceive = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
+	}); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	if forcedSend != nil {
+		if err := sock.SetWriteBuffer(sendBuffer); err != nil {
+			return fmt.Errorf("nftables: send buffer: %w", err)
+		}
+	}
+	if forcedReceive != nil {
+		if err := sock.SetReadBuffer(receiveBuffer); err != nil {
+			return fmt.Errorf("nftables: receive buffer: %w", err)
+		}
+	}
+	return nil
 }
 
 // over makes a Conn whose messages go through sock.
@@ -75,7 +144,17 @@ func (c *Conn) Close() error {
 // nil request asks for the kernel's next answers.
 func (c *Conn) relay(req []netlink.Message) ([]netlink.Message, error) {
 	if req == nil {
+		if err := c.sent; err != nil {
+			c.sent = nil
+			return nil, err
+		}
+		if err := c.sock.SetReadDeadline(time.Now().Add(answerWait)); err != nil {
+			return nil, fmt.Errorf("nftables: %w", err)
+		}
 		replies, err := c.sock.Receive()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("nftables: no answer from the kernel in %v: %w", answerWait, err)
+		}
 		for i := range replies {
 			// Answers are addressed to the relay's socket; google/nftables
 			// checks them against the address its own side has.
@@ -95,8 +174,11 @@ func (c *Conn) relay(req []netlink.Message) ([]netlink.Message, error) {
 		fixed.Header.Length, fixed.Header.PID = 0, 0
 		out[i] = fixed
 	}
-	_, err := c.sock.SendMessages(out)
-	return nil, err
+	_, c.sent = c.sock.SendMessages(out)
+	if c.sent != nil {
+		c.sent = fmt.Errorf("nftables: send a batch of %d messages: %w", len(out), c.sent)
+	}
+	return nil, c.sent
 }
 
 // newRule is the message type that adds a rule.

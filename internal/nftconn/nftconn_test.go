@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -33,6 +34,8 @@ func (k *kernel) SendMessages(msgs []netlink.Message) ([]netlink.Message, error)
 	}
 	return msgs, nil
 }
+
+func (k *kernel) SetReadDeadline(time.Time) error { return nil }
 
 func (k *kernel) Receive() ([]netlink.Message, error) {
 	if len(k.acks) == 0 {
