@@ -50,6 +50,16 @@ type Allocation struct {
 	lent *lent
 }
 
+// Permit asks the relay to let packets from addr in (RFC 8656 section
+// 9, CreatePermission).
+func (a *Allocation) Permit(addr netip.Addr) error {
+	p, ok := a.PacketConn.(interface{ CreatePermissions(...net.Addr) error })
+	if !ok {
+		return fmt.Errorf("the TURN client's relayed connection %T makes no permissions", a.PacketConn)
+	}
+	return p.CreatePermissions(&net.UDPAddr{IP: addr.AsSlice()})
+}
+
 // Relayed is the relayed transport address.
 func (a *Allocation) Relayed() netip.AddrPort {
 	return a.PacketConn.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -256,9 +266,13 @@ func Connect(ctx context.Context, cfg Config, a, b Peer) (*Result, error) {
 	}()
 	res.Relayed = relayConn.Relayed()
 
-	// A opens the permission for B's address (sending creates it).
-	if _, err := relayConn.WriteTo([]byte("natlab relay: open"), net.UDPAddrFromAddrPort(res.BPublic)); err != nil {
-		return nil, fmt.Errorf("%s: permission for %v: %w", a.Name, res.BPublic, err)
+	// A permits B's address (any port of it, so B's data gets through
+	// from behind a symmetric NAT too) with a CreatePermission request,
+	// as ICE agents do (RFC 8656 section 9), not by sending B data: the
+	// relay would pass that on to B's public endpoint, where a NAT that
+	// filters drops it, a drop that is no part of the relayed path.
+	if err := relayConn.Permit(res.BPublic.Addr()); err != nil {
+		return nil, fmt.Errorf("%s: permission for %v: %w", a.Name, res.BPublic.Addr(), err)
 	}
 
 	// A answers every ping through the relay, to wherever it came from.
