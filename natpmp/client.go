@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/natlab/natlab/pcp"
 	"github.com/natlab/natlab/service"
 )
@@ -39,16 +41,22 @@ func (c *Client) exchangeAs(ctx context.Context, protocol string, req []byte, ok
 	})
 }
 
-// drain discards the datagrams queued on conn.
+// drain discards the datagrams queued on conn, reading without waiting
+// (MSG_DONTWAIT) until none is left. A read with a short deadline did
+// not do: a slow machine (make vm-test's emulated one) passed the
+// deadline before the read began, and left the queue as it was.
 func drain(conn *net.UDPConn, buf []byte) {
-	for {
-		// A deadline already past would end the read before it looks
-		// at the queue.
-		conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-		if _, _, err := conn.ReadFromUDPAddrPort(buf); err != nil {
-			return
-		}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return
 	}
+	rc.Read(func(fd uintptr) bool {
+		for {
+			if _, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT); err != nil && err != unix.EINTR {
+				return true
+			}
+		}
+	})
 }
 
 // ask sends req from conn to to until an answer ok accepts comes, the

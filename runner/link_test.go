@@ -78,12 +78,22 @@ steps:
 	}
 	// Four holds and two receivers woken per round trip, each of which
 	// a busy or emulated machine makes late, as late as it was while the
-	// steps ran (testutil.LatenessWatch).
+	// steps ran (testutil.LatenessWatch), and now and then by far more:
+	// in make vm-test's emulated machine the median of 50 round trips
+	// was 112 ms, the quickest 103 ms and the slowest 215 ms, while its
+	// sleepers woke 1.3 ms late. The links' delay is what the round trip
+	// that nothing else held took, the quickest, which no lateness of the
+	// machine's makes quicker: it may not be quicker than the links allow
+	// either.
 	late, timed := watch.Late(t), testutil.Timed(t)
 	slack := 3*time.Millisecond + 6*late
-	if med := clean.RTT.Median; timed && !testutil.LateDelay(med, 100*time.Millisecond, 3*time.Millisecond, 6, late) {
-		t.Errorf("median rtt through two 25ms links %v, want 100ms -3ms to +%v (%v)", med, slack, clean.RTT)
+	linked := func(what string, rtt *step.RTT) {
+		t.Helper()
+		if timed && !testutil.LateDelay(rtt.Min, 100*time.Millisecond, 3*time.Millisecond, 6, late) {
+			t.Errorf("%s: the quickest round trip through two 25ms links took %v, want 100ms -3ms to +%v (%v)", what, rtt.Min, slack, rtt)
+		}
 	}
+	linked("over clean links", clean.RTT)
 	if !lossy.Pass || lossy.Probes == nil || lossy.RTT == nil {
 		t.Fatalf("send over a lossy link: %+v", lossy)
 	}
@@ -100,9 +110,7 @@ steps:
 	}
 	within("lost one way", p.Sent-p.Delivered, 0.1)
 	within("round trips lost", p.Lost(), 0.19)
-	if med := lossy.RTT.Median; timed && !testutil.LateDelay(med, 100*time.Millisecond, 3*time.Millisecond, 6, late) {
-		t.Errorf("median rtt with loss %v, want 100ms -3ms to +%v", med, slack)
-	}
+	linked("with loss", lossy.RTT)
 	t.Logf("clean: %s; lossy: %s", clean.Measured(), lossy.Measured())
 	if !strings.Contains(lossy.Measured(), "300 sent") {
 		t.Errorf("measured %q", lossy.Measured())
