@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/natlab/natlab/nat"
@@ -69,6 +70,19 @@ type Result struct {
 	// Both are empty when there is no NAT.
 	Publics []netip.Addr `json:"public_addresses,omitempty"`
 	Pooling nat.Pooling  `json:"pooling,omitempty"`
+	// PortsWithin is set when the machine's random public ports all fell
+	// in a range far narrower than chance allows: a carrier-grade NAT's
+	// port blocks (RFC 6888 section 5), or a NAT given a small port
+	// range; from one machine the two cannot be told apart. It is the
+	// range from the lowest port seen to the highest.
+	PortsWithin *nat.PortRange `json:"ports_within,omitempty"`
+	// Quota is how many mappings the machine held when the NAT refused it
+	// a new one (a carrier-grade NAT's port quota, RFC 6888 REQ-3), or 0
+	// when it refused none of the blocks test's. It counts the mappings
+	// every test's requests made, as the mapping behaviour found says
+	// they are made, so it is not measured with Options.Lifetime, whose
+	// waits let earlier mappings expire.
+	Quota int `json:"quota,omitempty"`
 	// Type is the classic name of the mapping and filtering, if one fits.
 	Type nat.Type `json:"type,omitempty"`
 	// Lifetime is set when asked for.
@@ -115,8 +129,35 @@ func (d *discovery) noAnswer(to netip.AddrPort, err error) error {
 	if err != nil && !errors.Is(err, stunclient.ErrNoResponse) {
 		return fmt.Errorf("request to %v: %w", to, err)
 	}
+	if held := d.held(); held > 0 {
+		return fmt.Errorf("%w at %v to a request it must answer, after %d mappings of this machine were made: is the NAT out of ports, or has this machine used its port quota (RFC 6888)?", ErrNoServer, to, held)
+	}
 	return fmt.Errorf("%w at %v to a request it must answer: is the stun service running there, or is the NAT out of ports?", ErrNoServer, to)
 }
+
+// held counts the mappings the tests' requests have made: one for each
+// socket that sent out, behind an endpoint-independent mapping; one for
+// each socket and address it sent to behind an address-dependent one; one
+// for each socket and address and port behind an address-and-port-
+// dependent one (RFC 4787 section 4.1). Hairpinned packets count too:
+// the NAT maps them as it maps any (REQ-9).
+func (d *discovery) held() int {
+	seen := map[flow]bool{}
+	for _, f := range d.flows {
+		switch d.res.Mapping {
+		case nat.EndpointIndependent:
+			f.to = netip.AddrPort{}
+		case nat.AddressDependent:
+			f.to = netip.AddrPortFrom(f.to.Addr(), 0)
+		}
+		seen[f] = true
+	}
+	return len(seen)
+}
+
+// flow is a socket's sending to a remote endpoint, which made or used a
+// mapping.
+type flow struct{ from, to netip.AddrPort }
 
 // ErrNoAlternate means the server has one address, which RFC 5780
 // discovery needs two of.
@@ -128,6 +169,9 @@ type discovery struct {
 	// alternate is the server's alternate address with its primary
 	// port, once the mapping test has learnt it.
 	alternate netip.AddrPort
+	// flows are where the tests' sockets have sent, each a mapping the
+	// NAT made or used (held).
+	flows []flow
 }
 
 // Discover runs the tests and returns the behaviour they show.
@@ -149,6 +193,9 @@ func Discover(ctx context.Context, opts Options) (*Result, error) {
 		return d.res, err
 	}
 	if err := d.pooling(ctx); err != nil {
+		return d.res, err
+	}
+	if err := d.blocks(ctx); err != nil {
 		return d.res, err
 	}
 	if opts.Lifetime {
@@ -176,6 +223,18 @@ func (d *discovery) open() (*net.UDPConn, error) {
 // probe sends one request and records the test.
 func (d *discovery) probe(ctx context.Context, name string, c *net.UDPConn, to netip.AddrPort, req stunclient.Request) (stunclient.Response, bool, error) {
 	resp, err := stunclient.Binding(ctx, c, to, req)
+	d.sent(c, to)
+	return d.record(name, c, to, resp, err)
+}
+
+// sent notes that c sent to to.
+func (d *discovery) sent(c *net.UDPConn, to netip.AddrPort) {
+	d.flows = append(d.flows, flow{localAddr(c), to})
+}
+
+// record keeps the test of a request sent from c to to, and says whether
+// it was answered: an error is one other than the lack of an answer.
+func (d *discovery) record(name string, c *net.UDPConn, to netip.AddrPort, resp stunclient.Response, err error) (stunclient.Response, bool, error) {
 	t := Test{Name: name, From: localAddr(c), To: to}
 	if err == nil {
 		t.Answered, t.Mapped, t.Source = true, resp.Mapped, resp.Source
@@ -345,6 +404,8 @@ func (d *discovery) hairpin(ctx context.Context) error {
 	// The first socket's packet to the second is only there to open its
 	// mapping's filter; it is not a STUN message, so nobody answers it.
 	open := []byte("natlab classify: hairpin, opening the filter")
+	d.sent(a, rb.Mapped)
+	d.sent(b, r.Mapped)
 	got := false
 	for _, wait := range stunclient.Probes {
 		if _, err := a.WriteToUDPAddrPort(open, rb.Mapped); err != nil {
@@ -390,6 +451,7 @@ func (d *discovery) unsolicited(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.sent(q, d.opts.Server)
 	got := false
 	for _, wait := range stunclient.Probes {
 		if err := ctx.Err(); err != nil {
@@ -451,6 +513,91 @@ func (d *discovery) pooling(ctx context.Context) error {
 		d.res.Pooling = nat.PoolingArbitrary
 	}
 	return nil
+}
+
+// blockProbes is how many mappings the blocks test asks for at once.
+const blockProbes = 24
+
+// blocks asks for blockProbes new mappings at once, from fresh sockets
+// all kept open until every answer is in (one round trip; silence, which
+// is the finding, takes stunclient.Probes). A carrier-grade NAT refuses a
+// machine a mapping beyond its port quota (RFC 6888 REQ-3 and REQ-4: it
+// takes no mapping away to make room), and the machine's ports come from
+// its own blocks (section 5), which the ports of every test's mappings
+// show when they are random.
+func (d *discovery) blocks(ctx context.Context) error {
+	if !d.res.Behind {
+		return nil
+	}
+	type answer struct {
+		c    *net.UDPConn
+		resp stunclient.Response
+		err  error
+	}
+	answers := make([]answer, blockProbes)
+	defer func() {
+		for _, a := range answers {
+			if a.c != nil {
+				a.c.Close()
+			}
+		}
+	}()
+	for i := range answers {
+		c, err := d.open()
+		if err != nil {
+			return err
+		}
+		answers[i].c = c
+	}
+	var wg sync.WaitGroup
+	for i := range answers {
+		a := &answers[i]
+		wg.Go(func() {
+			a.resp, a.err = stunclient.Binding(ctx, a.c, d.opts.Server, stunclient.Request{Waits: stunclient.Probes})
+		})
+	}
+	wg.Wait()
+	refused := false
+	for i, a := range answers {
+		_, ok, err := d.record(fmt.Sprintf("blocks %d: a new mapping, %d held at once", i+1, blockProbes), a.c, d.opts.Server, a.resp, a.err)
+		if err != nil {
+			return fmt.Errorf("request to %v: %w", d.opts.Server, err)
+		}
+		if ok {
+			// An unanswered request's mapping was refused.
+			d.sent(a.c, d.opts.Server)
+		}
+		refused = refused || !ok
+	}
+	if refused && !d.opts.Lifetime {
+		d.res.Quota = d.held()
+	}
+	if d.res.Ports == nat.PortRandom {
+		var ports []uint16
+		for _, t := range d.res.Tests {
+			if t.Answered && t.Mapped.IsValid() {
+				ports = append(ports, t.Mapped.Port())
+			}
+		}
+		if r, ok := narrow(ports); ok {
+			d.res.PortsWithin = &r
+		}
+	}
+	return nil
+}
+
+// narrow says whether random public ports fell in a range too narrow for
+// chance, and which: at least narrowPorts distinct ones within an eighth
+// of the ports above 1023, where k random ports of that range fall with
+// a chance of about k/8^(k-1) (5e-6 for eight of them).
+func narrow(ports []uint16) (nat.PortRange, bool) {
+	const narrowPorts = 8
+	distinct := slices.Compact(slices.Sorted(slices.Values(ports)))
+	if len(distinct) < narrowPorts {
+		return nat.PortRange{}, false
+	}
+	r := nat.PortRange{First: distinct[0], Last: distinct[len(distinct)-1]}
+	return r, r.Size()*8 <= nat.DefaultPortRange.Size()
 }
 
 // arrived reads c until want arrives or the deadline passes.
@@ -630,6 +777,12 @@ func (r *Result) Summary() string {
 	s := fmt.Sprintf("%s, ports %s, %s", name, r.Ports, hairpin)
 	if r.Pooling == nat.PoolingArbitrary {
 		s += fmt.Sprintf(", pooling arbitrary (%d public addresses seen)", len(r.Publics))
+	}
+	if r.PortsWithin != nil {
+		s += fmt.Sprintf(", ports within %v (port blocks?)", *r.PortsWithin)
+	}
+	if r.Quota > 0 {
+		s += fmt.Sprintf(", a new mapping refused after %d (a port quota)", r.Quota)
 	}
 	if r.Unsolicited {
 		s += ", unsolicited inbound gets in (every port forwarded, as by a one-to-one NAT)"

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,6 +199,47 @@ func TestDiscoverPooling(t *testing.T) {
 			// pool.
 			if want := l.Topo.Node("nat").NAT.Type; res.Type != want {
 				t.Errorf("type %s, want %s", res.Type, want)
+			}
+		})
+	}
+}
+
+// Behind a carrier-grade NAT, discovery sees the host's random ports all
+// within its own port blocks, and a new mapping refused once the host
+// holds its quota; behind a NAT without blocks, neither.
+func TestDiscoverPortBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		knobs  string
+		quota  int
+		blocks bool
+	}{
+		{"type: port-restricted-cone, port-block: {size: 64, blocks: 2, quota: 20}", 20, true},
+		{"type: symmetric, port-block: 256", 0, true},
+		{"type: port-restricted-cone", 0, false},
+	} {
+		t.Run(tc.knobs, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Up(t, fmt.Sprintf(lab, tc.knobs))
+			res := discover(t, l, "h1", false, 0)
+			if res.Quota != tc.quota {
+				t.Errorf("quota %d, want %d", res.Quota, tc.quota)
+			}
+			if !tc.blocks {
+				if res.PortsWithin != nil {
+					t.Errorf("ports within %v behind a NAT without blocks", res.PortsWithin)
+				}
+				return
+			}
+			subs := l.Topo.Subscribers(l.Topo.Node("nat"))
+			if len(subs) != 1 {
+				t.Fatalf("subscribers %+v", subs)
+			}
+			own := nat.PortRange{First: subs[0].Blocks[0].First, Last: subs[0].Blocks[len(subs[0].Blocks)-1].Last}
+			if r := res.PortsWithin; r == nil || r.First < own.First || r.Last > own.Last {
+				t.Errorf("ports within %v, want within h1's blocks %v", r, subs[0].Ranges())
+			}
+			if s := res.Summary(); !strings.Contains(s, "ports within") || tc.quota > 0 && !strings.Contains(s, fmt.Sprintf("refused after %d", tc.quota)) {
+				t.Errorf("summary %q", s)
 			}
 		})
 	}

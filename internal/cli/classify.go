@@ -35,6 +35,11 @@ which takes that long (up to --lifetime-max), and then, in as long again,
 which traffic keeps a mapping alive (refresh: both, when packets from outside
 alone do, or outbound; RFC 4787 section 4.3).
 
+Last it asks for 24 mappings at once from fresh sockets: a carrier-grade
+NAT's port quota (RFC 6888) refuses the node a mapping beyond it, and the
+ports of a node's port blocks all fall in a narrow range; both show as
+"port range" and "quota" when found (the quota not with --lifetime).
+
 natlab builds its NATs from these words, so for every NAT it builds this
 reports what the scenario configured.`,
 		Example: `  sudo natlab classify symmetric alice
@@ -139,6 +144,12 @@ func printClassification(w interface{ Write([]byte) (int, error) }, n *topology.
 		seen = append(seen, fmt.Sprintf("%d->%d", p.Local, p.Public))
 	}
 	fmt.Fprintf(tw, "ports\t%s (%s)\n", res.Ports, strings.Join(seen, ", "))
+	if r := res.PortsWithin; r != nil {
+		fmt.Fprintf(tw, "port range\t%v: every mapping's port fell in it, far narrower than chance (a carrier-grade NAT's port blocks, RFC 6888, or a small port range)\n", *r)
+	}
+	if res.Quota > 0 {
+		fmt.Fprintf(tw, "quota\ta new mapping was refused when the node held %d: a port quota (RFC 6888 REQ-3), or the NAT is out of ports\n", res.Quota)
+	}
 	fmt.Fprintf(tw, "hairpin\t%v\n", res.Hairpin)
 	if res.Behind {
 		unsolicited := "dropped: only what the node's mappings let in gets in"
