@@ -318,8 +318,17 @@ func (b *builder) recordNew(p transport, public field) []stmt {
 // public port. The first packet of a flow started inside is recorded by
 // outbound instead: before its source NAT, conntrack does not know the
 // public port yet, and "ct status snat" does not match.
+//
+// The base chain only sends each direction to a chain of its own, so
+// that a packet meets two interface matches here, not two for each rule:
+// matching an interface by name copies and compares the name, and the
+// rules a packet meets are most of what the NAT costs a packet beyond
+// conntrack's own work (docs/performance.md).
 func (b *builder) track() {
-	c := b.chain(chainTrack, nftables.ChainHookForward, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityFilter-10), nftables.ChainPolicyAccept)
+	base := b.chain(chainTrack, nftables.ChainHookForward, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityFilter-10), nftables.ChainPolicyAccept)
+	base.add("outbound traffic", iifname(b.LAN), oifname(b.WAN), jump(chainTrackOutbound))
+	base.add("inbound traffic", iifname(b.WAN), oifname(b.LAN), jump(chainTrackInbound))
+	chains := map[string]*chain{b.LAN: b.chain(chainTrackOutbound, nil, "", nil, 0), b.WAN: b.chain(chainTrackInbound, nil, "", nil, 0)}
 	for _, p := range b.transports {
 		t := p.live
 		out := []field{ipSaddr, p.sport()}
@@ -334,10 +343,11 @@ func (b *builder) track() {
 				{b.LAN, b.WAN, out, ipDaddrF, "outbound"},
 				{b.WAN, b.LAN, in, ipSaddr, "inbound"},
 			} {
-				stmts := []stmt{iifname(dir.iif), oifname(dir.oif), l4proto(p.name, false), flow.status}
+				c := chains[dir.iif]
+				stmts := []stmt{l4proto(p.name, false), flow.status}
 				if dir.iif == b.WAN && p.refreshOutbound {
 					c.add(fmt.Sprintf("%s: inbound traffic refreshes nothing (refresh outbound); the mapping must still be there", flow.comment),
-						iifname(dir.iif), oifname(dir.oif), l4proto(p.name, true), flow.status, jump(chainExpire))
+						l4proto(p.name, true), flow.status, jump(chainExpire))
 					continue
 				}
 				stmts = append(stmts, update(p.ports, t, []field{flow.public}, dir.priv))
@@ -348,6 +358,9 @@ func (b *builder) track() {
 				case nat.AddressDependent:
 					stmts = append(stmts, update(p.mappings, t, append(dir.priv, dir.remote), []field{flow.public}))
 				}
+				// Accepted here, the packet meets no more of track's rules;
+				// the forward chain still decides whether it passes.
+				stmts = append(stmts, accept())
 				c.add(p.comment(fmt.Sprintf("%s: %s traffic refreshes the mapping", flow.comment, dir.comment)), stmts...)
 			}
 		}
@@ -446,7 +459,11 @@ func (b *builder) hairpin() {
 	if !b.b.Hairpin || b.b.Filtering == nat.EndpointIndependent {
 		return
 	}
-	c := b.chain(chainHairpin, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
+	// Only hairpinned packets, which leave by the LAN they came from, go
+	// on to the rules (as in track, two interface matches a packet).
+	base := b.chain(chainHairpin, nftables.ChainHookPostrouting, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityNATSource+10), nftables.ChainPolicyAccept)
+	base.add("hairpinned: back out of the LAN it came in by", iifname(b.LAN), oifname(b.LAN), jump(chainHairpinned))
+	c := b.chain(chainHairpinned, nil, "", nil, 0)
 	for _, p := range b.transports {
 		b.hairpinOf(c, p)
 	}
@@ -480,7 +497,7 @@ func (b *builder) hairpinTargets() []hairpinTarget {
 }
 
 func (b *builder) hairpinOf(c *chain, p transport) {
-	looped := []stmt{iifname(b.LAN), oifname(b.LAN), b.fromPublic(), l4proto(p.name, false)}
+	looped := []stmt{b.fromPublic(), l4proto(p.name, false)}
 	t := p.live
 	// The set of whom a mapping has sent to, and its key for the remote a
 	// packet of direction dir was sent to.
@@ -518,7 +535,7 @@ func (b *builder) hairpinOf(c *chain, p transport) {
 		comment = p.comment("address-and-port-dependent filtering: a hairpinned packet reaches a mapping that has sent to the sender's public endpoint")
 		refused = notInSet(p.hairpins, ipSaddr, p.sport(), ctPort(expr.CtKeyPROTODST, original))
 	}
-	base := []stmt{iifname(b.LAN), oifname(b.LAN), ctMarkIs(hairpinMark), ctStateNew()}
+	base := []stmt{ctMarkIs(hairpinMark), ctStateNew()}
 	if b.b.Mapping != nat.AddressAndPortDependent {
 		// nft shows the protocol unless a header field of it follows,
 		// as address-and-port-dependent filtering's source port does.

@@ -119,6 +119,9 @@ const (
 	ChainForward     = "forward"
 	ChainInput       = "input"
 	ChainHairpinWall = "hairpin_wall"
+	// ChainTrack refreshes the mappings with their traffic, packet by
+	// packet; the benchmark empties it to measure what that costs.
+	ChainTrack = "track"
 )
 
 // The other chains, as `natlab rules` and the table show them.
@@ -128,11 +131,16 @@ const (
 	chainOutbound    = "outbound"
 	chainClaim       = "claim"
 	chainTCPClaim    = "tcp_claim"
-	chainTrack       = "track"
-	chainExpire      = "expire"
-	chainPermit      = "permit"
-	chainClash       = "clash"
-	chainHairpin     = "hairpin"
+	chainTrack       = ChainTrack
+	// The two directions of traffic that track refreshes mappings with.
+	chainTrackOutbound = "track_outbound"
+	chainTrackInbound  = "track_inbound"
+	chainExpire        = "expire"
+	chainPermit        = "permit"
+	chainClash         = "clash"
+	chainHairpin       = "hairpin"
+	// The rules of hairpinned packets, which chainHairpin sends there.
+	chainHairpinned  = "hairpinned"
 	chainHairpinWall = ChainHairpinWall
 	chainForward     = ChainForward
 	chainInput       = ChainInput
