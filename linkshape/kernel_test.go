@@ -476,6 +476,10 @@ func mbit(t *testing.T, what string, measure func() float64, lo, hi float64) {
 		case m < lo && try == 1:
 			t.Logf("%s: %.2f Mbit/s, want %v-%v: measuring again", what, m, lo, hi)
 			continue
+		case m < lo && m >= 0.85*lo && !testutil.KeepsTime(t, testutil.Lateness(t)):
+			// An emulated machine (make vm-test's) is itself too slow
+			// to fill a link now and then: 7.19 Mbit/s of 8mbit twice.
+			t.Logf("%s: %.2f Mbit/s, want %v-%v (twice, on a machine too slow to fill it; within 85%%)", what, m, lo, hi)
 		case m < lo:
 			t.Errorf("%s: %.2f Mbit/s, want %v-%v (twice)", what, m, lo, hi)
 		default:
