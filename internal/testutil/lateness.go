@@ -25,8 +25,7 @@ func Lateness(t testing.TB) time.Duration {
 		time.Sleep(sleep)
 		late[i] = max(time.Since(start)-sleep, 0)
 	}
-	slices.Sort(late)
-	l := late[n/2]
+	l := median(late)
 	t.Logf("this machine wakes a sleeper %v late (the median of %d sleeps of %v)", l, n, sleep)
 	return l
 }
@@ -137,8 +136,13 @@ func (w *LatenessWatch) Late(t testing.TB) time.Duration {
 	if len(late) == 0 {
 		return w.start
 	}
-	slices.Sort(late)
-	l := late[len(late)/2]
+	l := median(late)
 	t.Logf("while it measured, this machine woke a sleeper %v late (the median of %d sleeps of 10ms)", l, len(late))
 	return max(l, w.start)
+}
+
+// median is the middle of overshoots, which it sorts.
+func median(late []time.Duration) time.Duration {
+	slices.Sort(late)
+	return late[len(late)/2]
 }
