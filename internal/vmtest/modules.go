@@ -24,6 +24,9 @@ var modules = []string{
 	"nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct", "nft_numgen",
 	"nft_limit", "nft_log", "nft_reject", "nft_reject_inet", "nft_reject_ipv4", "nft_fib_inet",
 	"nft_queue", "nft_compat", "nft_hash", "nft_redir", "nft_dup_netdev",
+	// "ct count" in a set's elements, and the flowtable (the fast path
+	// natrules' TestConntrackHoldsElements tries).
+	"nft_connlimit", "nf_flow_table", "nf_flow_table_inet", "nft_flow_offload",
 	// Conntrack, NAT, and what natlab reads them through: the NAT's
 	// table (conntrack netlink), traces (nfnetlink_log), a delay line in
 	// user space (nfnetlink_queue, through nft queue or the xt NFQUEUE
