@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/natlab/natlab/internal/testutil"
+	"github.com/natlab/natlab/natrules"
 )
 
 // The CLI is tested as a user runs it: the natlab binary, built once.
@@ -178,9 +179,10 @@ func TestUpStatusExecDown(t *testing.T) {
 
 	r = run(t, "status", name, "--json")
 	var labs []struct {
-		Name  string
-		State string
-		Nodes []struct {
+		Name      string
+		State     string
+		Flowtable string
+		Nodes     []struct {
 			Name, Namespace string
 			Addresses       []string
 			NAT             *struct{ Type, Mapping string }
@@ -199,6 +201,23 @@ func TestUpStatusExecDown(t *testing.T) {
 		if n.Namespace != "natlab-"+name+"-"+n.Name {
 			t.Errorf("node %s in namespace %s", n.Name, n.Namespace)
 		}
+	}
+
+	// Whether the kernel has a flowtable, asked in a namespace of the
+	// test's own: status says so once, in JSON and in text.
+	ns, _ := testutil.NewNS(t, "ft")
+	has, err := natrules.HasFlowtable(ns.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[bool]string{false: "absent", true: "unused"}[has]
+	if labs[0].Flowtable != want {
+		t.Errorf("status --json: flowtable %q, want %q (HasFlowtable: %v)", labs[0].Flowtable, want, has)
+	}
+	r = run(t, "status", name)
+	wantLine := map[bool]string{false: "fast path: none; this kernel has no nftables flowtable", true: "fast path: not used; the kernel has an nftables flowtable"}[has]
+	if strings.Count(r.stdout, "fast path:") != 1 || !strings.Contains(r.stdout, wantLine) {
+		t.Errorf("status says\n%s\nwant one fast path line: %q", r.stdout, wantLine)
 	}
 
 	r = run(t, "exec", name, "alice", "--", "sh", "-c", "echo $NATLAB_NODE; ip -4 -o addr show eth0")

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ import (
 	"github.com/natlab/natlab/linkcond"
 	"github.com/natlab/natlab/linkshape"
 	"github.com/natlab/natlab/nat"
+	"github.com/natlab/natlab/natrules"
 	"github.com/natlab/natlab/service"
 	"github.com/natlab/natlab/topology"
 )
@@ -36,10 +38,20 @@ type labStatus struct {
 	// LinkMechanism is how the lab's links are shaped (netem or
 	// delay-line), "" while none is.
 	LinkMechanism string `json:"link_mechanism,omitempty"`
+	// Flowtable says, for a lab with a NAT, whether the kernel has the
+	// nftables flowtable (flowtableUnused) or not (flowtableAbsent);
+	// "" where natlab could not look (status as a user, not root).
+	Flowtable string `json:"flowtable,omitempty"`
 
 	st   *labstate.State
 	topo *topology.Topology
 }
+
+// The values of labStatus.Flowtable.
+const (
+	flowtableAbsent = "absent"
+	flowtableUnused = "unused"
+)
 
 type nodeStatus struct {
 	Name      string          `json:"name"`
@@ -275,7 +287,29 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 		}
 		l.Nodes = append(l.Nodes, ns)
 	}
+	if l.State == "up" && slices.ContainsFunc(topo.Nodes, func(n *topology.Node) bool { return n.NAT != nil }) {
+		l.Flowtable = flowtable(st.Name)
+	}
 	return l
+}
+
+// flowtable looks in lab name's internet namespace for the kernel's
+// flowtable: flowtableAbsent, flowtableUnused, or "" if natlab may not
+// look (not root).
+func flowtable(name string) string {
+	ns, err := namedns.Open(lab.NamespaceName(name, topology.Internet))
+	if err != nil {
+		return ""
+	}
+	defer ns.Close()
+	has, err := natrules.HasFlowtable(ns.Fd())
+	switch {
+	case err != nil:
+		return ""
+	case has:
+		return flowtableUnused
+	}
+	return flowtableAbsent
 }
 
 func printLab(w io.Writer, l labStatus) {
@@ -291,6 +325,7 @@ func printLab(w io.Writer, l labStatus) {
 		fmt.Fprintf(w, "  namespaces: %s\n", lab.NamespaceName(l.Name, "NODE"))
 		printServices(w, l.st, l.topo)
 		printLinks(w, l)
+		printFlowtable(w, l.Flowtable)
 		printNodes(w, l.topo)
 	}
 }
@@ -320,6 +355,17 @@ func printLinks(w io.Writer, l labStatus) {
 		if n.LinkDown {
 			fmt.Fprintf(w, "  link of %s: DOWN, it drops everything (natlab link %s %s --up)\n", n.Name, l.Name, n.Name)
 		}
+	}
+}
+
+// printFlowtable says once per lab whether the kernel's fast path for
+// established flows is there, and why natlab's NATs do not use it.
+func printFlowtable(w io.Writer, flowtable string) {
+	switch flowtable {
+	case flowtableAbsent:
+		fmt.Fprintln(w, "  fast path: none; this kernel has no nftables flowtable (CONFIG_NF_FLOW_TABLE), so every packet passes conntrack and the NATs' rules")
+	case flowtableUnused:
+		fmt.Fprintln(w, "  fast path: not used; the kernel has an nftables flowtable, but an offloaded flow's packets would skip the rules that keep its NAT mapping alive")
 	}
 }
 
