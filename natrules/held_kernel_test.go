@@ -103,12 +103,13 @@ func TestConntrackHoldsElements(t *testing.T) {
 			t.Logf("offload=%v: the element went %v after the last packet (lifetime %v)", offload, gone.Round(time.Millisecond), lifetime)
 			// An offloaded flow's timeout is refreshed at most once a
 			// second (flow_offload_refresh), so the flowtable may give
-			// it back to conntrack up to a second before its lifetime
+			// it back to conntrack up to a second and the gap between
+			// two packets (200 ms and a round trip) before its lifetime
 			// from the last packet; conntrack then has the rest of its
 			// timeout less the flowtable's (here none) to run.
 			early := 100 * time.Millisecond
 			if offload {
-				early += time.Second
+				early = 1500 * time.Millisecond
 			}
 			if gone < lifetime-early {
 				t.Errorf("the element went %v after the last packet, more than %v before conntrack's timeout of %v", gone, early, lifetime)
