@@ -6,8 +6,6 @@ import (
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
-
-	"github.com/natlab/natlab/internal/nftconn"
 )
 
 // flowtableProbe is the table HasFlowtable tries a flowtable in; the
@@ -25,11 +23,13 @@ const flowtableProbe = "natlab_flowtable_probe"
 // transaction deletes, so the namespace is left as it was either way;
 // a kernel without one refuses the transaction with ENOENT.
 func HasFlowtable(nsFd int) (bool, error) {
-	conn, err := nftconn.Dial(nsFd)
+	// google/nftables's own connection: internal/nftconn's tests use
+	// natrules, and this batch holds no ct expression to fix.
+	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("nftables: %w", err)
 	}
-	defer conn.Close()
+	defer conn.CloseLasting()
 	probe := &nftables.Table{Name: flowtableProbe, Family: nftables.TableFamilyIPv4}
 	conn.AddTable(probe)
 	conn.AddFlowtable(&nftables.Flowtable{Table: probe, Name: "probe", Hooknum: nftables.FlowtableHookIngress, Priority: nftables.FlowtablePriorityFilter})
