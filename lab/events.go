@@ -244,7 +244,7 @@ func (c *natChange) renumber(public netip.Addr) error {
 // node as it now is, in one nftables transaction, so that no packet meets
 // half of each; the new table's maps hold only the static forwards.
 func (c *natChange) replaceRules() error {
-	rs, err := Rules(c.topo, c.n)
+	rs, err := Rules(c.topo, c.n, c.st.Flowtable)
 	if err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func (c *natChange) replaceRules() error {
 func (c *natChange) forgetMaps(table bool) error {
 	var sets []*natrules.Ruleset
 	if table {
-		rs, err := Rules(c.topo, c.n)
+		rs, err := Rules(c.topo, c.n, c.st.Flowtable)
 		if err != nil {
 			return err
 		}

@@ -128,7 +128,7 @@ nodes:
 	if got := topo.Node("home").NAT.Type; got != nat.OneToOne {
 		t.Errorf("the record has home as %q, want one-to-one", got)
 	}
-	rs, err := lab.Rules(topo, topo.Node("home"))
+	rs, err := lab.Rules(topo, topo.Node("home"), false)
 	if err != nil || !strings.Contains(rs.String(), "dnat to "+laptopAddr(topo)) {
 		t.Errorf("the recorded home's rules (%v) do not send everything to laptop:\n%v", err, rs)
 	}

@@ -48,7 +48,7 @@ func TestSwitchNAT(t *testing.T) {
 	if got := topo.Node("nat").NAT.Type; got != nat.Symmetric {
 		t.Errorf("the record's topology has the NAT as %q, want symmetric", got)
 	}
-	rs, err := lab.Rules(topo, topo.Node("nat"))
+	rs, err := lab.Rules(topo, topo.Node("nat"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,6 +187,9 @@ func (b *builder) build(ctx context.Context) error {
 			nats = append(nats, n)
 		}
 	}
+	if err := b.findFlowtable(nats); err != nil {
+		return err
+	}
 	b.bridges = map[string]int{}
 	err = each(ctx, len(nats)+1, func(i int) error {
 		if i == len(nats) {
@@ -602,7 +605,7 @@ func routes6(topo *topology.Topology, n *topology.Node) []route {
 // loadNAT loads the NAT's nftables table in one transaction, then sets
 // conntrack's timeouts and accounting (conntrackSysctls).
 func (b *builder) loadNAT(n *topology.Node) error {
-	rs, err := Rules(b.topo, n)
+	rs, err := Rules(b.topo, n, b.st.Flowtable)
 	if err != nil {
 		return err
 	}
@@ -632,6 +635,16 @@ func (b *builder) loadNAT(n *topology.Node) error {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}
+		if rs.Offloads() {
+			// The flowtable gives an idle flow back to conntrack after
+			// this, with conntrack's timeout less this to run: no more
+			// than the mapping timeout, or the flow would outlive it.
+			// (Only a kernel with the flowtable has the sysctl.)
+			udp := fmt.Sprint(int(min(n.NAT.Behaviour.Timeout.UDP, flowtableIdle).Seconds()))
+			if err := writeSysctl("net.netfilter.nf_flowtable_udp_timeout", udp); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
 		return nil
 	})
 }
@@ -654,6 +667,10 @@ func (b *builder) loadFirewall(n *topology.Node) error {
 	}
 	return nil
 }
+
+// flowtableIdle is how long the flowtable keeps an idle flow by default
+// (nf_flowtable_udp_timeout and _tcp_timeout).
+const flowtableIdle = 30 * time.Second
 
 // conntrackSysctls are what a NAT's namespace sets of conntrack, each a
 // sysctl and its value, in the NAT's namespace only, never in the root
@@ -798,7 +815,35 @@ func FirewallRules(n *topology.Node) *natrules.Ruleset {
 // Rules returns the ruleset of NAT node n of topo, as Up loads it. A
 // one-to-one NAT's rules name the host behind it, whose address owns the
 // NAT's public address.
-func Rules(topo *topology.Topology, n *topology.Node) (*natrules.Ruleset, error) {
+//
+// flowtable says the kernel has the nftables flowtable (the lab's record
+// says whether it had when the lab came up): a NAT that can then
+// offloads its established flows (natrules.Config.Offload).
+func Rules(topo *topology.Topology, n *topology.Node, flowtable bool) (*natrules.Ruleset, error) {
+	cfg, err := natConfig(topo, n)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Offload = flowtable && cfg.OffloadProblem() == ""
+	rs, err := natrules.Build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: rules: %w", n.Name, err)
+	}
+	return rs, nil
+}
+
+// OffloadProblem says why NAT node n does not offload its flows on a
+// kernel with the flowtable, "" if it does.
+func OffloadProblem(topo *topology.Topology, n *topology.Node) string {
+	cfg, err := natConfig(topo, n)
+	if err != nil {
+		return err.Error()
+	}
+	return cfg.OffloadProblem()
+}
+
+// natConfig is what NAT node n's rules are built from.
+func natConfig(topo *topology.Topology, n *topology.Node) (natrules.Config, error) {
 	cfg := natrules.Config{
 		Public:      n.Addresses[0],
 		WAN:         NATUplink,
@@ -814,7 +859,7 @@ func Rules(topo *topology.Topology, n *topology.Node) (*natrules.Ruleset, error)
 	if n.NAT.Type == nat.OneToOne {
 		host, msg := topo.OneToOneHost(n)
 		if host == nil {
-			return nil, fmt.Errorf("node %s: rules: %s", n.Name, msg)
+			return cfg, fmt.Errorf("node %s: rules: %s", n.Name, msg)
 		}
 		cfg.OneToOne = host.Addresses[0]
 	}
@@ -827,11 +872,38 @@ func Rules(topo *topology.Topology, n *topology.Node) (*natrules.Ruleset, error)
 			cfg.Subscribers = append(cfg.Subscribers, natrules.Subscriber{Addr: s.Addr, Blocks: s.Blocks})
 		}
 	}
-	rs, err := natrules.Build(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: rules: %w", n.Name, err)
+	return cfg, nil
+}
+
+// findFlowtable records whether the NATs may offload: the kernel has the
+// nftables flowtable, and netem for the links (natlab's delay line would
+// miss offloaded packets), asked in the namespace of the first of nats
+// that could offload its flows; a lab none of whose NATs could does not
+// ask.
+func (b *builder) findFlowtable(nats []*topology.Node) error {
+	for _, n := range nats {
+		cfg, err := natConfig(b.topo, n)
+		if err != nil {
+			return err
+		}
+		if cfg.OffloadProblem() != "" {
+			continue
+		}
+		fd := b.ns[n.Name].Fd()
+		has, err := natrules.HasFlowtable(fd)
+		if err != nil || !has {
+			return err
+		}
+		// natlab's delay line, which shapes links where the kernel has
+		// no netem, holds packets from rules an offloaded flow skips.
+		mech, err := linkshape.Detect(fd)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		b.st.Flowtable = mech != linkshape.DelayLine
+		return nil
 	}
-	return rs, nil
+	return nil
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

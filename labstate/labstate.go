@@ -99,6 +99,12 @@ type State struct {
 	// LinkMechanism is how the links are shaped ("netem" or
 	// "delay-line"), found once per lab when a link is first shaped.
 	LinkMechanism string `json:"link_mechanism,omitempty"`
+	// Flowtable says the lab's NATs may offload their flows: when it
+	// came up the kernel had the nftables flowtable, and netem for the
+	// links, asked if one of its NATs could offload; such NATs do
+	// (natrules.Config.Offload). An older natlab that reads it rebuilds a
+	// NAT it changes without offload, a table that works.
+	Flowtable bool `json:"flowtable,omitempty"`
 	// Publics are the public addresses NATs were given on the running
 	// lab (natlab renumber, or a reboot with a new address), by node.
 	// Topology makes each its node's first address. A natlab of format 2

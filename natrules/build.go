@@ -57,7 +57,11 @@ func Build(c Config) (*Ruleset, error) {
 	}
 	b.poolWall()
 	b.quota()
-	b.track()
+	if b.Offload {
+		b.holdNew()
+	} else {
+		b.track()
+	}
 	b.expire()
 	b.permit()
 	b.clash()
@@ -106,6 +110,7 @@ func (b *builder) mappingSets(p transport) {
 	inetService, ipv4 := nftables.TypeInetService, nftables.TypeIPAddr
 	ports := newSet(t, p.ports, fmt.Sprintf("public port -> private endpoint: the owner of every public %s port", p.upper()),
 		[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
+	b.held(ports)
 	for _, f := range b.Forwards {
 		if f.Proto == p.name {
 			o := Owner{Public: f.Port, Private: f.To}
@@ -119,6 +124,7 @@ func (b *builder) mappingSets(p transport) {
 	case nat.EndpointIndependent:
 		m := newSet(t, p.mappings, p.comment("private endpoint -> public port (endpoint-independent mapping)"),
 			[]nftables.SetDatatype{ipv4, inetService}, []nftables.SetDatatype{inetService})
+		b.held(m)
 		for _, f := range b.Forwards {
 			if f.Proto == p.name {
 				e := Mapping{Private: f.To, Public: f.Port}
@@ -128,8 +134,19 @@ func (b *builder) mappingSets(p transport) {
 		}
 		b.r.sets = append(b.r.sets, m)
 	case nat.AddressDependent:
-		b.r.sets = append(b.r.sets, newSet(t, p.mappings, p.comment("private endpoint . remote address -> public port (address-dependent mapping)"),
-			[]nftables.SetDatatype{ipv4, inetService, ipv4}, []nftables.SetDatatype{inetService}))
+		m := newSet(t, p.mappings, p.comment("private endpoint . remote address -> public port (address-dependent mapping)"),
+			[]nftables.SetDatatype{ipv4, inetService, ipv4}, []nftables.SetDatatype{inetService})
+		b.held(m)
+		b.r.sets = append(b.r.sets, m)
+	}
+}
+
+// held makes an offloaded NAT's mapping map one whose elements live as
+// long as conntrack's entries of their flows: the kernel takes "ct
+// count" only in a set without timeouts.
+func (b *builder) held(s *set) {
+	if b.Offload {
+		s.spec.HasTimeout = false
 	}
 }
 
@@ -299,13 +316,21 @@ func (b *builder) claim(p transport) {
 // packet to the public port just picked.
 func (b *builder) recordNew(p transport, public field) []stmt {
 	t := p.fresh
+	// An offloaded NAT's elements live as long as conntrack's entries
+	// of their flows, this one's the first (offload.go).
+	enter := func(name string, key, data []field) stmt {
+		if b.Offload {
+			return hold(name, key, data)
+		}
+		return update(name, t, key, data)
+	}
 	priv := []field{ipSaddr, p.sport()}
-	stmts := append([]stmt{update(p.ports, t, []field{public}, priv)}, b.rest(p, t, public)...)
+	stmts := append([]stmt{enter(p.ports, []field{public}, priv)}, b.rest(p, t, public)...)
 	switch b.b.Mapping {
 	case nat.EndpointIndependent:
-		stmts = append(stmts, update(p.mappings, t, priv, []field{public}))
+		stmts = append(stmts, enter(p.mappings, priv, []field{public}))
 	case nat.AddressDependent:
-		stmts = append(stmts, update(p.mappings, t, append(priv, ipDaddrF), []field{public}))
+		stmts = append(stmts, enter(p.mappings, append(priv, ipDaddrF), []field{public}))
 	}
 	return stmts
 }
@@ -560,6 +585,9 @@ func (b *builder) hairpinOf(c *chain, p transport) {
 // forward lets the inside out and only admitted traffic in.
 func (b *builder) forward() {
 	c := b.chain(chainForward, nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter, nftables.ChainPolicyDrop)
+	if b.Offload {
+		b.offload(c)
+	}
 	c.add("", ctEstablishedRelated(), accept())
 	c.add("the inside may start flows out", iifname(b.LAN), oifname(b.WAN), accept())
 	c.add("admitted by destination NAT: forwards, filtering, hairpin", ctStatusDNAT(), accept())

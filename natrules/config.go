@@ -40,6 +40,11 @@ type Config struct {
 	// only (blocks.go).
 	Blocks      nat.PortBlocks
 	Subscribers []Subscriber
+	// Offload hands established flows to the kernel's flowtable, with
+	// mappings that live as long as conntrack's entries of their flows
+	// (offload.go); the kernel must have one (HasFlowtable) and
+	// OffloadProblem must have nothing to say.
+	Offload bool
 }
 
 // Forward sends new connections to Port on the public address to To.
@@ -107,6 +112,11 @@ func (c *Config) validate() error {
 	}
 	if len(c.Pool) > 0 {
 		errs = append(errs, c.validatePool()...)
+	}
+	if c.Offload {
+		if problem := c.OffloadProblem(); problem != "" {
+			errs = append(errs, fmt.Errorf("offload: %s", problem))
+		}
 	}
 	if c.blocked() {
 		errs = append(errs, c.validateBlocks()...)

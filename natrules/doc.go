@@ -81,6 +81,20 @@
 // a random identifier for address-and-port-dependent mapping) and admitted
 // inbound only as replies.
 //
+// # Offloading
+//
+// On a kernel with the nftables flowtable a NAT may hand its established
+// flows to it (Config.Offload; the lab decides, lab.Rules), so that their
+// packets skip netfilter. The track chain then never sees them, so such a
+// NAT keeps its mappings another way: the elements of its ports and
+// mappings maps count the conntrack entries of the flows that made or
+// use them ("ct count over 0"), the claim chain and the track chain
+// counting each flow's first packet only, and the kernel removes an
+// element once none of its entries is left. Conntrack's timeouts are the
+// NAT's, so a mapping lives its timeout after its last packet, in either
+// direction, to within about a second (offload.go). What needs every
+// packet of a flow keeps the per-packet rules (Config.OffloadProblem).
+//
 // # The schema
 //
 // natrules also owns the schema of those tables for the packages that

@@ -227,12 +227,10 @@ func (rt *routed) loadHolder(t *testing.T, offload bool) {
 	policy := nftables.ChainPolicyAccept
 	fwd := conn.AddChain(&nftables.Chain{Name: "forward", Table: rt.table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &policy})
-	hold := update(rt.set.Name, 0, []field{ipSaddr, udpSport}, []field{udpDport})
-	hold.exprs[len(hold.exprs)-1].(*expr.Dynset).Exprs = []expr.Any{&expr.Connlimit{Count: 0, Flags: connlimitOver}}
 	add := func(stmts ...stmt) {
 		conn.AddRule(&nftables.Rule{Table: rt.table, Chain: fwd, Exprs: rule{stmts: stmts}.exprs()})
 	}
-	add(ctStateNew(), l4proto("udp", false), hold)
+	add(ctStateNew(), l4proto("udp", false), hold(rt.set.Name, []field{ipSaddr, udpSport}, []field{udpDport}))
 	if offload {
 		ft := conn.AddFlowtable(&nftables.Flowtable{Table: rt.table, Name: "ft", Hooknum: nftables.FlowtableHookIngress,
 			Priority: nftables.FlowtablePriorityRef(0), Devices: []string{"r0", "r1"}})
@@ -304,7 +302,3 @@ func (rt *routed) offloaded(t *testing.T) bool {
 	t.Fatal("r has no conntrack entry of a's flow")
 	return false
 }
-
-// connlimitOver is NFT_CONNLIMIT_F_INV of linux/netfilter/nf_tables.h
-// ("ct count over N"), which golang.org/x/sys/unix does not name.
-const connlimitOver = 1

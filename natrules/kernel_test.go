@@ -22,6 +22,7 @@ func TestKernelAcceptsEveryRuleset(t *testing.T) {
 	for name, rs := range allCases(t) {
 		t.Run(name, func(t *testing.T) {
 			ns, _ := testutil.NewNS(t, "rules")
+			skipWithoutFlowtable(t, ns.Fd(), rs)
 			err := load(ns.Fd(), rs.AddTo)
 			if err == nil {
 				return
@@ -65,6 +66,11 @@ func firstRefused(t *testing.T, nsFd int, rs *Ruleset) string {
 			return "set " + s.spec.Name + ": " + err.Error()
 		}
 		if msg != "" {
+			return msg
+		}
+	}
+	if f := rs.flowtable; f != nil {
+		if msg := step("flowtable "+f.Name, func(c *nftables.Conn) { c.AddFlowtable(f) }); msg != "" {
 			return msg
 		}
 	}

@@ -191,12 +191,19 @@ func snatTo(public addrSrc, random bool) stmt {
 }
 
 // update adds key (and data, for a map) to a dynamic set or refreshes it,
-// with the mapping timeout. Key and data go to separate registers from
-// reg1 and reg2 on, so neither overwrites the other.
+// with the mapping timeout.
 func update(name string, timeout time.Duration, key, data []field) stmt {
+	return dynset("update", name, " timeout "+nat.FormatDuration(timeout),
+		&expr.Dynset{Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: timeout}, key, data)
+}
+
+// dynset is d on set name with key (and data, for a map), as nft writes
+// it: "WORD @NAME { KEY[HOW] : DATA }". Key and data go to separate
+// registers from reg1 and reg2 on, so neither overwrites the other.
+func dynset(word, name, how string, d *expr.Dynset, key, data []field) stmt {
 	keyReg, keyText, exprs := concat(reg1, key...)
-	text := fmt.Sprintf("update @%s { %s timeout %s", name, keyText, nat.FormatDuration(timeout))
-	d := &expr.Dynset{SrcRegKey: keyReg, SetName: name, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: timeout}
+	text := fmt.Sprintf("%s @%s { %s%s", word, name, keyText, how)
+	d.SrcRegKey, d.SetName = keyReg, name
 	if len(data) > 0 {
 		dataReg, dataText, dataExprs := concat(reg2, data...)
 		exprs = append(exprs, dataExprs...)
@@ -215,14 +222,5 @@ const dynsetOpDelete = 2
 // without data to go with it (nft_dynset_init), which the delete then
 // ignores: data is whatever fills the map's data type.
 func remove(name string, key, data []field) stmt {
-	keyReg, keyText, exprs := concat(reg1, key...)
-	text := fmt.Sprintf("delete @%s { %s", name, keyText)
-	d := &expr.Dynset{SrcRegKey: keyReg, SetName: name, Operation: dynsetOpDelete}
-	if len(data) > 0 {
-		dataReg, dataText, dataExprs := concat(reg2, data...)
-		exprs = append(exprs, dataExprs...)
-		d.SrcRegData = dataReg
-		text += " : " + dataText
-	}
-	return stmt{text + " }", append(exprs, d)}
+	return dynset("delete", name, "", &expr.Dynset{Operation: dynsetOpDelete}, key, data)
 }

@@ -9,10 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
+	vnl "github.com/vishvananda/netlink"
+
+	"github.com/natlab/natlab/internal/namedns"
 	"github.com/natlab/natlab/internal/nftconn"
 	"github.com/natlab/natlab/internal/testutil"
 	"github.com/natlab/natlab/nat"
@@ -92,6 +96,14 @@ func goldenCases() []goldenCase {
 	whole := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
 		Ports: nat.PortPreserve, PortRange: nat.PortRange{First: 1, Last: 65535}, Hairpin: true, Timeout: nat.DefaultTimeouts})
 	cases = append(cases, goldenCase{"whole-range", whole})
+	// Offloaded to the flowtable, mappings kept by conntrack: with a
+	// mappings map and without.
+	for _, typ := range []nat.Type{nat.FullCone, nat.Symmetric} {
+		c := baseConfig(nat.Behaviour{Mapping: typ.Mapping(), Filtering: typ.Filtering(), Ports: typ.DefaultPorts(),
+			PortRange: nat.DefaultPortRange, Hairpin: true, Timeout: nat.DefaultTimeouts})
+		c.Offload = true
+		cases = append(cases, goldenCase{string(typ) + "-offload", c})
+	}
 	// A one-to-one NAT: the behaviour a file gives it, for every port to
 	// be its host's, with and without hairpinning.
 	for _, hairpin := range []bool{true, false} {
@@ -235,6 +247,8 @@ func TestBuildRejectsBadConfig(t *testing.T) {
 		{"empty range", func(c *Config) { c.Behaviour.PortRange = nat.PortRange{First: 10, Last: 9} }, "port range"},
 		{"short timeout", func(c *Config) { c.Behaviour.Timeout.UDP = time.Millisecond }, "timeout"},
 		{"bad refresh", func(c *Config) { c.Behaviour.Refresh = "sideways" }, "refresh: unknown value"},
+		{"offload, refresh outbound", func(c *Config) { c.Offload, c.Behaviour.Refresh = true, nat.RefreshOutbound }, "offload: refresh outbound"},
+		{"offload, short timeout", func(c *Config) { c.Offload = true; c.Behaviour.Timeout.UDP = 5 * time.Second }, "offload: UDP timeout 5s"},
 		{"bad forward proto", func(c *Config) {
 			c.Forwards = []Forward{{Proto: "sctp", Port: 1, To: netip.MustParseAddrPort("10.0.0.1:1")}}
 		}, "tcp or udp"},
@@ -290,6 +304,7 @@ func TestKernelListsGolden(t *testing.T) {
 func loadInNS(t *testing.T, prefix string, rs *Ruleset) (*nftconn.Conn, string) {
 	t.Helper()
 	ns, name := testutil.NewNS(t, prefix)
+	skipWithoutFlowtable(t, ns.Fd(), rs)
 	conn, err := nftconn.Dial(ns.Fd())
 	if err != nil {
 		t.Fatal(err)
@@ -385,6 +400,70 @@ func TestForgetLeavesTheTableAsLoaded(t *testing.T) {
 				t.Fatalf("forget: %v", err)
 			}
 			wantGolden(t, name, caseName, "after Forget nft lists")
+		})
+	}
+}
+
+// skipWithoutFlowtable skips the test of an offloaded NAT's ruleset on a
+// kernel without the flowtable, which refuses it, and on one with it
+// gives the namespace the devices the flowtable names, which must exist.
+func skipWithoutFlowtable(t *testing.T, nsFd int, rs *Ruleset) {
+	t.Helper()
+	if !rs.Offloads() {
+		return
+	}
+	has, err := HasFlowtable(nsFd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has {
+		t.Skip("an offloaded NAT's table needs the nftables flowtable, which this kernel does not have")
+	}
+	h, err := namedns.Netlink(nsFd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, name := range rs.flowtable.Devices {
+		if err := h.LinkAdd(&vnl.Dummy{LinkAttrs: vnl.LinkAttrs{Name: name}}); err != nil {
+			t.Fatalf("add device %s: %v", name, err)
+		}
+	}
+}
+
+// A NAT offloads only what conntrack can keep: whatever needs every
+// packet of a flow says why not.
+func TestOffloadProblem(t *testing.T) {
+	base := baseConfig(nat.Behaviour{Mapping: nat.EndpointIndependent, Filtering: nat.EndpointIndependent,
+		Ports: nat.PortPreserve, PortRange: nat.DefaultPortRange, Timeout: nat.DefaultTimeouts})
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string // "" offloads
+	}{
+		{"full cone, 2m", func(*Config) {}, ""},
+		{"symmetric", func(c *Config) {
+			c.Behaviour.Mapping, c.Behaviour.Filtering = nat.AddressAndPortDependent, nat.AddressAndPortDependent
+		}, ""},
+		{"20s", func(c *Config) { c.Behaviour.Timeout.UDP = OffloadMinLifetime }, ""},
+		{"19s", func(c *Config) { c.Behaviour.Timeout.UDP = 19 * time.Second }, "UDP timeout 19s"},
+		{"not whole seconds", func(c *Config) { c.Behaviour.Timeout.UDP = 30*time.Second + time.Millisecond }, "UDP timeout 30s1ms"},
+		{"refresh outbound", func(c *Config) { c.Behaviour.Refresh = nat.RefreshOutbound }, "refresh outbound"},
+		{"address-dependent filtering", func(c *Config) { c.Behaviour.Filtering = nat.AddressDependent }, "address-dependent filtering"},
+		{"port mapping", func(c *Config) { c.PortMapping = true }, "port mapping"},
+		{"one-to-one", func(c *Config) { c.OneToOne = netip.MustParseAddr("192.168.1.2") }, "one-to-one"},
+		{"port-restricted cone, hairpin", func(c *Config) { c.Behaviour.Filtering, c.Behaviour.Hairpin = nat.AddressAndPortDependent, true }, "hairpinning"},
+		{"port-restricted cone, no hairpin", func(c *Config) { c.Behaviour.Filtering = nat.AddressAndPortDependent }, ""},
+		{"full cone, hairpin", func(c *Config) { c.Behaviour.Hairpin = true }, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.change(&c)
+			got := c.OffloadProblem()
+			if (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("OffloadProblem() = %q, want %q", got, tc.want)
+			}
 		})
 	}
 }

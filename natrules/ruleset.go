@@ -19,6 +19,8 @@ type Ruleset struct {
 	table  *nftables.Table
 	sets   []*set
 	chains []*chain
+	// flowtable is an offloaded NAT's (offload.go), nil for others.
+	flowtable *nftables.Flowtable
 }
 
 type set struct {
@@ -63,6 +65,11 @@ func (r rule) text() string {
 	return strings.Join(words, " ")
 }
 
+// Offloads says whether the ruleset hands established flows to the
+// kernel's flowtable (Config.Offload), which a kernel without one
+// refuses.
+func (r *Ruleset) Offloads() bool { return r.flowtable != nil }
+
 // Table returns the table the ruleset lives in.
 func (r *Ruleset) Table() *nftables.Table { return r.table }
 
@@ -83,6 +90,9 @@ func (r *Ruleset) AddTo(conn *nftables.Conn) error {
 		if err := addElements(conn, s.spec, s.elements); err != nil {
 			return err
 		}
+	}
+	if r.flowtable != nil {
+		conn.AddFlowtable(r.flowtable)
 	}
 	// Chains before rules: rules jump to chains declared later in the text.
 	for _, c := range r.chains {
@@ -151,6 +161,9 @@ func (r *Ruleset) String() string {
 	var blocks []string
 	for _, s := range r.sets {
 		blocks = append(blocks, s.text())
+	}
+	if r.flowtable != nil {
+		blocks = append(blocks, flowtableText(r.flowtable))
 	}
 	for _, c := range r.chains {
 		blocks = append(blocks, c.text())

@@ -107,7 +107,7 @@ func TestElementsFitTheirSets(t *testing.T) {
 	}
 	for _, tc := range goldenCases() {
 		c := tc.cfg
-		if c.OneToOne.IsValid() || len(c.Pool) > 0 || c.Blocks.Enabled() {
+		if c.OneToOne.IsValid() || len(c.Pool) > 0 || c.Blocks.Enabled() || c.Offload {
 			// No maps, and no port mapping to ask for; a pool has no
 			// port mapping either.
 			continue
@@ -261,7 +261,7 @@ func TestLease(t *testing.T) {
 	entries := append(udp, tcp...)
 	for _, tc := range goldenCases() {
 		c := tc.cfg
-		if c.OneToOne.IsValid() || len(c.Pool) > 0 || c.Blocks.Enabled() {
+		if c.OneToOne.IsValid() || len(c.Pool) > 0 || c.Blocks.Enabled() || c.Offload {
 			continue
 		}
 		c.PortMapping = true

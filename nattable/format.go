@@ -24,7 +24,7 @@ func Write(w io.Writer, t *Table) error {
 			if f.Hairpin {
 				state += " hairpin"
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%s\t%v\t%s\t%s\t%d\t%d\n", f.Proto, f.Private, arrow, f.Public, arrow, f.Remote, state, secs(f.Expires), f.Packets, f.Bytes)
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%s\t%v\t%s\t%s\t%d\t%d\n", f.Proto, f.Private, arrow, f.Public, arrow, f.Remote, state, expires(f.Expires, f.Offloaded), f.Packets, f.Bytes)
 		}
 		if len(t.Flows) == 0 {
 			fmt.Fprintln(tw, "(no translated flows)")
@@ -33,14 +33,14 @@ func Write(w io.Writer, t *Table) error {
 	if err == nil && len(t.Mappings) > 0 {
 		err = section(w, "UDP mappings (who owns each public port):", "PUBLIC\t\tPRIVATE\tEXPIRES", func(tw io.Writer) {
 			for _, m := range t.Mappings {
-				fmt.Fprintf(tw, "%v\t<-\t%v\t%s\n", m.Public, m.Private, secs(m.Expires))
+				fmt.Fprintf(tw, "%v\t<-\t%v\t%s\n", m.Public, m.Private, expires(m.Expires, m.Offloaded))
 			}
 		})
 	}
 	if err == nil && len(t.TCPMappings) > 0 {
 		err = section(w, "TCP mappings (who owns each public port):", "PUBLIC\t\tPRIVATE\tEXPIRES", func(tw io.Writer) {
 			for _, m := range t.TCPMappings {
-				fmt.Fprintf(tw, "%v\t<-\t%v\t%s\n", m.Public, m.Private, secs(m.Expires))
+				fmt.Fprintf(tw, "%v\t<-\t%v\t%s\n", m.Public, m.Private, expires(m.Expires, m.Offloaded))
 			}
 		})
 	}
@@ -81,6 +81,15 @@ func section(w io.Writer, title, header string, rows func(io.Writer)) error {
 
 // secs is the time an entry has left, to the second, written as natlab
 // writes durations everywhere (2m30s, 1h); static entries never expire.
+// expires is secs, or for what the kernel's flowtable carries (Flow's
+// and Mapping's Offloaded) that it expires once idle.
+func expires(d time.Duration, offloaded bool) string {
+	if offloaded {
+		return "when idle (offloaded)"
+	}
+	return secs(d)
+}
+
 func secs(d time.Duration) string {
 	if d == 0 {
 		return "never"

@@ -26,8 +26,9 @@ func TestJSONEmptyLists(t *testing.T) {
 func TestWriteDurations(t *testing.T) {
 	ap := netip.MustParseAddrPort
 	tab := &nattable.Table{
-		Flows:    []nattable.Flow{{Proto: "udp", Private: ap("192.168.1.2:5000"), Public: ap("203.0.113.1:5000"), Remote: ap("203.0.113.10:3478"), State: "replied", Expires: 29*time.Second + 400*time.Millisecond}},
-		Mappings: []nattable.Mapping{{Public: ap("203.0.113.1:5000"), Private: ap("192.168.1.2:5000"), Expires: 150 * time.Second}},
+		Flows: []nattable.Flow{{Proto: "udp", Private: ap("192.168.1.2:5000"), Public: ap("203.0.113.1:5000"), Remote: ap("203.0.113.10:3478"), State: "replied", Expires: 29*time.Second + 400*time.Millisecond}},
+		Mappings: []nattable.Mapping{{Public: ap("203.0.113.1:5000"), Private: ap("192.168.1.2:5000"), Expires: 150 * time.Second},
+			{Public: ap("203.0.113.1:5001"), Private: ap("192.168.1.2:5001"), Offloaded: true}},
 		Forwards: []nattable.Forward{
 			{Proto: "tcp", Public: ap("203.0.113.1:25565"), Private: ap("192.168.1.2:25565"), By: nattable.ByNATPMP, Expires: 3600 * time.Second},
 			{Proto: "udp", Public: ap("203.0.113.1:27015"), Private: ap("192.168.1.3:27015"), By: nattable.ByScenario},
@@ -37,7 +38,7 @@ func TestWriteDurations(t *testing.T) {
 	if err := nattable.Write(&b, tab); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"replied  29s  ", "192.168.1.2:5000  2m30s\n", "nat-pmp   1h\n", "scenario  never\n"} {
+	for _, want := range []string{"replied  29s  ", "192.168.1.2:5000  2m30s\n", "nat-pmp   1h\n", "scenario  never\n", "192.168.1.2:5001  when idle (offloaded)\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("want %q in\n%s", want, b.String())
 		}

@@ -46,6 +46,11 @@ type Flow struct {
 	// TCP state.
 	State   string        `json:"state"`
 	Expires time.Duration `json:"expires_ns"`
+	// Offloaded says the kernel's flowtable carries the flow (an
+	// offloaded NAT's established flows): it expires its timeout after
+	// it goes idle, which conntrack does not count down until then, and
+	// Expires is zero.
+	Offloaded bool `json:"offloaded,omitempty"`
 	// Packets and Bytes count what crossed the NAT in this flow, both
 	// ways (conntrack's accounting, which natlab turns on in each NAT).
 	Packets uint64 `json:"packets"`
@@ -58,6 +63,12 @@ type Mapping struct {
 	Private netip.AddrPort `json:"private"`
 	// Expires is zero for static forwards, which never expire.
 	Expires time.Duration `json:"expires_ns"`
+	// Offloaded says a flow the flowtable carries keeps the mapping
+	// (heldFor): it lives until that flow has been idle for the
+	// timeout, and Expires says nothing.
+	Offloaded bool `json:"offloaded,omitempty"`
+	// held says conntrack's entries of its flows keep it (heldFor).
+	held bool
 }
 
 // Forward is a port forward: a public port the NAT sends on to a private
@@ -189,17 +200,23 @@ func sortForwards(fs []Forward) {
 // the kernel, which answers at once; ctx is looked at before each, and
 // its deadline bounds those of nftables.
 func Read(ctx context.Context, nsFd int, public netip.Addr) (*Table, error) {
-	return readPool(ctx, nsFd, []netip.Addr{public}, "")
+	return readPool(ctx, nsFd, []netip.Addr{public}, "", nil)
 }
 
 // ReadNAT reads the table of NAT node n, whose namespace is open as nsFd,
 // as Read does: a mapping's public address is, for a NAT with a pool of
 // them, the one natrules' rules give its owner (natrules.PoolAddr).
 func ReadNAT(ctx context.Context, nsFd int, n *topology.Node) (*Table, error) {
-	return readPool(ctx, nsFd, n.Addresses, n.NAT.Pooling)
+	static := map[string]bool{}
+	for _, f := range n.NAT.Forwards {
+		static[fmt.Sprintf("%s/%d", f.Proto, f.Port)] = true
+	}
+	return readPool(ctx, nsFd, n.Addresses, n.NAT.Pooling, static)
 }
 
-func readPool(ctx context.Context, nsFd int, pool []netip.Addr, pooling nat.Pooling) (*Table, error) {
+// readPool reads the table; static names the public ports of the static
+// forwards ("udp/27015"), which never expire.
+func readPool(ctx context.Context, nsFd int, pool []netip.Addr, pooling nat.Pooling, static map[string]bool) (*Table, error) {
 	t := &Table{}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("conntrack: %w", err)
@@ -235,6 +252,8 @@ func readPool(ctx context.Context, nsFd int, pool []netip.Addr, pooling nat.Pool
 	} else if err != nil {
 		return nil, err
 	}
+	heldFor(t.Mappings, "udp", t.Flows, static)
+	heldFor(t.TCPMappings, "tcp", t.Flows, static)
 	// Port mapping is of NATs with one public address.
 	if t.Forwards, err = readLeases(ctx, conn, pool[0]); err != nil {
 		return nil, err
@@ -292,6 +311,10 @@ func translated(f conntrack.Flow) (Flow, bool) {
 	default:
 		return Flow{}, false
 	}
+	if f.Status.Offload() {
+		// Conntrack holds an offloaded entry a day at a time.
+		fl.Offloaded, fl.Expires = true, 0
+	}
 	switch {
 	case f.Status.Assured():
 		fl.State = "assured"
@@ -344,6 +367,26 @@ func readMappings(ctx context.Context, conn *nftables.Conn, pool []netip.Addr, p
 	return nil, nil
 }
 
+// heldFor gives the mappings of proto an offloaded NAT keeps, which
+// live as long as conntrack's entries of their flows (natrules'
+// Config.Offload; their elements have no timeout, Expires zero), the
+// lifetime of their longest-lived flow. Static forwards stay zero; a
+// mapping whose flows are all gone is about to go (the kernel removes it
+// within a second) and stays zero too.
+func heldFor(maps []Mapping, proto string, flows []Flow, static map[string]bool) {
+	for i, m := range maps {
+		if m.Expires != 0 || !m.held || static[fmt.Sprintf("%s/%d", proto, m.Public.Port())] {
+			continue
+		}
+		for _, f := range flows {
+			if f.Proto == proto && f.Public == m.Public {
+				maps[i].Expires = max(maps[i].Expires, f.Expires)
+				maps[i].Offloaded = maps[i].Offloaded || f.Offloaded
+			}
+		}
+	}
+}
+
 // readOwners lists a ports map of natlab's (UDP's or TCP's): public port
 // -> private endpoint, each port on its owner's address of pool, sorted
 // by port. A map the table does not have is
@@ -367,7 +410,7 @@ func readOwners(ctx context.Context, conn *nftables.Conn, pool []netip.Addr, poo
 			return nil, fmt.Errorf("read the %s map: %w", name, err)
 		}
 		public := natrules.PoolAddr(pooling, pool, o.Private)
-		maps = append(maps, Mapping{Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, Expires: e.Expires})
+		maps = append(maps, Mapping{Public: netip.AddrPortFrom(public, o.Public), Private: o.Private, Expires: e.Expires, held: !set.HasTimeout})
 	}
 	slices.SortFunc(maps, func(a, b Mapping) int { return cmp.Compare(a.Public.Port(), b.Public.Port()) })
 	return maps, nil

@@ -10,6 +10,7 @@ package trace
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -290,9 +291,13 @@ func (t *Tracer) addTable(ctx context.Context) error {
 		prio := c.prio
 		policy := nftables.ChainPolicyAccept
 		ch := conn.AddChain(&nftables.Chain{Name: c.name, Table: tab, Hooknum: c.hook, Priority: &prio, Type: nftables.ChainTypeFilter, Policy: &policy})
-		conn.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
-			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: natrules.LogGroup, Data: []byte(c.prefix)},
-		}})
+		exprs := []expr.Any{&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: natrules.LogGroup, Data: []byte(c.prefix)}}
+		if c.name == "before" {
+			// Marked, a packet keeps its flow from being offloaded
+			// (natrules.TraceMark): the trace sees all of it.
+			exprs = append(exprs, setMarkBit(natrules.TraceMark)...)
+		}
+		conn.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: exprs})
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("add the trace table: %w", err)
@@ -301,6 +306,16 @@ func (t *Tracer) addTable(ctx context.Context) error {
 		return fmt.Errorf("add the trace table: %w", err)
 	}
 	return nil
+}
+
+// setMarkBit sets bit in the packet's mark: mark & ^bit ^ bit.
+func setMarkBit(bit uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, ^bit), Xor: binary.NativeEndian.AppendUint32(nil, bit)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+	}
 }
 
 func (t *Tracer) delTable() error {

@@ -210,12 +210,12 @@ func TestUpStatusExecDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[bool]string{false: "absent", true: "unused"}[has]
+	want := map[bool]string{false: "absent", true: "present"}[has]
 	if labs[0].Flowtable != want {
 		t.Errorf("status --json: flowtable %q, want %q (HasFlowtable: %v)", labs[0].Flowtable, want, has)
 	}
 	r = run(t, "status", name)
-	wantLine := map[bool]string{false: "fast path: none; this kernel has no nftables flowtable", true: "fast path: not used; the kernel has an nftables flowtable"}[has]
+	wantLine := map[bool]string{false: "fast path: none; this kernel has no nftables flowtable", true: "fast path: the kernel's nftables flowtable; nat-a "}[has]
 	if strings.Count(r.stdout, "fast path:") != 1 || !strings.Contains(r.stdout, wantLine) {
 		t.Errorf("status says\n%s\nwant one fast path line: %q", r.stdout, wantLine)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natlab/natlab/lab"
+	"github.com/natlab/natlab/labstate"
 	"github.com/natlab/natlab/topology"
 )
 
@@ -44,7 +45,14 @@ loaded back with nft -f as they are printed.`,
 			if n.NAT == nil {
 				return usageError("%s is a %s, not a nat: only NAT nodes and hosts with a firewall have natlab rules", a[1], n.Kind)
 			}
-			rs, err := lab.Rules(topo, n)
+			// A lab that is up offloads where its kernel let it.
+			flowtable := false
+			if topology.CheckLabName(a[0]) == nil {
+				if st, err := labstate.Load(a[0]); err == nil {
+					flowtable = st.Flowtable
+				}
+			}
+			rs, err := lab.Rules(topo, n, flowtable)
 			if err != nil {
 				return err
 			}

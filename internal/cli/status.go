@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,8 +40,9 @@ type labStatus struct {
 	// delay-line), "" while none is.
 	LinkMechanism string `json:"link_mechanism,omitempty"`
 	// Flowtable says, for a lab with a NAT, whether the kernel has the
-	// nftables flowtable (flowtableUnused) or not (flowtableAbsent);
-	// "" where natlab could not look (status as a user, not root).
+	// nftables flowtable (flowtablePresent) or not (flowtableAbsent);
+	// "" where natlab could not look (status as a user, not root). Each
+	// NAT says whether it offloads to it.
 	Flowtable string `json:"flowtable,omitempty"`
 
 	st   *labstate.State
@@ -49,8 +51,8 @@ type labStatus struct {
 
 // The values of labStatus.Flowtable.
 const (
-	flowtableAbsent = "absent"
-	flowtableUnused = "unused"
+	flowtableAbsent  = "absent"
+	flowtablePresent = "present"
 )
 
 type nodeStatus struct {
@@ -94,6 +96,11 @@ type natInfo struct {
 	// Blocks is a carrier-grade NAT's port block allocation; nil for
 	// a NAT without blocks.
 	Blocks *blocksInfo
+	// Offloaded says the NAT hands its established flows to the
+	// kernel's flowtable; where the kernel has one and it does not,
+	// NotOffloaded says why.
+	Offloaded    bool
+	NotOffloaded string
 }
 
 // blocksInfo is a NAT's port block allocation and its subscribers.
@@ -145,8 +152,11 @@ func (n natInfo) MarshalJSON() ([]byte, error) {
 		Pooling  string        `json:"pooling,omitempty"`
 		OneToOne *oneToOneInfo `json:"one_to_one,omitempty"`
 		Blocks   *blocksInfo   `json:"port_blocks,omitempty"`
+		// Offloaded is the fast path's (natrules.Config.Offload).
+		Offloaded    bool   `json:"offloaded,omitempty"`
+		NotOffloaded string `json:"not_offloaded,omitempty"`
 	}
-	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.Pooling, n.OneToOne, n.Blocks})
+	return topology.NATJSON(before{n.Type}, nat.Type(n.Type), n.Behaviour, after{n.LAN, n.Gateway, n.Forwards, n.Pooling, n.OneToOne, n.Blocks, n.Offloaded, n.NotOffloaded})
 }
 
 type forwardInfo struct {
@@ -288,16 +298,27 @@ func describeLab(st *labstate.State, topo *topology.Topology, topoErr error) lab
 		l.Nodes = append(l.Nodes, ns)
 	}
 	if l.State == "up" && slices.ContainsFunc(topo.Nodes, func(n *topology.Node) bool { return n.NAT != nil }) {
-		l.Flowtable = flowtable(st.Name)
+		l.Flowtable = flowtable(st)
+		if l.Flowtable == flowtablePresent {
+			for i, n := range l.Nodes {
+				if n.NAT != nil {
+					l.Nodes[i].NAT.Offloaded, l.Nodes[i].NAT.NotOffloaded = offloaded(st, topo, topo.Node(n.Name))
+				}
+			}
+		}
 	}
 	return l
 }
 
-// flowtable looks in lab name's internet namespace for the kernel's
-// flowtable: flowtableAbsent, flowtableUnused, or "" if natlab may not
-// look (not root).
-func flowtable(name string) string {
-	ns, err := namedns.Open(lab.NamespaceName(name, topology.Internet))
+// flowtable says whether the kernel has the nftables flowtable: as the
+// lab's record says where the lab came up with it, else as the kernel
+// says in the lab's internet namespace; "" if natlab may not look (not
+// root).
+func flowtable(st *labstate.State) string {
+	if st.Flowtable {
+		return flowtablePresent
+	}
+	ns, err := namedns.Open(lab.NamespaceName(st.Name, topology.Internet))
 	if err != nil {
 		return ""
 	}
@@ -307,9 +328,25 @@ func flowtable(name string) string {
 	case err != nil:
 		return ""
 	case has:
-		return flowtableUnused
+		return flowtablePresent
 	}
 	return flowtableAbsent
+}
+
+// offloaded says whether NAT node n offloads its flows, on a kernel with
+// the flowtable, and if not, why.
+func offloaded(st *labstate.State, topo *topology.Topology, n *topology.Node) (bool, string) {
+	rs, err := lab.Rules(topo, n, st.Flowtable)
+	switch {
+	case err != nil:
+		return false, err.Error()
+	case rs.Offloads():
+		return true, ""
+	}
+	if problem := lab.OffloadProblem(topo, n); problem != "" {
+		return false, problem
+	}
+	return false, "the lab came up without: links shaped by natlab's delay line (no netem), or a natlab from before offloading"
 }
 
 func printLab(w io.Writer, l labStatus) {
@@ -325,7 +362,7 @@ func printLab(w io.Writer, l labStatus) {
 		fmt.Fprintf(w, "  namespaces: %s\n", lab.NamespaceName(l.Name, "NODE"))
 		printServices(w, l.st, l.topo)
 		printLinks(w, l)
-		printFlowtable(w, l.Flowtable)
+		printFlowtable(w, l)
 		printNodes(w, l.topo)
 	}
 }
@@ -358,14 +395,24 @@ func printLinks(w io.Writer, l labStatus) {
 	}
 }
 
-// printFlowtable says once per lab whether the kernel's fast path for
-// established flows is there, and why natlab's NATs do not use it.
-func printFlowtable(w io.Writer, flowtable string) {
-	switch flowtable {
+// printFlowtable says once per lab whether the kernel has the fast path
+// for established flows, and where it has, which NATs use it.
+func printFlowtable(w io.Writer, l labStatus) {
+	switch l.Flowtable {
 	case flowtableAbsent:
 		fmt.Fprintln(w, "  fast path: none; this kernel has no nftables flowtable (CONFIG_NF_FLOW_TABLE), so every packet passes conntrack and the NATs' rules")
-	case flowtableUnused:
-		fmt.Fprintln(w, "  fast path: not used; the kernel has an nftables flowtable, but an offloaded flow's packets would skip the rules that keep its NAT mapping alive")
+	case flowtablePresent:
+		var says []string
+		for _, n := range l.Nodes {
+			switch {
+			case n.NAT == nil:
+			case n.NAT.Offloaded:
+				says = append(says, n.Name+" offloads established flows, its mappings kept by conntrack's entries (to within a second)")
+			default:
+				says = append(says, n.Name+" does not: "+n.NAT.NotOffloaded)
+			}
+		}
+		fmt.Fprintf(w, "  fast path: the kernel's nftables flowtable; %s\n", strings.Join(says, "; "))
 	}
 }
 

@@ -292,3 +292,46 @@ func TestStatusShowsMechanism(t *testing.T) {
 		t.Errorf("status --json has link_down on links that are up:\n%s", data)
 	}
 }
+
+// On a lab that came up with the flowtable, status names the NATs that
+// offload their established flows and says why the others do not, in
+// text and in JSON, in one line.
+func TestStatusShowsOffload(t *testing.T) {
+	topo, err := topology.Parse("offload.yaml", []byte(`
+nodes:
+  fast:  {kind: nat, type: full-cone}
+  short: {kind: nat, type: full-cone, timeout: 5s}
+  alice: {kind: host, behind: fast}
+  bob:   {kind: host, behind: short}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &labstate.State{Name: "offload", Complete: true, Flowtable: true}
+	l := describeLab(st, topo, nil)
+	if l.Flowtable != flowtablePresent {
+		t.Fatalf("flowtable %q, want %q", l.Flowtable, flowtablePresent)
+	}
+	var out strings.Builder
+	printFlowtable(&out, l)
+	for _, want := range []string{
+		"fast path: the kernel's nftables flowtable; fast offloads established flows",
+		"; short does not: UDP timeout 5s",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status says\n%s\nwant %q", out.String(), want)
+		}
+	}
+	if strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("status gives the fast path more than one line:\n%s", out.String())
+	}
+	data, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"flowtable":"present"`, `"offloaded":true`, `"not_offloaded":"UDP timeout 5s`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("status --json:\n%s\nwant %s", data, want)
+		}
+	}
+}
