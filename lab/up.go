@@ -187,9 +187,7 @@ func (b *builder) build(ctx context.Context) error {
 			nats = append(nats, n)
 		}
 	}
-	if err := b.findFlowtable(nats); err != nil {
-		return err
-	}
+	b.findFlowtable(nats)
 	b.bridges = map[string]int{}
 	err = each(ctx, len(nats)+1, func(i int) error {
 		if i == len(nats) {
@@ -877,33 +875,24 @@ func natConfig(topo *topology.Topology, n *topology.Node) (natrules.Config, erro
 
 // findFlowtable records whether the NATs may offload: the kernel has the
 // nftables flowtable, and netem for the links (natlab's delay line would
-// miss offloaded packets), asked in the namespace of the first of nats
-// that could offload its flows; a lab none of whose NATs could does not
-// ask.
-func (b *builder) findFlowtable(nats []*topology.Node) error {
-	for _, n := range nats {
-		cfg, err := natConfig(b.topo, n)
-		if err != nil {
-			return err
-		}
-		if cfg.OffloadProblem() != "" {
-			continue
-		}
-		fd := b.ns[n.Name].Fd()
-		has, err := natrules.HasFlowtable(fd)
-		if err != nil || !has {
-			return err
-		}
-		// natlab's delay line, which shapes links where the kernel has
-		// no netem, holds packets from rules an offloaded flow skips.
-		mech, err := linkshape.Detect(fd)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", n.Name, err)
-		}
-		b.st.Flowtable = mech != linkshape.DelayLine
-		return nil
+// miss offloaded packets), asked in the first NAT's namespace. A NAT
+// whose knobs allow then offloads, at up or when a change of its type
+// allows it (natrules.Config.OffloadProblem).
+func (b *builder) findFlowtable(nats []*topology.Node) {
+	if len(nats) == 0 {
+		return
 	}
-	return nil
+	n := nats[0]
+	fd := b.ns[n.Name].Fd()
+	// The answers only allow offloading: a kernel that refuses the
+	// trial for another reason than lacking the flowtable (or netem)
+	// gets the per-packet rules, which work everywhere.
+	if has, err := natrules.HasFlowtable(fd); err != nil || !has {
+		return
+	}
+	if mech, err := linkshape.Detect(fd); err == nil && mech == linkshape.Netem {
+		b.st.Flowtable = true
+	}
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

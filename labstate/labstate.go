@@ -101,8 +101,7 @@ type State struct {
 	LinkMechanism string `json:"link_mechanism,omitempty"`
 	// Flowtable says the lab's NATs may offload their flows: when it
 	// came up the kernel had the nftables flowtable, and netem for the
-	// links, asked if one of its NATs could offload; such NATs do
-	// (natrules.Config.Offload). An older natlab that reads it rebuilds a
+	// links; those whose knobs allow do (natrules.Config.Offload). An older natlab that reads it rebuilds a
 	// NAT it changes without offload, a table that works.
 	Flowtable bool `json:"flowtable,omitempty"`
 	// Publics are the public addresses NATs were given on the running

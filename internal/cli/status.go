@@ -346,7 +346,7 @@ func offloaded(st *labstate.State, topo *topology.Topology, n *topology.Node) (b
 	if problem := lab.OffloadProblem(topo, n); problem != "" {
 		return false, problem
 	}
-	return false, "the lab came up without: links shaped by natlab's delay line (no netem), or a natlab from before offloading"
+	return false, "the lab came up without: links shaped by natlab's delay line (no netem), or by a natlab from before offloading"
 }
 
 func printLab(w io.Writer, l labStatus) {

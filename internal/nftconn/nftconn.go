@@ -26,7 +26,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Conn is an nftables connection to one namespace. Close it when done.
+// Conn is an nftables connection to one namespace, for batches (Flush).
+// Close it when done. Reads (GetSetElements, the List methods) wait for
+// answers the relay does not hand back, until answerWait: read with
+// google/nftables's own connection (nftables.New with WithNetNSFd), as
+// nattable does.
 type Conn struct {
 	*nftables.Conn
 	sock socket
