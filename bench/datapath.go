@@ -59,8 +59,8 @@ func datapath(ctx context.Context, cfg config, r *report, log io.Writer) (err er
 	}
 	defer func() { err = errors.Join(err, downLab(st.Name)) }()
 	d := &dataLab{name: st.Name, seconds: 3}
-	// A full cone offloads where the lab could (the kernel has the
-	// flowtable); this kernel has none.
+	// A full cone offloads where the lab may (the kernel has the
+	// flowtable, and netem).
 	offloads := st.Flowtable
 	rounds := 5
 	if cfg.quick {
@@ -298,17 +298,17 @@ func (d *dataLab) natted(ctx context.Context) error {
 	return err
 }
 
-// unrefreshed is natted with its track chain emptied: the mappings are
-// no longer refreshed by their traffic, so they expire as they were made
-// (not a NAT to use), and the rest of the rules run as before. What it
-// gains over natted is what the per-packet refresh costs.
 // offloaded is natlab's NAT as a full cone, which hands its established
-// flows to the kernel's flowtable (natrules.Config.Offload).
+// UDP flows to the kernel's flowtable (natrules.Config.Offload).
 func (d *dataLab) offloaded(ctx context.Context) error {
 	_, err := lab.SwitchNAT(ctx, d.name, "nat", nat.FullCone)
 	return err
 }
 
+// unrefreshed is natted with its track chain emptied: the mappings are
+// no longer refreshed by their traffic, so they expire as they were made
+// (not a NAT to use), and the rest of the rules run as before. What it
+// gains over natted is what the per-packet refresh costs.
 func (d *dataLab) unrefreshed(ctx context.Context) error {
 	if err := d.natted(ctx); err != nil {
 		return err

@@ -2,7 +2,9 @@ package goodput_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,23 +25,39 @@ func pair(t *testing.T) (out, in *net.UDPConn) {
 }
 
 // Over loopback, which carries far more, the goodput is the offer: the
-// pacing holds the rate it is given, and every datagram arrives.
+// pacing holds the rate it is given, and every datagram arrives. A
+// receiver starved of the CPU (the race detector's run of every package
+// at once on two cores) drops some and reads the rest late, so one
+// measurement out of two may miss; a pacer or a count that is wrong
+// misses both.
 func TestGoodputOfAFastPathIsTheOffer(t *testing.T) {
-	out, in := pair(t)
-	to := in.LocalAddr().(*net.UDPAddr).AddrPort()
 	offer := 20e6
-	res, err := goodput.Measure(context.Background(), goodput.Config{Offer: uint64(offer), For: 500 * time.Millisecond, Session: "loop"},
-		func(b []byte) error { _, err := out.WriteToUDPAddrPort(b, to); return err }, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Goodput < 0.9*offer || res.Goodput > 1.1*offer {
-		t.Errorf("goodput %s, want the offer %s ± 10%%", goodput.Mbps(res.Goodput), goodput.Mbps(offer))
-	}
 	// 20 Mbit/s for 0.5s of 1200-byte datagrams.
-	if want := int(offer / 8 / goodput.Size / 2); res.Sent < want-2 || res.Sent > want+2 || res.Received < res.Sent*99/100 {
-		t.Errorf("%d sent, %d received; want about %d sent and all of them received", res.Sent, res.Received, want)
+	want := int(offer / 8 / goodput.Size / 2)
+	var problems []string
+	for range 2 {
+		out, in := pair(t)
+		// Room for all of them, should the receiver fall behind.
+		in.SetReadBuffer(4 << 20)
+		to := in.LocalAddr().(*net.UDPAddr).AddrPort()
+		res, err := goodput.Measure(context.Background(), goodput.Config{Offer: uint64(offer), For: 500 * time.Millisecond, Session: "loop"},
+			func(b []byte) error { _, err := out.WriteToUDPAddrPort(b, to); return err }, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems = problems[:0]
+		if res.Goodput < 0.9*offer || res.Goodput > 1.1*offer {
+			problems = append(problems, fmt.Sprintf("goodput %s, want the offer %s ± 10%%", goodput.Mbps(res.Goodput), goodput.Mbps(offer)))
+		}
+		if res.Sent < want-2 || res.Sent > want+2 || res.Received < res.Sent*99/100 {
+			problems = append(problems, fmt.Sprintf("%d sent, %d received; want about %d sent and all of them received", res.Sent, res.Received, want))
+		}
+		if len(problems) == 0 {
+			return
+		}
+		t.Logf("measured off the offer: %s", strings.Join(problems, "; "))
 	}
+	t.Error(strings.Join(problems, "; "))
 }
 
 // A datagram that arrives twice (a link that duplicates) counts once,

@@ -633,13 +633,15 @@ func (b *builder) loadNAT(n *topology.Node) error {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}
-		if rs.Offloads() {
+		if b.st.Flowtable {
 			// The flowtable gives an idle flow back to conntrack after
 			// this, with conntrack's timeout less this to run: no more
 			// than the mapping timeout, or the flow would outlive it.
-			// (Only a kernel with the flowtable has the sysctl.)
+			// Set wherever the NATs may offload, for one that offloads
+			// only once its type changes. (Linux 5.17 made it a sysctl;
+			// before, it is 30 s.)
 			udp := fmt.Sprint(int(min(n.NAT.Behaviour.Timeout.UDP, flowtableIdle).Seconds()))
-			if err := writeSysctl("net.netfilter.nf_flowtable_udp_timeout", udp); err != nil {
+			if err := writeSysctlIfPresent("net.netfilter.nf_flowtable_udp_timeout", udp); err != nil {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}

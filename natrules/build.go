@@ -41,6 +41,7 @@ func Build(c Config) (*Ruleset, error) {
 	b := &builder{Config: c, b: c.Behaviour, transports: transports(c.Behaviour), r: &Ruleset{
 		table: Table(),
 	}}
+	b.transports[0].held = c.Offload
 	if c.OneToOne.IsValid() {
 		b.oneToOne()
 		return b.r, nil
@@ -57,11 +58,7 @@ func Build(c Config) (*Ruleset, error) {
 	}
 	b.poolWall()
 	b.quota()
-	if b.Offload {
-		b.holdNew()
-	} else {
-		b.track()
-	}
+	b.track()
 	b.expire()
 	b.permit()
 	b.clash()
@@ -110,7 +107,7 @@ func (b *builder) mappingSets(p transport) {
 	inetService, ipv4 := nftables.TypeInetService, nftables.TypeIPAddr
 	ports := newSet(t, p.ports, fmt.Sprintf("public port -> private endpoint: the owner of every public %s port", p.upper()),
 		[]nftables.SetDatatype{inetService}, []nftables.SetDatatype{ipv4, inetService})
-	b.held(ports)
+	b.held(p, ports)
 	for _, f := range b.Forwards {
 		if f.Proto == p.name {
 			o := Owner{Public: f.Port, Private: f.To}
@@ -124,7 +121,7 @@ func (b *builder) mappingSets(p transport) {
 	case nat.EndpointIndependent:
 		m := newSet(t, p.mappings, p.comment("private endpoint -> public port (endpoint-independent mapping)"),
 			[]nftables.SetDatatype{ipv4, inetService}, []nftables.SetDatatype{inetService})
-		b.held(m)
+		b.held(p, m)
 		for _, f := range b.Forwards {
 			if f.Proto == p.name {
 				e := Mapping{Private: f.To, Public: f.Port}
@@ -136,7 +133,7 @@ func (b *builder) mappingSets(p transport) {
 	case nat.AddressDependent:
 		m := newSet(t, p.mappings, p.comment("private endpoint . remote address -> public port (address-dependent mapping)"),
 			[]nftables.SetDatatype{ipv4, inetService, ipv4}, []nftables.SetDatatype{inetService})
-		b.held(m)
+		b.held(p, m)
 		b.r.sets = append(b.r.sets, m)
 	}
 }
@@ -144,8 +141,8 @@ func (b *builder) mappingSets(p transport) {
 // held makes an offloaded NAT's mapping map one whose elements live as
 // long as conntrack's entries of their flows: the kernel takes "ct
 // count" only in a set without timeouts.
-func (b *builder) held(s *set) {
-	if b.Offload {
+func (b *builder) held(p transport, s *set) {
+	if p.held {
 		s.spec.HasTimeout = false
 	}
 }
@@ -319,7 +316,7 @@ func (b *builder) recordNew(p transport, public field) []stmt {
 	// An offloaded NAT's elements live as long as conntrack's entries
 	// of their flows, this one's the first (offload.go).
 	enter := func(name string, key, data []field) stmt {
-		if b.Offload {
+		if p.held {
 			return hold(name, key, data)
 		}
 		return update(name, t, key, data)
@@ -355,6 +352,10 @@ func (b *builder) track() {
 	base.add("inbound traffic", iifname(b.WAN), oifname(b.LAN), jump(chainTrackInbound))
 	chains := map[string]*chain{b.LAN: b.chain(chainTrackOutbound, nil, "", nil, 0), b.WAN: b.chain(chainTrackInbound, nil, "", nil, 0)}
 	for _, p := range b.transports {
+		if p.held {
+			b.holdNew(chains[b.LAN], chains[b.WAN], p)
+			continue
+		}
 		t := p.live
 		out := []field{ipSaddr, p.sport()}
 		in := []field{ipDaddrF, p.dport()}

@@ -13,12 +13,12 @@ import (
 )
 
 // Offloading. On a kernel with the nftables flowtable (Config.Offload),
-// a NAT hands its established flows to the flowtable, whose packets then
-// skip netfilter: conntrack, natlab's rules and all. The track chain,
-// which refreshes a mapping with every packet, would no longer see them,
-// so an offloaded NAT's mappings live as long as conntrack's entries of
-// their flows instead: each element of the ports and mappings maps
-// counts those entries ("ct count over 0", which only a map without
+// a NAT hands its established UDP flows to the flowtable, whose packets
+// then skip netfilter: conntrack, natlab's rules and all. The track
+// chain, which refreshes a mapping with every packet, would no longer see
+// them, so an offloaded NAT's UDP mappings live as long as conntrack's
+// entries of their flows instead: each element of the ports and mappings
+// maps counts those entries ("ct count over 0", which only a map without
 // timeouts may hold) and the kernel removes it once none is left. The
 // flowtable keeps an offloaded flow's entry alive, and conntrack's
 // timeouts are the NAT's (the lab sets them in its namespace), so a
@@ -27,6 +27,7 @@ import (
 // the set's garbage collection, which removes an element whose entries
 // are gone, runs once a second, and the flowtable refreshes a flow's
 // timeout at most once a second (docs/performance.md, "The flowtable").
+// TCP keeps the per-packet rules (transport.held).
 
 // TraceMark is the bit of a packet's mark that natlab trace sets on
 // every packet it sees arrive: a NAT does not offload a flow whose
@@ -100,53 +101,39 @@ func lookupInto(reg uint32, name string, key ...field) (stmt, field) {
 		inRegister(reg, text)
 }
 
-// holdNew has conntrack keep the mappings of flows that start: the
+// holdNew has conntrack keep the mappings of p's flows that start: the
 // first packet of a flow counts its entry in its mapping's elements,
 // which then live as long as some flow of theirs does. A new mapping's
 // first flow is counted by the claim chain, which makes the elements; a
 // flow started inside that reuses a mapping (endpoint- or
 // address-dependent mapping) finds its public port in the mappings map,
 // before its source NAT; a flow let in (filtering, forwards) has it as
-// its original destination. Like track it runs on forwarded packets,
-// where the private endpoint is in the header, and only on new flows.
-func (b *builder) holdNew() {
-	base := b.chain(chainTrack, nftables.ChainHookForward, nftables.ChainTypeFilter, prio(*nftables.ChainPriorityFilter-10), nftables.ChainPolicyAccept)
-	// With address-and-port-dependent mapping every flow started inside
-	// makes its own mapping, in the claim chain.
-	reuses := b.b.Mapping != nat.AddressAndPortDependent
-	if reuses {
-		base.add("a new flow started inside", ctStateNew(), iifname(b.LAN), oifname(b.WAN), jump(chainTrackOutbound))
-	}
-	base.add("a new flow let in", ctStateNew(), iifname(b.WAN), oifname(b.LAN), jump(chainTrackInbound))
-	var out *chain
-	if reuses {
-		out = b.chain(chainTrackOutbound, nil, "", nil, 0)
-	}
-	in := b.chain(chainTrackInbound, nil, "", nil, 0)
-	for _, p := range b.transports {
-		priv := []field{ipSaddr, p.sport()}
-		switch b.b.Mapping {
-		case nat.EndpointIndependent, nat.AddressDependent:
-			key := priv
-			if b.b.Mapping == nat.AddressDependent {
-				key = append(key, ipDaddrF)
-			}
-			look, public := lookupInto(reg3, p.mappings, key...)
-			// The lookup's key is in reg1, where hold loads it again.
-			out.add(p.comment("reusing its private endpoint's mapping: the flow keeps it too"),
-				l4proto(p.name, false), look, hold(p.mappings, key, []field{public}), hold(p.ports, []field{public}, priv), accept())
+// its original destination. Like the per-packet rules it sits in the
+// track chain's two directions, where the private endpoint is in the
+// header, but it matches only a flow's first packet.
+func (b *builder) holdNew(out, in *chain, p transport) {
+	priv := []field{ipSaddr, p.sport()}
+	switch b.b.Mapping {
+	case nat.EndpointIndependent, nat.AddressDependent:
+		key := priv
+		if b.b.Mapping == nat.AddressDependent {
+			key = append(key, ipDaddrF)
 		}
-		priv = []field{ipDaddrF, p.dport()}
-		public := ctPort(expr.CtKeyPROTODST, original)
-		stmts := []stmt{l4proto(p.name, false), ctStatusDNAT(), hold(p.ports, []field{public}, priv)}
-		switch b.b.Mapping {
-		case nat.EndpointIndependent:
-			stmts = append(stmts, hold(p.mappings, priv, []field{public}))
-		case nat.AddressDependent:
-			stmts = append(stmts, hold(p.mappings, append(priv, ipSaddr), []field{public}))
-		}
-		in.add(p.comment("let in to a mapping: the flow keeps it too"), append(stmts, accept())...)
+		look, public := lookupInto(reg3, p.mappings, key...)
+		// The lookup's key is in reg1, where hold loads it again.
+		out.add(p.comment("a new flow reusing its private endpoint's mapping: the flow keeps it too"),
+			l4proto(p.name, false), ctStateNew(), look, hold(p.mappings, key, []field{public}), hold(p.ports, []field{public}, priv), accept())
 	}
+	priv = []field{ipDaddrF, p.dport()}
+	public := ctPort(expr.CtKeyPROTODST, original)
+	stmts := []stmt{l4proto(p.name, false), ctStateNew(), ctStatusDNAT(), hold(p.ports, []field{public}, priv)}
+	switch b.b.Mapping {
+	case nat.EndpointIndependent:
+		stmts = append(stmts, hold(p.mappings, priv, []field{public}))
+	case nat.AddressDependent:
+		stmts = append(stmts, hold(p.mappings, append(priv, ipSaddr), []field{public}))
+	}
+	in.add(p.comment("a new flow let in to a mapping: the flow keeps it too"), append(stmts, accept())...)
 }
 
 // offload hands a NAT's established flows through it to the flowtable,
@@ -163,8 +150,9 @@ func (b *builder) offload(c *chain) {
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: markBytes(TraceMark), Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: make([]byte, 4)},
 	}}
-	c.add("the fast path: an established flow out skips netfilter from here on, unless a trace watches", established, untraced, iifname(b.LAN), oifname(b.WAN), add)
-	c.add("the fast path: an established flow in skips netfilter from here on, unless a trace watches", established, untraced, iifname(b.WAN), oifname(b.LAN), add)
+	udp := l4proto("udp", true)
+	c.add("the fast path: an established UDP flow out skips netfilter from here on, unless a trace watches", udp, established, untraced, iifname(b.LAN), oifname(b.WAN), add)
+	c.add("the fast path: an established UDP flow in skips netfilter from here on, unless a trace watches", udp, established, untraced, iifname(b.WAN), oifname(b.LAN), add)
 }
 
 // flowtableCounter makes the flowtable count offloaded packets in their

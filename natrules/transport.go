@@ -29,6 +29,12 @@ type transport struct {
 	// long as its connection, which conntrack keeps alive in both
 	// directions.
 	refreshOutbound bool
+	// held: conntrack's entries of its flows keep its mappings, whose
+	// flows an offloaded NAT hands to the flowtable (offload.go). UDP's
+	// only: a TCP mapping outlives its connection by the transitory
+	// timeout (RFC 5382 REQ-5), and conntrack's count drops a closed
+	// connection at once, so TCP keeps the per-packet rules.
+	held bool
 }
 
 func transports(b nat.Behaviour) []transport {

@@ -79,8 +79,6 @@ func section(w io.Writer, title, header string, rows func(io.Writer)) error {
 	return tw.Flush()
 }
 
-// secs is the time an entry has left, to the second, written as natlab
-// writes durations everywhere (2m30s, 1h); static entries never expire.
 // expires is secs, or for what the kernel's flowtable carries (Flow's
 // and Mapping's Offloaded) that it expires once idle.
 func expires(d time.Duration, offloaded bool) string {
@@ -90,6 +88,8 @@ func expires(d time.Duration, offloaded bool) string {
 	return secs(d)
 }
 
+// secs is the time an entry has left, to the second, written as natlab
+// writes durations everywhere (2m30s, 1h); static entries never expire.
 func secs(d time.Duration) string {
 	if d == 0 {
 		return "never"

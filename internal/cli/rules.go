@@ -18,7 +18,8 @@ func newRulesCmd() *cobra.Command {
 comment on every rule saying what it is for; for a host with a firewall,
 the table of its firewall. It is built from the scenario
 (for a lab that is up, the one recorded when it came up), exactly as up
-builds it, so it needs no root; to see the live table with its counters and
+builds it (from a file, as up builds it on a kernel without the nftables
+flowtable, where no NAT offloads), so it needs no root; to see the live table with its counters and
 map entries, use nft list ruleset inside the node.
 
 This is the text nft lists for the table. Rules that draw a port with numgen
